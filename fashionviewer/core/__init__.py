@@ -1,0 +1,1 @@
+"""Pure-Python core of FashionViewer (numpy/torch only; never imports Qt)."""

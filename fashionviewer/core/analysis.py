@@ -1,0 +1,94 @@
+"""One image through both models, as the viewer needs it (no Qt; runs in a worker thread).
+
+``analyse_image`` = decode -> Mask R-CNN (``Predictor.predict`` at its low score floor, so the
+viewer's threshold slider only filters) -> the Fashion-MNIST CNN on every instance's masked crop
+and on the whole picture -> masks decoded once into rasters for fast redraws.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Generator
+
+import numpy as np
+
+from .errors import FashionViewerError
+from .imageio import load_image
+from .overlay import InstanceRaster, PredictionRasters
+
+
+@dataclass
+class Analysis:
+    path: Path
+    model: str
+    prediction: Any | None = None
+    rasters: PredictionRasters | None = None
+    image_scores: list[float] | None = None  # the CNN's probabilities for the whole picture
+    error: str | None = None  # one-line reason when the image could not be read or predicted
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def crop_for_classifier(image: np.ndarray, raster: InstanceRaster | None, margin: float = 0.1
+                        ) -> tuple[np.ndarray, np.ndarray | None]:
+    """The instance's box (plus a small margin) cut from the image, with its mask cut the same way."""
+    if raster is None or raster.mask.size == 0:
+        return image, None
+    h, w = raster.mask.shape
+    pad_y, pad_x = int(h * margin), int(w * margin)
+    y0, x0 = max(raster.y0 - pad_y, 0), max(raster.x0 - pad_x, 0)
+    y1, x1 = min(raster.y0 + h + pad_y, image.shape[0]), min(raster.x0 + w + pad_x, image.shape[1])
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    mask[raster.y0 - y0 : raster.y0 - y0 + h, raster.x0 - x0 : raster.x0 - x0 + w] = raster.mask
+    return image[y0:y1, x0:x1], mask
+
+
+def cnn_input(image: np.ndarray, raster: InstanceRaster | None, preprocess: Callable[..., np.ndarray]) -> np.ndarray:
+    """The exact 28×28 uint8 picture the CNN sees for an instance (``raster=None``: whole picture)."""
+    crop, mask = crop_for_classifier(image, raster)
+    return np.asarray(preprocess(crop, mask), np.uint8)
+
+
+def classify(prediction: Any, image: np.ndarray, rasters: PredictionRasters, classifier: Any,
+             preprocess: Callable[..., np.ndarray], name: str = "") -> list[float]:
+    """Fill every instance's ``classifier`` field; return the whole picture's probabilities."""
+    inputs = [cnn_input(image, rasters[i], preprocess) for i in range(len(rasters))]
+    inputs.append(cnn_input(image, None, preprocess))
+    probs = np.asarray(classifier.predict(np.stack(inputs)), np.float64)
+    classes = list(classifier.classes)
+    for inst, p in zip(prediction.instances, probs[:-1]):
+        inst.classifier = {"model": name, "classes": classes, "probs": [round(float(v), 5) for v in p]}
+    return [float(v) for v in probs[-1]]
+
+
+def analyse_image(path: Path, predictor: Any, model: str, classifier: Any | None = None,
+                  preprocess: Callable[..., np.ndarray] | None = None, classifier_name: str = "") -> Analysis:
+    import time
+
+    start = time.perf_counter()
+    result = Analysis(Path(path), model)
+    try:
+        image = load_image(path)
+        prediction = predictor.predict(image, file_name=Path(path).name)
+        rasters = PredictionRasters(prediction.instances, prediction.height, prediction.width).decode_all()
+        if classifier is not None and preprocess is not None:
+            result.image_scores = classify(prediction, image, rasters, classifier, preprocess, classifier_name)
+        result.prediction, result.rasters = prediction, rasters
+    except FashionViewerError as exc:
+        result.error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - one bad image must not stop the folder
+        result.error = f"{Path(path).name}: prediction failed ({type(exc).__name__}: {exc})"
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def analyse_queue(take: Callable[[], Path | None], predictor: Any, model: str, classifier: Any | None = None,
+                  preprocess: Callable[..., np.ndarray] | None = None, classifier_name: str = ""
+                  ) -> Generator[Analysis, None, int]:
+    """Analyse images handed out by ``take`` (a ``WorkQueue.take``) until it returns None."""
+    done = 0
+    while (path := take()) is not None:
+        yield analyse_image(path, predictor, model, classifier, preprocess, classifier_name)
+        done += 1
+    return done

@@ -1,0 +1,123 @@
+"""Fashion-MNIST classifiers: the paper's three CNNs and the project's best model.
+
+The paper's networks are Keras-style: 3×3 *valid* convolutions with ReLU, one
+2×2 max-pool after the first convolution, dropout, a hidden dense layer and a
+10-way output (softmax is applied by the loss / at prediction time). Their
+trainable-parameter counts equal the paper's exactly:
+
+=====  ===========================================  ==========
+name   layers                                       parameters
+=====  ===========================================  ==========
+cnn1   conv32 → pool → dense32 → 10                    173,738
+cnn2   conv32 → pool → conv64 → dense64 → 10           515,146
+cnn3   conv32 → pool → conv64 → conv128 → dense128 → 10  1,421,194
+=====  ===========================================  ==========
+
+``fvnet`` is the project's own model: a small residual network with batch
+norm and global average pooling, trained with augmentation (see trainers.fmnist).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+NUM_CLASSES = 10
+# Fashion-MNIST training-set pixel statistics (images scaled to [0, 1]).
+MEAN = 0.2860
+STD = 0.3530
+
+
+class PaperCNN(nn.Sequential):
+    """Keras-style CNN of the paper: ``convs`` channel widths, pool after the first conv."""
+
+    def __init__(self, convs: tuple[int, ...], dense: int, dropout: float = 0.25) -> None:
+        layers: list[nn.Module] = []
+        in_ch, size = 1, 28
+        for i, out_ch in enumerate(convs):
+            layers += [nn.Conv2d(in_ch, out_ch, kernel_size=3), nn.ReLU(inplace=True)]
+            size -= 2
+            if i == 0:
+                layers += [nn.MaxPool2d(2), nn.Dropout(dropout)]
+                size //= 2
+            in_ch = out_ch
+        if len(convs) > 1:
+            layers.append(nn.Dropout(dropout))
+        layers += [
+            nn.Flatten(),
+            nn.Linear(in_ch * size * size, dense),
+            nn.ReLU(inplace=True),
+            nn.Dropout(2 * dropout),
+            nn.Linear(dense, NUM_CLASSES),
+        ]
+        super().__init__(*layers)
+
+
+class _ResidualBlock(nn.Module):
+    def __init__(self, in_ch: int, out_ch: int, stride: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(in_ch, out_ch, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(out_ch),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_ch, out_ch, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(out_ch),
+        )
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_ch != out_ch:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride, bias=False), nn.BatchNorm2d(out_ch))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.body(x) + self.shortcut(x))
+
+
+class FVNet(nn.Module):
+    """Small ResNet for 28×28 inputs: stem, three residual stages (28→14→7), GAP, linear."""
+
+    def __init__(self, widths: tuple[int, int, int] = (32, 64, 128), dropout: float = 0.2) -> None:
+        super().__init__()
+        w1, w2, w3 = widths
+        self.features = nn.Sequential(
+            nn.Conv2d(1, w1, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(w1),
+            nn.ReLU(inplace=True),
+            _ResidualBlock(w1, w1, 1),
+            _ResidualBlock(w1, w2, 2),
+            _ResidualBlock(w2, w3, 2),
+        )
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(w3, NUM_CLASSES))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {
+    "cnn1": lambda: PaperCNN((32,), 32),
+    "cnn2": lambda: PaperCNN((32, 64), 64),
+    "cnn3": lambda: PaperCNN((32, 64, 128), 128),
+    "fvnet": lambda: FVNet(),
+}
+PAPER_PARAMETERS = {"cnn1": 173_738, "cnn2": 515_146, "cnn3": 1_421_194}
+PAPER_ACCURACY = {"cnn1": 0.916, "cnn2": 0.928, "cnn3": 0.934}
+
+
+def build_classifier(name: str) -> nn.Module:
+    """A freshly initialised classifier by architecture name (see ``ARCHITECTURES``)."""
+    try:
+        return ARCHITECTURES[name]()
+    except KeyError:
+        raise ValueError(f"unknown classifier {name!r}; choose one of {', '.join(ARCHITECTURES)}") from None
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def normalise(images: torch.Tensor) -> torch.Tensor:
+    """uint8 N×28×28 (or N×1×28×28) → float N×1×28×28, standardised."""
+    x = images.float().div_(255.0)
+    if x.dim() == 3:
+        x = x.unsqueeze(1)
+    return (x - MEAN) / STD

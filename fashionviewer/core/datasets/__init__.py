@@ -1,0 +1,52 @@
+"""Instance-segmentation datasets yielding torchvision detection samples.
+
+Every dataset yields ``(image, target)`` with ``image`` float32 3×H×W in [0, 1] and
+``target = {boxes, labels (1..K), masks uint8 N×H×W, image_id, area, iscrowd}``,
+and has ``class_names`` (index k-1 names label k), ``coco_ground_truth()`` and
+``skipped_rows``. Build one with :func:`build_dataset`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+from ..errors import FashionViewerError
+from .base import DetectionDataset, ImageEntry, build_target
+from .ccp import CCPDataset
+from .coco import CocoDataset, read_coco_ground_truth
+from .fmnist_scenes import FmnistScenesDataset, generate_scenes
+from .imaterialist import IMaterialistDataset
+
+DATASETS: dict[str, Callable[..., DetectionDataset]] = {
+    "imaterialist": IMaterialistDataset,
+    "coco": CocoDataset,
+    "ccp": CCPDataset,
+    "fmnist-scenes": FmnistScenesDataset,
+}
+
+__all__ = [
+    "DATASETS", "build_dataset", "DetectionDataset", "ImageEntry", "build_target",
+    "IMaterialistDataset", "CocoDataset", "CCPDataset", "FmnistScenesDataset",
+    "generate_scenes", "read_coco_ground_truth",
+]
+
+
+def build_dataset(name: str, root: str | os.PathLike[str] | None, split: str = "train",
+                  **options: Any) -> DetectionDataset:
+    """The dataset ``name`` ("imaterialist", "coco", "ccp", "fmnist-scenes") at ``root``.
+
+    ``root`` may be None for "ccp" (the shared CCP folder). Common options:
+    ``max_size`` (downscale longer side), ``limit`` (first N images); see each class.
+    """
+    factory = DATASETS.get(name)
+    if factory is None:
+        raise FashionViewerError(f"unknown dataset '{name}' (choose from: {', '.join(DATASETS)})")
+    if root is None and name != "ccp":
+        raise FashionViewerError(f"dataset '{name}' needs a root folder")
+    try:
+        return factory(root, split, **options)
+    except TypeError as exc:  # an option the dataset does not take
+        if "unexpected keyword" in str(exc):
+            raise FashionViewerError(f"dataset '{name}': {exc}") from exc
+        raise

@@ -1,0 +1,204 @@
+"""Instance overlays composited with numpy: shared by the viewer's canvas and the PNG exports.
+
+Each instance's mask is decoded once into an ``InstanceRaster`` (the mask and its outline cropped
+to the mask's bounding box), so re-filtering by score or class and redrawing only paints crops;
+nothing is decoded again. Colours are stable per class id (``class_color``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+
+# 20 well-separated colours (Tableau-20 order, saturated first), indexed by class id so the same
+# class is the same colour in every image, in the legend and in exported palettes.
+PALETTE: tuple[tuple[int, int, int], ...] = (
+    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+    (174, 199, 232), (255, 187, 120), (152, 223, 138), (255, 152, 150), (197, 176, 213),
+    (196, 156, 148), (247, 182, 210), (199, 199, 199), (219, 219, 141), (158, 218, 229),
+)
+
+
+def class_color(label: int) -> tuple[int, int, int]:
+    """Stable RGB colour of category id ``label`` (1-based; 0 is background: black)."""
+    if label <= 0:
+        return (0, 0, 0)
+    return PALETTE[(label - 1) % len(PALETTE)]
+
+
+def palette_bytes(max_label: int = 255) -> list[int]:
+    """A flat 256-entry RGB palette (for "P"-mode class-index PNGs): entry k is ``class_color(k)``."""
+    flat: list[int] = []
+    for k in range(256):
+        flat.extend(class_color(k) if k <= max_label else (0, 0, 0))
+    return flat
+
+
+@dataclass
+class InstanceRaster:
+    """One instance's decoded mask and outline, cropped to the mask's bounding box."""
+
+    x0: int
+    y0: int
+    mask: np.ndarray  # bool h×w
+    outline: np.ndarray  # bool h×w, the mask's 1-px inner border
+
+    @property
+    def area(self) -> int:
+        return int(self.mask.sum())
+
+    def full_mask(self, height: int, width: int) -> np.ndarray:
+        """The mask pasted into a full uint8 0/1 image."""
+        full = np.zeros((height, width), np.uint8)
+        h, w = self.mask.shape
+        full[self.y0 : self.y0 + h, self.x0 : self.x0 + w] = self.mask
+        return full
+
+    def contains(self, x: int, y: int) -> bool:
+        h, w = self.mask.shape
+        return 0 <= y - self.y0 < h and 0 <= x - self.x0 < w and bool(self.mask[y - self.y0, x - self.x0])
+
+
+def rasterize_mask(mask: np.ndarray) -> InstanceRaster:
+    """Crop a full-size 0/1 mask to its bounding box and compute its outline."""
+    mask = np.asarray(mask).astype(bool, copy=False)
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        empty = np.zeros((0, 0), bool)
+        return InstanceRaster(0, 0, empty, empty)
+    cols = np.flatnonzero(mask.any(axis=0))
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    crop = np.ascontiguousarray(mask[y0:y1, x0:x1])
+    # Pad so pixels on the crop's border count as edge pixels.
+    padded = np.pad(crop, 1).astype(np.uint8)
+    eroded = cv2.erode(padded, np.ones((3, 3), np.uint8))[1:-1, 1:-1].astype(bool)
+    return InstanceRaster(x0, y0, crop, crop & ~eroded)
+
+
+def rasterize_instance(instance: Any, height: int, width: int) -> InstanceRaster:
+    """Decode ``instance``'s RLE once; an instance without a mask is drawn as its box."""
+    if getattr(instance, "rle", None) is not None:
+        return rasterize_mask(instance.mask())
+    x0, y0, x1, y1 = (int(round(v)) for v in instance.box)
+    x0, y0 = max(0, x0), max(0, y0)
+    x1, y1 = min(width, max(x1, x0 + 1)), min(height, max(y1, y0 + 1))
+    full = np.zeros((height, width), bool)
+    full[y0:y1, x0:x1] = True
+    return rasterize_mask(full)
+
+
+class PredictionRasters:
+    """Lazily decoded rasters of one prediction's instances (index = position in ``instances``)."""
+
+    def __init__(self, instances: Sequence[Any], height: int, width: int) -> None:
+        self.instances = list(instances)
+        self.height, self.width = height, width
+        self._rasters: list[InstanceRaster | None] = [None] * len(self.instances)
+
+    def __len__(self) -> int:
+        return len(self.instances)
+
+    def __getitem__(self, index: int) -> InstanceRaster:
+        raster = self._rasters[index]
+        if raster is None:
+            raster = self._rasters[index] = rasterize_instance(self.instances[index], self.height, self.width)
+        return raster
+
+    def decode_all(self) -> "PredictionRasters":
+        for i in range(len(self)):
+            self[i]
+        return self
+
+    def paint_order(self, indices: Sequence[int]) -> list[int]:
+        """Lowest score first, so the most confident instance is painted on top."""
+        return sorted(indices, key=lambda i: float(self.instances[i].score))
+
+    def index_map(self, indices: Sequence[int], dtype: Any = np.int32) -> np.ndarray:
+        """H×W map: 0 background, ``k + 1`` where instance ``indices[k]`` is on top."""
+        out = np.zeros((self.height, self.width), dtype)
+        position = {idx: k for k, idx in enumerate(indices)}
+        for idx in self.paint_order(indices):
+            r = self[idx]
+            h, w = r.mask.shape
+            out[r.y0 : r.y0 + h, r.x0 : r.x0 + w][r.mask] = position[idx] + 1
+        return out
+
+    def instance_at(self, x: int, y: int, indices: Sequence[int]) -> int | None:
+        """The top-most of ``indices`` whose mask covers pixel (x, y)."""
+        for idx in reversed(self.paint_order(indices)):
+            if self[idx].contains(x, y):
+                return idx
+        return None
+
+
+def composite(
+    rasters: PredictionRasters,
+    indices: Sequence[int],
+    opacity: float = 0.5,
+    masks: bool = True,
+    outlines: bool = True,
+    highlight: int | None = None,
+) -> np.ndarray:
+    """An RGBA uint8 H×W×4 layer with the masks of ``indices`` (class colours) and their outlines.
+
+    Only each instance's crop is touched, so the cost is proportional to the instances' areas.
+    """
+    rgba = np.zeros((rasters.height, rasters.width, 4), np.uint8)
+    order = rasters.paint_order(indices)
+    alpha = int(round(255 * min(max(opacity, 0.0), 1.0)))
+    if masks and alpha > 0:
+        for idx in order:
+            r = rasters[idx]
+            h, w = r.mask.shape
+            rgba[r.y0 : r.y0 + h, r.x0 : r.x0 + w][r.mask] = (*class_color(rasters.instances[idx].label), alpha)
+    if outlines or highlight is not None:
+        for idx in order:
+            if not outlines and idx != highlight:
+                continue
+            r = rasters[idx]
+            h, w = r.mask.shape
+            colour = (255, 255, 255) if idx == highlight else class_color(rasters.instances[idx].label)
+            rgba[r.y0 : r.y0 + h, r.x0 : r.x0 + w][r.outline] = (*colour, 255)
+    return rgba
+
+
+def blend(image: np.ndarray, rgba: np.ndarray) -> np.ndarray:
+    """Alpha-blend an RGBA layer onto an RGB uint8 image."""
+    alpha = rgba[..., 3:4].astype(np.float32) / 255.0
+    out = image.astype(np.float32) * (1.0 - alpha) + rgba[..., :3].astype(np.float32) * alpha
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def draw_boxes_and_labels(
+    image: np.ndarray, instances: Sequence[Any], indices: Sequence[int], labels: bool = True, scores: bool = True
+) -> np.ndarray:
+    """Boxes and "class score" captions burnt into an RGB image (for the exported overlay PNG)."""
+    out = np.ascontiguousarray(image.copy())
+    scale = max(0.4, min(out.shape[:2]) / 900)
+    thickness = max(1, int(round(scale * 2)))
+    for idx in indices:
+        inst = instances[idx]
+        colour = class_color(inst.label)
+        x0, y0, x1, y1 = (int(round(v)) for v in inst.box)
+        cv2.rectangle(out, (x0, y0), (x1, y1), colour, thickness)
+        text = caption(inst, labels, scores)
+        if text:
+            (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+            ty = max(th + base, y0)
+            cv2.rectangle(out, (x0, ty - th - base), (x0 + tw + 2, ty), colour, -1)
+            cv2.putText(out, text, (x0 + 1, ty - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+def caption(instance: Any, labels: bool = True, scores: bool = True) -> str:
+    """The text shown beside an instance: class name and/or score."""
+    parts = []
+    if labels:
+        parts.append(str(instance.class_name))
+    if scores:
+        parts.append(f"{float(instance.score):.2f}")
+    return " ".join(parts)

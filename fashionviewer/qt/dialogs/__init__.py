@@ -1,0 +1,1 @@
+"""Modal dialogs: training and export settings."""

@@ -1,0 +1,111 @@
+"""Train ▸ … dialog: dataset and path, model, epochs, image size, device, output folder -> TrainingRequest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+                               QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+
+from ...core.errors import FashionViewerError
+from ...core.training import TRAINERS, TrainingRequest
+
+MASKRCNN_DATASETS = ("fmnist_scenes", "imaterialist", "coco", "ccp")
+
+
+def trainer_models(trainer: str) -> list[str]:
+    if trainer == "fmnist":
+        from ...core import cnn
+
+        return sorted(cnn.ARCHITECTURES)
+    from ...core.models import list_models
+
+    return list_models()
+
+
+def check_data(trainer: str, data_path: str) -> str | None:
+    """A plain-words problem with the chosen data, found before the run starts (None: looks fine)."""
+    if trainer == "fmnist":
+        from ...core.fmnist import resolve_data_dir
+
+        try:
+            resolve_data_dir(data_path or None)
+        except FashionViewerError as exc:
+            return str(exc)
+        return None
+    if data_path and not Path(data_path).exists():
+        return f"{data_path}: no such folder; choose the dataset's folder"
+    return None
+
+
+def _with_browse(edit: QLineEdit, caption: str) -> QWidget:
+    box = QWidget()
+    row = QHBoxLayout(box)
+    row.setContentsMargins(0, 0, 0, 0)
+    row.addWidget(edit, 1)
+    button = QPushButton("Browse…")
+    button.clicked.connect(lambda: (d := QFileDialog.getExistingDirectory(box, caption, edit.text())) and edit.setText(d))
+    row.addWidget(button)
+    return box
+
+
+class TrainingDialog(QDialog):
+    def __init__(self, trainer: str, devices: list[str], default_device: str, out_dir: str,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.trainer = trainer
+        self.setWindowTitle(f"Train {TRAINERS[trainer]}")
+        self.dataset = QComboBox()
+        self.dataset.addItems(["Fashion-MNIST"] if trainer == "fmnist" else list(MASKRCNN_DATASETS))
+        self.dataset.setEnabled(trainer != "fmnist")
+        self.data_path = QLineEdit(placeholderText="default location" if trainer == "fmnist" else "dataset folder")
+        self.model = QComboBox()
+        self.model.addItems(trainer_models(trainer))
+        preferred = "cnn3" if trainer == "fmnist" else "maskrcnn_mobilenet_v3_light"
+        if self.model.findText(preferred) >= 0:
+            self.model.setCurrentText(preferred)
+        self.epochs = QSpinBox(minimum=1, maximum=500, value=5 if trainer == "fmnist" else 2)
+        self.image_size = QSpinBox(minimum=0, maximum=2048, singleStep=32, value=0, specialValueText="model default")
+        self.image_size.setEnabled(trainer != "fmnist")
+        self.limit = QSpinBox(minimum=0, maximum=10_000_000, singleStep=100, value=0, specialValueText="all")
+        self.device = QComboBox()
+        self.device.addItems(devices)
+        self.device.setCurrentText(default_device)
+        self.out = QLineEdit(out_dir)
+        self.problem = QLabel(wordWrap=True, objectName="dialogProblem")
+        self.problem.setStyleSheet("color: #d9534f;")
+        form = QFormLayout()
+        form.addRow("Dataset", self.dataset)
+        form.addRow("Data folder", _with_browse(self.data_path, "Dataset folder"))
+        form.addRow("Model", self.model)
+        form.addRow("Epochs", self.epochs)
+        form.addRow("Image size (shorter side)", self.image_size)
+        form.addRow("Training images", self.limit)
+        form.addRow("Device", self.device)
+        form.addRow("Output folder", _with_browse(self.out, "Output folder"))
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Start training")
+        buttons.accepted.connect(self._accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.problem)
+        layout.addWidget(buttons)
+
+    def request(self) -> TrainingRequest:
+        return TrainingRequest(
+            trainer=self.trainer, model=self.model.currentText(), out=self.out.text().strip(),
+            epochs=self.epochs.value(), device=self.device.currentText(),
+            dataset="" if self.trainer == "fmnist" else self.dataset.currentText(),
+            data_path=self.data_path.text().strip(), image_size=self.image_size.value(),
+            limit_train=self.limit.value())
+
+    def _accept(self) -> None:
+        request = self.request()
+        problem = check_data(self.trainer, request.data_path)
+        if not request.out:
+            problem = "Choose an output folder for the checkpoint."
+        if problem:
+            self.problem.setText(problem)
+            return
+        self.accept()

@@ -1,0 +1,1 @@
+"""Dockable panels of the main window; each subscribes to the ViewerSession's events."""

@@ -1,0 +1,122 @@
+"""Details of the selected instance (class, score, area, box, the CNN's top-3 on the exact 28×28 input
+it saw, and whether the two models disagree) or, with nothing selected, of the whole picture."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import QGroupBox, QLabel, QVBoxLayout, QWidget
+
+from ...core.classmap import disagreement, fmnist_classes_for
+from ...core.session import ViewerSession
+
+
+def top_k(classes: list[str], probs: list[float], k: int = 3) -> list[tuple[str, float]]:
+    order = np.argsort(-np.asarray(probs, float))[:k]
+    return [(classes[i], float(probs[i])) for i in order]
+
+
+def _bars(rows: list[tuple[str, float]]) -> str:
+    cells = "".join(
+        f"<tr><td>{name}</td><td><div style='background:#4a90d9;width:{int(p * 120)}px'>&nbsp;</div></td>"
+        f"<td align='right'>{p:.1%}</td></tr>" for name, p in rows)
+    return f"<table cellspacing='2'>{cells}</table>"
+
+
+class DetailsPanel(QWidget):
+    def __init__(self, session: ViewerSession,
+                 cnn_input: Callable[[int | None], np.ndarray | None] | None = None,
+                 classes: Callable[[], list[str]] | None = None,
+                 ground_truth_summary: Callable[[], str | None] | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.cnn_input = cnn_input  # index (None: whole picture) -> the CNN's 28×28 uint8 input
+        self.classes = classes  # the CNN's class names
+        self.ground_truth_summary = ground_truth_summary
+        self.title = QLabel(objectName="detailsTitle")
+        self.title.setTextFormat(Qt.TextFormat.RichText)
+        self.info = QLabel(wordWrap=True)
+        self.info.setTextFormat(Qt.TextFormat.RichText)
+        self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.crop = QLabel(alignment=Qt.AlignmentFlag.AlignCenter)
+        self.crop.setFixedSize(28 * 4 + 4, 28 * 4 + 4)
+        self.crop.setToolTip("The exact 28×28 picture the Fashion-MNIST CNN classified (shown 4× enlarged)")
+        self.flag = QLabel(wordWrap=True, objectName="disagreeFlag")
+        self.gt = QLabel(wordWrap=True)
+        self.gt.setTextFormat(Qt.TextFormat.RichText)
+        self.gt_box = QGroupBox("Ground truth")
+        QVBoxLayout(self.gt_box).addWidget(self.gt)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        for widget in (self.title, self.info, self.crop, self.flag):
+            layout.addWidget(widget)
+        layout.addWidget(self.gt_box)
+        layout.addStretch(1)
+        ev = session.events
+        for signal in (ev.selection_changed, ev.current_changed, ev.prediction_added, ev.threshold_changed,
+                       ev.classes_changed, ev.model_changed):
+            signal.connect(lambda *a: self.refresh())
+        self.refresh()
+
+    def refresh(self) -> None:
+        s = self.session
+        self.flag.hide()
+        self.crop.clear()
+        prediction = s.prediction()
+        inst = s.selected_instance()
+        if inst is not None:
+            self._show_instance(s.selected, inst)
+        elif prediction is not None:
+            shown, total = s.counts()
+            self.title.setText("<b>Whole picture</b>")
+            text = f"{shown} of {total} instances shown. Click an instance to inspect it."
+            scores = s.image_scores()
+            if scores is not None and self.classes is not None:
+                single = shown <= 1
+                text += ("<br><br><b>Fashion-MNIST CNN on the whole picture</b>"
+                         + (" (single-product image)" if single else "") + _bars(top_k(self.classes(), scores)))
+                self._show_input(None)
+            self.info.setText(text)
+        else:
+            self.title.setText("<b>No prediction</b>")
+            self.info.setText("Predictions appear here as the model runs." if s.current is not None else "")
+        summary = self.ground_truth_summary() if self.ground_truth_summary else None
+        self.gt_box.setVisible(bool(summary))
+        self.gt.setText(summary or "")
+
+    def _show_instance(self, index: int | None, inst: Any) -> None:
+        x0, y0, x1, y1 = inst.box
+        self.title.setText(f"<b>#{(index or 0) + 1} {inst.class_name}</b>")
+        rows = [f"score <b>{inst.score:.3f}</b>", f"area {int(inst.area):,} px",
+                f"box x {x0:.0f}–{x1:.0f}, y {y0:.0f}–{y1:.0f} ({x1 - x0:.0f}×{y1 - y0:.0f})"]
+        cnn = inst.classifier
+        if cnn:
+            ranked = top_k(list(cnn["classes"]), list(cnn["probs"]))
+            rows.append(f"<br><b>Fashion-MNIST CNN ({cnn.get('model') or 'classifier'}) on the masked crop</b>"
+                        + _bars(ranked))
+            verdict = disagreement(inst.class_name, ranked[0][0])
+            if verdict is True:
+                expected = " or ".join(fmnist_classes_for(inst.class_name))
+                self.flag.setText(f"⚠ The models disagree: the detector says {inst.class_name} "
+                                  f"(Fashion-MNIST: {expected}), the CNN says {ranked[0][0]}.")
+                self.flag.setStyleSheet("color: #e0a030; font-weight: bold;")
+                self.flag.show()
+            elif verdict is False:
+                self.flag.setText("✓ Both models agree.")
+                self.flag.setStyleSheet("color: #4caf50;")
+                self.flag.show()
+            self._show_input(index)
+        self.info.setText("<br>".join(rows))
+
+    def _show_input(self, index: int | None) -> None:
+        picture = self.cnn_input(index) if self.cnn_input else None
+        if picture is None:
+            return
+        picture = np.ascontiguousarray(picture, np.uint8)
+        qimage = QImage(picture.data, 28, 28, 28, QImage.Format.Format_Grayscale8).copy()
+        self.crop.setPixmap(QPixmap.fromImage(qimage).scaled(112, 112, Qt.AspectRatioMode.KeepAspectRatio,
+                                                              Qt.TransformationMode.FastTransformation))

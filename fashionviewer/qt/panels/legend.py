@@ -1,0 +1,64 @@
+"""Legend: one row per class (stable colour swatch, count in this image), checkable to hide a class."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtWidgets import QListWidget, QListWidgetItem, QVBoxLayout, QWidget
+
+from ...core.overlay import class_color
+from ...core.session import ViewerSession
+
+
+def swatch(label: int, size: int = 14) -> QIcon:
+    pix = QPixmap(size, size)
+    pix.fill(QColor(*class_color(label)))
+    return QIcon(pix)
+
+
+class LegendPanel(QWidget):
+    def __init__(self, session: ViewerSession, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.list = QListWidget()
+        self.list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.list)
+        self._items: dict[str, QListWidgetItem] = {}
+        self.list.itemChanged.connect(self._item_changed)
+        ev = session.events
+        for signal in (ev.classes_changed, ev.current_changed, ev.prediction_added, ev.threshold_changed,
+                       ev.model_changed):
+            signal.connect(lambda *a: self.refresh())
+
+    def refresh(self) -> None:
+        s = self.session
+        prediction = s.prediction()
+        totals = Counter(i.class_name for i in prediction.instances) if prediction else Counter()
+        shown = Counter(i.class_name for i in prediction.filter(min_score=s.threshold)) if prediction else Counter()
+        self.list.blockSignals(True)
+        for name, label in s.known_classes.items():
+            item = self._items.get(name)
+            if item is None:
+                item = QListWidgetItem(swatch(label), name)
+                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+                self._items[name] = item
+                self.list.addItem(item)
+            item.setCheckState(Qt.CheckState.Unchecked if name in s.hidden_classes else Qt.CheckState.Checked)
+            count = f"  ({shown[name]}/{totals[name]})" if totals[name] else ""
+            item.setText(f"{name}{count}")
+        for name in [n for n in self._items if n not in s.known_classes]:
+            self.list.takeItem(self.list.row(self._items.pop(name)))
+        self.list.blockSignals(False)
+
+    def _item_changed(self, item: QListWidgetItem) -> None:
+        name = next((n for n, it in self._items.items() if it is item), None)
+        if name is not None:
+            self.session.set_class_visible(name, item.checkState() == Qt.CheckState.Checked)
+
+    def set_checked(self, name: str, visible: bool) -> None:
+        """For tests and menus: the same as clicking the class's check box."""
+        self._items[name].setCheckState(Qt.CheckState.Checked if visible else Qt.CheckState.Unchecked)

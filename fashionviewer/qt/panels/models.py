@@ -1,0 +1,96 @@
+"""Toolbar: model selector (bundled demo, torchvision COCO when cached, checkpoint files), device
+selector, the random-weights opt-in, and the prediction progress with its Cancel button."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QLabel, QProgressBar, QPushButton, QToolBar,
+                               QWidget)
+
+from ...core.viewer_models import (COCO_MODEL, DEMO_MODEL, ModelChoice, available_devices, coco_weights_available,
+                                   default_device, demo_available)
+
+_BROWSE = "__browse__"
+
+
+class ModelBar(QToolBar):
+    choice_changed = Signal(object)  # ModelChoice
+    cancel_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Model", parent)
+        self.setObjectName("modelBar")
+        self.model = QComboBox(minimumContentsLength=18)
+        self.model.setToolTip("Mask R-CNN weights used to predict the folder")
+        if demo_available():
+            self.model.addItem("Demo model (Fashion-MNIST scenes)", DEMO_MODEL)
+        if coco_weights_available():
+            self.model.addItem("torchvision COCO Mask R-CNN", COCO_MODEL)
+        self.model.addItem("Checkpoint file…", _BROWSE)
+        self.device = QComboBox()
+        self.device.addItems(available_devices())
+        self.device.setCurrentText(default_device())
+        self.allow_random = QCheckBox("Allow random weights")
+        self.allow_random.setToolTip("Untrained models predict nonsense; they are refused unless this is ticked, "
+                                     "and then labelled RANDOM WEIGHTS")
+        self.label = QLabel("No model")
+        self.label.setObjectName("modelLabel")
+        self.progress = QProgressBar(maximumWidth=180, textVisible=True)
+        self.progress.setFormat("%v / %m")
+        self.progress.hide()
+        self.cancel = QPushButton("Cancel")
+        self.cancel.setToolTip("Stop predicting the rest of the folder (cached results stay)")
+        self.cancel.hide()
+        self.cancel.clicked.connect(self.cancel_requested.emit)
+        for text, widget in (("Model ", self.model), ("  Device ", self.device)):
+            self.addWidget(QLabel(text))
+            self.addWidget(widget)
+        self.addWidget(self.allow_random)
+        self.addSeparator()
+        self.addWidget(self.label)
+        self.addWidget(self.progress)
+        self.addWidget(self.cancel)
+        self._last_index = 0
+        self.model.activated.connect(self._model_activated)
+        self.device.activated.connect(lambda _i: self.emit_choice())
+        self.allow_random.toggled.connect(lambda _on: self.emit_choice())
+
+    def current_choice(self) -> ModelChoice | None:
+        source = self.model.currentData()
+        if source in (None, _BROWSE):
+            return None
+        return ModelChoice(source, self.device.currentText(), self.allow_random.isChecked())
+
+    def emit_choice(self) -> None:
+        choice = self.current_choice()
+        if choice is not None:
+            self.choice_changed.emit(choice)
+
+    def _model_activated(self, index: int) -> None:
+        if self.model.itemData(index) == _BROWSE:
+            path, _ = QFileDialog.getOpenFileName(self, "Open a Mask R-CNN checkpoint", "", "Checkpoints (*.pt *.json)")
+            if not path:
+                self.model.setCurrentIndex(self._last_index)
+                return
+            self.add_checkpoint(path)
+        self._last_index = self.model.currentIndex()
+        self.emit_choice()
+
+    def add_checkpoint(self, path: str) -> None:
+        """Add (or re-select) a checkpoint entry without loading it."""
+        found = self.model.findData(path)
+        if found < 0:
+            self.model.insertItem(self.model.count() - 1, Path(path).name, path)
+            found = self.model.findData(path)
+        self.model.setCurrentIndex(found)
+        self._last_index = found
+
+    def set_progress(self, done: int, total: int) -> None:
+        running = total > 0
+        self.progress.setVisible(running)
+        self.cancel.setVisible(running)
+        if running:
+            self.progress.setMaximum(total)
+            self.progress.setValue(done)

@@ -1,0 +1,75 @@
+"""Browsing: open a folder, keyboard navigation, filter, lazy thumbnails, unreadable files, recent
+folders, drag and drop, and a 10,000-image folder opening within a second."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from PySide6.QtTest import QTest
+
+
+def test_open_folder_and_keyboard_navigation(qtbot, window, image_folder: Path) -> None:
+    s = window.session
+    assert window.open_folder(image_folder)
+    assert len(s.images) == 7 and s.index == 0
+    qtbot.waitUntil(lambda: window.presenter.current_image() is not None, timeout=5000)
+    for key, expected in ((Qt.Key.Key_Right, 1), (Qt.Key.Key_D, 2), (Qt.Key.Key_Left, 1), (Qt.Key.Key_A, 0),
+                          (Qt.Key.Key_End, 6), (Qt.Key.Key_Home, 0)):
+        QTest.keyClick(window, key)
+        assert s.index == expected, key
+    assert "scene_00.png (1/7)" in window.windowTitle()
+    assert window.recent_folders()[0] == str(image_folder.resolve())
+
+
+def test_unreadable_image_shows_inline_notice(qtbot, window, image_folder: Path) -> None:
+    window.open_folder(image_folder)
+    s = window.session
+    broken = next(p for p in s.images if "broken" in p.name)
+    s.set_current(broken)
+    qtbot.waitUntil(lambda: window.canvas_widget.notice.isVisible(), timeout=5000)
+    assert "not an image" in window.canvas_widget.notice.text() or "cannot" in window.canvas_widget.notice.text()
+    s.next()  # the rest keeps working
+    qtbot.waitUntil(lambda: window.presenter.current_image() is not None, timeout=5000)
+    assert not window.canvas_widget.notice.isVisible()
+
+
+def test_filter_box_and_lazy_thumbnails(qtbot, window, image_folder: Path) -> None:
+    window.open_folder(image_folder)
+    browser = window.browser
+    qtbot.keyClicks(browser.filter_edit, "03")
+    qtbot.waitUntil(lambda: len(window.session.images) == 1, timeout=2000)
+    assert window.session.current.name == "scene_03b_broken.jpg"
+    assert browser.count_label.text().startswith("1 of 7")
+    browser.filter_edit.clear()
+    qtbot.waitUntil(lambda: len(window.session.images) == 7, timeout=2000)
+    model = browser.model
+    first = model.index(0)
+    model.data(first, Qt.ItemDataRole.DecorationRole)  # as the view does when the item is shown
+    qtbot.waitUntil(lambda: window.session.images[0] in model._icons, timeout=5000)
+
+
+def test_drag_and_drop_a_folder(qtbot, window, image_folder: Path) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(image_folder / "scene_02.png"))])
+    event = QDropEvent(QPoint(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                       Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+    assert window.session.folder == image_folder.resolve() and window.session.current.name == "scene_02.png"
+
+
+def test_ten_thousand_images_browsable_within_a_second(qtbot, window, tmp_path: Path) -> None:
+    folder = tmp_path / "big"
+    folder.mkdir()
+    for i in range(10_000):
+        (folder / f"img_{i:05d}.jpg").touch()  # listing must not decode anything
+    start = time.perf_counter()
+    window.open_folder(folder)
+    qtbot.wait(1)  # let the view lay out
+    window.session.last()
+    elapsed = time.perf_counter() - start
+    assert len(window.session.images) == 10_000 and window.session.index == 9_999
+    assert window.browser.model.rowCount() == 10_000
+    assert elapsed < 1.0, f"opening 10,000 images took {elapsed:.2f} s"

@@ -1,0 +1,1 @@
+"""Trainers for FashionViewer's models: ``python -m trainers.fmnist`` and ``python -m trainers.maskrcnn``."""

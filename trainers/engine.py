@@ -1,0 +1,163 @@
+"""One epoch of detection training and COCO evaluation (shape of torchvision's detection reference).
+
+``train_one_epoch`` runs at most ``max_steps`` optimizer steps, with autocast and
+a gradient scaler on CUDA when asked, and stops with a FashionViewerError the
+moment the loss stops being finite. ``evaluate`` predicts the validation split
+with the same fast path as the app (:class:`~fashionviewer.core.inference.Predictor`),
+gathers the COCO results from all ranks and scores them with
+:mod:`fashionviewer.core.evaluation` (pycocotools).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from fashionviewer.core.errors import FashionViewerError
+from fashionviewer.core.evaluation import evaluate_coco
+from fashionviewer.core.inference import Predictor
+from fashionviewer.core.models import unwrap
+
+from . import distributed
+
+log = logging.getLogger(__name__)
+
+Batch = tuple[Sequence[Tensor], Sequence[dict[str, Any]]]
+StepCallback = Callable[[int, int, float, float], None]  # (step, steps, loss, lr)
+
+
+class Cancelled(Exception):
+    """Training was stopped (SIGTERM/SIGINT); the last epoch's checkpoint is intact."""
+
+
+@dataclass
+class StepControl:
+    """What the epoch loop needs besides the model: limits, callbacks and where the last checkpoint is."""
+
+    max_steps: int | None = None
+    on_step: StepCallback | None = None
+    should_stop: Callable[[], bool] | None = None
+    last_checkpoint: str | None = None  # named in the NaN error
+    clip_grad_norm: float = 0.0
+
+
+def collate_fn(batch: Iterable[tuple[Tensor, dict[str, Any]]]) -> Batch:
+    """Keep images and targets as lists: detection images differ in size."""
+    return tuple(zip(*batch))  # type: ignore[return-value]
+
+
+def train_one_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loader: Iterable[Batch],
+    device: torch.device,
+    epoch: int,
+    *,
+    lr_scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+    control: StepControl | None = None,
+) -> float:
+    """Train for one pass over ``loader`` (at most ``control.max_steps`` steps); mean loss.
+
+    The scheduler, if any, is stepped every iteration. Raises FashionViewerError
+    when the loss becomes NaN/inf (on any rank) and Cancelled when
+    ``control.should_stop()`` turns true.
+    """
+    control = control or StepControl()
+    model.train()
+    total = _length(loader, control.max_steps)
+    batches = itertools.islice(loader, control.max_steps) if control.max_steps else loader
+    bar = tqdm(batches, total=total, desc=f"epoch {epoch}", unit="step", leave=False, file=sys.stderr,
+               disable=not distributed.is_main_process())
+    loss_sum, count = 0.0, 0
+    for step, (images, targets) in enumerate(bar, start=1):
+        if control.should_stop is not None and control.should_stop():
+            raise Cancelled()
+        images = [image.to(device, non_blocking=True) for image in images]
+        targets = [{k: v.to(device) if isinstance(v, Tensor) else v for k, v in t.items()} for t in targets]
+        with torch.autocast(device.type, enabled=scaler is not None):
+            loss_dict = model(images, targets)
+        loss = sum(loss_dict.values())
+        logged = distributed.reduce_mean({"loss": loss.detach()})["loss"]  # all ranks see the same value
+        if not math.isfinite(float(logged)):
+            kept = control.last_checkpoint or "none yet (no epoch finished)"
+            raise FashionViewerError(
+                f"loss became {float(logged)} at epoch {epoch} step {step}; last good checkpoint kept at {kept} "
+                "(try a lower --lr)"
+            )
+        _backward_step(loss, optimizer, model, scaler, control.clip_grad_norm)
+        if lr_scheduler is not None:
+            lr_scheduler.step()
+        value, lr = float(logged), optimizer.param_groups[0]["lr"]
+        loss_sum, count = loss_sum + value, count + 1
+        bar.set_postfix(loss=f"{value:.3f}", lr=f"{lr:.2g}")
+        if control.on_step is not None:
+            control.on_step(step, total, value, lr)
+    bar.close()
+    return loss_sum / max(count, 1)
+
+
+def _backward_step(
+    loss: Tensor, optimizer: torch.optim.Optimizer, model: nn.Module, scaler: torch.amp.GradScaler | None,
+    clip_grad_norm: float,
+) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        if clip_grad_norm:
+            nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+        optimizer.step()
+        return
+    scaler.scale(loss).backward()
+    if clip_grad_norm:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+    scaler.step(optimizer)
+    scaler.update()
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module,
+    loader: Iterable[Batch],
+    device: torch.device,
+    class_names: Sequence[str],
+    ground_truth: dict[str, Any],
+    *,
+    score_floor: float = 0.05,
+) -> dict[str, dict[str, Any]]:
+    """COCO ``{"bbox": metrics, "segm": metrics}`` of ``model`` on ``loader``'s images.
+
+    Each rank predicts its share; rank 0 gathers all results and scores them
+    against ``ground_truth`` (a COCO dict in label space); other ranks return ``{}``.
+    """
+    predictor = Predictor(unwrap(model), class_names, device, score_floor=score_floor)
+    results: list[dict[str, Any]] = []
+    bar = tqdm(loader, desc="evaluate", unit="batch", leave=False, file=sys.stderr,
+               disable=not distributed.is_main_process())
+    for images, targets in bar:
+        ids = [int(t["image_id"]) for t in targets]
+        for prediction in predictor.predict_tensors(list(images), image_ids=ids):
+            results.extend(prediction.to_coco_results())
+    bar.close()
+    gathered = distributed.all_gather_objects(results)
+    if not distributed.is_main_process():
+        return {}
+    merged = [record for part in gathered for record in part]
+    return {iou: evaluate_coco(ground_truth, merged, iou) for iou in ("bbox", "segm")}
+
+
+def _length(loader: Iterable[Batch], max_steps: int | None) -> int | None:
+    try:
+        size = len(loader)  # type: ignore[arg-type]
+    except TypeError:
+        return max_steps
+    return min(size, max_steps) if max_steps else size

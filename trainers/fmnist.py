@@ -1,0 +1,310 @@
+"""Train a Fashion-MNIST classifier: ``python -m trainers.fmnist --model cnn3``.
+
+The paper's protocol: 48,000 train / 12,000 validation (a seeded split of the
+60,000 training images) / 10,000 test; Adam; (sparse) categorical
+cross-entropy. ``--recipe paper`` is that plain recipe; ``--recipe improved``
+(the default) adds light augmentation (±2 px shifts, horizontal flips),
+label smoothing and a one-cycle learning-rate schedule.
+
+Files written to ``--out`` (atomically, every epoch): ``MODEL.pt`` (state_dict),
+``MODEL.json`` (model card) and ``MODEL.state.pt`` (optimizer/schedule/history,
+for ``--resume``). Progress: a tqdm bar on stderr and, with ``--events``, the
+JSON-lines events documented in ``fashionviewer.core.events``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import math
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from fashionviewer.core import cnn
+from fashionviewer.core.atomic import atomic_torch_save, atomic_write_json, ensure_writable_dir
+from fashionviewer.core.errors import FashionViewerError
+from fashionviewer.core.events import EventWriter
+from fashionviewer.core.fmnist import CLASSES, load_fashion_mnist
+from fashionviewer.core.metrics import classification_report
+from fashionviewer.core.paths import sha256_file
+
+log = logging.getLogger("trainers.fmnist")
+
+
+class Cancelled(Exception):
+    """Training was stopped by SIGTERM/SIGINT; the last epoch's checkpoint is intact."""
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Train a Fashion-MNIST CNN (Treneska & Gievska 2020 protocol).")
+    p.add_argument("--model", default="cnn3", choices=sorted(cnn.ARCHITECTURES))
+    p.add_argument("--recipe", default="improved", choices=["paper", "improved"],
+                   help="paper: plain Adam, constant LR, no augmentation; improved: +shift/flip, label smoothing, one-cycle LR")
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (peak LR for the one-cycle schedule)")
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=0, help="seeds the train/validation split and the training")
+    p.add_argument("--val-size", type=int, default=12_000)
+    p.add_argument("--limit-train", type=int, default=0, help="use only the first N training images (quick runs)")
+    p.add_argument("--data-dir", default=None, help="folder with the four idx.gz files (default: $FASHION_MNIST_DIR, then Debian's)")
+    p.add_argument("--out", default="runs/fmnist", help="output folder for the checkpoint and model card")
+    p.add_argument("--resume", nargs="?", const="auto", default=None,
+                   help="resume from OUT/MODEL.state.pt (or the given state file)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--events", default=None, help="write JSON-lines progress events to PATH, or '-' for stdout")
+    p.add_argument("--name", default=None, help="checkpoint name (default: the model name)")
+    return p
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise FashionViewerError(f"--device {name}: not a device name (use cpu, cuda, cuda:N, mps or auto)") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise FashionViewerError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise FashionViewerError(f"--device {name}: MPS is not available on this machine (use --device cpu)")
+    return device
+
+
+def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random ±2 px shifts and horizontal flips of a uint8 N×28×28 batch (vectorised)."""
+    n = x.shape[0]
+    padded = F.pad(x, (2, 2, 2, 2))
+    oy, ox = torch.randint(0, 5, (2, n), generator=generator)
+    ar = torch.arange(28)
+    rows = (oy[:, None] + ar)[:, :, None]
+    cols = (ox[:, None] + ar)[:, None, :]
+    flip = torch.rand(n, generator=generator) < 0.5
+    cols = torch.where(flip[:, None, None], cols.flip(-1), cols)
+    return padded[torch.arange(n)[:, None, None], rows, cols]
+
+
+@torch.inference_mode()
+def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
+             device: torch.device, batch_size: int = 1000) -> tuple[float, np.ndarray]:
+    """Mean cross-entropy and the predicted classes for uint8 images."""
+    model.eval()
+    total, predictions = 0.0, []
+    for start in range(0, len(images), batch_size):
+        x = cnn.normalise(images[start:start + batch_size]).to(device)
+        y = labels[start:start + batch_size].to(device)
+        logits = model(x)
+        total += float(F.cross_entropy(logits, y, reduction="sum"))
+        predictions.append(logits.argmax(1).cpu())
+    return total / max(len(images), 1), torch.cat(predictions).numpy()
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    """Train, checkpoint each epoch, evaluate on the test set; return the model card."""
+    torch.manual_seed(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    out = ensure_writable_dir(args.out)
+    name = args.name or args.model
+    weights_path, card_path, state_path = out / f"{name}.pt", out / f"{name}.json", out / f"{name}.state.pt"
+
+    data = load_fashion_mnist(args.data_dir)
+    train_idx, val_idx = data.split_train_val(args.val_size, args.seed)
+    if args.limit_train:
+        train_idx = train_idx[: args.limit_train]
+        val_idx = val_idx[: max(args.limit_train // 4, 100)]
+    train_x, train_y = torch.from_numpy(data.train_images[train_idx]), torch.from_numpy(data.train_labels[train_idx])
+    val_x, val_y = torch.from_numpy(data.train_images[val_idx]), torch.from_numpy(data.train_labels[val_idx])
+    test_x, test_y = torch.from_numpy(data.test_images.copy()), torch.from_numpy(data.test_labels)
+
+    model = cnn.build_classifier(args.model).to(device)
+    improved = args.recipe == "improved"
+    optimizer = (torch.optim.AdamW if args.weight_decay else torch.optim.Adam)(
+        model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    steps_per_epoch = math.ceil(len(train_x) / args.batch_size)
+    scheduler = (torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, epochs=args.epochs,
+                                                     steps_per_epoch=steps_per_epoch, pct_start=0.25)
+                 if improved else None)
+    history: list[dict[str, float]] = []
+    start_epoch, seconds_total = 1, 0.0
+    if args.resume:
+        resume_path = state_path if args.resume == "auto" else Path(args.resume)
+        if resume_path.is_file():
+            state = _load_state(resume_path)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            if scheduler is not None and state.get("scheduler"):
+                scheduler.load_state_dict(state["scheduler"])
+            history, start_epoch, seconds_total = state["history"], state["epoch"] + 1, state["seconds"]
+            log.info("resumed from %s at epoch %d", resume_path, start_epoch)
+        elif args.resume != "auto":
+            raise FashionViewerError(f"{resume_path}: resume file not found")
+
+    generator = torch.Generator().manual_seed(args.seed * 1000 + start_epoch)
+    card: dict[str, Any] = {}
+    stop = _install_cancel_handler()
+    with EventWriter(args.events) as events:
+        events.emit("start", trainer="fmnist", model=args.model, epochs=args.epochs,
+                    steps_per_epoch=steps_per_epoch, device=str(device), out=str(out))
+        try:
+            for epoch in range(start_epoch, args.epochs + 1):
+                t0 = time.perf_counter()
+                train_loss, train_acc = _train_one_epoch(model, optimizer, scheduler, train_x, train_y, device, args,
+                                                         improved, generator, epoch, steps_per_epoch, events, stop)
+                val_loss, val_pred = evaluate(model, val_x, val_y, device)
+                seconds = time.perf_counter() - t0
+                seconds_total += seconds
+                record = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
+                          "val_acc": float((val_pred == val_y.numpy()).mean()), "seconds": round(seconds, 2)}
+                history.append(record)
+                card = _model_card(args, name, model, history, seconds_total, len(train_x), len(val_x))
+                _save(model, card, optimizer, scheduler, history, epoch, seconds_total,
+                      weights_path, card_path, state_path)
+                log.info("epoch %d/%d train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1fs", epoch,
+                         args.epochs, train_loss, train_acc, val_loss, record["val_acc"], seconds)
+                events.emit("epoch", epochs=args.epochs, checkpoint=str(weights_path), **record)
+            test_loss, test_pred = evaluate(model, test_x, test_y, device)
+            report = classification_report(test_y.numpy(), test_pred, len(CLASSES))
+            report["loss"] = test_loss
+            card = _model_card(args, name, model, history, seconds_total, len(train_x), len(val_x), report)
+            _save(model, card, optimizer, scheduler, history, args.epochs, seconds_total,
+                  weights_path, card_path, state_path)
+            log.info("test accuracy %.4f, micro F1 %.4f, macro F1 %.4f", report["accuracy"],
+                     report["micro_f1"], report["macro_f1"])
+            log.info("confusion matrix (rows true, columns predicted):\n%s", np.array(report["confusion"]))
+            events.emit("test", metrics=report)
+            events.emit("end", status="completed", checkpoint=str(weights_path))
+        except Cancelled:
+            events.emit("end", status="cancelled", checkpoint=str(weights_path) if weights_path.exists() else None)
+            raise
+        except FashionViewerError as exc:
+            events.emit("end", status="failed", message=str(exc))
+            raise
+    return card
+
+
+def _train_one_epoch(model, optimizer, scheduler, train_x, train_y, device, args, improved, generator,
+                     epoch, steps_per_epoch, events, stop) -> tuple[float, float]:
+    model.train()
+    order = torch.randperm(len(train_x), generator=generator)
+    loss_sum, correct, seen = 0.0, 0, 0
+    bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{args.epochs}", unit="step", leave=False, file=sys.stderr)
+    for step in bar:
+        if stop["requested"]:
+            raise Cancelled()
+        idx = order[step * args.batch_size:(step + 1) * args.batch_size]
+        x, y = train_x[idx], train_y[idx]
+        if improved:
+            x = augment(x, generator)
+        x, y = cnn.normalise(x).to(device), y.to(device)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=0.1 if improved else 0.0)
+        batch_loss = float(loss.detach())
+        if not math.isfinite(batch_loss):
+            raise FashionViewerError(f"loss became {batch_loss} at epoch {epoch} step {step + 1}; "
+                                     f"the last good checkpoint is kept in {args.out} (try a lower --lr)")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        loss_sum += batch_loss * len(y)
+        correct += int((logits.argmax(1) == y).sum())
+        seen += len(y)
+        bar.set_postfix(loss=f"{batch_loss:.3f}")
+        events.emit("step", epoch=epoch, step=step + 1, steps=steps_per_epoch, loss=round(batch_loss, 5),
+                    lr=optimizer.param_groups[0]["lr"])
+    return loss_sum / seen, correct / seen
+
+
+def _model_card(args, name, model, history, seconds, n_train, n_val, test=None) -> dict[str, Any]:
+    card: dict[str, Any] = {
+        "name": name,
+        "task": "classification",
+        "architecture": args.model,
+        "parameters": cnn.count_parameters(model),
+        "classes": list(CLASSES),
+        "input": {"size": [28, 28], "channels": 1, "dtype": "uint8",
+                  "convention": "Fashion-MNIST: light item on black background",
+                  "normalisation": {"scale": 1 / 255, "mean": cnn.MEAN, "std": cnn.STD}},
+        "training": {
+            "data": "Fashion-MNIST",
+            "split": f"{n_train} train / {n_val} validation (seeded split of the 60,000 training images, "
+                     f"seed {args.seed}) / 10,000 test",
+            "recipe": args.recipe, "epochs": len(history), "batch_size": args.batch_size, "optimizer": "Adam",
+            "lr": args.lr, "weight_decay": args.weight_decay, "seconds": round(seconds, 1),
+            "device": str(resolve_device(args.device)), "torch_threads": torch.get_num_threads(),
+        },
+        "history": history,
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if test is not None:
+        card["metrics"] = {"test_accuracy": round(test["accuracy"], 4), "micro_f1": round(test["micro_f1"], 4),
+                           "macro_f1": round(test["macro_f1"], 4), "test_loss": round(test["loss"], 4),
+                           "per_class_f1": test["per_class_f1"], "confusion": test["confusion"],
+                           "measured_by": "trainers.fmnist evaluate() on the 10,000 test images"}
+    return card
+
+
+def _save(model, card, optimizer, scheduler, history, epoch, seconds, weights_path, card_path, state_path) -> None:
+    state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    atomic_torch_save(state_dict, weights_path)
+    card = {**card, "weights_file": weights_path.name, "weights_sha256": sha256_file(weights_path)}
+    atomic_write_json(card_path, card)
+    atomic_torch_save({"model": state_dict, "optimizer": optimizer.state_dict(),
+                       "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                       "history": history, "epoch": epoch, "seconds": seconds}, state_path)
+
+
+def _load_state(path: Path) -> dict[str, Any]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a damaged file
+        raise FashionViewerError(f"{path}: cannot read the training state ({exc})") from exc
+
+
+def _install_cancel_handler() -> dict[str, bool]:
+    """SIGTERM (the GUI's cancel) stops at the next step; the last checkpoint stays valid."""
+    flag = {"requested": False}
+
+    def handler(signum: int, frame: object) -> None:
+        flag["requested"] = True
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not in the main thread (e.g. called from a test worker thread)
+        pass
+    return flag
+
+
+def cli(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    args = get_args_parser().parse_args(argv)
+    try:
+        main(args)
+    except FashionViewerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (Cancelled, KeyboardInterrupt):
+        print("cancelled: the last completed epoch's checkpoint is kept", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

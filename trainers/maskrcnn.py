@@ -1,0 +1,401 @@
+"""Train a Mask R-CNN: ``python -m trainers.maskrcnn --dataset imaterialist --data-path DIR``.
+
+The paper's setting (Treneska & Gievska 2020): torchvision's Mask R-CNN
+ResNet-50-FPN fine-tuned from COCO weights on iMaterialist-Fashion 2019 at
+512x512 (``--model maskrcnn_resnet50_fpn --weights coco --image-size 512``, the
+defaults). ``--model maskrcnn_mobilenet_v3_light --weights none`` trains the
+light model from scratch on a CPU.
+
+Multi-process: ``torchrun --nproc_per_node=N -m trainers.maskrcnn ...`` (gloo
+on CPU, NCCL on CUDA); rank 0 logs, evaluates the gathered results and saves.
+
+Files in ``--out``, written atomically every epoch: ``model.pt`` + ``model.json``
+(the last epoch: a plain state_dict and its model card, loadable with
+:func:`fashionviewer.core.models.load_checkpoint`), ``model_best.pt`` +
+``model_best.json`` (the epoch with the best validation mask AP) and
+``training_state.pt`` (model, optimizer, scheduler, epoch: what ``--resume``
+reads). Progress: a tqdm bar on stderr and, with ``--events``, the JSON-lines
+events of :mod:`fashionviewer.core.events`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+
+from fashionviewer.core.atomic import atomic_torch_save, ensure_writable_dir
+from fashionviewer.core.datasets import DATASETS, build_dataset
+from fashionviewer.core.errors import FashionViewerError
+from fashionviewer.core.events import EventWriter
+from fashionviewer.core.models import get_model, list_models, model_info, save_checkpoint, unwrap
+
+from . import distributed
+from .engine import Cancelled, StepControl, collate_fn, evaluate, train_one_epoch
+
+log = logging.getLogger("trainers.maskrcnn")
+
+STATE_FILE = "training_state.pt"
+LAST_NAME = "model"
+BEST_NAME = "model_best"
+_MAX_TO_MIN = 1333 / 800  # torchvision's longer/shorter side ratio, as in core.models
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Train a Mask R-CNN (torchvision detection reference shape).",
+                                add_help=add_help)
+    p.add_argument("--dataset", default="imaterialist", choices=sorted(DATASETS))
+    p.add_argument("--data-path", default=None, help="dataset root (ccp: default ../shared/data/ccp)")
+    p.add_argument("--model", default="maskrcnn_resnet50_fpn", choices=list_models())
+    p.add_argument("--weights", default="coco",
+                   help="coco (torchvision's COCO weights from the torch hub cache), PATH (one of our checkpoints) "
+                        "or none (random initialisation)")
+    p.add_argument("--weights-backbone", default="none", choices=["imagenet", "none"],
+                   help="ImageNet weights for the trunk when --weights none (from the torch hub cache)")
+    p.add_argument("--image-size", type=int, default=512, help="shorter image side in pixels (paper: 512)")
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--steps-per-epoch", type=int, default=0, help="at most this many steps per epoch (0: all)")
+    p.add_argument("--val-steps", type=int, default=0,
+                   help="evaluate on the first N batches of the validation split (0: all, -1: skip)")
+    p.add_argument("--batch-size", type=int, default=2, help="images per process and step")
+    p.add_argument("--lr", type=float, default=None,
+                   help="peak learning rate (default: 0.02 x total batch / 16 for sgd, 1e-3 for adamw)")
+    p.add_argument("--optimizer", default="sgd", choices=["sgd", "adamw"])
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--lr-scheduler", default="cosine", choices=["cosine", "multistep"],
+                   help="per-step schedule after warm-up; multistep divides by 10 at 2/3 and 8/9 of training")
+    p.add_argument("--warmup-steps", type=int, default=200, help="linear warm-up steps")
+    p.add_argument("--clip-grad-norm", type=float, default=0.0, help="clip the gradient norm (0: off)")
+    p.add_argument("--hflip-prob", type=float, default=0.5, help="horizontal flip probability in training")
+    p.add_argument("--workers", type=int, default=2, help="data-loading worker processes per rank")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads per process (0: torch's default)")
+    p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
+    p.add_argument("--resume", default=None,
+                   help=f"a {STATE_FILE} to continue from, or 'auto' (OUT/{STATE_FILE} when present)")
+    p.add_argument("--out", default="runs/maskrcnn", help="output folder (checked writable before training)")
+    p.add_argument("--events", default=None, help="JSON-lines progress events to PATH, or '-' for stdout")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+# --------------------------------------------------------------------------- data
+
+
+class HorizontalFlip(Dataset):
+    """Flip image, masks and boxes of a detection dataset left-right with probability ``p``."""
+
+    def __init__(self, dataset: Dataset, p: float = 0.5) -> None:
+        self.dataset, self.p = dataset, p
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, Any]]:
+        image, target = self.dataset[index]
+        if self.p <= 0 or float(torch.rand(())) >= self.p:
+            return image, target
+        width = image.shape[-1]
+        target = dict(target)
+        boxes = target["boxes"].clone()
+        boxes[:, [0, 2]] = width - target["boxes"][:, [2, 0]]
+        target["boxes"] = boxes
+        target["masks"] = target["masks"].flip(-1)
+        return image.flip(-1), target
+
+
+def build_loaders(args: argparse.Namespace, info: distributed.DistributedInfo
+                  ) -> tuple[DataLoader, DataLoader | None, list[str], dict[str, Any] | None, DistributedSampler]:
+    """Train/val loaders, class names and the validation ground truth (None when not evaluating)."""
+    max_size = round(args.image_size * _MAX_TO_MIN)  # the model would shrink anything larger anyway
+    train_set = build_dataset(args.dataset, args.data_path, "train", max_size=max_size)
+    if len(train_set) == 0:
+        raise FashionViewerError(f"--data-path {args.data_path}: the train split of {args.dataset} is empty")
+    sampler = DistributedSampler(train_set, num_replicas=info.world_size, rank=info.rank, shuffle=True,
+                                 seed=args.seed, drop_last=True)
+    train_loader = DataLoader(HorizontalFlip(train_set, args.hflip_prob), batch_size=args.batch_size,
+                              sampler=sampler, num_workers=args.workers, collate_fn=collate_fn,
+                              drop_last=True, persistent_workers=args.workers > 0)
+    if args.val_steps < 0:
+        return train_loader, None, train_set.class_names, None, sampler
+    limit = args.val_steps * args.batch_size * info.world_size if args.val_steps else None
+    val_set = build_dataset(args.dataset, args.data_path, "val", max_size=max_size, limit=limit)
+    if list(val_set.class_names) != list(train_set.class_names):
+        raise FashionViewerError(f"--data-path {args.data_path}: train and val splits name different classes")
+    shard = Subset(val_set, range(info.rank, len(val_set), info.world_size))  # no padding: each image once
+    val_loader = DataLoader(shard, batch_size=args.batch_size, num_workers=args.workers, collate_fn=collate_fn)
+    ground_truth = val_set.coco_ground_truth() if info.rank == 0 else None
+    return train_loader, val_loader, train_set.class_names, ground_truth, sampler
+
+
+# --------------------------------------------------------------------------- optimisation
+
+
+def build_optimizer(args: argparse.Namespace, model: nn.Module, world_size: int) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if args.lr is None:
+        args.lr = 0.02 * args.batch_size * world_size / 16 if args.optimizer == "sgd" else 1e-3
+    if args.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
+    return torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
+
+
+def build_lr_scheduler(optimizer: torch.optim.Optimizer, name: str, total_steps: int,
+                       warmup_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-step factor: linear warm-up from 0.001, then cosine to 0 or x0.1 at 2/3 and x0.01 at 8/9."""
+    total = max(total_steps, 1)
+    warmup = min(warmup_steps, total // 2)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return 0.001 + (1 - 0.001) * step / warmup
+        progress = (step - warmup) / max(total - warmup, 1)
+        if name == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+        return 0.1 ** ((progress >= 2 / 3) + (progress >= 8 / 9))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def resume_file(args: argparse.Namespace, out: Path) -> Path | None:
+    """The training state to resume from (None: start fresh)."""
+    if not args.resume:
+        return None
+    path = out / STATE_FILE if args.resume == "auto" else Path(args.resume)
+    if path.is_dir():
+        path = path / STATE_FILE
+    if path.is_file():
+        return path
+    if args.resume == "auto":
+        log.info("no %s in %s: starting from scratch", STATE_FILE, out)
+        return None
+    raise FashionViewerError(f"--resume {args.resume}: file not found (pass a {STATE_FILE} or 'auto')")
+
+
+def load_training_state(path: Path, model_name: str) -> dict[str, Any]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)  # our own file: holds argparse values
+    except Exception as exc:  # any unpickling failure means a damaged file
+        raise FashionViewerError(f"{path}: cannot read the training state ({type(exc).__name__}); "
+                                 "start again without --resume") from exc
+    saved = state.get("args", {}).get("model")
+    if saved != model_name:
+        raise FashionViewerError(f"{path}: holds a {saved} run, not --model {model_name}")
+    return state
+
+
+def model_card(args: argparse.Namespace, class_names: Sequence[str], history: list[dict[str, Any]],
+               n_train: int, n_val: int, seconds: float, world_size: int, init: str) -> dict[str, Any]:
+    """The model card of the current epoch (metrics: the last epoch's validation AP)."""
+    last = history[-1]
+    metrics = {key: last[key] for key in last if key.startswith(("bbox_", "segm_"))}
+    if metrics:
+        metrics["measured_by"] = f"fashionviewer.core.evaluation (pycocotools COCOeval) on {n_val} val images"
+    return {
+        "class_names": list(class_names),
+        "weights": "trained",
+        "init": init,
+        "dataset": {"name": args.dataset, "path": str(args.data_path), "train_images": n_train, "val_images": n_val},
+        "epochs": last["epoch"],
+        "metrics": metrics,
+        "training": {
+            "optimizer": args.optimizer, "lr": args.lr, "lr_scheduler": args.lr_scheduler,
+            "weight_decay": args.weight_decay, "batch_size": args.batch_size, "world_size": world_size,
+            "steps_per_epoch": args.steps_per_epoch, "image_size": args.image_size, "amp": bool(args.amp),
+            "hflip_prob": args.hflip_prob, "seed": args.seed, "seconds": round(seconds, 1),
+        },
+        "history": history,
+    }
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    """Train, evaluate and checkpoint every epoch; returns the last model card (rank 0; ``{}`` elsewhere)."""
+    out = ensure_writable_dir(args.out)  # before any slow loading: a bad --out fails at once
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    info, device = distributed.init_distributed(resolve_device(args.device))
+    torch.manual_seed(args.seed + info.rank)
+    if info.rank != 0:
+        logging.getLogger().setLevel(logging.WARNING)
+    scaler = _grad_scaler(args, device)
+    start = resume_file(args, out)
+
+    train_loader, val_loader, class_names, ground_truth, sampler = build_loaders(args, info)
+    weights = "none" if start else args.weights  # the resumed state replaces any initial weights
+    model = get_model(args.model, len(class_names) + 1, weights, min_size=args.image_size,
+                      weights_backbone=args.weights_backbone).to(device)
+    init = model_info(model).get("init", "none")
+    steps = min(len(train_loader), args.steps_per_epoch) if args.steps_per_epoch else len(train_loader)
+    optimizer = build_optimizer(args, model, info.world_size)
+    scheduler = build_lr_scheduler(optimizer, args.lr_scheduler, steps * args.epochs, args.warmup_steps)
+    history: list[dict[str, Any]] = []
+    first_epoch, seconds_total, best_ap = 1, 0.0, -1.0
+    if start is not None:
+        state = load_training_state(start, args.model)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["lr_scheduler"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        history, seconds_total, best_ap = state["history"], state["seconds"], state["best_segm_ap"]
+        first_epoch, init = state["epoch"] + 1, state.get("init", init)
+        log.info("resumed from %s at epoch %d", start, first_epoch)
+    if info.enabled:
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    last_path = out / f"{LAST_NAME}.pt"
+    stop = _install_cancel_handler()
+    n_val = len(val_loader.dataset.dataset) if val_loader is not None else 0  # type: ignore[attr-defined]
+    card: dict[str, Any] = {}
+    with EventWriter(args.events if info.rank == 0 else None) as events:
+        events.emit("start", trainer="maskrcnn", model=args.model, epochs=args.epochs, steps_per_epoch=steps,
+                    device=str(device), out=str(out), world_size=info.world_size)
+        try:
+            for epoch in range(first_epoch, args.epochs + 1):
+                t0 = time.perf_counter()
+                sampler.set_epoch(epoch)
+                control = StepControl(
+                    max_steps=steps, should_stop=lambda: stop["requested"], clip_grad_norm=args.clip_grad_norm,
+                    last_checkpoint=str(last_path) if last_path.exists() else None,
+                    on_step=lambda step, total, loss, lr, e=epoch: events.emit(
+                        "step", epoch=e, step=step, steps=total, loss=round(loss, 5), lr=lr),
+                )
+                train_loss = train_one_epoch(model, optimizer, train_loader, device, epoch,
+                                             lr_scheduler=scheduler, scaler=scaler, control=control)
+                record: dict[str, Any] = {"epoch": epoch, "train_loss": round(train_loss, 5)}
+                if val_loader is not None:
+                    record.update(_ap_fields(evaluate(model, val_loader, device, class_names, ground_truth or {})))
+                seconds = time.perf_counter() - t0
+                seconds_total += seconds
+                record["seconds"] = round(seconds, 1)
+                history.append(record)
+                if info.rank == 0:
+                    card = model_card(args, class_names, history, len(train_loader.dataset), n_val, seconds_total,
+                                      info.world_size, init)
+                    best_ap = _save_epoch(out, model, card, optimizer, scheduler, scaler, args, history,
+                                          seconds_total, best_ap, init)
+                    _log_epoch(record, args.epochs)
+                    events.emit("epoch", epochs=args.epochs, checkpoint=str(last_path), **record)
+                distributed.barrier()
+            events.emit("end", status="completed", checkpoint=str(last_path))
+        except Cancelled:
+            events.emit("end", status="cancelled", checkpoint=str(last_path) if last_path.exists() else None)
+            raise
+        except FashionViewerError as exc:
+            events.emit("end", status="failed", checkpoint=str(last_path) if last_path.exists() else None,
+                        message=str(exc))
+            raise
+    return card
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        from fashionviewer.core.inference import best_device
+
+        return torch.device(best_device())
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise FashionViewerError(f"--device {name}: not a device name (use cpu, cuda, cuda:N, mps or auto)") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise FashionViewerError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise FashionViewerError(f"--device {name}: MPS is not available on this machine (use --device cpu)")
+    return device
+
+
+def _grad_scaler(args: argparse.Namespace, device: torch.device) -> torch.amp.GradScaler | None:
+    if not args.amp:
+        return None
+    if device.type != "cuda":
+        log.warning("--amp needs CUDA; training in float32 on %s", device)
+        return None
+    return torch.amp.GradScaler("cuda")
+
+
+def _ap_fields(metrics: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """``bbox_ap, bbox_ap50, bbox_ap75, segm_ap, ...`` from evaluate()'s output (empty off rank 0)."""
+    return {f"{iou}_{key.lower()}": round(values[key], 4)
+            for iou, values in metrics.items() for key in ("AP", "AP50", "AP75")}
+
+
+def _save_epoch(out: Path, model: nn.Module, card: dict[str, Any], optimizer: torch.optim.Optimizer,
+                scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler | None,
+                args: argparse.Namespace, history: list[dict[str, Any]], seconds: float, best_ap: float,
+                init: str) -> float:
+    """Write model.pt/.json, model_best.pt/.json when mask AP improved, then the training state."""
+    save_checkpoint(model, out / f"{LAST_NAME}.pt", card)
+    segm_ap = history[-1].get("segm_ap", -1.0)
+    if segm_ap > best_ap:
+        save_checkpoint(model, out / f"{BEST_NAME}.pt", card)
+        best_ap = segm_ap
+    atomic_torch_save({
+        "model": {k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "lr_scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "epoch": history[-1]["epoch"],
+        "history": history,
+        "seconds": seconds,
+        "best_segm_ap": best_ap,
+        "init": init,
+        "args": vars(args),
+    }, out / STATE_FILE)
+    return best_ap
+
+
+def _log_epoch(record: dict[str, Any], epochs: int) -> None:
+    ap = (f" | val bbox AP {record['bbox_ap']:.3f} segm AP {record['segm_ap']:.3f} (AP50 {record['segm_ap50']:.3f})"
+          if "segm_ap" in record else "")
+    log.info("epoch %d/%d train loss %.4f%s | %.0fs", record["epoch"], epochs, record["train_loss"], ap,
+             record["seconds"])
+
+
+def _install_cancel_handler() -> dict[str, bool]:
+    """SIGTERM (the GUI's cancel) stops at the next step; the last checkpoint stays valid."""
+    flag = {"requested": False}
+
+    def handler(signum: int, frame: object) -> None:
+        flag["requested"] = True
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not in the main thread (e.g. a test worker thread)
+        pass
+    return flag
+
+
+def cli(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    args = get_args_parser().parse_args(argv)
+    try:
+        main(args)
+    except FashionViewerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (Cancelled, KeyboardInterrupt):
+        print("cancelled: the last completed epoch's checkpoint is kept", file=sys.stderr)
+        return 130
+    finally:
+        distributed.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

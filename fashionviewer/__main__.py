@@ -27,6 +27,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif command in ("-h", "--help"):
             print(USAGE)
             return 0
+        elif not _has_display():
+            return _headless(args)
         else:
             from .qt.app import main as gui
 
@@ -38,6 +40,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _has_display() -> bool:
+    """False on a Linux machine with no X/Wayland display and no Qt platform chosen."""
+    import os
+
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _headless(args: list[str]) -> int:
+    """No display: run the viewer's main job on the bundled demo as a headless prediction."""
+    if args:
+        raise FashionViewerError(
+            "no display found to open the viewer; for a headless run use: fashionviewer predict FOLDER --out DIR")
+    from platformdirs import user_cache_dir
+
+    from .core.paths import DEMO_DIR
+    from .predict import main as predict
+
+    out = f"{user_cache_dir('fashionviewer')}/demo-output"
+    print(f"no display found: predicting the bundled demo ({DEMO_DIR}) headless into {out}", file=sys.stderr)
+    return int(predict([str(DEMO_DIR), "--out", out, "--model", "demo", "--export", "png,coco"]) or 0)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ from torchvision.models.detection import (
 )
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
-from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.faster_rcnn import FastRCNNConvFCHead, FastRCNNPredictor
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
@@ -95,7 +95,7 @@ def maskrcnn_mobilenet_v3_light(
     ``maskrcnn_resnet50_fpn``.
     """
     trunk = mobilenet_v3_large(weights=weights_backbone).features
-    returned = {"6": "0", "12": "1", "16": "2"}  # strides 8, 16, 32
+    returned = {"6": "0", "12": "1", "15": "2"}  # strides 8, 16, 32; block 16 (1x1 to 960) is for classification
     in_channels = [trunk[int(index)].out_channels for index in returned]
     width = 128
     backbone = BackboneWithFPN(trunk, returned, in_channels, width, extra_blocks=LastLevelMaxPool())
@@ -105,7 +105,7 @@ def maskrcnn_mobilenet_v3_light(
         aspect_ratios=((0.5, 1.0, 2.0),) * 4,
     )
     feature_names = ["0", "1", "2"]
-    representation = 512
+    representation = 256
     options: dict[str, Any] = {
         "rpn_pre_nms_top_n_train": 1000,
         "rpn_pre_nms_top_n_test": 500,
@@ -122,10 +122,10 @@ def maskrcnn_mobilenet_v3_light(
         max_size=max_size or round(min_size * _MAX_TO_MIN),
         rpn_anchor_generator=anchors,
         box_roi_pool=MultiScaleRoIAlign(feature_names, output_size=7, sampling_ratio=2),
-        box_head=TwoMLPHead(width * 7 * 7, representation),
+        box_head=FastRCNNConvFCHead((width, 7, 7), [width], [representation], norm_layer=nn.BatchNorm2d),
         box_predictor=FastRCNNPredictor(representation, num_classes),
         mask_roi_pool=MultiScaleRoIAlign(feature_names, output_size=14, sampling_ratio=2),
-        mask_head=MaskRCNNHeads(width, [width, width], dilation=1),
+        mask_head=MaskRCNNHeads(width, [width, width], dilation=1, norm_layer=nn.BatchNorm2d),
         mask_predictor=MaskRCNNPredictor(width, width, num_classes),
         **options,
     )

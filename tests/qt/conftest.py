@@ -8,6 +8,11 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before anything imports Qt
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for fv_qt_helpers
+
 from pathlib import Path
 from typing import Iterator
 
@@ -16,24 +21,14 @@ import pytest
 from PIL import Image
 
 from fashionviewer.core.viewer_models import DEMO_MODEL, ModelChoice, demo_available
-
-
-def _scene(seed: int, size: tuple[int, int] = (320, 240)) -> np.ndarray:
-    """A light background with a few dark garment-like blobs (enough for a detector to find something)."""
-    rng = np.random.default_rng(seed)
-    w, h = size
-    img = np.full((h, w, 3), 235, np.uint8)
-    for _ in range(4):
-        x0, y0 = int(rng.integers(0, w - 60)), int(rng.integers(0, h - 60))
-        img[y0:y0 + int(rng.integers(30, 60)), x0:x0 + int(rng.integers(30, 60))] = rng.integers(20, 120, 3)
-    return img
+from fv_qt_helpers import scene
 
 
 @pytest.fixture(scope="session")
 def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("photos")
     for i in range(6):
-        Image.fromarray(_scene(i)).save(folder / f"scene_{i:02d}.png")
+        Image.fromarray(scene(i)).save(folder / f"scene_{i:02d}.png")
     (folder / "scene_03b_broken.jpg").write_bytes(b"this is not a JPEG")
     return folder
 
@@ -69,10 +64,3 @@ def window(qtbot, settings) -> Iterator:
     win.show()
     yield win
     win.close()
-
-
-def load_and_wait(qtbot, win, choice: ModelChoice, timeout_ms: int = 60_000) -> None:
-    """Load ``choice`` and wait until the current image is predicted."""
-    win.load_model(choice)
-    qtbot.waitUntil(lambda: win.prediction.models is not None, timeout=timeout_ms)
-    qtbot.waitUntil(lambda: win.session.prediction() is not None, timeout=timeout_ms)

@@ -1,0 +1,128 @@
+"""Prediction in the background, the live threshold, layer toggles, selection and details, the legend,
+random-weights refusal, and the event loop staying responsive while a model runs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+from PySide6.QtTest import QTest
+
+from fashionviewer.core.viewer_models import ModelChoice
+
+from fv_qt_helpers import load_and_wait, scene
+
+
+def test_predict_threshold_layers_select(qtbot, window, image_folder: Path, model_choice: ModelChoice) -> None:
+    s = window.session
+    window.open_folder(image_folder)
+    load_and_wait(qtbot, window, model_choice)
+    if model_choice.allow_random:
+        assert "RANDOM WEIGHTS" in window.model_bar.label.text()
+    prediction = s.prediction()
+    assert prediction is not None and prediction.instances, "the detector found nothing to show"
+    # The model ran once at a low floor; the slider only filters the cached prediction.
+    calls = []
+    predictor = window.prediction.models.predictor
+    original = predictor.predict
+    predictor.predict = lambda *a, **k: calls.append(1) or original(*a, **k)
+    window.prediction.cancel()
+    scores = sorted(i.score for i in prediction.instances)
+    window.layers.slider.setValue(0)
+    qtbot.waitUntil(lambda: s.threshold == 0.0, timeout=2000)
+    assert window.layers.shown.text() == f"{len(scores)} of {len(scores)} instances shown"
+    cut = scores[len(scores) // 2]
+    window.layers.spin.setValue(round(cut + 0.005, 2))
+    shown = sum(sc >= s.threshold for sc in scores)
+    assert window.layers.shown.text() == f"{shown} of {len(scores)} instances shown"
+    assert not calls
+    predictor.predict = original
+
+    # Layers: keyboard shortcuts and panel check boxes both change the session, and the overlay follows.
+    s.set_threshold(0.0)
+    qtbot.wait(20)
+    overlay = window.canvas_widget.canvas.overlay_item
+    assert overlay.image is not None and overlay.image[..., 3].any()
+    QTest.keyClick(window, Qt.Key.Key_M)
+    QTest.keyClick(window, Qt.Key.Key_O)
+    assert not s.layers["masks"] and not s.layers["outlines"]
+    assert not window.layers.checks["masks"].isChecked()
+    qtbot.wait(20)
+    assert overlay.image is None or not overlay.image[..., 3].any()
+    window.layers.checks["masks"].setChecked(True)
+    assert s.layers["masks"] and window.layer_actions["masks"].isChecked()
+
+    # Click on the top-scoring instance's pixel selects it and fills the details.
+    rasters = s.rasters()
+    best = max(s.visible_indices(), key=lambda i: prediction.instances[i].score)
+    r = rasters[best]
+    ys, xs = np.nonzero(r.mask)
+    window.presenter._on_click(int(xs[0] + r.x0), int(ys[0] + r.y0))
+    assert s.selected is not None
+    inst = prediction.instances[s.selected]
+    assert inst.class_name in window.details.title.text()
+    assert f"{inst.score:.3f}" in window.details.info.text() and "area" in window.details.info.text()
+    if window.prediction.models.classifier is not None:
+        assert "Fashion-MNIST CNN" in window.details.info.text()
+        assert window.details.crop.pixmap() is not None and not window.details.crop.pixmap().isNull()
+
+    # Per-class visibility in the legend.
+    name = inst.class_name
+    window.legend.set_checked(name, False)
+    assert name in s.hidden_classes and all(prediction.instances[i].class_name != name for i in s.visible_indices())
+    assert s.selected is None  # the selected instance's class was hidden
+    window.legend.set_checked(name, True)
+
+
+def test_whole_folder_is_predicted_current_first(qtbot, window, image_folder: Path, model_choice: ModelChoice) -> None:
+    s = window.session
+    window.open_folder(image_folder)
+    s.go(3)
+    order: list[Path] = []
+    s.events.prediction_added.connect(lambda path, model: order.append(path))
+    load_and_wait(qtbot, window, model_choice)
+    qtbot.waitUntil(lambda: not window.prediction.running, timeout=120_000)
+    assert order[0] == s.images[3]
+    assert s.predicted_count() == 6 and len(s.errors) == 1  # the broken file is reported, not fatal
+    assert window.model_bar.progress.isHidden()
+
+
+def test_random_weights_refused_without_opt_in(qtbot, window, image_folder: Path, model_choice: ModelChoice) -> None:
+    if not model_choice.allow_random:
+        return  # the shipped model is trained; nothing to refuse
+    window.open_folder(image_folder)
+    window.load_model(ModelChoice(model_choice.source, "cpu", allow_random=False))
+    qtbot.waitUntil(lambda: window.canvas_widget.notice.isVisible(), timeout=30_000)
+    assert "random" in window.canvas_widget.notice.text().lower()
+    assert window.prediction.models is None
+
+
+def test_event_loop_stays_responsive_while_predicting(qtbot, window, tmp_path: Path, model_choice: ModelChoice) -> None:
+    from PIL import Image
+
+    for i in range(4):
+        Image.fromarray(scene(100 + i, (800, 600))).save(tmp_path / f"big_{i}.png")
+    window.open_folder(tmp_path)
+    gaps: list[int] = []
+    clock = QElapsedTimer()
+    clock.start()
+
+    def tick() -> None:
+        gaps.append(clock.restart())
+
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(tick)
+    window.load_model(model_choice)
+    qtbot.waitUntil(lambda: window.prediction.running, timeout=60_000)
+    clock.restart()
+    timer.start()
+    deadline = time.monotonic() + 4.0
+    while time.monotonic() < deadline and window.prediction.running:
+        qtbot.wait(50)
+    timer.stop()
+    assert len(gaps) > 20
+    worst = max(gaps[1:])
+    assert worst < 100, f"the event loop stalled for {worst} ms while predicting"

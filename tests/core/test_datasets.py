@@ -48,7 +48,8 @@ def make_imaterialist(root: Path, n_images: int = 6) -> list[list]:
         name = f"img{i}.jpg" if i < n_images - 1 else f"img{i}"  # the last ImageId has no extension
         file_name = name if name.endswith(".jpg") else name + ".png"
         Image.new("RGB", (IMW, IMH), (40 * i % 255, 90, 120)).save(root / "train" / file_name)
-        rows.append([name, kaggle_rle_encode(rect(IMH, IMW, 1, 5, 2, 6 + i % 3)), IMH, IMW, f"{i % 46}_{100 + i}_{200 + i}"])
+        encoded = kaggle_rle_encode(rect(IMH, IMW, 1, 5, 2, 6 + i % 3))
+        rows.append([name, encoded, IMH, IMW, f"{i % 46}_{100 + i}_{200 + i}"])
         if i == 0:
             rows.append([name, kaggle_rle_encode(rect(IMH, IMW, 6, 11, 0, 9)), IMH, IMW, "33"])
         if i == 2:  # disagrees with the photo's size: must be reported and skipped
@@ -69,7 +70,9 @@ def test_imaterialist_loads_targets(tmp_path, caplog):
     assert ds.attribute_names[100] == "attr-a"
     assert len(ds) == 6
     # the Height-mismatch row (CSV row 6: header is row 1) is skipped and reported
-    assert ds.skipped_rows == [f"row 6: Height {IMH + 1}, Width {IMW} disagree with image img2.jpg (Height {IMH}, Width {IMW})"]
+    assert ds.skipped_rows == [
+        f"row 6: Height {IMH + 1}, Width {IMW} disagree with image img2.jpg (Height {IMH}, Width {IMW})"
+    ]
     assert "skipped 1 row" in caplog.text
 
     image, target = ds[0]

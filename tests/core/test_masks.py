@@ -69,7 +69,8 @@ def test_kaggle_round_trip_against_pycocotools(seed):
         encoded = kaggle_rle_encode(mask)
         np.testing.assert_array_equal(kaggle_rle_decode(encoded, h, w), mask)
         coco = kaggle_rle_to_coco(encoded, h, w)
-        np.testing.assert_array_equal(mask_utils.decode({"size": coco["size"], "counts": coco["counts"].encode()}), mask)
+        as_bytes = {"size": coco["size"], "counts": coco["counts"].encode()}
+        np.testing.assert_array_equal(mask_utils.decode(as_bytes), mask)
         reference = mask_utils.encode(np.asfortranarray(mask))
         assert coco["counts"] == reference["counts"].decode()
         assert coco_to_kaggle_rle(coco) == encoded

@@ -8,7 +8,6 @@ torchvision detection targets and into a COCO ground-truth dict.
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +21,6 @@ from torch.utils.data import Dataset
 from ..errors import DataError
 from ..imageio import load_image
 from ..masks import decode_masks, encode_masks, mask_area, mask_bbox
-
-log = logging.getLogger(__name__)
 
 _CORE_KEYS = {"label", "segmentation", "iscrowd"}
 _CV2_MAX_CHANNELS = 4  # cv2.resize with INTER_AREA takes at most 4 channels per call

@@ -19,7 +19,6 @@ other 700 ``train``; ``all`` is all 800. image_id is the photo number (0001 -> 1
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -30,8 +29,6 @@ from ..errors import DataError
 from ..imageio import read_image_size
 from ..paths import ccp_dir
 from .base import DetectionDataset, ImageEntry, seeded_split
-
-log = logging.getLogger(__name__)
 
 BODY_CLASSES = ("skin", "hair")
 DEFAULT_VAL_SIZE = 100

@@ -208,7 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FashionViewerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {result['n_train']} train scenes ({result['train']}) and {result['n_val']} val scenes ({result['val']})")
+    print(f"wrote {result['n_train']} train scenes ({result['train']}) "
+          f"and {result['n_val']} val scenes ({result['val']})")
     return 0
 
 

@@ -93,7 +93,8 @@ def read_imaterialist_csv(csv_path: str | os.PathLike[str], num_categories: int 
         header = reader.fieldnames or []
         missing = [c for c in REQUIRED_COLUMNS if c not in header]
         if missing:
-            raise DataError(f"{source}: missing column(s) {', '.join(missing)} (header has: {', '.join(header) or 'nothing'})")
+            raise DataError(f"{source}: missing column(s) {', '.join(missing)} "
+                            f"(header has: {', '.join(header) or 'nothing'})")
         has_attr_col = "AttributesIds" in header
         try:
             for rec in reader:
@@ -140,8 +141,8 @@ class IMaterialistDataset(DetectionDataset):
     without photos (ground truth only).
     """
 
-    def __init__(self, root: str | os.PathLike[str], split: str = "train", *, image_dir: str | os.PathLike[str] | None = None,
-                 val_fraction: float = 0.1, seed: int = 0, check_sizes: bool = True, require_images: bool = True,
+    def __init__(self, root: str | os.PathLike[str], split: str = "train", *,
+                 image_dir: str | os.PathLike[str] | None = None, val_fraction: float = 0.1, seed: int = 0, check_sizes: bool = True, require_images: bool = True,
                  max_size: int | None = None, limit: int | None = None) -> None:
         super().__init__(split, max_size=max_size, limit=limit)
         root = Path(root)
@@ -225,7 +226,8 @@ class IMaterialistDataset(DetectionDataset):
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise DataError(f"{path}: malformed label descriptions ({exc})") from exc
         if cats and [cats.get(i) for i in range(len(self.class_names))] != self.class_names:
-            log.warning("%s: categories differ from the bundled iMaterialist 2019 list; using the bundled names", path)
+            log.warning("%s: categories differ from the bundled iMaterialist 2019 list; using the bundled names",
+                        path)
         return attrs
 
     def _annotations(self, index: int) -> list[dict[str, Any]]:

@@ -49,7 +49,7 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
             img = ImageOps.exif_transpose(img)
             return _to_rgb(img)
         except (OSError, ValueError, SyntaxError) as exc:
-            raise ImageReadError(f"{path}: cannot decode image ({_short(exc)})") from exc
+            raise _decode_error(path, exc) from exc
 
 
 def _open(path: Path) -> Image.Image:
@@ -72,7 +72,7 @@ def _open(path: Path) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageReadError(f"{path}: too many pixels ({_short(exc)})") from exc
     except OSError as exc:
-        raise ImageReadError(f"{path}: cannot open ({_short(exc)})") from exc
+        raise _decode_error(path, exc) from exc
     if img.width * img.height > MAX_PIXELS:
         img.close()
         raise ImageReadError(f"{path}: too many pixels ({img.width}x{img.height}, limit {MAX_PIXELS:,})")
@@ -92,6 +92,12 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, rgba)
     return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
+
+
+def _decode_error(path: Path, exc: BaseException) -> ImageReadError:
+    if "truncat" in str(exc).lower():
+        return ImageReadError(f"{path}: truncated image file")
+    return ImageReadError(f"{path}: cannot decode image ({_short(exc)})")
 
 
 def _short(exc: BaseException) -> str:

@@ -3,6 +3,7 @@ bad inputs give one-line errors naming the record."""
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 from pathlib import Path
@@ -68,7 +69,9 @@ def test_ground_truth_is_in_label_space(gt):
 
 @pytest.mark.parametrize("iou_type", ["segm", "bbox"])
 def test_ground_truth_as_predictions_is_perfect(gt, iou_type):
+    before = copy.deepcopy(gt)
     metrics = evaluate_coco(gt, gt_as_results(gt), iou_type)
+    assert gt == before  # pycocotools mutates what it is given; the caller's dict must not change
     for key in ("AP", "AP50", "AP75"):
         assert metrics[key] == pytest.approx(1.0)
     assert metrics["per_class"] == {"coat": pytest.approx(1.0), "bag": pytest.approx(1.0)}

@@ -23,3 +23,64 @@ def load_and_wait(qtbot, win, choice: ModelChoice, timeout_ms: int = 60_000) -> 
     win.load_model(choice)
     qtbot.waitUntil(lambda: win.prediction.models is not None, timeout=timeout_ms)
     qtbot.waitUntil(lambda: win.session.prediction() is not None, timeout=timeout_ms)
+
+
+class BlobPredictor:
+    """A deterministic stand-in detector for UI tests: every dark blob is an instance with a real mask.
+
+    (Random-weights Mask R-CNNs often predict empty masks, which cannot be clicked or exported.)
+    """
+
+    model_name = "blobs"
+    card = {"weights_sha256": "0" * 64}
+
+    def __init__(self, per_blob: int = 1) -> None:
+        from fashionviewer.core.fmnist import CLASSES
+
+        self.class_names = list(CLASSES)
+        self.per_blob = per_blob
+
+    def predict(self, image: np.ndarray, file_name: str = "", image_id: int = 0):
+        import cv2
+
+        from fashionviewer.core.masks import encode_mask
+        from fashionviewer.core.predictions import ImagePrediction, Instance
+
+        h, w = image.shape[:2]
+        n, labels = cv2.connectedComponents((image.mean(axis=2) < 160).astype(np.uint8))
+        instances = []
+        for k in range(1, n):
+            mask = (labels == k).astype(np.uint8)
+            ys, xs = np.nonzero(mask)
+            for copy in range(self.per_blob):
+                label = (k + copy - 1) % 10 + 1
+                score = max(0.06, round(0.95 - 0.2 * (k - 1) - 0.001 * copy, 4))
+                instances.append(Instance((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), label,
+                                          self.class_names[label - 1], score, encode_mask(mask)))
+        instances.sort(key=lambda i: -i.score)
+        return ImagePrediction(file_name, w, h, instances, model=self.model_name, image_id=image_id)
+
+
+def test_classifier():
+    """The bundled Fashion-MNIST CNN when installed, else an untrained cnn3 (its outputs are only shown)."""
+    from fashionviewer.classifier import Classifier, load_classifier
+    from fashionviewer.core.errors import FashionViewerError
+
+    for name in ("fvnet", "cnn3"):
+        try:
+            return load_classifier(name)
+        except FashionViewerError:
+            pass
+    from fashionviewer.core import cnn
+
+    return Classifier(cnn.build_classifier("cnn3"), {"name": "cnn3-untrained"})
+
+
+def install_blob_models(win, predictor: BlobPredictor | None = None, classifier=None) -> None:
+    """Put the stand-in detector (and a CNN) into the window as if loaded from the model bar."""
+    from fashionviewer.core.viewer_models import LoadedModels
+
+    predictor = predictor or BlobPredictor()
+    models = LoadedModels(ModelChoice("blobs", "cpu"), predictor, "blobs", "blobs (test detector)", False,
+                          classifier if classifier is not None else test_classifier())
+    win.prediction._loaded(models)

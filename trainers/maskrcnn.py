@@ -33,6 +33,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
+from fashionviewer.core import inference
 from fashionviewer.core.atomic import atomic_torch_save, ensure_writable_dir
 from fashionviewer.core.datasets import DATASETS, build_dataset
 from fashionviewer.core.errors import FashionViewerError
@@ -305,19 +306,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        from fashionviewer.core.inference import best_device
-
-        return torch.device(best_device())
     try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise FashionViewerError(f"--device {name}: not a device name (use cpu, cuda, cuda:N, mps or auto)") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise FashionViewerError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise FashionViewerError(f"--device {name}: MPS is not available on this machine (use --device cpu)")
-    return device
+        return inference.resolve_device(name)
+    except FashionViewerError as exc:
+        raise FashionViewerError(f"--device {name}: {str(exc).split(': ', 1)[-1]}") from exc
 
 
 def _grad_scaler(args: argparse.Namespace, device: torch.device) -> torch.amp.GradScaler | None:

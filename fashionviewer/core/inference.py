@@ -30,7 +30,7 @@ from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.roi_heads import expand_boxes, expand_masks
 from torchvision.models.detection.transform import resize_boxes
 
-from .errors import WeightsError
+from .errors import FashionViewerError, WeightsError
 from .masks import encode_mask
 from .models import CARD_FORMAT, load_checkpoint
 from .paths import MODELS_DIR
@@ -50,6 +50,23 @@ def best_device() -> str:
     if mps is not None and mps.is_available():
         return "mps"
     return "cpu"
+
+
+def resolve_device(name: str | torch.device) -> torch.device:
+    """``"auto"`` -> :func:`best_device`; any other name is checked to be usable here."""
+    if str(name) == "auto":
+        return torch.device(best_device())
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError) as exc:
+        raise FashionViewerError(f"device {name!r}: not a device name (use cpu, cuda, cuda:N, mps or auto)") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise FashionViewerError(f"device {name!r}: CUDA is not available on this machine (use cpu)")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise FashionViewerError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise FashionViewerError(f"device {name!r}: MPS is not available on this machine (use cpu)")
+    return device
 
 
 class Predictor:
@@ -228,16 +245,19 @@ def resolve_model_path(name_or_path: str | os.PathLike[str]) -> Path:
 
 
 def load_predictor(
-    name_or_path: str | os.PathLike[str], device: str = "cpu", allow_random: bool = False, score_floor: float = 0.05
+    name_or_path: str | os.PathLike[str],
+    device: str | torch.device = "cpu",
+    allow_random: bool = False,
+    score_floor: float = 0.05,
 ) -> Predictor:
     """A Predictor for a bundled model (``"demo"``) or a checkpoint ``NAME.pt``/``NAME.json``.
 
     ``device="auto"`` picks :func:`best_device`. Random-weight checkpoints are
     refused unless ``allow_random``.
     """
+    resolved = resolve_device(device)
     path = resolve_model_path(name_or_path)
     model, card = load_checkpoint(path, allow_random=allow_random)
-    resolved = best_device() if device == "auto" else device
     return Predictor(model, card["class_names"], resolved, score_floor, model_name=path.stem, card=card)
 
 

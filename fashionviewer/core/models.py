@@ -107,11 +107,11 @@ def maskrcnn_mobilenet_v3_light(
     feature_names = ["0", "1", "2"]
     representation = 256
     options: dict[str, Any] = {
-        "rpn_pre_nms_top_n_train": 1000,
-        "rpn_pre_nms_top_n_test": 500,
-        "rpn_post_nms_top_n_train": 500,
-        "rpn_post_nms_top_n_test": 300,
-        "box_batch_size_per_image": 128,
+        "rpn_pre_nms_top_n_train": 600,
+        "rpn_pre_nms_top_n_test": 300,
+        "rpn_post_nms_top_n_train": 300,
+        "rpn_post_nms_top_n_test": 150,
+        "box_batch_size_per_image": 64,
         "box_detections_per_img": 50,
     }
     options.update(kwargs)

@@ -303,8 +303,14 @@ class MainWindow(QMainWindow):
 
     def _load_trained(self, payload: tuple[TrainingRequest, str]) -> None:
         request, checkpoint = payload
-        choice = self.model_bar.current_choice() or ModelChoice("demo", default_device())
         if request.trainer == "fmnist":
+            if self.prediction.models is not None:
+                self.prediction.set_classifier(checkpoint)
+                return
+            choice = self.model_bar.current_choice()
+            if choice is None:
+                self.statusBar().showMessage(f"New CNN weights: {checkpoint}; load a detector to use them.", 15000)
+                return
             choice.classifier = checkpoint
         else:
             self.model_bar.add_checkpoint(checkpoint)

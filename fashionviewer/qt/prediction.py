@@ -5,6 +5,8 @@ moves. Results go into the session's cache; nothing here knows about widgets."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
+from typing import Any, Generator
 
 from PySide6.QtCore import QObject, Signal
 
@@ -12,6 +14,13 @@ from ..core.analysis import Analysis, analyse_queue
 from ..core.session import ViewerSession, WorkQueue
 from ..core.viewer_models import LoadedModels, ModelChoice, load_models
 from .workers import GeneratorWorker, start_worker
+
+def _load_classifier(name_or_path: str) -> Generator[str, None, Any]:
+    from ..classifier import load_classifier
+
+    yield f"Loading the Fashion-MNIST CNN {name_or_path}…"
+    return load_classifier(name_or_path)
+
 
 class PredictionController(QObject):
     status = Signal(str)
@@ -38,6 +47,16 @@ class PredictionController(QObject):
             self._loader.cancel()
         self._loader = start_worker(load_models, choice, on_yield=self.status.emit,
                                     on_return=self._loaded, on_error=self._load_failed)
+
+    def set_classifier(self, name_or_path: str) -> None:
+        """Swap the Fashion-MNIST CNN (e.g. freshly trained) and re-run the folder with the same detector."""
+        if self.models is None:
+            return
+        models = self.models
+        start_worker(_load_classifier, name_or_path, on_yield=self.status.emit,
+                     on_return=lambda clf: self._loaded(replace(models, classifier=clf, classifier_note="",
+                                                                choice=replace(models.choice, classifier=name_or_path))),
+                     on_error=self._load_failed)
 
     def _loaded(self, models: LoadedModels) -> None:
         self._loader = None

@@ -27,7 +27,7 @@ def test_real_model_predicts_through_the_worker(qtbot, window, image_folder: Pat
 def test_threshold_layers_select(qtbot, window, image_folder: Path) -> None:
     s = window.session
     window.open_folder(image_folder)
-    predictor = BlobPredictor()
+    predictor = BlobPredictor(per_blob=2)
     install_blob_models(window, predictor)
     qtbot.waitUntil(lambda: s.prediction() is not None and window.presenter.current_image() is not None, timeout=30_000)
     prediction = s.prediction()

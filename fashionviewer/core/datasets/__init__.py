@@ -15,14 +15,29 @@ from ..errors import FashionViewerError
 from .base import DetectionDataset, ImageEntry, build_target
 from .ccp import CCPDataset
 from .coco import CocoDataset, read_coco_ground_truth
-from .fmnist_scenes import FmnistScenesDataset, generate_scenes
 from .imaterialist import IMaterialistDataset
+
+
+def _fmnist_scenes(*args: Any, **kwargs: Any) -> DetectionDataset:
+    # Imported on use so `python -m fashionviewer.core.datasets.fmnist_scenes` runs the module only once.
+    from .fmnist_scenes import FmnistScenesDataset
+
+    return FmnistScenesDataset(*args, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("FmnistScenesDataset", "generate_scenes"):
+        from . import fmnist_scenes
+
+        return getattr(fmnist_scenes, name)
+    raise AttributeError(name)
+
 
 DATASETS: dict[str, Callable[..., DetectionDataset]] = {
     "imaterialist": IMaterialistDataset,
     "coco": CocoDataset,
     "ccp": CCPDataset,
-    "fmnist-scenes": FmnistScenesDataset,
+    "fmnist-scenes": _fmnist_scenes,
 }
 
 __all__ = [

@@ -107,7 +107,7 @@ class TrainingPanel(QWidget):
             self.message.setText("Cancelling… (the trainer stops after the current step)")
             self.process.terminate()  # type: ignore[union-attr]
             # A trainer stuck in data loading gets a hard kill after 10 s.
-            QTimer.singleShot(10_000, lambda p=self.process: p is not None and p.state() != QProcess.ProcessState.NotRunning and p.kill())
+            QTimer.singleShot(10_000, self.process, self.process.kill)  # dropped if the process object is gone
 
     # ----- process output --------------------------------------------------------------------
     def _read_stdout(self) -> None:

@@ -1,0 +1,235 @@
+"""Inference speed side by side: the plain loop a user would write vs FashionViewer's pipeline.
+
+    python benchmarks/predict_speed.py [--images 24] [--weights coco|PATH|random] [--floor 0.3]
+
+One process, the same real CCP photos (../shared/data/ccp) and the same weights:
+
+(a) baseline — PIL open, ``to_tensor``, ``model([x])`` per image under
+    ``torch.no_grad()`` with torchvision's defaults (every detection above 0.05
+    gets a full-resolution float mask), then ``masks > 0.5``;
+(b) pipeline — ``fashionviewer.core.inference.Predictor``: inference mode,
+    channels-last, masks computed and pasted only for detections at or above the
+    floor, straight to RLE, images decoded in a background thread while the
+    model runs.
+
+Both arms use ``maskrcnn_resnet50_fpn`` at 512 px (``--model`` to change) and
+the same thread count. Outputs must agree: every baseline instance scoring at
+least the floor is matched by one of ours with the same class, box IoU ≥ 0.99
+and mask IoU ≥ 0.98. Reports per-image latency (median, p90), images/s and
+peak memory (RSS above the idle level, sampled every 5 ms) for both, as ratios;
+writes ``benchmarks/results/predict_speed.{md,json}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from fashionviewer.core.atomic import atomic_write_json, atomic_write_text  # noqa: E402
+from fashionviewer.core.errors import WeightsError  # noqa: E402
+from fashionviewer.core.imageio import load_image  # noqa: E402
+from fashionviewer.core.inference import Predictor  # noqa: E402
+from fashionviewer.core.masks import decode_mask  # noqa: E402
+from fashionviewer.core.models import get_model  # noqa: E402
+from fashionviewer.core.paths import ccp_dir  # noqa: E402
+
+
+class PeakRSS:
+    """Peak resident memory of this process while the block runs, above its level at entry."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+
+    @staticmethod
+    def rss() -> int:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * 4096
+
+    def __enter__(self) -> "PeakRSS":
+        self.start = self.rss()
+        self.peak = self.start
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.rss())
+            time.sleep(0.005)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.rss())
+
+    @property
+    def used_mb(self) -> float:
+        return (self.peak - self.start) / 2**20
+
+
+def build_model(name: str, weights: str, num_classes: int, min_size: int) -> tuple[torch.nn.Module, str]:
+    if weights == "coco":
+        return get_model(name, 91, weights="coco", min_size=min_size), "torchvision COCO weights"
+    if weights == "random":
+        torch.manual_seed(0)
+        return get_model(name, num_classes, weights=None, min_size=min_size), f"seeded random init, {num_classes} classes"
+    return get_model(name, num_classes, weights=weights, min_size=min_size), weights
+
+
+def baseline(model: torch.nn.Module, paths: list[Path]) -> tuple[list[dict], list[float], float]:
+    from PIL import Image
+    from torchvision.transforms.functional import to_tensor
+
+    outputs, latencies = [], []
+    start = time.perf_counter()
+    for path in paths:
+        t0 = time.perf_counter()
+        x = to_tensor(Image.open(path).convert("RGB"))
+        with torch.no_grad():
+            out = model([x])[0]
+        out["masks"] = out["masks"][:, 0] > 0.5
+        outputs.append(out)
+        latencies.append(time.perf_counter() - t0)
+    return outputs, latencies, time.perf_counter() - start
+
+
+def pipeline(predictor: Predictor, paths: list[Path], batch: int) -> tuple[list, list[float], float]:
+    predictions, latencies = [], []
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=1) as decoder:  # decode the next images while the model runs
+        images = decoder.map(load_image, paths)
+        pending: list[np.ndarray] = []
+        t0 = time.perf_counter()
+        for i, image in enumerate(images):
+            pending.append(image)
+            if len(pending) == batch or i == len(paths) - 1:
+                predictions += predictor.predict_batch(pending, [p.name for p in paths[i - len(pending) + 1:i + 1]])
+                now = time.perf_counter()
+                latencies += [(now - t0) / len(pending)] * len(pending)
+                pending, t0 = [], now
+    return predictions, latencies, time.perf_counter() - start
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 1.0
+
+
+def agreement(base_outputs: list[dict], predictions: list, floor: float) -> dict:
+    checked = matched = 0
+    worst_box, worst_mask = 1.0, 1.0
+    for out, pred in zip(base_outputs, predictions):
+        ours = pred.instances
+        for k in torch.nonzero(out["scores"] >= floor).flatten().tolist():
+            checked += 1
+            box = out["boxes"][k].numpy()
+            mask = out["masks"][k].numpy()
+            best = None
+            for inst in ours:
+                if inst.label == int(out["labels"][k]) and box_iou(box, np.array(inst.box)) >= 0.99:
+                    theirs = decode_mask(inst.rle).astype(bool)
+                    union = np.logical_or(mask, theirs).sum()
+                    iou = np.logical_and(mask, theirs).sum() / union if union else 1.0
+                    if best is None or iou > best[1]:
+                        best = (box_iou(box, np.array(inst.box)), iou)
+            if best is not None and best[1] >= 0.98:
+                matched += 1
+                worst_box, worst_mask = min(worst_box, best[0]), min(worst_mask, best[1])
+    return {"checked": checked, "matched": matched, "worst_box_iou": round(float(worst_box), 4),
+            "worst_mask_iou": round(float(worst_mask), 4), "agree": checked == matched}
+
+
+def summary(latencies: list[float], total: float, n: int, memory_mb: float) -> dict:
+    ordered = sorted(latencies)
+    return {"median_s": round(statistics.median(ordered), 3), "p90_s": round(ordered[int(0.9 * (len(ordered) - 1))], 3),
+            "images_per_s": round(n / total, 3), "peak_mb": round(memory_mb, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--images", type=int, default=24)
+    p.add_argument("--model", default="maskrcnn_resnet50_fpn")
+    p.add_argument("--weights", default="auto", help="coco, a checkpoint path, random, or auto (coco if cached)")
+    p.add_argument("--num-classes", type=int, default=2, help="classes incl. background for random weights")
+    p.add_argument("--min-size", type=int, default=512)
+    p.add_argument("--floor", type=float, default=0.3, help="the pipeline's score floor (and the agreement check's)")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results")
+    args = p.parse_args(argv)
+
+    root = ccp_dir()
+    if root is None:
+        print("error: the CCP photos (../shared/data/ccp) are needed for this benchmark", file=sys.stderr)
+        return 2
+    torch.set_num_threads(args.threads)
+    paths = sorted((root / "photos").glob("*.jpg"))[: args.images]
+    weights = args.weights
+    if weights == "auto":
+        try:
+            model, source = build_model(args.model, "coco", args.num_classes, args.min_size)
+        except WeightsError:
+            model, source = build_model(args.model, "random", args.num_classes, args.min_size)
+    else:
+        model, source = build_model(args.model, weights, args.num_classes, args.min_size)
+    model.eval()
+    num_classes = model.roi_heads.box_predictor.cls_score.out_features
+    names = [f"class {i}" for i in range(1, num_classes)]
+
+    baseline(model, paths[:1])  # warm-up, both arms
+    with PeakRSS() as base_mem:
+        base_out, base_lat, base_total = baseline(model, paths)
+    fast_model = model.to(memory_format=torch.channels_last)
+    predictor = Predictor(fast_model, names, "cpu", score_floor=args.floor, model_name=args.model)
+    predictor.predict(load_image(paths[0]))
+    with PeakRSS() as fast_mem:
+        fast_out, fast_lat, fast_total = pipeline(predictor, paths, args.batch)
+
+    result = {
+        "model": args.model, "weights": source, "min_size": args.min_size, "images": len(paths),
+        "threads": args.threads, "floor": args.floor, "batch": args.batch,
+        "detections_per_image_baseline": round(float(np.mean([len(o["scores"]) for o in base_out])), 1),
+        "instances_per_image_at_floor": round(float(np.mean([len(p.instances) for p in fast_out])), 1),
+        "baseline": summary(base_lat, base_total, len(paths), base_mem.used_mb),
+        "pipeline": summary(fast_lat, fast_total, len(paths), fast_mem.used_mb),
+        "agreement": agreement(base_out, fast_out, args.floor),
+    }
+    result["throughput_ratio"] = round(result["pipeline"]["images_per_s"] / result["baseline"]["images_per_s"], 2)
+    result["peak_memory_ratio"] = round(result["pipeline"]["peak_mb"] / max(result["baseline"]["peak_mb"], 1e-6), 2)
+    args.results.mkdir(parents=True, exist_ok=True)
+    stem = f"predict_speed_{args.model}"
+    atomic_write_json(args.results / f"{stem}.json", result)
+    b, f = result["baseline"], result["pipeline"]
+    table = (f"# Inference speed: {args.model} at {args.min_size} px, {len(paths)} CCP photos, {args.threads} threads\n\n"
+             f"Weights: {source}. Pipeline floor {args.floor}, batch {args.batch}. "
+             f"Detections per image (baseline, ≥0.05): {result['detections_per_image_baseline']}; "
+             f"instances per image at the floor: {result['instances_per_image_at_floor']}.\n\n"
+             "| arm | median s/img | p90 s/img | images/s | peak MB |\n|---|---|---|---|---|\n"
+             f"| baseline (plain loop) | {b['median_s']} | {b['p90_s']} | {b['images_per_s']} | {b['peak_mb']} |\n"
+             f"| pipeline | {f['median_s']} | {f['p90_s']} | {f['images_per_s']} | {f['peak_mb']} |\n"
+             f"| **ratio** | | | **{result['throughput_ratio']}×** | {result['peak_memory_ratio']}× |\n\n"
+             f"Agreement: {result['agreement']}\n\nMeasured by `python benchmarks/predict_speed.py "
+             f"{' '.join(argv if argv is not None else sys.argv[1:])}`.\n")
+    atomic_write_text(args.results / f"{stem}.md", table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

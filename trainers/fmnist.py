@@ -53,6 +53,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (peak LR for the one-cycle schedule)")
     p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--dropout", type=float, default=None, help="dropout rate (default: the architecture's)")
+    p.add_argument("--label-smoothing", type=float, default=None,
+                   help="cross-entropy label smoothing (default: 0.1 with --recipe improved, 0 with paper)")
+    p.add_argument("--no-flip", action="store_true", help="improved recipe without horizontal flips")
     p.add_argument("--seed", type=int, default=0, help="seeds the train/validation split and the training")
     p.add_argument("--val-size", type=int, default=12_000)
     p.add_argument("--limit-train", type=int, default=0, help="use only the first N training images (quick runs)")
@@ -85,16 +89,17 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random ±2 px shifts and horizontal flips of a uint8 N×28×28 batch (vectorised)."""
+def augment(x: torch.Tensor, generator: torch.Generator, flip: bool = True) -> torch.Tensor:
+    """Random ±2 px shifts and (optionally) horizontal flips of a uint8 N×28×28 batch (vectorised)."""
     n = x.shape[0]
     padded = F.pad(x, (2, 2, 2, 2))
     oy, ox = torch.randint(0, 5, (2, n), generator=generator)
     ar = torch.arange(28)
     rows = (oy[:, None] + ar)[:, :, None]
     cols = (ox[:, None] + ar)[:, None, :]
-    flip = torch.rand(n, generator=generator) < 0.5
-    cols = torch.where(flip[:, None, None], cols.flip(-1), cols)
+    if flip:
+        flipped = torch.rand(n, generator=generator) < 0.5
+        cols = torch.where(flipped[:, None, None], cols.flip(-1), cols)
     return padded[torch.arange(n)[:, None, None], rows, cols]
 
 
@@ -132,14 +137,14 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     val_x, val_y = torch.from_numpy(data.train_images[val_idx]), torch.from_numpy(data.train_labels[val_idx])
     test_x, test_y = torch.from_numpy(data.test_images.copy()), torch.from_numpy(data.test_labels)
 
-    model = cnn.build_classifier(args.model).to(device)
+    model = cnn.build_classifier(args.model, args.dropout).to(device)
     improved = args.recipe == "improved"
     optimizer = (torch.optim.AdamW if args.weight_decay else torch.optim.Adam)(
         model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = math.ceil(len(train_x) / args.batch_size)
     scheduler = (torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, epochs=args.epochs,
                                                      steps_per_epoch=steps_per_epoch, pct_start=0.25)
-                 if improved else None)
+                 if improved and args.epochs * steps_per_epoch >= 20 else None)  # one-cycle needs a few steps
     history: list[dict[str, float]] = []
     start_epoch, seconds_total = 1, 0.0
     if args.resume:
@@ -210,10 +215,10 @@ def _train_one_epoch(model, optimizer, scheduler, train_x, train_y, device, args
         idx = order[step * args.batch_size:(step + 1) * args.batch_size]
         x, y = train_x[idx], train_y[idx]
         if improved:
-            x = augment(x, generator)
+            x = augment(x, generator, flip=not args.no_flip)
         x, y = cnn.normalise(x).to(device), y.to(device)
         logits = model(x)
-        loss = F.cross_entropy(logits, y, label_smoothing=0.1 if improved else 0.0)
+        loss = F.cross_entropy(logits, y, label_smoothing=_label_smoothing(args))
         batch_loss = float(loss.detach())
         if not math.isfinite(batch_loss):
             raise FashionViewerError(f"loss became {batch_loss} at epoch {epoch} step {step + 1}; "
@@ -232,6 +237,12 @@ def _train_one_epoch(model, optimizer, scheduler, train_x, train_y, device, args
     return loss_sum / seen, correct / seen
 
 
+def _label_smoothing(args: argparse.Namespace) -> float:
+    if args.label_smoothing is not None:
+        return args.label_smoothing
+    return 0.1 if args.recipe == "improved" else 0.0
+
+
 def _model_card(args, name, model, history, seconds, n_train, n_val, test=None) -> dict[str, Any]:
     card: dict[str, Any] = {
         "name": name,
@@ -246,7 +257,9 @@ def _model_card(args, name, model, history, seconds, n_train, n_val, test=None) 
             "data": "Fashion-MNIST",
             "split": f"{n_train} train / {n_val} validation (seeded split of the 60,000 training images, "
                      f"seed {args.seed}) / 10,000 test",
-            "recipe": args.recipe, "epochs": len(history), "batch_size": args.batch_size, "optimizer": "Adam",
+            "recipe": args.recipe, "augmentation": ("±2 px shifts" + ("" if args.no_flip else ", horizontal flips")
+                                                     if args.recipe == "improved" else "none"),
+            "label_smoothing": _label_smoothing(args), "dropout": args.dropout, "epochs": len(history), "batch_size": args.batch_size, "optimizer": "Adam",
             "lr": args.lr, "weight_decay": args.weight_decay, "seconds": round(seconds, 1),
             "device": str(resolve_device(args.device)), "torch_threads": torch.get_num_threads(),
         },

@@ -93,20 +93,23 @@ class FVNet(nn.Module):
         return self.head(self.features(x))
 
 
-ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {
-    "cnn1": lambda: PaperCNN((32,), 32),
-    "cnn2": lambda: PaperCNN((32, 64), 64),
-    "cnn3": lambda: PaperCNN((32, 64, 128), 128),
-    "fvnet": lambda: FVNet(),
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
+    "cnn1": lambda **kw: PaperCNN((32,), 32, **kw),
+    "cnn2": lambda **kw: PaperCNN((32, 64), 64, **kw),
+    "cnn3": lambda **kw: PaperCNN((32, 64, 128), 128, **kw),
+    "fvnet": lambda **kw: FVNet(**kw),
 }
 PAPER_PARAMETERS = {"cnn1": 173_738, "cnn2": 515_146, "cnn3": 1_421_194}
 PAPER_ACCURACY = {"cnn1": 0.916, "cnn2": 0.928, "cnn3": 0.934}
 
 
-def build_classifier(name: str) -> nn.Module:
-    """A freshly initialised classifier by architecture name (see ``ARCHITECTURES``)."""
+def build_classifier(name: str, dropout: float | None = None) -> nn.Module:
+    """A freshly initialised classifier by architecture name (see ``ARCHITECTURES``).
+
+    ``dropout`` overrides the architecture's rate (training only: it changes no weights).
+    """
     try:
-        return ARCHITECTURES[name]()
+        return ARCHITECTURES[name](**({} if dropout is None else {"dropout": dropout}))
     except KeyError:
         raise ValueError(f"unknown classifier {name!r}; choose one of {', '.join(ARCHITECTURES)}") from None
 

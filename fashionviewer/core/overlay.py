@@ -46,6 +46,15 @@ class InstanceRaster:
     y0: int
     mask: np.ndarray  # bool h×w
     outline: np.ndarray  # bool h×w, the mask's 1-px inner border
+    _edge: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def edge_pixels(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, cols) of the outline in image coordinates: outlines are sparse, so paint them by index."""
+        if self._edge is None:
+            ys, xs = np.nonzero(self.outline)
+            self._edge = (ys + self.y0, xs + self.x0)
+        return self._edge
 
     @property
     def area(self) -> int:
@@ -119,13 +128,10 @@ class PredictionRasters:
 
     def index_map(self, indices: Sequence[int], dtype: Any = np.int32) -> np.ndarray:
         """H×W map: 0 background, ``k + 1`` where instance ``indices[k]`` is on top."""
-        out = np.zeros((self.height, self.width), dtype)
-        position = {idx: k for k, idx in enumerate(indices)}
-        for idx in self.paint_order(indices):
-            r = self[idx]
-            h, w = r.mask.shape
-            out[r.y0 : r.y0 + h, r.x0 : r.x0 + w][r.mask] = position[idx] + 1
-        return out
+        order = self.paint_order(indices)
+        top = _paint_map(self, order, (self.height, self.width), np.int64)
+        rank = {idx: k for k, idx in enumerate(indices, start=1)}
+        return np.array([0] + [rank[i] for i in order], np.int64)[top].astype(dtype)
 
     def instance_at(self, x: int, y: int, indices: Sequence[int]) -> int | None:
         """The top-most of ``indices`` whose mask covers pixel (x, y)."""
@@ -145,25 +151,38 @@ def composite(
 ) -> np.ndarray:
     """An RGBA uint8 H×W×4 layer with the masks of ``indices`` (class colours) and their outlines.
 
-    Only each instance's crop is touched, so the cost is proportional to the instances' areas.
+    Each instance's crop is painted into a one-channel map of "which instance is on top here"
+    (``np.copyto`` with a mask: no index arrays), then one table look-up turns the map into colours;
+    that is several times faster than painting four channels per instance.
     """
-    rgba = np.zeros((rasters.height, rasters.width, 4), np.uint8)
+    h, w = rasters.height, rasters.width
     order = rasters.paint_order(indices)
     alpha = int(round(255 * min(max(opacity, 0.0), 1.0)))
-    if masks and alpha > 0:
-        for idx in order:
-            r = rasters[idx]
-            h, w = r.mask.shape
-            rgba[r.y0 : r.y0 + h, r.x0 : r.x0 + w][r.mask] = (*class_color(rasters.instances[idx].label), alpha)
-    if outlines or highlight is not None:
-        for idx in order:
-            if not outlines and idx != highlight:
-                continue
-            r = rasters[idx]
-            h, w = r.mask.shape
-            colour = (255, 255, 255) if idx == highlight else class_color(rasters.instances[idx].label)
-            rgba[r.y0 : r.y0 + h, r.x0 : r.x0 + w][r.outline] = (*colour, 255)
+    colours = np.array([class_color(rasters.instances[i].label) for i in order], np.uint8).reshape(-1, 3)
+    dtype = np.uint8 if len(order) < 255 else np.uint16
+    rgba = np.zeros((h, w, 4), np.uint8)
+    if masks and alpha > 0 and order:
+        top = _paint_map(rasters, order, (h, w), dtype)
+        lut = np.zeros((len(order) + 1, 4), np.uint8)
+        lut[1:, :3], lut[1:, 3] = colours, alpha
+        # Gather 4 bytes per pixel as one uint32: one take instead of a 4-channel fancy index.
+        rgba = np.take(lut.view(np.uint32).ravel(), top).view(np.uint8).reshape(h, w, 4)
+    flat = rgba.reshape(-1, 4)
+    for idx in (order if outlines else [i for i in order if i == highlight]):
+        ys, xs = rasters[idx].edge_pixels
+        colour = (255, 255, 255) if idx == highlight else class_color(rasters.instances[idx].label)
+        flat[ys * w + xs] = (*colour, 255)
     return rgba
+
+
+def _paint_map(rasters: PredictionRasters, order: Sequence[int], shape: tuple[int, int], dtype: Any) -> np.ndarray:
+    """H×W map: k where the k-th (1-based) of ``order`` is the last painted mask, 0 elsewhere."""
+    out = np.zeros(shape, dtype)
+    for k, idx in enumerate(order, start=1):
+        r = rasters[idx]
+        crop_h, crop_w = r.mask.shape
+        np.copyto(out[r.y0 : r.y0 + crop_h, r.x0 : r.x0 + crop_w], k, where=r.mask, casting="unsafe")
+    return out
 
 
 def blend(image: np.ndarray, rgba: np.ndarray) -> np.ndarray:

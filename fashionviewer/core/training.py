@@ -6,7 +6,6 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 TRAINERS = {"fmnist": "Fashion-MNIST CNN", "maskrcnn": "Mask R-CNN"}
@@ -23,7 +22,8 @@ class TrainingRequest:
     data_path: str = ""  # fmnist: --data-dir; maskrcnn: the dataset's root folder
     image_size: int = 0  # maskrcnn: shorter side in px (0: the model's default)
     batch_size: int = 0  # 0: the trainer's default
-    limit_train: int = 0  # small subsets for quick runs and tests
+    limit_train: int = 0  # fmnist: first N training images; maskrcnn: at most N steps per epoch
+    weights: str = ""  # maskrcnn: coco | none | PATH (the trainer's --weights)
     extra: list[str] = field(default_factory=list)
 
     def arguments(self) -> list[str]:
@@ -39,13 +39,15 @@ class TrainingRequest:
             if self.dataset:
                 args += ["--dataset", self.dataset]
             if self.data_path:
-                args += ["--data-root", self.data_path]
+                args += ["--data-path", self.data_path]
             if self.image_size:
                 args += ["--image-size", str(self.image_size)]
+            if self.weights:
+                args += ["--weights", self.weights]
         if self.batch_size:
             args += ["--batch-size", str(self.batch_size)]
         if self.limit_train:
-            args += ["--limit-train", str(self.limit_train)]
+            args += ["--limit-train" if self.trainer == "fmnist" else "--steps-per-epoch", str(self.limit_train)]
         return args + list(self.extra) + ["--events", "-"]
 
     def command(self) -> list[str]:

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import numpy as np
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMenu, QMessageBox
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QFrame, QMainWindow, QMenu, QMessageBox, QScrollArea
 
 from ..core.analysis import cnn_input
 from ..core.errors import FashionViewerError
@@ -67,11 +67,17 @@ class MainWindow(QMainWindow):
                 ("details", "Details", self.details, Qt.DockWidgetArea.RightDockWidgetArea),
                 ("training", "Training", self.training, Qt.DockWidgetArea.BottomDockWidgetArea)):
             dock = QDockWidget(title, self, objectName=f"{key}Dock")
+            if key == "details":  # long texts (top-3, ground truth) scroll instead of being cut
+                scroll = QScrollArea(widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
+                scroll.setWidget(widget)
+                widget = scroll
             dock.setWidget(widget)
             self.addDockWidget(area, dock)
             self.docks[key] = dock
         self.docks["training"].hide()
-        self.resizeDocks([self.docks["browser"]], [300], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["browser"], self.docks["details"]], [280, 330], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["layers"], self.docks["legend"], self.docks["details"]], [300, 160, 420],
+                         Qt.Orientation.Vertical)
         self.export_worker: GeneratorWorker | None = None
         self._build_menus()
 

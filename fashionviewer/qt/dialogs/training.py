@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog
 from ...core.errors import FashionViewerError
 from ...core.training import TRAINERS, TrainingRequest
 
-MASKRCNN_DATASETS = ("fmnist_scenes", "imaterialist", "coco", "ccp")
+MASKRCNN_DATASETS = ("fmnist-scenes", "imaterialist", "coco", "ccp")  # core.datasets.DATASETS names
 
 
 def trainer_models(trainer: str) -> list[str]:
@@ -23,7 +23,7 @@ def trainer_models(trainer: str) -> list[str]:
     return list_models()
 
 
-def check_data(trainer: str, data_path: str) -> str | None:
+def check_data(trainer: str, data_path: str, dataset: str = "") -> str | None:
     """A plain-words problem with the chosen data, found before the run starts (None: looks fine)."""
     if trainer == "fmnist":
         from ...core.fmnist import resolve_data_dir
@@ -35,6 +35,8 @@ def check_data(trainer: str, data_path: str) -> str | None:
         return None
     if data_path and not Path(data_path).exists():
         return f"{data_path}: no such folder; choose the dataset's folder"
+    if not data_path and dataset != "ccp":  # only CCP has a default location (../shared/data/ccp)
+        return f"Choose the {dataset} dataset's folder."
     return None
 
 
@@ -68,6 +70,13 @@ class TrainingDialog(QDialog):
         self.image_size = QSpinBox(minimum=0, maximum=2048, singleStep=32, value=0, specialValueText="model default")
         self.image_size.setEnabled(trainer != "fmnist")
         self.limit = QSpinBox(minimum=0, maximum=10_000_000, singleStep=100, value=0, specialValueText="all")
+        self.weights = QComboBox()
+        if trainer == "maskrcnn":
+            from ...core.viewer_models import coco_weights_available
+
+            # COCO weights only when already cached (nothing is downloaded); else train from scratch.
+            self.weights.addItems((["coco"] if coco_weights_available() else []) + ["none"])
+        self.weights.setEnabled(trainer != "fmnist")
         self.device = QComboBox()
         self.device.addItems(devices)
         self.device.setCurrentText(default_device)
@@ -80,7 +89,9 @@ class TrainingDialog(QDialog):
         form.addRow("Model", self.model)
         form.addRow("Epochs", self.epochs)
         form.addRow("Image size (shorter side)", self.image_size)
-        form.addRow("Training images", self.limit)
+        form.addRow("Training images" if trainer == "fmnist" else "Steps per epoch", self.limit)
+        if trainer == "maskrcnn":
+            form.addRow("Start from weights", self.weights)
         form.addRow("Device", self.device)
         form.addRow("Output folder", _with_browse(self.out, "Output folder"))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
@@ -98,11 +109,11 @@ class TrainingDialog(QDialog):
             epochs=self.epochs.value(), device=self.device.currentText(),
             dataset="" if self.trainer == "fmnist" else self.dataset.currentText(),
             data_path=self.data_path.text().strip(), image_size=self.image_size.value(),
-            limit_train=self.limit.value())
+            limit_train=self.limit.value(), weights=self.weights.currentText())
 
     def _accept(self) -> None:
         request = self.request()
-        problem = check_data(self.trainer, request.data_path)
+        problem = check_data(self.trainer, request.data_path, request.dataset)
         if not request.out:
             problem = "Choose an output folder for the checkpoint."
         if problem:

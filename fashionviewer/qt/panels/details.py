@@ -66,6 +66,7 @@ class DetailsPanel(QWidget):
         s = self.session
         self.flag.hide()
         self.crop.clear()
+        self.crop.hide()  # shown again only when there is a CNN input to show
         prediction = s.prediction()
         inst = s.selected_instance()
         if inst is not None:
@@ -118,5 +119,6 @@ class DetailsPanel(QWidget):
             return
         picture = np.ascontiguousarray(picture, np.uint8)
         qimage = QImage(picture.data, 28, 28, 28, QImage.Format.Format_Grayscale8).copy()
+        self.crop.show()
         self.crop.setPixmap(QPixmap.fromImage(qimage).scaled(112, 112, Qt.AspectRatioMode.KeepAspectRatio,
                                                               Qt.TransformationMode.FastTransformation))

@@ -20,7 +20,7 @@ class LayersPanel(QWidget):
         super().__init__(parent)
         self.session = session
         self.checks: dict[str, QCheckBox] = {}
-        layers_box = QGroupBox("Layers")
+        layers_box = QGroupBox("Show")
         grid = QVBoxLayout(layers_box)
         for name in LAYERS:
             label, key = LAYER_KEYS[name]

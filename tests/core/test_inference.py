@@ -1,0 +1,170 @@
+"""Predictor fast path vs plain torchvision output, model loading, and ``fashionviewer predict``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fashionviewer.core import inference
+from fashionviewer.core.errors import FashionViewerError, WeightsError
+from fashionviewer.core.inference import Predictor, best_device, load_predictor, paste_masks_as_rle
+from fashionviewer.core.masks import decode_mask, mask_area
+from fashionviewer.core.models import get_model, save_checkpoint
+from fashionviewer.core.paths import MODELS_DIR
+
+CLASS_NAMES = ["top", "trouser", "bag"]
+
+
+def _calibrated_light_model(seed: int = 0) -> torch.nn.Module:
+    """A random light model whose outputs are not degenerate: BatchNorm statistics taken
+    from a few images (random init leaves eval-mode features near zero) and a mask
+    predictor with unit-variance weights, so masks have both sides of 0.5."""
+    torch.manual_seed(seed)
+    model = get_model("maskrcnn_mobilenet_v3_light", len(CLASS_NAMES) + 1, min_size=128)
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.momentum = None  # cumulative average
+    model.train()
+    with torch.no_grad():
+        images, _ = model.transform([torch.rand(3, 128, 160) for _ in range(4)])
+        features = model.backbone(images.tensors)
+        heads = model.roi_heads
+        boxes = [torch.tensor([[10.0, 10.0, 90.0, 100.0], [40.0, 20.0, 150.0, 120.0]])] * 4
+        heads.mask_head(heads.mask_roi_pool(features, boxes, images.image_sizes))
+        heads.box_head(heads.box_roi_pool(features, boxes, images.image_sizes))
+        heads.mask_predictor.mask_fcn_logits.weight.normal_(0, 1)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def model():
+    return _calibrated_light_model()
+
+
+@pytest.fixture(scope="module")
+def image():
+    rng = np.random.default_rng(0)
+    img = (rng.random((150, 190, 3)) * 80).astype(np.uint8)
+    img[30:110, 40:120] = (220, 120, 40)
+    return img
+
+
+def _plain_output(model, image):
+    with torch.inference_mode():
+        return model([torch.from_numpy(image).permute(2, 0, 1).float() / 255])[0]
+
+
+def test_predictor_agrees_with_plain_model_above_the_floor(model, image):
+    plain = _plain_output(model, image)
+    scores = plain["scores"]
+    assert len(scores) >= 4, "the calibrated model should detect something"
+    ranked = scores.sort(descending=True).values
+    half = len(ranked) // 2
+    floor = float(ranked[half - 1] + ranked[half]) / 2  # about half pass; no score sits on the floor
+    keep = scores >= floor
+
+    prediction = Predictor(model, CLASS_NAMES, score_floor=floor, model_name="light").predict(image, "a.png")
+    assert prediction.file_name == "a.png" and (prediction.width, prediction.height) == (190, 150)
+    assert prediction.model == "light"
+    assert len(prediction.instances) == int(keep.sum())
+    got_scores = [inst.score for inst in prediction.instances]
+    assert got_scores == sorted(got_scores, reverse=True)
+    order = torch.argsort(scores[keep], descending=True, stable=True)
+    np.testing.assert_allclose([inst.box for inst in prediction.instances], plain["boxes"][keep][order], atol=1e-3)
+    assert [inst.label for inst in prediction.instances] == plain["labels"][keep][order].tolist()
+    assert prediction.instances[0].class_name == CLASS_NAMES[prediction.instances[0].label - 1]
+
+    ious = []
+    for inst, prob in zip(prediction.instances, plain["masks"][keep][order]):
+        ours, theirs = inst.mask().astype(bool), (prob[0] > 0.5).numpy()
+        union = (ours | theirs).sum()
+        ious.append(1.0 if union == 0 else (ours & theirs).sum() / union)
+    assert sum(inst.area > 0 for inst in prediction.instances) >= 2, "masks should not all be empty"
+    assert min(ious) >= 0.98, ious
+    assert model.roi_heads.score_thresh == 0.05  # the floor was only borrowed
+
+
+def test_predict_batch_matches_single_predictions(model, image):
+    predictor = Predictor(model, CLASS_NAMES, score_floor=0.05)
+    mirrored = np.ascontiguousarray(image[:, ::-1])  # same size: batching pads smaller images
+    batch = predictor.predict_batch([image, mirrored], ["a", "b"], [7, 8])
+    singles = [predictor.predict(image, "a", 7), predictor.predict(mirrored, "b", 8)]
+    for got, want in zip(batch, singles):
+        assert got.image_id == want.image_id and len(got.instances) == len(want.instances)
+        np.testing.assert_allclose([i.box for i in got.instances], [i.box for i in want.instances], atol=1e-2)
+    with pytest.raises(ValueError, match="RGB uint8"):
+        predictor.predict(image.astype(np.float32))
+
+
+def test_paste_masks_as_rle_fills_the_box():
+    probs = torch.ones(2, 1, 28, 28)
+    boxes = torch.tensor([[10.0, 20.0, 49.0, 59.0], [-30.0, -30.0, 5.0, 5.0]])  # the second is clipped
+    rles = paste_masks_as_rle(probs, boxes, 80, 100)
+    first = decode_mask(rles[0])
+    assert first.shape == (80, 100) and first[20:60, 10:50].all()
+    assert abs(mask_area(rles[0]) - 40 * 40) <= 2 * 42  # torchvision's 1-pixel padding blurs the border
+    assert decode_mask(rles[1])[:5, :5].all() and mask_area(rles[1]) <= 7 * 7
+
+
+def test_load_predictor_from_checkpoint_and_errors(tmp_path, model):
+    save_checkpoint(model, tmp_path / "light.pt", {"class_names": CLASS_NAMES, "weights": "trained"})
+    predictor = load_predictor(tmp_path / "light.json")
+    assert predictor.class_names == CLASS_NAMES and predictor.model_name == "light"
+    assert predictor.card["weights"] == "trained"
+
+    save_checkpoint(model, tmp_path / "random.pt", {"class_names": CLASS_NAMES})
+    with pytest.raises(WeightsError, match="random"):
+        load_predictor(tmp_path / "random.pt")
+    assert load_predictor(tmp_path / "random.pt", allow_random=True).card["weights"] == "random"
+    with pytest.raises(WeightsError, match="no such checkpoint file or bundled model"):
+        load_predictor("no-such-model")
+    with pytest.raises(FashionViewerError, match="not a device name"):
+        load_predictor(tmp_path / "light.pt", device="toaster")
+
+
+def test_best_device_is_usable():
+    assert best_device() in ("cuda", "mps", "cpu")
+    assert inference.resolve_device("auto").type == best_device()
+
+
+@pytest.mark.skipif(not (MODELS_DIR / "maskrcnn_demo.json").is_file(), reason="demo model not shipped yet")
+def test_bundled_demo_model_loads_and_is_trained():
+    predictor = load_predictor("demo")
+    assert "demo" in inference.bundled_models()
+    assert predictor.card["weights"] == "trained" and len(predictor.class_names) == 10
+    assert predictor.card["metrics"]["segm_ap"] > 0
+    assert (MODELS_DIR / "maskrcnn_demo.pt").stat().st_size < 25 * 2**20
+
+
+def test_predict_command_writes_results_and_counts_skipped(tmp_path, model, image, capsys):
+    from fashionviewer.predict import main
+
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    Image.fromarray(image).save(folder / "a.png")
+    Image.fromarray(image[:100]).save(folder / "sub" / "b.jpg")
+    (folder / "broken.jpg").write_bytes(b"not an image")
+    save_checkpoint(model, tmp_path / "light.pt", {"class_names": CLASS_NAMES, "weights": "trained"})
+
+    out = tmp_path / "out"
+    status = main([str(folder), "--out", str(out), "--model", str(tmp_path / "light.pt"), "--device", "cpu",
+                   "--min-score", "0.05"])
+    assert status == 3
+    captured = capsys.readouterr()
+    assert "broken.jpg" in captured.err and "skipped 1" in captured.out
+
+    index = json.loads((out / "images.json").read_text())
+    assert [(i["file_name"], i["width"], i["height"]) for i in index] == [("a.png", 190, 150), ("sub/b.jpg", 190, 100)]
+    results = json.loads((out / "predictions.json").read_text())
+    ids = {i["file_name"]: i["image_id"] for i in index}
+    assert results and {r["image_id"] for r in results} <= set(ids.values())
+    assert all(r["score"] >= 0.05 and r["segmentation"]["size"] in ([150, 190], [100, 190]) for r in results)
+
+    (folder / "broken.jpg").unlink()
+    assert main([str(folder), "--out", str(out), "--model", str(tmp_path / "light.pt"), "--device", "cpu"]) == 0
+    with pytest.raises(FashionViewerError, match="no images found"):
+        main([str(tmp_path / "out"), "--out", str(out), "--model", str(tmp_path / "light.pt")])

@@ -74,7 +74,9 @@ def main() -> int:
     app = QApplication.instance() or QApplication([sys.argv[0]])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    settings = QSettings(str(out / ".screenshots-settings.ini"), QSettings.Format.IniFormat)
+    import tempfile
+
+    settings = QSettings(str(Path(tempfile.mkdtemp()) / "settings.ini"), QSettings.Format.IniFormat)  # leave the user's alone
     window = MainWindow(settings=settings)
     window.resize(1500, 920)
     window.show()

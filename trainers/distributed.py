@@ -99,3 +99,12 @@ def reduce_mean(values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     dist.all_reduce(stacked)
     stacked /= get_world_size()
     return dict(zip(names, stacked))
+
+
+def average_buffers(tensors: list[torch.Tensor]) -> None:
+    """Replace each tensor by its mean over ranks, in place (e.g. BatchNorm statistics)."""
+    if not is_distributed():
+        return
+    for tensor in tensors:
+        dist.all_reduce(tensor)
+        tensor /= get_world_size()

@@ -81,8 +81,7 @@ def train_one_epoch(
     for step, (images, targets) in enumerate(bar, start=1):
         if control.should_stop is not None and control.should_stop():
             raise Cancelled()
-        images = [image.to(device, non_blocking=True) for image in images]
-        targets = [{k: v.to(device) if isinstance(v, Tensor) else v for k, v in t.items()} for t in targets]
+        images, targets = _to_device(images, targets, device)
         with torch.autocast(device.type, enabled=scaler is not None):
             loss_dict = model(images, targets)
         loss = sum(loss_dict.values())
@@ -124,6 +123,40 @@ def _backward_step(
     scaler.update()
 
 
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, loader: Iterable[Batch], device: torch.device, steps: int) -> int:
+    """Re-estimate BatchNorm running statistics for the current weights ("precise BN"); returns batches used.
+
+    Trained from scratch, weights move faster than BatchNorm's running averages
+    follow (MobileNetV3 uses momentum 0.01), so the eval-mode network drifts far
+    from the train-mode one: the light model found nothing at all after its
+    first epoch until this was done. Here the weights are fixed and the
+    statistics are plain averages over ``steps`` training batches (then over
+    ranks). Models without trainable BatchNorm (FrozenBatchNorm2d after COCO or
+    ImageNet initialisation) are left alone.
+    """
+    norms = [m for m in unwrap(model).modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+             and m.track_running_stats]
+    if not norms or steps <= 0:
+        return 0
+    momenta = [m.momentum for m in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative moving average: every batch counts the same
+    was_training = model.training
+    model.train()
+    used = 0
+    for images, targets in itertools.islice(loader, steps):
+        images, targets = _to_device(images, targets, device)
+        unwrap(model)(images, targets)  # targets: the heads see sampled RoIs as in training
+        used += 1
+    for norm, momentum in zip(norms, momenta):
+        norm.momentum = momentum
+    distributed.average_buffers([b for m in norms for b in (m.running_mean, m.running_var)])
+    model.train(was_training)
+    return used
+
+
 @torch.inference_mode()
 def evaluate(
     model: nn.Module,
@@ -153,6 +186,12 @@ def evaluate(
         return {}
     merged = [record for part in gathered for record in part]
     return {iou: evaluate_coco(ground_truth, merged, iou) for iou in ("bbox", "segm")}
+
+
+def _to_device(images: Sequence[Tensor], targets: Sequence[dict[str, Any]], device: torch.device
+               ) -> tuple[list[Tensor], list[dict[str, Any]]]:
+    moved = [{k: v.to(device) if isinstance(v, Tensor) else v for k, v in t.items()} for t in targets]
+    return [image.to(device, non_blocking=True) for image in images], moved
 
 
 def _length(loader: Iterable[Batch], max_steps: int | None) -> int | None:

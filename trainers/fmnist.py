@@ -60,6 +60,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seeds the train/validation split and the training")
     p.add_argument("--val-size", type=int, default=12_000)
     p.add_argument("--limit-train", type=int, default=0, help="use only the first N training images (quick runs)")
+    p.add_argument("--limit-test", type=int, default=0, help="evaluate on only the first N test images (quick runs)")
     p.add_argument("--data-dir", default=None, help="folder with the four idx.gz files (default: $FASHION_MNIST_DIR, then Debian's)")
     p.add_argument("--out", default="runs/fmnist", help="output folder for the checkpoint and model card")
     p.add_argument("--resume", nargs="?", const="auto", default=None,
@@ -135,7 +136,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         val_idx = val_idx[: max(args.limit_train // 4, 100)]
     train_x, train_y = torch.from_numpy(data.train_images[train_idx]), torch.from_numpy(data.train_labels[train_idx])
     val_x, val_y = torch.from_numpy(data.train_images[val_idx]), torch.from_numpy(data.train_labels[val_idx])
-    test_x, test_y = torch.from_numpy(data.test_images.copy()), torch.from_numpy(data.test_labels)
+    test_count = args.limit_test or len(data.test_labels)
+    test_x = torch.from_numpy(data.test_images[:test_count].copy())
+    test_y = torch.from_numpy(data.test_labels[:test_count])
 
     model = cnn.build_classifier(args.model, args.dropout).to(device)
     improved = args.recipe == "improved"
@@ -244,6 +247,7 @@ def _label_smoothing(args: argparse.Namespace) -> float:
 
 
 def _model_card(args, name, model, history, seconds, n_train, n_val, test=None) -> dict[str, Any]:
+    n_test = args.limit_test or 10_000
     card: dict[str, Any] = {
         "name": name,
         "task": "classification",
@@ -256,7 +260,7 @@ def _model_card(args, name, model, history, seconds, n_train, n_val, test=None) 
         "training": {
             "data": "Fashion-MNIST",
             "split": f"{n_train} train / {n_val} validation (seeded split of the 60,000 training images, "
-                     f"seed {args.seed}) / 10,000 test",
+                     f"seed {args.seed}) / {n_test} test",
             "recipe": args.recipe, "augmentation": ("±2 px shifts" + ("" if args.no_flip else ", horizontal flips")
                                                      if args.recipe == "improved" else "none"),
             "label_smoothing": _label_smoothing(args), "dropout": args.dropout, "epochs": len(history), "batch_size": args.batch_size, "optimizer": "Adam",
@@ -270,7 +274,7 @@ def _model_card(args, name, model, history, seconds, n_train, n_val, test=None) 
         card["metrics"] = {"test_accuracy": round(test["accuracy"], 4), "micro_f1": round(test["micro_f1"], 4),
                            "macro_f1": round(test["macro_f1"], 4), "test_loss": round(test["loss"], 4),
                            "per_class_f1": test["per_class_f1"], "confusion": test["confusion"],
-                           "measured_by": "trainers.fmnist evaluate() on the 10,000 test images"}
+                           "measured_by": f"trainers.fmnist evaluate() on {n_test} Fashion-MNIST test images"}
     return card
 
 

@@ -41,7 +41,7 @@ from fashionviewer.core.events import EventWriter
 from fashionviewer.core.models import get_model, list_models, model_info, save_checkpoint, unwrap
 
 from . import distributed
-from .engine import Cancelled, StepControl, collate_fn, evaluate, train_one_epoch
+from .engine import Cancelled, StepControl, collate_fn, evaluate, recalibrate_batchnorm, train_one_epoch
 
 log = logging.getLogger("trainers.maskrcnn")
 
@@ -77,6 +77,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                    help="per-step schedule after warm-up; multistep divides by 10 at 2/3 and 8/9 of training")
     p.add_argument("--warmup-steps", type=int, default=200, help="linear warm-up steps")
     p.add_argument("--clip-grad-norm", type=float, default=0.0, help="clip the gradient norm (0: off)")
+    p.add_argument("--bn-recalibration-steps", type=int, default=50,
+                   help="before evaluating and saving, re-estimate BatchNorm statistics on this many training "
+                        "batches (models trained from scratch need it; 0: off)")
     p.add_argument("--hflip-prob", type=float, default=0.5, help="horizontal flip probability in training")
     p.add_argument("--workers", type=int, default=2, help="data-loading worker processes per rank")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto")
@@ -216,7 +219,8 @@ def model_card(args: argparse.Namespace, class_names: Sequence[str], history: li
             "optimizer": args.optimizer, "lr": args.lr, "lr_scheduler": args.lr_scheduler,
             "weight_decay": args.weight_decay, "batch_size": args.batch_size, "world_size": world_size,
             "steps_per_epoch": args.steps_per_epoch, "image_size": args.image_size, "amp": bool(args.amp),
-            "hflip_prob": args.hflip_prob, "seed": args.seed, "seconds": round(seconds, 1),
+            "hflip_prob": args.hflip_prob, "bn_recalibration_steps": args.bn_recalibration_steps, "seed": args.seed,
+            "seconds": round(seconds, 1),
         },
         "history": history,
     }
@@ -279,6 +283,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 )
                 train_loss = train_one_epoch(model, optimizer, train_loader, device, epoch,
                                              lr_scheduler=scheduler, scaler=scaler, control=control)
+                recalibrate_batchnorm(model, train_loader, device, args.bn_recalibration_steps)
                 record: dict[str, Any] = {"epoch": epoch, "train_loss": round(train_loss, 5)}
                 if val_loader is not None:
                     record.update(_ap_fields(evaluate(model, val_loader, device, class_names, ground_truth or {})))

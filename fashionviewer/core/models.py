@@ -187,26 +187,17 @@ def get_model(
     if choice == "checkpoint":
         return _from_checkpoint(name, Path(weights), num_classes, kwargs)  # type: ignore[arg-type]
 
-    backbone = _backbone_weights(name, arch, weights_backbone)
     if choice == "coco":
-        if arch.coco_weights is None:
-            raise WeightsError(
-                f"{name}: torchvision has no COCO weights for this architecture; use --weights none "
-                "(with --weights-backbone imagenet to start from ImageNet features)"
-            )
-        _cached_weights_file(arch.coco_weights)
-        model = arch.builder(weights=arch.coco_weights, progress=False, **kwargs)
-        init = "coco"
+        model, init = _coco_model(name, arch, num_classes, kwargs), "coco"
     else:
+        backbone = _backbone_weights(name, arch, weights_backbone)
         model = arch.builder(num_classes=num_classes, weights_backbone=backbone, **kwargs)
         init = "imagenet-backbone" if backbone is not None else "none"
-
-    if choice == "coco" and num_classes != COCO_NUM_CLASSES:
-        replace_predictors(model, num_classes)
     usable = choice == "coco" and num_classes == COCO_NUM_CLASSES
     _set_info(model, name, num_classes, weights="coco" if usable else "random", init=init)
     if not usable:
-        log.info("%s: %s initialisation, predictions are meaningless until trained", name, init)
+        start = "random initialisation" if init == "none" else f"{init} weights with new random heads"
+        log.info("%s: %s; predictions are meaningless until trained", name, start)
     return model
 
 
@@ -231,11 +222,6 @@ def model_info(model: nn.Module) -> dict[str, Any]:
 def unwrap(model: nn.Module) -> nn.Module:
     """The model inside a DistributedDataParallel/DataParallel wrapper (or the model itself)."""
     return getattr(model, "module", model)
-
-
-def cached_weights_file(weights: WeightsEnum) -> Path:
-    """The torch hub cache file of torchvision ``weights``; WeightsError naming it when absent."""
-    return _cached_weights_file(weights)
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -338,12 +324,16 @@ def _backbone_weights(name: str, arch: _Architecture, choice: str | None) -> Wei
         return None
     if choice.lower() != "imagenet":
         raise WeightsError(f"{name}: unknown backbone weights {choice!r}; use imagenet or none")
-    _cached_weights_file(arch.backbone_weights)
+    cached_weights_file(arch.backbone_weights)
     return arch.backbone_weights
 
 
-def _cached_weights_file(weights: WeightsEnum) -> Path:
-    # Checked before torchvision sees the enum: offline it would try to download and fail obscurely.
+def cached_weights_file(weights: WeightsEnum) -> Path:
+    """The torch hub cache file of torchvision ``weights``; WeightsError naming file and folder when absent.
+
+    Checked before torchvision sees the enum: offline, it would try to download
+    and fail with a long network traceback.
+    """
     folder = Path(torch.hub.get_dir()) / "checkpoints"
     file = folder / Path(urlparse(weights.url).path).name
     if not file.is_file():
@@ -352,6 +342,20 @@ def _cached_weights_file(weights: WeightsEnum) -> Path:
             f"(from {weights.url}) in {folder}"
         )
     return file
+
+
+def _coco_model(name: str, arch: _Architecture, num_classes: int, kwargs: dict[str, Any]) -> MaskRCNN:
+    """torchvision's COCO model from the hub cache, with new predictors when ``num_classes`` differs."""
+    if arch.coco_weights is None:
+        raise WeightsError(
+            f"{name}: torchvision has no COCO weights for this architecture; use --weights none "
+            "(with --weights-backbone imagenet to start from ImageNet features)"
+        )
+    cached_weights_file(arch.coco_weights)
+    model = arch.builder(weights=arch.coco_weights, progress=False, **kwargs)
+    if num_classes != COCO_NUM_CLASSES:
+        replace_predictors(model, num_classes)
+    return model
 
 
 def _from_checkpoint(name: str, path: Path, num_classes: int, kwargs: dict[str, Any]) -> MaskRCNN:

@@ -48,6 +48,8 @@ class TrainingRequest:
             args += ["--batch-size", str(self.batch_size)]
         if self.limit_train:
             args += ["--limit-train" if self.trainer == "fmnist" else "--steps-per-epoch", str(self.limit_train)]
+            if self.trainer == "fmnist":  # a quick run is also scored quickly
+                args += ["--limit-test", str(max(self.limit_train, 500))]
         return args + list(self.extra) + ["--events", "-"]
 
     def command(self) -> list[str]:

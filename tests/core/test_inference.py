@@ -21,8 +21,9 @@ CLASS_NAMES = ["top", "trouser", "bag"]
 
 def _calibrated_light_model(seed: int = 0) -> torch.nn.Module:
     """A random light model whose outputs are not degenerate: BatchNorm statistics taken
-    from a few images (random init leaves eval-mode features near zero) and a mask
-    predictor with unit-variance weights, so masks have both sides of 0.5."""
+    from a few images (random init leaves eval-mode features near zero), a mask
+    predictor with unit-variance weights, so masks have both sides of 0.5, and
+    class logits scaled down so that scores spread instead of all saturating at 1."""
     torch.manual_seed(seed)
     model = get_model("maskrcnn_mobilenet_v3_light", len(CLASS_NAMES) + 1, min_size=128)
     for module in model.modules():
@@ -37,6 +38,7 @@ def _calibrated_light_model(seed: int = 0) -> torch.nn.Module:
         heads.mask_head(heads.mask_roi_pool(features, boxes, images.image_sizes))
         heads.box_head(heads.box_roi_pool(features, boxes, images.image_sizes))
         heads.mask_predictor.mask_fcn_logits.weight.normal_(0, 1)
+        heads.box_predictor.cls_score.weight.mul_(0.1)
     return model.eval()
 
 

@@ -13,6 +13,7 @@ from .core.errors import FashionViewerError
 
 USAGE = """usage: fashionviewer [FOLDER]              open the viewer (the bundled demo when FOLDER is omitted)
        fashionviewer predict FOLDER --out DIR  predict a folder headless (see: fashionviewer predict -h)
+       fashionviewer predict --merge DIR       join the results of `predict --shard I/N` runs
        fashionviewer evaluate --gt GT --pred RESULTS   COCO AP of predictions (see: fashionviewer evaluate -h)"""
 
 

@@ -16,6 +16,11 @@ Files in ``--out``, written atomically every epoch: ``model.pt`` + ``model.json`
 ``training_state.pt`` (model, optimizer, scheduler, epoch: what ``--resume``
 reads). Progress: a tqdm bar on stderr and, with ``--events``, the JSON-lines
 events of :mod:`fashionviewer.core.events`.
+
+Before each evaluation the BatchNorm statistics are re-estimated on
+``--bn-recalibration-steps`` training batches (see
+:func:`trainers.engine.recalibrate_batchnorm`): without it a model trained from
+scratch evaluates far worse than it trains.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import math
 import signal
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -229,6 +235,17 @@ def model_card(args: argparse.Namespace, class_names: Sequence[str], history: li
 # --------------------------------------------------------------------------- main
 
 
+@dataclass
+class Progress:
+    """What survives between epochs and across --resume."""
+
+    init: str  # where the weights started: none, coco, imagenet-backbone, a checkpoint path
+    history: list[dict[str, Any]] = field(default_factory=list)
+    first_epoch: int = 1
+    seconds: float = 0.0
+    best_segm_ap: float = -1.0
+
+
 def main(args: argparse.Namespace) -> dict[str, Any]:
     """Train, evaluate and checkpoint every epoch; returns the last model card (rank 0; ``{}`` elsewhere)."""
     out = ensure_writable_dir(args.out)  # before any slow loading: a bad --out fails at once
@@ -245,34 +262,25 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     weights = "none" if start else args.weights  # the resumed state replaces any initial weights
     model = get_model(args.model, len(class_names) + 1, weights, min_size=args.image_size,
                       weights_backbone=args.weights_backbone).to(device)
-    init = model_info(model).get("init", "none")
     steps = min(len(train_loader), args.steps_per_epoch) if args.steps_per_epoch else len(train_loader)
     optimizer = build_optimizer(args, model, info.world_size)
     scheduler = build_lr_scheduler(optimizer, args.lr_scheduler, steps * args.epochs, args.warmup_steps)
-    history: list[dict[str, Any]] = []
-    first_epoch, seconds_total, best_ap = 1, 0.0, -1.0
+    progress = Progress(init=model_info(model).get("init", "none"))
     if start is not None:
-        state = load_training_state(start, args.model)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["lr_scheduler"])
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        history, seconds_total, best_ap = state["history"], state["seconds"], state["best_segm_ap"]
-        first_epoch, init = state["epoch"] + 1, state.get("init", init)
-        log.info("resumed from %s at epoch %d", start, first_epoch)
+        progress = _restore(start, args.model, model, optimizer, scheduler, scaler)
     if info.enabled:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     last_path = out / f"{LAST_NAME}.pt"
     stop = _install_cancel_handler()
+    n_train = len(train_loader.dataset)  # type: ignore[arg-type]
     n_val = len(val_loader.dataset.dataset) if val_loader is not None else 0  # type: ignore[attr-defined]
     card: dict[str, Any] = {}
     with EventWriter(args.events if info.rank == 0 else None) as events:
         events.emit("start", trainer="maskrcnn", model=args.model, epochs=args.epochs, steps_per_epoch=steps,
                     device=str(device), out=str(out), world_size=info.world_size)
         try:
-            for epoch in range(first_epoch, args.epochs + 1):
+            for epoch in range(progress.first_epoch, args.epochs + 1):
                 t0 = time.perf_counter()
                 sampler.set_epoch(epoch)
                 control = StepControl(
@@ -288,14 +296,13 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 if val_loader is not None:
                     record.update(_ap_fields(evaluate(model, val_loader, device, class_names, ground_truth or {})))
                 seconds = time.perf_counter() - t0
-                seconds_total += seconds
                 record["seconds"] = round(seconds, 1)
-                history.append(record)
+                progress.history.append(record)
+                progress.seconds += seconds
                 if info.rank == 0:
-                    card = model_card(args, class_names, history, len(train_loader.dataset), n_val, seconds_total,
-                                      info.world_size, init)
-                    best_ap = _save_epoch(out, model, card, optimizer, scheduler, scaler, args, history,
-                                          seconds_total, best_ap, init)
+                    card = model_card(args, class_names, progress.history, n_train, n_val, progress.seconds,
+                                      info.world_size, progress.init)
+                    _save_epoch(out, model, card, optimizer, scheduler, scaler, args, progress)
                     _log_epoch(record, args.epochs)
                     events.emit("epoch", epochs=args.epochs, checkpoint=str(last_path), **record)
                 distributed.barrier()
@@ -308,6 +315,20 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                         message=str(exc))
             raise
     return card
+
+
+def _restore(path: Path, model_name: str, model: nn.Module, optimizer: torch.optim.Optimizer,
+             scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler | None) -> Progress:
+    """Load a training state into the model/optimizer/scheduler/scaler; the progress it recorded."""
+    state = load_training_state(path, model_name)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["lr_scheduler"])
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    log.info("resumed from %s at epoch %d", path, state["epoch"] + 1)
+    return Progress(init=state["init"], history=state["history"], first_epoch=state["epoch"] + 1,
+                    seconds=state["seconds"], best_segm_ap=state["best_segm_ap"])
 
 
 def resolve_device(name: str) -> torch.device:
@@ -334,27 +355,25 @@ def _ap_fields(metrics: dict[str, dict[str, Any]]) -> dict[str, float]:
 
 def _save_epoch(out: Path, model: nn.Module, card: dict[str, Any], optimizer: torch.optim.Optimizer,
                 scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler | None,
-                args: argparse.Namespace, history: list[dict[str, Any]], seconds: float, best_ap: float,
-                init: str) -> float:
-    """Write model.pt/.json, model_best.pt/.json when mask AP improved, then the training state."""
+                args: argparse.Namespace, progress: Progress) -> None:
+    """Write model.pt/.json, model_best.pt/.json when mask AP improved, and the training state."""
     save_checkpoint(model, out / f"{LAST_NAME}.pt", card)
-    segm_ap = history[-1].get("segm_ap", -1.0)
-    if segm_ap > best_ap:
+    segm_ap = progress.history[-1].get("segm_ap", -1.0)
+    if segm_ap > progress.best_segm_ap:
         save_checkpoint(model, out / f"{BEST_NAME}.pt", card)
-        best_ap = segm_ap
+        progress.best_segm_ap = segm_ap
     atomic_torch_save({
         "model": {k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()},
         "optimizer": optimizer.state_dict(),
         "lr_scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict() if scaler is not None else None,
-        "epoch": history[-1]["epoch"],
-        "history": history,
-        "seconds": seconds,
-        "best_segm_ap": best_ap,
-        "init": init,
+        "epoch": progress.history[-1]["epoch"],
+        "history": progress.history,
+        "seconds": progress.seconds,
+        "best_segm_ap": progress.best_segm_ap,
+        "init": progress.init,
         "args": vars(args),
     }, out / STATE_FILE)
-    return best_ap
 
 
 def _log_epoch(record: dict[str, Any], epochs: int) -> None:

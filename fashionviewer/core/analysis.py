@@ -3,19 +3,28 @@
 ``analyse_image`` = decode -> Mask R-CNN (``Predictor.predict`` at its low score floor, so the
 viewer's threshold slider only filters) -> the Fashion-MNIST CNN on every instance's masked crop
 and on the whole picture -> masks decoded once into rasters for fast redraws.
+
+With a persistent cache (:class:`~fashionviewer.core.cache.BoundCache`) the Mask R-CNN output is
+looked up by the file's content first and stored after predicting, so a folder predicted before (by
+the viewer or by ``fashionviewer predict``) shows its overlays without running the detector.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Generator
 
 import numpy as np
 
+from .cache import BoundCache, bind_cache, open_cache
 from .errors import FashionViewerError
 from .imageio import load_image
 from .overlay import InstanceRaster, PredictionRasters
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -63,14 +72,21 @@ def classify(prediction: Any, image: np.ndarray, rasters: PredictionRasters, cla
 
 
 def analyse_image(path: Path, predictor: Any, model: str, classifier: Any | None = None,
-                  preprocess: Callable[..., np.ndarray] | None = None, classifier_name: str = "") -> Analysis:
+                  preprocess: Callable[..., np.ndarray] | None = None, classifier_name: str = "",
+                  cache: BoundCache | None = None) -> Analysis:
     import time
 
     start = time.perf_counter()
     result = Analysis(Path(path), model)
     try:
-        image = load_image(path)
-        prediction = predictor.predict(image, file_name=Path(path).name)
+        digest, prediction = cache.lookup(path, Path(path).name) if cache is not None else (None, None)
+        result.extra["cached"] = prediction is not None
+        # The CNN needs the pixels; a cached detection without a CNN does not.
+        image = load_image(path) if prediction is None or classifier is not None else None
+        if prediction is None:
+            prediction = predictor.predict(image, file_name=Path(path).name)
+            if cache is not None:
+                cache.store(digest, prediction)  # before the CNN fills its fields: those are not cached
         rasters = PredictionRasters(prediction.instances, prediction.height, prediction.width).decode_all()
         if classifier is not None and preprocess is not None:
             result.image_scores = classify(prediction, image, rasters, classifier, preprocess, classifier_name)
@@ -84,11 +100,28 @@ def analyse_image(path: Path, predictor: Any, model: str, classifier: Any | None
 
 
 def analyse_queue(take: Callable[[], Path | None], predictor: Any, model: str, classifier: Any | None = None,
-                  preprocess: Callable[..., np.ndarray] | None = None, classifier_name: str = ""
-                  ) -> Generator[Analysis, None, int]:
-    """Analyse images handed out by ``take`` (a ``WorkQueue.take``) until it returns None."""
+                  preprocess: Callable[..., np.ndarray] | None = None, classifier_name: str = "",
+                  cache_path: str | os.PathLike[str] | None = None) -> Generator[Analysis, None, int]:
+    """Analyse images handed out by ``take`` (a ``WorkQueue.take``) until it returns None.
+
+    ``cache_path``: the persistent prediction cache to consult and fill (None: none). It is opened
+    here, in the worker thread, because checking a large cache file takes a moment.
+    """
+    cache = open_cache_for(predictor, cache_path)
     done = 0
     while (path := take()) is not None:
-        yield analyse_image(path, predictor, model, classifier, preprocess, classifier_name)
+        yield analyse_image(path, predictor, model, classifier, preprocess, classifier_name, cache)
         done += 1
     return done
+
+
+def open_cache_for(predictor: Any, cache_path: str | os.PathLike[str] | None) -> BoundCache | None:
+    """The persistent cache bound to ``predictor``, or None (no path, or it cannot be opened: the
+    viewer then simply predicts, and says why in the log)."""
+    if cache_path is None:
+        return None
+    try:
+        return bind_cache(open_cache(cache_path), predictor)
+    except FashionViewerError as exc:
+        log.warning("%s; predicting without the cache", exc)
+        return None

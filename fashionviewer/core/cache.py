@@ -10,6 +10,7 @@ cannot read is moved aside (``NAME.corrupt-<time>``) with a warning and rebuilt.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -17,6 +18,8 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -62,6 +65,8 @@ class PredictionCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             return self._connect()
+        except sqlite3.OperationalError:
+            raise  # cannot open or locked (no permission, a folder in the way): not corruption, keep the file
         except sqlite3.DatabaseError as exc:
             aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
             log.warning("%s: prediction cache is unreadable (%s); moved aside to %s and rebuilt", self.path, exc, aside)
@@ -132,3 +137,132 @@ class PredictionCache:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# --------------------------------------------------------------------------- predictor-bound use
+# Shared by ``fashionviewer predict`` and the viewer, so a folder predicted by either is shown by the
+# other without running the model: both key entries with :func:`predictor_key`.
+
+PIPELINE_VERSION = 1  # bump when Predictor's output changes for the same weights and settings
+
+_weights_memo: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
+_shared: dict[Path, PredictionCache] = {}
+_shared_lock = threading.Lock()
+
+
+def weights_sha256(predictor: Any) -> str | None:
+    """SHA-256 of the predictor's weights: its model card's (verified when loaded), else of its
+    ``state_dict`` tensors (e.g. torchvision's COCO model); None for an object with neither."""
+    card = getattr(predictor, "card", None) or {}
+    if card.get("weights_sha256"):
+        return str(card["weights_sha256"])
+    model = getattr(predictor, "model", None)
+    if model is None or not hasattr(model, "state_dict"):
+        return None
+    try:
+        return _weights_memo[predictor]
+    except (KeyError, TypeError):
+        pass
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    with contextlib.suppress(TypeError):  # objects that cannot be weakly referenced: recomputed next time
+        _weights_memo[predictor] = digest.hexdigest()
+    return digest.hexdigest()
+
+
+def predictor_settings(predictor: Any) -> dict[str, Any]:
+    """Everything besides the weights that changes a Predictor's output (duck-typed: stand-ins work too)."""
+    model = getattr(predictor, "model", None)
+    info = dict(getattr(model, "registry_info", {}) or {})
+    transform, heads = getattr(model, "transform", None), getattr(model, "roi_heads", None)
+    device = getattr(predictor, "device", "cpu")
+    return {
+        "pipeline": PIPELINE_VERSION,
+        "predictor": type(predictor).__qualname__,
+        "architecture": info.get("architecture"),
+        "num_classes": info.get("num_classes"),
+        "class_names": list(getattr(predictor, "class_names", []) or []),
+        "min_size": list(getattr(transform, "min_size", ()) or ()),
+        "max_size": getattr(transform, "max_size", None),
+        "nms": getattr(heads, "nms_thresh", None),
+        "detections_per_img": getattr(heads, "detections_per_img", None),
+        "score_floor": getattr(predictor, "score_floor", None),
+        # CPU and GPU kernels differ in the last bits; a mask pixel at exactly 0.5 could flip.
+        "device": getattr(device, "type", str(device).split(":")[0]),
+    }
+
+
+def predictor_key(predictor: Any) -> str | None:
+    """The cache key of ``predictor`` (None: its weights cannot be identified, so do not cache)."""
+    sha = weights_sha256(predictor)
+    return model_key(sha, predictor_settings(predictor)) if sha else None
+
+
+def open_cache(path: str | os.PathLike[str] | None = None) -> PredictionCache:
+    """Open (once per process and path) the cache at ``path`` or the default location.
+
+    Raises FashionViewerError when the file cannot be created or opened (no permission, not a folder).
+    """
+    from .errors import FashionViewerError
+
+    target = Path(path) if path is not None else default_cache_path()
+    with _shared_lock:
+        cache = _shared.get(target.resolve())
+        if cache is None:
+            try:
+                cache = PredictionCache(target)
+            except (OSError, sqlite3.Error) as exc:
+                reason = getattr(exc, "strerror", None) or str(exc)
+                raise FashionViewerError(f"{target}: cannot open the prediction cache ({reason})") from exc
+            _shared[target.resolve()] = cache
+    return cache
+
+
+def close_shared_caches() -> None:
+    """Close every cache :func:`open_cache` opened (tests; the process exiting also does it)."""
+    with _shared_lock:
+        for cache in _shared.values():
+            with contextlib.suppress(sqlite3.Error):
+                cache.close()
+        _shared.clear()
+
+
+@dataclass
+class BoundCache:
+    """A PredictionCache bound to one predictor's key: look a file up before predicting, store after."""
+
+    cache: PredictionCache
+    key: str
+    model_name: str = ""
+
+    def lookup(self, path: str | os.PathLike[str], file_name: str, image_id: int = 0
+               ) -> tuple[str | None, ImagePrediction | None]:
+        """``(content hash, cached prediction or None)``; the hash is None when the file cannot be
+        read (the decoder then reports why). The hit carries this file's name and id, not the name
+        the same bytes had when they were cached."""
+        try:
+            digest = self.cache.image_hash(path)
+        except OSError:
+            return None, None
+        hit = self.cache.get(digest, self.key)
+        if hit is not None:
+            hit = replace(hit, file_name=file_name, image_id=image_id, model=self.model_name or hit.model)
+        return digest, hit
+
+    def store(self, digest: str | None, prediction: ImagePrediction) -> None:
+        """Cache the detector's output only: classifier fields belong to another model."""
+        if digest is None:
+            return
+        plain = [replace(inst, classifier=None) if inst.classifier is not None else inst
+                 for inst in prediction.instances]
+        self.cache.put(digest, self.key, replace(prediction, instances=plain))
+
+
+def bind_cache(cache: PredictionCache | None, predictor: Any) -> BoundCache | None:
+    """``cache`` bound to ``predictor``'s key, or None when either is missing."""
+    if cache is None:
+        return None
+    key = predictor_key(predictor)
+    return BoundCache(cache, key, getattr(predictor, "model_name", "") or "") if key else None

@@ -91,7 +91,9 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, rgba)
-    return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
+    rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    # PIL hands out a read-only view of a bytes object; torch.from_numpy warns about those on every run.
+    return rgb if rgb.flags.writeable and rgb.flags.c_contiguous else np.array(rgb, order="C")
 
 
 def _decode_error(path: Path, exc: BaseException) -> ImageReadError:

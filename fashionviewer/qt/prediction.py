@@ -1,6 +1,8 @@
 """Runs the models in the background: loads the detector and the CNN off the GUI thread, then predicts
 the folder in the session's order (current image, neighbours, the rest), re-ordering when the user
-moves. Results go into the session's cache; nothing here knows about widgets."""
+moves. Results go into the session's cache; nothing here knows about widgets. The persistent
+prediction cache (core.cache, shared with ``fashionviewer predict``) is consulted by the worker, so
+a folder predicted before shows its overlays without running the detector."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any, Generator
 from PySide6.QtCore import QObject, Signal
 
 from ..core.analysis import Analysis, analyse_queue
+from ..core.cache import default_cache_path
 from ..core.session import ViewerSession, WorkQueue
 from ..core.viewer_models import LoadedModels, ModelChoice, load_models
 from .workers import GeneratorWorker, start_worker
@@ -37,6 +40,7 @@ class PredictionController(QObject):
         self._queue: WorkQueue | None = None
         self._done = 0
         self.last_seconds: list[float] = []
+        self.use_cache = True  # the persistent prediction cache (path: core.cache.default_cache_path)
         session.events.current_changed.connect(lambda _p: self._reorder())
         session.events.images_changed.connect(self.restart)
 
@@ -93,7 +97,9 @@ class PredictionController(QObject):
             from ..classifier import preprocess_crop as preprocess
         self.progress.emit(0, self._queue.total)
         self._worker = start_worker(analyse_queue, self._queue.take, m.predictor, m.key, m.classifier, preprocess,
-                                    getattr(m.classifier, "name", ""), on_yield=self._on_result,
+                                    getattr(m.classifier, "name", ""),
+                                    cache_path=default_cache_path() if self.use_cache else None,
+                                    on_yield=self._on_result,
                                     on_error=lambda exc: self.failed.emit(f"Prediction stopped: {exc}"))
         worker = self._worker
         worker.signals.finished.connect(lambda: self._on_finish(worker))

@@ -196,3 +196,52 @@ def test_perfect_model_on_generated_scenes(tmp_path):
     assert code == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["AP"] == pytest.approx(1.0) and metrics["images"] == 6
+
+
+def _kaggle_csv(path: Path, rows: list[list]) -> Path:
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["ImageId", "EncodedPixels", "Height", "Width", "ClassId"])
+        writer.writerows(rows)
+    return path
+
+
+def _coco_gt(path: Path, change) -> Path:
+    data = {"images": [{"id": 1, "file_name": "a.jpg", "width": W, "height": H}],
+            "categories": [{"id": 1, "name": "coat"}],
+            "annotations": [{"id": 5, "image_id": 1, "category_id": 1, "iscrowd": 0,
+                             "segmentation": encode_mask(rect(2, 20, 3, 30))}]}
+    change(data)
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    "make_gt, fragment",
+    [
+        (lambda d: _kaggle_csv(d / "train.csv", [["a.jpg", "1 3", H, W, "1"], ["a.jpg", f"{H * W - 10} 30", H, W, "1"]]),
+         f"train.csv: row 3: EncodedPixels: run 1 ({H * W - 10} 30) runs past the last pixel"),
+        (lambda d: _kaggle_csv(d / "train.csv", [["a.jpg", "1 3", H, W, "99"]]),
+         "train.csv: row 2: ClassId: category 99 out of range 0-45"),
+        (lambda d: _kaggle_csv(d / "train.csv", [["a.jpg", "1 3", H]]), "train.csv: row 2: Width: missing value"),
+        (lambda d: _kaggle_csv(d / "train.csv", [["a.jpg", "1 3", "tall", W, "1"]]),
+         "train.csv: row 2: Height: 'tall' is not an integer"),
+        (lambda d: _coco_gt(d / "gt.json", lambda g: g.pop("annotations")), "gt.json: missing 'annotations'"),
+        (lambda d: _coco_gt(d / "gt.json", lambda g: g["images"][0].pop("width")),
+         "gt.json: image 0 (id 1): missing 'width'"),
+        (lambda d: _coco_gt(d / "gt.json", lambda g: g["annotations"][0].update(category_id=7)),
+         "gt.json: annotation 0 (id 5): unknown category_id 7"),
+        (lambda d: (d / "gt.json").write_text('{"images": [') and d / "gt.json", "gt.json: not valid JSON"),
+    ],
+)
+def test_cli_bad_ground_truth_is_one_error_line(tmp_path, capsys, make_gt, fragment):
+    """Malformed annotations through ``fashionviewer evaluate``: exit 2, one line naming file, row/record
+    and field, no traceback."""
+    gt_path = make_gt(tmp_path)
+    (tmp_path / "results.json").write_text(json.dumps(
+        [{"image_id": 1, "file_name": "a.jpg", "category_id": 1, "bbox": [0, 0, 5, 5], "score": 0.5}]))
+    code = dispatch(["evaluate", "--gt", str(gt_path), "--pred", str(tmp_path / "results.json"), "--iou", "bbox"])
+    captured = capsys.readouterr()
+    assert code == 2 and "Traceback" not in captured.err
+    assert captured.err.startswith("error: ") and captured.err.count("\n") == 1
+    assert fragment in captured.err, captured.err

@@ -29,7 +29,7 @@ SETTINGS: dict[str, list[str]] = {
     "cnn1": ["--epochs", "15", "--lr", "2e-3", "--dropout", "0.1", "--label-smoothing", "0.05", "--no-flip"],
     "cnn2": ["--epochs", "15", "--lr", "2e-3", "--dropout", "0.1", "--label-smoothing", "0.05", "--no-flip"],
     "cnn3": ["--epochs", "15", "--lr", "2e-3", "--dropout", "0.1", "--label-smoothing", "0.05", "--no-flip"],
-    "fvnet": ["--epochs", "18", "--lr", "3e-3", "--weight-decay", "0.05"],
+    "fvnet": ["--epochs", "15", "--lr", "3e-3", "--weight-decay", "0.05"],
 }
 PAPER_EPOCHS = 50
 

@@ -44,7 +44,7 @@ from fashionviewer.core.atomic import atomic_torch_save, ensure_writable_dir
 from fashionviewer.core.datasets import DATASETS, build_dataset
 from fashionviewer.core.errors import FashionViewerError
 from fashionviewer.core.events import EventWriter
-from fashionviewer.core.models import get_model, list_models, model_info, save_checkpoint, unwrap
+from fashionviewer.core.models import check_weights, get_model, list_models, model_info, save_checkpoint, unwrap
 
 from . import distributed
 from .engine import Cancelled, StepControl, collate_fn, evaluate, recalibrate_batchnorm, train_one_epoch
@@ -257,6 +257,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         logging.getLogger().setLevel(logging.WARNING)
     scaler = _grad_scaler(args, device)
     start = resume_file(args, out)
+    if start is None:
+        check_weights(args.model, args.weights, args.weights_backbone)  # before reading the dataset
 
     train_loader, val_loader, class_names, ground_truth, sampler = build_loaders(args, info)
     weights = "none" if start else args.weights  # the resumed state replaces any initial weights
@@ -302,7 +304,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 if info.rank == 0:
                     card = model_card(args, class_names, progress.history, n_train, n_val, progress.seconds,
                                       info.world_size, progress.init)
-                    _save_epoch(out, model, card, optimizer, scheduler, scaler, args, progress)
+                    card = _save_epoch(out, model, card, optimizer, scheduler, scaler, args, progress)
                     _log_epoch(record, args.epochs)
                     events.emit("epoch", epochs=args.epochs, checkpoint=str(last_path), **record)
                 distributed.barrier()
@@ -355,9 +357,10 @@ def _ap_fields(metrics: dict[str, dict[str, Any]]) -> dict[str, float]:
 
 def _save_epoch(out: Path, model: nn.Module, card: dict[str, Any], optimizer: torch.optim.Optimizer,
                 scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler | None,
-                args: argparse.Namespace, progress: Progress) -> None:
-    """Write model.pt/.json, model_best.pt/.json when mask AP improved, and the training state."""
-    save_checkpoint(model, out / f"{LAST_NAME}.pt", card)
+                args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
+    """Write model.pt/.json, model_best.pt/.json when mask AP improved, and the training state;
+    returns the model card as written."""
+    written = save_checkpoint(model, out / f"{LAST_NAME}.pt", card)
     segm_ap = progress.history[-1].get("segm_ap", -1.0)
     if segm_ap > progress.best_segm_ap:
         save_checkpoint(model, out / f"{BEST_NAME}.pt", card)
@@ -374,6 +377,7 @@ def _save_epoch(out: Path, model: nn.Module, card: dict[str, Any], optimizer: to
         "init": progress.init,
         "args": vars(args),
     }, out / STATE_FILE)
+    return written
 
 
 def _log_epoch(record: dict[str, Any], epochs: int) -> None:

@@ -18,6 +18,15 @@ SIZE = 128
 CLASS_NAMES = ["top", "trouser"]  # num_classes = 3 with the background
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Two OpenMP threads on a busy 2-core machine run many times slower than one."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def synthetic_batch(seed: int = 0) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
     """Two images with bright rectangles on noise, and their targets."""
     g = torch.Generator().manual_seed(seed)
@@ -59,7 +68,7 @@ def test_each_model_trains_two_steps_and_predicts(name):
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.detach().item())
     assert all(math.isfinite(v) for v in losses), losses
     changed = [k for k, v in model.state_dict().items() if k in before and not torch.equal(v, before[k])]
     assert any("mask_predictor" in k for k in changed) and any("backbone" in k for k in changed)

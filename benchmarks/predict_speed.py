@@ -23,7 +23,6 @@ writes ``benchmarks/results/predict_speed.{md,json}``.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import threading

@@ -12,6 +12,19 @@ from fashionviewer.core.errors import DataError
 from fashionviewer.core.paths import ccp_dir
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """One torch thread per test process: the suite's subprocesses (trainers, torchrun ranks, predict
+    shards) then never oversubscribe the 2 CI cores, where two OpenMP threads per process ran many
+    times slower than one."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def fmnist():
     from fashionviewer.core.fmnist import load_fashion_mnist

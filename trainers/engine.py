@@ -27,15 +27,12 @@ from fashionviewer.core.inference import Predictor
 from fashionviewer.core.models import unwrap
 
 from . import distributed
+from .common import Cancelled
 
 log = logging.getLogger(__name__)
 
 Batch = tuple[Sequence[Tensor], Sequence[dict[str, Any]]]
 StepCallback = Callable[[int, int, float, float], None]  # (step, steps, loss, lr)
-
-
-class Cancelled(Exception):
-    """Training was stopped (SIGTERM/SIGINT); the last epoch's checkpoint is intact."""
 
 
 @dataclass

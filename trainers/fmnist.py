@@ -18,7 +18,6 @@ import argparse
 import datetime as dt
 import logging
 import math
-import signal
 import sys
 import time
 from pathlib import Path
@@ -37,11 +36,9 @@ from fashionviewer.core.fmnist import CLASSES, load_fashion_mnist
 from fashionviewer.core.metrics import classification_report
 from fashionviewer.core.paths import sha256_file
 
+from .common import Cancelled, install_cancel_handler, resolve_device, run_cli
+
 log = logging.getLogger("trainers.fmnist")
-
-
-class Cancelled(Exception):
-    """Training was stopped by SIGTERM/SIGINT; the last epoch's checkpoint is intact."""
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -70,24 +67,6 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--events", default=None, help="write JSON-lines progress events to PATH, or '-' for stdout")
     p.add_argument("--name", default=None, help="checkpoint name (default: the model name)")
     return p
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise FashionViewerError(f"--device {name}: not a device name (use cpu, cuda, cuda:N, mps or auto)") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise FashionViewerError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise FashionViewerError(f"--device {name}: MPS is not available on this machine (use --device cpu)")
-    return device
 
 
 def augment(x: torch.Tensor, generator: torch.Generator, flip: bool = True) -> torch.Tensor:
@@ -165,7 +144,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
     generator = torch.Generator().manual_seed(args.seed * 1000 + start_epoch)
     card: dict[str, Any] = {}
-    stop = _install_cancel_handler()
+    stop = install_cancel_handler()
     with EventWriter(args.events) as events:
         events.emit("start", trainer="fmnist", model=args.model, epochs=args.epochs,
                     steps_per_epoch=steps_per_epoch, device=str(device), out=str(out))
@@ -295,32 +274,8 @@ def _load_state(path: Path) -> dict[str, Any]:
         raise FashionViewerError(f"{path}: cannot read the training state ({exc})") from exc
 
 
-def _install_cancel_handler() -> dict[str, bool]:
-    """SIGTERM (the GUI's cancel) stops at the next step; the last checkpoint stays valid."""
-    flag = {"requested": False}
-
-    def handler(signum: int, frame: object) -> None:
-        flag["requested"] = True
-
-    try:
-        signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not in the main thread (e.g. called from a test worker thread)
-        pass
-    return flag
-
-
 def cli(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    args = get_args_parser().parse_args(argv)
-    try:
-        main(args)
-    except FashionViewerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (Cancelled, KeyboardInterrupt):
-        print("cancelled: the last completed epoch's checkpoint is kept", file=sys.stderr)
-        return 130
-    return 0
+    return run_cli(main, get_args_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -39,7 +38,6 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
-from fashionviewer.core import inference
 from fashionviewer.core.atomic import atomic_torch_save, ensure_writable_dir
 from fashionviewer.core.datasets import DATASETS, build_dataset
 from fashionviewer.core.errors import FashionViewerError
@@ -47,7 +45,8 @@ from fashionviewer.core.events import EventWriter
 from fashionviewer.core.models import check_weights, get_model, list_models, model_info, save_checkpoint, unwrap
 
 from . import distributed
-from .engine import Cancelled, StepControl, collate_fn, evaluate, recalibrate_batchnorm, train_one_epoch
+from .common import Cancelled, install_cancel_handler, resolve_device, run_cli
+from .engine import StepControl, collate_fn, evaluate, recalibrate_batchnorm, train_one_epoch
 
 log = logging.getLogger("trainers.maskrcnn")
 
@@ -274,7 +273,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     last_path = out / f"{LAST_NAME}.pt"
-    stop = _install_cancel_handler()
+    stop = install_cancel_handler()
     n_train = len(train_loader.dataset)  # type: ignore[arg-type]
     n_val = len(val_loader.dataset.dataset) if val_loader is not None else 0  # type: ignore[attr-defined]
     card: dict[str, Any] = {}
@@ -333,13 +332,6 @@ def _restore(path: Path, model_name: str, model: nn.Module, optimizer: torch.opt
                     seconds=state["seconds"], best_segm_ap=state["best_segm_ap"])
 
 
-def resolve_device(name: str) -> torch.device:
-    try:
-        return inference.resolve_device(name)
-    except FashionViewerError as exc:
-        raise FashionViewerError(f"--device {name}: {str(exc).split(': ', 1)[-1]}") from exc
-
-
 def _grad_scaler(args: argparse.Namespace, device: torch.device) -> torch.amp.GradScaler | None:
     if not args.amp:
         return None
@@ -387,34 +379,8 @@ def _log_epoch(record: dict[str, Any], epochs: int) -> None:
              record["seconds"])
 
 
-def _install_cancel_handler() -> dict[str, bool]:
-    """SIGTERM (the GUI's cancel) stops at the next step; the last checkpoint stays valid."""
-    flag = {"requested": False}
-
-    def handler(signum: int, frame: object) -> None:
-        flag["requested"] = True
-
-    try:
-        signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not in the main thread (e.g. a test worker thread)
-        pass
-    return flag
-
-
 def cli(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    args = get_args_parser().parse_args(argv)
-    try:
-        main(args)
-    except FashionViewerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (Cancelled, KeyboardInterrupt):
-        print("cancelled: the last completed epoch's checkpoint is kept", file=sys.stderr)
-        return 130
-    finally:
-        distributed.cleanup()
-    return 0
+    return run_cli(main, get_args_parser(), argv, cleanup=distributed.cleanup)
 
 
 if __name__ == "__main__":

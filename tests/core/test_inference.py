@@ -19,14 +19,6 @@ from fashionviewer.core.paths import MODELS_DIR
 CLASS_NAMES = ["top", "trouser", "bag"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Two OpenMP threads on a busy 2-core machine run many times slower than one."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 def _calibrated_light_model(seed: int = 0) -> torch.nn.Module:
     """A random light model whose outputs are not degenerate: BatchNorm statistics taken

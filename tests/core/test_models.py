@@ -18,14 +18,6 @@ SIZE = 128
 CLASS_NAMES = ["top", "trouser"]  # num_classes = 3 with the background
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Two OpenMP threads on a busy 2-core machine run many times slower than one."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 def synthetic_batch(seed: int = 0) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
     """Two images with bright rectangles on noise, and their targets."""

@@ -16,7 +16,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # for fv_qt_helpers
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 import pytest
 from PIL import Image
 

@@ -22,7 +22,7 @@ from .core.errors import WeightsError
 from .core.fmnist import CLASSES
 from .core.paths import MODELS_DIR
 
-BUNDLED_CLASSIFIERS = ("cnn3", "fvnet")
+BUNDLED_CLASSIFIERS = ("cnn3", "fvnet")  # best measured first
 
 
 class Classifier:
@@ -75,7 +75,7 @@ def resolve_classifier_path(name_or_path: str | os.PathLike[str]) -> tuple[Path,
     return weights, card
 
 
-def load_classifier(name_or_path: str | os.PathLike[str] = "fvnet", device: str | torch.device = "cpu") -> Classifier:
+def load_classifier(name_or_path: str | os.PathLike[str] = "cnn3", device: str | torch.device = "cpu") -> Classifier:
     """Load a bundled classifier by name (``"cnn3"``, ``"fvnet"``) or from a checkpoint path."""
     weights, card_path = resolve_classifier_path(name_or_path)
     try:

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generator
 
+from ..classifier import BUNDLED_CLASSIFIERS
+
 DEMO_MODEL = "demo"
 COCO_MODEL = "coco"
-CLASSIFIER_NAMES = ("fvnet", "cnn3")  # the best bundled CNN first
+CLASSIFIER_NAMES = BUNDLED_CLASSIFIERS  # the best measured bundled CNN first
 
 
 @dataclass

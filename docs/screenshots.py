@@ -45,6 +45,26 @@ def _select_best(window) -> None:
         s.select(max(visible, key=lambda i: prediction.instances[i].score))
 
 
+def _load(window, app, model: str, allow_random: bool) -> bool:
+    from fashionviewer.core.viewer_models import ModelChoice
+
+    if model.endswith((".pt", ".json")):
+        window.model_bar.add_checkpoint(model)
+    choice = ModelChoice(model, "cpu", allow_random)
+    window.load_model(choice)
+
+    def loaded() -> bool:
+        return window.prediction.models is not None and window.prediction.models.choice is choice
+
+    if not _wait(app, lambda: loaded() or window.canvas_widget.notice.isVisible(), 120):
+        print("the model did not load in time", file=sys.stderr)
+        return False
+    if not loaded():
+        print(f"cannot load the model: {window.canvas_widget.notice.text()}", file=sys.stderr)
+        return False
+    return True
+
+
 def shoot(window, app, path: Path) -> None:
     _settle(app)
     window.grab().save(str(path))
@@ -57,6 +77,8 @@ def main() -> int:
     parser.add_argument("--model", default="demo", help="bundled model name or checkpoint path")
     parser.add_argument("--allow-random", action="store_true")
     parser.add_argument("--ccp-image", default="0005.jpg", help="which CCP photo to show")
+    parser.add_argument("--ccp-model", default=None,
+                        help="model for the CCP shot (e.g. a checkpoint trained on CCP); default: --model")
     args = parser.parse_args()
     if "DISPLAY" not in os.environ and os.environ.get("QT_QPA_PLATFORM") != "offscreen":
         print("no display: run under xvfb-run -a", file=sys.stderr)
@@ -67,7 +89,6 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     from fashionviewer.core.paths import DEMO_DIR, ccp_dir
-    from fashionviewer.core.viewer_models import ModelChoice
     from fashionviewer.qt.main_window import MainWindow
 
     pg.setConfigOptions(antialias=True)
@@ -80,17 +101,9 @@ def main() -> int:
     window = MainWindow(settings=settings)
     window.resize(1500, 920)
     window.show()
-    choice = ModelChoice(args.model, "cpu", args.allow_random)
-    if args.model.endswith((".pt", ".json")):
-        window.model_bar.add_checkpoint(args.model)
     window.model_bar.allow_random.setChecked(args.allow_random)
     status = 0
-    window.load_model(choice)
-    if not _wait(app, lambda: window.prediction.models is not None or window.canvas_widget.notice.isVisible(), 120):
-        print("the model did not load in time", file=sys.stderr)
-        return 1
-    if window.prediction.models is None:
-        print(f"cannot load the model: {window.canvas_widget.notice.text()}", file=sys.stderr)
+    if not _load(window, app, args.model, args.allow_random):
         return 1
 
     if DEMO_DIR.is_dir() and any(DEMO_DIR.iterdir()):
@@ -103,6 +116,8 @@ def main() -> int:
         status = 3
 
     ccp = ccp_dir()
+    if ccp is not None and args.ccp_model and not _load(window, app, args.ccp_model, args.allow_random):
+        return 1
     if ccp is not None:
         window.open_folder(ccp / "photos", remember=False)
         target = ccp / "photos" / args.ccp_image

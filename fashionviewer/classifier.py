@@ -47,7 +47,7 @@ class Classifier:
             raise ValueError(f"expected uint8 images (0-255, light item on black), got {images.dtype}")
         out = []
         for start in range(0, len(images), batch_size):
-            batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size]))
+            batch = torch.from_numpy(np.require(images[start:start + batch_size], requirements=["C", "W"]))
             logits = self.model(cnn.normalise(batch).to(self.device))
             out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
@@ -100,8 +100,10 @@ def preprocess_crop(rgb: np.ndarray, mask: np.ndarray | None = None, margin: flo
 
     Steps: grayscale; estimate the background level from the pixels outside
     ``mask`` (or the crop's border when there is no mask); invert when the
-    background is light; subtract the background and stretch the contrast;
-    blank everything outside the mask; crop to the item, resize preserving the
+    background is light. With a mask, the item's own pixels are stretched to a
+    bright range and everything outside is black (the silhouette is what the
+    CNN relies on most); without one, the background is subtracted and the
+    item is whatever stands out. Then crop to the item, resize preserving the
     aspect ratio so the longer side fills the frame (less ``margin``), and pad
     to 28×28 with black, centred — Fashion-MNIST's own convention.
     """
@@ -122,12 +124,15 @@ def preprocess_crop(rgb: np.ndarray, mask: np.ndarray | None = None, margin: flo
     work = gray.astype(np.float32)
     if background > 127:
         work, background = 255.0 - work, 255.0 - background
-    work = np.clip(work - background, 0, None)
-    peak = float(np.percentile(work[keep] if keep is not None else work, 99.5))
-    work = np.clip(work * (255.0 / max(peak, 1.0)), 0, 255)
     if keep is not None:
+        # The mask is the item: keep its silhouette bright whatever its colour, texture within it.
+        inside = work[keep]
+        lo, hi = np.percentile(inside, [2, 98])
+        work = 60.0 + 195.0 * np.clip((work - lo) / max(hi - lo, 1.0), 0, 1)
         work[~keep] = 0
     else:  # the item is whatever stands out from the background
+        work = np.clip(work - background, 0, None)
+        work = np.clip(work * (255.0 / max(float(np.percentile(work, 99.5)), 1.0)), 0, 255)
         keep = work > 0.1 * 255
         if not keep.any():
             return np.zeros((28, 28), np.uint8)

@@ -55,6 +55,25 @@ def test_predict_on_photo_crops_through_the_preprocessing(fmnist):
     assert accuracy >= 0.80  # the same items straight from the dataset score ~0.94
 
 
+def test_masked_photo_crops_keep_the_class(fmnist):
+    """With the item's mask (as the detector gives it), on a busy background, the class survives."""
+    clf = load_classifier("cnn3")
+    rng = np.random.default_rng(2)
+    picks = rng.choice(len(fmnist.test_images), 200, replace=False)
+    inputs = []
+    for i in picks:
+        item = fmnist.test_images[i]
+        scale = int(rng.integers(3, 7))
+        mask = np.kron(item > 20, np.ones((scale, scale), bool))
+        colour = rng.uniform(30, 220, size=3)
+        shade = np.kron(item, np.ones((scale, scale), np.uint8))[..., None] / 255.0
+        photo = rng.uniform(0, 255, mask.shape + (3,))  # noisy, colourful background
+        photo[mask] = (colour * (0.5 + 0.5 * shade))[mask]
+        inputs.append(preprocess_crop(photo.astype(np.uint8), mask))
+    accuracy = float((clf.predict(np.stack(inputs)).argmax(1) == fmnist.test_labels[picks]).mean())
+    assert accuracy >= 0.75, accuracy
+
+
 def test_masked_crop_blanks_everything_outside_the_mask(fmnist):
     item = fmnist.test_images[3]
     rgb = photo_like(item, np.random.default_rng(1))

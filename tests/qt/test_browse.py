@@ -60,16 +60,24 @@ def test_drag_and_drop_a_folder(qtbot, window, image_folder: Path) -> None:
     assert window.session.folder == image_folder.resolve() and window.session.current.name == "scene_02.png"
 
 
-def test_ten_thousand_images_browsable_within_a_second(qtbot, window, tmp_path: Path) -> None:
+def test_ten_thousand_images_open_without_decoding_them(qtbot, window, tmp_path: Path, monkeypatch) -> None:
+    """Opening lists files only; thumbnails decode lazily, off the GUI thread, for what is on screen.
+
+    How long opening takes is measured by benchmarks/open_folder.py, not asserted here."""
+    import fashionviewer.qt.panels.browser as browser
+
     folder = tmp_path / "big"
     folder.mkdir()
     for i in range(10_000):
-        (folder / f"img_{i:05d}.jpg").touch()  # listing must not decode anything
-    start = time.perf_counter()
+        (folder / f"img_{i:05d}.jpg").touch()
+    decoded: list[Path] = []
+    real = browser.load_thumbnail
+    monkeypatch.setattr(browser, "load_thumbnail", lambda path, size: decoded.append(Path(path)) or real(path, size))
     window.open_folder(folder)
-    qtbot.wait(1)  # let the view lay out
+    assert not decoded, "opening a folder must not decode images on the spot"
     window.session.last()
-    elapsed = time.perf_counter() - start
     assert len(window.session.images) == 10_000 and window.session.index == 9_999
     assert window.browser.model.rowCount() == 10_000
-    assert elapsed < 1.0, f"opening 10,000 images took {elapsed:.2f} s"
+    qtbot.waitUntil(lambda: len(decoded) > 0, timeout=5000)  # the visible thumbnails, in the background
+    qtbot.wait(300)
+    assert len(decoded) < 500, f"{len(decoded)} thumbnails decoded for one screenful"

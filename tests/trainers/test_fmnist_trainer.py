@@ -103,7 +103,7 @@ def test_sigterm_cancels_and_keeps_the_last_checkpoint(fmnist, tmp_path):
 def test_augmentation_shifts_and_flips_but_keeps_content(fmnist):
     import torch
 
-    batch = torch.from_numpy(fmnist.test_images[:64])
+    batch = torch.from_numpy(fmnist.test_images[:64].copy())
     out = trainer.augment(batch, torch.Generator().manual_seed(0))
     assert out.shape == batch.shape and out.dtype == torch.uint8
     assert not torch.equal(out, batch)

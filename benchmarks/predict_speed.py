@@ -169,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-size", type=int, default=512)
     p.add_argument("--floor", type=float, default=0.3, help="the pipeline's score floor (and the agreement check's)")
     p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--backbone-dtype", choices=["float32", "bfloat16"], default="float32",
+                   help="the pipeline's backbone precision (bfloat16: fast on CPUs with AVX512-BF16)")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results")
     args = p.parse_args(argv)
@@ -195,14 +197,16 @@ def main(argv: list[str] | None = None) -> int:
     with PeakRSS() as base_mem:
         base_out, base_lat, base_total = baseline(model, paths)
     fast_model = model.to(memory_format=torch.channels_last)
-    predictor = Predictor(fast_model, names, "cpu", score_floor=args.floor, model_name=args.model)
+    backbone_dtype = torch.bfloat16 if args.backbone_dtype == "bfloat16" else None
+    predictor = Predictor(fast_model, names, "cpu", score_floor=args.floor, model_name=args.model,
+                          backbone_dtype=backbone_dtype)
     predictor.predict(load_image(paths[0]))
     with PeakRSS() as fast_mem:
         fast_out, fast_lat, fast_total = pipeline(predictor, paths, args.batch)
 
     result = {
         "model": args.model, "weights": source, "min_size": args.min_size, "images": len(paths),
-        "threads": args.threads, "floor": args.floor, "batch": args.batch,
+        "threads": args.threads, "floor": args.floor, "batch": args.batch, "backbone_dtype": args.backbone_dtype,
         "detections_per_image_baseline": round(float(np.mean([len(o["scores"]) for o in base_out])), 1),
         "instances_per_image_at_floor": round(float(np.mean([len(p.instances) for p in fast_out])), 1),
         "baseline": summary(base_lat, base_total, len(paths), base_mem.used_mb),
@@ -212,11 +216,11 @@ def main(argv: list[str] | None = None) -> int:
     result["throughput_ratio"] = round(result["pipeline"]["images_per_s"] / result["baseline"]["images_per_s"], 2)
     result["peak_memory_ratio"] = round(result["pipeline"]["peak_mb"] / max(result["baseline"]["peak_mb"], 1e-6), 2)
     args.results.mkdir(parents=True, exist_ok=True)
-    stem = f"predict_speed_{args.model}"
+    stem = f"predict_speed_{args.model}_{args.backbone_dtype}"
     atomic_write_json(args.results / f"{stem}.json", result)
     b, f = result["baseline"], result["pipeline"]
     table = (f"# Inference speed: {args.model} at {args.min_size} px, {len(paths)} CCP photos, {args.threads} threads\n\n"
-             f"Weights: {source}. Pipeline floor {args.floor}, batch {args.batch}. "
+             f"Weights: {source}. Pipeline floor {args.floor}, batch {args.batch}, backbone {args.backbone_dtype}. "
              f"Detections per image (baseline, ≥0.05): {result['detections_per_image_baseline']}; "
              f"instances per image at the floor: {result['instances_per_image_at_floor']}.\n\n"
              "| arm | median s/img | p90 s/img | images/s | peak MB |\n|---|---|---|---|---|\n"

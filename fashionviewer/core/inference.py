@@ -84,6 +84,7 @@ class Predictor:
         score_floor: float = 0.05,
         model_name: str = "",
         card: dict[str, Any] | None = None,
+        backbone_dtype: torch.dtype | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
@@ -92,6 +93,9 @@ class Predictor:
         self.model_name = model_name
         self.card = card or {}
         self._cpu_model: MaskRCNN | None = None  # made on the first CUDA out-of-memory
+        # Opt-in reduced precision for the backbone+FPN only (e.g. torch.bfloat16 on CPUs with
+        # AVX512-BF16 or on GPUs); RPN and heads stay float32 so boxes and masks stay close.
+        self.backbone_dtype = backbone_dtype
 
     def predict(self, image: np.ndarray, file_name: str = "", image_id: int = 0) -> ImagePrediction:
         """Instances found in one RGB uint8 H×W×3 image (boxes and masks in its pixels)."""
@@ -159,12 +163,19 @@ class Predictor:
         original_sizes = [(int(t.shape[-2]), int(t.shape[-1])) for t in tensors]
         with _score_threshold(model, self.score_floor):
             image_list, _ = model.transform(tensors)
-            features = model.backbone(image_list.tensors)
+            features = self._backbone(model, device, image_list.tensors)
             proposals, _ = model.rpn(image_list, features)
             detections, _ = model.roi_heads(features, proposals, image_list.image_sizes)
         for det, resized, original in zip(detections, image_list.image_sizes, original_sizes):
             det["boxes"] = resize_boxes(det["boxes"], resized, original)
         return detections
+
+    def _backbone(self, model: MaskRCNN, device: torch.device, images: Tensor) -> dict[str, Tensor]:
+        if self.backbone_dtype is None:
+            return model.backbone(images)
+        with torch.autocast(device.type, dtype=self.backbone_dtype):
+            features = model.backbone(images)
+        return {name: feature.float() for name, feature in features.items()}
 
     def _to_prediction(
         self, det: dict[str, Tensor], height: int, width: int, file_name: str, image_id: int

@@ -104,6 +104,19 @@ def test_predict_batch_matches_single_predictions(model, image):
         predictor.predict(image.astype(np.float32))
 
 
+def test_bfloat16_backbone_keeps_float32_heads_and_outputs(model, image):
+    predictor = Predictor(model, CLASS_NAMES, score_floor=0.05, backbone_dtype=torch.bfloat16)
+    features_seen = []
+    hook = model.rpn.register_forward_pre_hook(lambda module, args: features_seen.append(args[1]))
+    try:
+        prediction = predictor.predict(image)
+    finally:
+        hook.remove()
+    assert all(f.dtype == torch.float32 for f in features_seen[0].values())  # heads run in float32
+    assert prediction.instances and all(np.isfinite(inst.box).all() for inst in prediction.instances)
+    assert all(inst.rle["size"] == [150, 190] for inst in prediction.instances)
+
+
 def test_cuda_out_of_memory_retries_the_image_on_cpu(model, image, monkeypatch):
     predictor = Predictor(model, CLASS_NAMES)
     expected = predictor.predict(image)

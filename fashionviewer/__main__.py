@@ -64,7 +64,8 @@ def _headless(args: list[str]) -> int:
 
     out = f"{user_cache_dir('fashionviewer')}/demo-output"
     print(f"no display found: predicting the bundled demo ({DEMO_DIR}) headless into {out}", file=sys.stderr)
-    return int(predict([str(DEMO_DIR), "--out", out, "--model", "demo", "--export", "png,coco"]) or 0)
+    # The viewer opens at a 0.5 score threshold; the headless demo exports the same view.
+    return int(predict([str(DEMO_DIR), "--out", out, "--model", "demo", "--min-score", "0.5", "--export", "png,coco"]) or 0)
 
 
 if __name__ == "__main__":

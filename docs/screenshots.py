@@ -7,6 +7,9 @@ instance selected with the CNN's view of it) and, when the Clothing Co-Parsing p
 (../shared/data/ccp), ``screenshot-ccp.png`` (a real street photo with its ground truth beside the
 predictions). A model with random weights is refused unless --allow-random, and is then labelled so
 in the window.
+
+On a bare Debian machine Qt's xcb platform also needs: xvfb libxcb-icccm4 libxcb-cursor0 libxcb-keysyms1
+libxcb-image0 libxcb-render-util0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-shape0 libxcb-randr0 libxcb-xinerama0.
 """
 
 from __future__ import annotations

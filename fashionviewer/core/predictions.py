@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ import numpy as np
 
 from .atomic import atomic_write_json, atomic_write_text
 from .errors import DataError
+from .jsonio import read_json
 from .masks import decode_mask, encode_masks, kaggle_rle_encode, mask_area, mask_bbox
 
 log = logging.getLogger(__name__)
@@ -344,17 +344,7 @@ def save_coco_results(path: str | os.PathLike[str], predictions: Iterable[ImageP
 
 def load_coco_results(path: str | os.PathLike[str]) -> list[dict]:
     """Read and validate a COCO results JSON list (DataError names the record and field)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise DataError(f"{path}: file not found") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read ({exc})") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+    data = read_json(path)
     return validate_coco_results(data, str(path))
 
 

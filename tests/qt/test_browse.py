@@ -3,7 +3,6 @@ folders, drag and drop, and a 10,000-image folder opening within a second."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl

@@ -16,7 +16,6 @@ with images in ``root/{split}/``, ``root/images/{split}/``, ``root/images/`` or 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -24,24 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
+from ..jsonio import read_json
 from ..masks import mask_area, mask_bbox, segmentation_to_rle
 from .base import DetectionDataset, ImageEntry
 
 log = logging.getLogger(__name__)
-
-
-def read_json(path: str | os.PathLike[str]) -> Any:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise DataError(f"{path}: file not found") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read ({exc})") from exc
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
 
 
 @dataclass

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QLineEdit, QPushButton, QRadioButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QCheckBox, QDialog, QFormLayout, QLabel, QLineEdit, QRadioButton, QVBoxLayout, QWidget
 
 from ...core.atomic import ensure_writable_dir
 from ...core.errors import FashionViewerError
 from ...core.export import FORMATS
+from .common import folder_field, ok_cancel, problem_label
 
 FORMAT_LABELS = {
     "instances": "Per-instance binary masks (0/255)",
@@ -37,26 +37,16 @@ class ExportDialog(QDialog):
         self.folder = QRadioButton(f"Whole folder ({folder_size} images, in the background)")
         self.checks = {name: QCheckBox(FORMAT_LABELS[name], checked=True) for name in FORMATS}
         self.out = QLineEdit(out_dir)
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(lambda: (d := QFileDialog.getExistingDirectory(self, "Export to", self.out.text()))
-                               and self.out.setText(d))
-        out_row = QHBoxLayout()
-        out_row.addWidget(self.out, 1)
-        out_row.addWidget(browse)
         hidden = f"; hidden classes left out: {', '.join(hidden_classes)}" if hidden_classes else ""
         note = QLabel(f"Exports what is shown: instances with score ≥ {threshold:.2f}{hidden}.", wordWrap=True)
-        self.problem = QLabel(wordWrap=True, objectName="dialogProblem")
-        self.problem.setStyleSheet("color: #d9534f;")
+        self.problem = problem_label()
         form = QFormLayout()
         form.addRow("Images", self.current)
         form.addRow("", self.folder)
         for name in FORMATS:
             form.addRow("Formats" if name == FORMATS[0] else "", self.checks[name])
-        form.addRow("Output folder", out_row)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Export")
-        buttons.accepted.connect(self._accept)
-        buttons.rejected.connect(self.reject)
+        form.addRow("Output folder", folder_field(self.out, "Export to"))
+        buttons = ok_cancel(self, "Export", self._accept)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(note)

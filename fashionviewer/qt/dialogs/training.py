@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QComboBox, QDialog, QFormLayout, QLineEdit, QSpinBox, QVBoxLayout, QWidget
 
 from ...core.errors import FashionViewerError
 from ...core.training import TRAINERS, TrainingRequest
+from .common import folder_field, ok_cancel, problem_label
 
 MASKRCNN_DATASETS = ("fmnist-scenes", "imaterialist", "coco", "ccp")  # core.datasets.DATASETS names
 
@@ -38,17 +38,6 @@ def check_data(trainer: str, data_path: str, dataset: str = "") -> str | None:
     if not data_path and dataset != "ccp":  # only CCP has a default location (../shared/data/ccp)
         return f"Choose the {dataset} dataset's folder."
     return None
-
-
-def _with_browse(edit: QLineEdit, caption: str) -> QWidget:
-    box = QWidget()
-    row = QHBoxLayout(box)
-    row.setContentsMargins(0, 0, 0, 0)
-    row.addWidget(edit, 1)
-    button = QPushButton("Browse…")
-    button.clicked.connect(lambda: (d := QFileDialog.getExistingDirectory(box, caption, edit.text())) and edit.setText(d))
-    row.addWidget(button)
-    return box
 
 
 class TrainingDialog(QDialog):
@@ -81,11 +70,10 @@ class TrainingDialog(QDialog):
         self.device.addItems(devices)
         self.device.setCurrentText(default_device)
         self.out = QLineEdit(out_dir)
-        self.problem = QLabel(wordWrap=True, objectName="dialogProblem")
-        self.problem.setStyleSheet("color: #d9534f;")
+        self.problem = problem_label()
         form = QFormLayout()
         form.addRow("Dataset", self.dataset)
-        form.addRow("Data folder", _with_browse(self.data_path, "Dataset folder"))
+        form.addRow("Data folder", folder_field(self.data_path, "Dataset folder"))
         form.addRow("Model", self.model)
         form.addRow("Epochs", self.epochs)
         form.addRow("Image size (shorter side)", self.image_size)
@@ -93,11 +81,8 @@ class TrainingDialog(QDialog):
         if trainer == "maskrcnn":
             form.addRow("Start from weights", self.weights)
         form.addRow("Device", self.device)
-        form.addRow("Output folder", _with_browse(self.out, "Output folder"))
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Start training")
-        buttons.accepted.connect(self._accept)
-        buttons.rejected.connect(self.reject)
+        form.addRow("Output folder", folder_field(self.out, "Output folder"))
+        buttons = ok_cancel(self, "Start training", self._accept)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.problem)

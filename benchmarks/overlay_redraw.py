@@ -103,7 +103,7 @@ def main() -> int:
         print(f"  {name:30s} median {statistics.median(values):6.1f} ms   p95 {np.percentile(values, 95):6.1f} ms")
     widget.close()
     widget.deleteLater()
-    del presenter, widget
+    presenter = widget = None  # drop the last references before the event loop cleans up
     app.processEvents()
     return 0
 

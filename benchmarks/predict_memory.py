@@ -29,12 +29,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 import torch  # noqa: E402
 
+from common import ccp_root_or_report  # noqa: E402
 from fashionviewer.core.atomic import atomic_write_json, atomic_write_text  # noqa: E402
 from fashionviewer.core.errors import FashionViewerError  # noqa: E402
-from fashionviewer.core.paths import ccp_dir  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 
@@ -77,9 +78,8 @@ def main() -> int:
     checkpoints = sorted({int(c) for c in args.checkpoints.split(",") if c.strip()})
     if not checkpoints or checkpoints[-1] > args.images or checkpoints[0] < 1:
         parser.error("--checkpoints must be image counts between 1 and --images")
-    root = ccp_dir()
+    root = ccp_root_or_report()
     if root is None:
-        print("error: Clothing Co-Parsing photos not found (../shared/data/ccp/photos)", file=sys.stderr)
         return 2
     photos = root / "photos"
 

@@ -35,14 +35,15 @@ import torch
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
+from common import ccp_root_or_report  # noqa: E402
 from fashionviewer.core.atomic import atomic_write_json, atomic_write_text  # noqa: E402
 from fashionviewer.core.errors import WeightsError  # noqa: E402
 from fashionviewer.core.imageio import load_image  # noqa: E402
 from fashionviewer.core.inference import Predictor  # noqa: E402
 from fashionviewer.core.masks import decode_mask  # noqa: E402
-from fashionviewer.core.models import get_model  # noqa: E402
-from fashionviewer.core.paths import ccp_dir  # noqa: E402
+from fashionviewer.core.models import get_model, load_checkpoint  # noqa: E402
 
 
 class PeakRSS:
@@ -79,13 +80,24 @@ class PeakRSS:
         return (self.peak - self.start) / 2**20
 
 
-def build_model(name: str, weights: str, num_classes: int, min_size: int) -> tuple[torch.nn.Module, str]:
+def build_model(name: str, weights: str, num_classes: int, min_size: int | None
+                ) -> tuple[torch.nn.Module, str, str]:
+    """The model both arms run (COCO weights, seeded random ones, or a checkpoint at its card's
+    classes), what the weights are, and the architecture's name."""
     if weights == "coco":
-        return get_model(name, 91, weights="coco", min_size=min_size), "torchvision COCO weights"
+        return get_model(name, 91, weights="coco", min_size=min_size), "torchvision COCO weights", name
     if weights == "random":
         torch.manual_seed(0)
-        return get_model(name, num_classes, weights=None, min_size=min_size), f"seeded random init, {num_classes} classes"
-    return get_model(name, num_classes, weights=weights, min_size=min_size), weights
+        model = get_model(name, num_classes, weights=None, min_size=min_size)
+        return model, f"seeded random init, {num_classes} classes", name
+    model, card = load_checkpoint(weights)
+    if min_size:
+        model.transform.min_size = (min_size,)
+        model.transform.max_size = round(min_size * 1333 / 800)
+    trained = card.get("training", {})
+    return model, (f"{weights} ({card['architecture']}, {len(card['class_names'])} classes, trained "
+                   f"{trained.get('seconds', '?')} s on {card.get('dataset', {}).get('name', '?')}"
+                   f"{', backbone frozen' if trained.get('freeze_backbone') else ''})"), card["architecture"]
 
 
 def baseline(model: torch.nn.Module, paths: list[Path]) -> tuple[list[dict], list[float], float]:
@@ -166,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="maskrcnn_resnet50_fpn")
     p.add_argument("--weights", default="auto", help="coco, a checkpoint path, random, or auto (coco if cached)")
     p.add_argument("--num-classes", type=int, default=2, help="classes incl. background for random weights")
-    p.add_argument("--min-size", type=int, default=512)
+    p.add_argument("--min-size", type=int, default=None,
+                   help="shorter side in px (default: the architecture's, 512 for R50-FPN; a checkpoint's own)")
     p.add_argument("--floor", type=float, default=0.3, help="the pipeline's score floor (and the agreement check's)")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--backbone-dtype", choices=["float32", "bfloat16"], default="float32",
@@ -175,20 +188,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results")
     args = p.parse_args(argv)
 
-    root = ccp_dir()
+    root = ccp_root_or_report()
     if root is None:
-        print("error: the CCP photos (../shared/data/ccp) are needed for this benchmark", file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
     paths = sorted((root / "photos").glob("*.jpg"))[: args.images]
     weights = args.weights
     if weights == "auto":
         try:
-            model, source = build_model(args.model, "coco", args.num_classes, args.min_size)
+            model, source, arch = build_model(args.model, "coco", args.num_classes, args.min_size)
+            weights = "coco"
         except WeightsError:
-            model, source = build_model(args.model, "random", args.num_classes, args.min_size)
+            model, source, arch = build_model(args.model, "random", args.num_classes, args.min_size)
+            weights = "random"
     else:
-        model, source = build_model(args.model, weights, args.num_classes, args.min_size)
+        model, source, arch = build_model(args.model, weights, args.num_classes, args.min_size)
+    size = model.transform.min_size[0]
+    weights_tag = weights if weights in ("coco", "random") else Path(weights).stem
     model.eval()
     num_classes = model.roi_heads.box_predictor.cls_score.out_features
     names = [f"class {i}" for i in range(1, num_classes)]
@@ -198,14 +214,14 @@ def main(argv: list[str] | None = None) -> int:
         base_out, base_lat, base_total = baseline(model, paths)
     fast_model = model.to(memory_format=torch.channels_last)
     backbone_dtype = torch.bfloat16 if args.backbone_dtype == "bfloat16" else None
-    predictor = Predictor(fast_model, names, "cpu", score_floor=args.floor, model_name=args.model,
+    predictor = Predictor(fast_model, names, "cpu", score_floor=args.floor, model_name=arch,
                           backbone_dtype=backbone_dtype)
     predictor.predict(load_image(paths[0]))
     with PeakRSS() as fast_mem:
         fast_out, fast_lat, fast_total = pipeline(predictor, paths, args.batch)
 
     result = {
-        "model": args.model, "weights": source, "min_size": args.min_size, "images": len(paths),
+        "model": arch, "weights": source, "min_size": size, "images": len(paths),
         "threads": args.threads, "floor": args.floor, "batch": args.batch, "backbone_dtype": args.backbone_dtype,
         "detections_per_image_baseline": round(float(np.mean([len(o["scores"]) for o in base_out])), 1),
         "instances_per_image_at_floor": round(float(np.mean([len(p.instances) for p in fast_out])), 1),
@@ -216,10 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     result["throughput_ratio"] = round(result["pipeline"]["images_per_s"] / result["baseline"]["images_per_s"], 2)
     result["peak_memory_ratio"] = round(result["pipeline"]["peak_mb"] / max(result["baseline"]["peak_mb"], 1e-6), 2)
     args.results.mkdir(parents=True, exist_ok=True)
-    stem = f"predict_speed_{args.model}_{args.backbone_dtype}"
+    stem = f"predict_speed_{arch}_{weights_tag}_{args.backbone_dtype}"
     atomic_write_json(args.results / f"{stem}.json", result)
     b, f = result["baseline"], result["pipeline"]
-    table = (f"# Inference speed: {args.model} at {args.min_size} px, {len(paths)} CCP photos, {args.threads} threads\n\n"
+    table = (f"# Inference speed: {arch} at {size} px, {len(paths)} CCP photos, {args.threads} threads\n\n"
              f"Weights: {source}. Pipeline floor {args.floor}, batch {args.batch}, backbone {args.backbone_dtype}. "
              f"Detections per image (baseline, ≥0.05): {result['detections_per_image_baseline']}; "
              f"instances per image at the floor: {result['instances_per_image_at_floor']}.\n\n"

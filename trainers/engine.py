@@ -121,7 +121,8 @@ def _backward_step(
 
 
 @torch.no_grad()
-def recalibrate_batchnorm(model: nn.Module, loader: Iterable[Batch], device: torch.device, steps: int) -> int:
+def recalibrate_batchnorm(model: nn.Module, loader: Iterable[Batch], device: torch.device, steps: int,
+                          scope: nn.Module | None = None) -> int:
     """Re-estimate BatchNorm running statistics for the current weights ("precise BN"); returns batches used.
 
     Trained from scratch, weights move faster than BatchNorm's running averages
@@ -130,9 +131,10 @@ def recalibrate_batchnorm(model: nn.Module, loader: Iterable[Batch], device: tor
     first epoch until this was done. Here the weights are fixed and the
     statistics are plain averages over ``steps`` training batches (then over
     ranks). Models without trainable BatchNorm (FrozenBatchNorm2d after COCO or
-    ImageNet initialisation) are left alone.
+    ImageNet initialisation) are left alone. ``scope``: only the BatchNorm
+    layers inside this submodule (default: the whole model).
     """
-    norms = [m for m in unwrap(model).modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+    norms = [m for m in (scope or unwrap(model)).modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
              and m.track_running_stats]
     if not norms or steps <= 0:
         return 0
@@ -151,6 +153,39 @@ def recalibrate_batchnorm(model: nn.Module, loader: Iterable[Batch], device: tor
         norm.momentum = momentum
     distributed.average_buffers([b for m in norms for b in (m.running_mean, m.running_var)])
     model.train(was_training)
+    return used
+
+
+def freeze_backbone(model: nn.Module, loader: Iterable[Batch], device: torch.device, calibration_steps: int) -> int:
+    """Train only the RPN and RoI heads: the backbone (trunk + FPN) stops learning.
+
+    Its trainable BatchNorm layers (a randomly initialised backbone has them)
+    first get statistics re-estimated on ``calibration_steps`` batches, then
+    become ``FrozenBatchNorm2d`` as torchvision does for pretrained trunks, so
+    ``model.train()`` cannot move them. The state_dict keeps its keys (minus
+    ``num_batches_tracked``, which plain torchvision fills back in when loading).
+    Returns the number of calibration batches used.
+    """
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    backbone = unwrap(model).backbone
+    used = recalibrate_batchnorm(model, loader, device, calibration_steps, scope=backbone)
+
+    def convert(module: nn.Module) -> None:
+        for name, child in module.named_children():
+            if isinstance(child, nn.BatchNorm2d):
+                frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps).to(child.running_mean.device)
+                with torch.no_grad():
+                    frozen.weight.copy_(child.weight)
+                    frozen.bias.copy_(child.bias)
+                    frozen.running_mean.copy_(child.running_mean)
+                    frozen.running_var.copy_(child.running_var)
+                setattr(module, name, frozen)
+            else:
+                convert(child)
+
+    convert(backbone)
+    backbone.requires_grad_(False)
     return used
 
 

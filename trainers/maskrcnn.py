@@ -46,7 +46,7 @@ from fashionviewer.core.models import check_weights, get_model, list_models, mod
 
 from . import distributed
 from .common import Cancelled, install_cancel_handler, resolve_device, run_cli
-from .engine import StepControl, collate_fn, evaluate, recalibrate_batchnorm, train_one_epoch
+from .engine import StepControl, collate_fn, evaluate, freeze_backbone, recalibrate_batchnorm, train_one_epoch
 
 log = logging.getLogger("trainers.maskrcnn")
 
@@ -85,6 +85,11 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--bn-recalibration-steps", type=int, default=50,
                    help="before evaluating and saving, re-estimate BatchNorm statistics on this many training "
                         "batches (models trained from scratch need it; 0: off)")
+    p.add_argument("--box-batch-size-per-image", type=int, default=None,
+                   help="RoIs sampled per image for the box and mask heads (default: the model's; torchvision: 512)")
+    p.add_argument("--freeze-backbone", action="store_true",
+                   help="train only the RPN and RoI heads; the trunk and FPN keep their weights (their BatchNorm "
+                        "statistics are re-estimated once on --bn-recalibration-steps batches, then frozen)")
     p.add_argument("--hflip-prob", type=float, default=0.5, help="horizontal flip probability in training")
     p.add_argument("--workers", type=int, default=2, help="data-loading worker processes per rank")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto")
@@ -224,7 +229,9 @@ def model_card(args: argparse.Namespace, class_names: Sequence[str], history: li
             "optimizer": args.optimizer, "lr": args.lr, "lr_scheduler": args.lr_scheduler,
             "weight_decay": args.weight_decay, "batch_size": args.batch_size, "world_size": world_size,
             "steps_per_epoch": args.steps_per_epoch, "image_size": args.image_size, "amp": bool(args.amp),
-            "hflip_prob": args.hflip_prob, "bn_recalibration_steps": args.bn_recalibration_steps, "seed": args.seed,
+            "hflip_prob": args.hflip_prob, "freeze_backbone": bool(args.freeze_backbone),
+            "box_batch_size_per_image": args.box_batch_size_per_image,
+            "bn_recalibration_steps": args.bn_recalibration_steps, "seed": args.seed,
             "seconds": round(seconds, 1),
         },
         "history": history,
@@ -261,8 +268,13 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
     train_loader, val_loader, class_names, ground_truth, sampler = build_loaders(args, info)
     weights = "none" if start else args.weights  # the resumed state replaces any initial weights
+    head_options = ({"box_batch_size_per_image": args.box_batch_size_per_image}
+                    if args.box_batch_size_per_image else {})  # training-only: checkpoints load without it
     model = get_model(args.model, len(class_names) + 1, weights, min_size=args.image_size,
-                      weights_backbone=args.weights_backbone).to(device)
+                      weights_backbone=args.weights_backbone, **head_options).to(device)
+    if args.freeze_backbone:  # a resumed state already holds the frozen statistics
+        used = freeze_backbone(model, train_loader, device, 0 if start else args.bn_recalibration_steps)
+        log.info("backbone frozen (BatchNorm statistics from %d batches); training the RPN and RoI heads", used)
     steps = min(len(train_loader), args.steps_per_epoch) if args.steps_per_epoch else len(train_loader)
     optimizer = build_optimizer(args, model, info.world_size)
     scheduler = build_lr_scheduler(optimizer, args.lr_scheduler, steps * args.epochs, args.warmup_steps)

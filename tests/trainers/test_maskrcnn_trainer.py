@@ -76,6 +76,34 @@ def test_train_checkpoint_events_and_resume(scenes, tmp_path):
     assert state["epoch"] == 2 and state["lr_scheduler"]["last_epoch"] == 4  # schedule continued, not restarted
 
 
+def test_freeze_backbone_trains_only_the_heads_and_resumes(scenes, tmp_path):
+    from fashionviewer.core.models import get_model
+
+    out = tmp_path / "run"
+    card = maskrcnn.main(maskrcnn.get_args_parser().parse_args(
+        _argv(scenes, out, "--epochs", "1", "--freeze-backbone", "--lr", "0.01", "--box-batch-size-per-image", "16")))
+    assert card["training"]["freeze_backbone"] is True and card["training"]["box_batch_size_per_image"] == 16
+
+    torch.manual_seed(0)  # the trainer's seed: the same random start
+    start = get_model("maskrcnn_mobilenet_v3_light", 11, "none", min_size=96)
+    trained, _ = load_checkpoint(out / "model.pt")
+    before, after = start.state_dict(), trained.state_dict()
+    conv_weights = [k for k, v in before.items() if k.startswith("backbone.") and v.dim() == 4]
+    head_weights = [k for k, v in before.items() if k.startswith(("rpn.", "roi_heads.")) and v.dim() >= 2]
+    assert conv_weights and head_weights
+    assert all(torch.equal(before[k], after[k]) for k in conv_weights)
+    assert all(not torch.equal(before[k], after[k]) for k in head_weights)
+    # statistics were re-estimated once (random init: mean 0, var 1) and then kept
+    stats = [k for k in before if k.startswith("backbone.") and k.endswith("running_var")]
+    assert stats and not any(torch.equal(before[k], after[k]) for k in stats)
+
+    resumed = maskrcnn.main(maskrcnn.get_args_parser().parse_args(
+        _argv(scenes, out, "--epochs", "2", "--freeze-backbone", "--lr", "0.01", "--resume", "auto")))
+    again, _ = load_checkpoint(out / "model.pt")
+    assert resumed["epochs"] == 2
+    assert all(torch.equal(after[k], again.state_dict()[k]) for k in stats + conv_weights)
+
+
 def test_unwritable_out_is_reported_before_any_data_is_read(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("")

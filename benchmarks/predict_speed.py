@@ -205,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         model, source, arch = build_model(args.model, weights, args.num_classes, args.min_size)
     size = model.transform.min_size[0]
     weights_tag = weights if weights in ("coco", "random") else Path(weights).stem
+    if weights_tag in ("model", "model_best"):  # a trainer's output folder names the run
+        weights_tag = Path(weights).resolve().parent.name
     model.eval()
     num_classes = model.roi_heads.box_predictor.cls_score.out_features
     names = [f"class {i}" for i in range(1, num_classes)]

@@ -20,13 +20,12 @@ import sys
 import time
 from pathlib import Path
 
-import torch
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from common import ccp_root_or_report  # noqa: E402
+from common import parse_ccp_benchmark, run_benchmark  # noqa: E402
 from fashionviewer.core.atomic import atomic_write_json, atomic_write_text  # noqa: E402
 from fashionviewer.core.datasets.ccp import CCPDataset  # noqa: E402
 from fashionviewer.core.evaluation import evaluate_coco  # noqa: E402
@@ -62,14 +61,11 @@ def measure(checkpoint: str, dataset: CCPDataset, ground_truth: dict, floor: flo
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoints", nargs="+", help="bundled model names (ccp) or checkpoint paths")
-    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--floor", type=float, default=0.05, help="score floor (COCO evaluation: low, as usual)")
-    p.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results")
-    args = p.parse_args(argv)
-    root = ccp_root_or_report()
-    if root is None:
+    parsed = parse_ccp_benchmark(p, argv, default_threads=1)
+    if parsed is None:
         return 2
-    torch.set_num_threads(args.threads)
+    args, root = parsed
     dataset = CCPDataset(root, "val")
     ground_truth = dataset.coco_ground_truth()
     rows = []
@@ -92,4 +88,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_benchmark(main)

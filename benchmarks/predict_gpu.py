@@ -32,6 +32,7 @@ from fashionviewer.core.atomic import atomic_write_json, atomic_write_text  # no
 from fashionviewer.core.imageio import list_images, load_image  # noqa: E402
 from fashionviewer.core.inference import Predictor  # noqa: E402
 from fashionviewer.core.paths import DEMO_DIR, ccp_dir  # noqa: E402
+from common import run_benchmark  # noqa: E402
 from predict_speed import build_model  # noqa: E402
 
 
@@ -116,4 +117,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_benchmark(main)

@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from common import ccp_root_or_report  # noqa: E402
+from common import parse_ccp_benchmark, run_benchmark  # noqa: E402
 from fashionviewer.core.atomic import atomic_write_json, atomic_write_text  # noqa: E402
 from fashionviewer.core.errors import WeightsError  # noqa: E402
 from fashionviewer.core.imageio import load_image  # noqa: E402
@@ -184,14 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--backbone-dtype", choices=["float32", "bfloat16"], default="float32",
                    help="the pipeline's backbone precision (bfloat16: fast on CPUs with AVX512-BF16)")
-    p.add_argument("--threads", type=int, default=torch.get_num_threads())
-    p.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results")
-    args = p.parse_args(argv)
-
-    root = ccp_root_or_report()
-    if root is None:
+    parsed = parse_ccp_benchmark(p, argv, default_threads=torch.get_num_threads())
+    if parsed is None:
         return 2
-    torch.set_num_threads(args.threads)
+    args, root = parsed
     paths = sorted((root / "photos").glob("*.jpg"))[: args.images]
     weights = args.weights
     if weights == "auto":
@@ -253,4 +249,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_benchmark(main)

@@ -175,11 +175,7 @@ def freeze_backbone(model: nn.Module, loader: Iterable[Batch], device: torch.dev
         for name, child in module.named_children():
             if isinstance(child, nn.BatchNorm2d):
                 frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps).to(child.running_mean.device)
-                with torch.no_grad():
-                    frozen.weight.copy_(child.weight)
-                    frozen.bias.copy_(child.bias)
-                    frozen.running_mean.copy_(child.running_mean)
-                    frozen.running_var.copy_(child.running_var)
+                frozen.load_state_dict(child.state_dict())  # drops num_batches_tracked itself
                 setattr(module, name, frozen)
             else:
                 convert(child)

@@ -18,6 +18,17 @@ class Cancelled(Exception):
     """Training was stopped (SIGTERM/SIGINT); the last epoch's checkpoint is intact."""
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (argparse turns the error into one usage line)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not >= 1")
+    return value
+
+
 def resolve_device(name: str) -> torch.device:
     """``--device`` value → a usable device, or a one-line error naming the flag."""
     try:

@@ -45,7 +45,7 @@ from fashionviewer.core.events import EventWriter
 from fashionviewer.core.models import check_weights, get_model, list_models, model_info, save_checkpoint, unwrap
 
 from . import distributed
-from .common import Cancelled, install_cancel_handler, resolve_device, run_cli
+from .common import Cancelled, install_cancel_handler, positive_int, resolve_device, run_cli
 from .engine import StepControl, collate_fn, evaluate, freeze_backbone, recalibrate_batchnorm, train_one_epoch
 
 log = logging.getLogger("trainers.maskrcnn")
@@ -85,7 +85,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--bn-recalibration-steps", type=int, default=50,
                    help="before evaluating and saving, re-estimate BatchNorm statistics on this many training "
                         "batches (models trained from scratch need it; 0: off)")
-    p.add_argument("--box-batch-size-per-image", type=int, default=None,
+    p.add_argument("--box-batch-size-per-image", type=positive_int, default=None,
                    help="RoIs sampled per image for the box and mask heads (default: the model's; torchvision: 512)")
     p.add_argument("--freeze-backbone", action="store_true",
                    help="train only the RPN and RoI heads; the trunk and FPN keep their weights (their BatchNorm "

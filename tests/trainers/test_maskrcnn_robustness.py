@@ -135,3 +135,13 @@ def test_out_that_is_a_file_or_unwritable_is_reported_before_training(scenes, tm
         locked.mkdir(mode=0o500)
         assert maskrcnn.cli(_argv(scenes, locked / "run", "--epochs", "1")) == 2
         assert "not writable" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "many"])
+def test_bad_roi_count_is_one_usage_line(value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        maskrcnn.get_args_parser().parse_args(["--box-batch-size-per-image", value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith(f"argument --box-batch-size-per-image: {value!r} is not a whole number"
+                            if value == "many" else f"argument --box-batch-size-per-image: {value} is not >= 1")

@@ -8,21 +8,27 @@ One process, the same real CCP photos (../shared/data/ccp) and the same weights:
     ``torch.no_grad()`` with torchvision's defaults (every detection above 0.05
     gets a full-resolution float mask), then ``masks > 0.5``;
 (b) pipeline — ``fashionviewer.core.inference.Predictor``: inference mode,
-    channels-last, masks computed and pasted only for detections at or above the
-    floor, straight to RLE, images decoded in a background thread while the
-    model runs.
+    box RoI pooling shared across threads, masks computed and pasted only for
+    detections at or above the floor, straight to RLE, images decoded in a
+    background thread while the model runs; ``--channels-last`` adds what
+    ``load_predictor`` does on the CPU (faster convolutions, but not
+    bit-identical, so near-tie detections of a weak model can come out
+    differently).
 
-Both arms use ``maskrcnn_resnet50_fpn`` at 512 px (``--model`` to change) and
-the same thread count. Outputs must agree: every baseline instance scoring at
+Both arms use ``maskrcnn_resnet50_fpn`` at 512 px (``--model`` to change), the
+same thread count and the same weights (the pipeline has its own copy), and
+take turns on chunks of ``--chunk`` images so that a change in machine load
+hits both alike. Outputs must agree: every baseline instance scoring at
 least the floor is matched by one of ours with the same class, box IoU ≥ 0.99
 and mask IoU ≥ 0.98. Reports per-image latency (median, p90), images/s and
 peak memory (RSS above the idle level, sampled every 5 ms) for both, as ratios;
-writes ``benchmarks/results/predict_speed.{md,json}``.
+writes ``benchmarks/results/predict_speed_{model}_{weights}_{dtype}[_channels_last].{md,json}``.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import sys
 import threading
@@ -182,12 +188,19 @@ def main(argv: list[str] | None = None) -> int:
                    help="shorter side in px (default: the architecture's, 512 for R50-FPN; a checkpoint's own)")
     p.add_argument("--floor", type=float, default=0.3, help="the pipeline's score floor (and the agreement check's)")
     p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--chunk", type=int, default=4,
+                   help="the arms take turns on chunks of this many images, so both see the same machine load")
+    p.add_argument("--channels-last", action="store_true",
+                   help="the pipeline's model in channels-last order as load_predictor does on the CPU (faster "
+                        "convolutions, different float rounding)")
     p.add_argument("--backbone-dtype", choices=["float32", "bfloat16"], default="float32",
                    help="the pipeline's backbone precision (bfloat16: fast on CPUs with AVX512-BF16)")
     parsed = parse_ccp_benchmark(p, argv, default_threads=torch.get_num_threads())
     if parsed is None:
         return 2
     args, root = parsed
+    if args.batch < 1 or args.chunk < 1 or args.chunk % args.batch:
+        p.error("--batch and --chunk must be >= 1, and --chunk a multiple of --batch")
     paths = sorted((root / "photos").glob("*.jpg"))[: args.images]
     weights = args.weights
     if weights == "auto":
@@ -207,34 +220,46 @@ def main(argv: list[str] | None = None) -> int:
     num_classes = model.roi_heads.box_predictor.cls_score.out_features
     names = [f"class {i}" for i in range(1, num_classes)]
 
-    baseline(model, paths[:1])  # warm-up, both arms
-    with PeakRSS() as base_mem:
-        base_out, base_lat, base_total = baseline(model, paths)
-    fast_model = model.to(memory_format=torch.channels_last)
     backbone_dtype = torch.bfloat16 if args.backbone_dtype == "bfloat16" else None
-    predictor = Predictor(fast_model, names, "cpu", score_floor=args.floor, model_name=arch,
-                          backbone_dtype=backbone_dtype)
+    # Its own copy of the same weights: channels-last converts the model in place.
+    predictor = Predictor(copy.deepcopy(model), names, "cpu", score_floor=args.floor, model_name=arch,
+                          channels_last=args.channels_last, backbone_dtype=backbone_dtype)
+    baseline(model, paths[:1])  # warm-up, both arms
     predictor.predict(load_image(paths[0]))
-    with PeakRSS() as fast_mem:
-        fast_out, fast_lat, fast_total = pipeline(predictor, paths, args.batch)
+    base_out, base_lat, base_total, base_peak = [], [], 0.0, 0.0
+    fast_out, fast_lat, fast_total, fast_peak = [], [], 0.0, 0.0
+    for start in range(0, len(paths), args.chunk):  # the arms take turns: load changes hit both alike
+        chunk = paths[start:start + args.chunk]
+        with PeakRSS() as memory:
+            outputs, latencies, total = baseline(model, chunk)
+        base_out, base_lat, base_total = base_out + outputs, base_lat + latencies, base_total + total
+        base_peak = max(base_peak, memory.used_mb)
+        with PeakRSS() as memory:
+            outputs, latencies, total = pipeline(predictor, chunk, args.batch)
+        fast_out, fast_lat, fast_total = fast_out + outputs, fast_lat + latencies, fast_total + total
+        fast_peak = max(fast_peak, memory.used_mb)
 
     result = {
         "model": arch, "weights": source, "min_size": size, "images": len(paths),
-        "threads": args.threads, "floor": args.floor, "batch": args.batch, "backbone_dtype": args.backbone_dtype,
+        "threads": args.threads, "floor": args.floor, "batch": args.batch, "chunk": args.chunk,
+        "channels_last": args.channels_last, "backbone_dtype": args.backbone_dtype,
         "detections_per_image_baseline": round(float(np.mean([len(o["scores"]) for o in base_out])), 1),
         "instances_per_image_at_floor": round(float(np.mean([len(p.instances) for p in fast_out])), 1),
-        "baseline": summary(base_lat, base_total, len(paths), base_mem.used_mb),
-        "pipeline": summary(fast_lat, fast_total, len(paths), fast_mem.used_mb),
+        "baseline": summary(base_lat, base_total, len(paths), base_peak),
+        "pipeline": summary(fast_lat, fast_total, len(paths), fast_peak),
         "agreement": agreement(base_out, fast_out, args.floor),
     }
     result["throughput_ratio"] = round(result["pipeline"]["images_per_s"] / result["baseline"]["images_per_s"], 2)
     result["peak_memory_ratio"] = round(result["pipeline"]["peak_mb"] / max(result["baseline"]["peak_mb"], 1e-6), 2)
     args.results.mkdir(parents=True, exist_ok=True)
-    stem = f"predict_speed_{arch}_{weights_tag}_{args.backbone_dtype}"
+    layout = "_channels_last" if args.channels_last else ""
+    stem = f"predict_speed_{arch}_{weights_tag}_{args.backbone_dtype}{layout}"
     atomic_write_json(args.results / f"{stem}.json", result)
     b, f = result["baseline"], result["pipeline"]
     table = (f"# Inference speed: {arch} at {size} px, {len(paths)} CCP photos, {args.threads} threads\n\n"
-             f"Weights: {source}. Pipeline floor {args.floor}, batch {args.batch}, backbone {args.backbone_dtype}. "
+             f"Weights: {source}. Pipeline floor {args.floor}, batch {args.batch}, "
+             f"{'channels-last' if args.channels_last else 'NCHW'}, backbone {args.backbone_dtype}; the arms "
+             f"alternate every {args.chunk} images. "
              f"Detections per image (baseline, ≥0.05): {result['detections_per_image_baseline']}; "
              f"instances per image at the floor: {result['instances_per_image_at_floor']}.\n\n"
              "| arm | median s/img | p90 s/img | images/s | peak MB |\n|---|---|---|---|---|\n"

@@ -9,6 +9,11 @@ speed and memory on large photos:
   run-length encoded, instead of torchvision's one full-resolution float image
   per detection (100 x 12 MP x 4 bytes = 4.8 GB for a phone photo).
 
+On the CPU the box RoI pooling is also shared across threads
+(:mod:`.roi_pool`), and :func:`load_predictor` puts the model in
+channels-last memory order (faster convolutions); neither changes the numbers.
+One Predictor may serve several threads at once (prediction streams).
+
 The pasting arithmetic is torchvision's own (``paste_masks_in_image``), so masks
 agree with ``model(images)`` thresholded at 0.5.
 """
@@ -19,6 +24,7 @@ import contextlib
 import copy
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -29,12 +35,14 @@ from torch import Tensor
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.roi_heads import expand_boxes, expand_masks
 from torchvision.models.detection.transform import resize_boxes
+from torchvision.ops import MultiScaleRoIAlign
 
 from .errors import FashionViewerError, WeightsError
 from .masks import encode_mask
 from .models import CARD_FORMAT, load_checkpoint
 from .paths import MODELS_DIR
 from .predictions import ImagePrediction, Instance
+from .roi_pool import ThreadedRoIPool
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +93,12 @@ class Predictor:
         model_name: str = "",
         card: dict[str, Any] | None = None,
         backbone_dtype: torch.dtype | None = None,
+        channels_last: bool = False,
     ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
+        if channels_last:  # in place: the caller hands the model over (load_predictor does)
+            self.model.to(memory_format=torch.channels_last)
         self.class_names = list(class_names)
         self.score_floor = float(score_floor)
         self.model_name = model_name
@@ -161,7 +172,7 @@ class Predictor:
         """Boxes (original pixels), labels, scores and 28x28 mask probabilities at or above the floor."""
         tensors = [_as_float(image.to(device)) for image in images]
         original_sizes = [(int(t.shape[-2]), int(t.shape[-1])) for t in tensors]
-        with _score_threshold(model, self.score_floor):
+        with _eval_settings(model, self.score_floor, threaded_pool=device.type == "cpu"):
             image_list, _ = model.transform(tensors)
             features = self._backbone(model, device, image_list.tensors)
             proposals, _ = model.rpn(image_list, features)
@@ -269,7 +280,8 @@ def load_predictor(
     resolved = resolve_device(device)
     path = resolve_model_path(name_or_path)
     model, card = load_checkpoint(path, allow_random=allow_random)
-    return Predictor(model, card["class_names"], resolved, score_floor, model_name=path.stem, card=card)
+    return Predictor(model, card["class_names"], resolved, score_floor, model_name=path.stem, card=card,
+                     channels_last=resolved.type == "cpu")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -279,13 +291,29 @@ def _as_float(image: Tensor) -> Tensor:
     return image.float().div_(255.0) if image.dtype == torch.uint8 else image.float()
 
 
+_settings_lock = threading.Lock()
+_settings_in_use: dict[int, list[Any]] = {}  # id(model) -> [calls inside, the settings to restore]
+
+
 @contextlib.contextmanager
-def _score_threshold(model: MaskRCNN, floor: float) -> Iterator[None]:
-    """Make the RoI heads drop detections below ``floor`` before computing their masks."""
+def _eval_settings(model: MaskRCNN, floor: float, threaded_pool: bool) -> Iterator[None]:
+    """Within the block the RoI heads drop detections below ``floor`` before computing their
+    masks and (CPU) pool RoIs on several threads. Calls may overlap from several threads:
+    the first one in changes the model, the last one out restores it."""
     heads = model.roi_heads
-    saved = heads.score_thresh
-    heads.score_thresh = floor
+    with _settings_lock:
+        entry = _settings_in_use.get(id(model))
+        if entry is None:
+            entry = _settings_in_use[id(model)] = [0, (heads.score_thresh, heads.box_roi_pool)]
+            heads.score_thresh = floor
+            if threaded_pool and isinstance(heads.box_roi_pool, MultiScaleRoIAlign):
+                heads.box_roi_pool = ThreadedRoIPool(heads.box_roi_pool)
+        entry[0] += 1
     try:
         yield
     finally:
-        heads.score_thresh = saved
+        with _settings_lock:
+            entry[0] -= 1
+            if entry[0] == 0:
+                heads.score_thresh, heads.box_roi_pool = entry[1]
+                del _settings_in_use[id(model)]

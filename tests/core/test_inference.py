@@ -230,3 +230,34 @@ def test_predict_command_writes_results_and_counts_skipped(tmp_path, model, imag
     assert main([str(folder), "--out", str(out), "--model", str(tmp_path / "light.pt"), "--device", "cpu"]) == 0
     with pytest.raises(FashionViewerError, match="no images found"):
         main([str(tmp_path / "out"), "--out", str(out), "--model", str(tmp_path / "light.pt")])
+
+
+def test_predictor_serves_several_threads_and_restores_the_model(model, image):
+    from concurrent.futures import ThreadPoolExecutor
+
+    heads = model.roi_heads
+    pool, floor = heads.box_roi_pool, heads.score_thresh
+    saved = torch.get_num_threads()
+    torch.set_num_threads(2)  # the box RoI pooling splits its 150 proposals over 2 threads
+    try:
+        predictor = Predictor(model, CLASS_NAMES, score_floor=0.2)
+        images = [image, np.ascontiguousarray(image[::-1]), np.ascontiguousarray(image[:, ::-1])] * 2
+        sequential = [predictor.predict(img) for img in images]
+        with ThreadPoolExecutor(3) as pool_of_callers:
+            concurrent = list(pool_of_callers.map(predictor.predict, images))
+    finally:
+        torch.set_num_threads(saved)
+    for got, want in zip(concurrent, sequential):
+        assert [(i.box, i.label, i.score) for i in got.instances] == [(i.box, i.label, i.score) for i in want.instances]
+        assert all(i.score >= 0.2 for i in got.instances)
+    assert heads.box_roi_pool is pool and heads.score_thresh == floor  # borrowed, then given back
+
+
+def test_channels_last_only_when_asked(image):
+    model = _calibrated_light_model(seed=1)
+    first_conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3))
+    Predictor(model, CLASS_NAMES).predict(image)
+    assert first_conv.weight.is_contiguous()  # a training model handed to evaluate() keeps its layout
+    fast = Predictor(model, CLASS_NAMES, channels_last=True)
+    assert first_conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert fast.predict(image).instances

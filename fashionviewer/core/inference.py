@@ -9,10 +9,10 @@ speed and memory on large photos:
   run-length encoded, instead of torchvision's one full-resolution float image
   per detection (100 x 12 MP x 4 bytes = 4.8 GB for a phone photo).
 
-On the CPU the box RoI pooling is also shared across threads
-(:mod:`.roi_pool`), and :func:`load_predictor` puts the model in
-channels-last memory order (faster convolutions); neither changes the numbers.
-One Predictor may serve several threads at once (prediction streams).
+On the CPU the box RoI pooling is also shared across threads (:mod:`.roi_pool`,
+same numbers), and :func:`load_predictor` puts the model in channels-last
+memory order (faster convolutions, float rounding differs by about 1e-6).
+One Predictor may serve several threads at once.
 
 The pasting arithmetic is torchvision's own (``paste_masks_in_image``), so masks
 agree with ``model(images)`` thresholded at 0.5.
@@ -299,7 +299,8 @@ _settings_in_use: dict[int, list[Any]] = {}  # id(model) -> [calls inside, the s
 def _eval_settings(model: MaskRCNN, floor: float, threaded_pool: bool) -> Iterator[None]:
     """Within the block the RoI heads drop detections below ``floor`` before computing their
     masks and (CPU) pool RoIs on several threads. Calls may overlap from several threads:
-    the first one in changes the model, the last one out restores it."""
+    the first one in changes the model, the last one out restores it (overlapping calls
+    share the first one's floor: give each model one Predictor)."""
     heads = model.roi_heads
     with _settings_lock:
         entry = _settings_in_use.get(id(model))

@@ -189,6 +189,7 @@ def predictor_settings(predictor: Any) -> dict[str, Any]:
         "nms": getattr(heads, "nms_thresh", None),
         "detections_per_img": getattr(heads, "detections_per_img", None),
         "score_floor": getattr(predictor, "score_floor", None),
+        "rescorer": getattr(getattr(predictor, "rescorer", None), "key", None),
         # CPU and GPU kernels differ in the last bits; a mask pixel at exactly 0.5 could flip.
         "device": getattr(device, "type", str(device).split(":")[0]),
     }

@@ -42,6 +42,7 @@ from .masks import encode_mask
 from .models import CARD_FORMAT, load_checkpoint
 from .paths import MODELS_DIR
 from .predictions import ImagePrediction, Instance
+from .rescoring import Rescorer, load_rescorer
 from .roi_pool import ThreadedRoIPool
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ class Predictor:
         card: dict[str, Any] | None = None,
         backbone_dtype: torch.dtype | None = None,
         channels_last: bool = False,
+        rescorer: Rescorer | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
@@ -107,6 +109,7 @@ class Predictor:
         # Opt-in reduced precision for the backbone+FPN only (e.g. torch.bfloat16 on CPUs with
         # AVX512-BF16 or on GPUs); RPN and heads stay float32 so boxes and masks stay close.
         self.backbone_dtype = backbone_dtype
+        self.rescorer = rescorer  # scores x a Fashion-MNIST CNN's probability of the class (core.rescoring)
 
     def predict(self, image: np.ndarray, file_name: str = "", image_id: int = 0) -> ImagePrediction:
         """Instances found in one RGB uint8 H×W×3 image (boxes and masks in its pixels)."""
@@ -143,10 +146,14 @@ class Predictor:
             if self.device.type != "cuda":
                 raise
             detections = self._detect_after_oom(images, names)
-        return [
+        predictions = [
             self._to_prediction(det, int(image.shape[-2]), int(image.shape[-1]), name, image_id)
             for det, image, name, image_id in zip(detections, images, names, ids)
         ]
+        if self.rescorer is not None:
+            for prediction, image in zip(predictions, images):
+                self.rescorer.apply(prediction, _as_uint8_hwc(image))
+        return predictions
 
     # -- internals
 
@@ -271,17 +278,20 @@ def load_predictor(
     device: str | torch.device = "cpu",
     allow_random: bool = False,
     score_floor: float = 0.05,
+    rescore: bool = True,
 ) -> Predictor:
     """A Predictor for a bundled model (``"demo"``) or a checkpoint ``NAME.pt``/``NAME.json``.
 
     ``device="auto"`` picks :func:`best_device`. Random-weight checkpoints are
-    refused unless ``allow_random``.
+    refused unless ``allow_random``. When the model card names a re-scoring
+    classifier (:mod:`.rescoring`) it is used unless ``rescore=False``.
     """
     resolved = resolve_device(device)
     path = resolve_model_path(name_or_path)
     model, card = load_checkpoint(path, allow_random=allow_random)
+    rescorer = load_rescorer(card, path) if rescore and card.get("rescorer") else None
     return Predictor(model, card["class_names"], resolved, score_floor, model_name=path.stem, card=card,
-                     channels_last=resolved.type == "cpu")
+                     channels_last=resolved.type == "cpu", rescorer=rescorer)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -289,6 +299,12 @@ def load_predictor(
 
 def _as_float(image: Tensor) -> Tensor:
     return image.float().div_(255.0) if image.dtype == torch.uint8 else image.float()
+
+
+def _as_uint8_hwc(image: Tensor) -> np.ndarray:
+    if image.dtype != torch.uint8:
+        image = (image.float() * 255.0).round_().clamp_(0, 255).to(torch.uint8)
+    return image.permute(1, 2, 0).cpu().numpy()
 
 
 _settings_lock = threading.Lock()

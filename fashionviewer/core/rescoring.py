@@ -1,0 +1,78 @@
+"""The paper's two models together: a Fashion-MNIST CNN re-scores the Mask R-CNN's instances.
+
+Each instance's score becomes ``detector score x the classifier's probability of the
+instance's class`` (a product of experts): a confident detection the classifier
+disagrees with drops in the ranking, so per-class AP rises when the classifier
+separates look-alike classes (shirt / T-shirt / pullover / coat) better than the
+detector's own box head. The classifier sees each instance exactly as the viewer
+shows it to the CNN (:func:`fashionviewer.core.analysis.cnn_input`), and its
+probabilities are kept in the instance's ``classifier`` field.
+
+A checkpoint's model card names its re-scorer::
+
+    "rescorer": {"classifier": "fvnet_scenes", "weights_sha256": "..."}
+
+and :func:`~fashionviewer.core.inference.load_predictor` loads it (the classifier is
+looked up next to the checkpoint, then among the bundled models).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .errors import WeightsError
+from .paths import sha256_file
+from .predictions import ImagePrediction
+
+
+class Rescorer:
+    """Multiplies instance scores by a classifier's probability of their class (matched by name)."""
+
+    def __init__(self, classifier: Any, preprocess: Callable[..., np.ndarray], detector_classes: Sequence[str],
+                 name: str = "", weights_sha256: str = "") -> None:
+        classes = list(classifier.classes)
+        unknown = [c for c in detector_classes if c not in classes]
+        if unknown:
+            raise WeightsError(f"re-scoring classifier {name or '?'} does not know the detector's classes "
+                               f"{', '.join(unknown)} (it knows {', '.join(classes)})")
+        self.classifier, self.preprocess, self.name = classifier, preprocess, name
+        self.classes = classes
+        self.columns = {c: classes.index(c) for c in detector_classes}
+        self.key = weights_sha256 or name  # what the prediction cache keys on
+
+    def apply(self, prediction: ImagePrediction, image: np.ndarray) -> ImagePrediction:
+        """Re-score ``prediction`` (of RGB uint8 ``image``) in place and re-sort it; returns it."""
+        from .analysis import cnn_input  # analysis imports the cache, which needs no inference
+        from .overlay import PredictionRasters
+
+        if not prediction.instances:
+            return prediction
+        rasters = PredictionRasters(prediction.instances, prediction.height, prediction.width).decode_all()
+        inputs = np.stack([cnn_input(image, rasters[i], self.preprocess) for i in range(len(rasters))])
+        probs = np.asarray(self.classifier.predict(inputs), np.float64)
+        for inst, p in zip(prediction.instances, probs):
+            inst.score = inst.score * float(p[self.columns[inst.class_name]])
+            inst.classifier = {"model": self.name, "classes": self.classes, "probs": [round(float(v), 5) for v in p]}
+        prediction.instances.sort(key=lambda inst: inst.score, reverse=True)
+        return prediction
+
+
+def load_rescorer(card: dict[str, Any], checkpoint: Path) -> Rescorer:
+    """The re-scorer a model card names (see the module docstring)."""
+    from ..classifier import load_classifier, preprocess_crop, resolve_classifier_path
+
+    spec = card["rescorer"]
+    name = str(spec.get("classifier", "")) if isinstance(spec, dict) else ""
+    if not name:
+        raise WeightsError(f"{checkpoint.with_suffix('.json')}: 'rescorer' must name a classifier")
+    beside = checkpoint.parent / f"{name}.pt"
+    weights, _ = resolve_classifier_path(beside if beside.is_file() else name)
+    sha = sha256_file(weights)
+    if spec.get("weights_sha256") and spec["weights_sha256"] != sha:
+        raise WeightsError(f"{weights}: not the re-scoring classifier {checkpoint.name} was measured with "
+                           "(SHA-256 differs)")
+    classifier = load_classifier(weights)
+    return Rescorer(classifier, preprocess_crop, card["class_names"], name=name, weights_sha256=sha)

@@ -143,7 +143,9 @@ class PredictionCache:
 # Shared by ``fashionviewer predict`` and the viewer, so a folder predicted by either is shown by the
 # other without running the model: both key entries with :func:`predictor_key`.
 
-PIPELINE_VERSION = 2  # 2: channels-last on the CPU. Bump when Predictor's output changes for the same weights and settings
+# Bump when Predictor's output changes for the same weights and settings (2: channels-last on the CPU;
+# 3: instances carry detector_score).
+PIPELINE_VERSION = 3
 
 _weights_memo: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
 _shared: dict[Path, PredictionCache] = {}

@@ -50,7 +50,9 @@ class Instance:
     """One detected object. ``box`` is (x1, y1, x2, y2) in original-image pixels;
     ``label`` is the category id (1..K, 0 = background); ``rle`` is COCO compressed
     RLE or None for box-only models; ``classifier`` is the Fashion-MNIST CNN output
-    for the crop: ``{"model": str, "classes": [...], "probs": [...]}``."""
+    for the crop: ``{"model": str, "classes": [...], "probs": [...]}``;
+    ``detector_score`` is the Mask R-CNN's own score when ``score`` was re-scored
+    (:mod:`fashionviewer.core.rescoring`), else None."""
 
     box: tuple[float, float, float, float]
     label: int
@@ -58,6 +60,7 @@ class Instance:
     score: float
     rle: dict | None
     classifier: dict | None = None
+    detector_score: float | None = None
 
     def __post_init__(self) -> None:
         self.box = tuple(float(v) for v in self.box)  # type: ignore[assignment]
@@ -94,6 +97,8 @@ class Instance:
         }
         if self.classifier is not None:
             out["classifier"] = self.classifier
+        if self.detector_score is not None:
+            out["detector_score"] = round(self.detector_score, 5)
         return out
 
     @classmethod
@@ -109,6 +114,7 @@ class Instance:
                 score=float(data["score"]),
                 rle=data.get("rle"),
                 classifier=data.get("classifier"),
+                detector_score=None if data.get("detector_score") is None else float(data["detector_score"]),
             )
         except (TypeError, ValueError) as exc:
             raise DataError(f"{source}: bad instance ({exc})") from exc

@@ -54,6 +54,7 @@ class Rescorer:
         inputs = np.stack([cnn_input(image, rasters[i], self.preprocess) for i in range(len(rasters))])
         probs = np.asarray(self.classifier.predict(inputs), np.float64)
         for inst, p in zip(prediction.instances, probs):
+            inst.detector_score = inst.score
             inst.score = inst.score * float(p[self.columns[inst.class_name]])
             inst.classifier = {"model": self.name, "classes": self.classes, "probs": [round(float(v), 5) for v in p]}
         prediction.instances.sort(key=lambda inst: inst.score, reverse=True)

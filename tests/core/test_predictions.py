@@ -64,8 +64,9 @@ def test_instance_mask_and_area():
 def test_to_dict_from_dict_json_round_trip():
     pred = make_prediction(image_id=4)
     pred.instances[0].classifier = {"model": "cnn3", "classes": ["a", "b"], "probs": [0.25, 0.75]}
+    pred.instances[0].detector_score = 0.95  # re-scored: 0.9 = 0.95 x a classifier probability
     back = ImagePrediction.from_dict(json.loads(json.dumps(pred.to_dict())))
-    assert back == pred
+    assert back == pred and back.instances[0].detector_score == 0.95 and back.instances[1].detector_score is None
     with pytest.raises(DataError, match="instance 1: missing 'score'"):
         data = pred.to_dict()
         del data["instances"][1]["score"]

@@ -53,10 +53,11 @@ def test_scores_become_detector_score_times_class_probability(scene):
     expected = {}
     for inst, mask in zip(prediction.instances, scene.masks):
         p = classifier.predict(cnn_input(scene.image, rasterize_mask(mask), preprocess_crop))[0]
-        expected[id(inst)] = inst.score * float(p[inst.label - 1])
+        expected[id(inst)] = (inst.score, inst.score * float(p[inst.label - 1]))
     Rescorer(classifier, preprocess_crop, list(CLASSES), name="cnn3").apply(prediction, scene.image)
     for inst in prediction.instances:
-        assert inst.score == pytest.approx(expected[id(inst)], rel=1e-5)
+        assert inst.detector_score == expected[id(inst)][0]
+        assert inst.score == pytest.approx(expected[id(inst)][1], rel=1e-5)
         assert inst.classifier["model"] == "cnn3" and len(inst.classifier["probs"]) == 10
     scores = [inst.score for inst in prediction.instances]
     assert scores == sorted(scores, reverse=True)

@@ -79,4 +79,8 @@ def test_demo_first_run_shows_real_predictions(qtbot, settings) -> None:
     qtbot.waitUntil(lambda: window.session.prediction() is not None, timeout=60_000)
     assert "RANDOM" not in window.model_bar.label.text()
     assert window.session.counts()[0] > 0, "the shipped demo model shows instances on its own demo scene"
+    window.session.select(0)  # the demo's scores are re-scored by its CNN: the details say so
+    inst = window.session.selected_instance()
+    qtbot.waitUntil(lambda: "detector" in window.details.info.text(), timeout=5_000)
+    assert f"{inst.score:.3f}" in window.details.info.text() and f"{inst.detector_score:.3f}" in window.details.info.text()
     window.close()

@@ -219,8 +219,11 @@ def main(argv: Sequence[str] | None = None, *, on_image: Callable[[int], None] |
         summary.seconds = time.perf_counter() - start
         results, index = write_results(out, shard, jobs, partial, args.min_score, summary)
         card = getattr(predictor, "card", {}) or {}
+        rescorer = getattr(predictor, "rescorer", None)
+        rescored_by = {"classifier": rescorer.name, "weights_sha256": rescorer.key} if rescorer is not None else None
         meta = {
             "format": RUN_FORMAT, "folder": str(folder.resolve()), "model": predictor.model_name,
+            "rescored_by": rescored_by,
             "weights": str(weights), "weights_sha256": card.get("weights_sha256"), "model_key": key,
             "device": str(predictor.device), "min_score": args.min_score, "score_floor": predictor.score_floor,
             "shard": [shard.index, shard.count], "limit": args.limit, "export": list(formats),
@@ -235,10 +238,11 @@ def main(argv: Sequence[str] | None = None, *, on_image: Callable[[int], None] |
             export_partial(partial, jobs, out, shard_formats, args.min_score, folder,
                            provenance(model=predictor.model_name, weights=weights,
                                       weights_sha256=card.get("weights_sha256"), min_score=args.min_score,
-                                      device=str(predictor.device)))
+                                      device=str(predictor.device), rescored_by=rescored_by))
         atomic_write_json(out / shard.name(RUN_FILE), meta)  # last: its presence means "this shard is complete"
         partial.remove()
-    print(_summary_line(summary, predictor.model_name, str(predictor.device), results))
+    model = predictor.model_name + (f" re-scored by {rescored_by['classifier']}" if rescored_by else "")
+    print(_summary_line(summary, model, str(predictor.device), results))
 
     if torchrun and not args.shard:
         return _merge_under_torchrun(out, torchrun)

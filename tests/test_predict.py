@@ -237,3 +237,17 @@ def test_bad_input_folder(checkpoints, tmp_path, capsys):
     assert rotated, "the model should find something on the rotated image"
     assert all(r["segmentation"]["size"] == [96, 64] for r in rotated)  # displayed (rotated) size, not stored
     assert len(json.loads((out / "run.json").read_text())["skipped"]) == len(bad)
+
+
+def test_bundled_demo_run_is_re_scored_and_says_so(tmp_path, capsys):
+    from fashionviewer.core.paths import DEMO_DIR, MODELS_DIR, sha256_file
+
+    out = tmp_path / "out"
+    assert main([str(DEMO_DIR), "--out", str(out), "--model", "demo", "--limit", "2", "--no-cache",
+                 "--device", "cpu", "--threads", "1"]) == 0
+    assert "with maskrcnn_demo re-scored by fvnet_scenes on cpu" in capsys.readouterr().out
+    run = json.loads((out / "run.json").read_text())
+    rescorer_sha = sha256_file(MODELS_DIR / "fvnet_scenes.pt")
+    assert run["rescored_by"] == {"classifier": "fvnet_scenes", "weights_sha256": rescorer_sha}
+    results = json.loads((out / "predictions.json").read_text())
+    assert results and all(0 < r["score"] <= 1 for r in results)

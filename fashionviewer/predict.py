@@ -220,7 +220,8 @@ def main(argv: Sequence[str] | None = None, *, on_image: Callable[[int], None] |
         results, index = write_results(out, shard, jobs, partial, args.min_score, summary)
         card = getattr(predictor, "card", {}) or {}
         rescorer = getattr(predictor, "rescorer", None)
-        rescored_by = {"classifier": rescorer.name, "weights_sha256": rescorer.key} if rescorer is not None else None
+        rescored_by = ({"classifier": rescorer.name, "weights_sha256": rescorer.weights_sha256}
+                       if rescorer is not None else None)
         meta = {
             "format": RUN_FORMAT, "folder": str(folder.resolve()), "model": predictor.model_name,
             "rescored_by": rescored_by,

@@ -37,9 +37,9 @@ from fashionviewer.core.atomic import atomic_torch_save, atomic_write_json, ensu
 from fashionviewer.core.datasets.coco import find_annotation_file, read_coco_ground_truth
 from fashionviewer.core.errors import DataError, FashionViewerError
 from fashionviewer.core.imageio import load_image
-from fashionviewer.core.overlay import PredictionRasters
+from fashionviewer.core.masks import decode_mask
+from fashionviewer.core.overlay import rasterize_mask
 from fashionviewer.core.paths import sha256_file
-from fashionviewer.core.predictions import Instance
 
 from .common import install_cancel_handler, positive_int, run_cli
 from .fmnist import augment, evaluate
@@ -81,13 +81,11 @@ def item_crops(root: Path, split: str, classes: Sequence[str], limit: int = 0) -
         if not anns:
             continue
         image = load_image(root / split / record["file_name"])
-        instances = [Instance((a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]),
-                              a["category_id"], names[a["category_id"]], 1.0, a["segmentation"]) for a in anns]
-        rasters = PredictionRasters(instances, image.shape[0], image.shape[1]).decode_all()
-        for i, inst in enumerate(instances):
-            if rasters[i] is not None and rasters[i].mask.any():
-                inputs.append(cnn_input(image, rasters[i], preprocess_crop))
-                labels.append(classes.index(inst.class_name))
+        for ann in anns:
+            raster = rasterize_mask(decode_mask(ann["segmentation"]))
+            if raster.mask.any():
+                inputs.append(cnn_input(image, raster, preprocess_crop))
+                labels.append(classes.index(names[ann["category_id"]]))
     if not inputs:
         raise DataError(f"{root}: no items with masks in split '{split}'")
     return np.stack(inputs), np.asarray(labels, np.int64)

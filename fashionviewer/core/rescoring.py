@@ -23,7 +23,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..classifier import load_classifier, preprocess_crop, resolve_classifier_path
+from .analysis import cnn_input
 from .errors import WeightsError
+from .overlay import rasterize_instance
 from .paths import sha256_file
 from .predictions import ImagePrediction
 
@@ -41,17 +44,16 @@ class Rescorer:
         self.classifier, self.preprocess, self.name = classifier, preprocess, name
         self.classes = classes
         self.columns = {c: classes.index(c) for c in detector_classes}
+        self.weights_sha256 = weights_sha256
         self.key = weights_sha256 or name  # what the prediction cache keys on
 
     def apply(self, prediction: ImagePrediction, image: np.ndarray) -> ImagePrediction:
         """Re-score ``prediction`` (of RGB uint8 ``image``) in place and re-sort it; returns it."""
-        from .analysis import cnn_input  # analysis imports the cache, which needs no inference
-        from .overlay import PredictionRasters
-
         if not prediction.instances:
             return prediction
-        rasters = PredictionRasters(prediction.instances, prediction.height, prediction.width).decode_all()
-        inputs = np.stack([cnn_input(image, rasters[i], self.preprocess) for i in range(len(rasters))])
+        h, w = prediction.height, prediction.width
+        inputs = np.stack([cnn_input(image, rasterize_instance(inst, h, w), self.preprocess)
+                           for inst in prediction.instances])
         probs = np.asarray(self.classifier.predict(inputs), np.float64)
         for inst, p in zip(prediction.instances, probs):
             inst.detector_score = inst.score
@@ -63,8 +65,6 @@ class Rescorer:
 
 def load_rescorer(card: dict[str, Any], checkpoint: Path) -> Rescorer:
     """The re-scorer a model card names (see the module docstring)."""
-    from ..classifier import load_classifier, preprocess_crop, resolve_classifier_path
-
     spec = card["rescorer"]
     name = str(spec.get("classifier", "")) if isinstance(spec, dict) else ""
     if not name:

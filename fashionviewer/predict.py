@@ -156,6 +156,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-score", type=float, default=0.05, help="drop instances scoring below this (default 0.05)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (default: the best available)")
     p.add_argument("--allow-random", action="store_true", help="accept a checkpoint with random (untrained) weights")
+    p.add_argument("--no-tta", action="store_true",
+                   help="one view per image even when the model card asks for test-time augmentation (faster)")
     p.add_argument("--export", metavar="FORMATS",
                    help="also export masks: png (instances, index, class and overlay PNGs), coco, or any of "
                         "instances,index,class,overlay,coco, comma-separated")
@@ -205,7 +207,7 @@ def main(argv: Sequence[str] | None = None, *, on_image: Callable[[int], None] |
 
     device = _device_for(args.device, torchrun[2] if torchrun else None)
     predictor = load_predictor(args.model, device=device, allow_random=args.allow_random,
-                               score_floor=min(args.min_score, CACHE_FLOOR))
+                               score_floor=min(args.min_score, CACHE_FLOOR), tta=not args.no_tta)
     bound = None if args.no_cache else _bind_cache(args.cache, predictor)
     key = bound.key if bound is not None else (predictor_key(predictor) or "")
     weights = resolve_model_path(args.model)
@@ -220,11 +222,13 @@ def main(argv: Sequence[str] | None = None, *, on_image: Callable[[int], None] |
         results, index = write_results(out, shard, jobs, partial, args.min_score, summary)
         card = getattr(predictor, "card", {}) or {}
         rescorer = getattr(predictor, "rescorer", None)
-        rescored_by = ({"classifier": rescorer.name, "weights_sha256": rescorer.weights_sha256}
-                       if rescorer is not None else None)
+        rescored_by = ({"classifier": rescorer.name, "weights_sha256": rescorer.weights_sha256,
+                        "hflip": rescorer.hflip, "power": rescorer.power} if rescorer is not None else None)
+        tta = getattr(predictor, "tta", None)
+        test_time_augmentation = tta.to_dict() if tta is not None else None
         meta = {
             "format": RUN_FORMAT, "folder": str(folder.resolve()), "model": predictor.model_name,
-            "rescored_by": rescored_by,
+            "rescored_by": rescored_by, "test_time_augmentation": test_time_augmentation,
             "weights": str(weights), "weights_sha256": card.get("weights_sha256"), "model_key": key,
             "device": str(predictor.device), "min_score": args.min_score, "score_floor": predictor.score_floor,
             "shard": [shard.index, shard.count], "limit": args.limit, "export": list(formats),
@@ -239,10 +243,13 @@ def main(argv: Sequence[str] | None = None, *, on_image: Callable[[int], None] |
             export_partial(partial, jobs, out, shard_formats, args.min_score, folder,
                            provenance(model=predictor.model_name, weights=weights,
                                       weights_sha256=card.get("weights_sha256"), min_score=args.min_score,
-                                      device=str(predictor.device), rescored_by=rescored_by))
+                                      device=str(predictor.device), rescored_by=rescored_by,
+                                      test_time_augmentation=test_time_augmentation))
         atomic_write_json(out / shard.name(RUN_FILE), meta)  # last: its presence means "this shard is complete"
         partial.remove()
     model = predictor.model_name + (f" re-scored by {rescored_by['classifier']}" if rescored_by else "")
+    if tta is not None:
+        model += f" ({len(tta.views(int(predictor.model.transform.min_size[-1])))} views)"
     print(_summary_line(summary, model, str(predictor.device), results))
 
     if torchrun and not args.shard:

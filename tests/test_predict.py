@@ -239,15 +239,25 @@ def test_bad_input_folder(checkpoints, tmp_path, capsys):
     assert len(json.loads((out / "run.json").read_text())["skipped"]) == len(bad)
 
 
-def test_bundled_demo_run_is_re_scored_and_says_so(tmp_path, capsys):
+def test_bundled_demo_run_is_re_scored_and_augmented_and_says_so(tmp_path, capsys):
     from fashionviewer.core.paths import DEMO_DIR, MODELS_DIR, sha256_file
 
+    card = json.loads((MODELS_DIR / "maskrcnn_demo.json").read_text())
+    views = len(card["test_time_augmentation"]["sizes"]) * 2  # each size also mirrored
     out = tmp_path / "out"
     assert main([str(DEMO_DIR), "--out", str(out), "--model", "demo", "--limit", "2", "--no-cache",
                  "--device", "cpu", "--threads", "1"]) == 0
-    assert "with maskrcnn_demo re-scored by fvnet_scenes on cpu" in capsys.readouterr().out
+    assert f"with maskrcnn_demo re-scored by fvnet_scenes ({views} views) on cpu" in capsys.readouterr().out
     run = json.loads((out / "run.json").read_text())
     rescorer_sha = sha256_file(MODELS_DIR / "fvnet_scenes.pt")
-    assert run["rescored_by"] == {"classifier": "fvnet_scenes", "weights_sha256": rescorer_sha}
+    assert run["rescored_by"] == {"classifier": "fvnet_scenes", "weights_sha256": rescorer_sha,
+                                  "hflip": True, "power": card["rescorer"]["power"]}
+    assert run["test_time_augmentation"]["sizes"] == card["test_time_augmentation"]["sizes"]
     results = json.loads((out / "predictions.json").read_text())
     assert results and all(0 < r["score"] <= 1 for r in results)
+
+    single = tmp_path / "single"
+    assert main([str(DEMO_DIR), "--out", str(single), "--limit", "2", "--no-cache", "--no-tta",
+                 "--device", "cpu", "--threads", "1"]) == 0
+    assert "re-scored by fvnet_scenes on cpu" in capsys.readouterr().out
+    assert json.loads((single / "run.json").read_text())["test_time_augmentation"] is None

@@ -144,8 +144,8 @@ class PredictionCache:
 # other without running the model: both key entries with :func:`predictor_key`.
 
 # Bump when Predictor's output changes for the same weights and settings (2: channels-last on the CPU;
-# 3: instances carry detector_score).
-PIPELINE_VERSION = 3
+# 3: instances carry detector_score; 4: test-time augmentation and the re-scorer's mirroring in the key).
+PIPELINE_VERSION = 4
 
 _weights_memo: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
 _shared: dict[Path, PredictionCache] = {}
@@ -192,6 +192,7 @@ def predictor_settings(predictor: Any) -> dict[str, Any]:
         "detections_per_img": getattr(heads, "detections_per_img", None),
         "score_floor": getattr(predictor, "score_floor", None),
         "rescorer": getattr(getattr(predictor, "rescorer", None), "key", None),
+        "tta": tta.to_dict() if (tta := getattr(predictor, "tta", None)) is not None else None,
         # CPU and GPU kernels differ in the last bits; a mask pixel at exactly 0.5 could flip.
         "device": getattr(device, "type", str(device).split(":")[0]),
     }

@@ -14,6 +14,9 @@ same numbers), and :func:`load_predictor` puts the model in channels-last
 memory order (faster convolutions, float rounding differs by about 1e-6).
 One Predictor may serve several threads at once.
 
+A model card may ask for test-time augmentation (:mod:`.tta`): the photo is then
+seen at several sizes and mirrored, and the views' detections are merged.
+
 The pasting arithmetic is torchvision's own (``paste_masks_in_image``), so masks
 agree with ``model(images)`` thresholded at 0.5.
 """
@@ -34,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.roi_heads import expand_boxes, expand_masks
-from torchvision.models.detection.transform import resize_boxes
+from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
 from torchvision.ops import MultiScaleRoIAlign
 
 from .errors import FashionViewerError, WeightsError
@@ -44,6 +47,7 @@ from .paths import MODELS_DIR
 from .predictions import ImagePrediction, Instance
 from .rescoring import Rescorer, load_rescorer
 from .roi_pool import ThreadedRoIPool
+from .tta import TestTimeAugmentation, merge_views, unflip
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +100,7 @@ class Predictor:
         backbone_dtype: torch.dtype | None = None,
         channels_last: bool = False,
         rescorer: Rescorer | None = None,
+        tta: TestTimeAugmentation | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
@@ -110,6 +115,7 @@ class Predictor:
         # AVX512-BF16 or on GPUs); RPN and heads stay float32 so boxes and masks stay close.
         self.backbone_dtype = backbone_dtype
         self.rescorer = rescorer  # scores x a Fashion-MNIST CNN's probability of the class (core.rescoring)
+        self.tta = tta
 
     def predict(self, image: np.ndarray, file_name: str = "", image_id: int = 0) -> ImagePrediction:
         """Instances found in one RGB uint8 H×W×3 image (boxes and masks in its pixels)."""
@@ -140,16 +146,14 @@ class Predictor:
         ids = list(image_ids) if image_ids is not None else [0] * len(images)
         if not images:
             return []
-        try:
-            detections = self._detect(self.model, self.device, images)
-        except torch.OutOfMemoryError:
-            if self.device.type != "cuda":
-                raise
-            detections = self._detect_after_oom(images, names)
-        predictions = [
-            self._to_prediction(det, int(image.shape[-2]), int(image.shape[-1]), name, image_id)
-            for det, image, name, image_id in zip(detections, images, names, ids)
-        ]
+        if self.tta is None:
+            detections = self._run(images, names)
+            predictions = [
+                self._to_prediction(det, int(image.shape[-2]), int(image.shape[-1]), name, image_id)
+                for det, image, name, image_id in zip(detections, images, names, ids)
+            ]
+        else:
+            predictions = self._predict_views(images, names, ids, self.tta)
         if self.rescorer is not None:
             for prediction, image in zip(predictions, images):
                 self.rescorer.apply(prediction, _as_uint8_hwc(image))
@@ -157,30 +161,69 @@ class Predictor:
 
     # -- internals
 
-    def _detect_after_oom(self, images: Sequence[Tensor], names: Sequence[str]) -> list[dict[str, Tensor]]:
+    def _predict_views(self, images: Sequence[Tensor], names: Sequence[str], ids: Sequence[int],
+                       tta: TestTimeAugmentation) -> list[ImagePrediction]:
+        """Each view of the whole batch in one pass, then each image's views merged (:mod:`.tta`)."""
+        transform = self.model.transform
+        per_image: list[list[dict[str, Tensor]]] = [[] for _ in images]
+        for size, mirrored in tta.views(int(transform.min_size[-1])):
+            view_transform = _resized_transform(transform, size)
+            batch = [image.flip(-1) for image in images] if mirrored else list(images)
+            for found, detections, image in zip(per_image, self._run(batch, names, view_transform), images):
+                found.append(unflip(detections, int(image.shape[-1])) if mirrored else detections)
+        predictions = []
+        for views, image, name, image_id in zip(per_image, images, names, ids):
+            height, width = int(image.shape[-2]), int(image.shape[-1])
+            merged = merge_views(views, height, width, tta, score_floor=self.score_floor,
+                                 max_detections=self.model.roi_heads.detections_per_img)
+            instances = [
+                Instance(box=tuple(box), label=label, class_name=self._class_name(label), score=score,  # type: ignore[arg-type]
+                         rle=rle)
+                for box, label, score, rle in zip(merged["boxes"], merged["labels"], merged["scores"],
+                                                  merged["rles"] or [None] * len(merged["scores"]))
+            ]
+            predictions.append(ImagePrediction(name, width, height, instances, model=self.model_name,
+                                               image_id=image_id))
+        return predictions
+
+    def _run(self, images: Sequence[Tensor], names: Sequence[str],
+             transform: GeneralizedRCNNTransform | None = None) -> list[dict[str, Tensor]]:
+        try:
+            return self._detect(self.model, self.device, images, transform)
+        except torch.OutOfMemoryError:
+            if self.device.type != "cuda":
+                raise
+            return self._detect_after_oom(images, names, transform)
+
+    def _detect_after_oom(self, images: Sequence[Tensor], names: Sequence[str],
+                          transform: GeneralizedRCNNTransform | None) -> list[dict[str, Tensor]]:
         """A CUDA out-of-memory on one image: retry that image on the CPU (batches: one by one)."""
         torch.cuda.empty_cache()
         if len(images) > 1:
-            return [self._detect_one_with_fallback(image, name) for image, name in zip(images, names)]
+            return [self._detect_one_with_fallback(image, name, transform) for image, name in zip(images, names)]
         log.warning("%s: out of GPU memory, predicting this image on the CPU", names[0] or "image")
         if self._cpu_model is None:
             self._cpu_model = copy.deepcopy(self.model).to("cpu")
-        return self._detect(self._cpu_model, torch.device("cpu"), images)
+        return self._detect(self._cpu_model, torch.device("cpu"), images, transform)
 
-    def _detect_one_with_fallback(self, image: Tensor, name: str) -> dict[str, Tensor]:
+    def _detect_one_with_fallback(self, image: Tensor, name: str,
+                                  transform: GeneralizedRCNNTransform | None) -> dict[str, Tensor]:
         try:
-            return self._detect(self.model, self.device, [image])[0]
+            return self._detect(self.model, self.device, [image], transform)[0]
         except torch.OutOfMemoryError:
             torch.cuda.empty_cache()
-            return self._detect_after_oom([image], [name])[0]
+            return self._detect_after_oom([image], [name], transform)[0]
 
     @torch.inference_mode()
-    def _detect(self, model: MaskRCNN, device: torch.device, images: Sequence[Tensor]) -> list[dict[str, Tensor]]:
-        """Boxes (original pixels), labels, scores and 28x28 mask probabilities at or above the floor."""
+    def _detect(self, model: MaskRCNN, device: torch.device, images: Sequence[Tensor],
+                transform: GeneralizedRCNNTransform | None = None) -> list[dict[str, Tensor]]:
+        """Boxes (original pixels), labels, scores and 28x28 mask probabilities at or above the floor.
+
+        ``transform`` replaces the model's own resizing (a test-time-augmentation view)."""
         tensors = [_as_float(image.to(device)) for image in images]
         original_sizes = [(int(t.shape[-2]), int(t.shape[-1])) for t in tensors]
         with _eval_settings(model, self.score_floor, threaded_pool=device.type == "cpu"):
-            image_list, _ = model.transform(tensors)
+            image_list, _ = (transform or model.transform)(tensors)
             features = self._backbone(model, device, image_list.tensors)
             proposals, _ = model.rpn(image_list, features)
             detections, _ = model.roi_heads(features, proposals, image_list.image_sizes)
@@ -279,22 +322,37 @@ def load_predictor(
     allow_random: bool = False,
     score_floor: float = 0.05,
     rescore: bool = True,
+    tta: bool = True,
 ) -> Predictor:
     """A Predictor for a bundled model (``"demo"``) or a checkpoint ``NAME.pt``/``NAME.json``.
 
     ``device="auto"`` picks :func:`best_device`. Random-weight checkpoints are
     refused unless ``allow_random``. When the model card names a re-scoring
-    classifier (:mod:`.rescoring`) it is used unless ``rescore=False``.
+    classifier (:mod:`.rescoring`) it is used unless ``rescore=False``; when it
+    asks for test-time augmentation (:mod:`.tta`) that is used unless ``tta=False``.
     """
     resolved = resolve_device(device)
     path = resolve_model_path(name_or_path)
     model, card = load_checkpoint(path, allow_random=allow_random)
     rescorer = load_rescorer(card, path) if rescore and card.get("rescorer") else None
+    spec = card.get("test_time_augmentation")
+    augmentation = TestTimeAugmentation.from_card(spec, str(path.with_suffix(".json"))) if tta and spec else None
     return Predictor(model, card["class_names"], resolved, score_floor, model_name=path.stem, card=card,
-                     channels_last=resolved.type == "cpu", rescorer=rescorer)
+                     channels_last=resolved.type == "cpu", rescorer=rescorer, tta=augmentation)
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _resized_transform(transform: GeneralizedRCNNTransform, size: int) -> GeneralizedRCNNTransform:
+    """The model's resize-and-normalise step at another shorter side (same longer-side ratio).
+
+    A new object, so that views never change the model that other threads may be using."""
+    if int(transform.min_size[-1]) == size:
+        return transform
+    max_size = round(size * transform.max_size / transform.min_size[-1])
+    return GeneralizedRCNNTransform(size, max_size, transform.image_mean, transform.image_std,
+                                    size_divisible=transform.size_divisible, fixed_size=transform.fixed_size)
 
 
 def _as_float(image: Tensor) -> Tensor:

@@ -20,6 +20,7 @@ class ModelChoice:
     device: str = "cpu"
     allow_random: bool = False
     classifier: str | None = None  # a name/path; None: the first bundled one found
+    tta: bool = True  # test-time augmentation when the model card asks for it (core.tta)
 
     @property
     def title(self) -> str:
@@ -107,10 +108,13 @@ def load_models(choice: ModelChoice) -> Generator[str, None, LoadedModels]:
     if choice.source == COCO_MODEL:
         predictor = load_coco_predictor(choice.device)
     else:
-        predictor = load_predictor(choice.source, device=choice.device, allow_random=choice.allow_random)
+        predictor = load_predictor(choice.source, device=choice.device, allow_random=choice.allow_random,
+                                   tta=choice.tta)
     random = is_random(predictor)
     name = getattr(predictor, "model_name", "") or choice.title
-    label = f"{name} ({choice.device})" + (" — RANDOM WEIGHTS, predictions are meaningless" if random else "")
+    tta = getattr(predictor, "tta", None)
+    views = f", {len(tta.views(int(predictor.model.transform.min_size[-1])))} views" if tta is not None else ""
+    label = f"{name} ({choice.device}{views})" + (" — RANDOM WEIGHTS, predictions are meaningless" if random else "")
     yield "Loading the Fashion-MNIST CNN…"
     classifier, note = None, ""
     for candidate in ([choice.classifier] if choice.classifier else list(CLASSIFIER_NAMES)):
@@ -119,5 +123,5 @@ def load_models(choice: ModelChoice) -> Generator[str, None, LoadedModels]:
             break
         except FashionViewerError as exc:
             note = str(exc)
-    key = f"{choice.source}|{'random' if random else 'weights'}"
+    key = f"{choice.source}|{'random' if random else 'weights'}|{'views' if tta is not None else 'single'}"
     return LoadedModels(choice, predictor, key, label, random, classifier, "" if classifier else note)

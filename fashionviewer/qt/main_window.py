@@ -321,7 +321,8 @@ class MainWindow(QMainWindow):
         else:
             self.model_bar.add_checkpoint(checkpoint)
             choice = ModelChoice(checkpoint, self.model_bar.device.currentText(), self.model_bar.allow_random.isChecked(),
-                                 self.prediction.models.choice.classifier if self.prediction.models else None)
+                                 self.prediction.models.choice.classifier if self.prediction.models else None,
+                                 tta=self.model_bar.tta.isChecked())
         self.load_model(choice)
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API

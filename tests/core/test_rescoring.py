@@ -89,3 +89,27 @@ def test_bundled_demo_is_rescored_unless_asked_not_to():
     fused, plain = load_predictor("demo"), load_predictor("demo", rescore=False)
     assert fused.rescorer is not None and plain.rescorer is None
     assert predictor_key(fused) != predictor_key(plain)  # cached results never mix
+
+
+def test_mirrored_crops_and_power(scene):
+    """hflip averages the probabilities of each crop and its mirror image; power bends them."""
+    classifier = load_classifier("cnn3")
+    prediction = _prediction(scene)
+    expected = {}
+    for inst, mask in zip(prediction.instances, scene.masks):
+        crop = cnn_input(scene.image, rasterize_mask(mask), preprocess_crop)
+        p = (classifier.predict(crop)[0] + classifier.predict(np.ascontiguousarray(crop[..., ::-1]))[0]) / 2
+        expected[id(inst)] = inst.score * float(p[inst.label - 1]) ** 0.5
+    rescorer = Rescorer(classifier, preprocess_crop, list(CLASSES), name="cnn3", hflip=True, power=0.5)
+    rescorer.apply(prediction, scene.image)
+    for inst in prediction.instances:
+        assert inst.score == pytest.approx(expected[id(inst)], rel=1e-5)
+    assert rescorer.key == "cnn3+hflip+power0.5"  # cached results of other settings never mix
+
+
+def test_rescorer_power_must_be_positive(tmp_path):
+    card = {"class_names": list(CLASSES), "rescorer": {"classifier": "cnn3", "power": "high"}}
+    with pytest.raises(WeightsError, match="'power' must be a number > 0"):
+        load_rescorer(card, tmp_path / "detector.pt")
+    card["rescorer"]["power"] = 0.5
+    assert load_rescorer(card, tmp_path / "detector.pt").power == 0.5

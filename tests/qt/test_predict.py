@@ -24,6 +24,22 @@ def test_real_model_predicts_through_the_worker(qtbot, window, image_folder: Pat
     assert "instances shown" in window.layers.shown.text()
 
 
+def test_several_views_switch_reloads_the_model_with_one_view(qtbot, window, image_folder: Path,
+                                                             model_choice: ModelChoice) -> None:
+    window.open_folder(image_folder)
+    load_and_wait(qtbot, window, model_choice)
+    augmented = window.prediction.models.predictor.tta is not None
+    assert ("views)" in window.model_bar.label.text()) == augmented  # the demo card asks for several views
+    chosen: list[ModelChoice] = []
+    window.model_bar.choice_changed.connect(chosen.append)
+    window.model_bar.tta.setChecked(False)
+    assert chosen and chosen[-1].tta is False  # the window reloads the model on this signal
+    qtbot.waitUntil(lambda: window.prediction.models is not None and window.prediction.models.predictor.tta is None,
+                    timeout=60_000)
+    qtbot.waitUntil(lambda: window.session.prediction() is not None, timeout=60_000)
+    assert "views)" not in window.model_bar.label.text() and window.session.prediction().model
+
+
 def test_threshold_layers_select(qtbot, window, image_folder: Path) -> None:
     s = window.session
     window.open_folder(image_folder)

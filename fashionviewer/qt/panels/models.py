@@ -1,5 +1,6 @@
 """Toolbar: model selector (bundled demo, torchvision COCO when cached, checkpoint files), device
-selector, the random-weights opt-in, and the prediction progress with its Cancel button."""
+selector, the random-weights opt-in, the several-views (test-time augmentation) switch, and the
+prediction progress with its Cancel button."""
 
 from __future__ import annotations
 
@@ -35,6 +36,9 @@ class ModelBar(QToolBar):
         self.allow_random = QCheckBox("Allow random weights")
         self.allow_random.setToolTip("Untrained models predict nonsense; they are refused unless this is ticked, "
                                      "and then labelled RANDOM WEIGHTS")
+        self.tta = QCheckBox("Several views", checked=True)
+        self.tta.setToolTip("When the model card asks for it, each photo is predicted at several sizes and "
+                            "mirrored, and the results merged: more accurate, several times slower")
         self.label = QLabel("No model")
         self.label.setObjectName("modelLabel")
         self.progress = QProgressBar(maximumWidth=180, textVisible=True)
@@ -48,6 +52,7 @@ class ModelBar(QToolBar):
             self.addWidget(QLabel(text))
             self.addWidget(widget)
         self.addWidget(self.allow_random)
+        self.addWidget(self.tta)
         self.addSeparator()
         self.addWidget(self.label)
         self.addWidget(self.progress)
@@ -56,12 +61,13 @@ class ModelBar(QToolBar):
         self.model.activated.connect(self._model_activated)
         self.device.activated.connect(lambda _i: self.emit_choice())
         self.allow_random.toggled.connect(lambda _on: self.emit_choice())
+        self.tta.toggled.connect(lambda _on: self.emit_choice())
 
     def current_choice(self) -> ModelChoice | None:
         source = self.model.currentData()
         if source in (None, _BROWSE):
             return None
-        return ModelChoice(source, self.device.currentText(), self.allow_random.isChecked())
+        return ModelChoice(source, self.device.currentText(), self.allow_random.isChecked(), tta=self.tta.isChecked())
 
     def emit_choice(self) -> None:
         choice = self.current_choice()

@@ -94,7 +94,8 @@ class DetailsPanel(QWidget):
         self.title.setText(f"<b>#{(index or 0) + 1} {inst.class_name}</b>")
         score = f"score <b>{inst.score:.3f}</b>"
         if getattr(inst, "detector_score", None) is not None:  # re-scored: say from what
-            score += f" (detector {inst.detector_score:.3f} × the re-scoring CNN's probability of {inst.class_name})"
+            score += (f" (detector {inst.detector_score:.3f}, weighted by the re-scoring CNN's probability of "
+                      f"{inst.class_name})")
         rows = [score, f"area {int(inst.area):,} px",
                 f"box x {x0:.0f}–{x1:.0f}, y {y0:.0f}–{y1:.0f} ({x1 - x0:.0f}×{y1 - y0:.0f})"]
         cnn = inst.classifier

@@ -100,10 +100,11 @@ def merge_views(
     mask_threshold: float = 0.5,
 ) -> dict[str, Any]:
     """One image's detections from several views -> ``{"boxes", "labels", "scores", "rles"}``, best first."""
-    boxes = torch.cat([v["boxes"].float() for v in views])
-    labels = torch.cat([v["labels"] for v in views])
-    masks = torch.cat([v["masks"].float() for v in views]) if all("masks" in v for v in views) else None
-    scores = torch.cat([v["scores"].float() for v in views])
+    # On the CPU: merging is a few hundred small tensors, and the masks end up in NumPy RLEs anyway.
+    boxes = torch.cat([v["boxes"].float().cpu() for v in views])
+    labels = torch.cat([v["labels"].cpu() for v in views])
+    masks = torch.cat([v["masks"].float().cpu() for v in views]) if all("masks" in v for v in views) else None
+    scores = torch.cat([v["scores"].float().cpu() for v in views])
     if masks is not None and tta.mask_quality_power and len(scores):
         scores = scores * maskness(masks) ** tta.mask_quality_power
     view_of = torch.cat([torch.full((len(v["scores"]),), k) for k, v in enumerate(views)])

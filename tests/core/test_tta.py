@@ -124,3 +124,9 @@ def test_card_asks_for_views_and_the_cache_keeps_them_apart(tmp_path, model):
     save_checkpoint(model, tmp_path / "bad.pt", card)
     with pytest.raises(WeightsError, match="needs sizes >= 32"):
         load_predictor(tmp_path / "bad.pt")
+
+
+def test_views_without_detections_merge_into_nothing():
+    empty = _view(np.zeros((0, 4)), np.zeros(0, np.int64), np.zeros(0, np.float32))
+    assert merge_views([empty, empty], 120, 160, TestTimeAugmentation(mask_quality_power=2)) == {
+        "boxes": [], "labels": [], "scores": [], "rles": []}

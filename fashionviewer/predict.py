@@ -249,7 +249,7 @@ def main(argv: Sequence[str] | None = None, *, on_image: Callable[[int], None] |
         partial.remove()
     model = predictor.model_name + (f" re-scored by {rescored_by['classifier']}" if rescored_by else "")
     if tta is not None:
-        model += f" ({len(tta.views(int(predictor.model.transform.min_size[-1])))} views)"
+        model += f" ({tta.view_count} views)"
     print(_summary_line(summary, model, str(predictor.device), results))
 
     if torchrun and not args.shard:

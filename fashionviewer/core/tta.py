@@ -65,6 +65,10 @@ class TestTimeAugmentation:
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "sizes": list(self.sizes)}
 
+    @property
+    def view_count(self) -> int:
+        return max(len(self.sizes), 1) * (2 if self.hflip else 1)
+
     def views(self, default_size: int) -> list[tuple[int, bool]]:
         """(shorter side, mirrored) of every view, in the order they are run."""
         flips = (False, True) if self.hflip else (False,)

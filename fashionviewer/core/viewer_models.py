@@ -113,7 +113,7 @@ def load_models(choice: ModelChoice) -> Generator[str, None, LoadedModels]:
     random = is_random(predictor)
     name = getattr(predictor, "model_name", "") or choice.title
     tta = getattr(predictor, "tta", None)
-    views = f", {len(tta.views(int(predictor.model.transform.min_size[-1])))} views" if tta is not None else ""
+    views = f", {tta.view_count} views" if tta is not None else ""
     label = f"{name} ({choice.device}{views})" + (" — RANDOM WEIGHTS, predictions are meaningless" if random else "")
     yield "Loading the Fashion-MNIST CNN…"
     classifier, note = None, ""

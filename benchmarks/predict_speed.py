@@ -10,10 +10,10 @@ One process, the same real CCP photos (../shared/data/ccp) and the same weights:
 (b) pipeline — ``fashionviewer.core.inference.Predictor``: inference mode,
     box RoI pooling shared across threads, masks computed and pasted only for
     detections at or above the floor, straight to RLE, images decoded in a
-    background thread while the model runs; ``--channels-last`` adds what
-    ``load_predictor`` does on the CPU (faster convolutions, but not
-    bit-identical, so near-tie detections of a weak model can come out
-    differently).
+    background thread while the model runs; ``--channels-last
+    --fold-batch-norm`` add what ``load_predictor`` does on the CPU (faster
+    convolutions and batch norms folded into them, but not bit-identical, so
+    near-tie detections of a weak model can come out differently).
 
 Both arms use ``maskrcnn_resnet50_fpn`` at 512 px (``--model`` to change), the
 same thread count and the same weights (the pipeline has its own copy), and
@@ -22,7 +22,7 @@ hits both alike. Outputs must agree: every baseline instance scoring at
 least the floor is matched by one of ours with the same class, box IoU ≥ 0.99
 and mask IoU ≥ 0.98. Reports per-image latency (median, p90), images/s and
 peak memory (RSS above the idle level, sampled every 5 ms) for both, as ratios;
-writes ``benchmarks/results/predict_speed_{model}_{weights}_{dtype}[_channels_last].{md,json}``.
+writes ``benchmarks/results/predict_speed_{model}_{weights}_{dtype}[_channels_last][_folded].{md,json}``.
 """
 
 from __future__ import annotations
@@ -193,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--channels-last", action="store_true",
                    help="the pipeline's model in channels-last order as load_predictor does on the CPU (faster "
                         "convolutions, different float rounding)")
+    p.add_argument("--fold-batch-norm", action="store_true",
+                   help="the pipeline's batch norms folded into its convolutions as load_predictor does "
+                        "(core.folding; float rounding differs by about 1e-6)")
     p.add_argument("--backbone-dtype", choices=["float32", "bfloat16"], default="float32",
                    help="the pipeline's backbone precision (bfloat16: fast on CPUs with AVX512-BF16)")
     parsed = parse_ccp_benchmark(p, argv, default_threads=torch.get_num_threads())
@@ -223,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     backbone_dtype = torch.bfloat16 if args.backbone_dtype == "bfloat16" else None
     # Its own copy of the same weights: channels-last converts the model in place.
     predictor = Predictor(copy.deepcopy(model), names, "cpu", score_floor=args.floor, model_name=arch,
-                          channels_last=args.channels_last, backbone_dtype=backbone_dtype)
+                          channels_last=args.channels_last, backbone_dtype=backbone_dtype,
+                          fold_batch_norm=args.fold_batch_norm)
     baseline(model, paths[:1])  # warm-up, both arms
     predictor.predict(load_image(paths[0]))
     base_out, base_lat, base_total, base_peak = [], [], 0.0, 0.0
@@ -242,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "model": arch, "weights": source, "min_size": size, "images": len(paths),
         "threads": args.threads, "floor": args.floor, "batch": args.batch, "chunk": args.chunk,
-        "channels_last": args.channels_last, "backbone_dtype": args.backbone_dtype,
+        "channels_last": args.channels_last, "fold_batch_norm": args.fold_batch_norm,
+        "backbone_dtype": args.backbone_dtype,
         "detections_per_image_baseline": round(float(np.mean([len(o["scores"]) for o in base_out])), 1),
         "instances_per_image_at_floor": round(float(np.mean([len(p.instances) for p in fast_out])), 1),
         "baseline": summary(base_lat, base_total, len(paths), base_peak),
@@ -252,13 +257,14 @@ def main(argv: list[str] | None = None) -> int:
     result["throughput_ratio"] = round(result["pipeline"]["images_per_s"] / result["baseline"]["images_per_s"], 2)
     result["peak_memory_ratio"] = round(result["pipeline"]["peak_mb"] / max(result["baseline"]["peak_mb"], 1e-6), 2)
     args.results.mkdir(parents=True, exist_ok=True)
-    layout = "_channels_last" if args.channels_last else ""
+    layout = ("_channels_last" if args.channels_last else "") + ("_folded" if args.fold_batch_norm else "")
     stem = f"predict_speed_{arch}_{weights_tag}_{args.backbone_dtype}{layout}"
     atomic_write_json(args.results / f"{stem}.json", result)
     b, f = result["baseline"], result["pipeline"]
     table = (f"# Inference speed: {arch} at {size} px, {len(paths)} CCP photos, {args.threads} threads\n\n"
              f"Weights: {source}. Pipeline floor {args.floor}, batch {args.batch}, "
-             f"{'channels-last' if args.channels_last else 'NCHW'}, backbone {args.backbone_dtype}; the arms "
+             f"{'channels-last' if args.channels_last else 'NCHW'}"
+             f"{', batch norms folded' if args.fold_batch_norm else ''}, backbone {args.backbone_dtype}; the arms "
              f"alternate every {args.chunk} images. "
              f"Detections per image (baseline, ≥0.05): {result['detections_per_image_baseline']}; "
              f"instances per image at the floor: {result['instances_per_image_at_floor']}.\n\n"

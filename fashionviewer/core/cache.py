@@ -144,8 +144,9 @@ class PredictionCache:
 # other without running the model: both key entries with :func:`predictor_key`.
 
 # Bump when Predictor's output changes for the same weights and settings (2: channels-last on the CPU;
-# 3: instances carry detector_score; 4: test-time augmentation and the re-scorer's mirroring in the key).
-PIPELINE_VERSION = 4
+# 3: instances carry detector_score; 4: test-time augmentation and the re-scorer's mirroring in the key;
+# 5: load_predictor folds batch norms into the convolutions).
+PIPELINE_VERSION = 5
 
 _weights_memo: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
 _shared: dict[Path, PredictionCache] = {}
@@ -193,7 +194,10 @@ def predictor_settings(predictor: Any) -> dict[str, Any]:
         "score_floor": getattr(predictor, "score_floor", None),
         "rescorer": getattr(getattr(predictor, "rescorer", None), "key", None),
         "tta": tta.to_dict() if (tta := getattr(predictor, "tta", None)) is not None else None,
-        # CPU and GPU kernels differ in the last bits; a mask pixel at exactly 0.5 could flip.
+        # These change the last bits of the numbers; a mask pixel at exactly 0.5 could flip.
+        "fold_batch_norm": getattr(predictor, "fold_batch_norm", False),
+        "channels_last": getattr(predictor, "channels_last", False),
+        "backbone_dtype": str(dtype) if (dtype := getattr(predictor, "backbone_dtype", None)) else None,
         "device": getattr(device, "type", str(device).split(":")[0]),
     }
 

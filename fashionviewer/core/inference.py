@@ -10,8 +10,9 @@ speed and memory on large photos:
   per detection (100 x 12 MP x 4 bytes = 4.8 GB for a phone photo).
 
 On the CPU the box RoI pooling is also shared across threads (:mod:`.roi_pool`,
-same numbers), and :func:`load_predictor` puts the model in channels-last
-memory order (faster convolutions, float rounding differs by about 1e-6).
+same numbers). :func:`load_predictor` folds batch norms into the convolutions
+(:mod:`.folding`) and, on the CPU, puts the model in channels-last memory order
+(faster convolutions; float rounding differs by about 1e-6 for each).
 One Predictor may serve several threads at once.
 
 A model card may ask for test-time augmentation (:mod:`.tta`): the photo is then
@@ -34,19 +35,20 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.roi_heads import expand_boxes, expand_masks
 from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
 from torchvision.ops import MultiScaleRoIAlign
 
 from .errors import FashionViewerError, WeightsError
+from .folding import fold_batch_norms
 from .masks import encode_mask
 from .models import CARD_FORMAT, load_checkpoint
 from .paths import MODELS_DIR
 from .predictions import ImagePrediction, Instance
 from .rescoring import Rescorer, load_rescorer
-from .roi_pool import ThreadedRoIPool
+from .roi_pool import SparseRoIAlign, ThreadedRoIPool
 from .tta import TestTimeAugmentation, merge_views, unflip
 
 log = logging.getLogger(__name__)
@@ -100,12 +102,21 @@ class Predictor:
         backbone_dtype: torch.dtype | None = None,
         channels_last: bool = False,
         rescorer: Rescorer | None = None,
+        fold_batch_norm: bool = False,
         tta: TestTimeAugmentation | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
-        if channels_last:  # in place: the caller hands the model over (load_predictor does)
+        # Both in place: the caller hands the model over (load_predictor does). Each changes the
+        # float rounding slightly, so both are part of the cache key (core.cache.predictor_settings).
+        if fold_batch_norm:
+            fold_batch_norms(self.model)
+        if channels_last:
             self.model.to(memory_format=torch.channels_last)
+        self.fold_batch_norm, self.channels_last = fold_batch_norm, channels_last
+        # Box RoI pooling on the CPU: exact threaded torchvision kernel, or (channels-last, where
+        # the numbers differ by ~1e-6 anyway) the faster sparse product (core.roi_pool).
+        self._cpu_pool: type[nn.Module] = SparseRoIAlign if channels_last else ThreadedRoIPool
         self.class_names = list(class_names)
         self.score_floor = float(score_floor)
         self.model_name = model_name
@@ -222,7 +233,7 @@ class Predictor:
         ``transform`` replaces the model's own resizing (a test-time-augmentation view)."""
         tensors = [_as_float(image.to(device)) for image in images]
         original_sizes = [(int(t.shape[-2]), int(t.shape[-1])) for t in tensors]
-        with _eval_settings(model, self.score_floor, threaded_pool=device.type == "cpu"):
+        with _eval_settings(model, self.score_floor, self._cpu_pool if device.type == "cpu" else None):
             image_list, _ = (transform or model.transform)(tensors)
             features = self._backbone(model, device, image_list.tensors)
             proposals, _ = model.rpn(image_list, features)
@@ -338,7 +349,8 @@ def load_predictor(
     spec = card.get("test_time_augmentation")
     augmentation = TestTimeAugmentation.from_card(spec, str(path.with_suffix(".json"))) if tta and spec else None
     return Predictor(model, card["class_names"], resolved, score_floor, model_name=path.stem, card=card,
-                     channels_last=resolved.type == "cpu", rescorer=rescorer, tta=augmentation)
+                     channels_last=resolved.type == "cpu", rescorer=rescorer, tta=augmentation,
+                     fold_batch_norm=True)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -370,19 +382,21 @@ _settings_in_use: dict[int, list[Any]] = {}  # id(model) -> [calls inside, the s
 
 
 @contextlib.contextmanager
-def _eval_settings(model: MaskRCNN, floor: float, threaded_pool: bool) -> Iterator[None]:
+def _eval_settings(model: MaskRCNN, floor: float, box_pool: type[nn.Module] | None) -> Iterator[None]:
     """Within the block the RoI heads drop detections below ``floor`` before computing their
-    masks and (CPU) pool RoIs on several threads. Calls may overlap from several threads:
-    the first one in changes the model, the last one out restores it (overlapping calls
-    share the first one's floor: give each model one Predictor)."""
+    masks, and pool the boxes' RoIs with ``box_pool`` wrapped around their own pooler (on the
+    CPU: one that uses every core). Calls may overlap from several threads: the first one in
+    changes the model, the last one out restores it (overlapping calls share the first one's
+    floor and pool: give each model one Predictor)."""
     heads = model.roi_heads
     with _settings_lock:
         entry = _settings_in_use.get(id(model))
         if entry is None:
             entry = _settings_in_use[id(model)] = [0, (heads.score_thresh, heads.box_roi_pool)]
             heads.score_thresh = floor
-            if threaded_pool and isinstance(heads.box_roi_pool, MultiScaleRoIAlign):
-                heads.box_roi_pool = ThreadedRoIPool(heads.box_roi_pool)
+            if box_pool is not None and isinstance(heads.box_roi_pool, MultiScaleRoIAlign) \
+                    and heads.box_roi_pool.sampling_ratio > 0:
+                heads.box_roi_pool = box_pool(heads.box_roi_pool)
         entry[0] += 1
     try:
         yield

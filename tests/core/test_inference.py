@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -261,3 +262,19 @@ def test_channels_last_only_when_asked(image):
     fast = Predictor(model, CLASS_NAMES, channels_last=True)
     assert first_conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert fast.predict(image).instances
+
+
+def test_channels_last_predictor_pools_boxes_with_the_sparse_product(image, monkeypatch):
+    from fashionviewer.core.roi_pool import SparseRoIAlign, ThreadedRoIPool
+    used = []
+    for pool_class in (SparseRoIAlign, ThreadedRoIPool):
+        original = pool_class.forward
+        monkeypatch.setattr(pool_class, "forward", lambda self, *a, _f=original, **k: used.append(type(self)) or _f(self, *a, **k))
+    model = _calibrated_light_model(seed=1)
+    pool = model.roi_heads.box_roi_pool
+    exact = Predictor(copy.deepcopy(model), CLASS_NAMES).predict(image)
+    fast = Predictor(model, CLASS_NAMES, channels_last=True).predict(image)
+    assert used == [ThreadedRoIPool, SparseRoIAlign]
+    assert model.roi_heads.box_roi_pool is pool  # given back after the call
+    assert [i.label for i in fast.instances] == [i.label for i in exact.instances]
+    assert np.allclose([i.score for i in fast.instances], [i.score for i in exact.instances], atol=1e-4)

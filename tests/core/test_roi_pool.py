@@ -1,4 +1,4 @@
-"""The threaded box RoI pooling gives torchvision's exact numbers."""
+"""The CPU box RoI pools: the threaded one gives torchvision's exact numbers, the sparse one the same to 1e-5."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torchvision.ops import MultiScaleRoIAlign
 
-from fashionviewer.core.roi_pool import MIN_ROIS_PER_THREAD, ThreadedRoIPool
+from fashionviewer.core.roi_pool import MIN_ROIS_PER_THREAD, SparseRoIAlign, ThreadedRoIPool
 
 SHAPES = [(256, 320), (256, 320)]
 
@@ -68,3 +68,37 @@ def test_few_rois_use_one_thread_and_no_rois_work(two_threads):
     assert torch.equal(threaded(features, boxes, SHAPES), reference(features, boxes, SHAPES))
     empty = threaded(features, [boxes[1], boxes[1]], SHAPES)
     assert empty.shape == (0, 16, 7, 7)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_sparse_pool_matches_torchvision(two_threads, channels_last):
+    features, boxes = _inputs([150, 91], channels_last)
+    reference = MultiScaleRoIAlign(["0", "1", "2"], output_size=7, sampling_ratio=2)
+    sparse = SparseRoIAlign(MultiScaleRoIAlign(["0", "1", "2"], output_size=7, sampling_ratio=2))
+    with torch.inference_mode():
+        want = reference(features, boxes, SHAPES)
+        got = sparse(features, boxes, SHAPES)
+    assert got.shape == want.shape == (241, 16, 7, 7)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert not torch.equal(got, torch.zeros_like(got))
+
+
+def test_sparse_pool_follows_torchvision_at_the_borders():
+    """Boxes on, across and beyond the map's edges, and boxes under a pixel (widened to 1)."""
+    features, _ = _inputs([1, 1], channels_last=True)
+    boxes = [torch.tensor([[0.0, 0.0, 320.0, 256.0], [-20.0, -20.0, 10.0, 10.0], [300.0, 240.0, 330.0, 270.0],
+                           [5.0, 5.0, 5.5, 5.2], [100.0, 100.0, 400.0, 400.0]]),
+             torch.tensor([[0.0, 0.0, 1.0, 1.0], [319.0, 255.0, 320.0, 256.0], [10.0, 10.0, 200.0, 20.0]])]
+    for output_size, sampling_ratio in ((7, 2), (14, 2), ((5, 3), 1)):
+        reference = MultiScaleRoIAlign(["0", "1", "2"], output_size, sampling_ratio)
+        sparse = SparseRoIAlign(MultiScaleRoIAlign(["0", "1", "2"], output_size, sampling_ratio))
+        torch.testing.assert_close(sparse(features, boxes, SHAPES), reference(features, boxes, SHAPES),
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_sparse_pool_handles_no_rois_and_refuses_adaptive_sampling():
+    features, boxes = _inputs([0, 0], channels_last=True)
+    sparse = SparseRoIAlign(MultiScaleRoIAlign(["0", "1", "2"], 7, 2))
+    assert sparse(features, boxes, SHAPES).shape == (0, 16, 7, 7)
+    with pytest.raises(ValueError, match="fixed sampling ratio"):
+        SparseRoIAlign(MultiScaleRoIAlign(["0", "1", "2"], 7, 0))

@@ -30,7 +30,8 @@ from fashionviewer.core.atomic import atomic_write_json, atomic_write_text  # no
 from fashionviewer.core.datasets.ccp import CCPDataset  # noqa: E402
 from fashionviewer.core.evaluation import evaluate_coco  # noqa: E402
 from fashionviewer.core.imageio import load_image  # noqa: E402
-from fashionviewer.core.inference import load_predictor  # noqa: E402
+from fashionviewer.core.inference import load_predictor, resolve_model_path  # noqa: E402
+from fashionviewer.core.models import load_checkpoint  # noqa: E402
 
 
 def measure(checkpoint: str, dataset: CCPDataset, ground_truth: dict, floor: float) -> dict:
@@ -47,7 +48,8 @@ def measure(checkpoint: str, dataset: CCPDataset, ground_truth: dict, floor: flo
     ordered = sorted(seconds)
     row = {
         "checkpoint": checkpoint, "architecture": card.get("architecture"), "min_size": card.get("min_size"),
-        "parameters": sum(p.numel() for p in predictor.model.parameters()),
+        # Counted on the checkpoint's own model: the predictor's has its batch norms folded away.
+        "parameters": sum(p.numel() for p in load_checkpoint(resolve_model_path(checkpoint))[0].parameters()),
         "training": {key: card.get("training", {}).get(key) for key in ("seconds", "freeze_backbone", "image_size")},
         "median_s": round(statistics.median(ordered), 3), "p90_s": round(ordered[int(0.9 * (len(ordered) - 1))], 3),
         "detections_per_image": round(len(results) / len(images), 1),

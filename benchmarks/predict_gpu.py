@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from fashionviewer.core.atomic import atomic_write_json, atomic_write_text  # noqa: E402
+from fashionviewer.core.folding import fold_batch_norms  # noqa: E402
 from fashionviewer.core.imageio import list_images, load_image  # noqa: E402
 from fashionviewer.core.inference import Predictor  # noqa: E402
 from fashionviewer.core.paths import DEMO_DIR, ccp_dir  # noqa: E402
@@ -91,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         model, source, arch = build_model(args.model, args.weights, args.num_classes, args.min_size)
     names = [f"class {i}" for i in range(1, model.roi_heads.box_predictor.cls_score.out_features)]
     model = model.eval().to(device, memory_format=torch.channels_last)
+    fold_batch_norms(model)  # as load_predictor does
 
     rows = []
     for dtype in (None, torch.bfloat16):

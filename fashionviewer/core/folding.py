@@ -4,7 +4,7 @@ In eval mode a BatchNorm2d (or torchvision's FrozenBatchNorm2d) is a fixed
 per-channel ``x * scale + shift``. Multiplying the convolution's weights by
 ``scale`` and adding ``shift`` to its bias gives the same function with one
 pass over the activations fewer: 7 % off an R50-FPN's CPU prediction time and
-6 % off the light model's (``benchmarks/results/predict_speed*``). Float
+6 % off the light model's (``benchmarks/results/r50_heads.md``). Float
 rounding differs by about 1e-6, as with channels-last convolutions.
 
 Only pairs known to run back to back are folded: consecutive children of a

@@ -9,7 +9,7 @@ speed and memory on large photos:
   run-length encoded, instead of torchvision's one full-resolution float image
   per detection (100 x 12 MP x 4 bytes = 4.8 GB for a phone photo).
 
-On the CPU the box RoI pooling is also shared across threads (:mod:`.roi_pool`,
+On the CPU the RoI pooling is also shared across threads (:mod:`.roi_pool`,
 same numbers). :func:`load_predictor` folds batch norms into the convolutions
 (:mod:`.folding`) and, on the CPU, puts the model in channels-last memory order
 (faster convolutions; float rounding differs by about 1e-6 for each).
@@ -114,7 +114,7 @@ class Predictor:
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.fold_batch_norm, self.channels_last = fold_batch_norm, channels_last
-        # Box RoI pooling on the CPU: exact threaded torchvision kernel, or (channels-last, where
+        # RoI pooling on the CPU: exact threaded torchvision kernel, or (channels-last, where
         # the numbers differ by ~1e-6 anyway) the faster sparse product (core.roi_pool).
         self._cpu_pool: type[nn.Module] = SparseRoIAlign if channels_last else ThreadedRoIPool
         self.class_names = list(class_names)
@@ -382,21 +382,20 @@ _settings_in_use: dict[int, list[Any]] = {}  # id(model) -> [calls inside, the s
 
 
 @contextlib.contextmanager
-def _eval_settings(model: MaskRCNN, floor: float, box_pool: type[nn.Module] | None) -> Iterator[None]:
+def _eval_settings(model: MaskRCNN, floor: float, pool: type[nn.Module] | None) -> Iterator[None]:
     """Within the block the RoI heads drop detections below ``floor`` before computing their
-    masks, and pool the boxes' RoIs with ``box_pool`` wrapped around their own pooler (on the
-    CPU: one that uses every core). Calls may overlap from several threads: the first one in
-    changes the model, the last one out restores it (overlapping calls share the first one's
-    floor and pool: give each model one Predictor)."""
+    masks, and pool RoIs (boxes and masks) with ``pool`` wrapped around their own poolers (on
+    the CPU: one that uses every core). Calls may overlap from several threads: the first one
+    in changes the model, the last one out restores it (overlapping calls share the first
+    one's floor and pool: give each model one Predictor)."""
     heads = model.roi_heads
     with _settings_lock:
         entry = _settings_in_use.get(id(model))
         if entry is None:
-            entry = _settings_in_use[id(model)] = [0, (heads.score_thresh, heads.box_roi_pool)]
+            entry = _settings_in_use[id(model)] = [0, (heads.score_thresh, heads.box_roi_pool, heads.mask_roi_pool)]
             heads.score_thresh = floor
-            if box_pool is not None and isinstance(heads.box_roi_pool, MultiScaleRoIAlign) \
-                    and heads.box_roi_pool.sampling_ratio > 0:
-                heads.box_roi_pool = box_pool(heads.box_roi_pool)
+            heads.box_roi_pool = _wrapped(heads.box_roi_pool, pool)
+            heads.mask_roi_pool = _wrapped(heads.mask_roi_pool, pool)
         entry[0] += 1
     try:
         yield
@@ -404,5 +403,11 @@ def _eval_settings(model: MaskRCNN, floor: float, box_pool: type[nn.Module] | No
         with _settings_lock:
             entry[0] -= 1
             if entry[0] == 0:
-                heads.score_thresh, heads.box_roi_pool = entry[1]
+                heads.score_thresh, heads.box_roi_pool, heads.mask_roi_pool = entry[1]
                 del _settings_in_use[id(model)]
+
+
+def _wrapped(pooler: nn.Module | None, pool: type[nn.Module] | None) -> nn.Module | None:
+    if pool is not None and isinstance(pooler, MultiScaleRoIAlign) and pooler.sampling_ratio > 0:
+        return pool(pooler)
+    return pooler

@@ -16,8 +16,9 @@ per image it is a fifth of an R50-FPN's prediction time on a 2-core machine.
   about 1e-6, as channels-last convolutions do: the Predictor uses it when its
   model is channels-last, and the threaded pool otherwise.
 
-The Predictor installs one of them while it runs on the CPU. Neither has
-parameters, so state dicts and checkpoints do not change.
+The Predictor wraps one of them around both its box and mask poolers while it
+runs on the CPU. Neither has parameters, so state dicts and checkpoints do not
+change.
 """
 
 from __future__ import annotations

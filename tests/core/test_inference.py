@@ -237,7 +237,7 @@ def test_predictor_serves_several_threads_and_restores_the_model(model, image):
     from concurrent.futures import ThreadPoolExecutor
 
     heads = model.roi_heads
-    pool, floor = heads.box_roi_pool, heads.score_thresh
+    pool, mask_pool, floor = heads.box_roi_pool, heads.mask_roi_pool, heads.score_thresh
     saved = torch.get_num_threads()
     torch.set_num_threads(2)  # the box RoI pooling splits its 150 proposals over 2 threads
     try:
@@ -251,7 +251,8 @@ def test_predictor_serves_several_threads_and_restores_the_model(model, image):
     for got, want in zip(concurrent, sequential):
         assert [(i.box, i.label, i.score) for i in got.instances] == [(i.box, i.label, i.score) for i in want.instances]
         assert all(i.score >= 0.2 for i in got.instances)
-    assert heads.box_roi_pool is pool and heads.score_thresh == floor  # borrowed, then given back
+    # Borrowed, then given back.
+    assert heads.box_roi_pool is pool and heads.mask_roi_pool is mask_pool and heads.score_thresh == floor
 
 
 def test_channels_last_only_when_asked(image):
@@ -264,17 +265,22 @@ def test_channels_last_only_when_asked(image):
     assert fast.predict(image).instances
 
 
-def test_channels_last_predictor_pools_boxes_with_the_sparse_product(image, monkeypatch):
+def test_channels_last_predictor_pools_rois_with_the_sparse_product(image, monkeypatch):
     from fashionviewer.core.roi_pool import SparseRoIAlign, ThreadedRoIPool
     used = []
     for pool_class in (SparseRoIAlign, ThreadedRoIPool):
-        original = pool_class.forward
-        monkeypatch.setattr(pool_class, "forward", lambda self, *a, _f=original, **k: used.append(type(self)) or _f(self, *a, **k))
+        def counted(self, *args, _forward=pool_class.forward, **kwargs):
+            used.append((type(self).__name__, self.pool.output_size))
+            return _forward(self, *args, **kwargs)
+        monkeypatch.setattr(pool_class, "forward", counted)
     model = _calibrated_light_model(seed=1)
-    pool = model.roi_heads.box_roi_pool
+    pools = model.roi_heads.box_roi_pool, model.roi_heads.mask_roi_pool
     exact = Predictor(copy.deepcopy(model), CLASS_NAMES).predict(image)
     fast = Predictor(model, CLASS_NAMES, channels_last=True).predict(image)
-    assert used == [ThreadedRoIPool, SparseRoIAlign]
-    assert model.roi_heads.box_roi_pool is pool  # given back after the call
+    assert fast.instances
+    assert used == [("ThreadedRoIPool", (7, 7)), ("ThreadedRoIPool", (14, 14)),  # boxes, then masks
+                    ("SparseRoIAlign", (7, 7)), ("SparseRoIAlign", (14, 14))]
+    assert (model.roi_heads.box_roi_pool, model.roi_heads.mask_roi_pool) == pools  # given back after the call
     assert [i.label for i in fast.instances] == [i.label for i in exact.instances]
     assert np.allclose([i.score for i in fast.instances], [i.score for i in exact.instances], atol=1e-4)
+    assert all(abs(mask_area(a.rle) - mask_area(b.rle)) <= 2 for a, b in zip(fast.instances, exact.instances))

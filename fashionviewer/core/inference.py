@@ -114,9 +114,6 @@ class Predictor:
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.fold_batch_norm, self.channels_last = fold_batch_norm, channels_last
-        # RoI pooling on the CPU: exact threaded torchvision kernel, or (channels-last, where
-        # the numbers differ by ~1e-6 anyway) the faster sparse product (core.roi_pool).
-        self._cpu_pool: type[nn.Module] = SparseRoIAlign if channels_last else ThreadedRoIPool
         self.class_names = list(class_names)
         self.score_floor = float(score_floor)
         self.model_name = model_name
@@ -233,7 +230,7 @@ class Predictor:
         ``transform`` replaces the model's own resizing (a test-time-augmentation view)."""
         tensors = [_as_float(image.to(device)) for image in images]
         original_sizes = [(int(t.shape[-2]), int(t.shape[-1])) for t in tensors]
-        with _eval_settings(model, self.score_floor, self._cpu_pool if device.type == "cpu" else None):
+        with _eval_settings(model, self.score_floor, self._roi_pool(device)):
             image_list, _ = (transform or model.transform)(tensors)
             features = self._backbone(model, device, image_list.tensors)
             proposals, _ = model.rpn(image_list, features)
@@ -241,6 +238,13 @@ class Predictor:
         for det, resized, original in zip(detections, image_list.image_sizes, original_sizes):
             det["boxes"] = resize_boxes(det["boxes"], resized, original)
         return detections
+
+    def _roi_pool(self, device: torch.device) -> type[nn.Module] | None:
+        """On the CPU: the exact threaded torchvision kernel, or (channels-last, where the numbers
+        differ by ~1e-6 anyway) the faster sparse product (core.roi_pool); elsewhere the model's own."""
+        if device.type != "cpu":
+            return None
+        return SparseRoIAlign if self.channels_last else ThreadedRoIPool
 
     def _backbone(self, model: MaskRCNN, device: torch.device, images: Tensor) -> dict[str, Tensor]:
         if self.backbone_dtype is None:

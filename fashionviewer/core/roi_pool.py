@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 from torch import Tensor, nn
 from torchvision.ops import MultiScaleRoIAlign
-from torchvision.ops.poolers import _setup_scales
+from torchvision.ops.poolers import _convert_to_roi_format, _setup_scales
 
 MIN_ROIS_PER_THREAD = 16  # below this, handing work to a thread costs more than it saves
 
@@ -55,9 +55,7 @@ class ThreadedRoIPool(nn.Module):
             return pool(x, boxes, image_shapes)
         # NCHW once: torchvision's kernel would copy channels-last maps in every call.
         features = {name: x[name].contiguous() for name in pool.featmap_names}
-        if pool.scales is None or pool.map_levels is None:  # set here, not raced by the threads
-            pool.scales, pool.map_levels = _setup_scales(list(features.values()), image_shapes,
-                                                         pool.canonical_scale, pool.canonical_level)
+        _ensure_scales(pool, list(features.values()), image_shapes)  # here, not raced by the threads
         # Slice k holds the k-th part of every image's boxes; the pool returns them image by image.
         slices = [[b.tensor_split(parts)[k] for b in boxes] for k in range(parts)]
         inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
@@ -83,14 +81,11 @@ class SparseRoIAlign(nn.Module):
     def forward(self, x: dict[str, Tensor], boxes: list[Tensor], image_shapes: list[tuple[int, int]]) -> Tensor:
         pool = self.pool
         features = [x[name] for name in pool.featmap_names]
-        if pool.scales is None or pool.map_levels is None:
-            pool.scales, pool.map_levels = _setup_scales(features, image_shapes, pool.canonical_scale,
-                                                         pool.canonical_level)
-        image_index = torch.cat([torch.full((len(b),), i, dtype=torch.int64, device=b.device)
-                                 for i, b in enumerate(boxes)])
-        all_boxes = torch.cat(boxes)
+        _ensure_scales(pool, features, image_shapes)
+        rois = _convert_to_roi_format(boxes)  # K x 5: image index, x0, y0, x1, y1
+        image_index, all_boxes = rois[:, 0].long(), rois[:, 1:]
         height, width = pool.output_size
-        result = features[0].new_zeros((len(all_boxes), features[0].shape[1], height, width))
+        result = features[0].new_zeros((len(rois), features[0].shape[1], height, width))
         levels = pool.map_levels(boxes) if len(features) > 1 else torch.zeros_like(image_index)
         for level, (feature, scale) in enumerate(zip(features, pool.scales)):
             in_level = torch.where(levels == level)[0]
@@ -98,6 +93,13 @@ class SparseRoIAlign(nn.Module):
                 result[in_level] = _sparse_roi_align(feature, all_boxes[in_level], image_index[in_level], scale,
                                                       (height, width), pool.sampling_ratio)
         return result
+
+
+def _ensure_scales(pool: MultiScaleRoIAlign, features: list[Tensor], image_shapes: list[tuple[int, int]]) -> None:
+    """torchvision's own lazy set-up of the levels' scales and the box-to-level mapper."""
+    if pool.scales is None or pool.map_levels is None:
+        pool.scales, pool.map_levels = _setup_scales(features, image_shapes, pool.canonical_scale,
+                                                     pool.canonical_level)
 
 
 def _sample_taps(start: Tensor, bin_size: Tensor, bins: int, samples: int, size: int

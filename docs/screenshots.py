@@ -5,7 +5,7 @@
 Makes ``screenshot-demo.png`` (the bundled Fashion-MNIST scenes with the shipped demo model, an
 instance selected with the CNN's view of it) and, when the Clothing Co-Parsing photos are present
 (../shared/data/ccp), ``screenshot-ccp.png`` (a real street photo with its ground truth beside the
-predictions). A model with random weights is refused unless --allow-random, and is then labelled so
+predictions; git ignores it, since the photo is not the project's to ship). A model with random weights is refused unless --allow-random, and is then labelled so
 in the window.
 
 On a bare Debian machine Qt's xcb platform also needs: xvfb libxcb-icccm4 libxcb-cursor0 libxcb-keysyms1

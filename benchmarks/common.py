@@ -13,8 +13,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from fashionviewer.core.errors import FashionViewerError  # noqa: E402
-from fashionviewer.core.paths import ccp_dir  # noqa: E402
+from fashionviewer.core.base.errors import FashionViewerError  # noqa: E402
+from fashionviewer.core.base.paths import ccp_dir  # noqa: E402
 
 
 def ccp_root_or_report() -> Path | None:

@@ -19,8 +19,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from fashionviewer.core.atomic import atomic_path, atomic_write_text  # noqa: E402
-from fashionviewer.core.cnn import PAPER_ACCURACY, PAPER_PARAMETERS  # noqa: E402
+from fashionviewer.core.base.atomic import atomic_path, atomic_write_text  # noqa: E402
+from fashionviewer.core.models.cnn import PAPER_ACCURACY, PAPER_PARAMETERS  # noqa: E402
 from trainers import fmnist  # noqa: E402
 
 # Per-model training settings used for the shipped figures.

@@ -3,10 +3,10 @@
     python benchmarks/model_comparison.py CHECKPOINT [CHECKPOINT ...] [--threads 1] [--floor 0.05]
 
 Each checkpoint is predicted with the app's pipeline
-(:class:`~fashionviewer.core.inference.Predictor`, at the size its card names)
+(:class:`~fashionviewer.core.inference.predictor.Predictor`, at the size its card names)
 on every photo of the Clothing Co-Parsing val split (../shared/data/ccp), one
 image at a time, and its predictions are scored with the project's evaluator
-(:func:`~fashionviewer.core.evaluation.evaluate_coco`, pycocotools) against the
+(:func:`~fashionviewer.core.data.evaluation.evaluate_coco`, pycocotools) against the
 same split. Reports parameters, median/p90 seconds per image (decoding
 excluded), and segm/bbox AP and AP50; writes
 ``benchmarks/results/model_comparison.{md,json}``.
@@ -20,18 +20,18 @@ import sys
 import time
 from pathlib import Path
 
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from common import parse_ccp_benchmark, run_benchmark  # noqa: E402
-from fashionviewer.core.atomic import atomic_write_json, atomic_write_text  # noqa: E402
-from fashionviewer.core.datasets.ccp import CCPDataset  # noqa: E402
-from fashionviewer.core.evaluation import evaluate_coco  # noqa: E402
-from fashionviewer.core.imageio import load_image  # noqa: E402
-from fashionviewer.core.inference import load_predictor, resolve_model_path  # noqa: E402
-from fashionviewer.core.models import load_checkpoint  # noqa: E402
+
+from fashionviewer.core.base.atomic import atomic_write_json, atomic_write_text  # noqa: E402
+from fashionviewer.core.data.datasets.ccp import CCPDataset  # noqa: E402
+from fashionviewer.core.data.evaluation import evaluate_coco  # noqa: E402
+from fashionviewer.core.data.imageio import load_image  # noqa: E402
+from fashionviewer.core.inference.predictor import load_predictor, resolve_model_path  # noqa: E402
+from fashionviewer.core.models.registry import load_checkpoint  # noqa: E402
 
 
 def measure(checkpoint: str, dataset: CCPDataset, ground_truth: dict, floor: float) -> dict:

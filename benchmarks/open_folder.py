@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from fashionviewer.core.atomic import atomic_write_text
+    from fashionviewer.core.base.atomic import atomic_write_text
     from fashionviewer.qt.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([])

@@ -21,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from fashionviewer.core.masks import encode_mask  # noqa: E402
-from fashionviewer.core.overlay import PredictionRasters, composite  # noqa: E402
-from fashionviewer.core.predictions import ImagePrediction, Instance  # noqa: E402
-from fashionviewer.core.session import ViewerSession  # noqa: E402
+from fashionviewer.core.data.masks import encode_mask  # noqa: E402
+from fashionviewer.core.data.overlay import PredictionRasters, composite  # noqa: E402
+from fashionviewer.core.data.predictions import ImagePrediction, Instance  # noqa: E402
+from fashionviewer.core.viewer.session import ViewerSession  # noqa: E402
 
 
 def make_prediction(n: int, width: int, height: int, seed: int = 0) -> ImagePrediction:

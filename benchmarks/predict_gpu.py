@@ -28,13 +28,14 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from fashionviewer.core.atomic import atomic_write_json, atomic_write_text  # noqa: E402
-from fashionviewer.core.folding import fold_batch_norms  # noqa: E402
-from fashionviewer.core.imageio import list_images, load_image  # noqa: E402
-from fashionviewer.core.inference import Predictor  # noqa: E402
-from fashionviewer.core.paths import DEMO_DIR, ccp_dir  # noqa: E402
 from common import run_benchmark  # noqa: E402
 from predict_speed import build_model  # noqa: E402
+
+from fashionviewer.core.base.atomic import atomic_write_json, atomic_write_text  # noqa: E402
+from fashionviewer.core.base.paths import DEMO_DIR, ccp_dir  # noqa: E402
+from fashionviewer.core.data.imageio import list_images, load_image  # noqa: E402
+from fashionviewer.core.inference.folding import fold_batch_norms  # noqa: E402
+from fashionviewer.core.inference.predictor import Predictor  # noqa: E402
 
 
 def synchronize(device: torch.device) -> None:
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: no images found (CCP photos or the bundled demo)", file=sys.stderr)
         return 2
     if args.weights == "auto":
-        from fashionviewer.core.errors import WeightsError
+        from fashionviewer.core.base.errors import WeightsError
         try:
             model, source, arch = build_model(args.model, "coco", args.num_classes, args.min_size)
         except WeightsError:

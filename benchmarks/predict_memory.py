@@ -32,10 +32,10 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import torch  # noqa: E402
-
 from common import ccp_root_or_report  # noqa: E402
-from fashionviewer.core.atomic import atomic_write_json, atomic_write_text  # noqa: E402
-from fashionviewer.core.errors import FashionViewerError  # noqa: E402
+
+from fashionviewer.core.base.atomic import atomic_write_json, atomic_write_text  # noqa: E402
+from fashionviewer.core.base.errors import FashionViewerError  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 
@@ -53,12 +53,12 @@ def peak_rss_mb() -> float:
 
 def model_argument(name: str, workdir: Path) -> tuple[str, str]:
     """(--model value, description): the demo model, a checkpoint path, or a random light stand-in."""
-    from fashionviewer.core.viewer_models import demo_available
+    from fashionviewer.core.viewer.model_choice import demo_available
 
     if name != "demo" or demo_available():
         return name, name
-    from fashionviewer.core.fmnist import CLASSES
-    from fashionviewer.core.models import get_model, save_checkpoint
+    from fashionviewer.core.data.fmnist import CLASSES
+    from fashionviewer.core.models.registry import get_model, save_checkpoint
 
     torch.manual_seed(0)
     path = workdir / "random_light.pt"

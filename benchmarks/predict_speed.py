@@ -7,7 +7,7 @@ One process, the same real CCP photos (../shared/data/ccp) and the same weights:
 (a) baseline — PIL open, ``to_tensor``, ``model([x])`` per image under
     ``torch.no_grad()`` with torchvision's defaults (every detection above 0.05
     gets a full-resolution float mask), then ``masks > 0.5``;
-(b) pipeline — ``fashionviewer.core.inference.Predictor``: inference mode,
+(b) pipeline — ``fashionviewer.core.inference.predictor.Predictor``: inference mode,
     box RoI pooling shared across threads, masks computed and pasted only for
     detections at or above the floor, straight to RLE, images decoded in a
     background thread while the model runs; ``--channels-last
@@ -47,13 +47,13 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from common import parse_ccp_benchmark, run_benchmark  # noqa: E402
-from fashionviewer.core.atomic import atomic_write_json, atomic_write_text  # noqa: E402
-from fashionviewer.core.errors import WeightsError  # noqa: E402
-from fashionviewer.core.imageio import load_image  # noqa: E402
-from fashionviewer.core.inference import Predictor  # noqa: E402
-from fashionviewer.core.masks import decode_mask  # noqa: E402
-from fashionviewer.core.models import get_model, load_checkpoint  # noqa: E402
 
+from fashionviewer.core.base.atomic import atomic_write_json, atomic_write_text  # noqa: E402
+from fashionviewer.core.base.errors import WeightsError  # noqa: E402
+from fashionviewer.core.data.imageio import load_image  # noqa: E402
+from fashionviewer.core.data.masks import decode_mask  # noqa: E402
+from fashionviewer.core.inference.predictor import Predictor  # noqa: E402
+from fashionviewer.core.models.registry import get_model, load_checkpoint  # noqa: E402
 
 NUDGE = 1e-6  # input noise for the stability check (one 8-bit grey level is 1/255 = 0.0039)
 

@@ -49,7 +49,7 @@ def _select_best(window) -> None:
 
 
 def _load(window, app, model: str, allow_random: bool) -> bool:
-    from fashionviewer.core.viewer_models import ModelChoice
+    from fashionviewer.core.viewer.model_choice import ModelChoice
 
     if model.endswith((".pt", ".json")):
         window.model_bar.add_checkpoint(model)
@@ -91,7 +91,7 @@ def main() -> int:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from fashionviewer.core.paths import DEMO_DIR, ccp_dir
+    from fashionviewer.core.base.paths import DEMO_DIR, ccp_dir
     from fashionviewer.qt.main_window import MainWindow
 
     pg.setConfigOptions(antialias=True)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
-from .core.errors import FashionViewerError
+from fashionviewer.cli import run_command
+from fashionviewer.core.base.errors import FashionViewerError
 
 USAGE = """usage: fashionviewer [FOLDER]              open the viewer (the bundled demo when FOLDER is omitted)
        fashionviewer predict FOLDER --out DIR  predict a folder headless (see: fashionviewer predict -h)
@@ -20,27 +21,26 @@ USAGE = """usage: fashionviewer [FOLDER]              open the viewer (the bundl
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     command = args[0] if args else ""
-    try:
-        if command == "predict":
-            from .predict import main as run
-        elif command == "evaluate":
-            from .evaluate import main as run
-        elif command in ("-h", "--help"):
-            print(USAGE)
-            return 0
-        elif not _has_display():
-            return _headless(args)
-        else:
-            from .qt.app import main as gui
+    if command in ("-h", "--help"):
+        print(USAGE)
+        return 0
+    return run_command(lambda _: _dispatch(command, args), args)
 
-            return int(gui(args) or 0)
-        return int(run(args[1:]) or 0)
-    except FashionViewerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+
+def _dispatch(command: str, args: list[str]) -> int:
+    if command == "predict":
+        from fashionviewer.predict import main as predict
+
+        return int(predict(args[1:]) or 0)
+    if command == "evaluate":
+        from fashionviewer.evaluate import main as evaluate
+
+        return int(evaluate(args[1:]) or 0)
+    if not _has_display():
+        return _headless(args)
+    from fashionviewer.qt.app import main as gui
+
+    return int(gui(args) or 0)
 
 
 def _has_display() -> bool:
@@ -59,8 +59,8 @@ def _headless(args: list[str]) -> int:
             "no display found to open the viewer; for a headless run use: fashionviewer predict FOLDER --out DIR")
     from platformdirs import user_cache_dir
 
-    from .core.paths import DEMO_DIR
-    from .predict import main as predict
+    from fashionviewer.core.base.paths import DEMO_DIR
+    from fashionviewer.predict import main as predict
 
     out = f"{user_cache_dir('fashionviewer')}/demo-output"
     print(f"no display found: predicting the bundled demo ({DEMO_DIR}) headless into {out}", file=sys.stderr)

@@ -4,7 +4,7 @@ GT is a COCO JSON file or folder, an iMaterialist train.csv (or its folder) or a
 Clothing Co-Parsing folder; RESULTS is a COCO results JSON list (what
 ``save_coco_results`` writes). Results are matched to ground-truth images by
 ``file_name`` when they carry one, else by ``image_id`` (see
-``fashionviewer.core.evaluation``).
+``fashionviewer.core.data.evaluation``).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-from .core.atomic import atomic_write_json
-from .core.errors import FashionViewerError
-from .core.evaluation import evaluate_coco, format_metrics, load_ground_truth
-from .core.predictions import load_coco_results
+from fashionviewer.core.base.atomic import atomic_write_json
+from fashionviewer.core.base.errors import FashionViewerError
+from fashionviewer.core.data.evaluation import evaluate_coco, format_metrics, load_ground_truth
+from fashionviewer.core.data.predictions import load_coco_results
 
 RESULT_NAMES = ("coco_results.json", "results.json", "predictions.json")
 
@@ -63,6 +63,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 if __name__ == "__main__":
     import sys
 
-    from .__main__ import main as dispatch  # prints user errors as one line
+    from fashionviewer.cli import run_command  # prints user errors as one line
 
-    sys.exit(dispatch(["evaluate", *sys.argv[1:]]))
+    sys.exit(run_command(main, sys.argv[1:]))

@@ -10,7 +10,7 @@ when a file is skipped and when the folder is split into shards.
 
 Fast and unbreakable:
 
-* Persistent cache (:mod:`fashionviewer.core.cache`, shared with the viewer):
+* Persistent cache (:mod:`fashionviewer.core.runs.cache`, shared with the viewer):
   an image whose bytes, weights and settings were seen before is not predicted
   again; new weights never return stale results.
 * Resume: every finished image is appended at once to
@@ -40,13 +40,13 @@ from typing import IO, Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from .core.atomic import atomic_path, atomic_write_json, ensure_writable_dir
-from .core.cache import BoundCache, bind_cache, open_cache, predictor_key
-from .core.errors import FashionViewerError
-from .core.export import COCO_FILE, export_folder, parse_formats, provenance
-from .core.imageio import IMAGE_EXTENSIONS, ImageReadError, list_images, load_image
-from .core.pipeline import prefetch
-from .core.predictions import ImagePrediction, load_coco_results
+from fashionviewer.core.base.atomic import atomic_path, atomic_write_json, ensure_writable_dir
+from fashionviewer.core.base.errors import FashionViewerError
+from fashionviewer.core.data.imageio import IMAGE_EXTENSIONS, ImageReadError, list_images, load_image
+from fashionviewer.core.data.predictions import ImagePrediction, load_coco_results
+from fashionviewer.core.runs.cache import BoundCache, bind_cache, open_cache, predictor_key
+from fashionviewer.core.runs.export import COCO_FILE, export_folder, parse_formats, provenance
+from fashionviewer.core.runs.pipeline import prefetch
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ def main(argv: Sequence[str] | None = None, *, on_image: Callable[[int], None] |
 
         torch.set_num_threads(args.threads)
 
-    from .core.inference import load_predictor, resolve_model_path
+    from fashionviewer.core.inference.predictor import load_predictor, resolve_model_path
 
     device = _device_for(args.device, torchrun[2] if torchrun else None)
     predictor = load_predictor(args.model, device=device, allow_random=args.allow_random,
@@ -698,7 +698,7 @@ def _load_index(path: Path) -> list[dict[str, Any]]:
 def _grouped(index: list[dict[str, Any]], records: list[dict[str, Any]], folder: Path
              ) -> Iterator[tuple[ImagePrediction, None, Path]]:
     """(prediction, no image, source path) per indexed image, from sorted COCO results records."""
-    from .core.predictions import from_coco_results
+    from fashionviewer.core.data.predictions import from_coco_results
 
     by_id: dict[int, list[dict[str, Any]]] = {}
     for record in records:
@@ -749,6 +749,6 @@ def _merge_under_torchrun(out: Path, torchrun: tuple[int, int, int]) -> int:
 
 
 if __name__ == "__main__":
-    from .__main__ import main as cli
+    from fashionviewer.cli import run_command
 
-    sys.exit(cli(["predict", *sys.argv[1:]]))
+    sys.exit(run_command(main, sys.argv[1:]))

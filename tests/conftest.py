@@ -8,8 +8,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest
 
-from fashionviewer.core.errors import DataError
-from fashionviewer.core.paths import ccp_dir
+from fashionviewer.core.base.errors import DataError
+from fashionviewer.core.base.paths import ccp_dir
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -27,7 +27,7 @@ def one_torch_thread():
 
 @pytest.fixture(scope="session")
 def fmnist():
-    from fashionviewer.core.fmnist import load_fashion_mnist
+    from fashionviewer.core.data.fmnist import load_fashion_mnist
 
     try:
         return load_fashion_mnist()
@@ -46,7 +46,7 @@ def ccp_root():
 @pytest.fixture(autouse=True)
 def _private_prediction_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own persistent prediction cache: never the user's, never another test's."""
-    from fashionviewer.core.cache import close_shared_caches
+    from fashionviewer.core.runs.cache import close_shared_caches
 
     monkeypatch.setenv("FASHIONVIEWER_CACHE", str(tmp_path_factory.mktemp("cache") / "predictions.sqlite3"))
     yield

@@ -5,9 +5,14 @@ import json
 import numpy as np
 import pytest
 
-from fashionviewer.classifier import BUNDLED_CLASSIFIERS, load_classifier, preprocess_crop, resolve_classifier_path
-from fashionviewer.core.errors import WeightsError
-from fashionviewer.core.fmnist import CLASSES
+from fashionviewer.core.base.errors import WeightsError
+from fashionviewer.core.data.fmnist import CLASSES
+from fashionviewer.core.models.classifier import (
+    BUNDLED_CLASSIFIERS,
+    load_classifier,
+    preprocess_crop,
+    resolve_classifier_path,
+)
 
 
 @pytest.mark.parametrize("name", BUNDLED_CLASSIFIERS)

@@ -18,7 +18,7 @@ def test_core_trainers_and_cli_modules_import_without_qt():
     code = BLOCK_QT + textwrap.dedent("""
         import importlib, pkgutil
         import fashionviewer.core, trainers
-        names = ['fashionviewer.classifier', 'fashionviewer.__main__']
+        names = ['fashionviewer.core.models.classifier', 'fashionviewer.__main__']
         for pkg in (fashionviewer.core, trainers):
             names += [m.name for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.')]
         for optional in ('fashionviewer.predict', 'fashionviewer.evaluate'):

@@ -21,10 +21,10 @@ import torch
 from PIL import Image
 
 from fashionviewer.__main__ import main as dispatch
-from fashionviewer.core.cache import open_cache
-from fashionviewer.core.errors import FashionViewerError
-from fashionviewer.core.inference import Predictor
-from fashionviewer.core.models import save_checkpoint
+from fashionviewer.core.base.errors import FashionViewerError
+from fashionviewer.core.inference.predictor import Predictor
+from fashionviewer.core.models.registry import save_checkpoint
+from fashionviewer.core.runs.cache import open_cache
 from fashionviewer.predict import PARTIAL_FILE, PartialResults, Shard, main, parse_shard
 from tests.core.test_inference import CLASS_NAMES, _calibrated_light_model
 from tests.fixtures.bad_inputs import build_bad_input_folder
@@ -240,7 +240,7 @@ def test_bad_input_folder(checkpoints, tmp_path, capsys):
 
 
 def test_bundled_demo_run_is_re_scored_and_augmented_and_says_so(tmp_path, capsys):
-    from fashionviewer.core.paths import DEMO_DIR, MODELS_DIR, sha256_file
+    from fashionviewer.core.base.paths import DEMO_DIR, MODELS_DIR, sha256_file
 
     card = json.loads((MODELS_DIR / "maskrcnn_demo.json").read_text())
     views = len(card["test_time_augmentation"]["sizes"]) * 2  # each size also mirrored

@@ -10,8 +10,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from fashionviewer.core import inference
-from fashionviewer.core.errors import FashionViewerError
+from fashionviewer.core.base.errors import FashionViewerError
+from fashionviewer.core.inference import predictor as inference
 
 
 class Cancelled(Exception):

@@ -3,9 +3,9 @@
 ``train_one_epoch`` runs at most ``max_steps`` optimizer steps, with autocast and
 a gradient scaler on CUDA when asked, and stops with a FashionViewerError the
 moment the loss stops being finite. ``evaluate`` predicts the validation split
-with the same fast path as the app (:class:`~fashionviewer.core.inference.Predictor`),
+with the same fast path as the app (:class:`~fashionviewer.core.inference.predictor.Predictor`),
 gathers the COCO results from all ranks and scores them with
-:mod:`fashionviewer.core.evaluation` (pycocotools).
+:mod:`fashionviewer.core.data.evaluation` (pycocotools).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from fashionviewer.core.errors import FashionViewerError
-from fashionviewer.core.evaluation import evaluate_coco
-from fashionviewer.core.inference import Predictor
-from fashionviewer.core.models import unwrap
+from fashionviewer.core.base.errors import FashionViewerError
+from fashionviewer.core.data.evaluation import evaluate_coco
+from fashionviewer.core.inference.predictor import Predictor
+from fashionviewer.core.models.registry import unwrap
 
 from . import distributed
 from .common import Cancelled

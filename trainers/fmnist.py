@@ -9,7 +9,7 @@ label smoothing and a one-cycle learning-rate schedule.
 Files written to ``--out`` (atomically, every epoch): ``MODEL.pt`` (state_dict),
 ``MODEL.json`` (model card) and ``MODEL.state.pt`` (optimizer/schedule/history,
 for ``--resume``). Progress: a tqdm bar on stderr and, with ``--events``, the
-JSON-lines events documented in ``fashionviewer.core.events``.
+JSON-lines events documented in ``fashionviewer.core.base.events``.
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from fashionviewer.core import cnn
-from fashionviewer.core.atomic import atomic_torch_save, atomic_write_json, ensure_writable_dir
-from fashionviewer.core.errors import FashionViewerError
-from fashionviewer.core.events import EventWriter
-from fashionviewer.core.fmnist import CLASSES, load_fashion_mnist
-from fashionviewer.core.metrics import classification_report
-from fashionviewer.core.paths import sha256_file
+from fashionviewer.core.base.atomic import atomic_torch_save, atomic_write_json, ensure_writable_dir
+from fashionviewer.core.base.errors import FashionViewerError
+from fashionviewer.core.base.events import EventWriter
+from fashionviewer.core.base.paths import sha256_file
+from fashionviewer.core.data.fmnist import CLASSES, load_fashion_mnist
+from fashionviewer.core.data.metrics import classification_report
+from fashionviewer.core.models import cnn
 
 from .common import Cancelled, install_cancel_handler, resolve_device, run_cli
 

@@ -11,11 +11,11 @@ on CPU, NCCL on CUDA); rank 0 logs, evaluates the gathered results and saves.
 
 Files in ``--out``, written atomically every epoch: ``model.pt`` + ``model.json``
 (the last epoch: a plain state_dict and its model card, loadable with
-:func:`fashionviewer.core.models.load_checkpoint`), ``model_best.pt`` +
+:func:`fashionviewer.core.models.registry.load_checkpoint`), ``model_best.pt`` +
 ``model_best.json`` (the epoch with the best validation mask AP) and
 ``training_state.pt`` (model, optimizer, scheduler, epoch: what ``--resume``
 reads). Progress: a tqdm bar on stderr and, with ``--events``, the JSON-lines
-events of :mod:`fashionviewer.core.events`.
+events of :mod:`fashionviewer.core.base.events`.
 
 Before each evaluation the BatchNorm statistics are re-estimated on
 ``--bn-recalibration-steps`` training batches (see
@@ -38,11 +38,18 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
-from fashionviewer.core.atomic import atomic_torch_save, ensure_writable_dir
-from fashionviewer.core.datasets import DATASETS, build_dataset
-from fashionviewer.core.errors import FashionViewerError
-from fashionviewer.core.events import EventWriter
-from fashionviewer.core.models import check_weights, get_model, list_models, model_info, save_checkpoint, unwrap
+from fashionviewer.core.base.atomic import atomic_torch_save, ensure_writable_dir
+from fashionviewer.core.base.errors import FashionViewerError
+from fashionviewer.core.base.events import EventWriter
+from fashionviewer.core.data.datasets import DATASETS, build_dataset
+from fashionviewer.core.models.registry import (
+    check_weights,
+    get_model,
+    list_models,
+    model_info,
+    save_checkpoint,
+    unwrap,
+)
 
 from . import distributed
 from .common import Cancelled, install_cancel_handler, positive_int, resolve_device, run_cli
@@ -217,7 +224,7 @@ def model_card(args: argparse.Namespace, class_names: Sequence[str], history: li
     last = history[-1]
     metrics = {key: last[key] for key in last if key.startswith(("bbox_", "segm_"))}
     if metrics:
-        metrics["measured_by"] = f"fashionviewer.core.evaluation (pycocotools COCOeval) on {n_val} val images"
+        metrics["measured_by"] = f"fashionviewer.core.data.evaluation (pycocotools COCOeval) on {n_val} val images"
     return {
         "class_names": list(class_names),
         "weights": "trained",

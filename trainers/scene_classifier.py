@@ -2,18 +2,18 @@
 
     python -m trainers.scene_classifier --data-path runs/scenes12k --init fvnet --epochs 1 --out runs/fvnet_scenes
 
-The dataset is a COCO instance dataset laid out as ``fashionviewer.core.datasets.fmnist_scenes``
+The dataset is a COCO instance dataset laid out as ``fashionviewer.core.data.datasets.fmnist_scenes``
 writes it (``ROOT/annotations/instances_{train,val}.json``, images in ``ROOT/{train,val}/``), with
 category names among the classifier's classes. Every ground-truth item is cut out exactly as the
-viewer and the re-scorer cut a predicted one (``fashionviewer.core.analysis.cnn_input``: its box plus
+viewer and the re-scorer cut a predicted one (``fashionviewer.core.models.classifier.cnn_input``: its box plus
 a margin, its mask, ``preprocess_crop``), so the CNN learns the items as it will see them: tinted,
 scaled, partly covered. Training starts from a bundled classifier (``--init``), with ±2 px shifts and
 flips, label smoothing and AdamW; accuracy on the val items is measured each epoch.
 
-Writes ``OUT/NAME.pt`` (state_dict, loadable with ``fashionviewer.classifier.load_classifier``) and
+Writes ``OUT/NAME.pt`` (state_dict, loadable with ``fashionviewer.core.models.classifier.load_classifier``) and
 ``OUT/NAME.json`` (model card: init, data, epochs, seconds, val item accuracy per class and overall,
 weights SHA-256) atomically after every epoch. Name the classifier in a Mask R-CNN card's
-``"rescorer"`` to use it (``fashionviewer.core.rescoring``).
+``"rescorer"`` to use it (``fashionviewer.core.inference.rescoring``).
 """
 
 from __future__ import annotations
@@ -30,16 +30,15 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from fashionviewer.classifier import load_classifier, preprocess_crop
-from fashionviewer.core import cnn
-from fashionviewer.core.analysis import cnn_input
-from fashionviewer.core.atomic import atomic_torch_save, atomic_write_json, ensure_writable_dir
-from fashionviewer.core.datasets.coco import find_annotation_file, read_coco_ground_truth
-from fashionviewer.core.errors import DataError, FashionViewerError
-from fashionviewer.core.imageio import load_image
-from fashionviewer.core.masks import decode_mask
-from fashionviewer.core.overlay import rasterize_mask
-from fashionviewer.core.paths import sha256_file
+from fashionviewer.core.base.atomic import atomic_torch_save, atomic_write_json, ensure_writable_dir
+from fashionviewer.core.base.errors import DataError, FashionViewerError
+from fashionviewer.core.base.paths import sha256_file
+from fashionviewer.core.data.datasets.coco import find_annotation_file, read_coco_ground_truth
+from fashionviewer.core.data.imageio import load_image
+from fashionviewer.core.data.masks import decode_mask
+from fashionviewer.core.data.overlay import rasterize_mask
+from fashionviewer.core.models import cnn
+from fashionviewer.core.models.classifier import cnn_input, load_classifier, preprocess_crop
 
 from .common import install_cancel_handler, positive_int, run_cli
 from .fmnist import augment, evaluate
@@ -164,7 +163,7 @@ def _save(model: torch.nn.Module, out: Path, name: str, args: argparse.Namespace
         "metrics": {"val_item_accuracy": history[-1]["val_item_accuracy"], "val_items": len(val_x),
                     "per_class_accuracy": per_class,
                     "measured_by": "trainers.scene_classifier on the val split's ground-truth items, cut out as "
-                                   "fashionviewer.core.analysis.cnn_input cuts predicted ones"},
+                                   "fashionviewer.core.models.classifier.cnn_input cuts predicted ones"},
         "history": history, "weights_file": weights.name, "weights_sha256": sha256_file(weights),
     })
     atomic_write_json(out / f"{name}.json", card)

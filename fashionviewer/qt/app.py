@@ -26,8 +26,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setApplicationName("FashionViewer")
     app.setOrganizationName("FashionViewer")
 
-    from ..core.viewer_models import ModelChoice, default_device
-    from .main_window import make_window
+    from fashionviewer.core.viewer.model_choice import ModelChoice, default_device
+    from fashionviewer.qt.main_window import make_window
 
     window = make_window(args.folder, load_model=False)
     bar = window.model_bar

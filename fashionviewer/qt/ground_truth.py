@@ -9,11 +9,11 @@ from typing import Any, Generator
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from ..core.groundtruth import GroundTruth, Match, find_ground_truth, match_image
-from ..core.overlay import PredictionRasters, class_color, composite
-from ..core.session import ViewerSession
-from .canvas import BoxSpec
-from .workers import start_worker
+from fashionviewer.core.data.groundtruth import GroundTruth, Match, find_ground_truth, match_image
+from fashionviewer.core.data.overlay import PredictionRasters, class_color, composite
+from fashionviewer.core.viewer.session import ViewerSession
+from fashionviewer.qt.canvas import BoxSpec
+from fashionviewer.qt.workers import start_worker
 
 
 def _find(folder: Path) -> Generator[None, None, GroundTruth | None]:

@@ -14,27 +14,27 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QFrame, QMainWindow, QMenu, QMessageBox, QScrollArea
 
-from ..core.analysis import cnn_input
-from ..core.errors import FashionViewerError
-from ..core.export import export_paths, provenance
-from ..core.imageio import load_image
-from ..core.paths import DEMO_DIR
-from ..core.session import ViewerSession
-from ..core.training import TrainingRequest
-from ..core.viewer_models import LoadedModels, ModelChoice, available_devices, default_device
-from .canvas import CanvasWidget
-from .dialogs.export import ExportDialog, ExportRequest
-from .dialogs.training import TrainingDialog
-from .ground_truth import GroundTruthController
-from .panels.browser import BrowserPanel
-from .panels.details import DetailsPanel
-from .panels.layers import LAYER_KEYS, LayersPanel
-from .panels.legend import LegendPanel
-from .panels.models import ModelBar
-from .panels.training import TrainingPanel
-from .prediction import PredictionController
-from .presenter import CanvasPresenter
-from .workers import GeneratorWorker, start_worker, wait_all
+from fashionviewer.core.base.errors import FashionViewerError
+from fashionviewer.core.base.paths import DEMO_DIR
+from fashionviewer.core.data.imageio import load_image
+from fashionviewer.core.models.classifier import cnn_input
+from fashionviewer.core.runs.export import export_paths, provenance
+from fashionviewer.core.viewer.model_choice import LoadedModels, ModelChoice, available_devices, default_device
+from fashionviewer.core.viewer.session import ViewerSession
+from fashionviewer.core.viewer.training import TrainingRequest
+from fashionviewer.qt.canvas import CanvasWidget
+from fashionviewer.qt.dialogs.export import ExportDialog, ExportRequest
+from fashionviewer.qt.dialogs.training import TrainingDialog
+from fashionviewer.qt.ground_truth import GroundTruthController
+from fashionviewer.qt.panels.browser import BrowserPanel
+from fashionviewer.qt.panels.details import DetailsPanel
+from fashionviewer.qt.panels.layers import LAYER_KEYS, LayersPanel
+from fashionviewer.qt.panels.legend import LegendPanel
+from fashionviewer.qt.panels.models import ModelBar
+from fashionviewer.qt.panels.training import TrainingPanel
+from fashionviewer.qt.prediction import PredictionController
+from fashionviewer.qt.presenter import CanvasPresenter
+from fashionviewer.qt.workers import GeneratorWorker, start_worker, wait_all
 
 MAX_RECENT = 10
 
@@ -238,7 +238,7 @@ class MainWindow(QMainWindow):
         models, image, rasters = self.prediction.models, self.presenter.current_image(), self.session.rasters()
         if models is None or models.classifier is None or image is None:
             return None
-        from ..classifier import preprocess_crop
+        from fashionviewer.core.models.classifier import preprocess_crop
 
         return cnn_input(image, rasters[index] if (index is not None and rasters is not None) else None, preprocess_crop)
 

@@ -12,14 +12,15 @@ from typing import Any, Generator
 
 from PySide6.QtCore import QObject, Signal
 
-from ..core.analysis import Analysis, analyse_queue
-from ..core.cache import default_cache_path
-from ..core.session import ViewerSession, WorkQueue
-from ..core.viewer_models import LoadedModels, ModelChoice, load_models
-from .workers import GeneratorWorker, start_worker
+from fashionviewer.core.runs.analysis import Analysis, analyse_queue
+from fashionviewer.core.runs.cache import default_cache_path
+from fashionviewer.core.viewer.model_choice import LoadedModels, ModelChoice, load_models
+from fashionviewer.core.viewer.session import ViewerSession, WorkQueue
+from fashionviewer.qt.workers import GeneratorWorker, start_worker
+
 
 def _load_classifier(name_or_path: str) -> Generator[str, None, Any]:
-    from ..classifier import load_classifier
+    from fashionviewer.core.models.classifier import load_classifier
 
     yield f"Loading the Fashion-MNIST CNN {name_or_path}…"
     return load_classifier(name_or_path)
@@ -94,7 +95,7 @@ class PredictionController(QObject):
         m = self.models
         preprocess = None
         if m.classifier is not None:
-            from ..classifier import preprocess_crop as preprocess
+            from fashionviewer.core.models.classifier import preprocess_crop as preprocess
         self.progress.emit(0, self._queue.total)
         self._worker = start_worker(analyse_queue, self._queue.take, m.predictor, m.key, m.classifier, preprocess,
                                     getattr(m.classifier, "name", ""),

@@ -11,11 +11,11 @@ from typing import Any, Callable
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from ..core.imageio import load_image
-from ..core.overlay import caption, class_color, composite
-from ..core.session import ViewerSession
-from .canvas import BoxSpec, CanvasWidget
-from .workers import start_worker
+from fashionviewer.core.data.imageio import load_image
+from fashionviewer.core.data.overlay import caption, class_color, composite
+from fashionviewer.core.viewer.session import ViewerSession
+from fashionviewer.qt.canvas import BoxSpec, CanvasWidget
+from fashionviewer.qt.workers import start_worker
 
 
 def _load(path: Path):  # generator for the worker: one decode

@@ -9,9 +9,9 @@ import time
 
 import numpy as np
 
-from fashionviewer.core.cache import PredictionCache, model_key
-from fashionviewer.core.masks import encode_mask
-from fashionviewer.core.predictions import ImagePrediction, Instance
+from fashionviewer.core.data.masks import encode_mask
+from fashionviewer.core.data.predictions import ImagePrediction, Instance
+from fashionviewer.core.runs.cache import PredictionCache, model_key
 
 
 def prediction(n: int = 3, name: str = "a.jpg") -> ImagePrediction:
@@ -59,7 +59,7 @@ def test_killed_writer_leaves_a_readable_cache(tmp_path):
     writer = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(tmp_path.parent)!r})
-        from fashionviewer.core.cache import PredictionCache
+        from fashionviewer.core.runs.cache import PredictionCache
         from tests.core.test_cache import prediction
         cache = PredictionCache({str(path)!r})
         i = 0

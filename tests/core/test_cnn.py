@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from fashionviewer.core import cnn
+from fashionviewer.core.models import cnn
 
 
 @pytest.mark.parametrize("name,expected", sorted(cnn.PAPER_PARAMETERS.items()))

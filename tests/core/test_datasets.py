@@ -13,13 +13,13 @@ import pytest
 import torch
 from PIL import Image
 
-import fashionviewer.core.datasets.fmnist_scenes as scenes_module
-from fashionviewer.core.datasets import build_dataset
-from fashionviewer.core.datasets.ccp import read_groundtruth, read_label_list
-from fashionviewer.core.errors import DataError, FashionViewerError
-from fashionviewer.core.fmnist import FashionMNIST, load_fashion_mnist
-from fashionviewer.core.masks import decode_mask, encode_mask, kaggle_rle_decode, kaggle_rle_encode
-from fashionviewer.core.paths import ccp_dir
+import fashionviewer.core.data.datasets.fmnist_scenes as scenes_module
+from fashionviewer.core.base.errors import DataError, FashionViewerError
+from fashionviewer.core.base.paths import ccp_dir
+from fashionviewer.core.data.datasets import build_dataset
+from fashionviewer.core.data.datasets.ccp import read_groundtruth, read_label_list
+from fashionviewer.core.data.fmnist import FashionMNIST, load_fashion_mnist
+from fashionviewer.core.data.masks import decode_mask, encode_mask, kaggle_rle_decode, kaggle_rle_encode
 
 # --------------------------------------------------------------------------- iMaterialist
 

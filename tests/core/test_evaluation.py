@@ -13,12 +13,12 @@ import pytest
 import torch
 
 from fashionviewer.__main__ import main as dispatch
-from fashionviewer.core.datasets import build_dataset
-from fashionviewer.core.datasets.fmnist_scenes import generate_scenes
-from fashionviewer.core.errors import DataError
-from fashionviewer.core.evaluation import evaluate_coco, load_ground_truth
-from fashionviewer.core.masks import decode_mask, encode_mask, kaggle_rle_encode
-from fashionviewer.core.predictions import ImagePrediction, Instance, save_coco_results
+from fashionviewer.core.base.errors import DataError
+from fashionviewer.core.data.datasets import build_dataset
+from fashionviewer.core.data.datasets.fmnist_scenes import generate_scenes
+from fashionviewer.core.data.evaluation import evaluate_coco, load_ground_truth
+from fashionviewer.core.data.masks import decode_mask, encode_mask, kaggle_rle_encode
+from fashionviewer.core.data.predictions import ImagePrediction, Instance, save_coco_results
 from fashionviewer.evaluate import main as evaluate_main
 
 H, W = 40, 60

@@ -10,11 +10,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fashionviewer.core.errors import FashionViewerError
-from fashionviewer.core.export import COCO_FILE, FolderExporter, export_folder, export_image, export_paths, parse_formats
-from fashionviewer.core.masks import encode_mask
-from fashionviewer.core.overlay import class_color
-from fashionviewer.core.predictions import ImagePrediction, Instance
+from fashionviewer.core.base.errors import FashionViewerError
+from fashionviewer.core.data.masks import encode_mask
+from fashionviewer.core.data.overlay import class_color
+from fashionviewer.core.data.predictions import ImagePrediction, Instance
+from fashionviewer.core.runs.export import (
+    COCO_FILE,
+    FolderExporter,
+    export_folder,
+    export_image,
+    export_paths,
+    parse_formats,
+)
 
 
 def _instance(label: int, name: str, score: float, box: tuple[int, int, int, int], h: int = 40, w: int = 60) -> Instance:

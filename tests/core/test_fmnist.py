@@ -4,8 +4,8 @@ import shutil
 import numpy as np
 import pytest
 
-from fashionviewer.core.errors import DataError
-from fashionviewer.core.fmnist import CLASSES, FILES, load_fashion_mnist, read_idx
+from fashionviewer.core.base.errors import DataError
+from fashionviewer.core.data.fmnist import CLASSES, FILES, load_fashion_mnist, read_idx
 
 
 def test_real_dataset_has_the_documented_shape(fmnist):

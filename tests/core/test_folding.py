@@ -10,12 +10,12 @@ import torch
 from torch import nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from fashionviewer.core.cache import predictor_settings
-from fashionviewer.core.folding import fold_batch_norms
-from fashionviewer.core.imageio import load_image
-from fashionviewer.core.inference import Predictor, load_predictor
-from fashionviewer.core.models import get_model, list_models, load_checkpoint
-from fashionviewer.core.paths import DEMO_DIR, MODELS_DIR
+from fashionviewer.core.base.paths import DEMO_DIR, MODELS_DIR
+from fashionviewer.core.data.imageio import load_image
+from fashionviewer.core.inference.folding import fold_batch_norms
+from fashionviewer.core.inference.predictor import Predictor, load_predictor
+from fashionviewer.core.models.registry import get_model, list_models, load_checkpoint
+from fashionviewer.core.runs.cache import predictor_settings
 
 
 def _norms(model: nn.Module) -> list[nn.Module]:

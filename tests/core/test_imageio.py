@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fashionviewer.core.imageio import ImageReadError, list_images, load_image, read_image_size
+from fashionviewer.core.data.imageio import ImageReadError, list_images, load_image, read_image_size
 from tests.fixtures.bad_inputs import build_bad_input_folder
 
 

@@ -10,12 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
-from fashionviewer.core import inference
-from fashionviewer.core.errors import FashionViewerError, WeightsError
-from fashionviewer.core.inference import Predictor, best_device, load_predictor, paste_masks_as_rle
-from fashionviewer.core.masks import decode_mask, mask_area
-from fashionviewer.core.models import get_model, save_checkpoint
-from fashionviewer.core.paths import MODELS_DIR
+from fashionviewer.core.base.errors import FashionViewerError, WeightsError
+from fashionviewer.core.base.paths import MODELS_DIR
+from fashionviewer.core.data.masks import decode_mask, mask_area
+from fashionviewer.core.inference import predictor as inference
+from fashionviewer.core.inference.predictor import Predictor, best_device, load_predictor, paste_masks_as_rle
+from fashionviewer.core.models.registry import get_model, save_checkpoint
 
 CLASS_NAMES = ["top", "trouser", "bag"]
 DEMO_SCENES_MIN_SEGM_AP50 = 0.6  # the shipped demo (re-scored, 10 views) scores 0.785 on resources/demo (12 scenes)
@@ -188,10 +188,10 @@ def test_bundled_demo_model_finds_the_bundled_demo_scenes():
     The 12 demo scenes (their own seed, items from the Fashion-MNIST test split) are
     not the card's 300-scene split, so only a floor well under the card's figure is
     asserted; a broken checkpoint, class order or pipeline scores near 0."""
-    from fashionviewer.core.datasets.coco import read_coco_ground_truth
-    from fashionviewer.core.evaluation import evaluate_coco
-    from fashionviewer.core.imageio import load_image
-    from fashionviewer.core.paths import DEMO_DIR
+    from fashionviewer.core.base.paths import DEMO_DIR
+    from fashionviewer.core.data.datasets.coco import read_coco_ground_truth
+    from fashionviewer.core.data.evaluation import evaluate_coco
+    from fashionviewer.core.data.imageio import load_image
 
     predictor = load_predictor("demo")
     gt = read_coco_ground_truth(DEMO_DIR / "annotations.json")
@@ -266,7 +266,7 @@ def test_channels_last_only_when_asked(image):
 
 
 def test_channels_last_predictor_pools_rois_with_the_sparse_product(image, monkeypatch):
-    from fashionviewer.core.roi_pool import SparseRoIAlign, ThreadedRoIPool
+    from fashionviewer.core.inference.roi_pool import SparseRoIAlign, ThreadedRoIPool
     used = []
     for pool_class in (SparseRoIAlign, ThreadedRoIPool):
         def counted(self, *args, _forward=pool_class.forward, **kwargs):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from fashionviewer.core.errors import DataError
-from fashionviewer.core.masks import (
+from fashionviewer.core.base.errors import DataError
+from fashionviewer.core.data.masks import (
     coco_to_kaggle_rle,
     decode_mask,
     decode_masks,

@@ -9,10 +9,10 @@ import pytest
 import torch
 import torchvision
 
-from fashionviewer.core import models
-from fashionviewer.core.errors import WeightsError
-from fashionviewer.core.models import get_model, list_models, load_checkpoint, save_checkpoint
-from fashionviewer.core.paths import sha256_file
+from fashionviewer.core.base.errors import WeightsError
+from fashionviewer.core.base.paths import sha256_file
+from fashionviewer.core.models import registry as models
+from fashionviewer.core.models.registry import get_model, list_models, load_checkpoint, save_checkpoint
 
 SIZE = 128
 CLASS_NAMES = ["top", "trouser"]  # num_classes = 3 with the background

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from fashionviewer.core.pipeline import prefetch
+from fashionviewer.core.runs.pipeline import prefetch
 
 
 def test_ordered_and_bounded():

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-import fashionviewer.core.predictions as predictions_module
-from fashionviewer.core.errors import DataError
-from fashionviewer.core.masks import encode_mask, kaggle_rle_decode, kaggle_rle_encode
-from fashionviewer.core.predictions import (
+import fashionviewer.core.data.predictions as predictions_module
+from fashionviewer.core.base.errors import DataError
+from fashionviewer.core.data.masks import encode_mask, kaggle_rle_decode, kaggle_rle_encode
+from fashionviewer.core.data.predictions import (
     ImagePrediction,
     Instance,
     from_coco_results,

@@ -8,23 +8,22 @@ import shutil
 import numpy as np
 import pytest
 
-from fashionviewer.classifier import load_classifier, preprocess_crop
-from fashionviewer.core.analysis import cnn_input
-from fashionviewer.core.cache import predictor_key
-from fashionviewer.core.errors import DataError, WeightsError
-from fashionviewer.core.fmnist import CLASSES
-from fashionviewer.core.inference import load_predictor
-from fashionviewer.core.masks import encode_mask
-from fashionviewer.core.overlay import rasterize_mask
-from fashionviewer.core.paths import MODELS_DIR, sha256_file
-from fashionviewer.core.predictions import ImagePrediction, Instance
-from fashionviewer.core.rescoring import Rescorer, load_rescorer
+from fashionviewer.core.base.errors import DataError, WeightsError
+from fashionviewer.core.base.paths import MODELS_DIR, sha256_file
+from fashionviewer.core.data.fmnist import CLASSES
+from fashionviewer.core.data.masks import encode_mask
+from fashionviewer.core.data.overlay import rasterize_mask
+from fashionviewer.core.data.predictions import ImagePrediction, Instance
+from fashionviewer.core.inference.predictor import load_predictor
+from fashionviewer.core.inference.rescoring import Rescorer, load_rescorer
+from fashionviewer.core.models.classifier import cnn_input, load_classifier, preprocess_crop
+from fashionviewer.core.runs.cache import predictor_key
 
 
 @pytest.fixture(scope="module")
 def scene():
-    from fashionviewer.core.datasets.fmnist_scenes import render_scene
-    from fashionviewer.core.fmnist import load_fashion_mnist
+    from fashionviewer.core.data.datasets.fmnist_scenes import render_scene
+    from fashionviewer.core.data.fmnist import load_fashion_mnist
 
     try:
         data = load_fashion_mnist()

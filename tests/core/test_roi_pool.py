@@ -6,7 +6,7 @@ import pytest
 import torch
 from torchvision.ops import MultiScaleRoIAlign
 
-from fashionviewer.core.roi_pool import MIN_ROIS_PER_THREAD, SparseRoIAlign, ThreadedRoIPool
+from fashionviewer.core.inference.roi_pool import MIN_ROIS_PER_THREAD, SparseRoIAlign, ThreadedRoIPool
 
 SHAPES = [(256, 320), (256, 320)]
 

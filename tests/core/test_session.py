@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fashionviewer.core.masks import encode_mask
-from fashionviewer.core.predictions import ImagePrediction, Instance
-from fashionviewer.core.session import ViewerSession, WorkQueue
+from fashionviewer.core.data.masks import encode_mask
+from fashionviewer.core.data.predictions import ImagePrediction, Instance
+from fashionviewer.core.viewer.session import ViewerSession, WorkQueue
 
 
 def _folder(tmp_path: Path, n: int = 7) -> Path:

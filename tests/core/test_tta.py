@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from fashionviewer.core.cache import predictor_key
-from fashionviewer.core.errors import WeightsError
-from fashionviewer.core.inference import Predictor, load_predictor
-from fashionviewer.core.masks import decode_mask
-from fashionviewer.core.models import save_checkpoint
-from fashionviewer.core.tta import TestTimeAugmentation, maskness, merge_views, unflip
+from fashionviewer.core.base.errors import WeightsError
+from fashionviewer.core.data.masks import decode_mask
+from fashionviewer.core.inference.predictor import Predictor, load_predictor
+from fashionviewer.core.inference.tta import TestTimeAugmentation, maskness, merge_views, unflip
+from fashionviewer.core.models.registry import save_checkpoint
+from fashionviewer.core.runs.cache import predictor_key
 
 from .test_inference import CLASS_NAMES, _calibrated_light_model
 

@@ -7,12 +7,12 @@ import sys
 
 import numpy as np
 
-from fashionviewer.core.classmap import disagreement, fmnist_classes_for
-from fashionviewer.core.groundtruth import GTInstance, match_image
-from fashionviewer.core.masks import encode_mask
-from fashionviewer.core.overlay import PredictionRasters, class_color, composite
-from fashionviewer.core.predictions import ImagePrediction, Instance
-from fashionviewer.core.training import TrainingProgress, TrainingRequest, explain_failure, format_eta
+from fashionviewer.core.data.classmap import disagreement, fmnist_classes_for
+from fashionviewer.core.data.groundtruth import GTInstance, match_image
+from fashionviewer.core.data.masks import encode_mask
+from fashionviewer.core.data.overlay import PredictionRasters, class_color, composite
+from fashionviewer.core.data.predictions import ImagePrediction, Instance
+from fashionviewer.core.viewer.training import TrainingProgress, TrainingRequest, explain_failure, format_eta
 
 
 def test_trainer_command_lines() -> None:

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from fv_qt_helpers import scene
 from PIL import Image
 
-from fashionviewer.core.viewer_models import DEMO_MODEL, ModelChoice, demo_available
-from fv_qt_helpers import scene
+from fashionviewer.core.viewer.model_choice import DEMO_MODEL, ModelChoice, demo_available
 
 
 @pytest.fixture(scope="session")
@@ -37,8 +37,8 @@ def model_choice(tmp_path_factory: pytest.TempPathFactory) -> ModelChoice:
     """The shipped demo model, else a random-weights light Mask R-CNN (allowed explicitly)."""
     if demo_available():
         return ModelChoice(DEMO_MODEL, "cpu", allow_random=False)
-    from fashionviewer.core.fmnist import CLASSES
-    from fashionviewer.core.models import get_model, save_checkpoint
+    from fashionviewer.core.data.fmnist import CLASSES
+    from fashionviewer.core.models.registry import get_model, save_checkpoint
 
     path = tmp_path_factory.mktemp("models") / "random_light.pt"
     save_checkpoint(get_model("maskrcnn_mobilenet_v3_light", num_classes=11, weights=None), path,

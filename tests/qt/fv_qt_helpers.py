@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fashionviewer.core.viewer_models import ModelChoice
+from fashionviewer.core.viewer.model_choice import ModelChoice
 
 
 def scene(seed: int, size: tuple[int, int] = (320, 240)) -> np.ndarray:
@@ -35,7 +35,7 @@ class BlobPredictor:
     card = {"weights_sha256": "0" * 64}
 
     def __init__(self, per_blob: int = 1) -> None:
-        from fashionviewer.core.fmnist import CLASSES
+        from fashionviewer.core.data.fmnist import CLASSES
 
         self.class_names = list(CLASSES)
         self.per_blob = per_blob
@@ -43,8 +43,8 @@ class BlobPredictor:
     def predict(self, image: np.ndarray, file_name: str = "", image_id: int = 0):
         import cv2
 
-        from fashionviewer.core.masks import encode_mask
-        from fashionviewer.core.predictions import ImagePrediction, Instance
+        from fashionviewer.core.data.masks import encode_mask
+        from fashionviewer.core.data.predictions import ImagePrediction, Instance
 
         h, w = image.shape[:2]
         n, labels = cv2.connectedComponents((image.mean(axis=2) < 160).astype(np.uint8))
@@ -63,22 +63,22 @@ class BlobPredictor:
 
 def test_classifier():
     """The bundled Fashion-MNIST CNN when installed, else an untrained cnn3 (its outputs are only shown)."""
-    from fashionviewer.classifier import Classifier, load_classifier
-    from fashionviewer.core.errors import FashionViewerError
+    from fashionviewer.core.base.errors import FashionViewerError
+    from fashionviewer.core.models.classifier import Classifier, load_classifier
 
     for name in ("fvnet", "cnn3"):
         try:
             return load_classifier(name)
         except FashionViewerError:
             pass
-    from fashionviewer.core import cnn
+    from fashionviewer.core.models import cnn
 
     return Classifier(cnn.build_classifier("cnn3"), {"name": "cnn3-untrained"})
 
 
 def install_blob_models(win, predictor: BlobPredictor | None = None, classifier=None) -> None:
     """Put the stand-in detector (and a CNN) into the window as if loaded from the model bar."""
-    from fashionviewer.core.viewer_models import LoadedModels
+    from fashionviewer.core.viewer.model_choice import LoadedModels
 
     predictor = predictor or BlobPredictor()
     models = LoadedModels(ModelChoice("blobs", "cpu"), predictor, "blobs", "blobs (test detector)", False,

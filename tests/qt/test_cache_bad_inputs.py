@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fashionviewer.core.cache import open_cache
-from fashionviewer.core.inference import Predictor
-from fashionviewer.core.viewer_models import ModelChoice
-from tests.fixtures.bad_inputs import build_bad_input_folder
-
 from fv_qt_helpers import BlobPredictor, install_blob_models, load_and_wait
+
+from fashionviewer.core.inference.predictor import Predictor
+from fashionviewer.core.runs.cache import open_cache
+from fashionviewer.core.viewer.model_choice import ModelChoice
+from tests.fixtures.bad_inputs import build_bad_input_folder
 
 
 class CountingBlobs(BlobPredictor):

@@ -7,14 +7,14 @@ import json
 from pathlib import Path
 
 import pytest
+from fv_qt_helpers import BlobPredictor, install_blob_models
 from PySide6.QtWidgets import QDialog
 
-from fashionviewer.core.export import COCO_FILE
-from fashionviewer.core.fmnist import resolve_data_dir
-from fashionviewer.core.training import TrainingRequest
+from fashionviewer.core.data.fmnist import resolve_data_dir
+from fashionviewer.core.runs.export import COCO_FILE
+from fashionviewer.core.viewer.training import TrainingRequest
 from fashionviewer.qt.dialogs.export import ExportDialog, ExportRequest
 from fashionviewer.qt.dialogs.training import TrainingDialog
-from fv_qt_helpers import BlobPredictor, install_blob_models
 
 
 def _ready(qtbot, window, folder: Path) -> None:

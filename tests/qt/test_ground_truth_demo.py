@@ -7,17 +7,17 @@ import threading
 import time
 
 import pytest
-
-from fashionviewer.core.paths import DEMO_DIR, ccp_dir
-from fashionviewer.core.viewer_models import demo_available
-from fashionviewer.qt.workers import start_worker
 from fv_qt_helpers import install_blob_models
+
+from fashionviewer.core.base.paths import DEMO_DIR, ccp_dir
+from fashionviewer.core.viewer.model_choice import demo_available
+from fashionviewer.qt.workers import start_worker
 
 CCP = ccp_dir()
 
 
 @pytest.mark.needs_ccp
-@pytest.mark.skipif(CCP is None, reason="Clothing Co-Parsing photos not in ../shared/data/ccp (fashionviewer.core.paths.ccp_dir)")
+@pytest.mark.skipif(CCP is None, reason="Clothing Co-Parsing photos not in ../shared/data/ccp (fashionviewer.core.base.paths.ccp_dir)")
 def test_ccp_ground_truth_layer_and_matches(qtbot, window) -> None:
     window.open_folder(CCP / "photos")
     qtbot.waitUntil(lambda: window.ground_truth.gt is not None, timeout=30_000)

@@ -7,12 +7,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from fv_qt_helpers import BlobPredictor, install_blob_models, load_and_wait, scene
 from PySide6.QtCore import QElapsedTimer, Qt, QTimer
 from PySide6.QtTest import QTest
 
-from fashionviewer.core.viewer_models import ModelChoice
-
-from fv_qt_helpers import BlobPredictor, install_blob_models, load_and_wait, scene
+from fashionviewer.core.viewer.model_choice import ModelChoice
 
 
 def test_real_model_predicts_through_the_worker(qtbot, window, image_folder: Path, model_choice: ModelChoice) -> None:

@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from fashionviewer.classifier import load_classifier
-from fashionviewer.core.events import parse_event_line
+from fashionviewer.core.base.events import parse_event_line
+from fashionviewer.core.models.classifier import load_classifier
 from trainers import fmnist as trainer
 
 QUICK = ["--model", "cnn1", "--limit-train", "8000", "--batch-size", "64", "--lr", "3e-3", "--recipe", "paper", "--threads", "1"]

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from fashionviewer.core.errors import DataError
-from fashionviewer.core.events import parse_event_line
-from fashionviewer.core.models import load_checkpoint
+from fashionviewer.core.base.errors import DataError
+from fashionviewer.core.base.events import parse_event_line
+from fashionviewer.core.models.registry import load_checkpoint
 from trainers import maskrcnn
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,7 +24,7 @@ STEPS = 4
 
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory):
-    from fashionviewer.core.datasets import generate_scenes
+    from fashionviewer.core.data.datasets import generate_scenes
 
     root = tmp_path_factory.mktemp("scenes")
     try:

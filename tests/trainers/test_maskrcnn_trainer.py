@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from fashionviewer.core.errors import DataError, FashionViewerError
-from fashionviewer.core.events import parse_event_line
-from fashionviewer.core.models import load_checkpoint
+from fashionviewer.core.base.errors import DataError, FashionViewerError
+from fashionviewer.core.base.events import parse_event_line
+from fashionviewer.core.models.registry import load_checkpoint
 from trainers import engine, maskrcnn
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory):
-    from fashionviewer.core.datasets import generate_scenes
+    from fashionviewer.core.data.datasets import generate_scenes
 
     root = tmp_path_factory.mktemp("scenes")
     try:
@@ -77,7 +77,7 @@ def test_train_checkpoint_events_and_resume(scenes, tmp_path):
 
 
 def test_freeze_backbone_trains_only_the_heads_and_resumes(scenes, tmp_path):
-    from fashionviewer.core.models import get_model
+    from fashionviewer.core.models.registry import get_model
 
     out = tmp_path / "run"
     card = maskrcnn.main(maskrcnn.get_args_parser().parse_args(

@@ -7,20 +7,19 @@ import json
 import numpy as np
 import pytest
 
-from fashionviewer.classifier import load_classifier, preprocess_crop
-from fashionviewer.core.analysis import cnn_input
-from fashionviewer.core.errors import DataError
-from fashionviewer.core.fmnist import CLASSES
-from fashionviewer.core.imageio import load_image
-from fashionviewer.core.masks import decode_mask
-from fashionviewer.core.overlay import rasterize_mask
-from fashionviewer.core.paths import sha256_file
+from fashionviewer.core.base.errors import DataError
+from fashionviewer.core.base.paths import sha256_file
+from fashionviewer.core.data.fmnist import CLASSES
+from fashionviewer.core.data.imageio import load_image
+from fashionviewer.core.data.masks import decode_mask
+from fashionviewer.core.data.overlay import rasterize_mask
+from fashionviewer.core.models.classifier import cnn_input, load_classifier, preprocess_crop
 from trainers import scene_classifier
 
 
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory):
-    from fashionviewer.core.datasets import generate_scenes
+    from fashionviewer.core.data.datasets import generate_scenes
 
     root = tmp_path_factory.mktemp("scenes")
     try:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QCheckBox, QDialog, QFormLayout, QLabel, QLineEdit, QRadioButton, QVBoxLayout, QWidget
 
-from ...core.atomic import ensure_writable_dir
-from ...core.errors import FashionViewerError
-from ...core.export import FORMATS
-from .common import folder_field, ok_cancel, problem_label
+from fashionviewer.core.base.atomic import ensure_writable_dir
+from fashionviewer.core.base.errors import FashionViewerError
+from fashionviewer.core.runs.export import FORMATS
+from fashionviewer.qt.dialogs.common import folder_field, ok_cancel, problem_label
 
 FORMAT_LABELS = {
     "instances": "Per-instance binary masks (0/255)",

@@ -6,19 +6,19 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QComboBox, QDialog, QFormLayout, QLineEdit, QSpinBox, QVBoxLayout, QWidget
 
-from ...core.errors import FashionViewerError
-from ...core.training import TRAINERS, TrainingRequest
-from .common import folder_field, ok_cancel, problem_label
+from fashionviewer.core.base.errors import FashionViewerError
+from fashionviewer.core.viewer.training import TRAINERS, TrainingRequest
+from fashionviewer.qt.dialogs.common import folder_field, ok_cancel, problem_label
 
 MASKRCNN_DATASETS = ("fmnist-scenes", "imaterialist", "coco", "ccp")  # core.datasets.DATASETS names
 
 
 def trainer_models(trainer: str) -> list[str]:
     if trainer == "fmnist":
-        from ...core import cnn
+        from fashionviewer.core.models import cnn
 
         return sorted(cnn.ARCHITECTURES)
-    from ...core.models import list_models
+    from fashionviewer.core.models.registry import list_models
 
     return list_models()
 
@@ -26,7 +26,7 @@ def trainer_models(trainer: str) -> list[str]:
 def check_data(trainer: str, data_path: str, dataset: str = "") -> str | None:
     """A plain-words problem with the chosen data, found before the run starts (None: looks fine)."""
     if trainer == "fmnist":
-        from ...core.fmnist import resolve_data_dir
+        from fashionviewer.core.data.fmnist import resolve_data_dir
 
         try:
             resolve_data_dir(data_path or None)
@@ -61,7 +61,7 @@ class TrainingDialog(QDialog):
         self.limit = QSpinBox(minimum=0, maximum=10_000_000, singleStep=100, value=0, specialValueText="all")
         self.weights = QComboBox()
         if trainer == "maskrcnn":
-            from ...core.viewer_models import coco_weights_available
+            from fashionviewer.core.viewer.model_choice import coco_weights_available
 
             # COCO weights only when already cached (nothing is downloaded); else train from scratch.
             self.weights.addItems((["coco"] if coco_weights_available() else []) + ["none"])

@@ -15,10 +15,10 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelInde
 from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QLabel, QLineEdit, QListView, QVBoxLayout, QWidget
 
-from ...core.imageio import ImageReadError
-from ...core.session import ViewerSession
-from ...core.thumbnails import load_thumbnail
-from ..workers import GeneratorWorker, start_worker
+from fashionviewer.core.data.imageio import ImageReadError
+from fashionviewer.core.viewer.session import ViewerSession
+from fashionviewer.core.viewer.thumbnails import load_thumbnail
+from fashionviewer.qt.workers import GeneratorWorker, start_worker
 
 THUMB = 96
 

@@ -10,8 +10,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QGroupBox, QLabel, QVBoxLayout, QWidget
 
-from ...core.classmap import disagreement, fmnist_classes_for
-from ...core.session import ViewerSession
+from fashionviewer.core.data.classmap import disagreement, fmnist_classes_for
+from fashionviewer.core.viewer.session import ViewerSession
 
 
 def top_k(classes: list[str], probs: list[float], k: int = 3) -> list[tuple[str, float]]:

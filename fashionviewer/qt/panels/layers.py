@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QSlider,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
 
-from ...core.session import LAYERS, ViewerSession
+from fashionviewer.core.viewer.session import LAYERS, ViewerSession
 
 # Layer -> (label, single-key shortcut); the window registers the same keys as actions.
 LAYER_KEYS: dict[str, tuple[str, str]] = {

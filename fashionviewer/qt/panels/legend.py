@@ -8,8 +8,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
-from ...core.overlay import class_color
-from ...core.session import ViewerSession
+from fashionviewer.core.data.overlay import class_color
+from fashionviewer.core.viewer.session import ViewerSession
 
 
 def swatch(label: int, size: int = 14) -> QIcon:

@@ -7,11 +7,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QLabel, QProgressBar, QPushButton, QToolBar,
-                               QWidget)
+from PySide6.QtWidgets import QCheckBox, QComboBox, QFileDialog, QLabel, QProgressBar, QPushButton, QToolBar, QWidget
 
-from ...core.viewer_models import (COCO_MODEL, DEMO_MODEL, ModelChoice, available_devices, coco_weights_available,
-                                   default_device, demo_available)
+from fashionviewer.core.viewer.model_choice import (
+    COCO_MODEL,
+    DEMO_MODEL,
+    ModelChoice,
+    available_devices,
+    coco_weights_available,
+    default_device,
+    demo_available,
+)
 
 _BROWSE = "__browse__"
 

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pyqtgraph as pg
 from PySide6.QtCore import QProcess, QProcessEnvironment, QTimer, Signal
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
-from ...core.events import parse_event_line
-from ...core.paths import REPO_DIR
-from ...core.training import TRAINERS, TrainingProgress, TrainingRequest, explain_failure, format_eta
+from fashionviewer.core.base.events import parse_event_line
+from fashionviewer.core.base.paths import REPO_DIR
+from fashionviewer.core.viewer.training import TRAINERS, TrainingProgress, TrainingRequest, explain_failure, format_eta
 
 _PENS = {"step loss": (120, 120, 200), "train loss": (70, 130, 230), "val loss": (230, 130, 40),
          "train acc": (60, 180, 90), "val acc": (200, 60, 160), "bbox ap": (200, 200, 60), "segm ap": (60, 200, 200)}

@@ -1,0 +1,393 @@
+"""Model predictions for one image: instances with boxes, labels, scores and RLE masks.
+
+Masks stay run-length encoded (COCO compressed RLE) until someone asks for the
+pixels, so holding and filtering thousands of instances is cheap.
+
+COCO results written by :func:`save_coco_results` are a plain JSON list in the
+standard COCO results format (``image_id, category_id, bbox [x, y, w, h], score,
+segmentation {size, counts}``) plus two extra keys that COCO tools ignore:
+``file_name`` (so evaluation can match images by name, see
+:mod:`fashionviewer.core.data.evaluation`) and ``class_name``. ``category_id`` is the
+instance's label (1..K, the model's label space).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from fashionviewer.core.base.atomic import atomic_write_json, atomic_write_text
+from fashionviewer.core.base.errors import DataError
+from fashionviewer.core.base.jsonio import read_json
+from fashionviewer.core.data.masks import decode_mask, encode_masks, kaggle_rle_encode, mask_area, mask_bbox
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "Instance",
+    "ImagePrediction",
+    "from_coco_results",
+    "save_coco_results",
+    "load_coco_results",
+    "validate_coco_results",
+    "write_kaggle_submission",
+]
+
+
+def _missing(source: str, key: str) -> DataError:
+    return DataError(f"{source}: missing '{key}'")
+
+
+@dataclass
+class Instance:
+    """One detected object. ``box`` is (x1, y1, x2, y2) in original-image pixels;
+    ``label`` is the category id (1..K, 0 = background); ``rle`` is COCO compressed
+    RLE or None for box-only models; ``classifier`` is the Fashion-MNIST CNN output
+    for the crop: ``{"model": str, "classes": [...], "probs": [...]}``;
+    ``detector_score`` is the Mask R-CNN's own score when ``score`` was re-scored
+    (:mod:`fashionviewer.core.inference.rescoring`), else None."""
+
+    box: tuple[float, float, float, float]
+    label: int
+    class_name: str
+    score: float
+    rle: dict | None
+    classifier: dict | None = None
+    detector_score: float | None = None
+
+    def __post_init__(self) -> None:
+        self.box = tuple(float(v) for v in self.box)  # type: ignore[assignment]
+        if len(self.box) != 4:
+            raise ValueError(f"box must have 4 numbers (x1, y1, x2, y2), got {len(self.box)}")
+        self.label = int(self.label)
+        self.score = float(self.score)
+
+    @property
+    def has_mask(self) -> bool:
+        return self.rle is not None
+
+    def mask(self) -> np.ndarray:
+        """H×W uint8 (0/1) mask, decoded now (not cached: callers keep it if they need it)."""
+        if self.rle is None:
+            raise ValueError(f"instance '{self.class_name}' has no mask (box-only prediction)")
+        return decode_mask(self.rle)
+
+    @property
+    def area(self) -> float:
+        """Mask pixel count, or the box area for box-only instances."""
+        if self.rle is not None:
+            return float(mask_area(self.rle))
+        x1, y1, x2, y2 = self.box
+        return max(0.0, x2 - x1) * max(0.0, y2 - y1)
+
+    def to_dict(self) -> dict:
+        out: dict[str, Any] = {
+            "box": [round(v, 2) for v in self.box],
+            "label": self.label,
+            "class_name": self.class_name,
+            "score": round(self.score, 5),
+            "rle": self.rle,
+        }
+        if self.classifier is not None:
+            out["classifier"] = self.classifier
+        if self.detector_score is not None:
+            out["detector_score"] = round(self.detector_score, 5)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "instance") -> "Instance":
+        for key in ("box", "label", "score"):
+            if key not in data:
+                raise _missing(source, key)
+        try:
+            return cls(
+                box=tuple(data["box"]),  # type: ignore[arg-type]
+                label=int(data["label"]),
+                class_name=str(data.get("class_name", data["label"])),
+                score=float(data["score"]),
+                rle=data.get("rle"),
+                classifier=data.get("classifier"),
+                detector_score=None if data.get("detector_score") is None else float(data["detector_score"]),
+            )
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"{source}: bad instance ({exc})") from exc
+
+
+@dataclass
+class ImagePrediction:
+    """Everything a model predicted for one image (sizes are the original image's)."""
+
+    file_name: str
+    width: int
+    height: int
+    instances: list[Instance] = field(default_factory=list)
+    model: str = ""
+    image_id: int = 0
+
+    def filter(self, min_score: float = 0.0, classes: Iterable[int | str] | None = None) -> list[Instance]:
+        """Instances with ``score >= min_score`` and, when ``classes`` is given, whose label
+        or class name is in it. Never decodes masks."""
+        wanted = None if classes is None else set(classes)
+        return [
+            inst
+            for inst in self.instances
+            if inst.score >= min_score
+            and (wanted is None or inst.label in wanted or inst.class_name in wanted)
+        ]
+
+    def to_coco_results(self, image_id: int | None = None) -> list[dict]:
+        """COCO results records for this image (``category_id`` = label)."""
+        img_id = self.image_id if image_id is None else int(image_id)
+        results = []
+        for inst in self.instances:
+            x1, y1, x2, y2 = inst.box
+            record: dict[str, Any] = {
+                "image_id": img_id,
+                "category_id": inst.label,
+                "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
+                "score": round(inst.score, 5),
+                "file_name": self.file_name,
+                "class_name": inst.class_name,
+            }
+            if inst.rle is not None:
+                record["segmentation"] = {"size": list(inst.rle["size"]), "counts": inst.rle["counts"]}
+            results.append(record)
+        return results
+
+    def to_dict(self) -> dict:
+        return {
+            "file_name": self.file_name,
+            "width": self.width,
+            "height": self.height,
+            "model": self.model,
+            "image_id": self.image_id,
+            "instances": [inst.to_dict() for inst in self.instances],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "prediction") -> "ImagePrediction":
+        if not isinstance(data, Mapping):
+            raise DataError(f"{source}: expected an object, got {type(data).__name__}")
+        for key in ("file_name", "width", "height"):
+            if key not in data:
+                raise _missing(source, key)
+        instances = [
+            Instance.from_dict(d, source=f"{source}: instance {i}") for i, d in enumerate(data.get("instances", []))
+        ]
+        return cls(
+            file_name=str(data["file_name"]),
+            width=int(data["width"]),
+            height=int(data["height"]),
+            instances=instances,
+            model=str(data.get("model", "")),
+            image_id=int(data.get("image_id", 0)),
+        )
+
+    @classmethod
+    def from_torchvision(
+        cls,
+        output: Mapping[str, Any],
+        class_names: Sequence[str],
+        file_name: str,
+        score_floor: float = 0.0,
+        mask_threshold: float = 0.5,
+        *,
+        width: int | None = None,
+        height: int | None = None,
+        model: str = "",
+        image_id: int = 0,
+    ) -> "ImagePrediction":
+        """Convert a torchvision Mask R-CNN output dict (``boxes`` N×4, ``labels``, ``scores``,
+        optional ``masks`` N×1×H×W probabilities) to RLE instances, sorted by score.
+
+        ``class_names[k-1]`` names label k. ``width``/``height`` are needed only when the
+        output has no masks to read the size from.
+        """
+        scores = _to_numpy(output["scores"]).astype(np.float64).reshape(-1)
+        keep = np.flatnonzero(scores >= score_floor)
+        keep = keep[np.argsort(-scores[keep], kind="stable")]
+        boxes = _to_numpy(output["boxes"]).reshape(-1, 4)[keep]
+        labels = _to_numpy(output["labels"]).reshape(-1)[keep]
+        rles: list[dict | None] = [None] * len(keep)
+        masks = output.get("masks")
+        if masks is not None:
+            if masks.ndim == 4:
+                masks = masks[:, 0]
+            height, width = int(masks.shape[-2]), int(masks.shape[-1])
+            # Threshold before leaving torch: a bool copy is 4x smaller than float.
+            binary = _to_numpy(masks[_index(masks, keep)] > mask_threshold)
+            rles = list(encode_masks(binary))
+        if width is None or height is None:
+            raise ValueError("from_torchvision needs width and height when the output has no masks")
+        instances = [
+            Instance(
+                box=tuple(float(v) for v in box),  # type: ignore[arg-type]
+                label=int(label),
+                class_name=class_names[label - 1] if 1 <= label <= len(class_names) else str(int(label)),
+                score=float(scores[i]),
+                rle=rle,
+            )
+            for i, box, label, rle in zip(keep, boxes, labels, rles)
+        ]
+        return cls(file_name=file_name, width=int(width), height=int(height), instances=instances,
+                   model=model, image_id=image_id)
+
+    @staticmethod
+    def from_coco_results(results: Sequence[Mapping[str, Any]], class_names: Sequence[str] | None = None,
+                          source: str = "results") -> list["ImagePrediction"]:
+        """See :func:`from_coco_results`."""
+        return from_coco_results(results, class_names, source)
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    if hasattr(value, "detach"):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def _index(tensor: Any, keep: np.ndarray) -> Any:
+    if hasattr(tensor, "detach"):
+        import torch
+
+        return torch.as_tensor(keep, dtype=torch.long, device=tensor.device)
+    return keep
+
+
+# --------------------------------------------------------------------------- COCO results
+
+_RESULT_KEYS = ("image_id", "category_id", "score")
+
+
+def validate_coco_results(results: Any, source: str = "results") -> list[dict]:
+    """Check COCO results records; DataError names the record index and field."""
+    if not isinstance(results, list):
+        raise DataError(f"{source}: expected a JSON list of COCO results, got {type(results).__name__}")
+    for i, rec in enumerate(results):
+        if not isinstance(rec, dict):
+            raise DataError(f"{source}: record {i}: expected an object, got {type(rec).__name__}")
+        for key in _RESULT_KEYS:
+            if key not in rec:
+                raise DataError(f"{source}: record {i}: missing '{key}'")
+        if "bbox" not in rec and "segmentation" not in rec:
+            raise DataError(f"{source}: record {i}: missing 'bbox' and 'segmentation' (needs at least one)")
+        for key in ("image_id", "category_id"):
+            if isinstance(rec[key], bool) or not isinstance(rec[key], int):
+                raise DataError(f"{source}: record {i}: '{key}' must be an integer, got {rec[key]!r}")
+        if isinstance(rec["score"], bool) or not isinstance(rec["score"], (int, float)):
+            raise DataError(f"{source}: record {i}: 'score' must be a number, got {rec['score']!r}")
+        if "bbox" in rec:
+            bbox = rec["bbox"]
+            if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
+                raise DataError(f"{source}: record {i}: 'bbox' must be [x, y, w, h], got {bbox!r}")
+        if "segmentation" in rec:
+            seg = rec["segmentation"]
+            if not isinstance(seg, dict):
+                raise DataError(f"{source}: record {i}: 'segmentation' must be an RLE object")
+            for key in ("size", "counts"):
+                if key not in seg:
+                    raise DataError(f"{source}: record {i}: segmentation: missing '{key}'")
+    return results
+
+
+def from_coco_results(results: Sequence[Mapping[str, Any]], class_names: Sequence[str] | None = None,
+                      source: str = "results") -> list[ImagePrediction]:
+    """Group COCO results records into ImagePredictions (by ``file_name`` when present, else
+    ``image_id``), in first-appearance order. Image sizes come from the segmentation sizes
+    (0 when a record has only a box)."""
+    validate_coco_results(list(results), source)
+    grouped: dict[Any, ImagePrediction] = {}
+    for rec in results:
+        key = rec.get("file_name") or rec["image_id"]
+        pred = grouped.get(key)
+        if pred is None:
+            pred = grouped[key] = ImagePrediction(
+                file_name=str(rec.get("file_name", rec["image_id"])), width=0, height=0,
+                image_id=int(rec["image_id"]),
+            )
+        rle = None
+        if "segmentation" in rec:
+            rle = {"size": [int(v) for v in rec["segmentation"]["size"]], "counts": rec["segmentation"]["counts"]}
+            pred.height, pred.width = rle["size"]
+        if "bbox" in rec:
+            x, y, w, h = (float(v) for v in rec["bbox"])
+        else:
+            x, y, w, h = mask_bbox(rle)  # type: ignore[arg-type]
+        label = int(rec["category_id"])
+        name = rec.get("class_name")
+        if name is None:
+            name = class_names[label - 1] if class_names and 1 <= label <= len(class_names) else str(label)
+        pred.instances.append(Instance((x, y, x + w, y + h), label, str(name), float(rec["score"]), rle))
+    return list(grouped.values())
+
+
+def _assign_image_ids(predictions: Sequence[ImagePrediction]) -> list[int]:
+    """The predictions' own ids when all are set and distinct, else 1..N in order."""
+    ids = [p.image_id for p in predictions]
+    if all(ids) and len(set(ids)) == len(ids):
+        return ids
+    return list(range(1, len(predictions) + 1))
+
+
+def save_coco_results(path: str | os.PathLike[str], predictions: Iterable[ImagePrediction]) -> Path:
+    """Write all instances as one COCO results JSON list, atomically.
+
+    ``image_id`` is each prediction's own id when all are nonzero and distinct, else
+    its 1-based position; records also carry ``file_name`` for matching by name.
+    """
+    predictions = list(predictions)
+    records: list[dict] = []
+    for pred, img_id in zip(predictions, _assign_image_ids(predictions)):
+        records.extend(pred.to_coco_results(image_id=img_id))
+    return atomic_write_json(path, records, indent=None)
+
+
+def load_coco_results(path: str | os.PathLike[str]) -> list[dict]:
+    """Read and validate a COCO results JSON list (DataError names the record and field)."""
+    data = read_json(path)
+    return validate_coco_results(data, str(path))
+
+
+# --------------------------------------------------------------------------- Kaggle
+
+
+def write_kaggle_submission(path: str | os.PathLike[str], predictions: Iterable[ImagePrediction],
+                            min_score: float = 0.0, remove_overlaps: bool = False) -> Path:
+    """Write an iMaterialist (FGVC6) submission CSV: ``ImageId,EncodedPixels,ClassId``.
+
+    ImageId is the file name without folders; ClassId is the category id ``label - 1``
+    (0..45); EncodedPixels uses the column-major, 1-indexed convention of
+    :func:`~fashionviewer.core.data.masks.kaggle_rle_encode`. Images without instances
+    get no row. With ``remove_overlaps`` a pixel goes to the highest-scoring instance
+    only (instances left empty are dropped). Box-only instances are skipped with a
+    warning.
+    """
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["ImageId", "EncodedPixels", "ClassId"])
+    for pred in predictions:
+        image_id = Path(pred.file_name).name
+        taken: np.ndarray | None = None
+        for inst in sorted(pred.filter(min_score), key=lambda x: -x.score):
+            if inst.rle is None:
+                log.warning("%s: skipping a box-only '%s' instance (no mask to encode)", pred.file_name,
+                            inst.class_name)
+                continue
+            if inst.label < 1:
+                raise DataError(f"{pred.file_name}: instance label {inst.label} has no ClassId (labels start at 1)")
+            mask = inst.mask()
+            if remove_overlaps:
+                if taken is None:
+                    taken = np.zeros(mask.shape, dtype=bool)
+                mask = mask.astype(bool) & ~taken
+                taken |= mask
+            encoded = kaggle_rle_encode(mask)
+            if encoded:
+                writer.writerow([image_id, encoded, str(inst.label - 1)])
+    return atomic_write_text(path, out.getvalue())

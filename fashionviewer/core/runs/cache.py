@@ -1,0 +1,276 @@
+"""Persistent prediction cache: SQLite (stdlib), in the user's cache directory.
+
+A row is keyed by the image's content hash (SHA-256 of the file bytes), the
+weights' SHA-256 and the inference settings (score floor, image size, device
+class...), so re-opening a folder shows every overlay without running the model
+and new weights never show stale results. Every write is one transaction, so a
+process killed mid-write leaves the database readable; a file that SQLite
+cannot read is moved aside (``NAME.corrupt-<time>``) with a warning and rebuilt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from fashionviewer.core.base.paths import sha256_file
+from fashionviewer.core.data.predictions import ImagePrediction
+
+log = logging.getLogger(__name__)
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS predictions (
+    image_sha256   TEXT NOT NULL,
+    model_key      TEXT NOT NULL,
+    payload        TEXT NOT NULL,
+    created        REAL NOT NULL,
+    PRIMARY KEY (image_sha256, model_key)
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def default_cache_path() -> Path:
+    from platformdirs import user_cache_dir
+
+    return Path(os.environ.get("FASHIONVIEWER_CACHE", Path(user_cache_dir("fashionviewer")) / "predictions.sqlite3"))
+
+
+def model_key(weights_sha256: str, settings: Mapping[str, Any]) -> str:
+    """One string for 'these weights with these inference settings'."""
+    blob = json.dumps({"weights": weights_sha256, **settings}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class PredictionCache:
+    """Thread-safe get/put of ImagePrediction by (image content, model key)."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else default_cache_path()
+        self._lock = threading.Lock()
+        self._hashes: dict[tuple[str, int, int], str] = {}
+        self._conn = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._connect()
+        except sqlite3.OperationalError:
+            raise  # cannot open or locked (no permission, a folder in the way): not corruption, keep the file
+        except sqlite3.DatabaseError as exc:
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+            log.warning("%s: prediction cache is unreadable (%s); moved aside to %s and rebuilt", self.path, exc, aside)
+            os.replace(self.path, aside)
+            for suffix in ("-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            return self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(_SCHEMA)
+            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            if conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("integrity check failed")
+        except sqlite3.DatabaseError:
+            conn.close()
+            raise
+        return conn
+
+    def image_hash(self, image_path: str | os.PathLike[str]) -> str:
+        """SHA-256 of the file bytes, memoised by (path, size, mtime) for this session."""
+        stat = os.stat(image_path)
+        memo = (str(image_path), stat.st_size, stat.st_mtime_ns)
+        if memo not in self._hashes:
+            self._hashes[memo] = sha256_file(image_path)
+        return self._hashes[memo]
+
+    def get(self, image_sha256: str, key: str) -> ImagePrediction | None:
+        with self._lock:
+            try:
+                row = self._conn.execute("SELECT payload FROM predictions WHERE image_sha256=? AND model_key=?",
+                                         (image_sha256, key)).fetchone()
+            except sqlite3.DatabaseError as exc:
+                log.warning("%s: cache read failed (%s); treating as a miss", self.path, exc)
+                return None
+        if row is None:
+            return None
+        try:
+            return ImagePrediction.from_dict(json.loads(row[0]))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("%s: dropping an unreadable cache entry (%s)", self.path, exc)
+            return None
+
+    def put(self, image_sha256: str, key: str, prediction: ImagePrediction) -> None:
+        payload = json.dumps(prediction.to_dict(), separators=(",", ":"))
+        with self._lock:
+            try:
+                with self._conn:  # one transaction: all or nothing
+                    self._conn.execute("BEGIN")
+                    self._conn.execute("INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?)",
+                                       (image_sha256, key, payload, time.time()))
+            except sqlite3.DatabaseError as exc:
+                log.warning("%s: cache write failed (%s); continuing without caching", self.path, exc)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM predictions").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> "PredictionCache":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------- predictor-bound use
+# Shared by ``fashionviewer predict`` and the viewer, so a folder predicted by either is shown by the
+# other without running the model: both key entries with :func:`predictor_key`.
+
+# Bump when Predictor's output changes for the same weights and settings (2: channels-last on the CPU;
+# 3: instances carry detector_score; 4: test-time augmentation and the re-scorer's mirroring in the key;
+# 5: load_predictor folds batch norms into the convolutions).
+PIPELINE_VERSION = 5
+
+_weights_memo: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
+_shared: dict[Path, PredictionCache] = {}
+_shared_lock = threading.Lock()
+
+
+def weights_sha256(predictor: Any) -> str | None:
+    """SHA-256 of the predictor's weights: its model card's (verified when loaded), else of its
+    ``state_dict`` tensors (e.g. torchvision's COCO model); None for an object with neither."""
+    card = getattr(predictor, "card", None) or {}
+    if card.get("weights_sha256"):
+        return str(card["weights_sha256"])
+    model = getattr(predictor, "model", None)
+    if model is None or not hasattr(model, "state_dict"):
+        return None
+    try:
+        return _weights_memo[predictor]
+    except (KeyError, TypeError):
+        pass
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    with contextlib.suppress(TypeError):  # objects that cannot be weakly referenced: recomputed next time
+        _weights_memo[predictor] = digest.hexdigest()
+    return digest.hexdigest()
+
+
+def predictor_settings(predictor: Any) -> dict[str, Any]:
+    """Everything besides the weights that changes a Predictor's output (duck-typed: stand-ins work too)."""
+    model = getattr(predictor, "model", None)
+    info = dict(getattr(model, "registry_info", {}) or {})
+    transform, heads = getattr(model, "transform", None), getattr(model, "roi_heads", None)
+    device = getattr(predictor, "device", "cpu")
+    return {
+        "pipeline": PIPELINE_VERSION,
+        "predictor": type(predictor).__qualname__,
+        "architecture": info.get("architecture"),
+        "num_classes": info.get("num_classes"),
+        "class_names": list(getattr(predictor, "class_names", []) or []),
+        "min_size": list(getattr(transform, "min_size", ()) or ()),
+        "max_size": getattr(transform, "max_size", None),
+        "nms": getattr(heads, "nms_thresh", None),
+        "detections_per_img": getattr(heads, "detections_per_img", None),
+        "score_floor": getattr(predictor, "score_floor", None),
+        "rescorer": getattr(getattr(predictor, "rescorer", None), "key", None),
+        "tta": tta.to_dict() if (tta := getattr(predictor, "tta", None)) is not None else None,
+        # These change the last bits of the numbers; a mask pixel at exactly 0.5 could flip.
+        "fold_batch_norm": getattr(predictor, "fold_batch_norm", False),
+        "channels_last": getattr(predictor, "channels_last", False),
+        "backbone_dtype": str(dtype) if (dtype := getattr(predictor, "backbone_dtype", None)) else None,
+        "device": getattr(device, "type", str(device).split(":")[0]),
+    }
+
+
+def predictor_key(predictor: Any) -> str | None:
+    """The cache key of ``predictor`` (None: its weights cannot be identified, so do not cache)."""
+    sha = weights_sha256(predictor)
+    return model_key(sha, predictor_settings(predictor)) if sha else None
+
+
+def open_cache(path: str | os.PathLike[str] | None = None) -> PredictionCache:
+    """Open (once per process and path) the cache at ``path`` or the default location.
+
+    Raises FashionViewerError when the file cannot be created or opened (no permission, not a folder).
+    """
+    from fashionviewer.core.base.errors import FashionViewerError
+
+    target = Path(path) if path is not None else default_cache_path()
+    with _shared_lock:
+        cache = _shared.get(target.resolve())
+        if cache is None:
+            try:
+                cache = PredictionCache(target)
+            except (OSError, sqlite3.Error) as exc:
+                reason = getattr(exc, "strerror", None) or str(exc)
+                raise FashionViewerError(f"{target}: cannot open the prediction cache ({reason})") from exc
+            _shared[target.resolve()] = cache
+    return cache
+
+
+def close_shared_caches() -> None:
+    """Close every cache :func:`open_cache` opened (tests; the process exiting also does it)."""
+    with _shared_lock:
+        for cache in _shared.values():
+            with contextlib.suppress(sqlite3.Error):
+                cache.close()
+        _shared.clear()
+
+
+@dataclass
+class BoundCache:
+    """A PredictionCache bound to one predictor's key: look a file up before predicting, store after."""
+
+    cache: PredictionCache
+    key: str
+    model_name: str = ""
+
+    def lookup(self, path: str | os.PathLike[str], file_name: str, image_id: int = 0
+               ) -> tuple[str | None, ImagePrediction | None]:
+        """``(content hash, cached prediction or None)``; the hash is None when the file cannot be
+        read (the decoder then reports why). The hit carries this file's name and id, not the name
+        the same bytes had when they were cached."""
+        try:
+            digest = self.cache.image_hash(path)
+        except OSError:
+            return None, None
+        hit = self.cache.get(digest, self.key)
+        if hit is not None:
+            hit = replace(hit, file_name=file_name, image_id=image_id, model=self.model_name or hit.model)
+        return digest, hit
+
+    def store(self, digest: str | None, prediction: ImagePrediction) -> None:
+        """Cache the detector's output only: classifier fields belong to another model."""
+        if digest is None:
+            return
+        plain = [replace(inst, classifier=None) if inst.classifier is not None else inst
+                 for inst in prediction.instances]
+        self.cache.put(digest, self.key, replace(prediction, instances=plain))
+
+
+def bind_cache(cache: PredictionCache | None, predictor: Any) -> BoundCache | None:
+    """``cache`` bound to ``predictor``'s key, or None when either is missing."""
+    if cache is None:
+        return None
+    key = predictor_key(predictor)
+    return BoundCache(cache, key, getattr(predictor, "model_name", "") or "") if key else None

@@ -1,0 +1,127 @@
+"""Which models the viewer runs (no Qt): the choice (bundled demo, torchvision COCO, a checkpoint file),
+devices, and loading the detector plus the Fashion-MNIST CNN (called from a worker thread)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generator
+
+from fashionviewer.core.models.classifier import BUNDLED_CLASSIFIERS
+
+DEMO_MODEL = "demo"
+COCO_MODEL = "coco"
+CLASSIFIER_NAMES = BUNDLED_CLASSIFIERS  # the best measured bundled CNN first
+
+
+@dataclass
+class ModelChoice:
+    source: str  # a bundled name ("demo", "coco") or a checkpoint path
+    device: str = "cpu"
+    allow_random: bool = False
+    classifier: str | None = None  # a name/path; None: the first bundled one found
+    tta: bool = True  # test-time augmentation when the model card asks for it (core.tta)
+
+    @property
+    def title(self) -> str:
+        return Path(self.source).name if ("/" in self.source or "\\" in self.source) else self.source
+
+
+@dataclass
+class LoadedModels:
+    choice: ModelChoice
+    predictor: Any
+    key: str  # cache key of this detector's predictions
+    label: str  # what the UI shows, e.g. "demo (cpu)" or "x.pt (RANDOM WEIGHTS)"
+    random: bool
+    classifier: Any | None
+    classifier_note: str = ""
+
+
+def available_devices() -> list[str]:
+    import torch
+
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices += ["cuda"] if torch.cuda.device_count() == 1 else [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+def default_device() -> str:
+    try:
+        from fashionviewer.core.inference.predictor import best_device
+
+        return str(best_device())
+    except ImportError:
+        return available_devices()[-1] if "cuda" in available_devices()[-1] else "cpu"
+
+
+def coco_weights_available() -> bool:
+    """torchvision's COCO Mask R-CNN only when its weights are already in the torch cache (no downloads)."""
+    try:
+        from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
+
+        from fashionviewer.core.models.registry import cached_weights_file
+
+        cached_weights_file(MaskRCNN_ResNet50_FPN_Weights.COCO_V1)
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not available here"
+        return False
+
+
+def is_random(predictor: Any) -> bool:
+    from fashionviewer.core.models.registry import model_info
+
+    try:
+        return model_info(predictor.model).get("weights") == "random"
+    except Exception:  # noqa: BLE001
+        return bool(getattr(predictor, "random_weights", False))
+
+
+def demo_available() -> bool:
+    from fashionviewer.core.inference.predictor import bundled_models
+
+    return DEMO_MODEL in bundled_models()
+
+
+def load_coco_predictor(device: str) -> Any:
+    """torchvision's COCO Mask R-CNN (ResNet-50 FPN) from the torch cache, named with COCO's classes."""
+    from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
+
+    from fashionviewer.core.inference.predictor import Predictor
+    from fashionviewer.core.models.registry import get_model
+
+    model = get_model("maskrcnn_resnet50_fpn", 91, weights="coco")
+    names = list(MaskRCNN_ResNet50_FPN_Weights.COCO_V1.meta["categories"])[1:]  # drop __background__
+    return Predictor(model, names, device, model_name="coco")
+
+
+def load_models(choice: ModelChoice) -> Generator[str, None, LoadedModels]:
+    """Worker body: yields status lines, returns the loaded models (errors propagate as WeightsError)."""
+    from fashionviewer.core.base.errors import FashionViewerError
+    from fashionviewer.core.inference.predictor import load_predictor
+    from fashionviewer.core.models.classifier import load_classifier
+
+    yield f"Loading {choice.title} on {choice.device}…"
+    if choice.source == COCO_MODEL:
+        predictor = load_coco_predictor(choice.device)
+    else:
+        predictor = load_predictor(choice.source, device=choice.device, allow_random=choice.allow_random,
+                                   tta=choice.tta)
+    random = is_random(predictor)
+    name = getattr(predictor, "model_name", "") or choice.title
+    tta = getattr(predictor, "tta", None)
+    views = f", {tta.view_count} views" if tta is not None else ""
+    label = f"{name} ({choice.device}{views})" + (" — RANDOM WEIGHTS, predictions are meaningless" if random else "")
+    yield "Loading the Fashion-MNIST CNN…"
+    classifier, note = None, ""
+    for candidate in ([choice.classifier] if choice.classifier else list(CLASSIFIER_NAMES)):
+        try:
+            classifier = load_classifier(candidate)
+            break
+        except FashionViewerError as exc:
+            note = str(exc)
+    key = f"{choice.source}|{'random' if random else 'weights'}|{'views' if tta is not None else 'single'}"
+    return LoadedModels(choice, predictor, key, label, random, classifier, "" if classifier else note)

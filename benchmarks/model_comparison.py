@@ -44,7 +44,7 @@ def measure(checkpoint: str, dataset: CCPDataset, ground_truth: dict, floor: flo
         start = time.perf_counter()
         prediction = predictor.predict(image, entry.file_name, entry.image_id)
         seconds.append(time.perf_counter() - start)
-        results += prediction.to_coco_results()
+        results += prediction.to_coco_results(category_ids=predictor.category_ids)
     ordered = sorted(seconds)
     row = {
         "checkpoint": checkpoint, "architecture": card.get("architecture"), "min_size": card.get("min_size"),

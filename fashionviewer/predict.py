@@ -152,7 +152,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                                 description="Predict instance masks for every image in a folder (COCO results JSON).")
     p.add_argument("folder", nargs="?", help="folder of images (searched recursively)")
     p.add_argument("--out", help=f"output folder for {RESULTS_FILE}, {INDEX_FILE} and {RUN_FILE}")
-    p.add_argument("--model", default="demo", help="bundled model name (e.g. demo) or a checkpoint NAME.pt/.json")
+    p.add_argument("--model", default=None,
+                   help="bundled model name (fashion, demo, ccp) or a checkpoint NAME.pt/.json (default: the real-photo "
+                        "model 'fashion'; 'demo' for the embedded demo folder)")
     p.add_argument("--min-score", type=float, default=0.05, help="drop instances scoring below this (default 0.05)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (default: the best available)")
     p.add_argument("--allow-random", action="store_true", help="accept a checkpoint with random (untrained) weights")
@@ -204,7 +206,10 @@ def main(argv: Sequence[str] | None = None, *, on_image: Callable[[int], None] |
         torch.set_num_threads(args.threads)
 
     from fashionviewer.core.inference.predictor import load_predictor, resolve_model_path
+    from fashionviewer.core.models.domain import card_domain, default_model_for, domain_notice
 
+    if args.model is None:  # photos get the real-photo model; the embedded demo its own
+        args.model = default_model_for(folder)
     device = _device_for(args.device, torchrun[2] if torchrun else None)
     predictor = load_predictor(args.model, device=device, allow_random=args.allow_random,
                                score_floor=min(args.min_score, CACHE_FLOOR), tta=not args.no_tta)
@@ -219,8 +224,12 @@ def main(argv: Sequence[str] | None = None, *, on_image: Callable[[int], None] |
         run_jobs(predictor, jobs, partial, bound, summary, workers=args.workers, ahead=args.prefetch,
                  on_image=on_image)
         summary.seconds = time.perf_counter() - start
-        results, index = write_results(out, shard, jobs, partial, args.min_score, summary)
+        category_ids = list(predictor.category_ids)
+        results, index = write_results(out, shard, jobs, partial, args.min_score, summary, category_ids)
         card = getattr(predictor, "card", {}) or {}
+        notice = domain_notice(card, folder, predictor.model_name)
+        if notice:
+            print(f"note: {notice}", file=sys.stderr)
         rescorer = getattr(predictor, "rescorer", None)
         rescored_by = ({"classifier": rescorer.name, "weights_sha256": rescorer.weights_sha256,
                         "hflip": rescorer.hflip, "power": rescorer.power} if rescorer is not None else None)
@@ -236,6 +245,8 @@ def main(argv: Sequence[str] | None = None, *, on_image: Callable[[int], None] |
             "predicted": summary.done, "from_cache": summary.cached, "resumed": summary.resumed,
             "model_runs": summary.predicted, "instances": summary.instances, "skipped": summary.skipped,
             "seconds": round(summary.seconds, 2),
+            "domain": card_domain(card), "domain_notice": notice, "taxonomy": card.get("taxonomy"),
+            "categories": [{"id": i, "name": n} for i, n in zip(category_ids, predictor.class_names)],
         }
         # With shards the single COCO export file is the merge's job (each shard would overwrite it).
         shard_formats = [f for f in formats if f != "coco" or shard.count == 1]
@@ -244,7 +255,8 @@ def main(argv: Sequence[str] | None = None, *, on_image: Callable[[int], None] |
                            provenance(model=predictor.model_name, weights=weights,
                                       weights_sha256=card.get("weights_sha256"), min_score=args.min_score,
                                       device=str(predictor.device), rescored_by=rescored_by,
-                                      test_time_augmentation=test_time_augmentation))
+                                      test_time_augmentation=test_time_augmentation,
+                                      taxonomy=card.get("taxonomy")), category_ids=category_ids)
         atomic_write_json(out / shard.name(RUN_FILE), meta)  # last: its presence means "this shard is complete"
         partial.remove()
     model = predictor.model_name + (f" re-scored by {rescored_by['classifier']}" if rescored_by else "")
@@ -362,7 +374,7 @@ def run_jobs(predictor: Any, jobs: Sequence[ImageJob], partial: "PartialResults"
 
 
 def write_results(out: Path, shard: Shard, jobs: Sequence[ImageJob], partial: "PartialResults", min_score: float,
-                  summary: RunSummary) -> tuple[Path, Path]:
+                  summary: RunSummary, category_ids: Sequence[int] | None = None) -> tuple[Path, Path]:
     """Stream the partial results, in image-id order, into the COCO results file and the images index.
 
     One image is in memory at a time. Instances below ``min_score`` are dropped here (the partial
@@ -380,7 +392,7 @@ def write_results(out: Path, shard: Shard, jobs: Sequence[ImageJob], partial: "P
             summary.instances += len(kept.instances)
             entry = {"image_id": job.image_id, "file_name": job.file_name, "width": prediction.width,
                      "height": prediction.height}
-            yield entry, kept.to_coco_results(image_id=job.image_id)
+            yield entry, kept.to_coco_results(image_id=job.image_id, category_ids=category_ids)
 
     with atomic_path(results_path) as tmp_results, atomic_path(index_path) as tmp_index, \
             JsonListWriter(tmp_results) as results, JsonListWriter(tmp_index) as index:
@@ -392,7 +404,8 @@ def write_results(out: Path, shard: Shard, jobs: Sequence[ImageJob], partial: "P
 
 
 def export_partial(partial: "PartialResults", jobs: Sequence[ImageJob], out: Path, formats: Sequence[str],
-                   min_score: float, folder: Path, info: dict[str, Any], workers: int = 2) -> list[Path]:
+                   min_score: float, folder: Path, info: dict[str, Any], workers: int = 2,
+                   category_ids: Sequence[int] | None = None) -> list[Path]:
     """``--export``: PNG and/or COCO export of the finished images (images decoded only for overlays)."""
     need_image = "overlay" in formats
     done = [job for job in jobs if partial.holds(job)]
@@ -420,7 +433,8 @@ def export_partial(partial: "PartialResults", jobs: Sequence[ImageJob], out: Pat
         bar.update(1)
 
     try:
-        return export_folder(items(), out, formats, min_score, None, info=info, root=folder, progress=progress)
+        return export_folder(items(), out, formats, min_score, None, info=info, root=folder, progress=progress,
+                             category_ids=category_ids)
     finally:
         bar.close()
 

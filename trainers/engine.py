@@ -194,11 +194,13 @@ def evaluate(
     ground_truth: dict[str, Any],
     *,
     score_floor: float = 0.05,
+    category_ids: Sequence[int] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """COCO ``{"bbox": metrics, "segm": metrics}`` of ``model`` on ``loader``'s images.
 
     Each rank predicts its share; rank 0 gathers all results and scores them
-    against ``ground_truth`` (a COCO dict in label space); other ranks return ``{}``.
+    against ``ground_truth`` (a COCO dict with the dataset's own category ids; ``category_ids[k-1]`` is
+    label k's, 1..K when None); other ranks return ``{}``.
     """
     predictor = Predictor(unwrap(model), class_names, device, score_floor=score_floor)
     results: list[dict[str, Any]] = []
@@ -207,7 +209,7 @@ def evaluate(
     for images, targets in bar:
         ids = [int(t["image_id"]) for t in targets]
         for prediction in predictor.predict_tensors(list(images), image_ids=ids):
-            results.extend(prediction.to_coco_results())
+            results.extend(prediction.to_coco_results(category_ids=category_ids))
     bar.close()
     gathered = distributed.all_gather_objects(results)
     if not distributed.is_main_process():

@@ -68,6 +68,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                                 add_help=add_help)
     p.add_argument("--dataset", default="imaterialist", choices=sorted(DATASETS))
     p.add_argument("--data-path", default=None, help="dataset root (ccp: default ../shared/data/ccp)")
+    p.add_argument("--taxonomy", default="ccp", choices=["ccp", "imaterialist"],
+                   help="--dataset ccp only: its own 56 labels, or mapped into the 46 iMaterialist categories "
+                        "(fashionviewer.core.data.taxonomy)")
     p.add_argument("--model", default="maskrcnn_resnet50_fpn", choices=list_models())
     p.add_argument("--weights", default="coco",
                    help="coco (torchvision's COCO weights from the torch hub cache), PATH (one of our checkpoints) "
@@ -139,7 +142,11 @@ def build_loaders(args: argparse.Namespace, info: distributed.DistributedInfo
                   ) -> tuple[DataLoader, DataLoader | None, list[str], dict[str, Any] | None, DistributedSampler]:
     """Train/val loaders, class names and the validation ground truth (None when not evaluating)."""
     max_size = round(args.image_size * _MAX_TO_MIN)  # the model would shrink anything larger anyway
-    train_set = build_dataset(args.dataset, args.data_path, "train", max_size=max_size)
+    taxonomy = getattr(args, "taxonomy", "ccp")
+    if taxonomy != "ccp" and args.dataset != "ccp":
+        raise FashionViewerError(f"--taxonomy {taxonomy}: only --dataset ccp is mapped between taxonomies")
+    options = {"taxonomy": taxonomy} if args.dataset == "ccp" else {}
+    train_set = build_dataset(args.dataset, args.data_path, "train", max_size=max_size, **options)
     if len(train_set) == 0:
         raise FashionViewerError(f"--data-path {args.data_path}: the train split of {args.dataset} is empty")
     sampler = DistributedSampler(train_set, num_replicas=info.world_size, rank=info.rank, shuffle=True,
@@ -150,7 +157,7 @@ def build_loaders(args: argparse.Namespace, info: distributed.DistributedInfo
     if args.val_steps < 0:
         return train_loader, None, train_set.class_names, None, sampler
     limit = args.val_steps * args.batch_size * info.world_size if args.val_steps else None
-    val_set = build_dataset(args.dataset, args.data_path, "val", max_size=max_size, limit=limit)
+    val_set = build_dataset(args.dataset, args.data_path, "val", max_size=max_size, limit=limit, **options)
     if list(val_set.class_names) != list(train_set.class_names):
         raise FashionViewerError(f"--data-path {args.data_path}: train and val splits name different classes")
     shard = Subset(val_set, range(info.rank, len(val_set), info.world_size))  # no padding: each image once
@@ -219,7 +226,8 @@ def load_training_state(path: Path, model_name: str) -> dict[str, Any]:
 
 
 def model_card(args: argparse.Namespace, class_names: Sequence[str], history: list[dict[str, Any]],
-               n_train: int, n_val: int, seconds: float, world_size: int, init: str) -> dict[str, Any]:
+               n_train: int, n_val: int, seconds: float, world_size: int, init: str,
+               category_ids: Sequence[int] | None = None) -> dict[str, Any]:
     """The model card of the current epoch (metrics: the last epoch's validation AP)."""
     last = history[-1]
     metrics = {key: last[key] for key in last if key.startswith(("bbox_", "segm_"))}
@@ -227,9 +235,12 @@ def model_card(args: argparse.Namespace, class_names: Sequence[str], history: li
         metrics["measured_by"] = f"fashionviewer.core.data.evaluation (pycocotools COCOeval) on {n_val} val images"
     return {
         "class_names": list(class_names),
+        # the dataset's own id of each label: results and exports use these (core.models.registry.card_category_ids)
+        "category_ids": list(category_ids) if category_ids is not None else list(range(1, len(class_names) + 1)),
         "weights": "trained",
         "init": init,
         "dataset": {"name": args.dataset, "path": str(args.data_path), "train_images": n_train, "val_images": n_val},
+        **({"taxonomy": getattr(args, "taxonomy", "ccp")} if args.dataset == "ccp" else {}),
         "epochs": last["epoch"],
         "metrics": metrics,
         "training": {
@@ -274,6 +285,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         check_weights(args.model, args.weights, args.weights_backbone)  # before reading the dataset
 
     train_loader, val_loader, class_names, ground_truth, sampler = build_loaders(args, info)
+    category_ids = train_loader.dataset.dataset.category_ids  # type: ignore[attr-defined]  # under HorizontalFlip
     weights = "none" if start else args.weights  # the resumed state replaces any initial weights
     head_options = ({"box_batch_size_per_image": args.box_batch_size_per_image}
                     if args.box_batch_size_per_image else {})  # training-only: checkpoints load without it
@@ -314,14 +326,15 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 recalibrate_batchnorm(model, train_loader, device, args.bn_recalibration_steps)
                 record: dict[str, Any] = {"epoch": epoch, "train_loss": round(train_loss, 5)}
                 if val_loader is not None:
-                    record.update(_ap_fields(evaluate(model, val_loader, device, class_names, ground_truth or {})))
+                    record.update(_ap_fields(evaluate(model, val_loader, device, class_names, ground_truth or {},
+                                                            category_ids=category_ids)))
                 seconds = time.perf_counter() - t0
                 record["seconds"] = round(seconds, 1)
                 progress.history.append(record)
                 progress.seconds += seconds
                 if info.rank == 0:
                     card = model_card(args, class_names, progress.history, n_train, n_val, progress.seconds,
-                                      info.world_size, progress.init)
+                                      info.world_size, progress.init, category_ids)
                     card = _save_epoch(out, model, card, optimizer, scheduler, scaler, args, progress)
                     _log_epoch(record, args.epochs)
                     events.emit("epoch", epochs=args.epochs, checkpoint=str(last_path), **record)

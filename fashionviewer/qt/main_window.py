@@ -12,14 +12,21 @@ from typing import Any, Callable
 import numpy as np
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QFrame, QMainWindow, QMenu, QMessageBox, QScrollArea
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QFrame, QLabel, QMainWindow, QMenu, QMessageBox, QScrollArea
 
 from fashionviewer.core.base.errors import FashionViewerError
 from fashionviewer.core.base.paths import DEMO_DIR
 from fashionviewer.core.data.imageio import load_image
 from fashionviewer.core.models.classifier import cnn_input
 from fashionviewer.core.runs.export import export_paths, provenance
-from fashionviewer.core.viewer.model_choice import LoadedModels, ModelChoice, available_devices, default_device
+from fashionviewer.core.viewer.model_choice import (
+    LoadedModels,
+    ModelChoice,
+    available_devices,
+    default_device,
+    default_model_for,
+    domain_notice,
+)
 from fashionviewer.core.viewer.session import ViewerSession
 from fashionviewer.core.viewer.training import TrainingRequest
 from fashionviewer.qt.canvas import CanvasWidget
@@ -54,6 +61,11 @@ class MainWindow(QMainWindow):
         self.prediction = PredictionController(s, self)
         self.model_bar = ModelBar(self)
         self.addToolBar(self.model_bar)
+        # Stays in the status bar while a synthetic-scenes model runs on other images (core.models.domain).
+        self.domain_notice = QLabel(objectName="domainNotice")
+        self.domain_notice.setStyleSheet("QLabel { background: #7a2e2e; color: white; padding: 2px 6px; }")
+        self.domain_notice.hide()
+        self.statusBar().addPermanentWidget(self.domain_notice)
         self.browser = BrowserPanel(s)
         self.layers = LayersPanel(s)
         self.legend = LegendPanel(s)
@@ -174,6 +186,11 @@ class MainWindow(QMainWindow):
             self.settings.setValue("recentFolders", recent[:MAX_RECENT])
         if not self.session.images:
             self.canvas_widget.show_notice(f"{folder} holds no images (.jpg, .png, .bmp, .tif, .webp).", warning=False)
+        # The first folder picks the default model: the real-photo model for photos, the demo model for
+        # the embedded demo. A model already loaded is never swapped (the notice below says when it misfits).
+        if self.prediction.models is None and not self.prediction.loading and not self.model_bar.user_chose:
+            self.model_bar.select_model(default_model_for(folder))
+        self._update_domain_notice()
         return True
 
     def open_demo(self) -> None:
@@ -216,12 +233,24 @@ class MainWindow(QMainWindow):
         self.model_bar.label.setText(f"Loading {choice.title}…")
         self.prediction.load(choice)
 
+    def _update_domain_notice(self) -> None:
+        """A synthetic-scenes model on images other than the embedded demo: say so, visibly."""
+        models = self.prediction.models
+        notice = None
+        if models is not None:
+            notice = domain_notice(getattr(models.predictor, "card", None), self.session.folder,
+                                   getattr(models.predictor, "model_name", "") or models.choice.title)
+        self.domain_notice.setText(f"⚠ {notice}" if notice else "")
+        self.domain_notice.setToolTip(notice or "")
+        self.domain_notice.setVisible(bool(notice))
+
     def _models_loaded(self, models: LoadedModels) -> None:
         self.model_bar.label.setText(models.label)
         self.model_bar.label.setStyleSheet("color: #e05050; font-weight: bold;" if models.random else "")
         self.ground_truth.model_classes = list(getattr(models.predictor, "class_names", []) or [])
         if self.session.current is not None and str(self.session.current) not in self.session.errors:
             self.canvas_widget.show_notice(None)
+        self._update_domain_notice()
         self.details.refresh()
 
     def _model_failed(self, message: str) -> None:
@@ -287,7 +316,8 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Exported {len(files)} files to {request.out_dir}{skipped}", 15000)
 
         self.export_worker = start_worker(export_paths, paths, obtain, request.out_dir, request.formats, s.threshold,
-                                          s.visible_classes(), info, s.folder, on_yield=progress, on_return=finished,
+                                          s.visible_classes(), info, s.folder, getattr(predictor, "category_ids", None),
+                                          on_yield=progress, on_return=finished,
                                           on_error=lambda exc: QMessageBox.warning(self, "Export failed", str(exc)))
         return self.export_worker
 

@@ -90,7 +90,7 @@ def test_imaterialist_loads_targets(tmp_path, caplog):
 
     gt = ds.coco_ground_truth()
     assert len(gt["images"]) == 6 and len(gt["annotations"]) == 7
-    assert {c["id"] for c in gt["categories"]} == set(range(1, 47))
+    assert {c["id"] for c in gt["categories"]} == set(range(46))  # ClassId 0..45, as in label_descriptions.json
 
 
 def test_imaterialist_split_is_seeded_and_disjoint(tmp_path):
@@ -191,8 +191,8 @@ def test_coco_loader(tmp_path):
     assert ds[2][1]["boxes"].shape == (0, 4)  # an image without annotations is a negative
 
     gt = ds.coco_ground_truth()
-    assert [c["id"] for c in gt["categories"]] == [1, 2, 3]
-    assert sorted((a["category_id"], a["iscrowd"]) for a in gt["annotations"]) == [(1, 0), (2, 0), (3, 0), (3, 1)]
+    assert [c["id"] for c in gt["categories"]] == [0, 5, 9]  # the file's own ids
+    assert sorted((a["category_id"], a["iscrowd"]) for a in gt["annotations"]) == [(0, 0), (5, 0), (9, 0), (9, 1)]
     assert len(gt["images"]) == 3
 
 

@@ -62,9 +62,9 @@ def gt(tmp_path) -> dict:
     return load_ground_truth(tmp_path / "gt.json")
 
 
-def test_ground_truth_is_in_label_space(gt):
-    assert gt["categories"] == [{"id": 1, "name": "coat"}, {"id": 2, "name": "bag"}]  # sorted original ids 3, 8
-    assert sorted(a["category_id"] for a in gt["annotations"]) == [1, 1, 2, 2, 2]
+def test_ground_truth_keeps_the_files_own_category_ids(gt):
+    assert gt["categories"] == [{"id": 3, "name": "coat"}, {"id": 8, "name": "bag"}]
+    assert sorted(a["category_id"] for a in gt["annotations"]) == [3, 3, 8, 8, 8]
 
 
 @pytest.mark.parametrize("iou_type", ["segm", "bbox"])
@@ -87,7 +87,7 @@ def test_damaged_predictions_score_lower(gt, iou_type):
         x, y, w, h = rec["bbox"]
         shifted.append({**rec, "segmentation": encode_mask(mask), "bbox": [x + 8, y, w, h]})
     assert evaluate_coco(gt, shifted, iou_type)["AP"] < 0.9
-    only_coat = [r for r in results if r["category_id"] == 1]
+    only_coat = [r for r in results if r["category_id"] == 3]
     metrics = evaluate_coco(gt, only_coat, iou_type)
     assert metrics["per_class"]["bag"] == 0.0 and metrics["per_class"]["coat"] == pytest.approx(1.0)
     assert metrics["AP"] == pytest.approx(0.5)
@@ -148,7 +148,7 @@ def test_ground_truth_from_imaterialist_csv(tmp_path):
         writer.writerows(rows)
     gt = load_ground_truth(tmp_path / "train.csv")  # no photos needed
     assert [img["file_name"] for img in gt["images"]] == ["a.jpg", "b.jpg"]
-    assert sorted(a["category_id"] for a in gt["annotations"]) == [1, 1, 32]
+    assert sorted(a["category_id"] for a in gt["annotations"]) == [0, 0, 31]  # the file's own ClassIds
     assert evaluate_coco(gt, gt_as_results(gt), "segm")["AP"] == pytest.approx(1.0)
     assert len(load_ground_truth(tmp_path, split="val")["images"]) == 1
 

@@ -228,12 +228,15 @@ def _image_ap(prediction: Any, indices: Sequence[int], gt: Sequence[GTInstance],
     gt_dict = {
         "images": [{"id": 1, "file_name": prediction.file_name, "width": w, "height": h}],
         "categories": [{"id": k, "name": n} for k, n in enumerate(gt_classes, 1)],
-        "annotations": [{"image_id": 1, "category_id": g.label, "segmentation": g.rle, "iscrowd": 0} for g in gt],
+        # by name: the annotation file's own ids and the model's labels need not agree
+        "annotations": [{"image_id": 1, "category_id": list(gt_classes).index(g.class_name) + 1,
+                         "segmentation": g.rle, "iscrowd": 0} for g in gt if g.class_name in gt_classes],
     }
     kept = [prediction.instances[i] for i in indices]
-    results = [{"image_id": 1, "category_id": inst.label, "score": inst.score, "segmentation": inst.rle,
+    results = [{"image_id": 1, "category_id": list(gt_classes).index(inst.class_name) + 1, "score": inst.score,
+                "segmentation": inst.rle,
                 "bbox": [inst.box[0], inst.box[1], inst.box[2] - inst.box[0], inst.box[3] - inst.box[1]]}
-               for inst in kept if inst.rle is not None]
+               for inst in kept if inst.rle is not None and inst.class_name in gt_classes]
     try:
         metrics = evaluate_coco(gt_dict, results, "segm")
     except FashionViewerError as exc:

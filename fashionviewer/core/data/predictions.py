@@ -33,7 +33,9 @@ log = logging.getLogger(__name__)
 __all__ = [
     "Instance",
     "ImagePrediction",
+    "category_id_of",
     "from_coco_results",
+    "label_of_category",
     "save_coco_results",
     "load_coco_results",
     "validate_coco_results",
@@ -142,15 +144,18 @@ class ImagePrediction:
             and (wanted is None or inst.label in wanted or inst.class_name in wanted)
         ]
 
-    def to_coco_results(self, image_id: int | None = None) -> list[dict]:
-        """COCO results records for this image (``category_id`` = label)."""
+    def to_coco_results(self, image_id: int | None = None,
+                        category_ids: Sequence[int] | None = None) -> list[dict]:
+        """COCO results records for this image. ``category_id`` is the dataset's own id of each
+        instance's label: ``category_ids[label - 1]`` (a model card's ``category_ids``), or the label
+        itself when ``category_ids`` is None."""
         img_id = self.image_id if image_id is None else int(image_id)
         results = []
         for inst in self.instances:
             x1, y1, x2, y2 = inst.box
             record: dict[str, Any] = {
                 "image_id": img_id,
-                "category_id": inst.label,
+                "category_id": category_id_of(inst.label, category_ids),
                 "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
                 "score": round(inst.score, 5),
                 "file_name": self.file_name,
@@ -241,9 +246,30 @@ class ImagePrediction:
 
     @staticmethod
     def from_coco_results(results: Sequence[Mapping[str, Any]], class_names: Sequence[str] | None = None,
-                          source: str = "results") -> list["ImagePrediction"]:
+                          source: str = "results", category_ids: Sequence[int] | None = None
+                          ) -> list["ImagePrediction"]:
         """See :func:`from_coco_results`."""
-        return from_coco_results(results, class_names, source)
+        return from_coco_results(results, class_names, source, category_ids)
+
+
+def category_id_of(label: int, category_ids: Sequence[int] | None) -> int:
+    """The dataset's own category id of model label ``label`` (1..K); the label itself without a mapping."""
+    if category_ids is None:
+        return int(label)
+    if not 1 <= label <= len(category_ids):
+        raise DataError(f"label {label} has no category id (the model has {len(category_ids)} classes)")
+    return int(category_ids[label - 1])
+
+
+def label_of_category(category_id: int, category_ids: Sequence[int] | None, source: str = "results") -> int:
+    """Inverse of :func:`category_id_of`: the model label (1..K) of a dataset category id."""
+    if category_ids is None:
+        return int(category_id)
+    try:
+        return list(category_ids).index(int(category_id)) + 1
+    except ValueError:
+        raise DataError(f"{source}: category_id {category_id} is not one of the model's category ids "
+                        f"({min(category_ids)}-{max(category_ids)})") from None
 
 
 def _to_numpy(value: Any) -> np.ndarray:
@@ -297,10 +323,11 @@ def validate_coco_results(results: Any, source: str = "results") -> list[dict]:
 
 
 def from_coco_results(results: Sequence[Mapping[str, Any]], class_names: Sequence[str] | None = None,
-                      source: str = "results") -> list[ImagePrediction]:
+                      source: str = "results", category_ids: Sequence[int] | None = None) -> list[ImagePrediction]:
     """Group COCO results records into ImagePredictions (by ``file_name`` when present, else
     ``image_id``), in first-appearance order. Image sizes come from the segmentation sizes
-    (0 when a record has only a box)."""
+    (0 when a record has only a box). With ``category_ids`` (the model's, see
+    :func:`category_id_of`) each record's ``category_id`` is turned back into the model's label."""
     validate_coco_results(list(results), source)
     grouped: dict[Any, ImagePrediction] = {}
     for rec in results:
@@ -319,7 +346,7 @@ def from_coco_results(results: Sequence[Mapping[str, Any]], class_names: Sequenc
             x, y, w, h = (float(v) for v in rec["bbox"])
         else:
             x, y, w, h = mask_bbox(rle)  # type: ignore[arg-type]
-        label = int(rec["category_id"])
+        label = label_of_category(int(rec["category_id"]), category_ids, source)
         name = rec.get("class_name")
         if name is None:
             name = class_names[label - 1] if class_names and 1 <= label <= len(class_names) else str(label)
@@ -335,16 +362,18 @@ def _assign_image_ids(predictions: Sequence[ImagePrediction]) -> list[int]:
     return list(range(1, len(predictions) + 1))
 
 
-def save_coco_results(path: str | os.PathLike[str], predictions: Iterable[ImagePrediction]) -> Path:
+def save_coco_results(path: str | os.PathLike[str], predictions: Iterable[ImagePrediction],
+                      category_ids: Sequence[int] | None = None) -> Path:
     """Write all instances as one COCO results JSON list, atomically.
 
     ``image_id`` is each prediction's own id when all are nonzero and distinct, else
     its 1-based position; records also carry ``file_name`` for matching by name.
+    ``category_ids``: see :meth:`ImagePrediction.to_coco_results`.
     """
     predictions = list(predictions)
     records: list[dict] = []
     for pred, img_id in zip(predictions, _assign_image_ids(predictions)):
-        records.extend(pred.to_coco_results(image_id=img_id))
+        records.extend(pred.to_coco_results(image_id=img_id, category_ids=category_ids))
     return atomic_write_json(path, records, indent=None)
 
 
@@ -358,11 +387,12 @@ def load_coco_results(path: str | os.PathLike[str]) -> list[dict]:
 
 
 def write_kaggle_submission(path: str | os.PathLike[str], predictions: Iterable[ImagePrediction],
-                            min_score: float = 0.0, remove_overlaps: bool = False) -> Path:
+                            min_score: float = 0.0, remove_overlaps: bool = False,
+                            category_ids: Sequence[int] | None = None) -> Path:
     """Write an iMaterialist (FGVC6) submission CSV: ``ImageId,EncodedPixels,ClassId``.
 
-    ImageId is the file name without folders; ClassId is the category id ``label - 1``
-    (0..45); EncodedPixels uses the column-major, 1-indexed convention of
+    ImageId is the file name without folders; ClassId is the label's category id,
+    ``category_ids[label - 1]`` (an iMaterialist model's card holds 0..45), else ``label - 1``; EncodedPixels uses the column-major, 1-indexed convention of
     :func:`~fashionviewer.core.data.masks.kaggle_rle_encode`. Images without instances
     get no row. With ``remove_overlaps`` a pixel goes to the highest-scoring instance
     only (instances left empty are dropped). Box-only instances are skipped with a
@@ -389,5 +419,6 @@ def write_kaggle_submission(path: str | os.PathLike[str], predictions: Iterable[
                 taken |= mask
             encoded = kaggle_rle_encode(mask)
             if encoded:
-                writer.writerow([image_id, encoded, str(inst.label - 1)])
+                class_id = inst.label - 1 if category_ids is None else category_id_of(inst.label, category_ids)
+                writer.writerow([image_id, encoded, str(class_id)])
     return atomic_write_text(path, out.getvalue())

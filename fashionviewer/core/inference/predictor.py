@@ -46,10 +46,12 @@ from fashionviewer.core.base.paths import MODELS_DIR
 from fashionviewer.core.data.masks import encode_mask
 from fashionviewer.core.data.predictions import ImagePrediction, Instance
 from fashionviewer.core.inference.folding import fold_batch_norms
+from fashionviewer.core.inference.parsing import ParsingPredictor
 from fashionviewer.core.inference.rescoring import Rescorer, load_rescorer
 from fashionviewer.core.inference.roi_pool import SparseRoIAlign, ThreadedRoIPool
 from fashionviewer.core.inference.tta import TestTimeAugmentation, merge_views, unflip
-from fashionviewer.core.models.registry import CARD_FORMAT, load_checkpoint
+from fashionviewer.core.models.parsing import PARSING_CARD_FORMAT, ParsingNet
+from fashionviewer.core.models.registry import CARD_FORMAT, card_category_ids, load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +120,8 @@ class Predictor:
         self.score_floor = float(score_floor)
         self.model_name = model_name
         self.card = card or {}
+        # the dataset's own id of each label, for results and exports (the card's, else 1..K)
+        self.category_ids = card_category_ids({"class_names": self.class_names, **self.card})
         self._cpu_model: MaskRCNN | None = None  # made on the first CUDA out-of-memory
         # Opt-in reduced precision for the backbone+FPN only (e.g. torch.bfloat16 on CPUs with
         # AVX512-BF16 or on GPUs); RPN and heads stay float32 so boxes and masks stay close.
@@ -309,13 +313,17 @@ def paste_masks_as_rle(
 
 
 def bundled_models() -> list[str]:
-    """Names of the Mask R-CNN checkpoints shipped in ``resources/models`` (e.g. ``["demo"]``)."""
+    """Names of the instance models shipped in ``resources/models`` (e.g. ``["ccp", "demo", "fashion"]``):
+    ``maskrcnn_NAME`` Mask R-CNN cards and parsing-model cards (``NAME.json``)."""
     names = []
-    for card_file in sorted(MODELS_DIR.glob(f"{BUNDLED_PREFIX}*.json")):
+    for card_file in sorted(MODELS_DIR.glob("*.json")):
         with contextlib.suppress(OSError, ValueError):
-            if CARD_FORMAT in card_file.read_text(encoding="utf-8"):
+            text = card_file.read_text(encoding="utf-8")
+            if card_file.stem.startswith(BUNDLED_PREFIX) and CARD_FORMAT in text:
                 names.append(card_file.stem[len(BUNDLED_PREFIX):])
-    return names
+            elif PARSING_CARD_FORMAT in text:
+                names.append(card_file.stem)
+    return sorted(names)
 
 
 def resolve_model_path(name_or_path: str | os.PathLike[str]) -> Path:
@@ -349,6 +357,8 @@ def load_predictor(
     resolved = resolve_device(device)
     path = resolve_model_path(name_or_path)
     model, card = load_checkpoint(path, allow_random=allow_random)
+    if isinstance(model, ParsingNet):  # a garment parsing model: its class regions are the instances
+        return ParsingPredictor(model, card, resolved, score_floor, model_name=path.stem, tta=tta)
     rescorer = load_rescorer(card, path) if rescore and card.get("rescorer") else None
     spec = card.get("test_time_augmentation")
     augmentation = TestTimeAugmentation.from_card(spec, str(path.with_suffix(".json"))) if tta and spec else None

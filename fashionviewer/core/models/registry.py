@@ -50,6 +50,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 from fashionviewer.core.base.atomic import atomic_torch_save, atomic_write_json
 from fashionviewer.core.base.errors import WeightsError
 from fashionviewer.core.base.paths import sha256_file
+from fashionviewer.core.models.parsing import PARSING_ARCHITECTURES, build_parsing_model
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +251,18 @@ def unwrap(model: nn.Module) -> nn.Module:
 # --------------------------------------------------------------------------- checkpoints
 
 
+def card_category_ids(card: dict[str, Any]) -> list[int]:
+    """The dataset's own category id of each label (``card["category_ids"][k-1]`` for label k): what
+    results, exports and evaluation use. Cards without the key (older ones) mean 1..K."""
+    names = card.get("class_names") or []
+    ids = card.get("category_ids")
+    if ids is None:
+        return list(range(1, len(names) + 1))
+    if len(ids) != len(names) or len(set(ids)) != len(ids):
+        raise WeightsError(f"model card: 'category_ids' must be {len(names)} distinct integers, one per class")
+    return [int(i) for i in ids]
+
+
 def card_path(path: str | os.PathLike[str]) -> Path:
     """The model card beside a weights file (``NAME.pt`` -> ``NAME.json``)."""
     return Path(path).with_suffix(".json")
@@ -296,7 +309,8 @@ def read_card(path: str | os.PathLike[str]) -> dict[str, Any]:
     missing = [key for key in ("architecture", "num_classes", "class_names") if key not in card]
     if not isinstance(card, dict) or missing:
         raise WeightsError(f"{card_file}: not a model card (missing {', '.join(missing) or 'fields'})")
-    _architecture(card["architecture"], where=str(card_file))
+    if card["architecture"] not in PARSING_ARCHITECTURES:  # the other family: core.models.parsing
+        _architecture(card["architecture"], where=str(card_file))
     return card
 
 
@@ -304,6 +318,8 @@ def load_checkpoint(
     path: str | os.PathLike[str], device: str | torch.device = "cpu", allow_random: bool = False
 ) -> tuple[MaskRCNN, dict[str, Any]]:
     """Build the card's architecture and load ``NAME.pt`` into it; returns ``(model, card)`` in eval mode.
+
+    A parsing card (``core.models.parsing``) gives a ``ParsingNet`` instead of a Mask R-CNN.
 
     Raises WeightsError for a missing/corrupt file, a card that does not match
     the file (sha256), weights that do not fit the architecture, or random
@@ -398,7 +414,12 @@ def _from_checkpoint(name: str, path: Path, num_classes: int, kwargs: dict[str, 
     return model.train()
 
 
-def _build_from_card(card: dict[str, Any]) -> MaskRCNN:
+def _build_from_card(card: dict[str, Any]) -> nn.Module:
+    if card["architecture"] in PARSING_ARCHITECTURES:
+        channels = card.get("parsing_channels")
+        if not isinstance(channels, list) or len(channels) < 2:
+            raise WeightsError(f"{card['architecture']} model card: 'parsing_channels' must list the output channels")
+        return build_parsing_model(card["architecture"], len(channels))
     arch = _architecture(card["architecture"])
     min_size = int(card.get("min_size") or arch.default_min_size)
     max_size = int(card.get("max_size") or round(min_size * _MAX_TO_MIN))

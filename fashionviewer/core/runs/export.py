@@ -30,6 +30,7 @@ from PIL import Image
 from fashionviewer.core.base.atomic import atomic_write_bytes, atomic_write_json, ensure_writable_dir
 from fashionviewer.core.base.errors import FashionViewerError
 from fashionviewer.core.data.overlay import PredictionRasters, blend, composite, draw_boxes_and_labels, palette_bytes
+from fashionviewer.core.data.predictions import category_id_of
 
 PNG_FORMATS: tuple[str, ...] = ("instances", "index", "class", "overlay")
 FORMATS: tuple[str, ...] = PNG_FORMATS + ("coco",)
@@ -164,6 +165,7 @@ class FolderExporter:
     annotations: list[dict[str, Any]] = field(default_factory=list)
     categories: dict[int, str] = field(default_factory=dict)
     written: list[Path] = field(default_factory=list)
+    category_ids: Sequence[int] | None = None  # the model's (its card's); None: labels are the ids
 
     def __post_init__(self) -> None:
         self.out_dir = ensure_writable_dir(self.out_dir)
@@ -183,8 +185,9 @@ class FolderExporter:
         keep = set(selected_indices(prediction, self.min_score, self.classes))
         kept = [inst for i, inst in enumerate(prediction.instances) if i in keep]
         for inst in kept:
-            self.categories.setdefault(int(inst.label), inst.class_name)
-        results = replace(prediction, instances=kept, file_name=str(relative)).to_coco_results(image_id=image_id)
+            self.categories.setdefault(category_id_of(inst.label, self.category_ids), inst.class_name)
+        results = replace(prediction, instances=kept, file_name=str(relative)).to_coco_results(
+            image_id=image_id, category_ids=self.category_ids)
         for number, result in enumerate(results, start=len(self.annotations) + 1):
             result.setdefault("id", number)
         self.annotations.extend(results)
@@ -221,12 +224,13 @@ def export_folder(
     info: dict[str, Any] | None = None,
     root: str | os.PathLike[str] | None = None,
     progress: Callable[[int, Path], bool | None] | None = None,
+    category_ids: Sequence[int] | None = None,
 ) -> list[Path]:
     """Export ``(prediction, image[, source path])`` items; ``progress(n_done, path)`` returning
     ``False`` stops early (the COCO file then holds the images done so far). Returns the files written."""
     exporter = FolderExporter(Path(out_dir), parse_formats(formats), min_score, classes,
                               info if info is not None else provenance(min_score=min_score, classes=classes),
-                              Path(root) if root is not None else None)
+                              Path(root) if root is not None else None, category_ids=category_ids)
     for n, item in enumerate(items, start=1):
         prediction, image = item[0], item[1]
         path = item[2] if len(item) > 2 else None
@@ -245,6 +249,7 @@ def export_paths(
     classes: Sequence[str] | None = None,
     info: dict[str, Any] | None = None,
     root: str | os.PathLike[str] | None = None,
+    category_ids: Sequence[int] | None = None,
 ) -> Generator[tuple[int, int, Path, str | None], None, list[Path]]:
     """Export images one by one (a generator, for a worker with progress and cancel).
 
@@ -255,7 +260,7 @@ def export_paths(
     """
     exporter = FolderExporter(Path(out_dir), parse_formats(formats), min_score, classes,
                               info if info is not None else provenance(min_score=min_score, classes=classes),
-                              Path(root) if root is not None else None)
+                              Path(root) if root is not None else None, category_ids=category_ids)
     try:
         for n, path in enumerate(paths, start=1):
             problem = None

@@ -203,14 +203,26 @@ class DetectionDataset(Dataset):
         width, height = scaled_size(entry.width, entry.height, self.max_size)
         return {"id": entry.image_id, "file_name": entry.file_name, "width": width, "height": height}
 
+    @property
+    def category_ids(self) -> list[int]:
+        """The dataset's own category id of label k at index k-1 (COCO file ids, iMaterialist ClassIds 0..45,
+        CCP label values); 1..K when the dataset has no ids of its own."""
+        ids = getattr(self, "_category_ids", None)
+        return list(ids) if ids is not None else list(range(1, len(self.class_names) + 1))
+
+    @category_ids.setter
+    def category_ids(self, ids: Sequence[int]) -> None:
+        self._category_ids = [int(i) for i in ids]
+
     def categories(self) -> list[dict[str, Any]]:
-        return [{"id": k, "name": name} for k, name in enumerate(self.class_names, start=1)]
+        return [{"id": cid, "name": name} for cid, name in zip(self.category_ids, self.class_names)]
 
     def coco_ground_truth(self) -> dict[str, Any]:
-        """COCO instances dict of this split, in label space (category id = label 1..K),
+        """COCO instances dict of this split with the dataset's own category ids (:attr:`category_ids`),
         at the size this dataset yields images (``max_size`` applied) so it scores the
         model's outputs on these very tensors. Segmentations are compressed RLE."""
         images, annotations = [], []
+        category_ids = self.category_ids
         for index, entry in enumerate(self.images):
             info = self.image_info(index)
             images.append(info)
@@ -230,7 +242,7 @@ class DetectionDataset(Dataset):
                 annotations.append({
                     "id": len(annotations) + 1,
                     "image_id": entry.image_id,
-                    "category_id": int(ann["label"]),
+                    "category_id": category_ids[int(ann["label"]) - 1],
                     "segmentation": {"size": list(rle["size"]), "counts": rle["counts"]},
                     "area": float(area),
                     "bbox": mask_bbox(rle),

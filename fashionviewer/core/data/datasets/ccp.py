@@ -10,7 +10,13 @@ Only photos with a pixel-level annotation are used (800 of the 2,098). The label
 are per class, so each class present in an image becomes one instance (its mask
 may have several parts). ``null`` is never an instance; ``skin`` and ``hair`` are
 excluded unless ``include_body=True``. ``class_names`` are the remaining
-label_list names in order, as labels 1..K (56 garment classes, 58 with the body).
+label_list names in order, as labels 1..K (56 garment classes, 58 with the body); their category ids
+(ground truth, results) are CCP's own label values (the label_list index).
+
+``taxonomy="imaterialist"`` yields the photos in the project's fashion taxonomy instead
+(:mod:`fashionviewer.core.data.taxonomy`): ``class_names`` are the 46 iMaterialist
+categories (label k is ClassId k-1, the category id), each CCP label is mapped to its category (or dropped,
+with the body), and the pixels of all CCP labels sharing a category form one instance.
 
 Split: the annotated photos, sorted by number, go through a seeded permutation
 (``seed``, default 0); the first ``val_size`` (default 100) form ``val``, the
@@ -29,6 +35,7 @@ from fashionviewer.core.base.errors import DataError
 from fashionviewer.core.base.paths import ccp_dir
 from fashionviewer.core.data.datasets.base import DetectionDataset, ImageEntry, seeded_split
 from fashionviewer.core.data.imageio import read_image_size
+from fashionviewer.core.data.taxonomy import CCP, IMATERIALIST, TAXONOMIES, ccp_value_lut, imaterialist_names
 
 BODY_CLASSES = ("skin", "hair")
 DEFAULT_VAL_SIZE = 100
@@ -78,8 +85,11 @@ class CCPDataset(DetectionDataset):
 
     def __init__(self, root: str | os.PathLike[str] | None = None, split: str = "train", *,
                  include_body: bool = False, val_size: int = DEFAULT_VAL_SIZE, seed: int = 0,
-                 max_size: int | None = None, limit: int | None = None) -> None:
+                 max_size: int | None = None, limit: int | None = None, taxonomy: str = CCP) -> None:
         super().__init__(split, max_size=max_size, limit=limit)
+        if taxonomy not in TAXONOMIES:
+            raise DataError(f"taxonomy {taxonomy!r}: choose one of {', '.join(TAXONOMIES)}")
+        self.taxonomy = taxonomy
         if root is None:
             root = ccp_dir()
             if root is None:
@@ -96,10 +106,18 @@ class CCPDataset(DetectionDataset):
         # value k in groundtruth -> label (0 = not an instance)
         self._label_of_value = np.zeros(256, dtype=np.int64)
         self.class_names = []
-        for value, name in enumerate(names):
-            if name not in excluded:
-                self.class_names.append(name)
-                self._label_of_value[value] = len(self.class_names)
+        if taxonomy == IMATERIALIST:
+            self.class_names = imaterialist_names()
+            self.category_ids = list(range(len(self.class_names)))  # iMaterialist ClassIds
+            self._label_of_value = ccp_value_lut(names)
+        else:
+            values = []
+            for value, name in enumerate(names):
+                if name not in excluded:
+                    self.class_names.append(name)
+                    values.append(value)
+                    self._label_of_value[value] = len(self.class_names)
+            self.category_ids = values  # CCP's own label values (label_list index)
 
         annotated = sorted(p for p in ann_dir.glob("*.mat") if (photos / (p.stem + ".jpg")).is_file())
         if not annotated:

@@ -5,8 +5,8 @@ RLE; all become compressed RLE when the file is read, so problems show up at
 once. Category ids, whatever they are (Fashionpedia's start at 0), map to
 contiguous labels 1..K in increasing id order; ``class_names`` keeps their names
 and ``category_ids[k-1]`` the original id of label k. Ground truth produced here
-(``coco_ground_truth`` / :func:`read_coco_ground_truth`) uses the labels as
-category ids, the label space the models predict in.
+(``coco_ground_truth`` / :func:`read_coco_ground_truth`) keeps the file's own category
+ids, as COCO results are read; a model trained here records ``category_ids`` in its card.
 
 Layout for ``CocoDataset(root, split)`` when ``root`` is a folder:
 ``root/annotations/instances_{split}.json`` (or the one ``annotations/*{split}*.json``)
@@ -42,17 +42,17 @@ class CocoIndex:
     skipped: list[str] = field(default_factory=list)
 
     def ground_truth(self, image_ids: set[int] | None = None) -> dict[str, Any]:
-        """COCO dict in label space (category id = label), RLE segmentations."""
+        """COCO dict with the file's own category ids, RLE segmentations."""
         images = [img for img in self.images if image_ids is None or img["id"] in image_ids]
         annotations = []
         for img in images:
             for ann in self.anns_by_image.get(img["id"], []):
                 annotations.append({
-                    "id": ann["id"], "image_id": img["id"], "category_id": ann["label"],
+                    "id": ann["id"], "image_id": img["id"], "category_id": self.category_ids[ann["label"] - 1],
                     "segmentation": ann["segmentation"], "area": ann["area"], "bbox": ann["bbox"],
                     "iscrowd": ann["iscrowd"],
                 })
-        categories = [{"id": k, "name": n} for k, n in enumerate(self.class_names, start=1)]
+        categories = [{"id": cid, "name": n} for cid, n in zip(self.category_ids, self.class_names)]
         return {"images": images, "annotations": annotations, "categories": categories}
 
 

@@ -153,6 +153,7 @@ class IMaterialistDataset(DetectionDataset):
         self.root = folder
         self.csv_path = csv_path
         self.class_names = load_category_names()
+        self.category_ids = list(range(len(self.class_names)))  # ClassId 0..45, label k is ClassId k-1
         self.attribute_names = self._read_label_descriptions(folder / "label_descriptions.json")
         by_image = read_imaterialist_csv(csv_path, len(self.class_names))
         if image_dir is not None:

@@ -1,7 +1,10 @@
 """The persistent SQLite prediction cache: keys, staleness, crash safety, corruption recovery."""
 
+import hashlib
+import json
 import logging
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -11,7 +14,7 @@ import numpy as np
 
 from fashionviewer.core.data.masks import encode_mask
 from fashionviewer.core.data.predictions import ImagePrediction, Instance
-from fashionviewer.core.runs.cache import PredictionCache, model_key
+from fashionviewer.core.runs.cache import BoundCache, DamagedRecord, PredictionCache, model_key
 
 
 def prediction(n: int = 3, name: str = "a.jpg") -> ImagePrediction:
@@ -80,3 +83,79 @@ def test_killed_writer_leaves_a_readable_cache(tmp_path):
         assert count >= 5
         assert all(cache.get(f"h{i}", "k") is not None for i in range(5))
     assert not list(tmp_path.glob("*.corrupt-*"))
+
+
+def overwrite_inside(path, marker: bytes, count: int = 40) -> int:
+    """Overwrite ``count`` bytes in place right after ``marker`` (inside a stored payload), as a disk or
+    a stray write would: SQLite's page structure stays intact. Returns how many places were hit."""
+    data = bytearray(path.read_bytes())
+    hits = 0
+    start = data.find(marker)
+    while start >= 0:
+        at = start + len(marker)
+        data[at:at + count] = bytes(b ^ 0x5A for b in data[at:at + count])
+        hits += 1
+        start = data.find(marker, at + count)
+    path.write_bytes(bytes(data))
+    return hits
+
+
+def test_damaged_records_are_dropped_and_reported(tmp_path):
+    path = tmp_path / "c.sqlite3"
+    with PredictionCache(path) as cache:
+        for name in ("a.jpg", "b.jpg", "c.jpg"):
+            cache.put(name, "k", prediction(5, name))
+    # Closed: the write-ahead log is folded into the file, so the payloads are in its pages.
+    assert overwrite_inside(path, b'"file_name":"a.jpg"') == 1
+    assert overwrite_inside(path, b'"file_name":"b.jpg","width":50,"height":40,"model":"demo",', 40) == 1
+
+    with PredictionCache(path) as cache:
+        assert len(cache) == 3  # SQLite itself sees nothing wrong
+        for name in ("a.jpg", "b.jpg"):
+            try:
+                cache.get(name, "k")
+            except DamagedRecord as exc:
+                assert "checksum mismatch" in str(exc)
+            else:
+                raise AssertionError(f"{name}: damaged record served as valid")
+            assert cache.get(name, "k") is None  # dropped: the next look-up is a plain miss
+        assert cache.get("c.jpg", "k").to_dict() == prediction(5, "c.jpg").to_dict()
+        assert len(cache) == 1
+
+
+def test_bound_cache_names_the_image_of_a_damaged_record(tmp_path):
+    image = tmp_path / "shirt.jpg"
+    image.write_bytes(b"pretend jpeg bytes")
+    warnings: list[str] = []
+    with PredictionCache(tmp_path / "c.sqlite3") as cache:
+        bound = BoundCache(cache, "k", "demo", warnings.append)
+        digest, hit = bound.lookup(image, "shirt.jpg")
+        assert hit is None
+        bound.store(digest, prediction(2, "shirt.jpg"))
+        # A payload that passes its checksum but is not a prediction (a writer's bug) is dropped too.
+        bad = b'{"width": 3}'
+        cache._write("UPDATE predictions SET payload=?, payload_sha256=?", (bad, hashlib.sha256(bad).hexdigest()))
+        assert bound.lookup(image, "shirt.jpg") == (digest, None)
+        assert len(cache) == 0
+    assert len(warnings) == 1 and str(image) in warnings[0] and "undecodable payload" in warnings[0]
+
+
+def test_a_cache_of_the_older_format_is_emptied_not_crashed_on(tmp_path, caplog):
+    path = tmp_path / "c.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript("""
+        CREATE TABLE predictions (image_sha256 TEXT NOT NULL, model_key TEXT NOT NULL, payload TEXT NOT NULL,
+                                  created REAL NOT NULL, PRIMARY KEY (image_sha256, model_key));
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema', '1');
+    """)
+    old.execute("INSERT INTO predictions VALUES ('h', 'k', ?, 0)", (json.dumps(prediction().to_dict()),))
+    old.commit()
+    old.close()
+    with caplog.at_level(logging.INFO), PredictionCache(path) as cache:
+        assert len(cache) == 0 and cache.get("h", "k") is None
+        cache.put("h", "k", prediction())
+        assert cache.get("h", "k") is not None
+    assert "emptied" in caplog.text
+    with PredictionCache(path) as cache:  # the new format is kept as it is
+        assert len(cache) == 1

@@ -6,6 +6,11 @@ class...), so re-opening a folder shows every overlay without running the model
 and new weights never show stale results. Every write is one transaction, so a
 process killed mid-write leaves the database readable; a file that SQLite
 cannot read is moved aside (``NAME.corrupt-<time>``) with a warning and rebuilt.
+
+SQLite does not notice bytes changed inside a page, so each record also stores
+the SHA-256 of its payload: a record whose payload no longer matches it, or does
+not decode, is deleted and reported (:class:`DamagedRecord`), and the caller
+predicts that image again.
 """
 
 from __future__ import annotations
@@ -21,23 +26,30 @@ import time
 import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
+from fashionviewer.core.base.errors import FashionViewerError
 from fashionviewer.core.base.paths import sha256_file
 from fashionviewer.core.data.predictions import ImagePrediction
 
 log = logging.getLogger(__name__)
-SCHEMA_VERSION = 1
+# 2: payloads are UTF-8 JSON bytes (a BLOB, so damaged bytes still read back) with their SHA-256.
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS predictions (
     image_sha256   TEXT NOT NULL,
     model_key      TEXT NOT NULL,
-    payload        TEXT NOT NULL,
+    payload        BLOB NOT NULL,
+    payload_sha256 TEXT NOT NULL,
     created        REAL NOT NULL,
     PRIMARY KEY (image_sha256, model_key)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+
+class DamagedRecord(Exception):
+    """A cached record whose payload fails its checksum or does not decode; it has been deleted."""
 
 
 def default_cache_path() -> Path:
@@ -80,14 +92,27 @@ class PredictionCache:
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            self._upgrade(conn)
             conn.executescript(_SCHEMA)
-            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
             if conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
                 raise sqlite3.DatabaseError("integrity check failed")
         except sqlite3.DatabaseError:
             conn.close()
             raise
         return conn
+
+    def _upgrade(self, conn: sqlite3.Connection) -> None:
+        """A cache written by an older version (no checksums) is emptied: its records cannot be
+        verified, and predicting again is always correct."""
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "predictions" not in tables:
+            return
+        found = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone() if "meta" in tables else None
+        if found is None or found[0] != str(SCHEMA_VERSION):
+            log.info("%s: prediction cache of format %s; emptied for format %s", self.path,
+                     found[0] if found else "?", SCHEMA_VERSION)
+            conn.execute("DROP TABLE predictions")
 
     def image_hash(self, image_path: str | os.PathLike[str]) -> str:
         """SHA-256 of the file bytes, memoised by (path, size, mtime) for this session."""
@@ -98,29 +123,42 @@ class PredictionCache:
         return self._hashes[memo]
 
     def get(self, image_sha256: str, key: str) -> ImagePrediction | None:
+        """The cached prediction, or None on a miss. Raises DamagedRecord (after deleting the record)
+        when the stored payload fails its checksum or does not decode."""
         with self._lock:
             try:
-                row = self._conn.execute("SELECT payload FROM predictions WHERE image_sha256=? AND model_key=?",
-                                         (image_sha256, key)).fetchone()
+                row = self._conn.execute("SELECT payload, payload_sha256 FROM predictions "
+                                         "WHERE image_sha256=? AND model_key=?", (image_sha256, key)).fetchone()
             except sqlite3.DatabaseError as exc:
                 log.warning("%s: cache read failed (%s); treating as a miss", self.path, exc)
                 return None
         if row is None:
             return None
+        payload, checksum = row
+        payload = payload.encode() if isinstance(payload, str) else bytes(payload)
+        if hashlib.sha256(payload).hexdigest() != checksum:
+            self.delete(image_sha256, key)
+            raise DamagedRecord("checksum mismatch")
         try:
-            return ImagePrediction.from_dict(json.loads(row[0]))
-        except (ValueError, KeyError, TypeError) as exc:
-            log.warning("%s: dropping an unreadable cache entry (%s)", self.path, exc)
-            return None
+            return ImagePrediction.from_dict(json.loads(payload))
+        except (ValueError, KeyError, TypeError, FashionViewerError) as exc:  # the right bytes, yet not a prediction
+            self.delete(image_sha256, key)
+            raise DamagedRecord(f"undecodable payload: {exc}") from exc
 
     def put(self, image_sha256: str, key: str, prediction: ImagePrediction) -> None:
-        payload = json.dumps(prediction.to_dict(), separators=(",", ":"))
+        payload = json.dumps(prediction.to_dict(), separators=(",", ":")).encode()
+        self._write("INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?)",
+                    (image_sha256, key, payload, hashlib.sha256(payload).hexdigest(), time.time()))
+
+    def delete(self, image_sha256: str, key: str) -> None:
+        self._write("DELETE FROM predictions WHERE image_sha256=? AND model_key=?", (image_sha256, key))
+
+    def _write(self, sql: str, args: tuple[Any, ...]) -> None:
         with self._lock:
             try:
                 with self._conn:  # one transaction: all or nothing
                     self._conn.execute("BEGIN")
-                    self._conn.execute("INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?)",
-                                       (image_sha256, key, payload, time.time()))
+                    self._conn.execute(sql, args)
             except sqlite3.DatabaseError as exc:
                 log.warning("%s: cache write failed (%s); continuing without caching", self.path, exc)
 
@@ -213,8 +251,6 @@ def open_cache(path: str | os.PathLike[str] | None = None) -> PredictionCache:
 
     Raises FashionViewerError when the file cannot be created or opened (no permission, not a folder).
     """
-    from fashionviewer.core.base.errors import FashionViewerError
-
     target = Path(path) if path is not None else default_cache_path()
     with _shared_lock:
         cache = _shared.get(target.resolve())
@@ -239,11 +275,15 @@ def close_shared_caches() -> None:
 
 @dataclass
 class BoundCache:
-    """A PredictionCache bound to one predictor's key: look a file up before predicting, store after."""
+    """A PredictionCache bound to one predictor's key: look a file up before predicting, store after.
+
+    ``warn`` receives one line naming the image when its cached record was damaged (and dropped):
+    ``fashionviewer predict`` prints it on stderr, the viewer logs it."""
 
     cache: PredictionCache
     key: str
     model_name: str = ""
+    warn: Callable[[str], None] = log.warning
 
     def lookup(self, path: str | os.PathLike[str], file_name: str, image_id: int = 0
                ) -> tuple[str | None, ImagePrediction | None]:
@@ -254,23 +294,25 @@ class BoundCache:
             digest = self.cache.image_hash(path)
         except OSError:
             return None, None
-        hit = self.cache.get(digest, self.key)
+        try:
+            hit = self.cache.get(digest, self.key)
+        except DamagedRecord as exc:
+            self.warn(f"{path}: damaged prediction cache record ({exc}); dropped, predicting again")
+            return digest, None
         if hit is not None:
             hit = replace(hit, file_name=file_name, image_id=image_id, model=self.model_name or hit.model)
         return digest, hit
 
     def store(self, digest: str | None, prediction: ImagePrediction) -> None:
-        """Cache the detector's output only: classifier fields belong to another model."""
-        if digest is None:
-            return
-        plain = [replace(inst, classifier=None) if inst.classifier is not None else inst
-                 for inst in prediction.instances]
-        self.cache.put(digest, self.key, replace(prediction, instances=plain))
+        """Cache the predictor's output as it came (call before anything else writes into it)."""
+        if digest is not None:
+            self.cache.put(digest, self.key, prediction)
 
 
-def bind_cache(cache: PredictionCache | None, predictor: Any) -> BoundCache | None:
+def bind_cache(cache: PredictionCache | None, predictor: Any,
+               warn: Callable[[str], None] = log.warning) -> BoundCache | None:
     """``cache`` bound to ``predictor``'s key, or None when either is missing."""
     if cache is None:
         return None
     key = predictor_key(predictor)
-    return BoundCache(cache, key, getattr(predictor, "model_name", "") or "") if key else None
+    return BoundCache(cache, key, getattr(predictor, "model_name", "") or "", warn) if key else None

@@ -10,7 +10,8 @@ from typing import Sequence
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="fashionviewer", description="View what the fashion models see.")
     parser.add_argument("folder", nargs="?", help="folder of images (default: the bundled demo)")
-    parser.add_argument("--model", help="Mask R-CNN checkpoint (.pt/.json) or bundled name to load instead of the demo")
+    parser.add_argument("--model", help="checkpoint (.pt/.json) or bundled name (default: the real-photo model "
+                                        "'fashion' for a folder of photos, 'demo' for the embedded demo)")
     parser.add_argument("--device", help="cpu, cuda, mps (default: the best present)")
     parser.add_argument("--allow-random", action="store_true", help="accept untrained (random) weights, labelled as such")
     return parser.parse_args(list(argv))

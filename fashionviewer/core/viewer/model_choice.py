@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any, Generator
 
 from fashionviewer.core.models.classifier import BUNDLED_CLASSIFIERS
+from fashionviewer.core.models.domain import DEMO_MODEL, PHOTO_MODEL, default_model_for, domain_notice  # noqa: F401 - re-exported for the viewer
 
-DEMO_MODEL = "demo"
 COCO_MODEL = "coco"
 CLASSIFIER_NAMES = BUNDLED_CLASSIFIERS  # the best measured bundled CNN first
 
@@ -84,6 +84,13 @@ def demo_available() -> bool:
     from fashionviewer.core.inference.predictor import bundled_models
 
     return DEMO_MODEL in bundled_models()
+
+
+def photo_model_available() -> bool:
+    """Whether the bundled real-photo model (``fashion``) is installed."""
+    from fashionviewer.core.inference.predictor import bundled_models
+
+    return PHOTO_MODEL in bundled_models()
 
 
 def load_coco_predictor(device: str) -> Any:

@@ -1,4 +1,4 @@
-"""Toolbar: model selector (bundled demo, torchvision COCO when cached, checkpoint files), device
+"""Toolbar: model selector (the real-photo garment model, the bundled demo, torchvision COCO when cached, checkpoint files), device
 selector, the random-weights opt-in, the several-views (test-time augmentation) switch, and the
 prediction progress with its Cancel button."""
 
@@ -12,11 +12,13 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QFileDialog, QLabel, QProgre
 from fashionviewer.core.viewer.model_choice import (
     COCO_MODEL,
     DEMO_MODEL,
+    PHOTO_MODEL,
     ModelChoice,
     available_devices,
     coco_weights_available,
     default_device,
     demo_available,
+    photo_model_available,
 )
 
 _BROWSE = "__browse__"
@@ -30,7 +32,10 @@ class ModelBar(QToolBar):
         super().__init__("Model", parent)
         self.setObjectName("modelBar")
         self.model = QComboBox(minimumContentsLength=18)
-        self.model.setToolTip("Mask R-CNN weights used to predict the folder")
+        self.model.setToolTip("The model that predicts the folder: the garment model for photos, the demo model "
+                              "for the embedded Fashion-MNIST scenes")
+        if photo_model_available():
+            self.model.addItem("Garment model (real photos)", PHOTO_MODEL)
         if demo_available():
             self.model.addItem("Demo model (Fashion-MNIST scenes)", DEMO_MODEL)
         if coco_weights_available():
@@ -47,6 +52,7 @@ class ModelBar(QToolBar):
                             "mirrored, and the results merged: more accurate, several times slower")
         self.label = QLabel("No model")
         self.label.setObjectName("modelLabel")
+        self.user_chose = False  # once the user picks a model, opening a folder no longer changes it
         self.progress = QProgressBar(maximumWidth=180, textVisible=True)
         self.progress.setFormat("%v / %m")
         self.progress.hide()
@@ -80,7 +86,17 @@ class ModelBar(QToolBar):
         if choice is not None:
             self.choice_changed.emit(choice)
 
+    def select_model(self, source: str) -> bool:
+        """Select the entry of ``source`` without loading it; whether the selection changed."""
+        found = self.model.findData(source)
+        if found < 0 or found == self.model.currentIndex():
+            return False
+        self.model.setCurrentIndex(found)
+        self._last_index = found
+        return True
+
     def _model_activated(self, index: int) -> None:
+        self.user_chose = True
         if self.model.itemData(index) == _BROWSE:
             path, _ = QFileDialog.getOpenFileName(self, "Open a Mask R-CNN checkpoint", "", "Checkpoints (*.pt *.json)")
             if not path:

@@ -1,0 +1,135 @@
+"""Run the garment parsing model on photos: ``ParsingPredictor.predict(image) -> ImagePrediction``.
+
+The same interface as :class:`~fashionviewer.core.inference.predictor.Predictor` (predict,
+predict_batch, predict_tensors, ``class_names``, ``card``, ``score_floor``, ``device``,
+``model_name``), so ``fashionviewer predict``, the viewer, the cache and ``evaluate`` use it
+unchanged; :func:`~fashionviewer.core.inference.predictor.load_predictor` returns one for a
+card whose architecture is a parsing network.
+
+Each photo is shrunk to the card's input width (the network was trained at that scale),
+padded to a multiple of 32, classified per pixel, and the class probabilities are resized
+back to the photo's own pixels before the class regions become instances
+(:func:`~fashionviewer.core.models.parsing.parsing_to_instances`), so masks follow the
+photo's resolution rather than the network's.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from fashionviewer.core.data.masks import encode_mask
+from fashionviewer.core.data.predictions import ImagePrediction, Instance
+from fashionviewer.core.models.parsing import IMAGE_MEAN, IMAGE_STD, ParsingNet, parsing_to_instances
+from fashionviewer.core.models.registry import card_category_ids
+
+
+@dataclass(frozen=True)
+class MirrorView:
+    """Test-time views of a parsing model: the photo and its mirror image, probabilities averaged.
+
+    Duck-types the Mask R-CNN's ``TestTimeAugmentation`` where callers look (``view_count``,
+    ``to_dict`` in the cache key and ``run.json``)."""
+
+    hflip: bool = True
+
+    @property
+    def view_count(self) -> int:
+        return 2 if self.hflip else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"hflip": self.hflip, "kind": "parsing-mirror"}
+
+
+class ParsingPredictor:
+    """A :class:`ParsingNet` in eval mode plus the card that names its classes.
+
+    A card's ``"test_time_augmentation": {"hflip": true}`` averages the class probabilities of the
+    photo and its mirror image (``tta=False`` turns it off, as for the Mask R-CNNs)."""
+
+    rescorer = None  # the Fashion-MNIST re-scorer is a Mask R-CNN option
+    backbone_dtype = None
+
+    def __init__(self, model: ParsingNet, card: dict[str, Any], device: str | torch.device = "cpu",
+                 score_floor: float = 0.05, model_name: str = "", tta: bool = True) -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.card = card
+        self.class_names = list(card["class_names"])
+        self.category_ids = card_category_ids(card)  # results use the taxonomy's own ids
+        self.score_floor = float(score_floor)
+        self.model_name = model_name
+        spec = card.get("input", {})
+        self.input_width = int(spec.get("width", 224))
+        self.pad_multiple = int(spec.get("pad_multiple", 32))
+        self._mean = torch.tensor(spec.get("mean", IMAGE_MEAN), device=self.device).view(3, 1, 1)
+        self._std = torch.tensor(spec.get("std", IMAGE_STD), device=self.device).view(3, 1, 1)
+        spec = card.get("test_time_augmentation") or {}
+        self.tta = MirrorView() if tta and spec.get("hflip") else None
+        self.fold_batch_norm = False
+        self.channels_last = False
+        self._lock = threading.Lock()  # eval-mode forward is thread-safe; the lock keeps peak memory to one photo
+
+    def predict(self, image: np.ndarray, file_name: str = "", image_id: int = 0) -> ImagePrediction:
+        """Instances found in one RGB uint8 H×W×3 image (boxes and masks in its pixels)."""
+        return self.predict_batch([image], [file_name], [image_id])[0]
+
+    def predict_batch(self, images: Sequence[np.ndarray], file_names: Sequence[str] | None = None,
+                      image_ids: Sequence[int] | None = None) -> list[ImagePrediction]:
+        for image in images:
+            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+                raise ValueError(f"expected RGB uint8 H×W×3 images, got {image.dtype} {image.shape}")
+        tensors = [torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1) for image in images]
+        return self.predict_tensors(tensors, file_names, image_ids)
+
+    def predict_tensors(self, images: Sequence[Tensor], file_names: Sequence[str] | None = None,
+                        image_ids: Sequence[int] | None = None) -> list[ImagePrediction]:
+        """Predict 3×H×W tensors: uint8 0-255 or float 0-1 (what the datasets yield)."""
+        names = list(file_names) if file_names is not None else [""] * len(images)
+        ids = list(image_ids) if image_ids is not None else [0] * len(images)
+        return [self._predict_one(image, name, image_id) for image, name, image_id in zip(images, names, ids)]
+
+    def probabilities(self, image: Tensor) -> Tensor:
+        """Class probabilities C×h×w over the card's ``parsing_channels`` at the network's input scale
+        (the photo shrunk to ``input_width``)."""
+        height, width = int(image.shape[-2]), int(image.shape[-1])
+        x = image.to(self.device)
+        x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+        small_h = max(1, round(height * self.input_width / width))
+        x = F.interpolate(x[None], size=(small_h, self.input_width), mode="bilinear", antialias=True,
+                          align_corners=False)[0]
+        x = (x - self._mean) / self._std
+        pad_h, pad_w = (-small_h) % self.pad_multiple, (-self.input_width) % self.pad_multiple
+        views = [x, x.flip(-1)] if self.tta is not None else [x]  # mirrored before padding: pads stay bottom/right
+        batch = torch.stack([F.pad(view, (0, pad_w, 0, pad_h)) for view in views])
+        with self._lock, torch.inference_mode():
+            probs = self.model(batch)[:, :, :small_h, : self.input_width].softmax(1)
+            if self.tta is not None:  # the mirror view's right is the photo's left
+                return (probs[0] + probs[1].flip(-1)) / 2
+            return probs[0]
+
+    def _predict_one(self, image: Tensor, file_name: str, image_id: int) -> ImagePrediction:
+        height, width = int(image.shape[-2]), int(image.shape[-1])
+        with torch.inference_mode():
+            probs = self.probabilities(image).float().cpu()
+            found = parsing_to_instances(probs, len(self.class_names), score_floor=self.score_floor)
+            instances = []
+            for item in found:
+                # Each instance's field resized to the photo, then thresholded: smooth edges at full size.
+                field = F.interpolate(item["field"][None, None], size=(height, width), mode="bilinear",
+                                      align_corners=False)[0, 0]
+                mask = (field > 0).numpy()
+                rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+                if rows.size == 0:
+                    continue
+                box = (float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1))
+                label = int(item["label"])
+                instances.append(Instance(box=box, label=label, class_name=self.class_names[label - 1],
+                                          score=float(item["score"]), rle=encode_mask(mask.view(np.uint8))))
+        return ImagePrediction(file_name, width, height, instances, model=self.model_name, image_id=image_id)

@@ -1,0 +1,103 @@
+"""The garment parsing model: network, class regions as instances, checkpoints and the Predictor flow."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from fashionviewer.core.base.errors import WeightsError
+from fashionviewer.core.data.masks import decode_mask
+from fashionviewer.core.inference.parsing import ParsingPredictor
+from fashionviewer.core.inference.predictor import bundled_models, load_predictor
+from fashionviewer.core.models.parsing import (
+    PARSING_CARD_FORMAT,
+    ParsingNet,
+    parsing_channels,
+    parsing_to_instances,
+    save_parsing_checkpoint,
+)
+from fashionviewer.core.models.registry import load_checkpoint, read_card
+
+
+def test_network_gives_logits_at_the_input_size() -> None:
+    model = ParsingNet(len(parsing_channels())).eval()
+    with torch.no_grad():
+        out = model(torch.zeros(1, 3, 96, 64))
+    assert out.shape == (1, 49, 96, 64)
+    assert parsing_channels()[:2] == ["background", "shirt, blouse"] and parsing_channels()[-2:] == ["skin", "hair"]
+
+
+def test_class_regions_become_scored_instances() -> None:
+    probs = torch.zeros(4, 4, 6)  # background, categories 1-2, skin
+    probs[0] = 1.0
+    probs[0, :2, :3], probs[1, :2, :3] = 0.2, 0.8  # category 1 wins the top-left 2x3
+    probs[0, 3, :], probs[2, 3, :] = 0.7, 0.3  # category 2 never wins but is likely on the last row
+    found = parsing_to_instances(probs, num_categories=2, score_floor=0.0, min_pixels=2)
+    assert [f["label"] for f in found] == [1, 2]
+    first, second = found
+    assert torch.equal(first["field"] > 0, probs.argmax(0) == 1)
+    assert first["score"] == pytest.approx(0.8 * (4.8 / 4.8) ** 0.5)
+    assert torch.equal(second["field"] > 0, probs[2] > 0.15) and second["score"] < first["score"]
+    assert [f["label"] for f in parsing_to_instances(probs, 2, score_floor=0.0, min_pixels=2, extra=False)] == [1]
+
+
+def _save(tmp_path, weights: str = "trained"):
+    torch.manual_seed(0)
+    model = ParsingNet(len(parsing_channels()))
+    card = {"architecture": "parsing_resunet", "class_names": parsing_channels()[1:47],
+            "parsing_channels": parsing_channels(), "taxonomy": "imaterialist", "domain": "photos",
+            "weights": weights, "input": {"width": 64, "pad_multiple": 32}}
+    return save_parsing_checkpoint(model, tmp_path / "parse.pt", card), tmp_path / "parse.pt"
+
+
+def test_checkpoint_round_trip_through_the_registry(tmp_path) -> None:
+    card, path = _save(tmp_path)
+    assert card["format"] == PARSING_CARD_FORMAT and card["num_classes"] == 47
+    assert read_card(path)["weights_sha256"] == card["weights_sha256"]
+    model, loaded = load_checkpoint(path)
+    assert isinstance(model, ParsingNet) and not model.training and loaded["taxonomy"] == "imaterialist"
+    _save(tmp_path, weights="random")
+    with pytest.raises(WeightsError, match="random"):
+        load_predictor(path)
+
+
+def test_load_predictor_gives_a_parsing_predictor_with_full_size_masks(tmp_path) -> None:
+    _, path = _save(tmp_path)
+    predictor = load_predictor(path, score_floor=0.0)
+    assert isinstance(predictor, ParsingPredictor) and predictor.class_names[6] == "pants"
+    image = np.random.default_rng(0).integers(0, 255, (150, 100, 3), dtype=np.uint8)
+    prediction = predictor.predict(image, "x.jpg", 3)
+    assert (prediction.width, prediction.height, prediction.image_id) == (100, 150, 3)
+    assert prediction.instances, "a random network still wins some pixels"
+    for inst in prediction.instances:
+        mask = decode_mask(inst.rle)
+        assert mask.shape == (150, 100) and mask.any()
+        ys, xs = np.nonzero(mask)
+        assert inst.box == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+        assert 1 <= inst.label <= 46 and inst.class_name == predictor.class_names[inst.label - 1]
+    assert [i.score for i in prediction.instances] == sorted((i.score for i in prediction.instances), reverse=True)
+
+
+@pytest.mark.skipif("fashion" not in bundled_models(), reason="the bundled real-photo model is not installed")
+def test_the_bundled_real_photo_model() -> None:
+    predictor = load_predictor("fashion")
+    card = predictor.card
+    assert isinstance(predictor, ParsingPredictor)
+    assert card["domain"] == "photos" and card["taxonomy"] == "imaterialist" and card["weights"] == "trained"
+    assert (predictor.model_name, len(predictor.class_names)) == ("fashion", 46)
+
+
+def test_mirror_view_averages_the_photo_and_its_mirror_image(tmp_path) -> None:
+    _, path = _save(tmp_path)
+    card = json.loads(path.with_suffix(".json").read_text())
+    card["test_time_augmentation"] = {"hflip": True}
+    path.with_suffix(".json").write_text(json.dumps(card))
+    both = load_predictor(path)
+    single = load_predictor(path, tta=False)
+    assert both.tta is not None and both.tta.view_count == 2 and single.tta is None
+    image = torch.from_numpy(np.random.default_rng(1).integers(0, 255, (3, 100, 70), dtype=np.uint8))
+    expected = (single.probabilities(image) + single.probabilities(image.flip(-1)).flip(-1)) / 2
+    assert torch.allclose(both.probabilities(image), expected, atol=1e-5)

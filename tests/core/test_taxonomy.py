@@ -70,3 +70,10 @@ def test_the_real_label_list_is_the_one_mapped(ccp_root) -> None:
     from fashionviewer.core.data.datasets.ccp import read_label_list
 
     assert tuple(read_label_list(ccp_root / "label_list.mat")) == tuple(CCP_LABELS)
+
+
+def test_viewer_ground_truth_matches_a_ccp_label_with_its_category() -> None:
+    from fashionviewer.core.data.groundtruth import _compatible
+
+    assert _compatible("shoe", "heels") and _compatible("bag, wallet", "purse") and _compatible("pants", "jeans")
+    assert not _compatible("pants", "skirt") and not _compatible("shoe", "bag")

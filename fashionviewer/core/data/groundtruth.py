@@ -20,6 +20,7 @@ import numpy as np
 from fashionviewer.core.base.errors import FashionViewerError
 from fashionviewer.core.data.classmap import fmnist_classes_for
 from fashionviewer.core.data.masks import encode_mask, mask_bbox, segmentation_to_rle
+from fashionviewer.core.data.taxonomy import CCP_TO_IMATERIALIST
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +174,9 @@ def find_ground_truth(folder: Path) -> GroundTruth | None:
 
 def _compatible(pred_name: str, gt_name: str) -> bool:
     if pred_name.strip().lower() == gt_name.strip().lower():
+        return True
+    # a CCP label and its iMaterialist category (the real-photo model's taxonomy) name the same garment
+    if CCP_TO_IMATERIALIST.get(gt_name) == pred_name or CCP_TO_IMATERIALIST.get(pred_name) == gt_name:
         return True
     a, b = set(fmnist_classes_for(pred_name)), set(fmnist_classes_for(gt_name))
     return bool(a & b)

@@ -93,6 +93,36 @@ def test_predictor_agrees_with_plain_model_above_the_floor(model, image):
     assert model.roi_heads.score_thresh == 0.05  # the floor was only borrowed
 
 
+def _strip(shape: tuple[int, int]) -> np.ndarray:
+    rng = np.random.default_rng(5)
+    img = (rng.random((*shape, 3)) * 80).astype(np.uint8)
+    img[..., 0] = 220  # something for the calibrated model to find
+    return img
+
+
+@pytest.mark.parametrize("shape", [(3, 3000), (3000, 3), (1, 1)])
+def test_strips_are_predicted_with_masks_at_their_own_size(model, shape):
+    """torchvision's resize floors a 3000x3 strip's short side to 0 rows and fails; every side stays >= 1."""
+    prediction = Predictor(model, CLASS_NAMES, score_floor=0.0).predict(_strip(shape), "strip.png")
+    height, width = shape
+    assert (prediction.height, prediction.width) == shape
+    assert prediction.instances, "the calibrated model should find something at floor 0"
+    for inst in prediction.instances:
+        assert decode_mask(inst.rle).shape == shape
+        x0, y0, x1, y1 = inst.box
+        assert 0 <= x0 <= x1 <= width and 0 <= y0 <= y1 <= height
+
+
+@pytest.mark.parametrize("size", [(150, 190), (480, 640), (1001, 333), (33, 5000)])
+def test_side_keeping_resize_is_torchvisions_on_ordinary_photos(model, size):
+    """Ordinary photos are resized exactly as torchvision does (cached predictions stay valid)."""
+    image = torch.rand(3, *size)
+    ours = inference._side_keeping(model.transform).resize(image)[0]
+    assert ours.shape == model.transform.resize(image)[0].shape
+    assert torch.equal(ours, model.transform.resize(image)[0])
+    assert inference._side_keeping(model.transform) is not model.transform and model.transform.training is False
+
+
 def test_predict_batch_matches_single_predictions(model, image):
     predictor = Predictor(model, CLASS_NAMES, score_floor=0.05)
     mirrored = np.ascontiguousarray(image[:, ::-1])  # same size: batching pads smaller images

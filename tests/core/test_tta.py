@@ -107,6 +107,18 @@ def test_mirrored_photo_gives_the_mirrored_prediction(model, image):
             assert np.nonzero(twin_mask)[1].mean() == pytest.approx(189 - np.nonzero(mask)[1].mean(), abs=2)
 
 
+@pytest.mark.parametrize("shape", [(3, 3000), (3000, 3)])
+def test_every_view_of_a_strip_keeps_a_pixel_per_side(model, shape):
+    """At 112 px a 3000x3 strip's short side would floor to 0 in torchvision's resize; each view keeps >= 1."""
+    rng = np.random.default_rng(7)
+    strip = (rng.random((*shape, 3)) * 80).astype(np.uint8)
+    strip[..., 1] = 200
+    tta = TestTimeAugmentation(sizes=(112, 128), hflip=True, mask_quality_power=2)
+    prediction = Predictor(model, CLASS_NAMES, score_floor=0.0, tta=tta).predict(strip)
+    assert (prediction.height, prediction.width) == shape and prediction.instances
+    assert {decode_mask(inst.rle).shape for inst in prediction.instances} == {shape}
+
+
 def test_card_asks_for_views_and_the_cache_keeps_them_apart(tmp_path, model):
     card = {"class_names": CLASS_NAMES, "weights": "trained",
             "test_time_augmentation": {"sizes": [112, 128], "hflip": True, "mask_quality_power": 2}}

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import math
 import os
 import threading
 from pathlib import Path
@@ -235,7 +236,7 @@ class Predictor:
         tensors = [_as_float(image.to(device)) for image in images]
         original_sizes = [(int(t.shape[-2]), int(t.shape[-1])) for t in tensors]
         with _eval_settings(model, self.score_floor, self._roi_pool(device)):
-            image_list, _ = (transform or model.transform)(tensors)
+            image_list, _ = _side_keeping(transform or model.transform)(tensors)
             features = self._backbone(model, device, image_list.tensors)
             proposals, _ = model.rpn(image_list, features)
             detections, _ = model.roi_heads(features, proposals, image_list.image_sizes)
@@ -377,8 +378,34 @@ def _resized_transform(transform: GeneralizedRCNNTransform, size: int) -> Genera
     if int(transform.min_size[-1]) == size:
         return transform
     max_size = round(size * transform.max_size / transform.min_size[-1])
-    return GeneralizedRCNNTransform(size, max_size, transform.image_mean, transform.image_std,
-                                    size_divisible=transform.size_divisible, fixed_size=transform.fixed_size)
+    return SideKeepingTransform(size, max_size, transform.image_mean, transform.image_std,
+                                size_divisible=transform.size_divisible, fixed_size=transform.fixed_size).eval()
+
+
+class SideKeepingTransform(GeneralizedRCNNTransform):
+    """torchvision's resize-and-normalise step, except that no side shrinks below one pixel.
+
+    torchvision scales by min(min_size / shorter, max_size / longer) and floors each side: a
+    3000x3 strip at 800/1333 would get 0 rows and fail. Here each side is floored the same way
+    (so every ordinary photo is resized exactly as before) and then kept at 1 pixel or more.
+    """
+
+    def resize(self, image: Tensor, target: dict[str, Tensor] | None = None
+               ) -> tuple[Tensor, dict[str, Tensor] | None]:
+        if self.training or self.fixed_size is not None or target is not None:
+            return super().resize(image, target)
+        height, width = int(image.shape[-2]), int(image.shape[-1])
+        scale = min(float(self.min_size[-1]) / min(height, width), float(self.max_size) / max(height, width))
+        size = (max(1, math.floor(height * scale)), max(1, math.floor(width * scale)))
+        return F.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0], None
+
+
+def _side_keeping(transform: GeneralizedRCNNTransform) -> GeneralizedRCNNTransform:
+    """``transform`` as a :class:`SideKeepingTransform` (a new object: the model is left as it is)."""
+    if isinstance(transform, SideKeepingTransform):
+        return transform
+    return SideKeepingTransform(transform.min_size, transform.max_size, transform.image_mean, transform.image_std,
+                                size_divisible=transform.size_divisible, fixed_size=transform.fixed_size).eval()
 
 
 def _as_float(image: Tensor) -> Tensor:

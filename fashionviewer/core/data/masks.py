@@ -37,6 +37,8 @@ __all__ = [
     "kaggle_rle_decode",
     "kaggle_rle_to_coco",
     "coco_to_kaggle_rle",
+    "polygon_mask",
+    "disc_mask",
 ]
 
 _KAGGLE_RE = re.compile(r"\s*[0-9]+(?:\s+[0-9]+)*\s*")
@@ -257,3 +259,28 @@ def kaggle_rle_encode(mask: np.ndarray) -> str:
 def coco_to_kaggle_rle(rle: dict) -> str:
     """iMaterialist ``EncodedPixels`` of a COCO RLE."""
     return kaggle_rle_encode(decode_mask(rle))
+
+
+# --------------------------------------------------------------------------- drawing
+
+
+def polygon_mask(points: Sequence[tuple[float, float]], height: int, width: int) -> np.ndarray:
+    """bool H×W mask of a polygon given as (x, y) pixel coordinates (pixel centres at integers; sub-pixel
+    vertices kept); fewer than 3 points give an empty mask, parts outside the image are clipped."""
+    import cv2
+
+    mask = np.zeros((int(height), int(width)), dtype=np.uint8)
+    if len(points) >= 3:
+        shift = 4  # cv2 takes fixed-point vertices: 4 fractional bits
+        pts = np.round(np.asarray(points, dtype=np.float64) * (1 << shift)).astype(np.int32)
+        cv2.fillPoly(mask, [pts.reshape(-1, 1, 2)], 1, lineType=cv2.LINE_8, shift=shift)
+    return mask.astype(bool)
+
+
+def disc_mask(center_xy: tuple[float, float], radius: float, height: int, width: int) -> np.ndarray:
+    """bool H×W mask of the pixels whose centre lies within ``radius`` of ``center_xy`` (at least the pixel
+    under the centre when it is inside the image)."""
+    cx, cy = float(center_xy[0]), float(center_xy[1])
+    r = max(float(radius), 0.5)
+    ys, xs = np.ogrid[: int(height), : int(width)]
+    return (xs - cx) ** 2 + (ys - cy) ** 2 <= r * r

@@ -12,6 +12,7 @@ import os
 from typing import Any, Callable
 
 from fashionviewer.core.base.errors import FashionViewerError
+from fashionviewer.core.data.datasets.annotations import AnnotationsDataset
 from fashionviewer.core.data.datasets.base import DetectionDataset, ImageEntry, build_target
 from fashionviewer.core.data.datasets.ccp import CCPDataset
 from fashionviewer.core.data.datasets.coco import CocoDataset, read_coco_ground_truth
@@ -38,18 +39,19 @@ DATASETS: dict[str, Callable[..., DetectionDataset]] = {
     "coco": CocoDataset,
     "ccp": CCPDataset,
     "fmnist-scenes": _fmnist_scenes,
+    "annotations": AnnotationsDataset,  # a photo folder's own annotations (the viewer's project file)
 }
 
 __all__ = [
     "DATASETS", "build_dataset", "DetectionDataset", "ImageEntry", "build_target",
-    "IMaterialistDataset", "CocoDataset", "CCPDataset", "FmnistScenesDataset",
+    "IMaterialistDataset", "CocoDataset", "CCPDataset", "AnnotationsDataset", "FmnistScenesDataset",
     "generate_scenes", "read_coco_ground_truth",
 ]
 
 
 def build_dataset(name: str, root: str | os.PathLike[str] | None, split: str = "train",
                   **options: Any) -> DetectionDataset:
-    """The dataset ``name`` ("imaterialist", "coco", "ccp", "fmnist-scenes") at ``root``.
+    """The dataset ``name`` ("imaterialist", "coco", "ccp", "fmnist-scenes", "annotations") at ``root``.
 
     ``root`` may be None for "ccp" (the shared CCP folder). Common options:
     ``max_size`` (downscale longer side), ``limit`` (first N images); see each class.

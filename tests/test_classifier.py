@@ -7,6 +7,7 @@ import pytest
 
 from fashionviewer.core.base.errors import WeightsError
 from fashionviewer.core.data.fmnist import CLASSES
+from fashionviewer.core.models import cnn
 from fashionviewer.core.models.classifier import (
     BUNDLED_CLASSIFIERS,
     load_classifier,
@@ -32,7 +33,42 @@ def test_shipped_weights_are_small_and_carry_a_model_card(name):
     card = json.loads(card_path.read_text())
     assert weights.stat().st_size < 6 * 1024 * 1024
     assert {"architecture", "classes", "input", "training", "metrics", "date", "weights_sha256"} <= set(card)
-    assert card["training"]["epochs"] <= (15 if name.startswith("cnn") else 60)
+    assert card["training"]["epochs"] <= 50  # the paper's longest protocol
+    assert card["training"]["recipe"] in ("paper", "improved")
+
+
+BELOW_THE_PAPER = {"cnn3": "the shipped cnn3 (15 epochs) measures 0.9306, below the paper's 0.934; not retrained"}
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=BELOW_THE_PAPER[n])) if n in BELOW_THE_PAPER else n
+    for n in BUNDLED_CLASSIFIERS if n in cnn.PAPER_ACCURACY])
+def test_shipped_paper_cnns_meet_the_paper_figure_with_exact_parameter_counts(name):
+    card = json.loads(resolve_classifier_path(name)[1].read_text())
+    clf = load_classifier(name)
+    assert cnn.count_parameters(clf.model) == card["parameters"] == cnn.PAPER_PARAMETERS[name]
+    # The card's accuracy is checked against the real test set above; here it is held to the paper's table.
+    assert card["metrics"]["test_accuracy"] >= cnn.PAPER_ACCURACY[name]
+
+
+def test_the_first_bundled_classifier_is_the_best_measured():
+    accuracies = [json.loads(resolve_classifier_path(n)[1].read_text())["metrics"]["test_accuracy"]
+                  for n in BUNDLED_CLASSIFIERS]
+    assert accuracies[0] == max(accuracies)
+
+
+def test_a_card_with_flip_tta_predicts_the_same_for_an_image_and_its_mirror(fmnist, tmp_path):
+    weights, card_path = resolve_classifier_path("cnn3")
+    for name, hflip in (("flip", True), ("plain", False)):
+        card = {**json.loads(card_path.read_text()), "test_time_augmentation": {"hflip": hflip}}
+        (tmp_path / f"{name}.json").write_text(json.dumps(card))
+        (tmp_path / f"{name}.pt").write_bytes(weights.read_bytes())
+    x, mirrored = fmnist.test_images[:200], fmnist.test_images[:200, :, ::-1].copy()
+    flip, plain = load_classifier(tmp_path / "flip.pt"), load_classifier(tmp_path / "plain.pt")
+    assert flip.tta_flip and not plain.tta_flip
+    assert np.allclose(flip.predict(x), flip.predict(mirrored), atol=1e-5)
+    assert not np.allclose(plain.predict(x), plain.predict(mirrored), atol=1e-3)
+    assert np.allclose(flip.predict(x), (plain.predict(x) + plain.predict(mirrored)) / 2, atol=1e-5)
 
 
 def photo_like(item: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import logging
 import math
 import sys
@@ -35,6 +36,8 @@ from fashionviewer.core.base.paths import sha256_file
 from fashionviewer.core.data.fmnist import CLASSES, load_fashion_mnist
 from fashionviewer.core.data.metrics import classification_report
 from fashionviewer.core.models import cnn
+from fashionviewer.core.models.classifier import resolve_classifier_path
+from fashionviewer.core.models.domain import FASHION_MNIST
 
 from .common import Cancelled, install_cancel_handler, resolve_device, run_cli
 
@@ -66,35 +69,70 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--events", default=None, help="write JSON-lines progress events to PATH, or '-' for stdout")
     p.add_argument("--name", default=None, help="checkpoint name (default: the model name)")
+    p.add_argument("--optimizer", default="adam", choices=["adam", "sgd"],
+                   help="adam (AdamW with --weight-decay) or sgd (Nesterov momentum 0.9, weight decay on weights only)")
+    p.add_argument("--shift", type=int, default=2, help="improved recipe: random shifts of up to ±N px")
+    p.add_argument("--erasing", type=float, default=0.0, help="improved recipe: random-erasing probability per image")
+    p.add_argument("--tta-flip", action="store_true",
+                   help="average the prediction of each image and its mirror (recorded in the card; load_classifier applies it)")
+    p.add_argument("--init", default=None,
+                   help="start from these weights (a bundled classifier name or NAME.pt) instead of random ones")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for training (fast on CPUs with AVX512-BF16/AMX)")
+    p.add_argument("--channels-last", action="store_true", help="channels-last memory format (faster oneDNN convolutions)")
     return p
 
 
-def augment(x: torch.Tensor, generator: torch.Generator, flip: bool = True) -> torch.Tensor:
-    """Random ±2 px shifts and (optionally) horizontal flips of a uint8 N×28×28 batch (vectorised)."""
+def augment(x: torch.Tensor, generator: torch.Generator, flip: bool = True, shift: int = 2,
+            erasing: float = 0.0) -> torch.Tensor:
+    """Random ±``shift`` px shifts, (optionally) horizontal flips and random erasing of a uint8 N×28×28 batch (vectorised)."""
     n = x.shape[0]
-    padded = F.pad(x, (2, 2, 2, 2))
-    oy, ox = torch.randint(0, 5, (2, n), generator=generator)
+    padded = F.pad(x, (shift, shift, shift, shift))
+    oy, ox = torch.randint(0, 2 * shift + 1, (2, n), generator=generator)
     ar = torch.arange(28)
     rows = (oy[:, None] + ar)[:, :, None]
     cols = (ox[:, None] + ar)[:, None, :]
     if flip:
         flipped = torch.rand(n, generator=generator) < 0.5
         cols = torch.where(flipped[:, None, None], cols.flip(-1), cols)
-    return padded[torch.arange(n)[:, None, None], rows, cols]
+    out = padded[torch.arange(n)[:, None, None], rows, cols]
+    if erasing > 0:
+        out = random_erase(out, generator, erasing)
+    return out
+
+
+def random_erase(x: torch.Tensor, generator: torch.Generator, p: float) -> torch.Tensor:
+    """Zhong et al.'s random erasing: with probability ``p`` a rectangle (2-40 % of the image, aspect 0.3-3.3)
+    is filled with uniform noise; vectorised as a per-image box mask."""
+    n, h, w = x.shape
+    area = torch.empty(n).uniform_(0.02, 0.4, generator=generator) * h * w
+    log_ratio = torch.empty(n).uniform_(math.log(0.3), math.log(1 / 0.3), generator=generator)
+    eh = (area * log_ratio.exp()).sqrt().round().clamp(1, h).long()
+    ew = (area / log_ratio.exp()).sqrt().round().clamp(1, w).long()
+    top = (torch.rand(n, generator=generator) * (h - eh + 1)).long()
+    left = (torch.rand(n, generator=generator) * (w - ew + 1)).long()
+    ar_h, ar_w = torch.arange(h), torch.arange(w)
+    box = (((ar_h[None] >= top[:, None]) & (ar_h[None] < (top + eh)[:, None]))[:, :, None]
+           & ((ar_w[None] >= left[:, None]) & (ar_w[None] < (left + ew)[:, None]))[:, None, :])
+    box &= (torch.rand(n, generator=generator) < p)[:, None, None]
+    noise = torch.randint(0, 256, x.shape, generator=generator, dtype=torch.uint8)
+    return torch.where(box, noise, x)
 
 
 @torch.inference_mode()
 def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
-             device: torch.device, batch_size: int = 1000) -> tuple[float, np.ndarray]:
-    """Mean cross-entropy and the predicted classes for uint8 images."""
+             device: torch.device, batch_size: int = 1000, tta_flip: bool = False) -> tuple[float, np.ndarray]:
+    """Mean cross-entropy and the predicted classes for uint8 images (fp32, as ``load_classifier`` predicts).
+
+    ``tta_flip`` averages the probabilities of each image and its mirror, exactly as ``Classifier.predict`` does.
+    """
     model.eval()
     total, predictions = 0.0, []
     for start in range(0, len(images), batch_size):
         x = cnn.normalise(images[start:start + batch_size]).to(device)
         y = labels[start:start + batch_size].to(device)
-        logits = model(x)
-        total += float(F.cross_entropy(logits, y, reduction="sum"))
-        predictions.append(logits.argmax(1).cpu())
+        probs = cnn.predict_probabilities(model, x, tta_flip)
+        total += float(F.nll_loss(probs.clamp_min(1e-12).log(), y, reduction="sum"))
+        predictions.append(probs.argmax(1).cpu())
     return total / max(len(images), 1), torch.cat(predictions).numpy()
 
 
@@ -120,9 +158,12 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     test_y = torch.from_numpy(data.test_labels[:test_count])
 
     model = cnn.build_classifier(args.model, args.dropout).to(device)
+    if args.init:
+        model.load_state_dict(_init_weights(args.init, args.model))
     improved = args.recipe == "improved"
-    optimizer = (torch.optim.AdamW if args.weight_decay else torch.optim.Adam)(
-        model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = _optimizer(model, args)
     steps_per_epoch = math.ceil(len(train_x) / args.batch_size)
     scheduler = (torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, epochs=args.epochs,
                                                      steps_per_epoch=steps_per_epoch, pct_start=0.25)
@@ -150,14 +191,16 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                     steps_per_epoch=steps_per_epoch, device=str(device), out=str(out))
         try:
             for epoch in range(start_epoch, args.epochs + 1):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 train_loss, train_acc = _train_one_epoch(model, optimizer, scheduler, train_x, train_y, device, args,
                                                          improved, generator, epoch, steps_per_epoch, events, stop)
                 val_loss, val_pred = evaluate(model, val_x, val_y, device)
                 seconds = time.perf_counter() - t0
+                cpu_seconds = time.process_time() - c0  # this process's CPU time: what contention does not inflate
                 seconds_total += seconds
                 record = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
-                          "val_acc": float((val_pred == val_y.numpy()).mean()), "seconds": round(seconds, 2)}
+                          "val_acc": float((val_pred == val_y.numpy()).mean()), "seconds": round(seconds, 2),
+                          "cpu_seconds": round(cpu_seconds, 2)}
                 history.append(record)
                 card = _model_card(args, name, model, history, seconds_total, len(train_x), len(val_x))
                 _save(model, card, optimizer, scheduler, history, epoch, seconds_total,
@@ -165,7 +208,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 log.info("epoch %d/%d train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1fs", epoch,
                          args.epochs, train_loss, train_acc, val_loss, record["val_acc"], seconds)
                 events.emit("epoch", epochs=args.epochs, checkpoint=str(weights_path), **record)
-            test_loss, test_pred = evaluate(model, test_x, test_y, device)
+            test_loss, test_pred = evaluate(model, test_x, test_y, device, tta_flip=args.tta_flip)
             report = classification_report(test_y.numpy(), test_pred, len(CLASSES))
             report["loss"] = test_loss
             card = _model_card(args, name, model, history, seconds_total, len(train_x), len(val_x), report)
@@ -197,10 +240,13 @@ def _train_one_epoch(model, optimizer, scheduler, train_x, train_y, device, args
         idx = order[step * args.batch_size:(step + 1) * args.batch_size]
         x, y = train_x[idx], train_y[idx]
         if improved:
-            x = augment(x, generator, flip=not args.no_flip)
+            x = augment(x, generator, flip=not args.no_flip, shift=args.shift, erasing=args.erasing)
         x, y = cnn.normalise(x).to(device), y.to(device)
-        logits = model(x)
-        loss = F.cross_entropy(logits, y, label_smoothing=_label_smoothing(args))
+        if args.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=_label_smoothing(args))
         batch_loss = float(loss.detach())
         if not math.isfinite(batch_loss):
             raise FashionViewerError(f"loss became {batch_loss} at epoch {epoch} step {step + 1}; "
@@ -219,6 +265,35 @@ def _train_one_epoch(model, optimizer, scheduler, train_x, train_y, device, args
     return loss_sum / seen, correct / seen
 
 
+def _init_weights(name_or_path: str, architecture: str) -> dict[str, torch.Tensor]:
+    """The state_dict to fine-tune from, checked to be the same architecture."""
+    weights, card_path = resolve_classifier_path(name_or_path)
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    if card.get("architecture") != architecture:
+        raise FashionViewerError(f"{card_path}: --init is a {card.get('architecture')} model, not {architecture}")
+    return torch.load(weights, map_location="cpu", weights_only=True)
+
+
+def _optimizer(model: torch.nn.Module, args: argparse.Namespace) -> torch.optim.Optimizer:
+    if args.optimizer == "adam":
+        return (torch.optim.AdamW if args.weight_decay else torch.optim.Adam)(
+            model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    # SGD: no weight decay on biases and batch-norm parameters (standard ResNet practice).
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    return torch.optim.SGD([{"params": decay, "weight_decay": args.weight_decay},
+                            {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, momentum=0.9, nesterov=True)
+
+
+def _augmentation_text(args: argparse.Namespace) -> str:
+    if args.recipe != "improved":
+        return "none"
+    parts = [f"±{args.shift} px shifts"] + ([] if args.no_flip else ["horizontal flips"])
+    if args.erasing:
+        parts.append(f"random erasing p={args.erasing}")
+    return ", ".join(parts)
+
+
 def _label_smoothing(args: argparse.Namespace) -> float:
     if args.label_smoothing is not None:
         return args.label_smoothing
@@ -231,6 +306,7 @@ def _model_card(args, name, model, history, seconds, n_train, n_val, test=None) 
         "name": name,
         "task": "classification",
         "architecture": args.model,
+        "domain": FASHION_MNIST,
         "parameters": cnn.count_parameters(model),
         "classes": list(CLASSES),
         "input": {"size": [28, 28], "channels": 1, "dtype": "uint8",
@@ -240,12 +316,18 @@ def _model_card(args, name, model, history, seconds, n_train, n_val, test=None) 
             "data": "Fashion-MNIST",
             "split": f"{n_train} train / {n_val} validation (seeded split of the 60,000 training images, "
                      f"seed {args.seed}) / {n_test} test",
-            "recipe": args.recipe, "augmentation": ("±2 px shifts" + ("" if args.no_flip else ", horizontal flips")
-                                                     if args.recipe == "improved" else "none"),
-            "label_smoothing": _label_smoothing(args), "dropout": args.dropout, "epochs": len(history), "batch_size": args.batch_size, "optimizer": "Adam",
+            "recipe": args.recipe, "augmentation": _augmentation_text(args), "init": args.init or "random",
+            "schedule": "one-cycle" if args.recipe == "improved" else "constant",
+            "label_smoothing": _label_smoothing(args), "dropout": args.dropout, "epochs": len(history),
+            "batch_size": args.batch_size,
+            "optimizer": ("Adam" if args.optimizer == "adam" else "SGD (Nesterov, momentum 0.9)"),
+            "precision": "bfloat16 autocast" if args.bf16 else "float32",
+            "channels_last": bool(args.channels_last),
             "lr": args.lr, "weight_decay": args.weight_decay, "seconds": round(seconds, 1),
+            "cpu_seconds": round(sum(h.get("cpu_seconds", 0.0) for h in history), 1),
             "device": str(resolve_device(args.device)), "torch_threads": torch.get_num_threads(),
         },
+        "test_time_augmentation": {"hflip": bool(args.tta_flip)},
         "history": history,
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -258,7 +340,7 @@ def _model_card(args, name, model, history, seconds, n_train, n_val, test=None) 
 
 
 def _save(model, card, optimizer, scheduler, history, epoch, seconds, weights_path, card_path, state_path) -> None:
-    state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    state_dict = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     atomic_torch_save(state_dict, weights_path)
     card = {**card, "weights_file": weights_path.name, "weights_sha256": sha256_file(weights_path)}
     atomic_write_json(card_path, card)

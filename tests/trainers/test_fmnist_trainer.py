@@ -111,3 +111,34 @@ def test_augmentation_shifts_and_flips_but_keeps_content(fmnist):
     kept = out.float().sum((1, 2)) / batch.float().sum((1, 2))
     assert float(kept.min()) > 0.85 and float(kept.max()) <= 1.0 + 1e-6
     assert np.isfinite(kept.numpy()).all()
+
+
+def test_random_erasing_fills_one_box_per_chosen_image_and_leaves_the_rest(fmnist):
+    import torch
+
+    batch = torch.from_numpy(fmnist.test_images[:256].copy())
+    out = trainer.random_erase(batch, torch.Generator().manual_seed(1), p=0.5)
+    changed = (out != batch).flatten(1).any(1)
+    # About half the images are erased (binomial 256 × 0.5), the others are untouched.
+    assert 90 < int(changed.sum()) < 166
+    for i in torch.nonzero(changed).flatten()[:20].tolist():
+        ys, xs = torch.nonzero(out[i] != batch[i], as_tuple=True)
+        box = (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
+        assert int(box) <= 0.4 * 28 * 28 + 56  # at most 40 % of the image (rounding of the sides)
+
+
+def test_sgd_bf16_channels_last_run_records_its_recipe_and_flip_tta(fmnist, tmp_path):
+    card = trainer.main(trainer.get_args_parser().parse_args([
+        "--model", "fvnet", "--limit-train", "3000", "--limit-test", "2000", "--epochs", "2", "--batch-size", "128",
+        "--optimizer", "sgd", "--lr", "0.1", "--weight-decay", "5e-4", "--erasing", "0.3", "--bf16",
+        "--channels-last", "--tta-flip", "--threads", "1", "--out", str(tmp_path)]))
+    t = card["training"]
+    assert t["optimizer"].startswith("SGD") and t["precision"] == "bfloat16 autocast" and t["channels_last"]
+    assert "random erasing p=0.3" in t["augmentation"] and card["test_time_augmentation"] == {"hflip": True}
+    assert t["cpu_seconds"] > 0 and all("cpu_seconds" in h for h in card["history"])
+    # The card's figure is what load_classifier measures: it applies the same flip averaging.
+    clf = load_classifier(tmp_path / "fvnet.pt")
+    assert clf.tta_flip
+    accuracy = float((clf.predict(fmnist.test_images[:2000]).argmax(1) == fmnist.test_labels[:2000]).mean())
+    assert accuracy == pytest.approx(card["metrics"]["test_accuracy"], abs=0.002)
+    assert accuracy > 0.6  # 3,000 images, 2 epochs; chance is 0.10

@@ -35,6 +35,8 @@ class Classifier:
         self.card = card
         self.classes: tuple[str, ...] = tuple(card.get("classes", CLASSES))
         self.name: str = card.get("name", card.get("architecture", "classifier"))
+        # The card says whether the model was measured averaging each image with its mirror: predict the same way.
+        self.tta_flip: bool = bool((card.get("test_time_augmentation") or {}).get("hflip", False))
 
     @torch.inference_mode()
     def predict(self, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
@@ -49,8 +51,8 @@ class Classifier:
         out = []
         for start in range(0, len(images), batch_size):
             batch = torch.from_numpy(np.require(images[start:start + batch_size], requirements=["C", "W"]))
-            logits = self.model(cnn.normalise(batch).to(self.device))
-            out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+            probs = cnn.predict_probabilities(self.model, cnn.normalise(batch).to(self.device), self.tta_flip)
+            out.append(probs.cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
 
     def top_k(self, image: np.ndarray, k: int = 3) -> list[tuple[str, float]]:

@@ -114,6 +114,14 @@ def build_classifier(name: str, dropout: float | None = None) -> nn.Module:
         raise ValueError(f"unknown classifier {name!r}; choose one of {', '.join(ARCHITECTURES)}") from None
 
 
+def predict_probabilities(model: nn.Module, x: torch.Tensor, tta_flip: bool = False) -> torch.Tensor:
+    """Softmax probabilities of normalised N×1×28×28 input; ``tta_flip`` averages them with the mirrored images'."""
+    probs = torch.softmax(model(x).float(), dim=1)
+    if tta_flip:
+        probs = (probs + torch.softmax(model(x.flip(-1)).float(), dim=1)) / 2
+    return probs
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 

@@ -47,6 +47,7 @@ from fashionviewer.core.models.registry import (
     get_model,
     list_models,
     model_info,
+    read_card,
     save_checkpoint,
     unwrap,
 )
@@ -54,6 +55,7 @@ from fashionviewer.core.models.registry import (
 from . import distributed
 from .common import Cancelled, install_cancel_handler, positive_int, resolve_device, run_cli
 from .engine import StepControl, collate_fn, evaluate, freeze_backbone, recalibrate_batchnorm, train_one_epoch
+from .finetune import RemapLabels, annotation_summary, finetune_model, plan_finetune
 
 log = logging.getLogger("trainers.maskrcnn")
 
@@ -75,9 +77,15 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--weights", default="coco",
                    help="coco (torchvision's COCO weights from the torch hub cache), PATH (one of our checkpoints) "
                         "or none (random initialisation)")
+    p.add_argument("--init-from", default=None, metavar="CHECKPOINT",
+                   help="fine-tune one of our Mask R-CNN checkpoints: its weights and class list; classes the "
+                        "dataset adds extend the heads (trainers.finetune); replaces --model/--weights")
+    p.add_argument("--annotations", default=None, metavar="FILE",
+                   help="--dataset annotations: the annotation file (default: DATA_PATH/annotations.fashionviewer.json)")
     p.add_argument("--weights-backbone", default="none", choices=["imagenet", "none"],
                    help="ImageNet weights for the trunk when --weights none (from the torch hub cache)")
-    p.add_argument("--image-size", type=int, default=512, help="shorter image side in pixels (paper: 512)")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="shorter image side in pixels (default 512 as in the paper; --init-from: the checkpoint's)")
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--steps-per-epoch", type=int, default=0, help="at most this many steps per epoch (0: all)")
     p.add_argument("--val-steps", type=int, default=0,
@@ -92,9 +100,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                    help="per-step schedule after warm-up; multistep divides by 10 at 2/3 and 8/9 of training")
     p.add_argument("--warmup-steps", type=int, default=200, help="linear warm-up steps")
     p.add_argument("--clip-grad-norm", type=float, default=0.0, help="clip the gradient norm (0: off)")
-    p.add_argument("--bn-recalibration-steps", type=int, default=50,
+    p.add_argument("--bn-recalibration-steps", type=int, default=None,
                    help="before evaluating and saving, re-estimate BatchNorm statistics on this many training "
-                        "batches (models trained from scratch need it; 0: off)")
+                        "batches (models trained from scratch need it; 0: off; default 50, 0 with --init-from)")
     p.add_argument("--box-batch-size-per-image", type=positive_int, default=None,
                    help="RoIs sampled per image for the box and mask heads (default: the model's; torchvision: 512)")
     p.add_argument("--freeze-backbone", action="store_true",
@@ -138,17 +146,22 @@ class HorizontalFlip(Dataset):
         return image.flip(-1), target
 
 
-def build_loaders(args: argparse.Namespace, info: distributed.DistributedInfo
+def build_loaders(args: argparse.Namespace, info: distributed.DistributedInfo, wrap: Any = None
                   ) -> tuple[DataLoader, DataLoader | None, list[str], dict[str, Any] | None, DistributedSampler]:
-    """Train/val loaders, class names and the validation ground truth (None when not evaluating)."""
+    """Train/val loaders, class names and the validation ground truth (None when not evaluating).
+    ``wrap(dataset)`` (fine-tuning) replaces both splits by a wrapper with its own class list."""
     max_size = round(args.image_size * _MAX_TO_MIN)  # the model would shrink anything larger anyway
     taxonomy = getattr(args, "taxonomy", "ccp")
     if taxonomy != "ccp" and args.dataset != "ccp":
         raise FashionViewerError(f"--taxonomy {taxonomy}: only --dataset ccp is mapped between taxonomies")
-    options = {"taxonomy": taxonomy} if args.dataset == "ccp" else {}
+    options: dict[str, Any] = {"taxonomy": taxonomy} if args.dataset == "ccp" else {}
+    if args.dataset == "annotations" and getattr(args, "annotations", None):
+        options["ann_file"] = args.annotations
     train_set = build_dataset(args.dataset, args.data_path, "train", max_size=max_size, **options)
     if len(train_set) == 0:
         raise FashionViewerError(f"--data-path {args.data_path}: the train split of {args.dataset} is empty")
+    if wrap is not None:
+        train_set = wrap(train_set)
     sampler = DistributedSampler(train_set, num_replicas=info.world_size, rank=info.rank, shuffle=True,
                                  seed=args.seed, drop_last=True)
     train_loader = DataLoader(HorizontalFlip(train_set, args.hflip_prob), batch_size=args.batch_size,
@@ -158,6 +171,8 @@ def build_loaders(args: argparse.Namespace, info: distributed.DistributedInfo
         return train_loader, None, train_set.class_names, None, sampler
     limit = args.val_steps * args.batch_size * info.world_size if args.val_steps else None
     val_set = build_dataset(args.dataset, args.data_path, "val", max_size=max_size, limit=limit, **options)
+    if wrap is not None:
+        val_set = wrap(val_set)
     if list(val_set.class_names) != list(train_set.class_names):
         raise FashionViewerError(f"--data-path {args.data_path}: train and val splits name different classes")
     shard = Subset(val_set, range(info.rank, len(val_set), info.world_size))  # no padding: each image once
@@ -281,16 +296,22 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         logging.getLogger().setLevel(logging.WARNING)
     scaler = _grad_scaler(args, device)
     start = resume_file(args, out)
-    if start is None:
+    plan_for = _finetune_setup(args)  # before reading the dataset: a bad checkpoint fails at once
+    if start is None and plan_for is None:
         check_weights(args.model, args.weights, args.weights_backbone)  # before reading the dataset
 
-    train_loader, val_loader, class_names, ground_truth, sampler = build_loaders(args, info)
+    train_loader, val_loader, class_names, ground_truth, sampler = build_loaders(args, info, plan_for)
     category_ids = train_loader.dataset.dataset.category_ids  # type: ignore[attr-defined]  # under HorizontalFlip
     weights = "none" if start else args.weights  # the resumed state replaces any initial weights
     head_options = ({"box_batch_size_per_image": args.box_batch_size_per_image}
                     if args.box_batch_size_per_image else {})  # training-only: checkpoints load without it
-    model = get_model(args.model, len(class_names) + 1, weights, min_size=args.image_size,
-                      weights_backbone=args.weights_backbone, **head_options).to(device)
+    if plan_for is not None:
+        model = finetune_model(plan_for.plan, args.image_size, round(args.image_size * _MAX_TO_MIN)).to(device)
+        if head_options:
+            model.roi_heads.fg_bg_sampler.batch_size_per_image = args.box_batch_size_per_image
+    else:
+        model = get_model(args.model, len(class_names) + 1, weights, min_size=args.image_size,
+                          weights_backbone=args.weights_backbone, **head_options).to(device)
     if args.freeze_backbone:  # a resumed state already holds the frozen statistics
         used = freeze_backbone(model, train_loader, device, 0 if start else args.bn_recalibration_steps)
         log.info("backbone frozen (BatchNorm statistics from %d batches); training the RPN and RoI heads", used)
@@ -308,6 +329,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     n_train = len(train_loader.dataset)  # type: ignore[arg-type]
     n_val = len(val_loader.dataset.dataset) if val_loader is not None else 0  # type: ignore[attr-defined]
     card: dict[str, Any] = {}
+    extra_card = _finetune_card(args, plan_for)
     with EventWriter(args.events if info.rank == 0 else None) as events:
         events.emit("start", trainer="maskrcnn", model=args.model, epochs=args.epochs, steps_per_epoch=steps,
                     device=str(device), out=str(out), world_size=info.world_size)
@@ -335,6 +357,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 if info.rank == 0:
                     card = model_card(args, class_names, progress.history, n_train, n_val, progress.seconds,
                                       info.world_size, progress.init, category_ids)
+                    card["training"].update(extra_card)
                     card = _save_epoch(out, model, card, optimizer, scheduler, scaler, args, progress)
                     _log_epoch(record, args.epochs)
                     events.emit("epoch", epochs=args.epochs, checkpoint=str(last_path), **record)
@@ -348,6 +371,43 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                         message=str(exc))
             raise
     return card
+
+
+class _PlanFor:
+    """``wrap`` for build_loaders: plans the fine-tune from the train split's classes, then remaps both splits."""
+
+    def __init__(self, checkpoint: str) -> None:
+        self.checkpoint, self.plan = checkpoint, None
+
+    def __call__(self, dataset: Any) -> RemapLabels:
+        if self.plan is None:
+            self.plan = plan_finetune(self.checkpoint, dataset.class_names, getattr(dataset, "category_ids", None))
+            if self.plan.added:
+                log.info("fine-tuning %s: %d classes kept, %d added (%s)", self.checkpoint, len(self.plan.old_names),
+                         len(self.plan.added), ", ".join(self.plan.added))
+        return RemapLabels(dataset, self.plan)
+
+
+def _finetune_setup(args: argparse.Namespace) -> _PlanFor | None:
+    """Resolve the defaults that depend on --init-from (architecture, image size, BatchNorm re-estimation)."""
+    card = read_card(Path(args.init_from).with_suffix(".pt")) if args.init_from else None
+    if card is not None:
+        args.model = card["architecture"]
+    if args.image_size is None:
+        args.image_size = int(card.get("min_size") or 512) if card is not None else 512
+    if args.bn_recalibration_steps is None:  # a trained model's statistics are kept when fine-tuning
+        args.bn_recalibration_steps = 0 if card is not None else 50
+    return _PlanFor(args.init_from) if card is not None else None
+
+
+def _finetune_card(args: argparse.Namespace, plan_for: _PlanFor | None) -> dict[str, Any]:
+    """What the model card adds about the start checkpoint and the annotation file trained on."""
+    extra: dict[str, Any] = {}
+    if plan_for is not None and plan_for.plan is not None:
+        extra["fine_tuned_from"] = plan_for.plan.card_entry()
+    if args.dataset == "annotations":
+        extra["annotations"] = annotation_summary(args.data_path, args.annotations)
+    return extra
 
 
 def _restore(path: Path, model_name: str, model: nn.Module, optimizer: torch.optim.Optimizer,

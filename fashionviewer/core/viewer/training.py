@@ -18,12 +18,13 @@ class TrainingRequest:
     out: str
     epochs: int = 1
     device: str = "cpu"
-    dataset: str = ""  # maskrcnn: dataset name (imaterialist, coco, ccp, fmnist_scenes)
+    dataset: str = ""  # maskrcnn: dataset name (imaterialist, coco, ccp, fmnist_scenes, annotations)
     data_path: str = ""  # fmnist: --data-dir; maskrcnn: the dataset's root folder
     image_size: int = 0  # maskrcnn: shorter side in px (0: the model's default)
     batch_size: int = 0  # 0: the trainer's default
     limit_train: int = 0  # fmnist: first N training images; maskrcnn: at most N steps per epoch
     weights: str = ""  # maskrcnn: coco | none | PATH (the trainer's --weights)
+    init_from: str = ""  # maskrcnn: fine-tune this checkpoint (its classes; new ones extend the heads)
     extra: list[str] = field(default_factory=list)
 
     def arguments(self) -> list[str]:
@@ -42,7 +43,9 @@ class TrainingRequest:
                 args += ["--data-path", self.data_path]
             if self.image_size:
                 args += ["--image-size", str(self.image_size)]
-            if self.weights:
+            if self.init_from:
+                args += ["--init-from", self.init_from]
+            elif self.weights:
                 args += ["--weights", self.weights]
         if self.batch_size:
             args += ["--batch-size", str(self.batch_size)]

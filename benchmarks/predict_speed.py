@@ -219,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fold-batch-norm", action="store_true",
                    help="the pipeline's batch norms folded into its convolutions as load_predictor does "
                         "(core.folding; float rounding differs by about 1e-6)")
+    p.add_argument("--roi-pool", choices=["auto", "sparse", "threaded"], default="auto",
+                   help="the pipeline's CPU RoI pool (core.roi_pool): auto = sparse with --channels-last, as "
+                        "load_predictor does; threaded = torchvision's kernel on every core")
     p.add_argument("--backbone-dtype", choices=["float32", "bfloat16"], default="float32",
                    help="the pipeline's backbone precision (bfloat16: fast on CPUs with AVX512-BF16)")
     parsed = parse_ccp_benchmark(p, argv, default_threads=torch.get_num_threads())
@@ -250,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     # Its own copy of the same weights: channels-last converts the model in place.
     predictor = Predictor(copy.deepcopy(model), names, "cpu", score_floor=args.floor, model_name=arch,
                           channels_last=args.channels_last, backbone_dtype=backbone_dtype,
-                          fold_batch_norm=args.fold_batch_norm)
+                          fold_batch_norm=args.fold_batch_norm,
+                          sparse_roi_pool=None if args.roi_pool == "auto" else args.roi_pool == "sparse")
     baseline(model, paths[:1])  # warm-up, both arms
     predictor.predict(load_image(paths[0]))
     base_out, base_lat, base_total, base_peak = [], [], 0.0, 0.0
@@ -274,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": arch, "weights": source, "min_size": size, "images": len(paths),
         "threads": args.threads, "floor": args.floor, "batch": args.batch, "chunk": args.chunk,
         "channels_last": args.channels_last, "fold_batch_norm": args.fold_batch_norm,
-        "backbone_dtype": args.backbone_dtype,
+        "backbone_dtype": args.backbone_dtype, "sparse_roi_pool": predictor.sparse_roi_pool,
         "detections_per_image_baseline": round(float(np.mean([len(o["scores"]) for o in base_out])), 1),
         "instances_per_image_at_floor": round(float(np.mean([len(p.instances) for p in fast_out])), 1),
         "baseline": summary(base_lat, base_total, len(paths), base_peak),
@@ -288,13 +292,16 @@ def main(argv: list[str] | None = None) -> int:
     result["peak_memory_ratio"] = round(result["pipeline"]["peak_mb"] / max(result["baseline"]["peak_mb"], 1e-6), 2)
     args.results.mkdir(parents=True, exist_ok=True)
     layout = ("_channels_last" if args.channels_last else "") + ("_folded" if args.fold_batch_norm else "")
+    if args.roi_pool != "auto":
+        layout += f"_{args.roi_pool}_pool"
     stem = f"predict_speed_{arch}_{weights_tag}_{args.backbone_dtype}{layout}"
     atomic_write_json(args.results / f"{stem}.json", result)
     b, f = result["baseline"], result["pipeline"]
     table = (f"# Inference speed: {arch} at {size} px, {len(paths)} CCP photos, {args.threads} threads\n\n"
              f"Weights: {source}. Pipeline floor {args.floor}, batch {args.batch}, "
              f"{'channels-last' if args.channels_last else 'NCHW'}"
-             f"{', batch norms folded' if args.fold_batch_norm else ''}, backbone {args.backbone_dtype}; the arms "
+             f"{', batch norms folded' if args.fold_batch_norm else ''}, "
+             f"{'sparse' if predictor.sparse_roi_pool else 'threaded'} RoI pool, backbone {args.backbone_dtype}; the arms "
              f"alternate every {args.chunk} images. "
              f"Detections per image (baseline, ≥0.05): {result['detections_per_image_baseline']}; "
              f"instances per image at the floor: {result['instances_per_image_at_floor']}.\n\n"

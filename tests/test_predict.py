@@ -24,8 +24,12 @@ from fashionviewer.__main__ import main as dispatch
 from fashionviewer.core.base.errors import FashionViewerError
 from fashionviewer.core.inference.predictor import Predictor
 from fashionviewer.core.models.registry import save_checkpoint
-from fashionviewer.core.runs.cache import open_cache
-from fashionviewer.predict import PARTIAL_FILE, PartialResults, Shard, main, parse_shard
+from fashionviewer.core.runs.cache import close_shared_caches, default_cache_path, open_cache
+from fashionviewer.core.runs.folder_run import Shard, parse_shard
+from fashionviewer.core.runs.journal import PARTIAL_FILE, PartialResults
+from fashionviewer.core.viewer.model_choice import ModelChoice
+from fashionviewer.predict import main
+from tests.core.test_cache import overwrite_inside
 from tests.core.test_inference import CLASS_NAMES, _calibrated_light_model
 from tests.fixtures.bad_inputs import build_bad_input_folder
 
@@ -200,6 +204,29 @@ def test_cache_second_run_predicts_nothing_and_new_weights_run_again(photos, che
     assert sum(model_calls) == 2
 
 
+def test_damaged_cache_records_are_predicted_again_and_named(photos, checkpoints, tmp_path, model_calls, capsys):
+    assert main(_args(photos, tmp_path / "clean", checkpoints[0], "--limit", "4")) == 0
+    close_shared_caches()  # folds the write-ahead log into the file: the payloads are in its pages now
+    damaged = ("p01.jpg", "p02.jpg")
+    for name in damaged:  # 40 bytes inside each record's stored payload, overwritten in place
+        assert overwrite_inside(default_cache_path(), f'"file_name":"{name}"'.encode()) == 1
+    model_calls.clear()
+    capsys.readouterr()
+
+    again = tmp_path / "again"
+    assert main(_args(photos, again, checkpoints[0], "--limit", "4")) == 0
+    assert sum(model_calls) == len(damaged)  # only the damaged ones ran the model
+    err = capsys.readouterr().err.strip().splitlines()  # one line per damaged image, naming it
+    assert len(err) == len(damaged) and all(line.startswith("warning: ") and "damaged prediction cache" in line
+                                            for line in err)
+    assert sorted(line.split(": ")[1] for line in err) == [str(photos / name) for name in damaged]
+    assert _outputs(again) == _outputs(tmp_path / "clean")  # equal to a clean run
+
+    model_calls.clear()
+    assert main(_args(photos, tmp_path / "third", checkpoints[0], "--limit", "4")) == 0
+    assert model_calls == []  # the re-predicted records were stored again, intact
+
+
 def test_unusable_cache_and_concurrent_runs_are_one_line_errors(photos, checkpoints, tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("")
@@ -261,3 +288,19 @@ def test_bundled_demo_run_is_re_scored_and_augmented_and_says_so(tmp_path, capsy
                  "--device", "cpu", "--threads", "1"]) == 0
     assert "re-scored by fvnet_scenes on cpu" in capsys.readouterr().out
     assert json.loads((single / "run.json").read_text())["test_time_augmentation"] is None
+
+
+def test_coco_model_resolves_as_in_the_viewer(photos, tmp_path, monkeypatch, capsys):
+    """``--model coco`` goes through load_predictor like the viewer's model bar: without torchvision's
+    COCO weights in the torch cache both give the same one-line error naming the file to place."""
+    from fashionviewer.core.viewer.model_choice import COCO_MODEL, load_models
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty torch cache: nothing to find
+    loader = load_models(ModelChoice(COCO_MODEL, "cpu"))
+    next(loader)  # the "Loading…" status line
+    with pytest.raises(FashionViewerError) as viewer_error:
+        next(loader)
+    code = dispatch(["predict", str(photos), "--out", str(tmp_path / "out"), "--model", "coco", "--device", "cpu"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == [f"error: {viewer_error.value}"]
+    assert "maskrcnn_resnet50_fpn_coco" in err[0] and str(tmp_path / "torch") in err[0]

@@ -18,7 +18,10 @@ from fashionviewer.core.base.errors import FashionViewerError
 from fashionviewer.core.base.paths import DEMO_DIR
 from fashionviewer.core.data.imageio import load_image
 from fashionviewer.core.models.classifier import cnn_input
+from fashionviewer.core.runs.analysis import open_cache_for
+from fashionviewer.core.runs.cache import default_cache_path
 from fashionviewer.core.runs.export import export_paths, provenance
+from fashionviewer.core.runs.step import PerImageStep
 from fashionviewer.core.viewer.model_choice import (
     LoadedModels,
     ModelChoice,
@@ -291,13 +294,17 @@ class MainWindow(QMainWindow):
         paths = list(s.images) if request.whole_folder else [s.current]
         cached = {p: (s.prediction(p), s.rasters(p) if p == s.current else None) for p in paths}
         predictor = models.predictor
+        cache = open_cache_for(predictor, default_cache_path() if self.prediction.use_cache else None)
+        step = PerImageStep(predictor, cache, keep_image=True)  # what the background analysis runs
 
         def obtain(path: Path) -> tuple[Any, np.ndarray, Any]:  # runs in the worker thread
             prediction, rasters = cached[path]
-            image = load_image(path)
-            if prediction is None:
-                prediction = predictor.predict(image, file_name=path.name)
-            return prediction, image, rasters
+            if prediction is not None:
+                return prediction, load_image(path), rasters
+            result = step(path)
+            if result.prediction is None:
+                raise FashionViewerError(str(result.error))
+            return result.prediction, result.image, None
 
         card = getattr(predictor, "card", {}) or {}
         info = provenance(model=models.label, weights=models.choice.source if Path(models.choice.source).suffix else None,

@@ -285,6 +285,27 @@ def test_predictor_serves_several_threads_and_restores_the_model(model, image):
     assert heads.box_roi_pool is pool and heads.mask_roi_pool is mask_pool and heads.score_thresh == floor
 
 
+def test_predictors_sharing_a_model_keep_their_own_floors_and_describe_their_settings(model, image):
+    from concurrent.futures import ThreadPoolExecutor
+
+    low = Predictor(model, CLASS_NAMES, score_floor=0.05, model_name="light")
+    want_low = low.predict(image)
+    scores = sorted(i.score for i in want_low.instances)
+    floor = (scores[len(scores) // 2 - 1] + scores[len(scores) // 2]) / 2  # about half of them pass
+    high = Predictor(model, CLASS_NAMES, score_floor=floor)
+    want_high = high.predict(image)
+    assert len(want_low.instances) > len(want_high.instances) > 0
+    with ThreadPoolExecutor(4) as callers:  # overlapping calls of both: neither borrows the other's floor
+        got = list(callers.map(lambda p: p.predict(image), [low, high] * 4))
+    for prediction, want in zip(got, [want_low, want_high] * 4):
+        assert [(i.box, i.score) for i in prediction.instances] == [(i.box, i.score) for i in want.instances]
+    settings = low.settings()
+    assert settings["score_floor"] == 0.05 and high.settings()["score_floor"] == floor
+    assert settings["class_names"] == CLASS_NAMES and settings["architecture"] == "maskrcnn_mobilenet_v3_light"
+    assert settings["nms"] == model.roi_heads.nms_thresh and settings["device"] == "cpu"
+    assert low.describe() == "light" and high.describe() == "maskrcnn_mobilenet_v3_light"
+
+
 def test_channels_last_only_when_asked(image):
     model = _calibrated_light_model(seed=1)
     first_conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3))

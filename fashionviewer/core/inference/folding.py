@@ -10,7 +10,9 @@ rounding differs by about 1e-6, as with channels-last convolutions.
 Only pairs known to run back to back are folded: consecutive children of a
 ``Sequential`` (torchvision's ``Conv2dNormActivation`` is one) or of an
 ``IntermediateLayerGetter`` (a backbone body, which runs its children in
-order), and a ResNet block's ``convN``/``bnN``. The folded model is for
+order), and a ResNet block's ``convN``/``bnN``. The arithmetic is torch's own
+(``torch.nn.utils.fusion.fuse_conv_bn_weights``), which reads torchvision's
+FrozenBatchNorm2d as it reads an eval-mode BatchNorm2d. The folded model is for
 prediction only: its state dict no longer matches its checkpoint.
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.models.resnet import BasicBlock, Bottleneck
 from torchvision.ops.misc import FrozenBatchNorm2d
@@ -37,7 +40,8 @@ def fold_batch_norms(model: nn.Module) -> int:
             for conv_name, norm_name in _pairs(parent):
                 conv, norm = parent._modules[conv_name], parent._modules[norm_name]
                 if _foldable(conv, norm):
-                    _fold(conv, norm)  # type: ignore[arg-type]
+                    conv.weight, conv.bias = fuse_conv_bn_weights(  # memory order kept: channels-last stays
+                        conv.weight, conv.bias, norm.running_mean, norm.running_var, norm.eps, norm.weight, norm.bias)
                     parent._modules[norm_name] = nn.Identity()
                     folded += 1
     return folded
@@ -59,22 +63,3 @@ def _foldable(conv: nn.Module | None, norm: nn.Module | None) -> bool:
         return True
     return (isinstance(norm, nn.BatchNorm2d) and not norm.training and norm.running_mean is not None
             and norm.running_var is not None)
-
-
-def _fold(conv: nn.Conv2d, norm: nn.BatchNorm2d | FrozenBatchNorm2d) -> None:
-    weight = norm.weight if norm.weight is not None else torch.ones_like(norm.running_mean)
-    bias = norm.bias if norm.bias is not None else torch.zeros_like(norm.running_mean)
-    scale = weight * torch.rsqrt(norm.running_var + norm.eps)
-    shift = bias - norm.running_mean * scale
-    if conv.bias is not None:
-        shift = shift + conv.bias * scale
-    # Keep the weight's memory order (channels-last stays channels-last).
-    layout = torch.channels_last if _is_channels_last(conv.weight) else torch.contiguous_format
-    conv.weight = nn.Parameter((conv.weight * scale.reshape(-1, 1, 1, 1)).contiguous(memory_format=layout),
-                               requires_grad=conv.weight.requires_grad)
-    conv.bias = nn.Parameter(shift.to(conv.weight.dtype), requires_grad=conv.weight.requires_grad)
-
-
-def _is_channels_last(weight: torch.Tensor) -> bool:
-    return weight.dim() == 4 and weight.is_contiguous(memory_format=torch.channels_last) \
-        and not weight.is_contiguous()

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from fashionviewer.core.data.masks import encode_mask
 from fashionviewer.core.data.predictions import ImagePrediction, Instance
+from fashionviewer.core.inference.defaults import PIPELINE_VERSION, SCORE_FLOOR
 from fashionviewer.core.models.parsing import IMAGE_MEAN, IMAGE_STD, ParsingNet, parsing_to_instances
 from fashionviewer.core.models.registry import card_category_ids
 
@@ -57,7 +58,7 @@ class ParsingPredictor:
     backbone_dtype = None
 
     def __init__(self, model: ParsingNet, card: dict[str, Any], device: str | torch.device = "cpu",
-                 score_floor: float = 0.05, model_name: str = "", tta: bool = True) -> None:
+                 score_floor: float = SCORE_FLOOR, model_name: str = "", tta: bool = True) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.card = card
@@ -75,6 +76,19 @@ class ParsingPredictor:
         self.fold_batch_norm = False
         self.channels_last = False
         self._lock = threading.Lock()  # eval-mode forward is thread-safe; the lock keeps peak memory to one photo
+        self.weights_path = None  # load_predictor sets where the weights came from
+
+    def settings(self) -> dict[str, Any]:
+        """Everything besides the weights that changes the output (the prediction cache's key)."""
+        return {"pipeline": PIPELINE_VERSION, "predictor": type(self).__qualname__,
+                "architecture": self.card.get("architecture"), "class_names": list(self.class_names),
+                "input_width": self.input_width, "pad_multiple": self.pad_multiple,
+                "score_floor": self.score_floor, "tta": self.tta.to_dict() if self.tta is not None else None,
+                "device": self.device.type}
+
+    def describe(self) -> str:
+        """What runs, in a few words (``fashion (2 views)``)."""
+        return self.model_name + (f" ({self.tta.view_count} views)" if self.tta is not None else "")
 
     def predict(self, image: np.ndarray, file_name: str = "", image_id: int = 0) -> ImagePrediction:
         """Instances found in one RGB uint8 H×W×3 image (boxes and masks in its pixels)."""

@@ -29,16 +29,15 @@ import copy
 import logging
 import math
 import os
-import threading
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models.detection import MaskRCNN
-from torchvision.models.detection.roi_heads import expand_boxes, expand_masks
+from torchvision.models.detection.roi_heads import RoIHeads, expand_boxes, expand_masks
 from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
 from torchvision.ops import MultiScaleRoIAlign
 
@@ -46,6 +45,7 @@ from fashionviewer.core.base.errors import FashionViewerError, WeightsError
 from fashionviewer.core.base.paths import MODELS_DIR
 from fashionviewer.core.data.masks import encode_mask
 from fashionviewer.core.data.predictions import ImagePrediction, Instance
+from fashionviewer.core.inference.defaults import COCO_MODEL, PIPELINE_VERSION, SCORE_FLOOR
 from fashionviewer.core.inference.folding import fold_batch_norms
 from fashionviewer.core.inference.parsing import ParsingPredictor
 from fashionviewer.core.inference.rescoring import Rescorer, load_rescorer
@@ -99,7 +99,7 @@ class Predictor:
         model: MaskRCNN,
         class_names: Sequence[str],
         device: str | torch.device = "cpu",
-        score_floor: float = 0.05,
+        score_floor: float = SCORE_FLOOR,
         model_name: str = "",
         card: dict[str, Any] | None = None,
         backbone_dtype: torch.dtype | None = None,
@@ -107,16 +107,21 @@ class Predictor:
         rescorer: Rescorer | None = None,
         fold_batch_norm: bool = False,
         tta: TestTimeAugmentation | None = None,
+        weights_path: Path | None = None,
+        sparse_roi_pool: bool | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         # Both in place: the caller hands the model over (load_predictor does). Each changes the
-        # float rounding slightly, so both are part of the cache key (core.cache.predictor_settings).
+        # float rounding slightly, so both are part of the cache key (settings()).
         if fold_batch_norm:
             fold_batch_norms(self.model)
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.fold_batch_norm, self.channels_last = fold_batch_norm, channels_last
+        # The CPU RoI pool (core.roi_pool): the sparse product where the numbers differ by ~1e-6
+        # anyway (channels-last), else the exact threaded kernel; benchmarks set it either way.
+        self.sparse_roi_pool = channels_last if sparse_roi_pool is None else sparse_roi_pool
         self.class_names = list(class_names)
         self.score_floor = float(score_floor)
         self.model_name = model_name
@@ -129,6 +134,46 @@ class Predictor:
         self.backbone_dtype = backbone_dtype
         self.rescorer = rescorer  # scores x a Fashion-MNIST CNN's probability of the class (core.rescoring)
         self.tta = tta
+        self.weights_path = weights_path  # where the weights came from (run records), None when built in memory
+        # The RoI heads this Predictor runs: the model's own layers with this Predictor's floor and CPU
+        # pool, so the model itself is never changed and several Predictors may share it.
+        self._heads = _configured_heads(self.model.roi_heads, self.score_floor, self._roi_pool(self.device))
+        self._cpu_heads: RoIHeads | None = None
+
+    def settings(self) -> dict[str, Any]:
+        """Everything besides the weights that changes this Predictor's output: the prediction cache
+        keys on it (with the weights' SHA-256) and ``fashionviewer predict`` records it in run.json."""
+        info = dict(getattr(self.model, "registry_info", {}) or {})
+        transform = self.model.transform
+        return {
+            "pipeline": PIPELINE_VERSION,
+            "predictor": type(self).__qualname__,
+            "architecture": info.get("architecture"),
+            "num_classes": info.get("num_classes"),
+            "class_names": list(self.class_names),
+            "min_size": list(transform.min_size),
+            "max_size": transform.max_size,
+            "nms": self._heads.nms_thresh,
+            "detections_per_img": self._heads.detections_per_img,
+            "score_floor": self.score_floor,
+            "rescorer": self.rescorer.key if self.rescorer is not None else None,
+            "tta": self.tta.to_dict() if self.tta is not None else None,
+            # These change the last bits of the numbers; a mask pixel at exactly 0.5 could flip.
+            "fold_batch_norm": self.fold_batch_norm,
+            "channels_last": self.channels_last,
+            "sparse_roi_pool": self.sparse_roi_pool,
+            "backbone_dtype": str(self.backbone_dtype) if self.backbone_dtype else None,
+            "device": self.device.type,
+        }
+
+    def describe(self) -> str:
+        """What runs, in a few words: ``maskrcnn_demo re-scored by fvnet_scenes (10 views)``."""
+        text = self.model_name or str(self.settings()["architecture"] or type(self.model).__name__)
+        if self.rescorer is not None:
+            text += f" re-scored by {self.rescorer.name}"
+        if self.tta is not None:
+            text += f" ({self.tta.view_count} views)"
+        return text
 
     def predict(self, image: np.ndarray, file_name: str = "", image_id: int = 0) -> ImagePrediction:
         """Instances found in one RGB uint8 H×W×3 image (boxes and masks in its pixels)."""
@@ -217,6 +262,8 @@ class Predictor:
         log.warning("%s: out of GPU memory, predicting this image on the CPU", names[0] or "image")
         if self._cpu_model is None:
             self._cpu_model = copy.deepcopy(self.model).to("cpu")
+            self._cpu_heads = _configured_heads(self._cpu_model.roi_heads, self.score_floor,
+                                                self._roi_pool(torch.device("cpu")))
         return self._detect(self._cpu_model, torch.device("cpu"), images, transform)
 
     def _detect_one_with_fallback(self, image: Tensor, name: str,
@@ -235,21 +282,22 @@ class Predictor:
         ``transform`` replaces the model's own resizing (a test-time-augmentation view)."""
         tensors = [_as_float(image.to(device)) for image in images]
         original_sizes = [(int(t.shape[-2]), int(t.shape[-1])) for t in tensors]
-        with _eval_settings(model, self.score_floor, self._roi_pool(device)):
-            image_list, _ = _side_keeping(transform or model.transform)(tensors)
-            features = self._backbone(model, device, image_list.tensors)
-            proposals, _ = model.rpn(image_list, features)
-            detections, _ = model.roi_heads(features, proposals, image_list.image_sizes)
+        heads = self._heads if model is self.model else self._cpu_heads
+        assert heads is not None
+        image_list, _ = _side_keeping(transform or model.transform)(tensors)
+        features = self._backbone(model, device, image_list.tensors)
+        proposals, _ = model.rpn(image_list, features)
+        detections, _ = heads(features, proposals, image_list.image_sizes)
         for det, resized, original in zip(detections, image_list.image_sizes, original_sizes):
             det["boxes"] = resize_boxes(det["boxes"], resized, original)
         return detections
 
     def _roi_pool(self, device: torch.device) -> type[nn.Module] | None:
-        """On the CPU: the exact threaded torchvision kernel, or (channels-last, where the numbers
-        differ by ~1e-6 anyway) the faster sparse product (core.roi_pool); elsewhere the model's own."""
+        """On the CPU: the sparse product or the exact threaded torchvision kernel (core.roi_pool);
+        elsewhere the model's own."""
         if device.type != "cpu":
             return None
-        return SparseRoIAlign if self.channels_last else ThreadedRoIPool
+        return SparseRoIAlign if self.sparse_roi_pool else ThreadedRoIPool
 
     def _backbone(self, model: MaskRCNN, device: torch.device, images: Tensor) -> dict[str, Tensor]:
         if self.backbone_dtype is None:
@@ -344,11 +392,12 @@ def load_predictor(
     name_or_path: str | os.PathLike[str],
     device: str | torch.device = "cpu",
     allow_random: bool = False,
-    score_floor: float = 0.05,
+    score_floor: float = SCORE_FLOOR,
     rescore: bool = True,
     tta: bool = True,
 ) -> Predictor:
-    """A Predictor for a bundled model (``"demo"``) or a checkpoint ``NAME.pt``/``NAME.json``.
+    """A Predictor for a bundled model (``"demo"``), torchvision's COCO model (``"coco"``, from the
+    torch cache: WeightsError naming the file when it is not there) or a checkpoint ``NAME.pt``/``NAME.json``.
 
     ``device="auto"`` picks :func:`best_device`. Random-weight checkpoints are
     refused unless ``allow_random``. When the model card names a re-scoring
@@ -356,16 +405,35 @@ def load_predictor(
     asks for test-time augmentation (:mod:`.tta`) that is used unless ``tta=False``.
     """
     resolved = resolve_device(device)
+    if str(name_or_path) == COCO_MODEL:
+        return _coco_predictor(resolved, score_floor)
     path = resolve_model_path(name_or_path)
     model, card = load_checkpoint(path, allow_random=allow_random)
     if isinstance(model, ParsingNet):  # a garment parsing model: its class regions are the instances
-        return ParsingPredictor(model, card, resolved, score_floor, model_name=path.stem, tta=tta)
+        parsing = ParsingPredictor(model, card, resolved, score_floor, model_name=path.stem, tta=tta)
+        parsing.weights_path = path
+        return parsing
     rescorer = load_rescorer(card, path) if rescore and card.get("rescorer") else None
     spec = card.get("test_time_augmentation")
     augmentation = TestTimeAugmentation.from_card(spec, str(path.with_suffix(".json"))) if tta and spec else None
     return Predictor(model, card["class_names"], resolved, score_floor, model_name=path.stem, card=card,
                      channels_last=resolved.type == "cpu", rescorer=rescorer, tta=augmentation,
-                     fold_batch_norm=True)
+                     fold_batch_norm=True, weights_path=path)
+
+
+def _coco_predictor(device: torch.device, score_floor: float) -> Predictor:
+    """torchvision's COCO Mask R-CNN (ResNet-50 FPN) from the torch cache, named with COCO's classes
+    (label k is COCO category id k), prepared for the CPU as load_predictor prepares every model."""
+    from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
+
+    from fashionviewer.core.models.registry import cached_weights_file, get_model
+
+    weights = MaskRCNN_ResNet50_FPN_Weights.COCO_V1
+    path = cached_weights_file(weights)  # WeightsError naming the file and folder when absent
+    model = get_model("maskrcnn_resnet50_fpn", 91, weights=COCO_MODEL)
+    names = list(weights.meta["categories"])[1:]  # drop __background__
+    return Predictor(model, names, device, score_floor, model_name=COCO_MODEL, channels_last=device.type == "cpu",
+                     fold_batch_norm=True, weights_path=path)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -418,34 +486,16 @@ def _as_uint8_hwc(image: Tensor) -> np.ndarray:
     return image.permute(1, 2, 0).cpu().numpy()
 
 
-_settings_lock = threading.Lock()
-_settings_in_use: dict[int, list[Any]] = {}  # id(model) -> [calls inside, the settings to restore]
-
-
-@contextlib.contextmanager
-def _eval_settings(model: MaskRCNN, floor: float, pool: type[nn.Module] | None) -> Iterator[None]:
-    """Within the block the RoI heads drop detections below ``floor`` before computing their
-    masks, and pool RoIs (boxes and masks) with ``pool`` wrapped around their own poolers (on
-    the CPU: one that uses every core). Calls may overlap from several threads: the first one
-    in changes the model, the last one out restores it (overlapping calls share the first
-    one's floor and pool: give each model one Predictor)."""
-    heads = model.roi_heads
-    with _settings_lock:
-        entry = _settings_in_use.get(id(model))
-        if entry is None:
-            entry = _settings_in_use[id(model)] = [0, (heads.score_thresh, heads.box_roi_pool, heads.mask_roi_pool)]
-            heads.score_thresh = floor
-            heads.box_roi_pool = _wrapped(heads.box_roi_pool, pool)
-            heads.mask_roi_pool = _wrapped(heads.mask_roi_pool, pool)
-        entry[0] += 1
-    try:
-        yield
-    finally:
-        with _settings_lock:
-            entry[0] -= 1
-            if entry[0] == 0:
-                heads.score_thresh, heads.box_roi_pool, heads.mask_roi_pool = entry[1]
-                del _settings_in_use[id(model)]
+def _configured_heads(heads: RoIHeads, floor: float, pool: type[nn.Module] | None) -> RoIHeads:
+    """RoI heads sharing ``heads``' layers and weights that drop detections below ``floor`` before
+    computing their masks and pool RoIs (boxes and masks) with ``pool`` wrapped around the model's
+    own poolers (on the CPU: one that uses every core). ``heads`` itself is left as it is."""
+    own = copy.copy(heads)
+    own._modules = dict(heads._modules)  # its own slots: the poolers set below stay out of the model
+    own.score_thresh = floor
+    own.box_roi_pool = _wrapped(heads.box_roi_pool, pool)
+    own.mask_roi_pool = _wrapped(heads.mask_roi_pool, pool)
+    return own
 
 
 def _wrapped(pooler: nn.Module | None, pool: type[nn.Module] | None) -> nn.Module | None:

@@ -1,12 +1,11 @@
-"""One image through both models, as the viewer needs it (no Qt; runs in a worker thread).
+"""The viewer's background analysis (no Qt; runs in a worker thread): the images a ``WorkQueue``
+hands out, each through the per-image step (:mod:`fashionviewer.core.runs.step`) with the
+Fashion-MNIST CNN and mask rasters for fast redraws.
 
-``analyse_image`` = decode -> Mask R-CNN (``Predictor.predict`` at its low score floor, so the
-viewer's threshold slider only filters) -> the Fashion-MNIST CNN on every instance's masked crop
-and on the whole picture -> masks decoded once into rasters for fast redraws.
-
-With a persistent cache (:class:`~fashionviewer.core.runs.cache.BoundCache`) the Mask R-CNN output is
-looked up by the file's content first and stored after predicting, so a folder predicted before (by
-the viewer or by ``fashionviewer predict``) shows its overlays without running the detector.
+The detector runs at its low score floor, so the viewer's threshold slider only filters. With the
+persistent cache its output is looked up by the file's content first and stored after predicting,
+so a folder predicted before (by the viewer or by ``fashionviewer predict``) shows its overlays
+without running the detector. A damaged cache record is named in the log and predicted again.
 """
 
 from __future__ import annotations
@@ -19,11 +18,10 @@ from typing import Any, Callable, Generator
 
 import numpy as np
 
-from fashionviewer.core.runs.cache import BoundCache, bind_cache, open_cache
 from fashionviewer.core.base.errors import FashionViewerError
-from fashionviewer.core.data.imageio import load_image
 from fashionviewer.core.data.overlay import PredictionRasters
-from fashionviewer.core.models.classifier import cnn_input
+from fashionviewer.core.runs.cache import BoundCache, bind_cache, open_cache
+from fashionviewer.core.runs.step import ImageResult, PerImageStep
 
 log = logging.getLogger(__name__)
 
@@ -40,44 +38,9 @@ class Analysis:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def classify(prediction: Any, image: np.ndarray, rasters: PredictionRasters, classifier: Any,
-             preprocess: Callable[..., np.ndarray], name: str = "") -> list[float]:
-    """Fill every instance's ``classifier`` field; return the whole picture's probabilities."""
-    inputs = [cnn_input(image, rasters[i], preprocess) for i in range(len(rasters))]
-    inputs.append(cnn_input(image, None, preprocess))
-    probs = np.asarray(classifier.predict(np.stack(inputs)), np.float64)
-    classes = list(classifier.classes)
-    for inst, p in zip(prediction.instances, probs[:-1]):
-        inst.classifier = {"model": name, "classes": classes, "probs": [round(float(v), 5) for v in p]}
-    return [float(v) for v in probs[-1]]
-
-
-def analyse_image(path: Path, predictor: Any, model: str, classifier: Any | None = None,
-                  preprocess: Callable[..., np.ndarray] | None = None, classifier_name: str = "",
-                  cache: BoundCache | None = None) -> Analysis:
-    import time
-
-    start = time.perf_counter()
-    result = Analysis(Path(path), model)
-    try:
-        digest, prediction = cache.lookup(path, Path(path).name) if cache is not None else (None, None)
-        result.extra["cached"] = prediction is not None
-        # The CNN needs the pixels; a cached detection without a CNN does not.
-        image = load_image(path) if prediction is None or classifier is not None else None
-        if prediction is None:
-            prediction = predictor.predict(image, file_name=Path(path).name)
-            if cache is not None:
-                cache.store(digest, prediction)  # before the CNN fills its fields: those are not cached
-        rasters = PredictionRasters(prediction.instances, prediction.height, prediction.width).decode_all()
-        if classifier is not None and preprocess is not None:
-            result.image_scores = classify(prediction, image, rasters, classifier, preprocess, classifier_name)
-        result.prediction, result.rasters = prediction, rasters
-    except FashionViewerError as exc:
-        result.error = str(exc)
-    except Exception as exc:  # noqa: BLE001 - one bad image must not stop the folder
-        result.error = f"{Path(path).name}: prediction failed ({type(exc).__name__}: {exc})"
-    result.seconds = time.perf_counter() - start
-    return result
+def _analysis(result: ImageResult, model: str) -> Analysis:
+    return Analysis(result.path, model, result.prediction, result.rasters, result.image_scores, result.error,
+                    result.seconds, {"cached": result.cached})
 
 
 def analyse_queue(take: Callable[[], Path | None], predictor: Any, model: str, classifier: Any | None = None,
@@ -88,10 +51,11 @@ def analyse_queue(take: Callable[[], Path | None], predictor: Any, model: str, c
     ``cache_path``: the persistent prediction cache to consult and fill (None: none). It is opened
     here, in the worker thread, because checking a large cache file takes a moment.
     """
-    cache = open_cache_for(predictor, cache_path)
+    step = PerImageStep(predictor, open_cache_for(predictor, cache_path), classifier, preprocess, classifier_name,
+                        rasters=True)
     done = 0
     while (path := take()) is not None:
-        yield analyse_image(path, predictor, model, classifier, preprocess, classifier_name, cache)
+        yield _analysis(step(path), model)
         done += 1
     return done
 

@@ -31,6 +31,7 @@ from typing import Any, Callable, Mapping
 from fashionviewer.core.base.errors import FashionViewerError
 from fashionviewer.core.base.paths import sha256_file
 from fashionviewer.core.data.predictions import ImagePrediction
+from fashionviewer.core.inference.defaults import PIPELINE_VERSION
 
 log = logging.getLogger(__name__)
 # 2: payloads are UTF-8 JSON bytes (a BLOB, so damaged bytes still read back) with their SHA-256.
@@ -181,11 +182,6 @@ class PredictionCache:
 # Shared by ``fashionviewer predict`` and the viewer, so a folder predicted by either is shown by the
 # other without running the model: both key entries with :func:`predictor_key`.
 
-# Bump when Predictor's output changes for the same weights and settings (2: channels-last on the CPU;
-# 3: instances carry detector_score; 4: test-time augmentation and the re-scorer's mirroring in the key;
-# 5: load_predictor folds batch norms into the convolutions).
-PIPELINE_VERSION = 5
-
 _weights_memo: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
 _shared: dict[Path, PredictionCache] = {}
 _shared_lock = threading.Lock()
@@ -214,30 +210,14 @@ def weights_sha256(predictor: Any) -> str | None:
 
 
 def predictor_settings(predictor: Any) -> dict[str, Any]:
-    """Everything besides the weights that changes a Predictor's output (duck-typed: stand-ins work too)."""
-    model = getattr(predictor, "model", None)
-    info = dict(getattr(model, "registry_info", {}) or {})
-    transform, heads = getattr(model, "transform", None), getattr(model, "roi_heads", None)
-    device = getattr(predictor, "device", "cpu")
-    return {
-        "pipeline": PIPELINE_VERSION,
-        "predictor": type(predictor).__qualname__,
-        "architecture": info.get("architecture"),
-        "num_classes": info.get("num_classes"),
-        "class_names": list(getattr(predictor, "class_names", []) or []),
-        "min_size": list(getattr(transform, "min_size", ()) or ()),
-        "max_size": getattr(transform, "max_size", None),
-        "nms": getattr(heads, "nms_thresh", None),
-        "detections_per_img": getattr(heads, "detections_per_img", None),
-        "score_floor": getattr(predictor, "score_floor", None),
-        "rescorer": getattr(getattr(predictor, "rescorer", None), "key", None),
-        "tta": tta.to_dict() if (tta := getattr(predictor, "tta", None)) is not None else None,
-        # These change the last bits of the numbers; a mask pixel at exactly 0.5 could flip.
-        "fold_batch_norm": getattr(predictor, "fold_batch_norm", False),
-        "channels_last": getattr(predictor, "channels_last", False),
-        "backbone_dtype": str(dtype) if (dtype := getattr(predictor, "backbone_dtype", None)) else None,
-        "device": getattr(device, "type", str(device).split(":")[0]),
-    }
+    """Everything besides the weights that changes ``predictor``'s output: its own ``settings()``.
+    A stand-in without one (a test detector) is known by its type, classes and floor."""
+    settings = getattr(predictor, "settings", None)
+    if callable(settings):
+        return dict(settings())
+    return {"pipeline": PIPELINE_VERSION, "predictor": type(predictor).__qualname__,
+            "class_names": list(getattr(predictor, "class_names", []) or []),
+            "score_floor": getattr(predictor, "score_floor", None)}
 
 
 def predictor_key(predictor: Any) -> str | None:

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generator
 
+from fashionviewer.core.inference.defaults import COCO_MODEL  # noqa: F401 - re-exported for the viewer
 from fashionviewer.core.models.classifier import BUNDLED_CLASSIFIERS
 from fashionviewer.core.models.domain import DEMO_MODEL, PHOTO_MODEL, default_model_for, domain_notice  # noqa: F401 - re-exported for the viewer
 
-COCO_MODEL = "coco"
 CLASSIFIER_NAMES = BUNDLED_CLASSIFIERS  # the best measured bundled CNN first
 
 
@@ -93,18 +93,6 @@ def photo_model_available() -> bool:
     return PHOTO_MODEL in bundled_models()
 
 
-def load_coco_predictor(device: str) -> Any:
-    """torchvision's COCO Mask R-CNN (ResNet-50 FPN) from the torch cache, named with COCO's classes."""
-    from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
-
-    from fashionviewer.core.inference.predictor import Predictor
-    from fashionviewer.core.models.registry import get_model
-
-    model = get_model("maskrcnn_resnet50_fpn", 91, weights="coco")
-    names = list(MaskRCNN_ResNet50_FPN_Weights.COCO_V1.meta["categories"])[1:]  # drop __background__
-    return Predictor(model, names, device, model_name="coco")
-
-
 def load_models(choice: ModelChoice) -> Generator[str, None, LoadedModels]:
     """Worker body: yields status lines, returns the loaded models (errors propagate as WeightsError)."""
     from fashionviewer.core.base.errors import FashionViewerError
@@ -112,16 +100,12 @@ def load_models(choice: ModelChoice) -> Generator[str, None, LoadedModels]:
     from fashionviewer.core.models.classifier import load_classifier
 
     yield f"Loading {choice.title} on {choice.device}…"
-    if choice.source == COCO_MODEL:
-        predictor = load_coco_predictor(choice.device)
-    else:
-        predictor = load_predictor(choice.source, device=choice.device, allow_random=choice.allow_random,
-                                   tta=choice.tta)
+    # The same resolution as `fashionviewer predict --model` (bundled names, "coco", checkpoint files).
+    predictor = load_predictor(choice.source, device=choice.device, allow_random=choice.allow_random, tta=choice.tta)
     random = is_random(predictor)
-    name = getattr(predictor, "model_name", "") or choice.title
     tta = getattr(predictor, "tta", None)
-    views = f", {tta.view_count} views" if tta is not None else ""
-    label = f"{name} ({choice.device}{views})" + (" — RANDOM WEIGHTS, predictions are meaningless" if random else "")
+    label = f"{predictor.describe() or choice.title} on {choice.device}" + (
+        " — RANDOM WEIGHTS, predictions are meaningless" if random else "")
     yield "Loading the Fashion-MNIST CNN…"
     classifier, note = None, ""
     for candidate in ([choice.classifier] if choice.classifier else list(CLASSIFIER_NAMES)):

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 from fashionviewer.core.data.imageio import list_images
 from fashionviewer.core.data.overlay import PredictionRasters
 
-LAYERS: tuple[str, ...] = ("masks", "outlines", "boxes", "labels", "scores", "ground_truth")
+LAYERS: tuple[str, ...] = ("masks", "outlines", "boxes", "labels", "scores", "ground_truth", "annotations")
 DEFAULT_THRESHOLD = 0.5
 
 

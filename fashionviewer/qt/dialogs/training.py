@@ -11,6 +11,7 @@ from fashionviewer.core.viewer.training import TRAINERS, TrainingRequest
 from fashionviewer.qt.dialogs.common import folder_field, ok_cancel, problem_label
 
 MASKRCNN_DATASETS = ("fmnist-scenes", "imaterialist", "coco", "ccp")  # core.datasets.DATASETS names
+ANNOTATIONS_ITEM = "this folder's annotations"  # dataset "annotations" on the open folder
 
 
 def trainer_models(trainer: str) -> list[str]:
@@ -35,6 +36,11 @@ def check_data(trainer: str, data_path: str, dataset: str = "") -> str | None:
         return None
     if data_path and not Path(data_path).exists():
         return f"{data_path}: no such folder; choose the dataset's folder"
+    if dataset == "annotations":
+        from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME
+
+        if not (Path(data_path) / DEFAULT_FILE_NAME).is_file():
+            return f"{data_path}: no {DEFAULT_FILE_NAME} yet; annotate some images first (Annotate ▸ Annotation Mode)"
     if not data_path and dataset != "ccp":  # only CCP has a default location (../shared/data/ccp)
         return f"Choose the {dataset} dataset's folder."
     return None
@@ -42,12 +48,16 @@ def check_data(trainer: str, data_path: str, dataset: str = "") -> str | None:
 
 class TrainingDialog(QDialog):
     def __init__(self, trainer: str, devices: list[str], default_device: str, out_dir: str,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, annotations: str = "", init_from: str = "") -> None:
+        """``annotations``: the open folder when it has an annotation file (offered first); ``init_from``: the
+        loaded Mask R-CNN's checkpoint, offered (and the default with the annotations) to fine-tune."""
         super().__init__(parent)
         self.trainer = trainer
+        self.annotations, self.init_from = annotations, init_from
         self.setWindowTitle(f"Train {TRAINERS[trainer]}")
         self.dataset = QComboBox()
-        self.dataset.addItems(["Fashion-MNIST"] if trainer == "fmnist" else list(MASKRCNN_DATASETS))
+        self.dataset.addItems(["Fashion-MNIST"] if trainer == "fmnist"
+                              else ([ANNOTATIONS_ITEM] if annotations else []) + list(MASKRCNN_DATASETS))
         self.dataset.setEnabled(trainer != "fmnist")
         self.data_path = QLineEdit(placeholderText="default location" if trainer == "fmnist" else "dataset folder")
         self.model = QComboBox()
@@ -64,7 +74,8 @@ class TrainingDialog(QDialog):
             from fashionviewer.core.viewer.model_choice import coco_weights_available
 
             # COCO weights only when already cached (nothing is downloaded); else train from scratch.
-            self.weights.addItems((["coco"] if coco_weights_available() else []) + ["none"])
+            self.weights.addItems(([self._loaded_item()] if init_from else [])
+                                  + (["coco"] if coco_weights_available() else []) + ["none"])
         self.weights.setEnabled(trainer != "fmnist")
         self.device = QComboBox()
         self.device.addItems(devices)
@@ -82,19 +93,40 @@ class TrainingDialog(QDialog):
             form.addRow("Start from weights", self.weights)
         form.addRow("Device", self.device)
         form.addRow("Output folder", folder_field(self.out, "Output folder"))
+        self.weights.currentTextChanged.connect(  # fine-tuning keeps the loaded model's architecture
+            lambda text: self.model.setEnabled(not (self.init_from and text == self._loaded_item())))
+        self.dataset.currentTextChanged.connect(self._dataset_changed)
+        self._dataset_changed(self.dataset.currentText())
         buttons = ok_cancel(self, "Start training", self._accept)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.problem)
         layout.addWidget(buttons)
 
+    def _loaded_item(self) -> str:
+        return f"the loaded model ({Path(self.init_from).name})"
+
+    def _dataset_changed(self, text: str) -> None:
+        """The folder's annotations: its path, and by default fine-tuning the loaded model."""
+        mine = text == ANNOTATIONS_ITEM
+        if mine:
+            self.data_path.setText(self.annotations)
+            if self.init_from:
+                self.weights.setCurrentIndex(0)
+        elif self.data_path.text() == self.annotations:
+            self.data_path.clear()
+        self.data_path.setEnabled(not mine)
+
     def request(self) -> TrainingRequest:
+        dataset = self.dataset.currentText()
+        fine_tune = bool(self.init_from) and self.weights.currentText() == self._loaded_item()
         return TrainingRequest(
             trainer=self.trainer, model=self.model.currentText(), out=self.out.text().strip(),
             epochs=self.epochs.value(), device=self.device.currentText(),
-            dataset="" if self.trainer == "fmnist" else self.dataset.currentText(),
+            dataset="" if self.trainer == "fmnist" else ("annotations" if dataset == ANNOTATIONS_ITEM else dataset),
             data_path=self.data_path.text().strip(), image_size=self.image_size.value(),
-            limit_train=self.limit.value(), weights=self.weights.currentText())
+            limit_train=self.limit.value(), weights="" if fine_tune else self.weights.currentText(),
+            init_from=self.init_from if fine_tune else "")
 
     def _accept(self) -> None:
         request = self.request()

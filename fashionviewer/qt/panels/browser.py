@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Generator
+from typing import Any, Callable, Generator
 
 import numpy as np
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QSize, Qt, QTimer
@@ -83,6 +83,7 @@ class ThumbnailModel(QAbstractListModel):
         self._broken = _placeholder("not an image", QColor(122, 46, 46))
         self._row: dict[Path, int] = {}
         self._folder: Path | None = None
+        self.marks: Callable[[Path], str] | None = None  # a prefix per image: annotated ✎ / done ✓ (annotation mode)
         session.events.images_changed.connect(self._reset)
         session.events.image_error.connect(lambda p, m: self._mark_broken(p))
 
@@ -104,7 +105,7 @@ class ThumbnailModel(QAbstractListModel):
             return None
         path = self.session.images[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return path.name
+            return (self.marks(path) if self.marks is not None else "") + path.name
         if role == Qt.ItemDataRole.ToolTipRole:
             return self.session.errors.get(str(path), self.session.display_name(path))
         if role == Qt.ItemDataRole.DecorationRole:
@@ -146,6 +147,13 @@ class ThumbnailModel(QAbstractListModel):
         if row is not None:
             idx = self.index(row)
             self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DecorationRole])
+
+    def refresh_marks(self, path: Path | None = None) -> None:
+        """Show new marks: of ``path``, or of every image."""
+        row = self._row.get(path, -1) if path is not None else -1
+        first, last = (row, row) if row >= 0 else (0, self.rowCount() - 1)
+        if path is None and last >= 0 or row >= 0:
+            self.dataChanged.emit(self.index(first), self.index(last), [Qt.ItemDataRole.DisplayRole])
 
     def row_of(self, path: Path | None) -> int:
         return self._row.get(path, -1) if path is not None else -1

@@ -21,6 +21,7 @@ from fashionviewer.core.viewer.session import LAYERS, ViewerSession
 LAYER_KEYS: dict[str, tuple[str, str]] = {
     "masks": ("Masks", "M"), "outlines": ("Outlines", "O"), "boxes": ("Boxes", "B"),
     "labels": ("Labels", "L"), "scores": ("Scores", "S"), "ground_truth": ("Ground truth", "G"),
+    "annotations": ("Annotations", "Shift+A"),
 }
 
 

@@ -1,0 +1,184 @@
+"""Drawing tools on the canvas: box, click refinement, brush / eraser, polygon.
+
+``CanvasTools`` filters the canvas's mouse events while a drawing tool is active (the select tool leaves
+them to the canvas: drag pans, a click selects; the wheel always zooms) and reports what was drawn in
+image coordinates through signals. It also draws the transient shapes: the rubber-band box, the polygon
+being drawn and the brush's circle.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QMouseEvent, QPainterPath, QPen
+from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsPathItem, QGraphicsRectItem
+
+from fashionviewer.qt.canvas import ImageCanvas
+
+TOOLS = ("select", "box", "brush", "eraser", "polygon")
+CLOSE_DISTANCE_PX = 8  # screen pixels: a polygon click this near its first vertex closes it
+
+
+def _pen(colour: QColor, dashed: bool = False) -> QPen:
+    pen = QPen(colour, 2)
+    pen.setCosmetic(True)  # constant width at any zoom
+    if dashed:
+        pen.setStyle(Qt.PenStyle.DashLine)
+    return pen
+
+
+class CanvasTools(QObject):
+    box_drawn = Signal(float, float, float, float)  # x0, y0, x1, y1
+    point_clicked = Signal(float, float, bool)  # x, y, positive (left) / negative (right): box tool refinement
+    stroke_started = Signal(float, float)  # brush / eraser
+    stroke_moved = Signal(float, float)
+    stroke_ended = Signal()
+    polygon_closed = Signal(object)  # list of (x, y)
+
+    def __init__(self, canvas: ImageCanvas) -> None:
+        super().__init__(canvas)
+        self.canvas = canvas
+        self.tool = "select"
+        self.radius = 8.0
+        self.polygon: list[tuple[float, float]] = []
+        self._press: QPointF | None = None
+        self._stroking = False
+        self.rubber = QGraphicsRectItem()
+        self.rubber.setPen(_pen(QColor(255, 255, 255), dashed=True))
+        self.path_item = QGraphicsPathItem()
+        self.path_item.setPen(_pen(QColor(255, 220, 0)))
+        self.cursor = QGraphicsEllipseItem()
+        self.cursor.setPen(_pen(QColor(255, 255, 255)))
+        for z, item in enumerate((self.rubber, self.path_item, self.cursor)):
+            item.setZValue(10 + z)
+            item.hide()
+            canvas.view.addItem(item)
+        canvas.viewport().installEventFilter(self)
+        canvas.viewport().setMouseTracking(True)
+
+    # ----- state ------------------------------------------------------------------------------
+    def set_tool(self, tool: str) -> None:
+        if tool not in TOOLS:
+            raise ValueError(f"unknown tool {tool!r}")
+        self.cancel()
+        self.tool = tool
+        self.cursor.setVisible(tool in ("brush", "eraser"))
+        cursor = Qt.CursorShape.ArrowCursor if tool == "select" else Qt.CursorShape.CrossCursor
+        self.canvas.viewport().setCursor(cursor)
+
+    def set_radius(self, radius: float) -> None:
+        self.radius = max(1.0, float(radius))
+
+    def cancel(self) -> bool:
+        """Drop a box or polygon being drawn; True when there was one."""
+        had = self._press is not None or bool(self.polygon)
+        self._press, self.polygon = None, []
+        self.rubber.hide()
+        self.path_item.hide()
+        return had
+
+    def close_polygon(self) -> bool:
+        """Finish the polygon being drawn (Enter); False when it has fewer than 3 vertices."""
+        if len(self.polygon) < 3:
+            return False
+        points, self.polygon = list(self.polygon), []
+        self.path_item.hide()
+        self.polygon_closed.emit(points)
+        return True
+
+    def undo_vertex(self) -> bool:
+        if not self.polygon:
+            return False
+        self.polygon.pop()
+        self._draw_polygon(None)
+        return True
+
+    # ----- events -----------------------------------------------------------------------------
+    def _image_point(self, event: QMouseEvent) -> QPointF:
+        return self.canvas.view.mapSceneToView(self.canvas.mapToScene(event.position().toPoint()))
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        kind = event.type()
+        if kind not in (QEvent.Type.MouseButtonPress, QEvent.Type.MouseMove, QEvent.Type.MouseButtonRelease,
+                        QEvent.Type.MouseButtonDblClick):
+            return False
+        point = self._image_point(event)  # type: ignore[arg-type]
+        if kind == QEvent.Type.MouseMove and self.tool in ("brush", "eraser"):
+            r = self.radius
+            self.cursor.setRect(QRectF(point.x() - r, point.y() - r, 2 * r, 2 * r))
+        if self.tool == "select" or self.canvas.image_shape is None:
+            return False
+        button = event.button()  # type: ignore[attr-defined]
+        if button == Qt.MouseButton.MiddleButton:
+            return False  # the middle button still pans
+        handler = {"box": self._box, "brush": self._brush, "eraser": self._brush, "polygon": self._polygon}[self.tool]
+        return handler(kind, point, event)  # type: ignore[arg-type]
+
+    def _box(self, kind: QEvent.Type, point: QPointF, event: QMouseEvent) -> bool:
+        if kind == QEvent.Type.MouseButtonPress:
+            self._press = point
+            self._press_button = event.button()
+            return True
+        if kind == QEvent.Type.MouseMove and self._press is not None and self._press_button == Qt.MouseButton.LeftButton:
+            self.rubber.setRect(QRectF(self._press, point).normalized())
+            self.rubber.show()
+            return True
+        if kind == QEvent.Type.MouseButtonRelease and self._press is not None:
+            start, self._press = self._press, None
+            self.rubber.hide()
+            rect = QRectF(start, point).normalized()
+            if self._press_button == Qt.MouseButton.LeftButton and rect.width() >= 3 and rect.height() >= 3:
+                self.box_drawn.emit(rect.left(), rect.top(), rect.right(), rect.bottom())
+            else:  # a click: refine the instance being drawn
+                self.point_clicked.emit(point.x(), point.y(), self._press_button == Qt.MouseButton.LeftButton)
+            return True
+        return kind != QEvent.Type.MouseMove
+
+    def _brush(self, kind: QEvent.Type, point: QPointF, event: QMouseEvent) -> bool:
+        if kind == QEvent.Type.MouseButtonPress and event.button() == Qt.MouseButton.LeftButton:
+            self._stroking = True
+            self.stroke_started.emit(point.x(), point.y())
+            return True
+        if kind == QEvent.Type.MouseMove and self._stroking:
+            self.stroke_moved.emit(point.x(), point.y())
+            return True
+        if kind == QEvent.Type.MouseButtonRelease and self._stroking:
+            self._stroking = False
+            self.stroke_ended.emit()
+            return True
+        return kind != QEvent.Type.MouseMove
+
+    def _polygon(self, kind: QEvent.Type, point: QPointF, event: QMouseEvent) -> bool:
+        if kind == QEvent.Type.MouseButtonDblClick:
+            self.close_polygon()
+            return True
+        if kind == QEvent.Type.MouseButtonPress and event.button() == Qt.MouseButton.LeftButton:
+            if len(self.polygon) >= 3 and self._near_first(point):
+                self.close_polygon()
+            else:
+                self.polygon.append((point.x(), point.y()))
+                self._draw_polygon(point)
+            return True
+        if kind == QEvent.Type.MouseButtonPress and event.button() == Qt.MouseButton.RightButton:
+            self.undo_vertex()
+            return True
+        if kind == QEvent.Type.MouseMove and self.polygon:
+            self._draw_polygon(point)
+            return True
+        return kind != QEvent.Type.MouseMove
+
+    def _near_first(self, point: QPointF) -> bool:
+        px, _ = self.canvas.view.viewPixelSize()  # image pixels per screen pixel
+        x, y = self.polygon[0]
+        return ((point.x() - x) ** 2 + (point.y() - y) ** 2) ** 0.5 <= CLOSE_DISTANCE_PX * max(px, 1e-6)
+
+    def _draw_polygon(self, hover: QPointF | None) -> None:
+        if not self.polygon:
+            self.path_item.hide()
+            return
+        path = QPainterPath(QPointF(*self.polygon[0]))
+        for x, y in self.polygon[1:]:
+            path.lineTo(x, y)
+        if hover is not None:
+            path.lineTo(hover)
+        self.path_item.setPath(path)
+        self.path_item.show()

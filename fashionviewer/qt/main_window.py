@@ -32,6 +32,7 @@ from fashionviewer.core.viewer.model_choice import (
 )
 from fashionviewer.core.viewer.session import ViewerSession
 from fashionviewer.core.viewer.training import TrainingRequest
+from fashionviewer.qt.annotation.mode import AnnotationMode
 from fashionviewer.qt.canvas import CanvasWidget
 from fashionviewer.qt.dialogs.export import ExportDialog, ExportRequest
 from fashionviewer.qt.dialogs.training import TrainingDialog
@@ -95,6 +96,7 @@ class MainWindow(QMainWindow):
                          Qt.Orientation.Vertical)
         self.export_worker: GeneratorWorker | None = None
         self._build_menus()
+        self.annotation = AnnotationMode(self)  # its own toolbar, menu, layer and tools
 
         self.model_bar.choice_changed.connect(self.load_model)
         self.model_bar.cancel_requested.connect(self.prediction.cancel)
@@ -335,7 +337,8 @@ class MainWindow(QMainWindow):
             return
         if request is None:
             out = self.settings.value(f"trainOut/{trainer}", str(Path.home() / "fashionviewer-runs" / trainer))
-            dialog = TrainingDialog(trainer, available_devices(), default_device(), str(out), self)
+            dialog = TrainingDialog(trainer, available_devices(), default_device(), str(out), self,
+                                    **(self.annotation.training_options() if trainer == "maskrcnn" else {}))
             if not dialog.exec():
                 return
             request = dialog.request()

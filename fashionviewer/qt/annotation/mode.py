@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generator
+from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
@@ -21,13 +20,11 @@ from PySide6.QtWidgets import QComboBox, QLabel, QMessageBox, QSpinBox, QToolBar
 
 from fashionviewer.core.base.errors import FashionViewerError
 from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME, categories_for
-from fashionviewer.core.data.masks import polygon_mask
-from fashionviewer.core.data.overlay import class_color
 from fashionviewer.core.viewer.annotating import AnnotationEditor
 from fashionviewer.qt.annotation.class_picker import pick_class
+from fashionviewer.qt.annotation.drawing import Drawing
 from fashionviewer.qt.annotation.layer import AnnotationLayer
 from fashionviewer.qt.annotation.tools import CanvasTools
-from fashionviewer.qt.workers import start_worker
 
 if TYPE_CHECKING:
     from fashionviewer.qt.main_window import MainWindow
@@ -56,14 +53,6 @@ ACTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 TOOL_NAMES = ("select", "box", "polygon", "brush", "eraser")
 
 
-def _segment_job(image: np.ndarray, box: tuple[float, float, float, float], positive: list, negative: list,
-                 predictor: Any) -> Generator[None, None, np.ndarray]:
-    from fashionviewer.core.interactive import segment
-
-    yield None
-    return segment(image, box=box, positive=positive, negative=negative, predictor=predictor)
-
-
 class _Bridge(QObject):
     """Carries the editor's saved/error callbacks (maybe from its autosave thread) to the GUI thread."""
 
@@ -73,7 +62,6 @@ class _Bridge(QObject):
 
 class AnnotationMode(QObject):
     redrawn = Signal()  # the annotation layer was drawn again (tests wait on it)
-    segmented = Signal(int)  # a box / click segmentation was applied to this annotation id
 
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
@@ -82,14 +70,11 @@ class AnnotationMode(QObject):
         self.editor: AnnotationEditor | None = None
         self.active = False
         self.selected: int | None = None  # annotation id
-        self.refine: dict[str, Any] | None = None  # the box-drawn instance being refined by clicks
-        self.segmenting = False
-        self._stroke: dict[str, Any] | None = None
         self._suspended: dict[QAction, list[QKeySequence]] = {}
         self._bridge = _Bridge(self)
         self._bridge.saved.connect(lambda path: window.statusBar().showMessage(f"Annotations saved: {path}", 4000))
-        self._bridge.error.connect(self._error)
-        self.layer = AnnotationLayer(self.canvas, self._colour_label)
+        self._bridge.error.connect(self.show_error)
+        self.layer = AnnotationLayer(self.canvas, self.colour_label)
         self.tools = CanvasTools(self.canvas)
         self._build_ui()
         ev = self.session.events
@@ -101,13 +86,7 @@ class AnnotationMode(QObject):
         window.prediction.models_loaded.connect(lambda _m: self._seed_categories())
         window.training.finished.connect(self._training_finished)
         self.canvas.clicked.connect(self._clicked)
-        t = self.tools
-        t.box_drawn.connect(self._box_drawn)
-        t.point_clicked.connect(self._point_clicked)
-        t.stroke_started.connect(self._stroke_start)
-        t.stroke_moved.connect(self._stroke_move)
-        t.stroke_ended.connect(self._stroke_end)
-        t.polygon_closed.connect(self._polygon_closed)
+        self.drawing = Drawing(self)
         window.browser.model.marks = self.mark
         window.installEventFilter(self)  # flush unsaved edits when the window closes
 
@@ -115,6 +94,7 @@ class AnnotationMode(QObject):
     def _build_ui(self) -> None:
         w = self.window
         self.toolbar = QToolBar("Annotate", objectName="annotateToolbar")
+        w.addToolBarBreak()  # a row of its own under the model bar
         w.addToolBar(self.toolbar)
         menu = w.menuBar().addMenu("&Annotate")
         self.toggle_action = QAction("Annotation Mode", w, checkable=True, shortcut=QKeySequence(TOGGLE_KEY))
@@ -134,6 +114,7 @@ class AnnotationMode(QObject):
             w.addAction(action)
             self.actions[name] = action
             if name in TOOL_NAMES:
+                action.setIconText(name.capitalize() if name != "select" else "Select")  # short on the toolbar
                 self.toolbar.addAction(action)
         self.actions["select"].setChecked(True)
         self.class_box = QComboBox(editable=True, minimumContentsLength=14, enabled=False)
@@ -221,7 +202,8 @@ class AnnotationMode(QObject):
             self.select(None)
             self.session.select(None)
         self.tools.set_tool(tool)
-        self.refine = None if tool != "box" else self.refine
+        if tool != "box":
+            self.drawing.refine = None
         for name in TOOL_NAMES:
             self.actions[name].setChecked(name == tool)
 
@@ -229,7 +211,8 @@ class AnnotationMode(QObject):
     def _folder_changed(self) -> None:
         if self.editor is not None:
             self._flush()
-        self.editor, self.selected, self.refine = None, None, None
+        self.editor, self.selected = None, None
+        self.drawing.reset()
         self.problem_label.hide()
         self.layer.forget()
         folder = self.session.folder
@@ -285,9 +268,9 @@ class AnnotationMode(QObject):
         try:
             self.editor.flush()  # type: ignore[union-attr]
         except FashionViewerError as exc:
-            self._error(str(exc))
+            self.show_error(str(exc))
 
-    def _error(self, message: str) -> None:
+    def show_error(self, message: str) -> None:
         self.window.statusBar().showMessage(message, 30000)
         self.window.canvas_widget.show_notice(message)
 
@@ -306,7 +289,7 @@ class AnnotationMode(QObject):
         except ValueError:
             return Path(path).name
 
-    def _size(self) -> tuple[int, int] | None:
+    def image_size(self) -> tuple[int, int] | None:
         image = self.window.presenter.current_image()
         return (image.shape[1], image.shape[0]) if image is not None else None
 
@@ -315,7 +298,8 @@ class AnnotationMode(QObject):
         return self.editor.annotations(name) if self.editor is not None and name else []
 
     def _image_changed(self) -> None:
-        self.selected, self.refine, self._stroke = None, None, None
+        self.selected = None
+        self.drawing.reset()
         self.tools.cancel()
         self.layer.forget()
         self.layer.clear()
@@ -328,11 +312,11 @@ class AnnotationMode(QObject):
                 self.selected = None
             self.redraw()
 
-    def _colour_label(self, name: str, category_id: int) -> int:
+    def colour_label(self, name: str, category_id: int) -> int:
         return int(self.session.known_classes.get(name, category_id if category_id > 0 else 1))
 
     def redraw(self) -> None:
-        size = self._size()
+        size = self.image_size()
         if size is None or self.editor is None or not self.session.layers["annotations"]:
             self.layer.clear()
             self.redrawn.emit()
@@ -464,7 +448,7 @@ class AnnotationMode(QObject):
         self._update_classes()
 
     def toggle_done(self) -> None:
-        name, size = self.file_name(), self._size()
+        name, size = self.file_name(), self.image_size()
         if name is None or size is None or self._ensure_editor() is None:
             return
         rec = self.editor.image(name)
@@ -483,115 +467,18 @@ class AnnotationMode(QObject):
             try:
                 path = self.editor.save()
             except FashionViewerError as exc:
-                self._error(str(exc))
+                self.show_error(str(exc))
                 return
             self.window.statusBar().showMessage(f"Annotations saved: {path}", 5000)
 
     # ----- drawing ---------------------------------------------------------------------------
-    def _add(self, mask: np.ndarray, origin: dict | None = None) -> int | None:
-        size = self._size()
+    def add_drawn(self, mask: np.ndarray, origin: dict | None = None) -> int | None:
+        size = self.image_size()
         if size is None or not mask.any() or self._ensure_editor() is None:
             return None
         new = self.editor.add(self.file_name(), size[0], size[1], mask, self.current_class(), "drawn", origin)
         self.select(new)
         return new
-
-    def _predictor(self) -> Any:
-        models = self.window.prediction.models
-        predictor = models.predictor if models is not None else None
-        return predictor if hasattr(predictor, "model") and hasattr(predictor.model, "roi_heads") else None
-
-    def _run_segment(self, box: tuple[float, float, float, float], target: int | None) -> None:
-        image = self.window.presenter.current_image()
-        if image is None or self.segmenting:
-            return
-        refine = self.refine or {}
-        file_name = self.file_name()
-        self.segmenting = True
-        self.status.setText("  segmenting…  ")
-        start_worker(_segment_job, image, box, list(refine.get("positive", [])), list(refine.get("negative", [])),
-                     self._predictor(), on_return=lambda mask: self._segmented(file_name, box, target, mask),
-                     on_error=lambda exc: self._error(f"Segmentation failed: {exc}"),
-                     on_finish=lambda: setattr(self, "segmenting", False))
-
-    def _segmented(self, file_name: str, box: tuple, target: int | None, mask: np.ndarray) -> None:
-        if file_name != self.file_name() or self.editor is None:
-            return  # the user moved on
-        if not mask.any():
-            self.window.statusBar().showMessage("The box gave an empty mask; draw it again.", 5000)
-            return
-        if target is None:
-            target = self._add(mask, {"box": [round(float(v), 1) for v in box]})
-            self.refine = {"id": target, "box": box, "positive": [], "negative": []}
-        else:
-            self.editor.set_mask(file_name, target, mask)
-        self.redraw()
-        self.segmented.emit(target if target is not None else -1)
-
-    def _box_drawn(self, x0: float, y0: float, x1: float, y1: float) -> None:
-        self.refine = {"id": None, "box": (x0, y0, x1, y1), "positive": [], "negative": []}
-        self._run_segment((x0, y0, x1, y1), None)
-
-    def _point_clicked(self, x: float, y: float, positive: bool) -> None:
-        """Box tool: left click adds (right click removes) a region of the instance being drawn."""
-        if self.refine is None or self.refine.get("id") is None:
-            if self.selected is None or self.editor is None:
-                return
-            x0, y0, x1, y1 = self.editor.annotation(self.file_name(), self.selected).bbox_xyxy()
-            self.refine = {"id": self.selected, "box": (x0, y0, x1, y1), "positive": [], "negative": []}
-        self.refine["positive" if positive else "negative"].append((x, y))
-        self._run_segment(self.refine["box"], self.refine["id"])
-
-    def _stroke_start(self, x: float, y: float) -> None:
-        size = self._size()
-        if size is None or self._ensure_editor() is None:
-            return
-        erase = self.tools.tool == "eraser"
-        if erase and self.selected is None:
-            self.window.statusBar().showMessage("Select the annotation to erase from first.", 5000)
-            return
-        if self.selected is not None:
-            ann = self.editor.annotation(self.file_name(), self.selected)
-            mask = np.ascontiguousarray(ann.mask(), dtype=np.uint8)  # cv2 draws into C-ordered arrays only
-            name = self.editor.aset.category_name(ann.category_id)
-        else:
-            mask, name = np.zeros((size[1], size[0]), np.uint8), self.current_class()
-        colour = class_color(self._colour_label(name, 0))
-        self._stroke = {"mask": mask, "target": self.selected, "erase": erase, "last": (x, y), "colour": colour,
-                        "changed": False}
-        self._stroke_move(x, y)
-
-    def _stroke_move(self, x: float, y: float) -> None:
-        stroke = self._stroke
-        if stroke is None:
-            return
-        mask, (lx, ly), r = stroke["mask"], stroke["last"], int(round(self.tools.radius))
-        cv2.line(mask, (int(round(lx)), int(round(ly))), (int(round(x)), int(round(y))), 0 if stroke["erase"] else 1,
-                 thickness=2 * r + 1, lineType=cv2.LINE_8)
-        cv2.circle(mask, (int(round(x)), int(round(y))), r, 0 if stroke["erase"] else 1, thickness=-1)
-        stroke["last"], stroke["changed"] = (x, y), True
-        h, w = mask.shape
-        x0, x1 = max(0, int(min(lx, x)) - r - 1), min(w, int(max(lx, x)) + r + 2)
-        y0, y1 = max(0, int(min(ly, y)) - r - 1), min(h, int(max(ly, y)) + r + 2)
-        if x0 < x1 and y0 < y1:  # only the stroke's square is painted again
-            self.layer.paint_region(stroke["target"], mask, x0, y0, x1, y1, stroke["colour"])
-
-    def _stroke_end(self) -> None:
-        stroke, self._stroke = self._stroke, None
-        if stroke is None or not stroke["changed"] or self.editor is None:
-            return
-        if stroke["target"] is None:
-            self._add(stroke["mask"].astype(bool))
-        elif stroke["mask"].any():
-            self.editor.set_mask(self.file_name(), stroke["target"], stroke["mask"].astype(bool))
-        else:
-            self.editor.delete(self.file_name(), stroke["target"])  # erased away entirely
-        self.redraw()
-
-    def _polygon_closed(self, points: list[tuple[float, float]]) -> None:
-        size = self._size()
-        if size is not None:
-            self._add(polygon_mask(points, size[1], size[0]).astype(bool))
 
     # ----- retraining ------------------------------------------------------------------------
     def training_options(self) -> dict[str, Any]:

@@ -115,6 +115,7 @@ def test_class_picker_searches_as_you_type(qtbot) -> None:
 def test_autosave_then_reopen(qtbot, window, folder: Path, settings) -> None:
     _open(qtbot, window, folder)
     mode = window.annotation
+    predicted = len(window.session.prediction().instances)
     _key(window, Qt.Key.Key_Tab)
     _key(window, Qt.Key.Key_Return)
     _key(window, Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier)
@@ -124,6 +125,7 @@ def test_autosave_then_reopen(qtbot, window, folder: Path, settings) -> None:
     rec = aset.images["scene_00.png"]
     assert problems == [] and rec.done and len(rec.annotations) == 1 and rec.annotations[0].source == "predicted"
     saved = mode.annotations()[0]
+    saved_class = mode.editor.aset.category_name(saved.category_id)
 
     from fashionviewer.qt.main_window import MainWindow
 
@@ -137,6 +139,11 @@ def test_autosave_then_reopen(qtbot, window, folder: Path, settings) -> None:
     assert again.editor is not None and [a.rle for a in again.annotations()] == [saved.rle]
     assert reopened.browser.model.data(reopened.browser.model.index(0)).startswith("✓")
     assert reopened.session.layers["annotations"] and again.layer.ids == [saved.id]  # drawn without the mode
+    install_blob_models(reopened, BlobPredictor(2))
+    qtbot.waitUntil(lambda: reopened.session.prediction() is not None, timeout=30_000)
+    shown = reopened.session.prediction().instances  # the accepted prediction is not offered again
+    assert len(shown) == predicted - 1
+    assert all((inst.rle["counts"], inst.class_name) != (saved.rle["counts"], saved_class) for inst in shown)
     reopened.close()
 
 

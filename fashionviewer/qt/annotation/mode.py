@@ -82,6 +82,7 @@ class AnnotationMode(QObject):
         ev.current_changed.connect(lambda _p: self._image_changed())
         ev.layers_changed.connect(lambda name, _v: name == "annotations" and self.redraw())
         ev.selection_changed.connect(self._prediction_selected)
+        ev.prediction_added.connect(self._hide_accepted)
         window.presenter.image_loaded.connect(lambda _p: self.redraw())
         window.prediction.models_loaded.connect(lambda _m: self._seed_categories())
         window.training.finished.connect(self._training_finished)
@@ -396,6 +397,24 @@ class AnnotationMode(QObject):
         s.select(None)
         kept = [inst for i, inst in enumerate(prediction.instances) if i not in gone]
         s.add_prediction(s.current, replace(prediction, instances=kept), s.model)
+
+    def _hide_accepted(self, path: Path, model: str) -> None:
+        """A prediction already accepted (unchanged) is not shown again beside its annotation (e.g. reopened)."""
+        name = self.file_name(path)
+        if self.editor is None or name is None or model != self.session.model:
+            return
+        names = self.editor.aset.category_name
+        accepted = {(str(a.rle.get("counts")), names(a.category_id)) for a in self.editor.annotations(name)
+                    if a.source == "predicted"}
+        prediction = self.session.prediction(path)
+        if not accepted or prediction is None:
+            return
+        kept = [inst for inst in prediction.instances
+                if inst.rle is None or (str(inst.rle.get("counts")), inst.class_name) not in accepted]
+        if len(kept) < len(prediction.instances):
+            if path == self.session.current:
+                self.session.select(None)
+            self.session.add_prediction(path, replace(prediction, instances=kept), model)
 
     def accept_selected(self) -> int | None:
         instance, index = self.session.selected_instance(), self.session.selected

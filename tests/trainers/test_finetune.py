@@ -81,3 +81,42 @@ def test_a_parsing_checkpoint_is_refused_in_one_line(tmp_path: Path) -> None:
     card.write_text('{"architecture": "parsing_resunet", "num_classes": 3, "class_names": ["a", "b"]}')
     with pytest.raises(FashionViewerError, match="cannot be fine-tuned as a Mask R-CNN"):
         plan_finetune(tmp_path / "parse.pt", ["a"])
+
+
+def test_trainer_fine_tunes_on_a_folders_annotations(checkpoint: Path, tmp_path: Path) -> None:
+    """trainers.maskrcnn --dataset annotations --init-from: 2 steps, heads extended by the file's new class,
+    the card records the annotation file (SHA-256, images, instances) and the start checkpoint."""
+    import numpy as np
+    from PIL import Image
+
+    from fashionviewer.core.base.paths import sha256_file
+    from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME
+    from fashionviewer.core.models.registry import load_checkpoint
+    from fashionviewer.core.viewer.annotating import AnnotationEditor
+    from trainers import maskrcnn
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    editor = AnnotationEditor(folder, classes=["dress", "skirt", "top"], autosave_delay=-1)
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        image = np.full((96, 128, 3), 230, np.uint8)
+        mask = np.zeros((96, 128), bool)
+        mask[20 + 5 * i:70, 30:90 - 5 * i] = True
+        image[mask] = rng.integers(20, 120, 3)
+        Image.fromarray(image).save(folder / f"p{i}.png")
+        editor.add(f"p{i}.png", 128, 96, mask, "skirt" if i else "belt")
+    editor.save()
+    annotation_file = folder / DEFAULT_FILE_NAME
+    args = maskrcnn.get_args_parser().parse_args([
+        "--dataset", "annotations", "--data-path", str(folder), "--init-from", str(checkpoint),
+        "--image-size", "96", "--batch-size", "1", "--epochs", "1", "--steps-per-epoch", "2", "--val-steps", "-1",
+        "--warmup-steps", "1", "--workers", "0", "--device", "cpu", "--threads", "1", "--out", str(tmp_path / "run")])
+    card = maskrcnn.main(args)
+    assert card["class_names"] == ["dress", "skirt", "top", "belt"] and card["architecture"] == "maskrcnn_mobilenet_v3_light"
+    assert card["training"]["annotations"] == {"file": str(annotation_file.resolve()), "sha256": sha256_file(annotation_file),
+                                               "images": 3, "instances": 3}
+    assert card["training"]["fine_tuned_from"]["classes_added"] == ["belt"]
+    assert card["history"][-1]["epoch"] == 1
+    model, loaded = load_checkpoint(tmp_path / "run" / "model.pt")
+    assert loaded["num_classes"] == 5 and model.roi_heads.box_predictor.cls_score.out_features == 5

@@ -92,8 +92,12 @@ class ImageCanvas(pg.GraphicsView):
         self.image_shape: tuple[int, int] | None = None
         self.scene().sigMouseClicked.connect(self._on_click)
 
-    def set_image(self, rgb: np.ndarray | None) -> None:
-        """Show a new picture (or nothing) and fit it; overlays are cleared."""
+    def set_image(self, rgb: np.ndarray | None, full_size: tuple[int, int] | None = None) -> None:
+        """Show a new picture (or nothing) and fit it; overlays are cleared.
+
+        ``full_size`` (height, width): the photo's size when ``rgb`` is a smaller display level of
+        it; the picture is stretched over that size, so that the view, clicks, boxes and
+        full-resolution layers all speak the photo's own pixels."""
         self.set_overlay(None)
         self.set_ground_truth(None)
         self.set_boxes([])
@@ -101,23 +105,27 @@ class ImageCanvas(pg.GraphicsView):
             self.image_item.clear()
             self.image_shape = None
             return
-        new_shape = rgb.shape[:2] != self.image_shape
-        self.image_item.setImage(rgb, levels=(0, 255), autoLevels=False)
-        self.image_shape = rgb.shape[:2]
+        shape = tuple(full_size) if full_size is not None else tuple(rgb.shape[:2])
+        new_shape = shape != self.image_shape
+        self.image_shape = shape  # type: ignore[assignment]
+        self._set_layer(self.image_item, rgb)
         if new_shape:
             self.fit()
 
     def set_overlay(self, rgba: np.ndarray | None) -> None:
-        if rgba is None:
-            self.overlay_item.clear()
-        else:
-            self.overlay_item.setImage(rgba, levels=(0, 255), autoLevels=False)
+        """An RGBA layer at the photo's size or at the shown level's (it is stretched over the photo)."""
+        self._set_layer(self.overlay_item, rgba)
 
     def set_ground_truth(self, rgba: np.ndarray | None) -> None:
-        if rgba is None:
-            self.gt_item.clear()
-        else:
-            self.gt_item.setImage(rgba, levels=(0, 255), autoLevels=False)
+        self._set_layer(self.gt_item, rgba)
+
+    def _set_layer(self, item: pg.ImageItem, pixels: np.ndarray | None) -> None:
+        if pixels is None:
+            item.clear()
+            return
+        item.setImage(pixels, levels=(0, 255), autoLevels=False)
+        h, w = self.image_shape or pixels.shape[:2]
+        item.setRect(QRectF(0, 0, w, h))  # any layer's resolution covers the photo's own pixels
 
     def set_boxes(self, specs: list[BoxSpec]) -> None:
         h, w = self.image_shape or (1, 1)

@@ -1,5 +1,10 @@
 """Keeps the canvas in step with the session: decodes the current photo off the GUI thread,
-composites the overlay from cached rasters on every filter/layer change, maps clicks to instances."""
+composites the overlay from cached rasters on every filter/layer change, maps clicks to instances.
+
+A key press only changes the current path: the picture arrives later from a worker as a
+display-sized level (core.viewer.display) and, for a photo larger than that, its full-resolution
+pixels after it; results for an image the user has already left are kept in the small cache but
+not shown, and a newer request cancels the older one between the two decodes."""
 
 from __future__ import annotations
 
@@ -12,14 +17,21 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from fashionviewer.core.data.imageio import load_image
-from fashionviewer.core.data.overlay import caption, class_color, composite
+from fashionviewer.core.data.overlay import PredictionRasters, caption, class_color, composite, scaled_rasters
+from fashionviewer.core.viewer.display import DisplayImage, load_display_image
 from fashionviewer.core.viewer.session import ViewerSession
 from fashionviewer.qt.canvas import BoxSpec, CanvasWidget
-from fashionviewer.qt.workers import start_worker
+from fashionviewer.qt.workers import GeneratorWorker, start_worker
 
 
-def _load(path: Path):  # generator for the worker: one decode
-    yield path, load_image(path)
+def _load(path: Path, display: DisplayImage | None = None):
+    """Worker generator: the display level first (unless given), then, for a photo larger than its
+    level, the full-resolution pixels (masks, the CNN's crops); stops early when cancelled."""
+    if display is None:
+        display = load_display_image(path)
+        yield path, display, None if display.reduced else display.pixels
+    if display.reduced:
+        yield path, display, load_image(path)
 
 
 class CanvasPresenter(QObject):
@@ -31,10 +43,14 @@ class CanvasPresenter(QObject):
         super().__init__(widget)
         self.session, self.widget, self.canvas = session, widget, widget.canvas
         self.ground_truth = ground_truth  # path -> (RGBA layer, GT box specs), set by the GT controller
-        self.image: np.ndarray | None = None
+        self.image: np.ndarray | None = None  # full-resolution pixels of the shown photo, once decoded
         self.image_path: Path | None = None
-        self._images: OrderedDict[Path, np.ndarray] = OrderedDict()  # a few recent decodes
+        self.display: DisplayImage | None = None  # what the canvas shows
+        self._images: OrderedDict[Path, DisplayImage] = OrderedDict()  # a few recent display levels
+        self._full: tuple[Path, np.ndarray] | None = None  # the latest full decode of a reduced photo
         self._loading: Path | None = None
+        self._loader: GeneratorWorker | None = None
+        self._scaled: tuple[PredictionRasters, PredictionRasters] | None = None  # (full, display level)
         # Coalesce bursts of changes (slider drags, key repeat) into one redraw per event-loop turn.
         self._redraw_timer = QTimer(self, singleShot=True, interval=0)
         self._redraw_timer.timeout.connect(self.redraw)
@@ -51,7 +67,7 @@ class CanvasPresenter(QObject):
     def _on_current(self, path: Path | None) -> None:
         self.widget.show_notice(None)
         if path is None:
-            self.image, self.image_path = None, None
+            self.image, self.image_path, self.display = None, None, None
             self.canvas.set_image(None)
             return
         if str(path) in self.session.errors:
@@ -60,38 +76,55 @@ class CanvasPresenter(QObject):
         cached = self._images.get(path)
         if cached is not None:
             self._show(path, cached)
-            return
+            if self.image is not None:
+                return
         if self._loading != path:
+            if self._loader is not None:
+                self._loader.cancel()  # the user moved on: its full decode is not needed
             self._loading = path
-            start_worker(_load, path, on_yield=lambda r: self._loaded(*r),
-                         on_error=lambda exc, p=path: self._load_failed(p, exc))
+            self._loader = start_worker(_load, path, cached, on_yield=lambda r: self._loaded(*r),
+                                        on_error=lambda exc, p=path: self._load_failed(p, exc))
 
-    def _loaded(self, path: Path, image: np.ndarray) -> None:
-        self._images[path] = image
-        while len(self._images) > 6:
+    def _loaded(self, path: Path, display: DisplayImage, full: np.ndarray | None) -> None:
+        self._images[path] = display
+        self.session.note_frames(path, display.frames)
+        self._images.move_to_end(path)
+        while len(self._images) > 12:
             self._images.popitem(last=False)
-        if self._loading == path:
+        if full is not None and display.reduced:
+            self._full = (path, full)  # one at a time: 48 MP is 144 MB
+        if self._loading == path and (full is not None or not display.reduced):
             self._loading = None
-        if path == self.session.current:
-            self._show(path, image)
+        if path != self.session.current:
+            return
+        if self.image_path != path or self.display is None:
+            self._show(path, display)
+        elif full is not None:
+            self.image = full
+            self.image_loaded.emit(path)
 
     def _load_failed(self, path: Path, exc: Exception) -> None:
         if self._loading == path:
             self._loading = None
         self.session.add_error(path, str(exc))
 
-    def _show(self, path: Path, image: np.ndarray) -> None:
-        self.image, self.image_path = image, path
-        self.canvas.set_image(image)
+    def _show(self, path: Path, display: DisplayImage) -> None:
+        self.image_path, self.display = path, display
+        if not display.reduced:
+            self.image = display.pixels
+        else:
+            self.image = self._full[1] if self._full is not None and self._full[0] == path else None
+        self.canvas.set_image(display.pixels, (display.height, display.width))
         self.redraw()
-        self.image_loaded.emit(path)
+        if self.image is not None:
+            self.image_loaded.emit(path)
 
     def _on_error(self, path: Path, message: str) -> None:
         if path == self.session.current:
             self._show_error(path, message)
 
     def _show_error(self, path: Path, message: str) -> None:
-        self.image, self.image_path = None, path
+        self.image, self.image_path, self.display = None, path, None
         self.canvas.set_image(None)
         self.widget.show_notice(f"Cannot show this file: {message}. The other images still work; "
                                 "use ← / → to move on.")
@@ -106,17 +139,19 @@ class CanvasPresenter(QObject):
 
     def redraw(self) -> None:
         """Composite the visible instances of the current image (masks stay decoded in rasters)."""
-        if self.image is None or self.image_path != self.session.current:
+        display = self.display
+        if display is None or self.image_path != self.session.current:
             return
         start = time.perf_counter()
         s = self.session
         rasters = s.rasters()
         specs: list[BoxSpec] = []
-        if rasters is not None and (rasters.height, rasters.width) == self.image.shape[:2]:
+        if rasters is not None and (rasters.height, rasters.width) == (display.height, display.width):
             visible = s.visible_indices()
             layers = s.layers
             if layers["masks"] or layers["outlines"] or s.selected is not None:
-                self.canvas.set_overlay(composite(rasters, visible, s.opacity, layers["masks"], layers["outlines"],
+                shown = self._display_rasters(rasters, display)
+                self.canvas.set_overlay(composite(shown, visible, s.opacity, layers["masks"], layers["outlines"],
                                                   highlight=s.selected))
             else:
                 self.canvas.set_overlay(None)
@@ -135,6 +170,15 @@ class CanvasPresenter(QObject):
         self.canvas.set_boxes(gt_specs + specs)
         self.redrawn.emit(time.perf_counter() - start)
 
+    def _display_rasters(self, rasters: PredictionRasters, display: DisplayImage) -> PredictionRasters:
+        """The masks at the shown level's size (a huge photo's overlay is composited at display size)."""
+        if not display.reduced:
+            return rasters
+        if self._scaled is None or self._scaled[0] is not rasters:
+            height, width = display.pixels.shape[:2]
+            self._scaled = (rasters, scaled_rasters(rasters, height, width))
+        return self._scaled[1]
+
     def _on_click(self, x: int, y: int) -> None:
         rasters = self.session.rasters()
         if rasters is None:
@@ -142,4 +186,9 @@ class CanvasPresenter(QObject):
         self.session.select(rasters.instance_at(x, y, self.session.visible_indices()))
 
     def current_image(self) -> Any:
+        """The current photo's full-resolution pixels, None until they are decoded."""
         return self.image if self.image_path == self.session.current else None
+
+    def current_display(self) -> DisplayImage | None:
+        """What the canvas shows of the current photo (its display level and full size)."""
+        return self.display if self.image_path == self.session.current else None

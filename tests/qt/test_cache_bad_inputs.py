@@ -1,5 +1,6 @@
 """The viewer and the persistent prediction cache (shared with ``fashionviewer predict``), and the
-bad-input folder in the viewer: inline notices, navigation goes on, EXIF-rotated masks fit the picture."""
+bad-input folder in the viewer: inline notices, navigation goes on, EXIF-rotated masks fit the picture,
+thin strips and an animated GIF (its first frame, said so in the details panel) are shown and predicted."""
 
 from __future__ import annotations
 
@@ -91,6 +92,9 @@ def test_bad_input_folder_in_the_viewer(qtbot, window, tmp_path: Path) -> None:
             rasters = s.rasters()
             assert (rasters.width, rasters.height) == tuple(want["size"]), name  # masks fit the shown picture
             assert not window.canvas_widget.notice.isVisible()
+            if want["frames"] > 1:  # an animation: its first frame is shown and predicted, and the panel says so
+                qtbot.waitUntil(lambda: f"first of {want['frames']} frames" in window.details.info.text(),
+                                timeout=5000)
         seen += 1
         s.next()
     assert seen == len(expect) and s.index == len(s.images) - 1

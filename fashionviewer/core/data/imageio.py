@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import Collection
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fashionviewer.core.base.errors import FashionViewerError
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+# What Pillow decodes without plugins; an animation (GIF, APNG, WebP) or a multi-page TIFF gives its first frame.
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".gif", ".bmp", ".dib", ".tif",
+                              ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".pnm", ".tga"})
 MAX_PIXELS = 50_000_000  # refuse decompression bombs (40,000 x 40,000 headers) before decoding
 
 
@@ -29,6 +32,34 @@ def list_images(folder: str | os.PathLike[str], recursive: bool = True) -> list[
     return sorted(found, key=lambda p: str(p.relative_to(root)).lower())
 
 
+def list_other_files(folder: str | os.PathLike[str], recursive: bool = True, skip_names: Collection[str] = (),
+                     skip_folders_holding: Collection[str] = ()) -> list[Path]:
+    """The files under ``folder`` that :func:`list_images` leaves out (other extensions), sorted.
+
+    Hidden files and folders are not counted, nor files named in ``skip_names``, nor anything in a
+    folder that holds a file named in ``skip_folders_holding`` (e.g. an earlier run's output folder)."""
+    root = Path(folder)
+    pattern = "**/*" if recursive else "*"
+    found = [p for p in root.glob(pattern)
+             if p.suffix.lower() not in IMAGE_EXTENSIONS and p.name not in skip_names
+             and not any(part.startswith(".") for part in p.relative_to(root).parts)
+             and (p.is_file() or p.is_symlink())]
+    if skip_folders_holding:
+        skipped = {p.parent for p in found if p.name in skip_folders_holding}
+        found = [p for p in found if not any(parent in skipped for parent in p.parents)]
+    return sorted(found, key=lambda p: str(p.relative_to(root)).lower())
+
+
+def read_frame_count(path: str | os.PathLike[str]) -> int:
+    """How many frames the file holds (an animated GIF, APNG or WebP, a multi-page TIFF); 1 for a still
+    image. :func:`load_image` decodes the first."""
+    with _open(Path(path)) as img:
+        try:
+            return max(1, int(getattr(img, "n_frames", 1)))
+        except (OSError, ValueError, SyntaxError, EOFError):
+            return 1  # a damaged later frame: the first still decodes (or load_image says why not)
+
+
 def read_image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     """(width, height) after EXIF orientation, from the header only."""
     with _open(Path(path)) as img:
@@ -38,7 +69,8 @@ def read_image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
 
 
 def load_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Decode ``path`` to an RGB uint8 array (H×W×3), EXIF orientation applied.
+    """Decode ``path`` to an RGB uint8 array (H×W×3), EXIF orientation applied; the first frame of
+    an animation or multi-page file (:func:`read_frame_count` says how many there are).
 
     Raises ImageReadError with a one-line reason for empty, truncated, non-image,
     oversized, unreadable or dangling files.

@@ -7,6 +7,7 @@ nothing is decoded again. Colours are stable per class id (``class_color``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -81,11 +82,34 @@ def rasterize_mask(mask: np.ndarray) -> InstanceRaster:
         return InstanceRaster(0, 0, empty, empty)
     cols = np.flatnonzero(mask.any(axis=0))
     y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    crop = np.ascontiguousarray(mask[y0:y1, x0:x1])
+    return _raster_of_crop(np.ascontiguousarray(mask[y0:y1, x0:x1]), x0, y0)
+
+
+def _raster_of_crop(crop: np.ndarray, x0: int, y0: int) -> InstanceRaster:
     # Pad so pixels on the crop's border count as edge pixels.
     padded = np.pad(crop, 1).astype(np.uint8)
     eroded = cv2.erode(padded, np.ones((3, 3), np.uint8))[1:-1, 1:-1].astype(bool)
     return InstanceRaster(x0, y0, crop, crop & ~eroded)
+
+
+def scaled_rasters(rasters: "PredictionRasters", height: int, width: int) -> "PredictionRasters":
+    """The same instances' masks resampled (nearest pixel) onto a height×width picture of the same
+    photo, e.g. the viewer's display level of a huge photo: compositing then costs display pixels,
+    not the photo's. Indices stay the same; only each mask's crop is resampled."""
+    out = PredictionRasters(rasters.instances, height, width)
+    sy, sx = height / max(rasters.height, 1), width / max(rasters.width, 1)
+    for i in range(len(rasters)):
+        r = rasters[i]
+        crop_h, crop_w = r.mask.shape
+        if crop_h == 0 or crop_w == 0:
+            out._rasters[i] = r
+            continue
+        y0, x0 = min(int(r.y0 * sy), height - 1), min(int(r.x0 * sx), width - 1)
+        y1 = min(max(math.ceil((r.y0 + crop_h) * sy), y0 + 1), height)
+        x1 = min(max(math.ceil((r.x0 + crop_w) * sx), x0 + 1), width)
+        small = cv2.resize(r.mask.view(np.uint8), (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
+        out._rasters[i] = _raster_of_crop(small.astype(bool), x0, y0)
+    return out
 
 
 def rasterize_instance(instance: Any, height: int, width: int) -> InstanceRaster:

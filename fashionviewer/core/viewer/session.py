@@ -55,6 +55,7 @@ class SessionEvents:
     prediction_added: Signal = field(default_factory=Signal)  # (path, model)
     model_changed: Signal = field(default_factory=Signal)  # (model)
     image_error: Signal = field(default_factory=Signal)  # (path, message)
+    frames_known: Signal = field(default_factory=Signal)  # (path, frames) an animation's first frame is shown
 
 
 class ViewerSession:
@@ -75,6 +76,7 @@ class ViewerSession:
         self._predictions: dict[tuple[str, str], Any] = {}
         self._image_scores: dict[tuple[str, str], list[float]] = {}  # whole-picture CNN probabilities
         self.errors: dict[str, str] = {}  # unreadable images: path -> one-line reason
+        self.frames: dict[str, int] = {}  # animations and multi-page files: path -> frame count (first shown)
         self._rasters: OrderedDict[tuple[str, str], PredictionRasters] = OrderedDict()
         self._raster_limit = cache_rasters
         self._lock = threading.Lock()  # workers add predictions from their threads via the GUI; keep dict ops safe
@@ -204,6 +206,12 @@ class ViewerSession:
         if new:
             self.events.classes_changed.emit()
         self.events.prediction_added.emit(path, model)
+
+    def note_frames(self, path: Path, frames: int) -> None:
+        """The file holds ``frames`` frames (an animation, a multi-page TIFF); its first is what is shown."""
+        if frames > 1 and self.frames.get(str(path)) != frames:
+            self.frames[str(path)] = frames
+            self.events.frames_known.emit(path, frames)
 
     def add_error(self, path: Path, message: str) -> None:
         self.errors[str(path)] = message

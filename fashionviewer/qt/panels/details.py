@@ -58,7 +58,7 @@ class DetailsPanel(QWidget):
         layout.addStretch(1)
         ev = session.events
         for signal in (ev.selection_changed, ev.current_changed, ev.prediction_added, ev.threshold_changed,
-                       ev.classes_changed, ev.model_changed):
+                       ev.classes_changed, ev.model_changed, ev.frames_known):
             signal.connect(lambda *a: self.refresh())
         self.refresh()
 
@@ -85,6 +85,10 @@ class DetailsPanel(QWidget):
         else:
             self.title.setText("<b>No prediction</b>")
             self.info.setText("Predictions appear here as the model runs." if s.current is not None else "")
+        frames = s.frames.get(str(s.current)) if s.current is not None else None
+        if frames and inst is None:
+            self.info.setText(f"Animated or multi-page file: showing and predicting the first of {frames} frames."
+                              "<br><br>" + self.info.text())
         summary = self.ground_truth_summary() if self.ground_truth_summary else None
         self.gt_box.setVisible(bool(summary))
         self.gt.setText(summary or "")

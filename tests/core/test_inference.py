@@ -117,10 +117,10 @@ def test_strips_are_predicted_with_masks_at_their_own_size(model, shape):
 def test_side_keeping_resize_is_torchvisions_on_ordinary_photos(model, size):
     """Ordinary photos are resized exactly as torchvision does (cached predictions stay valid)."""
     image = torch.rand(3, *size)
-    ours = inference._side_keeping(model.transform).resize(image)[0]
+    ours = inference.side_keeping_transform(model.transform).resize(image)[0]
     assert ours.shape == model.transform.resize(image)[0].shape
     assert torch.equal(ours, model.transform.resize(image)[0])
-    assert inference._side_keeping(model.transform) is not model.transform and model.transform.training is False
+    assert inference.side_keeping_transform(model.transform) is not model.transform and model.transform.training is False
 
 
 def test_predict_batch_matches_single_predictions(model, image):

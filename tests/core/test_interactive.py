@@ -120,6 +120,19 @@ def test_strips_and_odd_boxes_do_not_crash(shape, box):
     assert mask[shape[0] // 2, shape[1] // 2] and not mask[0, 0]
 
 
+@pytest.mark.parametrize("shape,box", [((3, 3000), (100, 0, 2000, 3)), ((3000, 3), (0, 100, 3, 2000))])
+def test_strips_with_the_model_prior(shape, box):
+    """The mask head's prior on a strip: the backbone's resize keeps every side at least one pixel."""
+    from fashionviewer.core.inference.predictor import Predictor
+    from tests.core.test_inference import CLASS_NAMES, _calibrated_light_model
+
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 255, (*shape, 3), dtype=np.uint8)
+    click = (box[0] + 400, 1) if shape[0] == 3 else (1, box[1] + 400)
+    mask = segment(image, box, positive=[click], predictor=Predictor(_calibrated_light_model(), CLASS_NAMES))
+    assert mask.shape == shape and mask[click[1], click[0]]
+
+
 def test_rejects_a_non_rgb_image():
     with pytest.raises(ValueError, match="H×W×3 uint8"):
         segment(np.zeros((10, 10), np.uint8), (0, 0, 5, 5))

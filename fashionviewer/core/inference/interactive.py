@@ -131,12 +131,14 @@ def model_box_prior(predictor: Any, image: np.ndarray, box: tuple[int, int, int,
     import torch
     from torchvision.models.detection.roi_heads import paste_masks_in_image
 
+    from fashionviewer.core.inference.predictor import side_keeping_transform
+
     model = _mask_rcnn(predictor)
     device = next(model.parameters()).device
     with torch.inference_mode():
         if session.features is None:
             tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255).to(device)
-            image_list, _ = model.transform([tensor])
+            image_list, _ = side_keeping_transform(model.transform)([tensor])  # a 3000x3 strip keeps a row
             session.features = model.backbone(image_list.tensors)
             session.feature_info = (image_list.image_sizes, image.shape[:2])
         image_sizes, (height, width) = session.feature_info

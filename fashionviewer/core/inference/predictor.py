@@ -284,7 +284,7 @@ class Predictor:
         original_sizes = [(int(t.shape[-2]), int(t.shape[-1])) for t in tensors]
         heads = self._heads if model is self.model else self._cpu_heads
         assert heads is not None
-        image_list, _ = _side_keeping(transform or model.transform)(tensors)
+        image_list, _ = side_keeping_transform(transform or model.transform)(tensors)
         features = self._backbone(model, device, image_list.tensors)
         proposals, _ = model.rpn(image_list, features)
         detections, _ = heads(features, proposals, image_list.image_sizes)
@@ -468,7 +468,7 @@ class SideKeepingTransform(GeneralizedRCNNTransform):
         return F.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0], None
 
 
-def _side_keeping(transform: GeneralizedRCNNTransform) -> GeneralizedRCNNTransform:
+def side_keeping_transform(transform: GeneralizedRCNNTransform) -> GeneralizedRCNNTransform:
     """``transform`` as a :class:`SideKeepingTransform` (a new object: the model is left as it is)."""
     if isinstance(transform, SideKeepingTransform):
         return transform

@@ -50,6 +50,7 @@ from fashionviewer.core.runs.folder_run import (
     RunSummary,
     Shard,
     export_partial,
+    list_ignored_files,
     list_jobs,
     os_errors_as_user_errors,
     parse_shard,
@@ -66,7 +67,8 @@ EPILOG = f"""\
 outputs (in --out):
   {RESULTS_FILE}    COCO results (image_id, category_id, bbox, score, RLE segmentation, file_name, class_name)
   {INDEX_FILE}         image_id, file_name (relative to FOLDER), width, height of every predicted image
-  {RUN_FILE}            model, weights SHA-256, settings, counts and the reason for every skipped file
+  {RUN_FILE}            model, weights SHA-256, settings, counts, the reason for every skipped file
+                        and the other (non-image) files left out
   {PARTIAL_FILE}  results so far while running; a killed run resumes from it (removed when done)
   {COCO_FILE}, *.png   with --export (sub-folders of FOLDER are mirrored)
 
@@ -169,7 +171,7 @@ def main(argv: Sequence[str] | None = None, *, on_image: Callable[[int], None] |
     bound = None if args.no_cache else _bind_cache(args.cache, predictor)
     key = bound.key if bound is not None else (predictor_key(predictor) or "")
 
-    summary = RunSummary(images=len(jobs))
+    summary = RunSummary(images=len(jobs), other_files=list_ignored_files(folder, out))
     start = time.perf_counter()
     header = {"format": PARTIAL_FORMAT, "model_key": key, "folder": str(folder.resolve())}
     with os_errors_as_user_errors(out), PartialResults(out / shard.name(PARTIAL_FILE), header) as partial:
@@ -200,6 +202,7 @@ def main(argv: Sequence[str] | None = None, *, on_image: Callable[[int], None] |
             "results": results.name, "index": index.name, "images": summary.images,
             "predicted": summary.done, "from_cache": summary.cached, "resumed": summary.resumed,
             "model_runs": summary.predicted, "instances": summary.instances, "skipped": summary.skipped,
+            "other_files_ignored": len(summary.other_files), "other_files": summary.other_files[:1000],
             "seconds": round(summary.seconds, 2),
             "domain": card_domain(card), "domain_notice": notice, "taxonomy": card.get("taxonomy"),
             "categories": [{"id": i, "name": n} for i, n in zip(category_ids, predictor.class_names)],

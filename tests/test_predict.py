@@ -31,7 +31,7 @@ from fashionviewer.core.viewer.model_choice import ModelChoice
 from fashionviewer.predict import main
 from tests.core.test_cache import overwrite_inside
 from tests.core.test_inference import CLASS_NAMES, _calibrated_light_model
-from tests.fixtures.bad_inputs import build_bad_input_folder
+from tests.fixtures.bad_inputs import OTHER_FILES, build_bad_input_folder
 
 REPO = Path(__file__).resolve().parents[1]
 N_PHOTOS = 12
@@ -255,7 +255,7 @@ def test_bad_input_folder(checkpoints, tmp_path, capsys):
         mentions = [line for line in lines if name in line]
         assert len(mentions) == 1 and fragment in mentions[0], (name, mentions)
     assert len(lines) == len(bad)  # nothing else on stderr
-    assert f"skipped {len(bad)} unreadable file(s)" in captured.out
+    assert f"skipped {len(bad)} unreadable file(s); {len(OTHER_FILES)} other file(s) ignored" in captured.out
 
     results, index = _outputs(out)
     sizes = {e["file_name"]: (e["width"], e["height"]) for e in index}
@@ -263,7 +263,23 @@ def test_bad_input_folder(checkpoints, tmp_path, capsys):
     rotated = [r for r in results if r["file_name"] == "exif_rotated.jpg"]
     assert rotated, "the model should find something on the rotated image"
     assert all(r["segmentation"]["size"] == [96, 64] for r in rotated)  # displayed (rotated) size, not stored
-    assert len(json.loads((out / "run.json").read_text())["skipped"]) == len(bad)
+    for strip in ("strip_wide.png", "strip_tall.png"):  # thin strips predicted, masks at their own size
+        found = [r for r in results if r["file_name"] == strip]
+        width, height = expect[strip]["size"]
+        assert found and all(r["segmentation"]["size"] == [height, width] for r in found), strip
+    run = json.loads((out / "run.json").read_text())
+    assert len(run["skipped"]) == len(bad)
+    assert run["other_files_ignored"] == len(OTHER_FILES) and run["other_files"] == sorted(OTHER_FILES)
+
+    # The project's own files are not "other files": the annotation file, this run's and earlier runs' outputs.
+    (folder / "annotations.fashionviewer.json").write_text("{}", encoding="utf-8")
+    (folder / "old run").mkdir()
+    (folder / "old run" / "run.json").write_text("{}", encoding="utf-8")
+    (folder / "old run" / "log.txt").write_text("", encoding="utf-8")
+    inside = folder / "results"
+    assert dispatch(["predict", *_args(folder, inside, checkpoints[0])]) == 3
+    assert f"; {len(OTHER_FILES)} other file(s) ignored;" in capsys.readouterr().out
+    assert json.loads((inside / "run.json").read_text())["other_files"] == sorted(OTHER_FILES)
 
 
 def test_bundled_demo_run_is_re_scored_and_augmented_and_says_so(tmp_path, capsys):

@@ -22,10 +22,11 @@ import numpy as np
 
 from fashionviewer.core.base.atomic import atomic_path
 from fashionviewer.core.base.errors import FashionViewerError
-from fashionviewer.core.data.imageio import IMAGE_EXTENSIONS, ImageReadError, list_images, load_image
+from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME as ANNOTATIONS_FILE
+from fashionviewer.core.data.imageio import IMAGE_EXTENSIONS, ImageReadError, list_images, list_other_files, load_image
 from fashionviewer.core.data.predictions import ImagePrediction
 from fashionviewer.core.runs.export import export_folder
-from fashionviewer.core.runs.journal import ImageJob, PartialResults
+from fashionviewer.core.runs.journal import PARTIAL_FILE, ImageJob, PartialResults
 from fashionviewer.core.runs.pipeline import prefetch
 from fashionviewer.core.runs.step import PerImageStep
 
@@ -62,6 +63,7 @@ class RunSummary:
     instances: int = 0  # written (at or above --min-score)
     skipped: list[str] = field(default_factory=list)  # one-line reasons
     seconds: float = 0.0
+    other_files: list[str] = field(default_factory=list)  # not images by extension, so not predicted
 
     @property
     def done(self) -> int:
@@ -77,8 +79,9 @@ class RunSummary:
             sources.append(f"{self.resumed} from the interrupted run")
         origin = f" ({', '.join(sources)})" if sources else ""
         skipped = f"; skipped {len(self.skipped)} unreadable file(s)" if self.skipped else ""
+        others = f"; {len(self.other_files)} other file(s) ignored" if self.other_files else ""
         return (f"predicted {self.done} image(s){origin}, {self.instances} instance(s) with {model} on {device}"
-                f"{rate}{skipped}; wrote {results}")
+                f"{rate}{skipped}{others}; wrote {results}")
 
 
 def parse_shard(text: str) -> Shard:
@@ -98,6 +101,16 @@ def list_jobs(folder: Path) -> list[ImageJob]:
     if not paths:
         raise FashionViewerError(f"{folder}: no images found ({', '.join(sorted(IMAGE_EXTENSIONS))})")
     return [ImageJob(i, path, path.relative_to(folder).as_posix()) for i, path in enumerate(paths, start=1)]
+
+
+def list_ignored_files(folder: Path, out: Path | None = None) -> list[str]:
+    """Files under ``folder`` that are not predicted because they are no image by their extension,
+    relative, sorted. The project's own files are not counted: the annotation file, and anything in
+    ``out`` or in an earlier run's output folder (one holding a run file or a journal)."""
+    root = folder.resolve()
+    inside = out.resolve() if out is not None else None
+    files = list_other_files(root, skip_names={ANNOTATIONS_FILE}, skip_folders_holding={RUN_FILE, PARTIAL_FILE})
+    return [p.relative_to(root).as_posix() for p in files if inside is None or inside not in p.parents]
 
 
 @contextlib.contextmanager

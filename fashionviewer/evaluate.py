@@ -44,8 +44,9 @@ def _parser() -> argparse.ArgumentParser:
                              f"({IMATERIALIST}: the 46 iMaterialist-Fashion 2019 categories). auto (default): the "
                              "'taxonomy' recorded in run.json beside the results, or in the 'info' of a COCO "
                              f"results file; when none is recorded, the ground truth's own ({CCP} for a CCP folder)")
-    parser.add_argument("--min-score", type=float, default=0.5,
-                        help="--iou parsing: predictions scoring below this are not painted (default 0.5)")
+    parser.add_argument("--min-score", type=float, default=0.0,
+                        help="--iou parsing: predictions scoring below this are not painted (default 0: every "
+                             "prediction in the file; where they overlap, the highest score wins)")
     parser.add_argument("--split", choices=("all", "train", "val"), default="all",
                         help="dataset split of a GT folder (default all); results for other images are ignored")
     parser.add_argument("--json", metavar="OUT", help="also write the metrics as JSON")

@@ -101,3 +101,18 @@ def test_mirror_view_averages_the_photo_and_its_mirror_image(tmp_path) -> None:
     image = torch.from_numpy(np.random.default_rng(1).integers(0, 255, (3, 100, 70), dtype=np.uint8))
     expected = (single.probabilities(image) + single.probabilities(image.flip(-1)).flip(-1)) / 2
     assert torch.allclose(both.probabilities(image), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(3, 3000), (3000, 3), (1, 1)])
+def test_strips_are_parsed_with_a_bounded_input_and_full_size_masks(tmp_path, shape) -> None:
+    """A 3000x3 strip at 64 px wide would be a 64,000-row input; the input's height is capped instead."""
+    from fashionviewer.core.inference.parsing import MAX_INPUT_ASPECT
+
+    _, path = _save(tmp_path)
+    predictor = load_predictor(path, score_floor=0.0)
+    image = np.random.default_rng(2).integers(0, 255, (*shape, 3), dtype=np.uint8)
+    probs = predictor.probabilities(torch.from_numpy(image).permute(2, 0, 1))
+    assert probs.shape[1] <= MAX_INPUT_ASPECT * predictor.input_width and probs.shape[2] <= predictor.input_width
+    prediction = predictor.predict(image)
+    assert (prediction.height, prediction.width) == shape and prediction.instances
+    assert {decode_mask(inst.rle).shape for inst in prediction.instances} == {shape}

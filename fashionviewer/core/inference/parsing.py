@@ -30,6 +30,8 @@ from fashionviewer.core.inference.defaults import PIPELINE_VERSION, SCORE_FLOOR
 from fashionviewer.core.models.parsing import IMAGE_MEAN, IMAGE_STD, ParsingNet, parsing_to_instances
 from fashionviewer.core.models.registry import card_category_ids
 
+MAX_INPUT_ASPECT = 8  # input height in input widths at most: portraits are ~1.5, a 3x3000 strip 1000
+
 
 @dataclass(frozen=True)
 class MirrorView:
@@ -111,19 +113,23 @@ class ParsingPredictor:
 
     def probabilities(self, image: Tensor) -> Tensor:
         """Class probabilities C×h×w over the card's ``parsing_channels`` at the network's input scale
-        (the photo shrunk to ``input_width``)."""
+        (the photo shrunk to ``input_width``; a photo taller than ``MAX_INPUT_ASPECT`` widths to that height)."""
         height, width = int(image.shape[-2]), int(image.shape[-1])
         x = image.to(self.device)
         x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
-        small_h = max(1, round(height * self.input_width / width))
-        x = F.interpolate(x[None], size=(small_h, self.input_width), mode="bilinear", antialias=True,
+        small_w = self.input_width
+        small_h = max(1, round(height * small_w / width))
+        tallest = MAX_INPUT_ASPECT * self.input_width
+        if small_h > tallest:  # a tall strip (3x3000 would be 224,000 rows): the longer side is capped instead
+            small_h, small_w = tallest, max(1, round(width * tallest / height))
+        x = F.interpolate(x[None], size=(small_h, small_w), mode="bilinear", antialias=True,
                           align_corners=False)[0]
         x = (x - self._mean) / self._std
-        pad_h, pad_w = (-small_h) % self.pad_multiple, (-self.input_width) % self.pad_multiple
+        pad_h, pad_w = (-small_h) % self.pad_multiple, (-small_w) % self.pad_multiple
         views = [x, x.flip(-1)] if self.tta is not None else [x]  # mirrored before padding: pads stay bottom/right
         batch = torch.stack([F.pad(view, (0, pad_w, 0, pad_h)) for view in views])
         with self._lock, torch.inference_mode():
-            probs = self.model(batch)[:, :, :small_h, : self.input_width].softmax(1)
+            probs = self.model(batch)[:, :, :small_h, :small_w].softmax(1)
             if self.tta is not None:  # the mirror view's right is the photo's left
                 return (probs[0] + probs[1].flip(-1)) / 2
             return probs[0]

@@ -37,7 +37,11 @@ def test_shipped_weights_are_small_and_carry_a_model_card(name):
     assert card["training"]["recipe"] in ("paper", "improved")
 
 
-BELOW_THE_PAPER = {"cnn3": "the shipped cnn3 (15 epochs) measures 0.9306, below the paper's 0.934; not retrained"}
+# Shipped below the paper's figure (measured, see benchmarks/results/fmnist_paper.md): they fail the check, visibly.
+BELOW_THE_PAPER = {
+    "cnn1": "cnn1 measures 0.9083, below the paper's 0.916",
+    "cnn3": "cnn3 measures 0.9319, below the paper's 0.934",
+}
 
 
 @pytest.mark.parametrize("name", [

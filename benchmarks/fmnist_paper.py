@@ -34,6 +34,7 @@ from fashionviewer.core.base.paths import MODELS_DIR  # noqa: E402
 from fashionviewer.core.models.classifier import BUNDLED_CLASSIFIERS  # noqa: E402
 from fashionviewer.core.models.cnn import PAPER_ACCURACY, PAPER_PARAMETERS  # noqa: E402
 from trainers import fmnist  # noqa: E402
+from trainers.common import Cancelled  # noqa: E402
 
 PAPER_EPOCHS = 50
 # The paper's protocol: Adam at Keras' default learning rate, nothing else.
@@ -45,7 +46,11 @@ def run_paper_protocol(models: list[str], work: Path, extra: list[str]) -> None:
     for name in models:
         argv = ["--model", name, "--out", str(work), "--resume", "--events", str(work / f"{name}.events.jsonl"),
                 *PAPER_ARGS, *extra]
-        fmnist.main(fmnist.get_args_parser().parse_args(argv))
+        try:
+            fmnist.main(fmnist.get_args_parser().parse_args(argv))
+        except Cancelled:  # Ctrl-C / SIGTERM: the last epoch's checkpoint stays; running again resumes it
+            logging.warning("%s stopped; run this script again to resume it", name)
+            return
 
 
 def read_cards(paths: list[Path]) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from fashionviewer.core.base.errors import FashionViewerError
 from fashionviewer.core.data.evaluation import evaluate_coco
+from fashionviewer.core.inference.defaults import SCORE_FLOOR
 from fashionviewer.core.inference.predictor import Predictor
 from fashionviewer.core.models.registry import unwrap
 
@@ -193,7 +194,7 @@ def evaluate(
     class_names: Sequence[str],
     ground_truth: dict[str, Any],
     *,
-    score_floor: float = 0.05,
+    score_floor: float = SCORE_FLOOR,
     category_ids: Sequence[int] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """COCO ``{"bbox": metrics, "segm": metrics}`` of ``model`` on ``loader``'s images.

@@ -23,7 +23,7 @@ from fashionviewer.core.data.fmnist import CLASSES
 from fashionviewer.core.data.overlay import InstanceRaster
 from fashionviewer.core.models import cnn
 
-BUNDLED_CLASSIFIERS = ("fvnet", "cnn3", "cnn1")  # best measured test accuracy first (the viewer's default)
+BUNDLED_CLASSIFIERS = ("fvnet", "cnn3", "cnn2", "cnn1")  # best measured test accuracy first (the viewer's default)
 
 
 class Classifier:

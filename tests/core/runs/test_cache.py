@@ -63,7 +63,7 @@ def test_killed_writer_leaves_a_readable_cache(tmp_path):
         import sys
         sys.path.insert(0, {str(tmp_path.parent)!r})
         from fashionviewer.core.runs.cache import PredictionCache
-        from tests.core.test_cache import prediction
+        from tests.core.runs.test_cache import prediction
         cache = PredictionCache({str(path)!r})
         i = 0
         while True:
@@ -73,7 +73,7 @@ def test_killed_writer_leaves_a_readable_cache(tmp_path):
                 print("ready", flush=True)
     """)
     proc = subprocess.Popen([sys.executable, "-c", writer], stdout=subprocess.PIPE, text=True,
-                            cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))
+                            cwd=str(__import__("pathlib").Path(__file__).resolve().parents[3]))
     assert proc.stdout.readline().strip() == "ready"
     time.sleep(0.3)
     proc.send_signal(signal.SIGKILL)

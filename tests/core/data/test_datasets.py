@@ -56,7 +56,7 @@ def make_imaterialist(root: Path, n_images: int = 6) -> list[list]:
             rows.append([name, "1 5", IMH + 1, IMW, "4"])
     write_csv(root / "train.csv", rows)
     labels = {"info": {}, "categories": json.loads(
-        (Path(__file__).resolve().parents[2] / "resources/labels/imaterialist2019_categories.json").read_text()
+        (Path(__file__).resolve().parents[3] / "resources/labels/imaterialist2019_categories.json").read_text()
     )["categories"], "attributes": [{"id": 100, "name": "attr-a"}]}
     (root / "label_descriptions.json").write_text(json.dumps(labels))
     return rows

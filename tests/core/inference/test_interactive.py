@@ -124,7 +124,7 @@ def test_strips_and_odd_boxes_do_not_crash(shape, box):
 def test_strips_with_the_model_prior(shape, box):
     """The mask head's prior on a strip: the backbone's resize keeps every side at least one pixel."""
     from fashionviewer.core.inference.predictor import Predictor
-    from tests.core.test_inference import CLASS_NAMES, _calibrated_light_model
+    from tests.core.inference.test_inference import CLASS_NAMES, _calibrated_light_model
 
     rng = np.random.default_rng(1)
     image = rng.integers(0, 255, (*shape, 3), dtype=np.uint8)

@@ -11,7 +11,7 @@ from fashionviewer.core.inference.predictor import Predictor
 from fashionviewer.core.models.classifier import load_classifier, preprocess_crop
 from fashionviewer.core.runs.cache import PredictionCache, bind_cache
 from fashionviewer.core.runs.step import PerImageStep
-from tests.core.test_inference import CLASS_NAMES, _calibrated_light_model
+from tests.core.inference.test_inference import CLASS_NAMES, _calibrated_light_model
 
 
 @pytest.fixture(scope="module")

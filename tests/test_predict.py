@@ -29,8 +29,8 @@ from fashionviewer.core.runs.folder_run import Shard, parse_shard
 from fashionviewer.core.runs.journal import PARTIAL_FILE, PartialResults
 from fashionviewer.core.viewer.model_choice import ModelChoice
 from fashionviewer.predict import main
-from tests.core.runs.test_cache import overwrite_inside
 from tests.core.inference.test_inference import CLASS_NAMES, _calibrated_light_model
+from tests.core.runs.test_cache import overwrite_inside
 from tests.fixtures.bad_inputs import OTHER_FILES, build_bad_input_folder
 
 REPO = Path(__file__).resolve().parents[1]

@@ -155,3 +155,28 @@ def test_model_mask_head_prior_runs_once_per_image(garments):
     assert session.features is features  # the backbone did not run again for the click
     prob = model_box_prior(predictor, image, box, session, category=1)
     assert prob.shape == (box[3] - box[1], box[2] - box[0]) and 0 <= prob.min() <= prob.max() <= 1
+
+
+def test_a_collapsed_grabcut_is_anchored_and_runs_again():
+    """CCP val photo 0430, the pants: from the tight box alone, GrabCut loses them to the background's colours
+    (almost nothing left); the collapse guard anchors the box's core and finds them."""
+    from fashionviewer.core.base.paths import ccp_dir
+    from fashionviewer.core.data.datasets.ccp import CCPDataset
+    from fashionviewer.core.data.imageio import load_image
+
+    root = ccp_dir()
+    if root is None:
+        pytest.skip("Clothing Co-Parsing photos not found at ../shared/data/ccp (set FASHIONVIEWER_SHARED_DATA)")
+    dataset = CCPDataset(root, "val", taxonomy="imaterialist")
+    index = next(i for i, entry in enumerate(dataset.images) if entry.file_name == "0430.jpg")
+    pants = dataset.category_ids.index(6) + 1  # iMaterialist id 6: pants
+    truth = next(np.asarray(a["segmentation"]).astype(bool) for a in dataset._annotations(index)
+                 if a["label"] == pants)
+    image = load_image(dataset.images[index].path)
+    box = tight_box(truth)
+    box_area = (box[2] - box[0]) * (box[3] - box[1])
+    unguarded = segment(image, box, collapse_share=0.0)
+    assert unguarded.sum() < 0.25 * box_area and iou(unguarded, truth) < 0.1
+    guarded = segment(image, box)
+    assert iou(guarded, truth) > 0.45
+    assert np.array_equal(guarded, segment(image, box))  # GrabCut's generator is seeded: same input, same mask

@@ -12,5 +12,6 @@ COCO_MODEL = "coco"
 # Bump when a Predictor's output changes for the same weights and settings: it is part of every cache
 # key (Predictor.settings). 2: channels-last on the CPU; 3: instances carry detector_score; 4: test-time
 # augmentation and the re-scorer's mirroring in the key; 5: load_predictor folds batch norms; 6: folded by
-# torch's fuse_conv_bn_weights (its float rounding differs by about 1e-7).
-PIPELINE_VERSION = 6
+# torch's fuse_conv_bn_weights (its float rounding differs by about 1e-7); 7: a parsing model's regions are
+# also offered under their alternative classes.
+PIPELINE_VERSION = 7

@@ -14,7 +14,9 @@ as its own thing rather than as "background").
 each category, the pixels where it wins the argmax form one instance, scored by the mean
 probability of the category over them times the fraction of its probability mass they hold;
 a category that wins nowhere but is likely somewhere gives a second, low-scoring instance
-(its probability above one half), which only adds recall.
+(its probability above one half), which only adds recall; and each region is also offered under
+the other categories the network half believes in there (``alternatives``), as a Mask R-CNN
+scores one RoI for every class.
 """
 
 from __future__ import annotations
@@ -98,9 +100,12 @@ def build_parsing_model(architecture: str, num_channels: int) -> ParsingNet:
     return ParsingNet(num_channels)
 
 
+ALTERNATIVE_MEAN = 0.05  # a region also offers a class whose mean probability over it reaches this
+
+
 def parsing_to_instances(
     probs: Tensor, num_categories: int, *, score_floor: float = 0.05, min_pixels: int = 4,
-    extra: bool = True,
+    extra: bool = True, alternatives: float | None = ALTERNATIVE_MEAN,
 ) -> list[dict[str, Any]]:
     """Instances from C×h×w class probabilities (channel 0 background, 1..num_categories the categories).
 
@@ -110,10 +115,16 @@ def parsing_to_instances(
     the category wins, ``field`` is its probability minus the best other one; for a second,
     likely-somewhere instance, its probability minus half its largest. See the module docstring
     for the scores.
+
+    With ``alternatives``, each region where a category wins is offered under every other category
+    whose mean probability over it is at least that much too (the same mask, scored the same way
+    for that category), as a Mask R-CNN scores one RoI for every class: a shirt the network half
+    takes for a top is found by both classes, each ranked by its own score.
     """
     top2 = probs.topk(2, dim=0)
     winner = top2.indices[0]
     found: list[dict[str, Any]] = []
+    regions: list[tuple[int, Tensor, Tensor]] = []
     for label in range(1, num_categories + 1):
         prob = probs[label]
         mass = float(prob.sum()) + 1e-6
@@ -126,6 +137,7 @@ def parsing_to_instances(
                 # probability minus the best other class: > 0 exactly where this class wins
                 other = torch.where(region, top2.values[1], top2.values[0])
                 found.append({"label": label, "score": score, "field": prob - other})
+                regions.append((label, region, found[-1]["field"]))
             continue
         if not extra:
             continue
@@ -135,6 +147,15 @@ def parsing_to_instances(
             score = 0.5 * float(prob[likely].mean()) * (float(prob[likely].sum()) / mass) ** 0.5
             if score >= score_floor:
                 found.append({"label": label, "score": score, "field": prob - 0.5 * peak})
+    if alternatives:
+        mass = probs[1:num_categories + 1].sum(dim=(1, 2)) + 1e-6
+        for label, region, field_ in regions:
+            inside = probs[1:num_categories + 1][:, region]  # K×pixels
+            means = inside.mean(1)
+            scores = means * (inside.sum(1) / mass).sqrt()
+            for index in (means >= alternatives).nonzero().flatten().tolist():
+                if index + 1 != label and float(scores[index]) >= score_floor:
+                    found.append({"label": index + 1, "score": float(scores[index]), "field": field_})
     found.sort(key=lambda item: -item["score"])
     return found
 

@@ -116,3 +116,18 @@ def test_strips_are_parsed_with_a_bounded_input_and_full_size_masks(tmp_path, sh
     prediction = predictor.predict(image)
     assert (prediction.height, prediction.width) == shape and prediction.instances
     assert {decode_mask(inst.rle).shape for inst in prediction.instances} == {shape}
+
+
+def test_a_region_is_offered_under_the_classes_the_network_half_believes_in() -> None:
+    probs = torch.zeros(4, 4, 6)  # background, categories 1-2, skin
+    probs[0] = 1.0
+    probs[0, :2, :3], probs[1, :2, :3], probs[2, :2, :3] = 0.1, 0.6, 0.3  # 1 wins the top-left, 2 is likely there
+    found = parsing_to_instances(probs, num_categories=2, score_floor=0.0, min_pixels=2, extra=False)
+    assert [f["label"] for f in found] == [1, 2]
+    first, alternative = found
+    assert torch.equal(alternative["field"] > 0, first["field"] > 0)  # the same mask
+    assert first["score"] == pytest.approx(0.6) and alternative["score"] == pytest.approx(0.3)
+    # under the threshold, or switched off, the region is offered once
+    assert len(parsing_to_instances(probs, 2, score_floor=0.0, min_pixels=2, extra=False, alternatives=0.35)) == 1
+    assert len(parsing_to_instances(probs, 2, score_floor=0.0, min_pixels=2, extra=False, alternatives=None)) == 1
+    assert len(parsing_to_instances(probs, 2, score_floor=0.4, min_pixels=2, extra=False)) == 1  # the floor holds

@@ -33,6 +33,7 @@ from common import parse_ccp_benchmark, run_benchmark  # noqa: E402
 
 from fashionviewer.core.base.atomic import atomic_write_json, atomic_write_text  # noqa: E402
 from fashionviewer.core.data.datasets.ccp import CCPDataset  # noqa: E402
+from fashionviewer.core.inference.defaults import SCORE_FLOOR  # noqa: E402
 from fashionviewer.evaluate import main as evaluate  # noqa: E402
 from fashionviewer.predict import main as predict  # noqa: E402
 
@@ -41,9 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="fashion", help="bundled name or checkpoint (default fashion)")
     parser.add_argument("--min-score", type=float, default=0.001, help="predict's --min-score (AP wants them all)")
-    parser.add_argument("--parsing-sweep", default="0.1,0.2,0.3,0.5",
-                        help="also report parsing at these evaluate --min-score values (the headline uses evaluate's "
-                             "default)")
+    parser.add_argument("--parsing-min-score", type=float, default=SCORE_FLOOR,
+                        help="the headline parsing figures paint predictions scoring at least this (default "
+                             f"{SCORE_FLOOR:g}: what a default `fashionviewer predict` run writes)")
+    parser.add_argument("--parsing-sweep", default="0,0.1,0.2,0.3,0.5",
+                        help="also report parsing at these evaluate --min-score values")
     parser.add_argument("--name", default="fashion_model", help="results file stem")
     parsed = parse_ccp_benchmark(parser, argv, default_threads=1)
     if parsed is None:
@@ -65,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             return status
         run = json.loads((out / "run.json").read_text())
         metrics = {}
-        runs = [("segm", []), ("bbox", []), ("parsing", [])]
+        runs = [("segm", []), ("bbox", []), ("parsing", ["--min-score", str(args.parsing_min_score)])]
         runs += [(f"parsing@{v}", ["--min-score", v]) for v in args.parsing_sweep.split(",") if v]
         for key, extra in runs:
             target = Path(scratch) / f"{key}.json"
@@ -98,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             "fashionviewer evaluate --gt ../shared/data/ccp --split val --pred OUT/predictions.json --iou segm",
             "fashionviewer evaluate --gt ../shared/data/ccp --split val --pred OUT/predictions.json --iou bbox",
             "fashionviewer evaluate --gt ../shared/data/ccp --split val --pred OUT/predictions.json --iou parsing"
-            " [--min-score S]",
+            f" --min-score {args.parsing_min_score:g}",
         ],
     }
     args.results.mkdir(parents=True, exist_ok=True)
@@ -160,8 +163,9 @@ def _markdown(r: dict) -> str:
     for name, count in r["val_instances_top10"].items():
         lines.append(f"| {name} | {count} | {r['per_class_segm_ap_top10'][name]:.3f} | "
                      f"{r['per_class_bbox_ap_top10'][name]:.3f} |")
-    lines += ["", f"The parsing figures above paint every prediction scoring >= {r['parsing_min_score']:g} "
-              "(evaluate's default; the highest score wins where they overlap). With a higher `--min-score`:", "",
+    lines += ["", f"The parsing figures above paint every prediction scoring >= {r['parsing_min_score']:g}, "
+              "what a default `fashionviewer predict` run writes (the highest score wins where they overlap). "
+              "At other `--min-score` values (0: every prediction of the AP run):", "",
               "| --min-score | pixel accuracy | mean IoU |", "|---|---|---|"]
     lines += [f"| {s} | {100 * v['pixel_accuracy']:.2f} % | {v['miou']:.3f} |" for s, v in r["parsing_sweep"].items()]
     lines += ["", f"Weights sha256 `{r['weights_sha256']}`.", ""]

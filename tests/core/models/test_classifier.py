@@ -40,7 +40,7 @@ def test_shipped_weights_are_small_and_carry_a_model_card(name):
 # Shipped below the paper's figure (measured, see benchmarks/results/fmnist_paper.md): they fail the check, visibly.
 BELOW_THE_PAPER = {
     "cnn1": "cnn1 measures 0.9083, below the paper's 0.916",
-    "cnn2": "cnn2 measures 0.9236, below the paper's 0.928",
+    "cnn2": "cnn2 measures 0.9252, below the paper's 0.928",
     "cnn3": "cnn3 measures 0.9319, below the paper's 0.934",
 }
 

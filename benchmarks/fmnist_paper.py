@@ -97,6 +97,12 @@ def shipped_table(cards: list[dict[str, Any]]) -> str:
                   f"batch {t['batch_size']}, {t['augmentation']}, label smoothing {t['label_smoothing']}{tta}")
         if t.get("init", "random") != "random":
             recipe += f"; fine-tuned from {t['init']}"
+        if t.get("distillation"):
+            kd = t["distillation"]
+            recipe += (f"; distilled from {' + '.join(kd['teachers'])} (alpha {kd['alpha']}, "
+                       f"temperature {kd['temperature']})")
+        if "no validation" in t.get("split", ""):
+            recipe += "; all 60,000 training images"
         lines.append(f"| {card['name']} ({arch}) | {card['parameters']:,} ({params}) | {t['epochs']} | "
                      f"**{m['test_accuracy']:.4f}** ({paper_acc}) | {m['micro_f1']:.4f} | {m['macro_f1']:.4f} | "
                      f"{t['seconds'] / 60:.1f} min wall{cpu}, {t['torch_threads']} thread | {recipe} |")

@@ -4,7 +4,10 @@ The paper's protocol: 48,000 train / 12,000 validation (a seeded split of the
 60,000 training images) / 10,000 test; Adam; (sparse) categorical
 cross-entropy. ``--recipe paper`` is that plain recipe; ``--recipe improved``
 (the default) adds light augmentation (±2 px shifts, horizontal flips),
-label smoothing and a one-cycle learning-rate schedule.
+label smoothing and a one-cycle learning-rate schedule. ``--teacher`` adds
+knowledge distillation (Hinton et al. 2015) from trained classifiers: their
+averaged probabilities for each training image and its mirror are computed once
+and the student also matches them at a temperature.
 
 Files written to ``--out`` (atomically, every epoch): ``MODEL.pt`` (state_dict),
 ``MODEL.json`` (model card) and ``MODEL.state.pt`` (optimizer/schedule/history,
@@ -36,7 +39,7 @@ from fashionviewer.core.base.paths import sha256_file
 from fashionviewer.core.data.fmnist import CLASSES, load_fashion_mnist
 from fashionviewer.core.data.metrics import classification_report
 from fashionviewer.core.models import cnn
-from fashionviewer.core.models.classifier import resolve_classifier_path
+from fashionviewer.core.models.classifier import load_classifier, resolve_classifier_path
 from fashionviewer.core.models.domain import FASHION_MNIST
 
 from .common import Cancelled, install_cancel_handler, resolve_device, run_cli
@@ -58,7 +61,8 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="cross-entropy label smoothing (default: 0.1 with --recipe improved, 0 with paper)")
     p.add_argument("--no-flip", action="store_true", help="improved recipe without horizontal flips")
     p.add_argument("--seed", type=int, default=0, help="seeds the train/validation split and the training")
-    p.add_argument("--val-size", type=int, default=12_000)
+    p.add_argument("--val-size", type=int, default=12_000,
+                   help="validation images held out of the 60,000 (0: train on all of them, no validation)")
     p.add_argument("--limit-train", type=int, default=0, help="use only the first N training images (quick runs)")
     p.add_argument("--limit-test", type=int, default=0, help="evaluate on only the first N test images (quick runs)")
     p.add_argument("--data-dir", default=None, help="folder with the four idx.gz files (default: $FASHION_MNIST_DIR, then Debian's)")
@@ -79,13 +83,25 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="start from these weights (a bundled classifier name or NAME.pt) instead of random ones")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for training (fast on CPUs with AVX512-BF16/AMX)")
     p.add_argument("--channels-last", action="store_true", help="channels-last memory format (faster oneDNN convolutions)")
+    p.add_argument("--teacher", nargs="+", default=None, metavar="CLASSIFIER",
+                   help="distil from these Fashion-MNIST classifiers (bundled names or .pt paths; probabilities averaged)")
+    p.add_argument("--distill-alpha", type=float, default=0.9,
+                   help="weight of the teacher's soft targets in the loss (the labels get 1 - alpha)")
+    p.add_argument("--distill-temperature", type=float, default=4.0, help="softmax temperature of the distillation")
     return p
 
 
 def augment(x: torch.Tensor, generator: torch.Generator, flip: bool = True, shift: int = 2,
             erasing: float = 0.0) -> torch.Tensor:
     """Random ±``shift`` px shifts, (optionally) horizontal flips and random erasing of a uint8 N×28×28 batch (vectorised)."""
+    return augment_with_flips(x, generator, flip, shift, erasing)[0]
+
+
+def augment_with_flips(x: torch.Tensor, generator: torch.Generator, flip: bool = True, shift: int = 2,
+                       erasing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``augment`` that also returns which images were mirrored (bool N), to pick their teacher targets."""
     n = x.shape[0]
+    flipped = torch.zeros(n, dtype=torch.bool)
     padded = F.pad(x, (shift, shift, shift, shift))
     oy, ox = torch.randint(0, 2 * shift + 1, (2, n), generator=generator)
     ar = torch.arange(28)
@@ -97,7 +113,7 @@ def augment(x: torch.Tensor, generator: torch.Generator, flip: bool = True, shif
     out = padded[torch.arange(n)[:, None, None], rows, cols]
     if erasing > 0:
         out = random_erase(out, generator, erasing)
-    return out
+    return out, flipped
 
 
 def random_erase(x: torch.Tensor, generator: torch.Generator, p: float) -> torch.Tensor:
@@ -136,8 +152,43 @@ def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
     return total / max(len(images), 1), torch.cat(predictions).numpy()
 
 
+@torch.inference_mode()
+def teacher_log_probabilities(teachers: Sequence[str], images: torch.Tensor, device: torch.device,
+                              batch_size: int = 1000) -> torch.Tensor:
+    """Log of the teachers' mean probabilities for uint8 images and their mirrors: float N×2×10 (index 1: mirrored).
+
+    Shifts are not looked up: a ±2 px shift leaves a Fashion-MNIST item's class (and the teachers' view of it) as is.
+    """
+    total = torch.zeros(len(images), 2, len(CLASSES))
+    for name in teachers:
+        teacher = load_classifier(name, device)
+        if teacher.card.get("domain", FASHION_MNIST) != FASHION_MNIST:
+            raise FashionViewerError(f"--teacher {name}: a {teacher.card.get('domain')} classifier, "
+                                     "not a Fashion-MNIST one")
+        for start in range(0, len(images), batch_size):
+            x = cnn.normalise(images[start:start + batch_size]).to(device)
+            plain = torch.softmax(teacher.model(x).float(), dim=1).cpu()
+            mirrored = torch.softmax(teacher.model(x.flip(-1)).float(), dim=1).cpu()
+            if teacher.tta_flip:  # the teacher predicts every image as the mean over it and its mirror
+                plain = mirrored = (plain + mirrored) / 2
+            total[start:start + batch_size, 0] += plain
+            total[start:start + batch_size, 1] += mirrored
+    return (total / len(teachers)).clamp_min(1e-8).log()
+
+
+def distillation_loss(logits: torch.Tensor, teacher_log_probs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Hinton et al.'s soft-target loss: T² · KL(teacher_T ‖ student_T), batch mean."""
+    target = torch.log_softmax(teacher_log_probs / temperature, dim=1)
+    student = torch.log_softmax(logits / temperature, dim=1)
+    return F.kl_div(student, target, log_target=True, reduction="batchmean") * temperature ** 2
+
+
 def main(args: argparse.Namespace) -> dict[str, Any]:
     """Train, checkpoint each epoch, evaluate on the test set; return the model card."""
+    if not 0 <= args.val_size < 60_000:
+        raise FashionViewerError(f"--val-size {args.val_size}: must be from 0 to 59,999 of the 60,000 training images")
+    if not 0.0 <= args.distill_alpha <= 1.0 or args.distill_temperature <= 0:
+        raise FashionViewerError("--distill-alpha must be in [0, 1] and --distill-temperature above 0")
     torch.manual_seed(args.seed)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -157,6 +208,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     test_x = torch.from_numpy(data.test_images[:test_count].copy())
     test_y = torch.from_numpy(data.test_labels[:test_count])
 
+    teacher_targets = None
+    if args.teacher:
+        log.info("computing the soft targets of %s on %d training images and their mirrors",
+                 ", ".join(args.teacher), len(train_x))
+        teacher_targets = teacher_log_probabilities(args.teacher, train_x, device)
     model = cnn.build_classifier(args.model, args.dropout).to(device)
     if args.init:
         model.load_state_dict(_init_weights(args.init, args.model))
@@ -193,20 +249,23 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             for epoch in range(start_epoch, args.epochs + 1):
                 t0, c0 = time.perf_counter(), time.process_time()
                 train_loss, train_acc = _train_one_epoch(model, optimizer, scheduler, train_x, train_y, device, args,
-                                                         improved, generator, epoch, steps_per_epoch, events, stop)
-                val_loss, val_pred = evaluate(model, val_x, val_y, device)
+                                                         improved, generator, epoch, steps_per_epoch, events, stop,
+                                                         teacher_targets)
+                record: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc}
+                if len(val_x):  # --val-size 0 trains on all 60,000 images and has nothing to validate on
+                    val_loss, val_pred = evaluate(model, val_x, val_y, device)
+                    record.update(val_loss=val_loss, val_acc=float((val_pred == val_y.numpy()).mean()))
                 seconds = time.perf_counter() - t0
                 cpu_seconds = time.process_time() - c0  # this process's CPU time: what contention does not inflate
                 seconds_total += seconds
-                record = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
-                          "val_acc": float((val_pred == val_y.numpy()).mean()), "seconds": round(seconds, 2),
-                          "cpu_seconds": round(cpu_seconds, 2)}
+                record.update(seconds=round(seconds, 2), cpu_seconds=round(cpu_seconds, 2))
                 history.append(record)
                 card = _model_card(args, name, model, history, seconds_total, len(train_x), len(val_x))
                 _save(model, card, optimizer, scheduler, history, epoch, seconds_total,
                       weights_path, card_path, state_path)
                 log.info("epoch %d/%d train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1fs", epoch,
-                         args.epochs, train_loss, train_acc, val_loss, record["val_acc"], seconds)
+                         args.epochs, train_loss, train_acc, record.get("val_loss", math.nan),
+                         record.get("val_acc", math.nan), seconds)
                 events.emit("epoch", epochs=args.epochs, checkpoint=str(weights_path), **record)
             test_loss, test_pred = evaluate(model, test_x, test_y, device, tta_flip=args.tta_flip)
             report = classification_report(test_y.numpy(), test_pred, len(CLASSES))
@@ -229,7 +288,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _train_one_epoch(model, optimizer, scheduler, train_x, train_y, device, args, improved, generator,
-                     epoch, steps_per_epoch, events, stop) -> tuple[float, float]:
+                     epoch, steps_per_epoch, events, stop, teacher_targets=None) -> tuple[float, float]:
     model.train()
     order = torch.randperm(len(train_x), generator=generator)
     loss_sum, correct, seen = 0.0, 0, 0
@@ -239,14 +298,20 @@ def _train_one_epoch(model, optimizer, scheduler, train_x, train_y, device, args
             raise Cancelled()
         idx = order[step * args.batch_size:(step + 1) * args.batch_size]
         x, y = train_x[idx], train_y[idx]
+        flipped = torch.zeros(len(idx), dtype=torch.bool)
         if improved:
-            x = augment(x, generator, flip=not args.no_flip, shift=args.shift, erasing=args.erasing)
+            x, flipped = augment_with_flips(x, generator, flip=not args.no_flip, shift=args.shift,
+                                            erasing=args.erasing)
         x, y = cnn.normalise(x).to(device), y.to(device)
         if args.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
             logits = model(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=_label_smoothing(args))
+        if teacher_targets is not None:
+            soft = teacher_targets[idx, flipped.long()].to(device)
+            loss = ((1 - args.distill_alpha) * loss
+                    + args.distill_alpha * distillation_loss(logits.float(), soft, args.distill_temperature))
         batch_loss = float(loss.detach())
         if not math.isfinite(batch_loss):
             raise FashionViewerError(f"loss became {batch_loss} at epoch {epoch} step {step + 1}; "
@@ -314,8 +379,9 @@ def _model_card(args, name, model, history, seconds, n_train, n_val, test=None) 
                   "normalisation": {"scale": 1 / 255, "mean": cnn.MEAN, "std": cnn.STD}},
         "training": {
             "data": "Fashion-MNIST",
-            "split": f"{n_train} train / {n_val} validation (seeded split of the 60,000 training images, "
-                     f"seed {args.seed}) / {n_test} test",
+            "split": (f"{n_train} train / {n_val} validation (seeded split of the 60,000 training images, "
+                      f"seed {args.seed}) / {n_test} test" if n_val else
+                      f"{n_train} train (the training images, no validation split) / {n_test} test"),
             "recipe": args.recipe, "augmentation": _augmentation_text(args), "init": args.init or "random",
             "schedule": "one-cycle" if args.recipe == "improved" else "constant",
             "label_smoothing": _label_smoothing(args), "dropout": args.dropout, "epochs": len(history),
@@ -331,6 +397,10 @@ def _model_card(args, name, model, history, seconds, n_train, n_val, test=None) 
         "history": history,
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if args.teacher:
+        card["training"]["distillation"] = {
+            "teachers": list(args.teacher), "alpha": args.distill_alpha, "temperature": args.distill_temperature,
+            "targets": "the teachers' mean probabilities for each training image and its mirror"}
     if test is not None:
         card["metrics"] = {"test_accuracy": round(test["accuracy"], 4), "micro_f1": round(test["micro_f1"], 4),
                            "macro_f1": round(test["macro_f1"], 4), "test_loss": round(test["loss"], 4),

@@ -142,3 +142,86 @@ def test_sgd_bf16_channels_last_run_records_its_recipe_and_flip_tta(fmnist, tmp_
     accuracy = float((clf.predict(fmnist.test_images[:2000]).argmax(1) == fmnist.test_labels[:2000]).mean())
     assert accuracy == pytest.approx(card["metrics"]["test_accuracy"], abs=0.002)
     assert accuracy > 0.6  # 3,000 images, 2 epochs; chance is 0.10
+
+
+def _teacher_copy(tmp_path, name: str, hflip: bool):
+    """The shipped cnn3 weights under a card that does (or does not) average each image with its mirror."""
+    from fashionviewer.core.models.classifier import resolve_classifier_path
+
+    weights, card_path = resolve_classifier_path("cnn3")
+    card = {**json.loads(card_path.read_text()), "test_time_augmentation": {"hflip": hflip}}
+    (tmp_path / f"{name}.json").write_text(json.dumps(card))
+    (tmp_path / f"{name}.pt").write_bytes(weights.read_bytes())
+    return str(tmp_path / f"{name}.pt")
+
+
+def test_teacher_targets_are_the_mean_probabilities_for_each_image_and_its_mirror(fmnist, tmp_path):
+    import torch
+
+    x = fmnist.test_images[:300]
+    mirrored = x[:, :, ::-1].copy()
+    plain, flip = _teacher_copy(tmp_path, "plain", False), _teacher_copy(tmp_path, "flip", True)
+    targets = trainer.teacher_log_probabilities([plain], torch.from_numpy(x.copy()), torch.device("cpu"))
+    assert targets.shape == (300, 2, 10)
+    probs = targets.exp().numpy()
+    assert np.allclose(probs.sum(-1), 1, atol=1e-4)
+    teacher = load_classifier(plain)
+    assert np.allclose(probs[:, 0], teacher.predict(x), atol=1e-5)
+    assert np.allclose(probs[:, 1], teacher.predict(mirrored), atol=1e-5)
+    assert not np.allclose(probs[:, 0], probs[:, 1], atol=1e-3)  # the mirror is another view
+    # Two teachers average; a teacher that predicts with flip TTA gives an image and its mirror the same target.
+    both = trainer.teacher_log_probabilities([plain, flip], torch.from_numpy(x.copy()), torch.device("cpu")).exp()
+    flip_probs = load_classifier(flip).predict(x)
+    assert np.allclose(both[:, 0].numpy(), (teacher.predict(x) + flip_probs) / 2, atol=1e-5)
+    assert np.allclose(both[:, 1].numpy(), (teacher.predict(mirrored) + flip_probs) / 2, atol=1e-5)
+
+
+def test_distillation_loss_is_zero_only_when_the_student_matches_the_teacher():
+    import torch
+
+    teacher = torch.log_softmax(torch.randn(16, 10, generator=torch.Generator().manual_seed(0)), dim=1)
+    assert float(trainer.distillation_loss(teacher.clone(), teacher, 4.0)) == pytest.approx(0.0, abs=1e-6)
+    assert float(trainer.distillation_loss(teacher + 3.0, teacher, 4.0)) == pytest.approx(0.0, abs=1e-6)  # softmax shift
+    other = torch.randn(16, 10, generator=torch.Generator().manual_seed(1))
+    assert float(trainer.distillation_loss(other, teacher, 4.0)) > 0.01
+
+
+def test_a_distilled_student_learns_what_its_teacher_says_not_the_labels(fmnist, tmp_path):
+    import torch
+
+    from fashionviewer.core.models.classifier import resolve_classifier_path
+
+    # A teacher that calls every class the next one: the shipped cnn3 with its output rows rolled by one.
+    weights, card_path = resolve_classifier_path("cnn3")
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    last = [k for k in state if k.endswith(".weight")][-1].rsplit(".", 1)[0]
+    for key in (f"{last}.weight", f"{last}.bias"):
+        state[key] = state[key].roll(1, dims=0)
+    torch.save(state, tmp_path / "next_class.pt")
+    (tmp_path / "next_class.json").write_text(card_path.read_text())
+    args = ["--limit-train", "2000", "--limit-test", "2000", "--epochs", "3", "--recipe", "improved"]
+    plain = run_main(tmp_path / "plain", *args)
+    distilled = run_main(tmp_path / "distilled", *args, "--teacher", str(tmp_path / "next_class.pt"),
+                         "--distill-alpha", "1.0")
+    assert distilled["training"]["distillation"]["teachers"] == [str(tmp_path / "next_class.pt")]
+    assert "distillation" not in plain["training"]
+    # With alpha 1 the labels carry no weight: the student learns the teacher's shifted classes, which only
+    # happens if every training image is paired with its own soft target.
+    labels = fmnist.test_labels[:2000]
+    predicted = load_classifier(tmp_path / "distilled" / "cnn1.pt").predict(fmnist.test_images[:2000]).argmax(1)
+    assert float((predicted == (labels + 1) % 10).mean()) > 0.6
+    # Measured: 0.72 of the student's answers are the teacher's next class; 0.01 accuracy vs 0.72 for the plain run.
+    assert distilled["metrics"]["test_accuracy"] < 0.1 and plain["metrics"]["test_accuracy"] > 0.6
+
+
+def test_val_size_zero_trains_on_every_image_and_validates_nothing(fmnist, tmp_path):
+    card = run_main(tmp_path, "--val-size", "0", "--limit-train", "1000", "--limit-test", "500", "--epochs", "1")
+    assert "no validation" in card["training"]["split"]
+    assert "val_acc" not in card["history"][0] and card["history"][0]["train_loss"] > 0
+    assert card["metrics"]["test_accuracy"] > 0.3
+
+
+def test_a_teacher_from_another_domain_is_one_clear_error(tmp_path):
+    result = _cli("--teacher", "fvnet_scenes", "--epochs", "1", "--out", str(tmp_path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "fvnet_scenes: a synthetic-scenes classifier, not a Fashion-MNIST one" in result.stderr.strip().splitlines()[-1]

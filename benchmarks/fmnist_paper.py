@@ -105,7 +105,8 @@ def shipped_table(cards: list[dict[str, Any]]) -> str:
             recipe += "; all 60,000 training images"
         lines.append(f"| {card['name']} ({arch}) | {card['parameters']:,} ({params}) | {t['epochs']} | "
                      f"**{m['test_accuracy']:.4f}** ({paper_acc}) | {m['micro_f1']:.4f} | {m['macro_f1']:.4f} | "
-                     f"{t['seconds'] / 60:.1f} min wall{cpu}, {t['torch_threads']} thread | {recipe} |")
+                     f"{t['seconds'] / 60:.1f} min wall{cpu}, {t['torch_threads']} thread{'s' * (t['torch_threads'] > 1)} | "
+                     f"{recipe} |")
     return "\n".join(lines) + "\n"
 
 

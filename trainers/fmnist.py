@@ -208,11 +208,17 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     test_x = torch.from_numpy(data.test_images[:test_count].copy())
     test_y = torch.from_numpy(data.test_labels[:test_count])
 
-    teacher_targets = None
+    teacher_targets, distillation = None, None
     if args.teacher:
         log.info("computing the soft targets of %s on %d training images and their mirrors",
                  ", ".join(args.teacher), len(train_x))
+        t0 = time.perf_counter()
         teacher_targets = teacher_log_probabilities(args.teacher, train_x, device)
+        distillation = {
+            "teachers": list(args.teacher), "alpha": args.distill_alpha, "temperature": args.distill_temperature,
+            "teacher_weights_sha256": [sha256_file(resolve_classifier_path(t)[0]) for t in args.teacher],
+            "targets": "the teachers' mean probabilities for each training image and its mirror",
+            "targets_seconds": round(time.perf_counter() - t0, 1)}  # computed once before training, not in "seconds"
     model = cnn.build_classifier(args.model, args.dropout).to(device)
     if args.init:
         model.load_state_dict(_init_weights(args.init, args.model))
@@ -260,7 +266,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 seconds_total += seconds
                 record.update(seconds=round(seconds, 2), cpu_seconds=round(cpu_seconds, 2))
                 history.append(record)
-                card = _model_card(args, name, model, history, seconds_total, len(train_x), len(val_x))
+                card = _model_card(args, name, model, history, seconds_total, len(train_x), len(val_x),
+                                   distillation=distillation)
                 _save(model, card, optimizer, scheduler, history, epoch, seconds_total,
                       weights_path, card_path, state_path)
                 log.info("epoch %d/%d train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1fs", epoch,
@@ -270,7 +277,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             test_loss, test_pred = evaluate(model, test_x, test_y, device, tta_flip=args.tta_flip)
             report = classification_report(test_y.numpy(), test_pred, len(CLASSES))
             report["loss"] = test_loss
-            card = _model_card(args, name, model, history, seconds_total, len(train_x), len(val_x), report)
+            card = _model_card(args, name, model, history, seconds_total, len(train_x), len(val_x), report,
+                               distillation)
             _save(model, card, optimizer, scheduler, history, args.epochs, seconds_total,
                   weights_path, card_path, state_path)
             log.info("test accuracy %.4f, micro F1 %.4f, macro F1 %.4f", report["accuracy"],
@@ -365,7 +373,8 @@ def _label_smoothing(args: argparse.Namespace) -> float:
     return 0.1 if args.recipe == "improved" else 0.0
 
 
-def _model_card(args, name, model, history, seconds, n_train, n_val, test=None) -> dict[str, Any]:
+def _model_card(args, name, model, history, seconds, n_train, n_val, test=None,
+                distillation=None) -> dict[str, Any]:
     n_test = args.limit_test or 10_000
     card: dict[str, Any] = {
         "name": name,
@@ -386,7 +395,8 @@ def _model_card(args, name, model, history, seconds, n_train, n_val, test=None) 
             "schedule": "one-cycle" if args.recipe == "improved" else "constant",
             "label_smoothing": _label_smoothing(args), "dropout": args.dropout, "epochs": len(history),
             "batch_size": args.batch_size,
-            "optimizer": ("Adam" if args.optimizer == "adam" else "SGD (Nesterov, momentum 0.9)"),
+            "optimizer": ("SGD (Nesterov, momentum 0.9)" if args.optimizer == "sgd"
+                          else "AdamW" if args.weight_decay else "Adam"),
             "precision": "bfloat16 autocast" if args.bf16 else "float32",
             "channels_last": bool(args.channels_last),
             "lr": args.lr, "weight_decay": args.weight_decay, "seconds": round(seconds, 1),
@@ -397,10 +407,8 @@ def _model_card(args, name, model, history, seconds, n_train, n_val, test=None) 
         "history": history,
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    if args.teacher:
-        card["training"]["distillation"] = {
-            "teachers": list(args.teacher), "alpha": args.distill_alpha, "temperature": args.distill_temperature,
-            "targets": "the teachers' mean probabilities for each training image and its mirror"}
+    if distillation:
+        card["training"]["distillation"] = distillation
     if test is not None:
         card["metrics"] = {"test_accuracy": round(test["accuracy"], 4), "micro_f1": round(test["micro_f1"], 4),
                            "macro_f1": round(test["macro_f1"], 4), "test_loss": round(test["loss"], 4),

@@ -1,5 +1,6 @@
 """trainers.fmnist on the real Fashion-MNIST: short runs, checkpoints, resume, cancel, errors."""
 
+import hashlib
 import json
 import os
 import signal
@@ -203,7 +204,9 @@ def test_a_distilled_student_learns_what_its_teacher_says_not_the_labels(fmnist,
     plain = run_main(tmp_path / "plain", *args)
     distilled = run_main(tmp_path / "distilled", *args, "--teacher", str(tmp_path / "next_class.pt"),
                          "--distill-alpha", "1.0")
-    assert distilled["training"]["distillation"]["teachers"] == [str(tmp_path / "next_class.pt")]
+    kd = distilled["training"]["distillation"]
+    assert kd["teachers"] == [str(tmp_path / "next_class.pt")] and kd["alpha"] == 1.0 and kd["targets_seconds"] > 0
+    assert kd["teacher_weights_sha256"] == [hashlib.sha256((tmp_path / "next_class.pt").read_bytes()).hexdigest()]
     assert "distillation" not in plain["training"]
     # With alpha 1 the labels carry no weight: the student learns the teacher's shifted classes, which only
     # happens if every training image is paired with its own soft target.

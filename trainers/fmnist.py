@@ -167,10 +167,9 @@ def teacher_log_probabilities(teachers: Sequence[str], images: torch.Tensor, dev
                                      "not a Fashion-MNIST one")
         for start in range(0, len(images), batch_size):
             x = cnn.normalise(images[start:start + batch_size]).to(device)
-            plain = torch.softmax(teacher.model(x).float(), dim=1).cpu()
-            mirrored = torch.softmax(teacher.model(x.flip(-1)).float(), dim=1).cpu()
-            if teacher.tta_flip:  # the teacher predicts every image as the mean over it and its mirror
-                plain = mirrored = (plain + mirrored) / 2
+            plain = cnn.predict_probabilities(teacher.model, x, teacher.tta_flip).cpu()
+            # A flip-TTA teacher already averages each image with its mirror: both views get that target.
+            mirrored = plain if teacher.tta_flip else cnn.predict_probabilities(teacher.model, x.flip(-1)).cpu()
             total[start:start + batch_size, 0] += plain
             total[start:start + batch_size, 1] += mirrored
     return (total / len(teachers)).clamp_min(1e-8).log()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
-from fashionviewer.cli import run_command
+from fashionviewer.cli import EXIT_USER_ERROR, run_command
 from fashionviewer.core.base.errors import FashionViewerError
 
 USAGE = """usage: fashionviewer [FOLDER]              open the viewer (the bundled demo when FOLDER is omitted)
@@ -38,6 +38,11 @@ def _dispatch(command: str, args: list[str]) -> int:
         return int(evaluate(args[1:]) or 0)
     if not _has_display():
         return _headless(args)
+    from fashionviewer.platform_check import xcb_platform_problem
+
+    problem = xcb_platform_problem()  # checked before Qt, which would abort with its own advice
+    if problem:
+        return _headless(args, problem)
     from fashionviewer.qt.app import main as gui
 
     return int(gui(args) or 0)
@@ -52,20 +57,24 @@ def _has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def _headless(args: list[str]) -> int:
-    """No display: run the viewer's main job on the bundled demo as a headless prediction."""
+def _headless(args: list[str], problem: str = "") -> int:
+    """No display (or one Qt cannot open: ``problem``): run the viewer's main job on the bundled demo headless."""
     if args:
-        raise FashionViewerError(
-            "no display found to open the viewer; for a headless run use: fashionviewer predict FOLDER --out DIR")
+        raise FashionViewerError(f"{problem or 'no display found to open the viewer'}; "
+                                 "for a headless run use: fashionviewer predict FOLDER --out DIR")
     from platformdirs import user_cache_dir
 
     from fashionviewer.core.base.paths import DEMO_DIR
     from fashionviewer.predict import main as predict
 
     out = f"{user_cache_dir('fashionviewer')}/demo-output"
-    print(f"no display found: predicting the bundled demo ({DEMO_DIR}) headless into {out}", file=sys.stderr)
+    if problem:
+        print(f"error: {problem}; predicting the bundled demo headless into {out} instead", file=sys.stderr)
+    else:
+        print(f"no display found: predicting the bundled demo ({DEMO_DIR}) headless into {out}", file=sys.stderr)
     # The viewer opens at a 0.5 score threshold; the headless demo exports the same view.
-    return int(predict([str(DEMO_DIR), "--out", out, "--model", "demo", "--min-score", "0.5", "--export", "png,coco"]) or 0)
+    status = int(predict([str(DEMO_DIR), "--out", out, "--model", "demo", "--min-score", "0.5", "--export", "png,coco"]) or 0)
+    return status or (EXIT_USER_ERROR if problem else 0)  # the viewer asked for did not open
 
 
 if __name__ == "__main__":

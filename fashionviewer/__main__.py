@@ -15,7 +15,8 @@ from fashionviewer.core.base.errors import FashionViewerError
 USAGE = """usage: fashionviewer [FOLDER]              open the viewer (the bundled demo when FOLDER is omitted)
        fashionviewer predict FOLDER --out DIR  predict a folder headless (see: fashionviewer predict -h)
        fashionviewer predict --merge DIR       join the results of `predict --shard I/N` runs
-       fashionviewer evaluate --gt GT --pred RESULTS   COCO AP of predictions (see: fashionviewer evaluate -h)"""
+       fashionviewer evaluate --gt GT --pred RESULTS   COCO AP of predictions (see: fashionviewer evaluate -h)
+       fashionviewer annotations export|import ...     other tools' formats (see: fashionviewer annotations -h)"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,6 +37,10 @@ def _dispatch(command: str, args: list[str]) -> int:
         from fashionviewer.evaluate import main as evaluate
 
         return int(evaluate(args[1:]) or 0)
+    if command == "annotations":
+        from fashionviewer.annotations_cli import main as annotations
+
+        return int(annotations(args[1:]) or 0)
     if not _has_display():
         return _headless(args)
     from fashionviewer.platform_check import xcb_platform_problem

@@ -25,29 +25,23 @@ loaders (:mod:`fashionviewer.core.data.datasets.coco`, :mod:`~fashionviewer.core
 from __future__ import annotations
 
 import copy
-import csv
 import datetime as dt
-import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Sequence
 
 import numpy as np
-from PIL import Image
 
-from fashionviewer.core.base.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, ensure_writable_dir
+from fashionviewer.core.base.atomic import atomic_write_text
 from fashionviewer.core.base.errors import DataError, FashionViewerError
 from fashionviewer.core.base.jsonio import read_json
 from fashionviewer.core.data.masks import (
-    coco_to_kaggle_rle,
     decode_mask,
-    decode_masks,
     mask_area,
     mask_bbox,
     segmentation_to_rle,
 )
-from fashionviewer.core.data.overlay import palette_bytes
 from fashionviewer.core.data.taxonomy import IMATERIALIST, imaterialist_names
 
 __all__ = [
@@ -58,7 +52,7 @@ __all__ = [
 
 DEFAULT_FILE_NAME = "annotations.fashionviewer.json"
 FORMAT = "fashionviewer.annotations/1"
-SOURCES = ("predicted", "edited", "drawn")
+SOURCES = ("predicted", "edited", "drawn", "imported")  # imported: from another tool's file, unchanged
 CLASS_LABELS_FILE = "labels.json"  # beside the class PNGs: value -> category
 
 
@@ -73,6 +67,9 @@ class Annotation:
     source: str
     box: tuple[float, float, float, float] | None = None
     origin: dict | None = None
+    iscrowd: int = 0
+    extra: dict = field(default_factory=dict)  # keys the project does not use (attributes, ...), written back
+    loaded: dict | None = None  # the file's own segmentation/area/bbox, written back while the mask is unchanged
 
     def mask(self) -> np.ndarray:
         """bool H×W mask, decoded now."""
@@ -100,6 +97,7 @@ class ImageAnnotations:
     annotations: list[Annotation] = field(default_factory=list)
     done: bool = False
     image_id: int = 0
+    extra: dict = field(default_factory=dict)  # other image keys (license, coco_url, ...), written back
 
     def find(self, annotation_id: int) -> Annotation:
         for ann in self.annotations:
@@ -135,6 +133,9 @@ class AnnotationSet:
     categories: list[dict] = field(default_factory=list)
     images: dict[str, ImageAnnotations] = field(default_factory=dict)
     provenance: dict = field(default_factory=default_provenance)
+    info: dict = field(default_factory=dict)  # the file's own ``info`` keys besides format/provenance
+    extra: dict = field(default_factory=dict)  # other top-level keys (licenses, ...), written back in order
+    written_by: str | None = FORMAT  # the file's info.format; anything else means another program wrote it
 
     # ----- categories
     def category_id(self, name: str) -> int:
@@ -205,28 +206,38 @@ class AnnotationSet:
         images, annotations = [], []
         for name in sorted(self.images, key=lambda n: self.images[n].image_id):
             rec = self.images[name]
-            images.append({"id": rec.image_id, "file_name": rec.file_name, "width": rec.width,
+            images.append({**rec.extra, "id": rec.image_id, "file_name": rec.file_name, "width": rec.width,
                            "height": rec.height, "done": bool(rec.done)})
             for ann in rec.annotations:
-                x0, y0, x1, y1 = ann.bbox_xyxy()
-                record: dict[str, Any] = {
-                    "id": ann.id, "image_id": rec.image_id, "category_id": ann.category_id,
-                    "segmentation": {"size": list(ann.rle["size"]), "counts": ann.rle["counts"]},
-                    "area": float(mask_area(ann.rle)),
-                    "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
-                    "iscrowd": 0, "source": ann.source,
-                }
-                if ann.box is not None:
-                    record["box"] = [round(float(v), 2) for v in ann.box]
-                if ann.origin is not None:
-                    record["origin"] = dict(ann.origin)
-                annotations.append(record)
+                annotations.append(_annotation_record(ann, rec.image_id))
         provenance = dict(self.provenance)
         if self.taxonomy:
             provenance["taxonomy"] = self.taxonomy
-        info = {"description": "FashionViewer annotations", "format": FORMAT, "provenance": provenance}
+        info = {"description": "FashionViewer annotations", **self.info, "format": FORMAT, "provenance": provenance}
         categories = [dict(c) for c in sorted(self.categories, key=lambda c: int(c["id"]))]
-        return {"info": info, "images": images, "annotations": annotations, "categories": categories}
+        return {**self.extra, "info": info, "images": images, "annotations": annotations, "categories": categories}
+
+
+def _annotation_record(ann: Annotation, image_id: int) -> dict[str, Any]:
+    """One annotation as written: its unknown keys first, the file's own segmentation/area/bbox while the
+    mask is the one that was read, else the compressed RLE and the mask's area."""
+    loaded = ann.loaded if ann.loaded is not None and ann.loaded.get("counts") == ann.rle["counts"] else None
+    record: dict[str, Any] = {**ann.extra, "id": ann.id, "image_id": image_id, "category_id": ann.category_id}
+    if loaded is not None:
+        record.update({k: loaded[k] for k in ("segmentation", "area", "bbox") if k in loaded})
+    else:
+        x0, y0, x1, y1 = ann.bbox_xyxy()
+        record["segmentation"] = {"size": list(ann.rle["size"]), "counts": ann.rle["counts"]}
+        record["area"] = float(mask_area(ann.rle))
+        record["bbox"] = [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)]
+    record["iscrowd"] = int(ann.iscrowd)
+    if not (ann.source == "imported" and "source" in ann.extra):  # a foreign source value stays as it was
+        record["source"] = ann.source
+    if ann.box is not None:
+        record["box"] = [round(float(v), 2) for v in ann.box]
+    if ann.origin is not None:
+        record["origin"] = dict(ann.origin)
+    return record
 
 
 # --------------------------------------------------------------------------- reading
@@ -266,7 +277,13 @@ def _parse_origin(value: Any) -> dict | None:
 def parse_annotations(data: Any, source: str) -> tuple[AnnotationSet, list[str]]:
     """An :class:`AnnotationSet` from the file's JSON; bad records are skipped, each named in one line."""
     if not isinstance(data, dict):
-        raise DataError(f"{source}: expected a COCO instances object, got {type(data).__name__}")
+        kind = "a COCO results list" if isinstance(data, list) else type(data).__name__
+        raise DataError(f"{source}: not a COCO instances file ({kind}); it is left as it is")
+    if "images" not in data and "annotations" not in data:
+        kind = ("a labelme JSON" if "shapes" in data else
+                "a JSON object without 'images' or 'annotations'")
+        raise DataError(f"{source}: not a COCO instances file ({kind}); it is left as it is "
+                        "(fashionviewer annotations import converts other formats)")
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key, []), list):
             raise DataError(f"{source}: '{key}' must be a list")
@@ -309,7 +326,8 @@ def parse_annotations(data: Any, source: str) -> tuple[AnnotationSet, list[str]]
         except DataError as exc:
             problems.append(f"{where}: {exc}; skipped with its annotations")
             continue
-        rec = ImageAnnotations(name, width, height, done=bool(img.get("done", False)), image_id=iid)
+        rec = ImageAnnotations(name, width, height, done=bool(img.get("done", False)), image_id=iid,
+                               extra={k: v for k, v in img.items() if k not in _IMAGE_KEYS})
         images[name] = rec
         by_id[iid] = rec
 
@@ -339,19 +357,32 @@ def parse_annotations(data: Any, source: str) -> tuple[AnnotationSet, list[str]]
                 raise DataError(f"segmentation: {exc}") from None
             except (TypeError, ValueError) as exc:
                 raise DataError(f"segmentation: malformed ({exc})") from None
-            source_kind = str(ann.get("source", "drawn"))
-            if source_kind not in SOURCES:
-                raise DataError(f"source {source_kind!r} is not one of {', '.join(SOURCES)}")
+            source_kind = ann.get("source", "imported")
+            if source_kind not in SOURCES:  # another tool's own word for it: kept in ``extra``
+                source_kind = "imported"
             box, origin = _parse_box(ann.get("box")), _parse_origin(ann.get("origin"))
+            iscrowd = _as_int(ann.get("iscrowd", 0), "iscrowd")
         except DataError as exc:
             problems.append(f"{where}: {exc}; skipped")
             continue
         seen_anns.add(aid)
-        rec.annotations.append(Annotation(aid, cid, rle, source_kind, box, origin))
+        extra = {k: v for k, v in ann.items() if k not in _ANNOTATION_KEYS or
+                 (k == "source" and ann[k] not in SOURCES)}
+        loaded = {k: ann[k] for k in ("segmentation", "area", "bbox") if k in ann}
+        rec.annotations.append(Annotation(aid, cid, rle, str(source_kind), box, origin, iscrowd, extra,
+                                          {**loaded, "counts": rle["counts"]}))
 
     info = data.get("info") if isinstance(data.get("info"), dict) else {}
     provenance = info.get("provenance") if isinstance(info.get("provenance"), dict) else default_provenance()
-    return AnnotationSet(categories, images, dict(provenance)), problems
+    own_info = {k: v for k, v in info.items() if k not in ("format", "provenance")}
+    extra = {k: v for k, v in data.items() if k not in ("info", "images", "annotations", "categories")}
+    written_by = info.get("format") if isinstance(info.get("format"), str) else None
+    return AnnotationSet(categories, images, dict(provenance), own_info, extra, written_by), problems
+
+
+_IMAGE_KEYS = ("id", "file_name", "width", "height", "done")
+_ANNOTATION_KEYS = ("id", "image_id", "category_id", "segmentation", "area", "bbox", "iscrowd", "source", "box",
+                    "origin")
 
 
 def load_annotations(path: str | os.PathLike[str]) -> tuple[AnnotationSet, list[str]]:
@@ -365,7 +396,8 @@ def save_annotations(path: str | os.PathLike[str], annotation_set: AnnotationSet
     annotation_set.provenance["modified"] = _now()
     data = annotation_set.to_coco()
     # One record per line keeps the file diff-able and fast to write (no indentation of the RLE strings).
-    parts = [f'"info": {_dumps(data["info"])}', f'"categories": {_dumps(data["categories"])}']
+    parts = [f'{_dumps(key)}: {_dumps(value)}' for key, value in annotation_set.extra.items()]
+    parts += [f'"info": {_dumps(data["info"])}', f'"categories": {_dumps(data["categories"])}']
     parts += [f'"{key}": [\n' + ",\n".join(_dumps(r) for r in data[key]) + "\n]" for key in ("images", "annotations")]
     atomic_write_text(path, "{\n" + ",\n".join(parts) + "\n}\n")
 
@@ -376,97 +408,32 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
-# --------------------------------------------------------------------------- exports
+# --------------------------------------------------------------------------- exports (formats/ holds them)
 
 
-def export_coco(aset: AnnotationSet, path: str | os.PathLike[str]) -> Path:
-    """A standard COCO instances file (the dataset's own category ids; only the standard keys plus ``info``)."""
-    data = aset.to_coco()
-    keep = ("id", "image_id", "category_id", "segmentation", "area", "bbox", "iscrowd")
-    data["annotations"] = [{k: a[k] for k in keep} for a in data["annotations"]]
-    data["images"] = [{k: img[k] for k in ("id", "file_name", "width", "height")} for img in data["images"]]
-    data["info"] = {**data["info"], "description": "FashionViewer annotations (COCO export)"}
-    return atomic_write_json(path, data, indent=None)
+def export_coco(aset: AnnotationSet, path: str | os.PathLike[str], category_ids: str = "dataset") -> Path:
+    """A standard COCO instances file: see :func:`fashionviewer.core.data.formats.coco.write_coco`."""
+    from fashionviewer.core.data.formats.coco import write_coco
+
+    return write_coco(aset, path, category_ids=category_ids)
 
 
 def export_imaterialist_csv(aset: AnnotationSet, path: str | os.PathLike[str]) -> Path:
-    """iMaterialist-Fashion 2019 ``train.csv``: ImageId (the file name), EncodedPixels (1-indexed,
-    column-major), Height, Width, ClassId (0-45). Needs the categories to be iMaterialist's."""
-    if aset.taxonomy != IMATERIALIST:
-        raise FashionViewerError("iMaterialist export: the annotation file's categories are not the iMaterialist "
-                                 "taxonomy (ids 0-45 with its names)")
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["ImageId", "EncodedPixels", "Height", "Width", "ClassId"])
-    for name in sorted(aset.images):
-        rec = aset.images[name]
-        for ann in rec.annotations:
-            encoded = coco_to_kaggle_rle(ann.rle)
-            if encoded:  # an empty mask has no row in this format
-                writer.writerow([rec.file_name, encoded, rec.height, rec.width, ann.category_id])
-    return atomic_write_text(path, buf.getvalue())
+    """iMaterialist ``train.csv``: see :func:`fashionviewer.core.data.formats.imaterialist.write_csv`."""
+    from fashionviewer.core.data.formats.imaterialist import write_csv
 
-
-def class_values(aset: AnnotationSet) -> dict[int, int]:
-    """Category id -> pixel value of the class PNGs (1..K in increasing id order; 0 is background)."""
-    return {int(c["id"]): k for k, c in enumerate(sorted(aset.categories, key=lambda c: int(c["id"])), start=1)}
-
-
-def class_map(aset: AnnotationSet, file_name: str) -> np.ndarray:
-    """uint8/uint16 H×W pixel values of one image: larger instances painted first, so a small one on top of
-    a large one stays visible (as the viewer paints them)."""
-    rec = aset.images[file_name]
-    values = class_values(aset)
-    dtype = np.uint8 if len(values) <= 255 else np.uint16
-    out = np.zeros((rec.height, rec.width), dtype=dtype)
-    anns = sorted(rec.annotations, key=lambda a: -mask_area(a.rle))
-    masks = decode_masks([a.rle for a in anns], rec.height, rec.width)
-    for ann, mask in zip(anns, masks):
-        out[mask != 0] = values[ann.category_id]
-    return out
+    return write_csv(aset, path)
 
 
 def export_class_pngs(aset: AnnotationSet, out_dir: str | os.PathLike[str]) -> list[Path]:
-    """One per-pixel class PNG per annotated image (``STEM.png``, sub-folders mirrored; "P" mode with the
-    viewer's palette), value k = the k-th category, 0 = background, as Clothing Co-Parsing stores its labels;
-    ``labels.json`` lists ``{"value", "id", "name"}``. Returns the files written."""
-    out = ensure_writable_dir(out_dir)
-    values = class_values(aset)
-    names = {int(c["id"]): str(c["name"]) for c in aset.categories}
-    written = []
-    for name in sorted(aset.images):
-        rec = aset.images[name]
-        if not rec.annotations and not rec.done:
-            continue
-        array = class_map(aset, name)
-        img = Image.fromarray(array)
-        if array.dtype == np.uint8:
-            img.putpalette(palette_bytes())
-        buf = io.BytesIO()
-        img.save(buf, format="PNG")
-        target = out / PurePosixPath(name).with_suffix(".png")
-        written.append(atomic_write_bytes(target, buf.getvalue()))
-    labels = [{"value": v, "id": cid, "name": names[cid]} for cid, v in sorted(values.items(), key=lambda t: t[1])]
-    written.append(atomic_write_json(out / CLASS_LABELS_FILE, {"background": 0, "labels": labels}))
-    return written
+    """Per-pixel class PNGs: see :func:`fashionviewer.core.data.formats.classpng.write_class_pngs`."""
+    from fashionviewer.core.data.formats.classpng import write_class_pngs
+
+    return write_class_pngs(aset, out_dir)
 
 
 def read_class_png(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict[int, int]]:
-    """(H×W pixel values, value -> category id) of one exported class PNG (``labels.json`` beside it,
-    or in a parent folder when sub-folders were mirrored)."""
-    path = Path(path)
-    try:
-        with Image.open(path) as img:
-            array = np.array(img)
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read the class PNG ({exc})") from exc
-    folder = path.parent
-    while not (folder / CLASS_LABELS_FILE).is_file() and folder != folder.parent:
-        folder = folder.parent
-    labels_file = folder / CLASS_LABELS_FILE
-    data = read_json(labels_file)
-    try:
-        lookup = {int(item["value"]): int(item["id"]) for item in data["labels"]}
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DataError(f"{labels_file}: malformed label list ({exc})") from exc
-    return array, lookup
+    """One exported class PNG: see :func:`fashionviewer.core.data.formats.classpng.read_class_png`."""
+    from fashionviewer.core.data.formats.classpng import read_class_png as read
+
+    return read(path)

@@ -10,8 +10,10 @@ emitted from the autosave timer's thread, so a GUI must hand them over to its ow
 A lock guards the set while the timer serialises it.
 
 Opening never writes: the file is written by the first edit (or ``save()``), so a file with a bad record is
-left as it is until the user changes something. When the file had problems, that first save keeps the
-original beside it as ``NAME.bak`` (the skipped records are not lost).
+left as it is until the user changes something. When the file had problems, or another program wrote it,
+that first save keeps the original beside it as ``NAME.bak`` (the skipped records are not lost). A file that
+is not COCO instances at all (a labelme JSON at the project path) is reported in one line (``problems`` and
+stderr) and the editor is ``read_only``: every edit and save raises, nothing is written over it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import contextlib
 import copy
 import os
 import shutil
+import sys
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -31,6 +34,7 @@ import numpy as np
 from fashionviewer.core.base.errors import FashionViewerError
 from fashionviewer.core.data.annotations import (
     DEFAULT_FILE_NAME,
+    FORMAT,
     SOURCES,
     Annotation,
     AnnotationSet,
@@ -74,17 +78,19 @@ class AnnotationEditor:
         self.events = AnnotationEvents()
         self.autosave_delay = float(autosave_delay)
         self.problems: list[str] = []
-        self._unreadable = False  # the whole file could not be read: keep it aside before the first save
+        self.read_only = False  # the file is not the project's COCO: shown, never written over
         if self.path.is_file():
             try:
                 self.aset, self.problems = load_annotations(self.path)
             except FashionViewerError as exc:
-                self.aset, self.problems, self._unreadable = AnnotationSet(), [str(exc)], True
+                self.aset, self.problems, self.read_only = AnnotationSet(), [f"{exc}; opened read-only"], True
+                print(f"warning: {self.problems[0]}", file=sys.stderr)
         else:
             self.aset = AnnotationSet()
         if not self.aset.categories and classes:
             self.aset.categories = categories_for(classes)  # the file's own categories win when it has them
-        self._backup_pending = bool(self.problems)
+        # A file with skipped records, or one another program wrote, is kept as NAME.bak by the first save.
+        self._backup_pending = bool(self.problems) or (self.path.is_file() and self.aset.written_by != FORMAT)
         self.dirty = False
         self._undo: deque[_Step] = deque(maxlen=max(1, int(history)))
         self._redo: list[_Step] = []
@@ -251,7 +257,7 @@ class AnnotationEditor:
         """Save now if there are unsaved edits (on close or when the folder changes)."""
         self._cancel_timer()
         with self._lock:
-            if self.dirty:
+            if self.dirty and not self.read_only:
                 self._write()
 
     def close(self) -> None:
@@ -269,6 +275,7 @@ class AnnotationEditor:
     @contextlib.contextmanager
     def _edit(self, label: str, file_name: str, width: int | None = None,
               height: int | None = None) -> Iterator[ImageAnnotations]:
+        self._check_writable()
         with self._lock:
             before_rec = copy.deepcopy(self.aset.images.get(file_name))
             before_cats = copy.deepcopy(self.aset.categories)
@@ -291,7 +298,12 @@ class AnnotationEditor:
         self._undo.append(step)  # the deque drops the oldest step past ``history``
         self._redo.clear()
 
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise FashionViewerError(f"{self.path.name} is read-only here: {self.problems[0]}")
+
     def _apply(self, records: dict[str, ImageAnnotations | None], categories: list[dict]) -> None:
+        self._check_writable()
         with self._lock:
             for name, rec in records.items():
                 self._restore(name, copy.deepcopy(rec))
@@ -334,7 +346,8 @@ class AnnotationEditor:
                     self.events.error.emit(f"{self.path}: autosave failed ({exc})")
 
     def _write(self) -> None:
-        """Write under the lock; keep a file that had problems as NAME.bak first."""
+        """Write under the lock; keep a file that had problems (or another program wrote) as NAME.bak first."""
+        self._check_writable()
         if self._backup_pending and self.path.is_file():
             backup = self.path.with_name(self.path.name + ".bak")
             shutil.copy2(self.path, backup)

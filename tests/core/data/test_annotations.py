@@ -141,15 +141,18 @@ def test_bad_records_are_named_rest_loads_and_file_kept_until_an_edit(tmp_path):
     assert (tmp_path / "annotations.fashionviewer.json.bak").read_text() == original  # skipped records kept aside
 
 
-def test_unreadable_file_is_reported_and_kept_aside(tmp_path):
+def test_unreadable_file_is_reported_and_opens_read_only(tmp_path, capsys):
     path = tmp_path / "annotations.fashionviewer.json"
     path.write_text("{ not json")
     ed = editor(tmp_path)
-    assert len(ed.problems) == 1 and "not valid JSON" in ed.problems[0]
-    ed.add("a.jpg", W, H, blob(1), "pants")
-    ed.save()
-    assert load_annotations(path)[1] == []
-    assert (tmp_path / "annotations.fashionviewer.json.bak").read_text() == "{ not json"
+    assert len(ed.problems) == 1 and "not valid JSON" in ed.problems[0] and ed.read_only
+    assert capsys.readouterr().err.count("\n") == 1  # one line on stderr
+    with pytest.raises(FashionViewerError, match="read-only"):
+        ed.add("a.jpg", W, H, blob(1), "pants")
+    with pytest.raises(FashionViewerError, match="read-only"):
+        ed.save()
+    ed.close()
+    assert path.read_text() == "{ not json" and not (tmp_path / "annotations.fashionviewer.json.bak").exists()
 
 
 # --------------------------------------------------------------------------- exports read back

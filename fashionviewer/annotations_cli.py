@@ -1,0 +1,69 @@
+"""``fashionviewer annotations export|import``: a folder's annotations to and from other tools' formats.
+
+``export FOLDER --to FORMAT --out DIR`` writes the folder's project file (``annotations.fashionviewer.json``)
+as COCO, labelme, YOLO segmentation, Pascal VOC masks, CVAT for images 1.1 XML or iMaterialist's CSV;
+``import SRC --into FOLDER [--from FORMAT]`` adds another tool's annotations to it (the format is detected
+when not named). The work is :mod:`fashionviewer.core.data.formats`; this module parses and prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from fashionviewer.core.data.formats import FORMATS, IMPORT_FORMATS, export_annotations, import_annotations
+from fashionviewer.core.data.formats.common import CATEGORY_ID_MODES
+
+EPILOG = """formats:
+  coco          OUT/annotations.json (COCO instances; keys the project does not use are kept)
+  labelme       one labelme/X-AnyLabeling JSON per image (polygons), imagePath pointing at the image
+  yolo          Ultralytics segmentation: OUT/images/, OUT/labels/*.txt (normalised polygons), OUT/data.yaml
+  voc           OUT/SegmentationClass/*.png, OUT/SegmentationObject/*.png, OUT/labelmap.txt, OUT/JPEGImages/
+  cvat          OUT/annotations.xml (CVAT for images 1.1, masks; polygons and boxes are read too)
+  imaterialist  OUT/train.csv (iMaterialist-Fashion 2019; needs its 46 categories)
+
+exit status: 0 done, 2 a user error (one "error:" line naming the file or row; nothing is written)."""
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fashionviewer annotations", epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     description="Export a folder's annotations to other tools, or import theirs.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    export = commands.add_parser("export", help="write FOLDER's annotations in another format")
+    export.add_argument("folder", help="the annotated folder (holding annotations.fashionviewer.json)")
+    export.add_argument("--to", required=True, choices=FORMATS, help="the format to write")
+    export.add_argument("--out", required=True, help="output folder")
+    export.add_argument("--category-ids", choices=CATEGORY_ID_MODES, default="dataset",
+                        help="coco: the dataset's own ids (default) or 1..K for tools that reserve id 0 "
+                             "(recorded in the file's info)")
+    imp = commands.add_parser("import", help="add another tool's annotations to FOLDER")
+    imp.add_argument("source", help="the file or folder to read")
+    imp.add_argument("--into", required=True, help="the folder of images the annotations describe")
+    imp.add_argument("--from", dest="fmt", choices=IMPORT_FORMATS, help="the source's format (default: detected)")
+    imp.add_argument("--replace", action="store_true",
+                     help="drop the existing annotations of the images the source describes")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = get_args_parser().parse_args(argv)
+    except SystemExit as exc:  # -h or a usage error (argparse already printed why)
+        return int(exc.code or 0)
+    if args.command == "export":
+        written = export_annotations(args.folder, args.out, args.to, category_ids=args.category_ids)
+        print(f"wrote {len(written)} file(s) to {args.out} ({args.to})")
+        return 0
+    path, images, instances, problems = import_annotations(args.source, args.into, args.fmt, replace=args.replace)
+    for line in problems:
+        print(f"warning: {line}", file=sys.stderr)
+    print(f"imported {instances} instance(s) on {images} image(s) into {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    from fashionviewer.cli import run_command
+
+    sys.exit(run_command(main, sys.argv[1:]))

@@ -1,0 +1,151 @@
+"""Annotation file formats, one module each with ``detect(path)``, ``read(path) -> (AnnotationSet, problems)``
+and ``write(aset, out_dir, folder, category_ids) -> files``: :mod:`.coco`, :mod:`.labelme`, :mod:`.yolo`
+(Ultralytics segmentation), :mod:`.voc` (class and object PNGs), :mod:`.cvat` (CVAT for images 1.1 XML),
+:mod:`.imaterialist` (``train.csv``). :func:`detect_format` is the one place that tells them apart;
+:func:`import_annotations` and :func:`export_annotations` are what the command line and the viewer call.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from types import ModuleType
+
+from fashionviewer.core.base.errors import DataError
+from fashionviewer.core.data.annotations import (
+    DEFAULT_FILE_NAME,
+    FORMAT,
+    AnnotationSet,
+    load_annotations,
+    save_annotations,
+)
+from fashionviewer.core.data.formats import coco, cvat, imaterialist, labelme, voc, yolo
+from fashionviewer.core.data.formats.common import check_category_ids, resolve_images
+
+MODULES: dict[str, ModuleType] = {m.NAME: m for m in (coco, labelme, yolo, voc, cvat, imaterialist)}
+FORMATS: tuple[str, ...] = tuple(MODULES)
+IMPORT_FORMATS: tuple[str, ...] = FORMATS
+CCP = "ccp"  # a Clothing Co-Parsing folder (photos/ + annotations/pixel-level/): ground truth, not imported
+
+
+def detect_format(path: str | os.PathLike[str]) -> str | None:
+    """The format of a file or folder (``coco``, ``labelme``, ``yolo``, ``voc``, ``cvat``, ``imaterialist``,
+    ``ccp``), or None. Folders are told apart by their layout before their files are looked at."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / "photos").is_dir() and (path / "annotations" / "pixel-level").is_dir():
+            return CCP
+        if (path / DEFAULT_FILE_NAME).is_file() and coco.detect(path / DEFAULT_FILE_NAME):
+            return coco.NAME
+        for module in (yolo, voc, imaterialist, cvat, coco, labelme):
+            if module.detect(path):
+                return module.NAME
+        return None
+    for module in (coco, labelme, cvat, imaterialist):
+        if module.detect(path):
+            return module.NAME
+    return None
+
+
+def _module(name: str) -> ModuleType:
+    if name not in MODULES:
+        raise DataError(f"unknown annotation format {name!r} (use one of {', '.join(FORMATS)})")
+    return MODULES[name]
+
+
+def read_format(source: str | os.PathLike[str], fmt: str | None = None) -> tuple[AnnotationSet, list[str], str]:
+    """(the set, problems, the format) of a file or folder in ``fmt`` (detected when None)."""
+    source = Path(source)
+    if not source.exists():
+        raise DataError(f"{source}: no such file or folder")
+    fmt = fmt or detect_format(source)
+    if fmt is None or fmt == CCP:
+        raise DataError(f"{source}: not a known annotation format (name it: {', '.join(FORMATS)})")
+    aset, problems = _module(fmt).read(source)
+    return aset, problems, fmt
+
+
+def load_project(folder: Path) -> AnnotationSet | None:
+    """The folder's project file (None when there is none); a file that is not the project's COCO is an
+    error, so nothing is written over another program's file."""
+    path = folder / DEFAULT_FILE_NAME
+    if not path.is_file():
+        return None
+    aset, problems = load_annotations(path)
+    if problems:
+        raise DataError(f"{problems[0]} (fix {path.name} first: importing would drop that record)")
+    return aset
+
+
+def import_annotations(source: str | os.PathLike[str], folder: str | os.PathLike[str], fmt: str | None = None,
+                       replace: bool = False) -> tuple[Path, int, int, list[str]]:
+    """Read ``source`` and add its instances to ``folder``'s project file (categories matched by name, new
+    ones added; ``replace`` drops the existing annotations of the images it describes). Every image must be
+    in ``folder``. Returns (project file, images, instances, problems). Nothing is written on an error; the
+    first write over a file another program wrote keeps it as ``NAME.bak``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder")
+    incoming, problems, fmt = read_format(source, fmt)
+    incoming = resolve_images(incoming, folder, str(source))
+    project = load_project(folder)
+    target = project if project is not None else AnnotationSet(categories=[])
+    if project is None:
+        target.categories = [dict(c) for c in incoming.categories]  # a new project takes the file's own ids
+    if fmt == coco.NAME and project is None:
+        target.info, target.extra = dict(incoming.info), dict(incoming.extra)
+    next_id = target.next_annotation_id()
+    count = 0
+    for name, rec in incoming.images.items():
+        mine = target.image(name, rec.width, rec.height)
+        if replace:
+            mine.annotations = []
+        if fmt == coco.NAME and not mine.extra:
+            mine.extra = dict(rec.extra)
+        for ann in rec.annotations:
+            ann.category_id = target.ensure_category(incoming.category_name(ann.category_id))
+            ann.id = next_id
+            next_id += 1
+            mine.annotations.append(ann)
+            count += 1
+    target.provenance.setdefault("imported", []).append({"format": fmt, "source": str(Path(source).resolve()),
+                                                         "images": len(incoming.images), "instances": count})
+    path = folder / DEFAULT_FILE_NAME
+    if project is not None and project.written_by != FORMAT:
+        shutil.copy2(path, path.with_name(path.name + ".bak"))
+    save_annotations(path, target)
+    return path, len(incoming.images), count, problems
+
+
+def export_annotations(folder: str | os.PathLike[str], out_dir: str | os.PathLike[str], fmt: str,
+                       category_ids: str = "dataset", annotation_set: AnnotationSet | None = None) -> list[Path]:
+    """Write ``folder``'s annotations (its project file, or ``annotation_set``) in ``fmt`` under ``out_dir``.
+    The files are written into a temporary folder beside ``out_dir`` and moved in only when all are done."""
+    folder, out_dir = Path(folder), Path(out_dir)
+    module = _module(fmt)
+    check_category_ids(category_ids)
+    aset = annotation_set if annotation_set is not None else load_project(folder)
+    if aset is None:
+        raise DataError(f"{folder}: no {DEFAULT_FILE_NAME} to export")
+    if out_dir.resolve() == folder.resolve():
+        raise DataError(f"--out {out_dir}: choose a folder other than the annotated folder")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        written = module.write(aset, staging, folder, category_ids=category_ids)
+        out_dir.mkdir(exist_ok=True)
+        moved = []
+        for file in written:
+            target = out_dir / file.relative_to(staging)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(file, target)
+            moved.append(target)
+        return moved
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+__all__ = ["FORMATS", "IMPORT_FORMATS", "MODULES", "detect_format", "read_format", "import_annotations",
+           "export_annotations", "load_project"]

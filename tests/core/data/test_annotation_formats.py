@@ -1,0 +1,340 @@
+"""Annotations that travel: never destroy another program's file, lossless COCO, and each export format
+read back both through the project and through the format's own reader or schema, on real CCP photos."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+import yaml
+from PIL import Image
+
+from fashionviewer.__main__ import main as cli
+from fashionviewer.core.base.errors import FashionViewerError
+from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME, FORMAT, AnnotationSet, load_annotations, save_annotations
+from fashionviewer.core.data.formats import detect_format, export_annotations, import_annotations, read_format
+from fashionviewer.core.data.formats.common import mask_to_polygons
+from fashionviewer.core.data.masks import decode_mask, encode_mask
+from fashionviewer.core.viewer.annotating import AnnotationEditor
+
+PHOTOS = ("0001", "0002")
+CCP_NAMES = None
+
+
+def ccp_labels(ccp_root: Path) -> list[str]:
+    cells = scipy.io.loadmat(ccp_root / "label_list.mat")["label_list"].ravel()
+    return [str(c[0]) if np.size(c) else "" for c in cells]
+
+
+def ccp_masks(ccp_root: Path, stem: str) -> dict[str, np.ndarray]:
+    """One mask per CCP class present in the photo (CCP labels are per class), skin and hair left out."""
+    gt = scipy.io.loadmat(ccp_root / "annotations" / "pixel-level" / f"{stem}.mat")["groundtruth"]
+    names = ccp_labels(ccp_root)
+    return {names[v]: gt == v for v in np.unique(gt) if v and names[v] not in ("skin", "hair")}
+
+
+@pytest.fixture
+def project(ccp_root, tmp_path) -> Path:
+    """A folder of two real CCP photos with a FashionViewer project file of their real masks."""
+    folder = tmp_path / "photos"
+    (folder / "street").mkdir(parents=True)
+    shutil.copy(ccp_root / "photos" / f"{PHOTOS[0]}.jpg", folder / f"{PHOTOS[0]}.jpg")
+    shutil.copy(ccp_root / "photos" / f"{PHOTOS[1]}.jpg", folder / "street" / f"{PHOTOS[1]}.jpg")
+    editor = AnnotationEditor(folder, classes=[], autosave_delay=-1)
+    for stem, name in zip(PHOTOS, (f"{PHOTOS[0]}.jpg", f"street/{PHOTOS[1]}.jpg")):
+        for cls, mask in ccp_masks(ccp_root, stem).items():
+            editor.add(name, mask.shape[1], mask.shape[0], mask, cls)
+    editor.save()
+    return folder
+
+
+def masks_by_class(aset: AnnotationSet) -> dict[tuple[str, str], np.ndarray]:
+    out = {}
+    for name, rec in aset.images.items():
+        for ann in rec.annotations:
+            key = (Path(name).name, aset.category_name(ann.category_id))
+            out[key] = out.get(key, np.zeros((rec.height, rec.width), bool)) | ann.mask()
+    return out
+
+
+def assert_same_masks(a: AnnotationSet, b: AnnotationSet, min_iou: float) -> None:
+    ma, mb = masks_by_class(a), masks_by_class(b)
+    assert sorted(ma) == sorted(mb) and len(ma) >= 8
+    for key in ma:
+        inter, union = (ma[key] & mb[key]).sum(), (ma[key] | mb[key]).sum()
+        assert inter / union >= min_iou, (key, inter / union)
+
+
+# --------------------------------------------------------------------------- never destroy
+
+
+LABELME = {"version": "5.4.1", "flags": {}, "imagePath": "0001.jpg", "imageData": None,
+           "imageHeight": 836, "imageWidth": 550,
+           "shapes": [{"label": f"c{i}", "points": [[10 + i, 10], [60, 12 + i], [40, 70]], "group_id": None,
+                       "shape_type": "polygon", "flags": {}} for i in range(8)]}
+
+
+def test_labelme_file_at_the_project_path_survives_opening_editing_and_saving(tmp_path, capsys):
+    path = tmp_path / DEFAULT_FILE_NAME
+    path.write_text(json.dumps(LABELME, indent=1))
+    before = path.read_bytes()
+    editor = AnnotationEditor(tmp_path, classes=["dress"], autosave_delay=0.01)
+    assert editor.read_only and len(editor.problems) == 1 and "labelme" in editor.problems[0]
+    assert capsys.readouterr().err.count("\n") == 1
+    with pytest.raises(FashionViewerError, match="read-only"):
+        editor.add("0001.jpg", 550, 836, np.ones((836, 550), bool), "dress")
+    with pytest.raises(FashionViewerError, match="read-only"):
+        editor.save()
+    editor.close()
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [DEFAULT_FILE_NAME]
+    # importing into that folder refuses too, naming the file
+    with pytest.raises(FashionViewerError, match="labelme"):
+        import_annotations(path, tmp_path, "labelme")
+    assert path.read_bytes() == before
+
+
+def third_party_coco(ccp_root: Path) -> dict:
+    """A COCO file as another tool writes it: licenses, info, image keys, polygons, a crowd region in
+    uncompressed RLE, attributes, and no FashionViewer keys."""
+    masks = ccp_masks(ccp_root, PHOTOS[0])
+    (cls_a, mask_a), (cls_b, mask_b) = list(masks.items())[:2]
+    h, w = mask_a.shape
+    flat = mask_b.ravel(order="F").astype(np.int8)
+    changes = np.flatnonzero(np.diff(np.concatenate([[0], flat, [1 - flat[-1]]])))
+    counts = np.diff(np.concatenate([[0], changes])).tolist()
+    return {
+        "info": {"description": "from CVAT", "year": 2024, "contributor": "someone"},
+        "licenses": [{"id": 3, "name": "Apache-2.0", "url": "https://www.apache.org/licenses/LICENSE-2.0"}],
+        "images": [{"id": 42, "file_name": f"{PHOTOS[0]}.jpg", "width": w, "height": h, "license": 3,
+                    "coco_url": "", "date_captured": 0}],
+        "categories": [{"id": 7, "name": cls_a, "supercategory": "garment"}, {"id": 9, "name": cls_b}],
+        "annotations": [
+            {"id": 100, "image_id": 42, "category_id": 7, "segmentation": mask_to_polygons(mask_a), "area": 1.5,
+             "bbox": [1, 2, 3, 4], "iscrowd": 0, "attributes": {"occluded": False, "color": "blue"}},
+            {"id": 101, "image_id": 42, "category_id": 9, "segmentation": {"size": [h, w], "counts": counts},
+             "area": float(mask_b.sum()), "bbox": [0, 0, w, h], "iscrowd": 1, "attributes": {"occluded": True}},
+        ],
+        "x_tool": {"kept": True},
+    }
+
+
+def test_third_party_coco_survives_import_edit_and_export(ccp_root, tmp_path):
+    from pycocotools.coco import COCO
+
+    original = third_party_coco(ccp_root)
+    shutil.copy(ccp_root / "photos" / f"{PHOTOS[0]}.jpg", tmp_path / f"{PHOTOS[0]}.jpg")
+    path = tmp_path / DEFAULT_FILE_NAME
+    path.write_text(json.dumps(original))
+    before = path.read_bytes()
+    editor = AnnotationEditor(tmp_path, autosave_delay=-1)
+    assert not editor.read_only and editor.problems == []
+    h, w = original["images"][0]["height"], original["images"][0]["width"]
+    editor.add(f"{PHOTOS[0]}.jpg", w, h, np.pad(np.ones((20, 20), bool), ((0, h - 20), (0, w - 20))), "belt")
+    editor.save()
+    assert (tmp_path / (DEFAULT_FILE_NAME + ".bak")).read_bytes() == before  # first save over a foreign file
+    saved = json.loads(path.read_text())
+    assert saved["licenses"] == original["licenses"] and saved["x_tool"] == {"kept": True}
+    assert {k: saved["info"][k] for k in original["info"]} == original["info"] and saved["info"]["format"] == FORMAT
+    assert {k: saved["images"][0][k] for k in original["images"][0]} == original["images"][0]
+    by_id = {a["id"]: a for a in saved["annotations"]}
+    for old in original["annotations"]:
+        new = by_id[old["id"]]
+        assert {k: new[k] for k in old} == old  # segmentation, area, bbox, iscrowd 1, attributes as they were
+        assert new["source"] == "imported"
+    assert [a["source"] for a in saved["annotations"] if a["id"] not in (100, 101)] == ["drawn"]
+    assert [c for c in saved["categories"] if c["id"] == 7][0]["supercategory"] == "garment"
+    # export: the same keys, without the project's own
+    out = tmp_path / "out"
+    export_annotations(tmp_path, out, "coco")
+    exported = json.loads((out / "annotations.json").read_text())
+    assert exported["licenses"] == original["licenses"] and exported["images"][0].get("done") is None
+    crowd = [a for a in exported["annotations"] if a["id"] == 101][0]
+    assert crowd["iscrowd"] == 1 and crowd["attributes"] == {"occluded": True} and "source" not in crowd
+    gt = COCO(str(out / "annotations.json"))
+    assert len(gt.getAnnIds(iscrowd=True)) == 1 and len(gt.getAnnIds()) == 3
+    # editing an imported instance's mask writes the new mask (and marks it edited)
+    editor = AnnotationEditor(tmp_path, autosave_delay=-1)
+    editor.set_mask(f"{PHOTOS[0]}.jpg", 100, np.pad(np.ones((30, 30), bool), ((0, h - 30), (0, w - 30))))
+    editor.save()
+    edited = [a for a in json.loads(path.read_text())["annotations"] if a["id"] == 100][0]
+    assert edited["source"] == "edited" and edited["area"] == 900.0 and isinstance(edited["segmentation"], dict)
+    assert edited["attributes"] == {"occluded": False, "color": "blue"}
+
+
+# --------------------------------------------------------------------------- formats round-trip
+
+
+@pytest.mark.parametrize("fmt,min_iou", [("coco", 1.0), ("labelme", 0.95), ("yolo", 0.95), ("voc", 0.99),
+                                         ("cvat", 0.99)])
+def test_export_reads_back_through_the_project(project, tmp_path, fmt, min_iou):
+    original, problems = load_annotations(project / DEFAULT_FILE_NAME)
+    assert problems == []
+    out = tmp_path / f"out-{fmt}"
+    assert cli(["annotations", "export", str(project), "--to", fmt, "--out", str(out)]) == 0
+    assert detect_format(out if fmt != "labelme" else out) == fmt
+    back, problems, detected = read_format(out)
+    assert detected == fmt and problems == []
+    assert_same_masks(original, back, min_iou)
+    # ... and into a fresh folder of the same photos, through the project file
+    fresh = tmp_path / f"fresh-{fmt}"
+    shutil.copytree(project, fresh, ignore=shutil.ignore_patterns(DEFAULT_FILE_NAME))
+    assert cli(["annotations", "import", str(out), "--into", str(fresh)]) == 0
+    imported, problems = load_annotations(fresh / DEFAULT_FILE_NAME)
+    assert problems == [] and sorted(imported.images) == sorted(original.images)
+    assert_same_masks(original, imported, min_iou)
+    assert {a.source for rec in imported.images.values() for a in rec.annotations} == {"imported"}
+
+
+def test_exports_follow_each_format_s_own_reader(project, tmp_path):
+    from pycocotools.coco import COCO
+
+    original, _ = load_annotations(project / DEFAULT_FILE_NAME)
+    expected = masks_by_class(original)
+    for fmt in ("coco", "labelme", "yolo", "voc", "cvat"):
+        export_annotations(project, tmp_path / fmt, fmt)
+    # COCO: pycocotools
+    coco = COCO(str(tmp_path / "coco" / "annotations.json"))
+    for ann in coco.loadAnns(coco.getAnnIds()):
+        img = coco.loadImgs(ann["image_id"])[0]
+        name = coco.loadCats(ann["category_id"])[0]["name"]
+        assert (coco.annToMask(ann).astype(bool) == expected[(Path(img["file_name"]).name, name)]).all()
+    # labelme: the keys and types of labelme's JSON schema; the image path resolves from the JSON
+    files = sorted((tmp_path / "labelme").rglob("*.json"))
+    assert len(files) == 2
+    for file in files:
+        doc = json.loads(file.read_text())
+        assert set(doc) >= {"version", "flags", "shapes", "imagePath", "imageData", "imageHeight", "imageWidth"}
+        assert (file.parent / doc["imagePath"]).is_file()
+        for shape in doc["shapes"]:
+            assert shape["shape_type"] == "polygon" and len(shape["points"]) >= 3
+            assert all(len(p) == 2 and all(isinstance(v, float | int) for v in p) for p in shape["points"])
+    # YOLO: Ultralytics' layout and line grammar, data.yaml read by PyYAML
+    data = yaml.safe_load((tmp_path / "yolo" / "data.yaml").read_text())
+    names = data["names"]
+    assert data["nc"] == len(names) == len(original.categories)
+    for label in (tmp_path / "yolo" / "labels").rglob("*.txt"):
+        image = tmp_path / "yolo" / "images" / label.relative_to(tmp_path / "yolo" / "labels").with_suffix(".jpg")
+        assert image.is_file()
+        for line in label.read_text().splitlines():
+            values = line.split()
+            assert 0 <= int(values[0]) < data["nc"] and len(values) % 2 == 1 and len(values) >= 7
+            assert all(0.0 <= float(v) <= 1.0 for v in values[1:])
+    # VOC: palette PNGs whose values index labelmap.txt, objects numbered 1..N
+    labelmap = (tmp_path / "voc" / "labelmap.txt").read_text().splitlines()
+    assert labelmap[1] == "background:0,0,0::"
+    names = [line.split(":")[0] for line in labelmap[1:]]
+    classes = np.asarray(Image.open(tmp_path / "voc" / "SegmentationClass" / f"{PHOTOS[0]}.png"))
+    assert Image.open(tmp_path / "voc" / "SegmentationClass" / f"{PHOTOS[0]}.png").mode == "P"
+    for value in np.unique(classes)[1:]:
+        assert ((classes == value) == expected[(f"{PHOTOS[0]}.jpg", names[value])]).all()
+    # CVAT: the XML's mask RLE decoded the way CVAT documents it (row-major in the box, zeros first)
+    root = ET.parse(tmp_path / "cvat" / "annotations.xml").getroot()
+    assert root.findtext("version") == "1.1"
+    for image in root.iter("image"):
+        h, w = int(image.get("height")), int(image.get("width"))
+        for mask in image.iter("mask"):
+            left, top, bw, bh = (int(mask.get(k)) for k in ("left", "top", "width", "height"))
+            flat, value = [], 0
+            for count in mask.get("rle").split(","):
+                flat += [value] * int(count)
+                value = 1 - value
+            full = np.zeros((h, w), bool)
+            full[top:top + bh, left:left + bw] = np.array(flat, bool).reshape(bh, bw)
+            assert (full == expected[(Path(image.get("name")).name, mask.get("label"))]).all()
+
+
+def test_imaterialist_csv_round_trips(ccp_root, tmp_path):
+    from fashionviewer.core.data.datasets.imaterialist import read_imaterialist_csv
+
+    shutil.copy(ccp_root / "photos" / f"{PHOTOS[0]}.jpg", tmp_path / f"{PHOTOS[0]}.jpg")
+    masks = list(ccp_masks(ccp_root, PHOTOS[0]).values())
+    editor = AnnotationEditor(tmp_path, classes=["shirt, blouse", "pants", "shoe"], autosave_delay=-1)
+    for mask, cls in zip(masks, ["shirt, blouse", "pants", "shoe"]):
+        editor.add(f"{PHOTOS[0]}.jpg", mask.shape[1], mask.shape[0], mask, cls)
+    editor.save()
+    original, _ = load_annotations(editor.path)
+    out = tmp_path / "csv"
+    export_annotations(tmp_path, out, "imaterialist")
+    rows = read_imaterialist_csv(out / "train.csv")[f"{PHOTOS[0]}.jpg"]
+    assert sorted(r.category for r in rows) == sorted(a.category_id for a in original.images[f"{PHOTOS[0]}.jpg"].annotations)
+    back, _, fmt = read_format(out)
+    assert fmt == "imaterialist"
+    assert_same_masks_loose(original, back)
+
+
+def assert_same_masks_loose(a: AnnotationSet, b: AnnotationSet) -> None:
+    ma, mb = masks_by_class(a), masks_by_class(b)
+    assert sorted(ma) == sorted(mb)
+    assert all((ma[k] == mb[k]).all() for k in ma)
+
+
+def test_coco_category_ids_1_based_are_recorded(project, tmp_path):
+    from pycocotools.coco import COCO
+
+    aset, _ = load_annotations(project / DEFAULT_FILE_NAME)
+    aset.categories = [{**c, "id": c["id"] - 1} for c in aset.categories]  # ids from 0, as iMaterialist's
+    for rec in aset.images.values():
+        for ann in rec.annotations:
+            ann.category_id -= 1
+    save_annotations(project / DEFAULT_FILE_NAME, aset)
+    assert cli(["annotations", "export", str(project), "--to", "coco", "--out", str(tmp_path / "c"),
+                "--category-ids", "1-based"]) == 0
+    doc = json.loads((tmp_path / "c" / "annotations.json").read_text())
+    ids = [c["id"] for c in doc["categories"]]
+    assert ids == list(range(1, len(ids) + 1))
+    assert doc["info"]["category_ids"]["numbering"] == "1-based"
+    assert doc["info"]["category_ids"]["dataset_ids"]["1"] == 0
+    COCO(str(tmp_path / "c" / "annotations.json"))
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def _bad(capsys, args) -> str:
+    assert cli(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ")
+    return err[0]
+
+
+def test_bad_input_is_one_error_line_and_nothing_written(project, tmp_path, capsys):
+    project_file = project / DEFAULT_FILE_NAME
+    before = project_file.read_bytes()
+    export_annotations(project, tmp_path / "yolo", "yolo")
+    export_annotations(project, tmp_path / "cvat", "cvat")
+    export_annotations(project, tmp_path / "labelme", "labelme")
+    # YOLO: a class index past data.yaml's names
+    label = sorted((tmp_path / "yolo" / "labels").rglob("*.txt"))[0]
+    label.write_text(label.read_text() + "99 0.1 0.1 0.2 0.1 0.2 0.2\n")
+    line = _bad(capsys, ["annotations", "import", str(tmp_path / "yolo"), "--into", str(project)])
+    assert label.name in line and "class index 99 out of range" in line
+    # CVAT: broken XML
+    xml = tmp_path / "cvat" / "annotations.xml"
+    xml.write_text(xml.read_text()[:-40])
+    assert "broken XML" in _bad(capsys, ["annotations", "import", str(xml), "--into", str(project)])
+    # labelme: a polygon with 2 points
+    doc_file = sorted((tmp_path / "labelme").rglob("*.json"))[0]
+    doc = json.loads(doc_file.read_text())
+    doc["shapes"][0]["points"] = doc["shapes"][0]["points"][:2]
+    doc_file.write_text(json.dumps(doc))
+    line = _bad(capsys, ["annotations", "import", str(tmp_path / "labelme"), "--into", str(project)])
+    assert doc_file.name in line and "shape 0" in line and "2 point(s)" in line
+    # a missing image
+    (project / f"{PHOTOS[0]}.jpg").rename(tmp_path / "moved.jpg")
+    line = _bad(capsys, ["annotations", "import", str(tmp_path / "cvat" / "x"), "--into", str(project)])
+    assert "no such file" in line
+    shutil.copy(tmp_path / "cvat" / "annotations.xml", tmp_path / "ok.xml")
+    export_annotations(project, tmp_path / "coco", "coco")
+    line = _bad(capsys, ["annotations", "import", str(tmp_path / "coco"), "--into", str(project), "--from", "coco"])
+    assert f"{PHOTOS[0]}.jpg" in line and "not in" in line
+    assert project_file.read_bytes() == before
+    assert sorted(p.name for p in project.iterdir()) == [DEFAULT_FILE_NAME, "street"]
+    # export refuses a folder without annotations, and an unknown format is a usage error
+    assert "no annotations.fashionviewer.json" in _bad(capsys, ["annotations", "export", str(tmp_path / "yolo"),
+                                                                 "--to", "coco", "--out", str(tmp_path / "x")])
+    assert not (tmp_path / "x").exists()

@@ -16,14 +16,18 @@ from PIL import Image
 
 from fashionviewer.__main__ import main as cli
 from fashionviewer.core.base.errors import FashionViewerError
-from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME, FORMAT, AnnotationSet, load_annotations, save_annotations
+from fashionviewer.core.data.annotations import (
+    DEFAULT_FILE_NAME,
+    FORMAT,
+    AnnotationSet,
+    load_annotations,
+    save_annotations,
+)
 from fashionviewer.core.data.formats import detect_format, export_annotations, import_annotations, read_format
 from fashionviewer.core.data.formats.common import mask_to_polygons
-from fashionviewer.core.data.masks import decode_mask, encode_mask
 from fashionviewer.core.viewer.annotating import AnnotationEditor
 
 PHOTOS = ("0001", "0002")
-CCP_NAMES = None
 
 
 def ccp_labels(ccp_root: Path) -> list[str]:

@@ -30,6 +30,7 @@ The work is done by :mod:`fashionviewer.core.runs` (this module parses arguments
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -114,6 +115,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--export", metavar="FORMATS",
                    help="also export masks: png (instances, index, class and overlay PNGs), coco, or any of "
                         "instances,index,class,overlay,coco, comma-separated")
+    p.add_argument("--gt", "--image-ids-from", dest="gt", metavar="GT",
+                   help="key the results by this ground truth's image ids, matched by file name: a COCO instances "
+                        "file or folder (the annotated folder too) or a run's images.json; images it does not list "
+                        "get ids after its largest (counted in one warning line)")
     p.add_argument("--cache", metavar="PATH", help="prediction cache file (default: shared with the viewer)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the prediction cache")
     p.add_argument("--shard", metavar="I/N", help="predict shard I of N (0 <= I < N); default from torchrun's "
@@ -150,7 +155,10 @@ def main(argv: Sequence[str] | None = None, *, on_image: Callable[[int], None] |
     jobs = list_jobs(folder)
     if args.limit:
         jobs = jobs[: args.limit]
+    gt_ids = _ground_truth_ids(args.gt, jobs) if args.gt else None
     jobs = shard.select(jobs)
+    if gt_ids is not None:
+        jobs = [dataclasses.replace(job, image_id=gt_ids[job.file_name]) for job in jobs]
     out = ensure_writable_dir(args.out)  # before loading the model: fail fast
     formats = parse_formats(args.export) if args.export else ()
     if args.threads:
@@ -206,6 +214,7 @@ def main(argv: Sequence[str] | None = None, *, on_image: Callable[[int], None] |
             "seconds": round(summary.seconds, 2),
             "domain": card_domain(card), "domain_notice": notice, "taxonomy": card.get("taxonomy"),
             "categories": [{"id": i, "name": n} for i, n in zip(category_ids, predictor.class_names)],
+            "image_ids_from": str(Path(args.gt).resolve()) if args.gt else None,
         }
         # With shards the single COCO export file is the merge's job (each shard would overwrite it).
         shard_formats = [f for f in formats if f != "coco" or shard.count == 1]
@@ -216,7 +225,8 @@ def main(argv: Sequence[str] | None = None, *, on_image: Callable[[int], None] |
             done = sum(partial.holds(job) for job in jobs)
             with tqdm(total=done, desc="export", unit="image", file=sys.stderr, disable=None) as export_bar:
                 export_partial(partial, jobs, out, shard_formats, args.min_score, folder, info,
-                               category_ids=category_ids, report=_stderr, progress=export_bar.update)
+                               category_ids=category_ids, report=_stderr, progress=export_bar.update,
+                               class_names=list(predictor.class_names))
         atomic_write_json(out / shard.name(RUN_FILE), meta)  # last: its presence means "this shard is complete"
         partial.remove()
     print(summary.line(predictor.describe(), str(predictor.device), results))
@@ -227,6 +237,22 @@ def main(argv: Sequence[str] | None = None, *, on_image: Callable[[int], None] |
             print(merged.line())
         return EXIT_OK  # every rank: torchrun would read 3 (skipped files) as a failed worker
     return EXIT_SKIPPED if summary.skipped else EXIT_OK
+
+
+def _ground_truth_ids(gt: str, jobs: Sequence[Any]) -> dict[str, int]:
+    """file name -> the ground truth's image id for every job (see ``--gt``)."""
+    from fashionviewer.core.data.formats import image_ids_from, match_image_ids
+
+    ids, missing = match_image_ids([job.file_name for job in jobs], image_ids_from(gt), f"--gt {gt}")
+    seen: dict[int, str] = {}
+    for name, image_id in ids.items():
+        if image_id in seen:
+            raise FashionViewerError(f"--gt {gt}: {seen[image_id]} and {name} both match image id {image_id}")
+        seen[image_id] = name
+    if missing:
+        print(f"warning: {len(missing)} image(s) not in {gt} (first: {missing[0]}) get ids from "
+              f"{ids[missing[0]]} on", file=sys.stderr)
+    return ids
 
 
 def _stderr(line: str) -> None:

@@ -4,11 +4,15 @@ Per image ``STEM`` (sub-folders of the input are mirrored under ``out_dir``):
 
 ``instances``  ``STEM_NNN_CLASS.png``  one binary mask (0/255) per instance, NNN = 1-based index
 ``index``      ``STEM_instances.png``  0 background, i = instance i (8-bit, 16-bit when > 255 instances)
-``class``      ``STEM_classes.png``    category id per pixel, "P" mode with the viewer's class palette
+``class``      ``STEM_classes.png``    category id per pixel (the COCO file's ids), "P" mode with the viewer's
+               class palette; background 0, or 255 when a category has id 0 (65535 in 16-bit PNGs);
+               ``labels.json`` at the top of the export names each value and the background
 ``overlay``    ``STEM_overlay.png``    the image with coloured masks, outlines, boxes and captions
-``coco``       ``predictions.coco.json`` for the whole export: COCO format with an ``info`` block (model,
-               weights SHA-256, threshold, classes shown, date) and ``annotations`` = the COCO results
-               (``json.load(f)["annotations"]`` feeds pycocotools' ``loadRes``).
+``coco``       ``predictions.coco.json`` for the whole export: valid COCO instances (``iscrowd`` 0, ``area``,
+               every category of the model) with an ``info`` block (model, weights SHA-256, threshold, classes
+               shown, date); its ``annotations`` also carry ``score``, so ``json.load(f)["annotations"]``
+               feeds pycocotools' ``loadRes`` and the file itself serves as a ground truth for ``COCOeval``.
+               Image ids are the predictions' own (``predict``: the run's, or the ground truth's with --gt).
 
 Only instances with ``score >= min_score`` and (when given) a class in ``classes`` are exported, and the
 instance numbering is the order of the kept instances. Every file is written atomically.
@@ -29,6 +33,8 @@ from PIL import Image
 
 from fashionviewer.core.base.atomic import atomic_write_bytes, atomic_write_json, ensure_writable_dir
 from fashionviewer.core.base.errors import FashionViewerError
+from fashionviewer.core.data.annotations import CLASS_LABELS_FILE
+from fashionviewer.core.data.masks import mask_area
 from fashionviewer.core.data.overlay import PredictionRasters, blend, composite, draw_boxes_and_labels, palette_bytes
 from fashionviewer.core.data.predictions import category_id_of
 
@@ -87,6 +93,7 @@ def export_image(
     stem: str | None = None,
     rasters: PredictionRasters | None = None,
     opacity: float = 0.5,
+    category_ids: Sequence[int] | None = None,
 ) -> list[Path]:
     """Write one image's PNG exports into ``out_dir``; return the files written.
 
@@ -114,9 +121,10 @@ def export_image(
         written.append(_write_png(out / f"{stem}_instances.png", rasters.index_map(indices, dtype)))
     if "class" in wanted:
         index_map = rasters.index_map(indices, np.int32)
-        labels = np.array([0] + [int(prediction.instances[i].label) for i in indices], np.int64)
-        class_map = labels[index_map]
-        if class_map.max(initial=0) <= 255:
+        ids = [category_id_of(int(prediction.instances[i].label), category_ids) for i in indices]
+        background = class_png_background(list(category_ids) if category_ids is not None else ids)
+        class_map = np.array([background] + ids, np.int64)[index_map]
+        if background <= 255:
             written.append(_write_png(out / f"{stem}_classes.png", class_map.astype(np.uint8), palette_bytes()))
         else:  # more categories than a palette holds: plain 16-bit ids
             written.append(_write_png(out / f"{stem}_classes.png", class_map.astype(np.uint16)))
@@ -127,6 +135,13 @@ def export_image(
         picture = draw_boxes_and_labels(blend(image, layer), prediction.instances, indices)
         written.append(_write_png(out / f"{stem}_overlay.png", picture))
     return written
+
+
+def class_png_background(category_ids: Sequence[int]) -> int:
+    """The class PNGs' background value: 0, or 255 when a category has id 0 (65535 past 254)."""
+    if 0 not in category_ids:
+        return 0
+    return 255 if max(category_ids, default=0) < 255 else 65535
 
 
 def provenance(model: str = "", weights: str | os.PathLike[str] | None = None, weights_sha256: str | None = None,
@@ -166,10 +181,14 @@ class FolderExporter:
     categories: dict[int, str] = field(default_factory=dict)
     written: list[Path] = field(default_factory=list)
     category_ids: Sequence[int] | None = None  # the model's (its card's); None: labels are the ids
+    class_names: Sequence[str] | None = None  # the model's: every category is listed, found or not
 
     def __post_init__(self) -> None:
         self.out_dir = ensure_writable_dir(self.out_dir)
         self.formats = parse_formats(self.formats)
+        if self.class_names is not None:
+            for label, name in enumerate(self.class_names, start=1):
+                self.categories[category_id_of(label, self.category_ids)] = str(name)
 
     def add(self, prediction: Any, image: np.ndarray | None = None, path: str | os.PathLike[str] | None = None,
             rasters: PredictionRasters | None = None) -> list[Path]:
@@ -177,9 +196,12 @@ class FolderExporter:
         relative = _relative(source, self.root)
         folder = self.out_dir / relative.parent
         files = export_image(prediction, image, folder, [f for f in self.formats if f != "coco"] or ["png"],
-                             self.min_score, self.classes, stem=relative.stem, rasters=rasters) \
+                             self.min_score, self.classes, stem=relative.stem, rasters=rasters,
+                             category_ids=self._png_category_ids()) \
             if any(f in self.formats for f in PNG_FORMATS) else []
-        image_id = len(self.images) + 1
+        own_id = int(getattr(prediction, "image_id", 0) or 0)
+        used = {img["id"] for img in self.images}
+        image_id = own_id if own_id > 0 and own_id not in used else max(used, default=0) + 1
         self.images.append({"id": image_id, "file_name": str(relative), "width": int(prediction.width),
                             "height": int(prediction.height)})
         keep = set(selected_indices(prediction, self.min_score, self.classes))
@@ -188,13 +210,27 @@ class FolderExporter:
             self.categories.setdefault(category_id_of(inst.label, self.category_ids), inst.class_name)
         results = replace(prediction, instances=kept, file_name=str(relative)).to_coco_results(
             image_id=image_id, category_ids=self.category_ids)
-        for number, result in enumerate(results, start=len(self.annotations) + 1):
+        for number, (result, inst) in enumerate(zip(results, kept), start=len(self.annotations) + 1):
             result.setdefault("id", number)
+            result["iscrowd"] = 0
+            x, y, w, h = result["bbox"]
+            result["area"] = float(mask_area(inst.rle)) if inst.rle is not None else round(w * h, 2)
         self.annotations.extend(results)
         self.written.extend(files)
         return files
 
+    def _png_category_ids(self) -> list[int] | None:
+        """Every category id the export may hold (for the class PNGs' background value)."""
+        if self.class_names is not None:
+            return [category_id_of(k, self.category_ids) for k in range(1, len(self.class_names) + 1)]
+        return list(self.category_ids) if self.category_ids is not None else None
+
     def finish(self) -> list[Path]:
+        if "class" in self.formats and self.images:
+            ids = self._png_category_ids() or sorted(self.categories)
+            labels = [{"value": cid, "id": cid, "name": self.categories.get(cid, "")} for cid in sorted(ids)]
+            self.written.append(atomic_write_json(self.out_dir / CLASS_LABELS_FILE,
+                                                  {"background": class_png_background(ids), "labels": labels}))
         if "coco" in self.formats:
             document = {
                 "info": self.info,
@@ -225,12 +261,14 @@ def export_folder(
     root: str | os.PathLike[str] | None = None,
     progress: Callable[[int, Path], bool | None] | None = None,
     category_ids: Sequence[int] | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> list[Path]:
     """Export ``(prediction, image[, source path])`` items; ``progress(n_done, path)`` returning
     ``False`` stops early (the COCO file then holds the images done so far). Returns the files written."""
     exporter = FolderExporter(Path(out_dir), parse_formats(formats), min_score, classes,
                               info if info is not None else provenance(min_score=min_score, classes=classes),
-                              Path(root) if root is not None else None, category_ids=category_ids)
+                              Path(root) if root is not None else None, category_ids=category_ids,
+                              class_names=class_names)
     for n, item in enumerate(items, start=1):
         prediction, image = item[0], item[1]
         path = item[2] if len(item) > 2 else None
@@ -250,6 +288,7 @@ def export_paths(
     info: dict[str, Any] | None = None,
     root: str | os.PathLike[str] | None = None,
     category_ids: Sequence[int] | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> Generator[tuple[int, int, Path, str | None], None, list[Path]]:
     """Export images one by one (a generator, for a worker with progress and cancel).
 
@@ -260,7 +299,8 @@ def export_paths(
     """
     exporter = FolderExporter(Path(out_dir), parse_formats(formats), min_score, classes,
                               info if info is not None else provenance(min_score=min_score, classes=classes),
-                              Path(root) if root is not None else None, category_ids=category_ids)
+                              Path(root) if root is not None else None, category_ids=category_ids,
+                              class_names=class_names)
     try:
         for n, path in enumerate(paths, start=1):
             problem = None

@@ -191,7 +191,8 @@ def write_results(out: Path, shard: Shard, jobs: Sequence[ImageJob], partial: Pa
 def export_partial(partial: PartialResults, jobs: Sequence[ImageJob], out: Path, formats: Sequence[str],
                    min_score: float, folder: Path, info: dict[str, Any], workers: int = 2,
                    category_ids: Sequence[int] | None = None, report: Callable[[str], None] = print,
-                   progress: Callable[[int], None] | None = None) -> list[Path]:
+                   progress: Callable[[int], None] | None = None,
+                   class_names: Sequence[str] | None = None) -> list[Path]:
     """``--export``: PNG and/or COCO export of the finished images (images decoded only for overlays)."""
     need_image = "overlay" in formats
     done = [job for job in jobs if partial.holds(job)]
@@ -211,14 +212,14 @@ def export_partial(partial: PartialResults, jobs: Sequence[ImageJob], out: Path,
                 continue
             prediction = partial.get(job)
             if prediction is not None:
-                yield replace(prediction, file_name=job.file_name), image, job.path
+                yield replace(prediction, file_name=job.file_name, image_id=job.image_id), image, job.path
 
     def advance(_done: int, _path: Path) -> None:
         if progress is not None:
             progress(1)
 
     return export_folder(items(), out, formats, min_score, None, info=info, root=folder, progress=advance,
-                         category_ids=category_ids)
+                         category_ids=category_ids, class_names=class_names)
 
 
 class JsonListWriter:

@@ -147,5 +147,54 @@ def export_annotations(folder: str | os.PathLike[str], out_dir: str | os.PathLik
         shutil.rmtree(staging, ignore_errors=True)
 
 
-__all__ = ["FORMATS", "IMPORT_FORMATS", "MODULES", "detect_format", "read_format", "import_annotations",
+def image_ids_from(path: str | os.PathLike[str]) -> dict[str, int]:
+    """file name -> image id of a ground truth: a COCO instances file (or a folder holding one, the annotated
+    folder's project file included) or a ``predict`` run's ``images.json``."""
+    from fashionviewer.core.base.jsonio import read_json
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / DEFAULT_FILE_NAME if (path / DEFAULT_FILE_NAME).is_file() else coco.coco_file(path)
+    data = read_json(path)
+    records = data.get("images") if isinstance(data, dict) else data
+    if not isinstance(records, list):
+        raise DataError(f"{path}: neither a COCO instances file nor an images index (no 'images' list)")
+    ids: dict[str, int] = {}
+    for i, rec in enumerate(records):
+        try:
+            name, image_id = str(rec["file_name"]).replace("\\", "/"), int(rec.get("id", rec.get("image_id")))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise DataError(f"{path}: image {i}: needs 'file_name' and 'id'") from None
+        if name in ids:
+            raise DataError(f"{path}: image {i}: {name} is listed twice")
+        ids[name] = image_id
+    return ids
+
+
+def match_image_ids(file_names: list[str], ids: dict[str, int], source: str) -> tuple[dict[str, int], list[str]]:
+    """Each file name's id in ``ids`` (the same relative path, else the one entry with its base name); files
+    the ground truth does not list get ids after its largest, in order, and are returned as the second item."""
+    by_base: dict[str, list[str]] = {}
+    for name in ids:
+        by_base.setdefault(Path(name).name, []).append(name)
+    out: dict[str, int] = {}
+    missing: list[str] = []
+    for name in file_names:
+        if name in ids:
+            out[name] = ids[name]
+            continue
+        found = by_base.get(Path(name).name, [])
+        if len(found) > 1:
+            raise DataError(f"{source}: {name} matches {len(found)} images ({', '.join(found[:3])})")
+        if found:
+            out[name] = ids[found[0]]
+        else:
+            missing.append(name)
+    next_id = max(list(ids.values()) + list(out.values()), default=0) + 1
+    for offset, name in enumerate(missing):
+        out[name] = next_id + offset
+    return out, missing
+
+
+__all__ = ["image_ids_from", "match_image_ids", "FORMATS", "IMPORT_FORMATS", "MODULES", "detect_format", "read_format", "import_annotations",
            "export_annotations", "load_project"]

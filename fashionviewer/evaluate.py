@@ -1,7 +1,7 @@
 """``fashionviewer evaluate --gt GT --pred RESULTS``: COCO AP of saved predictions.
 
-GT is a COCO JSON file or folder, an iMaterialist train.csv (or its folder) or a
-Clothing Co-Parsing folder; RESULTS is a COCO results JSON list (what
+GT is a COCO JSON file or folder (an annotated folder's annotations.fashionviewer.json
+too), an iMaterialist train.csv (or its folder) or a Clothing Co-Parsing folder; RESULTS is a COCO results JSON list (what
 ``save_coco_results`` writes). Results are matched to ground-truth images by
 ``file_name`` when they carry one, else by ``image_id`` (see
 ``fashionviewer.core.data.evaluation``).
@@ -22,10 +22,11 @@ from typing import Sequence
 from fashionviewer.core.base.atomic import atomic_write_json
 from fashionviewer.core.base.errors import FashionViewerError
 from fashionviewer.core.base.jsonio import read_json
+from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME
 from fashionviewer.core.data.evaluation import evaluate_coco, format_metrics, load_ground_truth, match_results
 from fashionviewer.core.data.parsing_metrics import align_results, format_parsing_metrics, parsing_metrics
 from fashionviewer.core.data.predictions import load_coco_results, validate_coco_results
-from fashionviewer.core.data.taxonomy import CCP, IMATERIALIST, TAXONOMIES
+from fashionviewer.core.data.taxonomy import CCP, CCP_TO_IMATERIALIST, IMATERIALIST, TAXONOMIES, imaterialist_names
 
 RESULT_NAMES = ("coco_results.json", "results.json", "predictions.json")
 
@@ -85,9 +86,43 @@ def _ground_truth(path: Path, split: str, taxonomy: str | None) -> dict:
     is_ccp = path.is_dir() and (path / "photos").is_dir() and (path / "annotations" / "pixel-level").is_dir()
     if is_ccp and taxonomy not in (None, CCP):
         return CCPDataset(path, split, taxonomy=taxonomy).coco_ground_truth()
-    if not is_ccp and taxonomy == CCP:
-        raise FashionViewerError(f"{path}: --taxonomy ccp needs a Clothing Co-Parsing folder as --gt")
-    return load_ground_truth(path, split)
+    if path.is_dir() and (path / DEFAULT_FILE_NAME).is_file():  # the annotated folder itself
+        path = path / DEFAULT_FILE_NAME
+    gt = load_ground_truth(path, split)
+    names = {str(c.get("name")) for c in gt.get("categories", [])}
+    if taxonomy == IMATERIALIST and names and names <= set(CCP_TO_IMATERIALIST) and not names <= set(
+            imaterialist_names()):
+        return ccp_names_to_imaterialist(gt)
+    if taxonomy == CCP and not names <= set(CCP_TO_IMATERIALIST):
+        raise FashionViewerError(f"{path}: --taxonomy ccp needs a Clothing Co-Parsing folder or a COCO ground truth "
+                                 "in CCP's label names")
+    return gt
+
+
+def ccp_names_to_imaterialist(gt: dict) -> dict:
+    """A COCO ground truth in CCP's label names mapped by name into iMaterialist's categories (ClassIds);
+    instances of CCP labels iMaterialist has no category for are left out, as CCPDataset leaves them."""
+    ids = {name: k for k, name in enumerate(imaterialist_names())}
+    old = {c["id"]: CCP_TO_IMATERIALIST.get(str(c["name"])) for c in gt["categories"]}
+    used = sorted({ids[n] for n in old.values() if n is not None})
+    return {**gt, "categories": [{"id": k, "name": imaterialist_names()[k]} for k in used],
+            "annotations": [{**a, "category_id": ids[old[a["category_id"]]]} for a in gt["annotations"]
+                            if old.get(a["category_id"]) is not None]}
+
+
+def drop_unlisted_classes(gt: dict, results: list[dict]) -> tuple[list[dict], dict[str, int]]:
+    """A ground truth that lists only the classes present (as FiftyOne, CVAT and labelme2coco write COCO):
+    results of the classes it does not list are left out and counted by class. When none of the results'
+    classes is listed, they are all kept (another taxonomy: ``align_results`` says so)."""
+    names = {str(c.get("name")) for c in gt.get("categories", [])}
+    kept = [r for r in results if r.get("class_name") is None or str(r["class_name"]) in names]
+    if not kept:
+        return results, {}
+    dropped: dict[str, int] = {}
+    for r in results:
+        if r.get("class_name") is not None and str(r["class_name"]) not in names:
+            dropped[str(r["class_name"])] = dropped.get(str(r["class_name"]), 0) + 1
+    return kept, dropped
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -99,6 +134,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = load_coco_results(results_path)
     taxonomy = args.taxonomy if args.taxonomy != "auto" else recorded_taxonomy(results_path)
     gt = _ground_truth(Path(args.gt), args.split, taxonomy)
+    results, unlisted = drop_unlisted_classes(gt, results)
+    if unlisted:
+        classes = ", ".join(sorted(unlisted)[:5]) + (" ..." if len(unlisted) > 5 else "")
+        print(f"({sum(unlisted.values())} predictions of {len(unlisted)} classes the ground truth does not list "
+              f"ignored: {classes})")
     # Results name their classes: score them by name, whatever ids the file uses (strict when mapped).
     results = align_results(gt, results, strict=taxonomy is not None)
     if args.iou == "parsing":
@@ -112,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(format_metrics(metrics))
     if taxonomy is not None:
         metrics["taxonomy"] = taxonomy
+    metrics["ignored_unlisted_classes"] = sum(unlisted.values())
     if metrics["ignored_results"]:
         print(f"({metrics['ignored_results']} predictions for images outside the '{args.split}' split ignored)")
     if args.json:

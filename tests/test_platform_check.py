@@ -126,15 +126,27 @@ def test_the_check_runs_before_qt_is_imported(broken_plugin, tmp_path):
 
 
 @needs_real_plugin
-def test_demo_launch_with_a_plugin_that_cannot_load_runs_the_demo_headless_and_exits_2(broken_plugin, tmp_path):
-    done = subprocess.run([sys.executable, "-m", "fashionviewer"], cwd=REPO, env=_xcb_env(broken_plugin, tmp_path),
-                          capture_output=True, text=True, timeout=600)
-    line = _only_error_line(done.stderr)
-    assert done.returncode == 2, done.stderr
+def test_demo_launch_with_a_plugin_that_cannot_load_runs_the_demo_headless_and_exits_2(broken_plugin, tmp_path,
+                                                                                        monkeypatch, capsys):
+    # The headless demo prediction itself is `fashionviewer predict`'s own (tested with it); recorded here.
+    import fashionviewer.predict
+    from fashionviewer.__main__ import main
+    from fashionviewer.core.base.paths import DEMO_DIR
+
+    for key in [key for key in os.environ if key.startswith(("QT_", "WAYLAND", "XDG_SESSION"))]:
+        monkeypatch.delenv(key)
+    for key, value in _xcb_env(broken_plugin, tmp_path).items():
+        monkeypatch.setenv(key, value)
+    calls = []
+    monkeypatch.setattr(fashionviewer.predict, "main", lambda argv: calls.append(argv) or 0)
+    monkeypatch.setattr("fashionviewer.qt.app.main", lambda argv: pytest.fail("the viewer was started"))
+    status = main([])
+    line = _only_error_line(capsys.readouterr().err)
+    assert status == 2
     assert "libxcb-cursor.so.9" in line and "apt-get install libxcb-cursor0" in line
-    out = tmp_path / "cache" / "fashionviewer" / "demo-output"
+    out = f"{tmp_path / 'cache' / 'fashionviewer' / 'demo-output'}"
     assert line.endswith(f"predicting the bundled demo headless into {out} instead")
-    assert len(list(out.glob("*_overlay.png"))) >= 10 and (out / "predictions.json").is_file()  # its exports
+    assert calls == [[str(DEMO_DIR), "--out", out, "--model", "demo", "--min-score", "0.5", "--export", "png,coco"]]
 
 
 def test_a_check_that_cannot_tell_lets_the_viewer_start(tmp_path, monkeypatch):

@@ -32,9 +32,10 @@ from fashionviewer.core.viewer.model_choice import (
 )
 from fashionviewer.core.viewer.session import ViewerSession
 from fashionviewer.core.viewer.training import TrainingRequest
-from fashionviewer.qt.annotation.mode import AnnotationMode
+from fashionviewer.qt.annotation.mode import AnnotationHost, AnnotationMode
 from fashionviewer.qt.canvas import CanvasWidget
 from fashionviewer.qt.dialogs.export import ExportDialog, ExportRequest
+from fashionviewer.qt.dialogs.shortcuts import show_shortcuts
 from fashionviewer.qt.dialogs.training import TrainingDialog
 from fashionviewer.qt.ground_truth import GroundTruthController
 from fashionviewer.qt.panels.browser import BrowserPanel
@@ -96,7 +97,14 @@ class MainWindow(QMainWindow):
                          Qt.Orientation.Vertical)
         self.export_worker: GeneratorWorker | None = None
         self._build_menus()
-        self.annotation = AnnotationMode(self)  # its own toolbar, menu, layer and tools
+        self.annotation = AnnotationMode(s, AnnotationHost(  # its own toolbar, menu, layer and tools
+            self.canvas_widget, self.presenter, lambda: self.prediction.models, self.prediction.models_loaded,
+            self.statusBar().showMessage, self.browser.model, self.training), self, self.menuBar().addMenu("&Annotate"))
+        self.addToolBarBreak()  # the Annotate toolbar: a row of its own under the model bar
+        self.addToolBar(self.annotation.toolbar)
+        self.statusBar().addPermanentWidget(self.annotation.problem_label)
+        self._action(self.menuBar().addMenu("&Help"), "Keyboard Shortcuts",
+                     lambda: show_shortcuts(self, self.annotation.shortcuts()))
 
         self.model_bar.choice_changed.connect(self.load_model)
         self.model_bar.cancel_requested.connect(self.prediction.cancel)

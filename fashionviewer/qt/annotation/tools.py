@@ -1,4 +1,4 @@
-"""Drawing tools on the canvas: box, click refinement, brush / eraser, polygon.
+"""Drawing tools on the canvas: box, click refinement, brush / eraser, polygon (``core.viewer.annotation_state.Tool``).
 
 ``CanvasTools`` filters the canvas's mouse events while a drawing tool is active (the select tool leaves
 them to the canvas: drag pans, a click selects; the wheel always zooms) and reports what was drawn in
@@ -12,9 +12,9 @@ from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QMouseEvent, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsPathItem, QGraphicsRectItem
 
+from fashionviewer.core.viewer.annotation_tools import Tool
 from fashionviewer.qt.canvas import ImageCanvas
 
-TOOLS = ("select", "box", "brush", "eraser", "polygon")
 CLOSE_DISTANCE_PX = 8  # screen pixels: a polygon click this near its first vertex closes it
 
 
@@ -37,7 +37,7 @@ class CanvasTools(QObject):
     def __init__(self, canvas: ImageCanvas) -> None:
         super().__init__(canvas)
         self.canvas = canvas
-        self.tool = "select"
+        self.tool = Tool.SELECT
         self.radius = 8.0
         self.polygon: list[tuple[float, float]] = []
         self._press: QPointF | None = None
@@ -52,17 +52,19 @@ class CanvasTools(QObject):
             item.setZValue(10 + z)
             item.hide()
             canvas.view.addItem(item)
+        # The mouse handler of each drawing tool (a new tool: one entry); Select leaves events to the canvas.
+        self.handlers = {Tool.BOX: self._box, Tool.BRUSH: self._brush, Tool.ERASER: self._brush,
+                         Tool.POLYGON: self._polygon}
         canvas.viewport().installEventFilter(self)
         canvas.viewport().setMouseTracking(True)
 
     # ----- state ------------------------------------------------------------------------------
-    def set_tool(self, tool: str) -> None:
-        if tool not in TOOLS:
-            raise ValueError(f"unknown tool {tool!r}")
+    def set_tool(self, tool: Tool | str) -> None:
+        tool = Tool(tool)  # ValueError for an unknown tool
         self.cancel()
         self.tool = tool
-        self.cursor.setVisible(tool in ("brush", "eraser"))
-        cursor = Qt.CursorShape.ArrowCursor if tool == "select" else Qt.CursorShape.CrossCursor
+        self.cursor.setVisible(tool.paints)
+        cursor = Qt.CursorShape.ArrowCursor if tool is Tool.SELECT else Qt.CursorShape.CrossCursor
         self.canvas.viewport().setCursor(cursor)
 
     def set_radius(self, radius: float) -> None:
@@ -102,16 +104,15 @@ class CanvasTools(QObject):
                         QEvent.Type.MouseButtonDblClick):
             return False
         point = self._image_point(event)  # type: ignore[arg-type]
-        if kind == QEvent.Type.MouseMove and self.tool in ("brush", "eraser"):
+        if kind == QEvent.Type.MouseMove and self.tool.paints:
             r = self.radius
             self.cursor.setRect(QRectF(point.x() - r, point.y() - r, 2 * r, 2 * r))
-        if self.tool == "select" or self.canvas.image_shape is None:
+        if self.tool not in self.handlers or self.canvas.image_shape is None:
             return False
         button = event.button()  # type: ignore[attr-defined]
         if button == Qt.MouseButton.MiddleButton:
             return False  # the middle button still pans
-        handler = {"box": self._box, "brush": self._brush, "eraser": self._brush, "polygon": self._polygon}[self.tool]
-        return handler(kind, point, event)  # type: ignore[arg-type]
+        return self.handlers[self.tool](kind, point, event)  # type: ignore[arg-type]
 
     def _box(self, kind: QEvent.Type, point: QPointF, event: QMouseEvent) -> bool:
         if kind == QEvent.Type.MouseButtonPress:

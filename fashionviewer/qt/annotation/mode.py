@@ -31,12 +31,13 @@ from fashionviewer.qt.annotation.tools import CanvasTools
 
 @dataclass(frozen=True)
 class Command:
-    """An Annotate menu action after the tools: enabled in annotation mode only; documented in README's table."""
+    """An Annotate menu action after the tools (enabled in annotation mode only unless ``always``)."""
 
     name: str
     text: str
     keys: tuple[str, ...]
     run: Callable[[], Any]
+    always: bool = False  # enabled outside annotation mode too (e.g. a file import)
 
 
 class _Bridge(QObject):
@@ -136,12 +137,13 @@ class AnnotationMode(QObject):
         w.addAction(self.toggle_action)
         self.toolbar.addAction(self.toggle_action)
         self.actions: dict[str, QAction] = {}
+        self._always: set[QAction] = set()
         for tool in Tool:
             self._add_action(tool.value, tool.text, tool.keys, lambda t=tool: self.set_tool(t), checkable=True)
             self.actions[tool.value].setIconText(tool.label)  # short on the toolbar
             self.toolbar.addAction(self.actions[tool.value])
         for command in self.commands():
-            self._add_action(command.name, command.text, command.keys, command.run)
+            self._add_action(command.name, command.text, command.keys, command.run, always=command.always)
         self.actions[Tool.SELECT.value].setChecked(True)
         self.class_box = QComboBox(editable=True, minimumContentsLength=14, enabled=False)
         self.class_box.setToolTip("Class of newly drawn instances (type to search)")
@@ -161,11 +163,13 @@ class AnnotationMode(QObject):
         self.problem_label.hide()
 
     def _add_action(self, name: str, text: str, keys: tuple[str, ...], run: Callable[[], Any],
-                    checkable: bool = False) -> None:
-        action = QAction(text, self.parent_widget, checkable=checkable, enabled=False)
+                    checkable: bool = False, always: bool = False) -> None:
+        action = QAction(text, self.parent_widget, checkable=checkable, enabled=always)
         action.setShortcuts([QKeySequence(k) for k in keys])
         action.setToolTip(f"{text} ({keys[0]})" if keys else text)
-        action.triggered.connect(lambda *_a: self.active and run())
+        action.triggered.connect(lambda *_a: (self.active or always) and run())
+        if always:
+            self._always.add(action)
         self.parent_widget.addAction(action)  # shortcuts work whichever dock has focus
         self.actions[name] = action
 
@@ -200,7 +204,7 @@ class AnnotationMode(QObject):
                 action.setShortcuts(keys)
             self._suspended.clear()
         for action in self.actions.values():
-            action.setEnabled(on)
+            action.setEnabled(on or action in self._always)
         self.class_box.setEnabled(on)
         self.radius_box.setEnabled(on)
         self.redraw()

@@ -32,7 +32,7 @@ _REGION_SHAPES = ("polygon", "rectangle", "circle", "mask")
 
 
 def detect(path: Path) -> bool:
-    files = [path] if path.is_file() else sorted(path.rglob("*.json"))[:20]
+    files = [path] if path.is_file() else (sorted(path.glob("*.json")) + sorted(path.glob("*/*.json")))[:20]
     for file in files:
         if file.suffix.lower() == ".json" and file.is_file():
             with open(file, "rb") as fh:

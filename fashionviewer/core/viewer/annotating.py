@@ -44,6 +44,7 @@ from fashionviewer.core.data.annotations import (
     save_annotations,
 )
 from fashionviewer.core.data.masks import decode_mask, encode_mask, polygon_mask
+from fashionviewer.core.viewer.annotation_tools import stamp_segment
 from fashionviewer.core.viewer.session import Signal
 
 __all__ = ["AnnotationEditor", "AnnotationEvents", "polygon_mask"]  # polygon_mask: for the GUI's polygon tool
@@ -172,19 +173,8 @@ class AnnotationEditor:
         """Brush (or, with ``erase``, eraser) a disc of ``radius`` pixels into an instance's mask."""
         rec = self._record(file_name)
         mask = decode_mask(rec.find(annotation_id).rle).astype(bool)
-        cx, cy, r = float(center_xy[0]), float(center_xy[1]), max(float(radius), 0.5)
-        # Only the disc's bounding square is touched (a full-image distance map per dab is wasteful).
-        x0, x1 = max(0, int(np.floor(cx - r))), min(rec.width, int(np.ceil(cx + r)) + 1)
-        y0, y1 = max(0, int(np.floor(cy - r))), min(rec.height, int(np.ceil(cy + r)) + 1)
-        if x0 >= x1 or y0 >= y1:
-            return
-        ys, xs = np.ogrid[y0:y1, x0:x1]
-        disc = (xs - cx) ** 2 + (ys - cy) ** 2 <= r * r
-        if erase:
-            mask[y0:y1, x0:x1] &= ~disc
-        else:
-            mask[y0:y1, x0:x1] |= disc
-        self.set_mask(file_name, annotation_id, mask)
+        if stamp_segment(mask, center_xy, center_xy, radius, not erase) is not None:  # the brush's own disc
+            self.set_mask(file_name, annotation_id, mask)
 
     def relabel(self, file_name: str, annotation_id: int, class_name: str) -> None:
         with self._edit(f"relabel as {class_name}", file_name) as rec:

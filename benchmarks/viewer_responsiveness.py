@@ -14,22 +14,34 @@ one process, side by side:
 Writes ``benchmarks/results/viewer_responsiveness.md`` and ``.json``: worst and 99th-percentile gap
 of each phase and run, and their ratios. Target: worst gap under 100 ms. No model is loaded: this
 measures browsing (decode, texture), not prediction.
+
+``--case predict --baseline-tree DIR`` measures the viewer while the model predicts: the same huge photos,
+the bad-input folder and real photos saved as TIFF, BMP, WebP and EXIF-rotated JPEG (about 30 files),
+the ``fashion`` model predicting without the cache (started again whenever it has done the folder, so it
+predicts throughout), the next image every ``--interval-ms`` for ``--seconds`` and a 100 ms heartbeat.
+Each arm runs in its own process, the old code from ``DIR`` (``git worktree add /tmp/fv-before COMMIT``)
+and then this tree, in alternating order over ``--rounds``. See ``predict_case`` for the measures.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, Callable
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+REPO = Path(__file__).resolve().parent.parent
+# A predict-case arm imports fashionviewer from the tree it measures (the parent names it).
+sys.path.insert(0, os.environ.get("FV_BENCH_SOURCE_TREE", str(REPO)))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 HEARTBEAT_MS = 10
+PREDICT_HEARTBEAT_MS = 100
 
 
 def _percentile(values: list[int], q: float) -> int:
@@ -95,13 +107,288 @@ def _run(app, folder: Path, settings_dir: Path, interval_ms: int, passes: int, h
     return phases
 
 
+# ----- the predict case: the viewer while the model predicts -----------------------------------------
+def build_predict_folder(folder: Path) -> dict[str, tuple[int, int]]:
+    """The huge photos, the bad-input folder and real photos as TIFF, BMP, WebP and EXIF-rotated JPEGs
+    (built once; existing files are kept). Returns the huge photos' {name: (width, height)}."""
+    from PIL import Image
+
+    from tests.fixtures.bad_inputs import build_bad_input_folder
+    from tests.fixtures.huge_images import _photo_like, build_huge_images
+
+    sizes = build_huge_images(folder)
+    if not (folder / "bad inputs").exists():
+        build_bad_input_folder(folder / "bad inputs")
+    formats = folder / "formats"
+    if not formats.exists():
+        formats.mkdir()
+        photos = REPO.parent / "shared" / "data" / "ccp" / "photos"  # read in place, never copied into the repo
+
+        def photo(i: int) -> Image.Image:  # a real street-fashion photo when the data is here
+            source = photos / f"{i + 1:04d}.jpg"
+            return Image.open(source).convert("RGB") if source.exists() else Image.fromarray(_photo_like(550, 830, i))
+
+        photo(0).save(formats / "photo.tif")
+        photo(1).save(formats / "photo.bmp")
+        photo(2).save(formats / "photo.webp", quality=85)
+        for i, (name, orientation, size) in enumerate((("photo_exif6.jpg", 6, None),
+                                                       ("big_exif8.jpg", 8, (3300, 5000)))):
+            image = photo(3 + i)
+            image = image.resize(size, Image.Resampling.BILINEAR) if size else image
+            exif = image.getexif()
+            exif[0x0112] = orientation
+            image.save(formats / name, exif=exif.tobytes(), quality=90)
+        Image.fromarray(_photo_like(4000, 3000, 7)).save(formats / "big.tif")
+    return sizes
+
+
+def _where(frame: Any, depth: int = 3) -> str:
+    """The innermost ``depth`` Python frames of a thread, innermost first ("file:line function")."""
+    parts = []
+    while frame is not None and len(parts) < depth:
+        code = frame.f_code
+        parts.append(f"{'/'.join(Path(code.co_filename).parts[-2:])}:{frame.f_lineno} {code.co_name}")
+        frame = frame.f_back
+    return " < ".join(parts) or "(no Python frame)"
+
+
+def _lateness_summary(intervals: list[float], heartbeat_ms: int) -> dict:
+    """How late each heartbeat tick came (its interval less the heartbeat's), in ms."""
+    late = sorted(max(0.0, 1000 * t - heartbeat_ms) for t in intervals)
+    pick = (lambda q: round(late[int(q * (len(late) - 1))], 1)) if late else (lambda q: 0.0)
+    return {"ticks": len(late), "worst_ms": pick(1.0), "p99_ms": pick(0.99), "median_ms": pick(0.5),
+            "ticks_over_50ms": sum(v > 50 for v in late), "ticks_over_100ms": sum(v > 100 for v in late),
+            "worst_interval_ms": round(1000 * max(intervals), 1) if intervals else 0.0}
+
+
+def run_arm(args: argparse.Namespace) -> int:
+    """One arm, in its own process: the window on ``--folder`` with ``--model`` predicting throughout
+    (without the cache; started again when it has done the folder), the next image every
+    ``--interval-ms`` for ``--seconds``, a 100 ms heartbeat, and a sampler thread that notes where
+    the GUI thread and the other threads are while a tick is overdue (the cause of a gap)."""
+    import collections
+    import subprocess
+    import threading
+
+    import torch
+    from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+
+    import fashionviewer
+    from fashionviewer.core.viewer.model_choice import ModelChoice
+    from fashionviewer.qt.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication([])
+    load_start = os.getloadavg()[0]
+    window = MainWindow(settings=QSettings(str(Path(tempfile.mkdtemp()) / "s.ini"), QSettings.Format.IniFormat))
+    window.resize(1200, 800)
+    window.show()
+    prediction, session = window.prediction, window.session
+    prediction.use_cache = False  # the model must run, not the cache
+    window.load_model(ModelChoice(args.model, "cpu"))
+    window.open_folder(args.folder, remember=False)
+
+    def run_loop(seconds: float, until: Callable[[], bool] = lambda: False) -> None:
+        loop, end = QEventLoop(), time.monotonic() + seconds
+        check = QTimer(interval=20)
+        check.timeout.connect(lambda: loop.quit() if until() or time.monotonic() >= end else None)
+        check.start()
+        loop.exec()
+        check.stop()
+
+    run_loop(600, until=lambda: len(prediction.last_seconds) > 0)  # the model is loaded and has predicted once
+    if not prediction.last_seconds:
+        raise SystemExit("error: the model predicted nothing in 600 s")
+    gui = threading.get_ident()
+    state = {"last": time.perf_counter(), "restarts": 0, "steps": 0}
+    ticks: list[tuple[float, float]] = []  # (when, interval) of each heartbeat tick
+    samples: list[tuple[float, str, list[str]]] = []  # (when, GUI thread's frames, the other threads')
+    stop = threading.Event()
+
+    def beat() -> None:
+        now = time.perf_counter()
+        ticks.append((now, now - state["last"]))
+        state["last"] = now
+
+    def sample() -> None:
+        me = threading.get_ident()
+        while not stop.wait(0.01):
+            if time.perf_counter() - state["last"] > (PREDICT_HEARTBEAT_MS + 30) / 1000:  # a tick overdue
+                frames = sys._current_frames()
+                samples.append((time.perf_counter(), _where(frames.get(gui)),
+                                [_where(f) for ident, f in frames.items() if ident not in (gui, me)]))
+
+    direction = [1]
+
+    def step() -> None:
+        count, index = len(session.images), session.index
+        if not 0 <= index + direction[0] < count:
+            direction[0] = -direction[0]
+        QTest.keyClick(window, Qt.Key.Key_Right if direction[0] > 0 else Qt.Key.Key_Left)
+        state["steps"] += 1
+        if not prediction.running and prediction.models is not None:  # done the folder: predict it again
+            session.clear_predictions(prediction.models.key)
+            prediction.restart()
+            state["restarts"] += 1
+
+    heartbeat = QTimer(interval=PREDICT_HEARTBEAT_MS)
+    heartbeat.setTimerType(Qt.TimerType.PreciseTimer)
+    heartbeat.timeout.connect(beat)
+    stepper = QTimer(interval=args.interval_ms)
+    stepper.setTimerType(Qt.TimerType.PreciseTimer)
+    stepper.timeout.connect(step)
+    sampler = threading.Thread(target=sample, daemon=True)
+    done_before, started = len(prediction.last_seconds), time.perf_counter()
+    state["last"] = started
+    sampler.start()
+    print(f"measuring: pid {os.getpid()}", flush=True)  # a profiler may attach now (py-spy record --pid)
+    heartbeat.start()
+    stepper.start()
+    run_loop(args.seconds)
+    heartbeat.stop()
+    stepper.stop()
+    stop.set()
+    elapsed = time.perf_counter() - started
+    per_image = prediction.last_seconds[done_before:]
+    intervals = [interval for _, interval in ticks]
+
+    def causes(begin: float, end: float) -> dict:
+        inside = [s for s in samples if begin <= s[0] <= end]
+        gui_where = collections.Counter(s[1] for s in inside).most_common(2)
+        others = collections.Counter(w for s in inside for w in s[2] if "viewer_responsiveness" not in w)
+        return {"samples": len(inside), "gui_thread": gui_where, "other_threads": others.most_common(3)}
+
+    worst_end, worst_interval = max(ticks, key=lambda t: t[1]) if ticks else (0.0, 0.0)
+    late_ticks = sorted(ticks, key=lambda t: -t[1])[:5]
+    tree = Path(fashionviewer.__file__).resolve().parent.parent
+    commit = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    record = {
+        "source_tree": str(tree), "commit": commit, "seconds": round(elapsed, 1), "key_presses": state["steps"],
+        "gaps": _lateness_summary(intervals, PREDICT_HEARTBEAT_MS),
+        "worst_gap_cause": causes(worst_end - worst_interval, worst_end),
+        "five_worst": [{"interval_ms": round(1000 * i, 1), "at_s": round(e - started, 2),
+                        **causes(e - i, e)} for e, i in late_ticks],
+        "worker": {"images": len(per_image), "images_per_s": round(len(per_image) / elapsed, 3),
+                   "median_s_per_image": round(sorted(per_image)[len(per_image) // 2], 3) if per_image else None,
+                   "folder_passes_started": state["restarts"]},
+        "torch_threads": torch.get_num_threads(), "switch_interval_s": sys.getswitchinterval(),
+        "load_average_1min": [round(load_start, 2), round(os.getloadavg()[0], 2)],
+    }
+    window.close()
+    app.processEvents()
+    args.arm_json.write_text(json.dumps(record, indent=1))
+    return 0
+
+
+def predict_case(args: argparse.Namespace) -> int:
+    """Both arms, each in its own process, in alternating order; writes viewer_responsiveness_predict.*"""
+    import subprocess
+
+    from fashionviewer.core.base.atomic import atomic_write_json, atomic_write_text
+
+    if args.baseline_tree is None or not (args.baseline_tree / "fashionviewer").is_dir():
+        raise SystemExit("error: --case predict needs --baseline-tree DIR, a source tree of the code before "
+                         "(git worktree add /tmp/fv-before COMMIT)")
+    work = Path(tempfile.mkdtemp())
+    folder = (args.folder or work / "folder").resolve()
+    sizes = build_predict_folder(folder)
+    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() or p.is_symlink())
+    arms = {"before": args.baseline_tree.resolve(), "after": REPO}
+    runs: dict[str, list[dict]] = {arm: [] for arm in arms}
+    for round_ in range(args.rounds):
+        for arm in (list(arms) if round_ % 2 == 0 else list(reversed(arms))):
+            out = work / f"{arm}-{round_}.json"
+            env = {**os.environ, "FV_BENCH_SOURCE_TREE": str(arms[arm]), "FASHIONVIEWER_CACHE": str(work / "cache"),
+                   "QT_QPA_PLATFORM": "offscreen"}
+            command = [sys.executable, str(Path(__file__).resolve()), "--case", "predict", "--arm-json", str(out),
+                       "--folder", str(folder), "--seconds", str(args.seconds), "--interval-ms",
+                       str(args.interval_ms), "--model", args.model]
+            done = subprocess.run(command, env=env, cwd=str(arms[arm]))
+            if done.returncode != 0:
+                raise SystemExit(f"error: the {arm} arm exited {done.returncode}")
+            runs[arm].append(json.loads(out.read_text()))
+            print(arm, json.dumps(runs[arm][-1])[:1500], flush=True)
+
+    def median(arm: str, *keys: str) -> float:
+        values = []
+        for run in runs[arm]:
+            value: Any = run
+            for key in keys:
+                value = value[key]
+            values.append(value)
+        return sorted(values)[len(values) // 2]
+
+    ratio = {name: round(median("before", *keys) / max(median("after", *keys), 0.1), 2)
+             for name, keys in (("worst_gap", ("gaps", "worst_ms")), ("p99_gap", ("gaps", "p99_ms")))}
+    ratio["images_per_s_after_over_before"] = round(median("after", "worker", "images_per_s")
+                                                    / max(median("before", "worker", "images_per_s"), 1e-9), 2)
+    command = (f"python benchmarks/viewer_responsiveness.py --case predict --baseline-tree {args.baseline_tree}"
+               f" --seconds {args.seconds:g} --rounds {args.rounds}"
+               + (f" --interval-ms {args.interval_ms}" if args.interval_ms != 200 else ""))
+    record = {"command": command, "model": args.model, "interval_ms": args.interval_ms, "seconds": args.seconds,
+              "heartbeat_ms": PREDICT_HEARTBEAT_MS, "gap": "how late a heartbeat tick came: its interval less "
+              f"{PREDICT_HEARTBEAT_MS} ms", "files": files, "huge_images": {k: list(v) for k, v in sizes.items()},
+              "cpus": os.cpu_count(), "platform": platform.platform(), "runs": runs, "before_over_after": ratio}
+
+    def cause_text(cause: dict) -> str:
+        gui = cause["gui_thread"][0][0] if cause["gui_thread"] else "no sample (the sampler got no GIL)"
+        other = cause["other_threads"][0][0] if cause["other_threads"] else "-"
+        return f"GUI thread at `{gui}`; busiest other thread at `{other}` ({cause['samples']} samples)"
+
+    rows, causes = [], []
+    for arm in arms:
+        for i, run in enumerate(runs[arm]):
+            g, w = run["gaps"], run["worker"]
+            rows.append(f"| {arm} ({run['commit']}) #{i + 1} | {g['worst_ms']} | {g['p99_ms']} | {g['median_ms']} | "
+                        f"{g['ticks_over_50ms']} | {g['ticks_over_100ms']} | {g['ticks']} | {w['images_per_s']} | "
+                        f"{w['images']} | {run['load_average_1min'][0]} → {run['load_average_1min'][1]} |")
+            causes.append(f"- {arm} #{i + 1}, worst tick {g['worst_interval_ms']} ms: "
+                          f"{cause_text(run['worst_gap_cause'])}")
+    text = (f"# Viewer responsiveness while the model predicts\n\n"
+            f"The viewer (offscreen, 1200×800) on a folder of {len(files)} files: "
+            + ", ".join(f"{name} ({w}×{h})" for name, (w, h) in sizes.items())
+            + ", the bad-input folder (broken, truncated, empty, a 40,000² PNG header, an animated GIF, EXIF-rotated,"
+            " 16-bit, CMYK, 3000-pixel strips, a broken link) and real CCP photos as TIFF, BMP, WebP and EXIF-rotated "
+            f"JPEGs (one 16 MP), a 12 MP TIFF. The `{args.model}` model predicts without the cache throughout (the "
+            f"folder is predicted again whenever it is done); the arrow key every {args.interval_ms} ms for "
+            f"{args.seconds:g} s through the folder and back. A {PREDICT_HEARTBEAT_MS} ms heartbeat timer: the gap "
+            f"is how late each tick came (its interval less {PREDICT_HEARTBEAT_MS} ms). Each arm runs in its own "
+            f"process, before and after in alternating order, {os.cpu_count()} CPUs shared with other work "
+            "(load averages at each arm's start and end).\n\n"
+            "| arm | worst gap (ms) | p99 (ms) | median (ms) | ticks > 50 ms | ticks > 100 ms | ticks | worker "
+            "images/s | images | load |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n"
+            + "\n".join(rows) + "\n\n"
+            f"Before / after (medians): worst gap {ratio['worst_gap']}×, p99 {ratio['p99_gap']}×; worker "
+            f"throughput after / before {ratio['images_per_s_after_over_before']}×. Target: worst gap under 100 ms, "
+            "p99 under 50 ms.\n\nWhere the threads were during each arm's worst gap (a sampler thread, every 10 ms "
+            "while a tick is overdue):\n\n" + "\n".join(causes) + "\n\n"
+            f"Measured by `{command}` (writes this file and viewer_responsiveness_predict.json).\n")
+    args.results.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.results / "viewer_responsiveness_predict.md", text)
+    atomic_write_json(args.results / "viewer_responsiveness_predict.json", record)
+    print(text)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--interval-ms", type=int, default=200, help="time between arrow-key presses")
     parser.add_argument("--passes", type=int, default=2, help="times through the folder and back")
     parser.add_argument("--folder", type=Path, default=None, help="where to build (and reuse) the test folder")
     parser.add_argument("--results", type=Path, default=Path(__file__).resolve().parent / "results")
+    parser.add_argument("--case", choices=("browse", "predict"), default="browse")
+    parser.add_argument("--baseline-tree", type=Path, help="predict case: the source tree of the code before")
+    parser.add_argument("--seconds", type=float, default=60.0, help="predict case: how long each arm steps")
+    parser.add_argument("--rounds", type=int, default=1, help="predict case: before/after pairs, order alternating")
+    parser.add_argument("--model", default="fashion", help="predict case: the model the viewer runs")
+    parser.add_argument("--arm-json", type=Path, help=argparse.SUPPRESS)  # internal: run one arm, write its JSON
     args = parser.parse_args(argv)
+    if args.case == "predict":
+        if args.arm_json is not None:
+            return run_arm(args)
+        return predict_case(args)
 
     from PySide6.QtWidgets import QApplication
 

@@ -4,14 +4,15 @@ composites the overlay from cached rasters on every filter/layer change, maps cl
 A key press only changes the current path: the picture arrives later from a worker as a
 display-sized level (core.viewer.display) and, for a photo larger than that, its full-resolution
 pixels after it; results for an image the user has already left are kept in the small cache but
-not shown, and a newer request cancels the older one between the two decodes."""
+not shown, and a newer request cancels the older one between the two decodes. The masks of a photo
+shown at a reduced level are resampled onto it in a worker too; the GUI thread only composites them."""
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Generator
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -22,6 +23,13 @@ from fashionviewer.core.viewer.display import DisplayImage, load_display_image
 from fashionviewer.core.viewer.session import ViewerSession
 from fashionviewer.qt.canvas import BoxSpec, CanvasWidget
 from fashionviewer.qt.workers import GeneratorWorker, start_worker
+
+
+def _scale(rasters: PredictionRasters, height: int, width: int) -> Generator[None, None, PredictionRasters]:
+    """Worker body: the masks resampled onto a display level, their outlines found (a 48-megapixel photo's
+    masks take a few hundred ms: never on the GUI thread)."""
+    yield  # a cancel here skips the work
+    return scaled_rasters(rasters, height, width).decode_all()
 
 
 def _load(path: Path, display: DisplayImage | None = None):
@@ -51,6 +59,7 @@ class CanvasPresenter(QObject):
         self._loading: Path | None = None
         self._loader: GeneratorWorker | None = None
         self._scaled: tuple[PredictionRasters, PredictionRasters] | None = None  # (full, display level)
+        self._scaling: PredictionRasters | None = None  # the full-size rasters a worker is resampling
         # Coalesce bursts of changes (slider drags, key repeat) into one redraw per event-loop turn.
         self._redraw_timer = QTimer(self, singleShot=True, interval=0)
         self._redraw_timer.timeout.connect(self.redraw)
@@ -149,11 +158,11 @@ class CanvasPresenter(QObject):
         if rasters is not None and (rasters.height, rasters.width) == (display.height, display.width):
             visible = s.visible_indices()
             layers = s.layers
-            if layers["masks"] or layers["outlines"] or s.selected is not None:
-                shown = self._display_rasters(rasters, display)
+            shown = self._display_rasters(rasters, display)
+            if shown is not None and (layers["masks"] or layers["outlines"] or s.selected is not None):
                 self.canvas.set_overlay(composite(shown, visible, s.opacity, layers["masks"], layers["outlines"],
                                                   highlight=s.selected))
-            else:
+            else:  # nothing to paint, or the masks are still being resampled (boxes come first)
                 self.canvas.set_overlay(None)
             if layers["boxes"] or layers["labels"] or layers["scores"]:
                 for i in visible:
@@ -170,14 +179,24 @@ class CanvasPresenter(QObject):
         self.canvas.set_boxes(gt_specs + specs)
         self.redrawn.emit(time.perf_counter() - start)
 
-    def _display_rasters(self, rasters: PredictionRasters, display: DisplayImage) -> PredictionRasters:
-        """The masks at the shown level's size (a huge photo's overlay is composited at display size)."""
+    def _display_rasters(self, rasters: PredictionRasters, display: DisplayImage) -> PredictionRasters | None:
+        """The masks at the shown level's size (a huge photo's overlay is composited at display size), or
+        None while a worker resamples them (a redraw follows)."""
         if not display.reduced:
             return rasters
-        if self._scaled is None or self._scaled[0] is not rasters:
+        if self._scaled is not None and self._scaled[0] is rasters:
+            return self._scaled[1]
+        if self._scaling is not rasters:
+            self._scaling = rasters
             height, width = display.pixels.shape[:2]
-            self._scaled = (rasters, scaled_rasters(rasters, height, width))
-        return self._scaled[1]
+            start_worker(_scale, rasters, height, width, on_return=lambda shown: self._scaled_done(rasters, shown))
+        return None
+
+    def _scaled_done(self, rasters: PredictionRasters, shown: PredictionRasters) -> None:
+        if self._scaling is rasters:
+            self._scaling = None
+        self._scaled = (rasters, shown)
+        self.schedule_redraw()
 
     def _on_click(self, x: int, y: int) -> None:
         rasters = self.session.rasters()

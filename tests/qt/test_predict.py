@@ -99,7 +99,9 @@ def test_threshold_layers_select(qtbot, window, image_folder: Path) -> None:
     assert f"{inst.score:.3f}" in window.details.info.text() and "area" in window.details.info.text()
     if window.prediction.models.classifier is not None:
         assert "Fashion-MNIST CNN" in window.details.info.text()
-        assert window.details.crop.pixmap() is not None and not window.details.crop.pixmap().isNull()
+        # The CNN's input is made in a worker (off the GUI thread) and shown when it arrives.
+        qtbot.waitUntil(lambda: window.details.crop.pixmap() is not None
+                        and not window.details.crop.pixmap().isNull(), timeout=10_000)
 
     # Per-class visibility in the legend.
     name = inst.class_name

@@ -1,9 +1,13 @@
 """Details of the selected instance (class, score, area, box, the CNN's top-3 on the exact 28×28 input
-it saw, and whether the two models disagree) or, with nothing selected, of the whole picture."""
+it saw, and whether the two models disagree) or, with nothing selected, of the whole picture.
+
+The CNN's 28×28 input is prepared from the full-resolution photo, which takes seconds for a 48-megapixel
+one, so it is made in a worker and shown when it arrives (and kept for the next refresh)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections import OrderedDict
+from typing import Any, Callable, Generator
 
 import numpy as np
 from PySide6.QtCore import Qt
@@ -12,6 +16,19 @@ from PySide6.QtWidgets import QGroupBox, QLabel, QVBoxLayout, QWidget
 
 from fashionviewer.core.data.classmap import disagreement, fmnist_classes_for
 from fashionviewer.core.viewer.session import ViewerSession
+from fashionviewer.qt.workers import GeneratorWorker, start_worker
+
+InputKey = tuple[Any, str, Any, int]  # (image path, model, prediction's id, instance index or -1)
+
+
+def _make_input(cnn_input: Callable[[int | None], np.ndarray | None], index: int | None,
+                still_wanted: Callable[[], bool]) -> Generator[None, None, np.ndarray | None]:
+    """Worker body: the CNN's input, or None when the user moved on before or while it was made."""
+    if not still_wanted():
+        return None
+    picture = cnn_input(index)
+    yield  # a cancel here drops the result
+    return picture if still_wanted() else None
 
 
 def top_k(classes: list[str], probs: list[float], k: int = 3) -> list[tuple[str, float]]:
@@ -37,6 +54,10 @@ class DetailsPanel(QWidget):
         self.cnn_input = cnn_input  # index (None: whole picture) -> the CNN's 28×28 uint8 input
         self.classes = classes  # the CNN's class names
         self.ground_truth_summary = ground_truth_summary
+        self._inputs: OrderedDict[InputKey, np.ndarray] = OrderedDict()  # CNN inputs made, newest last
+        self._wanted: InputKey | None = None  # the input the panel shows now
+        self._maker: GeneratorWorker | None = None  # at most one at a time: each may take seconds
+        self._making: InputKey | None = None
         self.title = QLabel(objectName="detailsTitle")
         self.title.setTextFormat(Qt.TextFormat.RichText)
         self.info = QLabel(wordWrap=True)
@@ -64,6 +85,7 @@ class DetailsPanel(QWidget):
 
     def refresh(self) -> None:
         s = self.session
+        self._wanted = None  # set again below when a CNN input is to be shown
         self.flag.hide()
         self.crop.clear()
         self.crop.hide()  # shown again only when there is a CNN input to show
@@ -121,10 +143,43 @@ class DetailsPanel(QWidget):
             self._show_input(index)
         self.info.setText("<br>".join(rows))
 
+    def _input_key(self, index: int | None) -> InputKey:
+        s = self.session
+        return (s.current, s.model, id(s.prediction()), -1 if index is None else index)
+
     def _show_input(self, index: int | None) -> None:
-        picture = self.cnn_input(index) if self.cnn_input else None
-        if picture is None:
+        if self.cnn_input is None:
             return
+        key = self._wanted = self._input_key(index)
+        picture = self._inputs.get(key)
+        if picture is not None:
+            self._set_input(picture)
+        elif self._maker is None:
+            self._start_maker(key, index)
+
+    def _start_maker(self, key: InputKey, index: int | None) -> None:
+        assert self.cnn_input is not None
+        self._making = key
+        self._maker = start_worker(_make_input, self.cnn_input, index, lambda: self._wanted == key,
+                                   on_return=lambda picture: self._input_made(key, picture),
+                                   on_finish=self._maker_finished)
+
+    def _input_made(self, key: InputKey, picture: np.ndarray | None) -> None:
+        if picture is None:
+            return  # not made: the full pixels are not decoded yet, or the user moved on
+        self._inputs[key] = picture
+        while len(self._inputs) > 64:
+            self._inputs.popitem(last=False)
+        if key == self._wanted:
+            self._set_input(picture)
+
+    def _maker_finished(self) -> None:
+        self._maker, made = None, self._making
+        wanted = self._wanted
+        if wanted is not None and wanted != made and wanted not in self._inputs:  # asked for while it ran
+            self._start_maker(wanted, None if wanted[3] < 0 else wanted[3])
+
+    def _set_input(self, picture: np.ndarray) -> None:
         picture = np.ascontiguousarray(picture, np.uint8)
         qimage = QImage(picture.data, 28, 28, 28, QImage.Format.Format_Grayscale8).copy()
         self.crop.show()

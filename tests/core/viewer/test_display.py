@@ -71,3 +71,42 @@ def test_masks_resampled_onto_the_display_level_line_up():
     rows, cols = np.nonzero(layer[..., 3])
     assert (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1) == (40, 120, 90, 210)
     assert small.instance_at(150, 80, [0]) == 0 and small.instance_at(10, 10, [0]) is None
+
+
+def test_mask_rasters_built_from_runs_equal_the_decoded_masks():
+    """The viewer builds each mask's raster from its RLE runs over the mask's box only (a full decode of a
+    48-megapixel mask holds the GIL); pixels, box and outline equal those of the fully decoded mask."""
+    from fashionviewer.core.data.masks import decode_mask
+    from fashionviewer.core.data.overlay import raster_from_rle, rasterize_mask, rle_counts
+
+    rng = np.random.default_rng(27)
+    shapes = []
+    for trial in range(240):
+        h, w = (int(v) for v in rng.integers(1, 50, 2))
+        mask = np.zeros((h, w), bool)
+        kind = trial % 5
+        if kind == 0:  # noise: many short runs
+            mask = rng.random((h, w)) < rng.random()
+        elif kind == 1:  # a box
+            y0, y1 = sorted(rng.integers(0, h, 2))
+            x0, x1 = sorted(rng.integers(0, w, 2))
+            mask[y0:y1 + 1, x0:x1 + 1] = True
+        elif kind == 2:  # runs that cross columns: full-height stripes and a left edge
+            mask[:, int(rng.integers(0, w)):] = True
+            mask[int(rng.integers(0, h)):, 0] = True
+        elif kind == 3:
+            mask[:] = trial % 2 == 0  # everything or nothing
+        else:  # a single pixel
+            mask[int(rng.integers(0, h)), int(rng.integers(0, w))] = True
+        shapes.append(mask)
+    yy, xx = np.ogrid[:3000, :2000]
+    shapes.append(((yy - 1500) / 1200) ** 2 + ((xx - 1000) / 700) ** 2 < 1)  # large: long counts in the string
+    for mask in shapes:
+        rle = encode_mask(mask.view(np.uint8))
+        want, got = rasterize_mask(decode_mask(rle)), raster_from_rle(rle)
+        assert (got.x0, got.y0) == (want.x0, want.y0), mask.shape
+        assert np.array_equal(got.mask, want.mask) and np.array_equal(got.outline, want.outline), mask.shape
+        assert int(rle_counts(rle).sum()) == mask.size
+    plain = {"size": [3, 2], "counts": [1, 2, 3]}  # an uncompressed RLE: pixels 1 and 2 (column-major)
+    raster = raster_from_rle(plain)
+    assert (raster.x0, raster.y0, raster.mask.tolist()) == (0, 1, [[True], [True]])

@@ -16,11 +16,11 @@ from fashionviewer.core.data.formats import FORMATS, IMPORT_FORMATS, export_anno
 from fashionviewer.core.data.formats.common import CATEGORY_ID_MODES
 
 EPILOG = """formats:
-  coco          OUT/annotations.json (COCO instances; keys the project does not use are kept)
+  coco          OUT/annotations/instances_default.json, OUT/images/ (COCO instances; unknown keys are kept)
   labelme       one labelme/X-AnyLabeling JSON per image (polygons), imagePath pointing at the image
   yolo          Ultralytics segmentation: OUT/images/, OUT/labels/*.txt (normalised polygons), OUT/data.yaml
   voc           OUT/SegmentationClass/*.png, OUT/SegmentationObject/*.png, OUT/labelmap.txt, OUT/JPEGImages/
-  cvat          OUT/annotations.xml (CVAT for images 1.1, masks; polygons and boxes are read too)
+  cvat          OUT/annotations.xml and OUT/images/ (CVAT for images 1.1, masks; polygons and boxes are read too)
   imaterialist  OUT/train.csv (iMaterialist-Fashion 2019; needs its 46 categories)
 
 exit status: 0 done, 2 a user error (one "error:" line naming the file or row; nothing is written)."""

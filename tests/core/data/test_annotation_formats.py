@@ -155,11 +155,11 @@ def test_third_party_coco_survives_import_edit_and_export(ccp_root, tmp_path):
     # export: the same keys, without the project's own
     out = tmp_path / "out"
     export_annotations(tmp_path, out, "coco")
-    exported = json.loads((out / "annotations.json").read_text())
+    exported = json.loads((out / "annotations" / "instances_default.json").read_text())
     assert exported["licenses"] == original["licenses"] and exported["images"][0].get("done") is None
     crowd = [a for a in exported["annotations"] if a["id"] == 101][0]
     assert crowd["iscrowd"] == 1 and crowd["attributes"] == {"occluded": True} and "source" not in crowd
-    gt = COCO(str(out / "annotations.json"))
+    gt = COCO(str(out / "annotations" / "instances_default.json"))
     assert len(gt.getAnnIds(iscrowd=True)) == 1 and len(gt.getAnnIds()) == 3
     # editing an imported instance's mask writes the new mask (and marks it edited)
     editor = AnnotationEditor(tmp_path, autosave_delay=-1)
@@ -202,7 +202,7 @@ def test_exports_follow_each_format_s_own_reader(project, tmp_path):
     for fmt in ("coco", "labelme", "yolo", "voc", "cvat"):
         export_annotations(project, tmp_path / fmt, fmt)
     # COCO: pycocotools
-    coco = COCO(str(tmp_path / "coco" / "annotations.json"))
+    coco = COCO(str(tmp_path / "coco" / "annotations" / "instances_default.json"))
     for ann in coco.loadAnns(coco.getAnnIds()):
         img = coco.loadImgs(ann["image_id"])[0]
         name = coco.loadCats(ann["category_id"])[0]["name"]
@@ -288,12 +288,12 @@ def test_coco_category_ids_1_based_are_recorded(project, tmp_path):
     save_annotations(project / DEFAULT_FILE_NAME, aset)
     assert cli(["annotations", "export", str(project), "--to", "coco", "--out", str(tmp_path / "c"),
                 "--category-ids", "1-based"]) == 0
-    doc = json.loads((tmp_path / "c" / "annotations.json").read_text())
+    doc = json.loads((tmp_path / "c" / "annotations" / "instances_default.json").read_text())
     ids = [c["id"] for c in doc["categories"]]
     assert ids == list(range(1, len(ids) + 1))
     assert doc["info"]["category_ids"]["numbering"] == "1-based"
     assert doc["info"]["category_ids"]["dataset_ids"]["1"] == 0
-    COCO(str(tmp_path / "c" / "annotations.json"))
+    COCO(str(tmp_path / "c" / "annotations" / "instances_default.json"))
 
 
 # --------------------------------------------------------------------------- bad input
@@ -328,12 +328,13 @@ def test_bad_input_is_one_error_line_and_nothing_written(project, tmp_path, caps
     doc_file.write_text(json.dumps(doc))
     line = _bad(capsys, ["annotations", "import", str(tmp_path / "labelme"), "--into", str(project)])
     assert doc_file.name in line and "shape 0" in line and "2 point(s)" in line
-    # a missing image
-    (project / f"{PHOTOS[0]}.jpg").rename(tmp_path / "moved.jpg")
+    # a missing source, then a missing image (on import and on export)
     line = _bad(capsys, ["annotations", "import", str(tmp_path / "cvat" / "x"), "--into", str(project)])
     assert "no such file" in line
-    shutil.copy(tmp_path / "cvat" / "annotations.xml", tmp_path / "ok.xml")
     export_annotations(project, tmp_path / "coco", "coco")
+    (project / f"{PHOTOS[0]}.jpg").rename(tmp_path / "moved.jpg")
+    line = _bad(capsys, ["annotations", "export", str(project), "--to", "yolo", "--out", str(tmp_path / "y2")])
+    assert f"{PHOTOS[0]}.jpg" in line and "missing" in line and not (tmp_path / "y2").exists()
     line = _bad(capsys, ["annotations", "import", str(tmp_path / "coco"), "--into", str(project), "--from", "coco"])
     assert f"{PHOTOS[0]}.jpg" in line and "not in" in line
     assert project_file.read_bytes() == before

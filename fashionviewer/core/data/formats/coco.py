@@ -20,7 +20,7 @@ from fashionviewer.core.data.annotations import AnnotationSet, parse_annotations
 from fashionviewer.core.data.formats.common import check_category_ids, one_based
 
 NAME = "coco"
-FILE_NAME = "annotations.json"  # in --out DIR
+FILE_NAME = "annotations/instances_default.json"  # in --out DIR: the layout CVAT and Datumaro read
 _PROJECT_KEYS = ("source", "box", "origin")
 
 
@@ -81,4 +81,12 @@ def write_coco(aset: AnnotationSet, path: str | os.PathLike[str], category_ids: 
 
 
 def write(aset: AnnotationSet, out_dir: Path, folder: Path, category_ids: str = "dataset") -> list[Path]:
-    return [write_coco(aset, out_dir / FILE_NAME, category_ids)]
+    """``annotations/instances_default.json`` and the images under ``images/`` (hard links where possible):
+    the COCO dataset layout CVAT exports and Datumaro imports."""
+    from fashionviewer.core.data.formats.yolo import link_or_copy
+
+    written = []
+    for name in sorted(aset.images):
+        link_or_copy(folder / name, out_dir / "images" / name)
+        written.append(out_dir / "images" / name)
+    return written + [write_coco(aset, out_dir / FILE_NAME, category_ids)]

@@ -18,6 +18,7 @@ from fashionviewer.core.base.atomic import atomic_write_bytes
 from fashionviewer.core.base.errors import DataError
 from fashionviewer.core.data.annotations import Annotation, AnnotationSet, ImageAnnotations, categories_for
 from fashionviewer.core.data.formats.common import polygons_rle
+from fashionviewer.core.data.formats.yolo import link_or_copy
 from fashionviewer.core.data.masks import encode_mask, mask_bbox, polygons_to_rle
 
 NAME = "cvat"
@@ -68,9 +69,13 @@ def write(aset: AnnotationSet, out_dir: Path, folder: Path, category_ids: str = 
             for key, value in (ann.extra.get("attributes") or {}).items() if isinstance(
                     ann.extra.get("attributes"), dict) else ():
                 ET.SubElement(shape, "attribute", name=str(key)).text = str(value)
+    written = []
+    for name in sorted(aset.images):  # images/ beside the XML: CVAT's dataset layout, as Datumaro reads it
+        link_or_copy(folder / name, out_dir / "images" / name)
+        written.append(out_dir / "images" / name)
     ET.indent(root)
     data = b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="utf-8") + b"\n"
-    return [atomic_write_bytes(out_dir / FILE_NAME, data)]
+    return written + [atomic_write_bytes(out_dir / FILE_NAME, data)]
 
 
 def read(path: str | os.PathLike[str]) -> tuple[AnnotationSet, list[str]]:

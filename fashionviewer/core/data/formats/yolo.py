@@ -32,6 +32,9 @@ def detect(path: Path) -> bool:
 
 
 def link_or_copy(source: Path, target: Path) -> None:
+    """``target`` as a hard link to ``source`` (a copy across file systems)."""
+    if not source.is_file():
+        raise DataError(f"{source}: the image the annotations describe is missing")
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists():
         target.unlink()

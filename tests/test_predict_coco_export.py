@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from fashionviewer.__main__ import main as dispatch
-from fashionviewer.core.data.annotations import read_class_png
+from fashionviewer.core.data.formats.classpng import read_class_png
 from fashionviewer.core.data.masks import mask_area
 from fashionviewer.core.models.registry import save_checkpoint
 from tests.core.inference.test_inference import CLASS_NAMES, _calibrated_light_model

@@ -7,19 +7,22 @@ The project file (``FOLDER/annotations.fashionviewer.json`` by default) is a COC
 * ``images``: ``id``, ``file_name`` (relative to the folder, posix), ``width``, ``height``, and ``done``
   (the user marked the image finished);
 * ``annotations``: ``id``, ``image_id``, ``category_id``, ``segmentation`` (compressed RLE at the image's
-  full size), ``area``, ``bbox`` (xywh; the given box, else the mask's), ``iscrowd`` 0, and the extra keys
-  ``source`` (``predicted`` / ``edited`` / ``drawn``), ``box`` (xyxy, only when a box was given) and
-  ``origin`` (``{"model", "score"}`` when the instance came from a prediction);
+  full size), ``area``, ``bbox`` (xywh; the given box, else the mask's), ``iscrowd``, and the extra keys
+  ``source`` (``predicted`` / ``edited`` / ``drawn`` / ``imported``: from another tool's file), ``box`` (xyxy,
+  only when a box was given) and ``origin`` (``{"model", "score"}`` when the instance came from a prediction);
 * ``info``: ``format`` (:data:`FORMAT`) and ``provenance`` (who wrote it, when, which models' predictions
   were accepted, the taxonomy when the categories are iMaterialist's).
 
+Lossless: what the project does not use in a file it reads comes back out on save: unknown top-level keys
+(``licenses``, ...), the ``info`` keys, unknown image and annotation keys (``attributes``, ...), ``iscrowd``
+1, and each annotation's own ``segmentation``/``area``/``bbox`` (a polygon stays a polygon) while its mask is
+unchanged. ``AnnotationSet.written_by`` is the file's ``info.format``: another program's file is kept as
+``NAME.bak`` by the editor's first save.
+
 COCO tools read the file as it is (the extra keys are ignored). :func:`load_annotations` skips a bad
-record and reports one line naming it; a file that is not a COCO instances object at all is a
-:class:`DataError`. Exports: :func:`export_coco`, :func:`export_imaterialist_csv` (``train.csv``: 1-indexed
-column-major RLE, ClassId 0-45) and :func:`export_class_pngs` (one palette PNG per image, value k = the k-th
-category, 0 = background, with ``labels.json`` naming each value); each reads back through the project's
-loaders (:mod:`fashionviewer.core.data.datasets.coco`, :mod:`~fashionviewer.core.data.datasets.imaterialist`,
-:func:`read_class_png`).
+record and reports one line naming it; a file that is not a COCO instances object at all (a labelme JSON,
+a results list) is a :class:`DataError`, and the editor then opens it read-only. Other formats and the
+exports live in :mod:`fashionviewer.core.data.formats`.
 """
 
 from __future__ import annotations
@@ -46,8 +49,7 @@ from fashionviewer.core.data.taxonomy import IMATERIALIST, imaterialist_names
 
 __all__ = [
     "DEFAULT_FILE_NAME", "FORMAT", "SOURCES", "Annotation", "ImageAnnotations", "AnnotationSet",
-    "categories_for", "load_annotations", "save_annotations", "export_coco", "export_imaterialist_csv",
-    "export_class_pngs", "read_class_png", "CLASS_LABELS_FILE",
+    "categories_for", "load_annotations", "save_annotations", "CLASS_LABELS_FILE",
 ]
 
 DEFAULT_FILE_NAME = "annotations.fashionviewer.json"
@@ -406,34 +408,3 @@ def _dumps(obj: Any) -> str:
     import json
 
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-
-
-# --------------------------------------------------------------------------- exports (formats/ holds them)
-
-
-def export_coco(aset: AnnotationSet, path: str | os.PathLike[str], category_ids: str = "dataset") -> Path:
-    """A standard COCO instances file: see :func:`fashionviewer.core.data.formats.coco.write_coco`."""
-    from fashionviewer.core.data.formats.coco import write_coco
-
-    return write_coco(aset, path, category_ids=category_ids)
-
-
-def export_imaterialist_csv(aset: AnnotationSet, path: str | os.PathLike[str]) -> Path:
-    """iMaterialist ``train.csv``: see :func:`fashionviewer.core.data.formats.imaterialist.write_csv`."""
-    from fashionviewer.core.data.formats.imaterialist import write_csv
-
-    return write_csv(aset, path)
-
-
-def export_class_pngs(aset: AnnotationSet, out_dir: str | os.PathLike[str]) -> list[Path]:
-    """Per-pixel class PNGs: see :func:`fashionviewer.core.data.formats.classpng.write_class_pngs`."""
-    from fashionviewer.core.data.formats.classpng import write_class_pngs
-
-    return write_class_pngs(aset, out_dir)
-
-
-def read_class_png(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict[int, int]]:
-    """One exported class PNG: see :func:`fashionviewer.core.data.formats.classpng.read_class_png`."""
-    from fashionviewer.core.data.formats.classpng import read_class_png as read
-
-    return read(path)

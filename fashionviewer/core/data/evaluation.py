@@ -43,23 +43,30 @@ def load_ground_truth(path: str | os.PathLike[str], split: str = "all") -> dict[
     (``annotations/instances_{split}.json``), an iMaterialist train.csv or its folder, or a
     Clothing Co-Parsing folder. ``split`` ("all", "train", "val") selects the dataset split
     for folder layouts; a COCO JSON file is used whole."""
+    from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME
     from fashionviewer.core.data.datasets.ccp import CCPDataset
-    from fashionviewer.core.data.datasets.coco import find_annotation_file, read_coco_ground_truth
+    from fashionviewer.core.data.datasets.coco import find_annotation_file, parse_coco, read_coco_ground_truth
     from fashionviewer.core.data.datasets.imaterialist import IMaterialistDataset
+    from fashionviewer.core.data.formats import CCP, OTHER_TOOLS, detect_format, read_ground_truth
 
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: not found")
+    fmt = detect_format(path)  # the one format detection (core.data.formats)
+    if fmt in OTHER_TOOLS:  # labelme, YOLO, VOC, CVAT: read as the project imports them
+        return parse_coco(read_ground_truth(path, fmt), path.name).ground_truth()
     if path.is_file():
         if path.suffix.lower() == ".json":
-            return read_coco_ground_truth(path)
+            return read_coco_ground_truth(path)  # its own one-line errors for a broken or foreign JSON
         if path.suffix.lower() == ".csv":
             return IMaterialistDataset(path, split, require_images=False).coco_ground_truth()
-        raise DataError(f"{path}: not a COCO .json or an iMaterialist .csv file")
-    if (path / "train.csv").is_file():
+        raise DataError(f"{path}: not a COCO .json, an iMaterialist .csv or a CVAT .xml file")
+    if fmt == "imaterialist" or (path / "train.csv").is_file():
         return IMaterialistDataset(path, split, require_images=False).coco_ground_truth()
-    if (path / "photos").is_dir() and (path / "annotations" / "pixel-level").is_dir():
+    if fmt == CCP:
         return CCPDataset(path, split).coco_ground_truth()
+    if (path / DEFAULT_FILE_NAME).is_file():  # an annotated folder
+        return read_coco_ground_truth(path / DEFAULT_FILE_NAME)
     ann_dir = path / "annotations"
     if ann_dir.is_dir():
         files = sorted(ann_dir.glob("*.json"))
@@ -69,8 +76,9 @@ def load_ground_truth(path: str | os.PathLike[str], split: str = "all") -> dict[
             raise DataError(f"{ann_dir}: {len(files)} annotation files ({', '.join(f.name for f in files)}); "
                             "choose one with a split (e.g. --split val) or pass the file")
         return read_coco_ground_truth(find_annotation_file(path, split))
-    raise DataError(f"{path}: not a COCO folder (annotations/*.json), an iMaterialist folder (train.csv) "
-                    "or a Clothing Co-Parsing folder (photos/, annotations/pixel-level/)")
+    raise DataError(f"{path}: not a COCO folder (annotations/*.json), an annotated folder, an iMaterialist folder "
+                    "(train.csv), a Clothing Co-Parsing folder (photos/, annotations/pixel-level/), or a labelme, "
+                    "YOLO, VOC or CVAT export")
 
 
 def _normalise_gt(gt: Any, iou_type: str) -> dict[str, Any]:

@@ -132,12 +132,12 @@ class CCPGroundTruth(GroundTruth):
 
 
 def _is_coco_instances(path: Path) -> bool:
+    from fashionviewer.core.data.formats import detect_format
+
     if path.name.endswith(".coco.json") or path.stat().st_size > 500_000_000:  # our own exports; absurd sizes
         return False
     try:
-        with open(path, encoding="utf-8") as fh:
-            head = fh.read(4096)
-        if '"images"' not in head and '"annotations"' not in head and '"categories"' not in head:
+        if detect_format(path) != "coco":
             return False
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -148,16 +148,21 @@ def _is_coco_instances(path: Path) -> bool:
 
 def find_ground_truth(folder: Path) -> GroundTruth | None:
     """The annotations that go with ``folder``'s images, or None. Unreadable files are logged, not fatal."""
+    from fashionviewer.core.data.formats import CCP, OTHER_TOOLS, detect_format, read_ground_truth
+
     folder = Path(folder)
     for base in (folder, folder.parent):
         try:
-            if (base / "annotations" / "pixel-level").is_dir() and (base / "label_list.mat").is_file():
+            fmt = detect_format(base)  # the one format detection (core.data.formats)
+            if fmt == CCP and (base / "label_list.mat").is_file():
                 return CCPGroundTruth(base)
-            if (base / "train.csv").is_file():
+            if fmt == "imaterialist":
                 from fashionviewer.core.data.datasets.imaterialist import IMaterialistDataset
 
                 dataset = IMaterialistDataset(base, "all", require_images=False)
                 return CocoGroundTruth("iMaterialist", base / "train.csv", dataset.coco_ground_truth())
+            if fmt in OTHER_TOOLS and base == folder:  # labelme JSON beside the images, a YOLO/VOC/CVAT export
+                return CocoGroundTruth(fmt, base, read_ground_truth(base, fmt))
         except FashionViewerError as exc:
             log.warning("ground truth in %s not usable: %s", base, exc)
     candidates = sorted(folder.glob("*.json")) + sorted((folder / "annotations").glob("*.json"))

@@ -18,18 +18,14 @@ import pytest
 from PIL import Image
 
 from fashionviewer.core.base.errors import FashionViewerError
-from fashionviewer.core.data.annotations import (
-    AnnotationSet,
-    categories_for,
-    export_class_pngs,
-    export_coco,
-    export_imaterialist_csv,
-    load_annotations,
-    read_class_png,
-)
+from fashionviewer.core.data.annotations import AnnotationSet, categories_for, load_annotations
 from fashionviewer.core.data.datasets import build_dataset
 from fashionviewer.core.data.datasets.coco import CocoDataset, read_coco_ground_truth
 from fashionviewer.core.data.datasets.imaterialist import IMaterialistDataset, read_imaterialist_csv
+from fashionviewer.core.data.formats.classpng import read_class_png
+from fashionviewer.core.data.formats.classpng import write_class_pngs as export_class_pngs
+from fashionviewer.core.data.formats.coco import write_coco as export_coco
+from fashionviewer.core.data.formats.imaterialist import write_csv as export_imaterialist_csv
 from fashionviewer.core.data.masks import decode_mask, encode_mask, polygon_mask
 from fashionviewer.core.data.predictions import Instance
 from fashionviewer.core.data.taxonomy import imaterialist_names

@@ -27,6 +27,7 @@ from fashionviewer.core.data.formats.common import check_category_ids, resolve_i
 MODULES: dict[str, ModuleType] = {m.NAME: m for m in (coco, labelme, yolo, voc, cvat, imaterialist)}
 FORMATS: tuple[str, ...] = tuple(MODULES)
 IMPORT_FORMATS: tuple[str, ...] = FORMATS
+OTHER_TOOLS: tuple[str, ...] = (labelme.NAME, yolo.NAME, voc.NAME, cvat.NAME)  # formats read via read_ground_truth
 CCP = "ccp"  # a Clothing Co-Parsing folder (photos/ + annotations/pixel-level/): ground truth, not imported
 
 
@@ -147,6 +148,13 @@ def export_annotations(folder: str | os.PathLike[str], out_dir: str | os.PathLik
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def read_ground_truth(source: str | os.PathLike[str], fmt: str) -> dict:
+    """A labelme, YOLO, VOC or CVAT file or folder as a plain COCO instances dict (for evaluation and the
+    viewer's ground-truth layer)."""
+    aset, _problems, _fmt = read_format(source, fmt)
+    return coco.to_plain_coco(aset)
+
+
 def image_ids_from(path: str | os.PathLike[str]) -> dict[str, int]:
     """file name -> image id of a ground truth: a COCO instances file (or a folder holding one, the annotated
     folder's project file included) or a ``predict`` run's ``images.json``."""
@@ -196,5 +204,5 @@ def match_image_ids(file_names: list[str], ids: dict[str, int], source: str) -> 
     return out, missing
 
 
-__all__ = ["image_ids_from", "match_image_ids", "FORMATS", "IMPORT_FORMATS", "MODULES", "detect_format", "read_format", "import_annotations",
+__all__ = ["read_ground_truth", "image_ids_from", "match_image_ids", "FORMATS", "IMPORT_FORMATS", "MODULES", "detect_format", "read_format", "import_annotations",
            "export_annotations", "load_project"]

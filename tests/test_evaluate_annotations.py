@@ -12,6 +12,7 @@ import pytest
 import scipy.io
 
 from fashionviewer.__main__ import main as cli
+from fashionviewer.core.data.formats import export_annotations
 from fashionviewer.core.data.masks import encode_mask
 from fashionviewer.core.viewer.annotating import AnnotationEditor
 
@@ -46,6 +47,12 @@ def test_annotated_folder_with_only_the_classes_present_as_gt(ccp_root, tmp_path
     assert "(1 predictions of 1 classes the ground truth does not list ignored: dress)" in printed
     metrics = json.loads(out.read_text())
     assert metrics["AP"] == pytest.approx(1.0) and metrics["ignored_unlisted_classes"] == 1
+    # the same annotations exported for other tools serve as ground truth too
+    for fmt in ("cvat", "voc", "labelme", "yolo"):
+        export_annotations(tmp_path, tmp_path / fmt, fmt)
+        assert cli(["evaluate", "--gt", str(tmp_path / fmt), "--pred", str(tmp_path / "results.json"),
+                    "--taxonomy", "imaterialist", "--json", str(out)]) == 0
+        assert json.loads(out.read_text())["AP"] >= (0.99 if fmt in ("cvat", "voc") else 0.9), fmt
 
 
 def test_coco_gt_in_ccp_names_is_mapped_by_name(ccp_root, tmp_path, capsys):

@@ -119,6 +119,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="key the results by this ground truth's image ids, matched by file name: a COCO instances "
                         "file or folder (the annotated folder too) or a run's images.json; images it does not list "
                         "get ids after its largest (counted in one warning line)")
+    p.add_argument("--category-ids", choices=("dataset", "1-based"), default="dataset",
+                   help="category ids of the --export files: the dataset's own (default; predictions.json always "
+                        "has them) or 1..K for tools that reserve id 0 (CVAT, Datumaro), recorded in the COCO info")
     p.add_argument("--cache", metavar="PATH", help="prediction cache file (default: shared with the viewer)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the prediction cache")
     p.add_argument("--shard", metavar="I/N", help="predict shard I of N (0 <= I < N); default from torchrun's "
@@ -222,10 +225,15 @@ def main(argv: Sequence[str] | None = None, *, on_image: Callable[[int], None] |
             info = provenance(model=predictor.model_name, weights=weights, weights_sha256=card.get("weights_sha256"),
                               min_score=args.min_score, device=str(predictor.device), rescored_by=rescored_by,
                               test_time_augmentation=test_time_augmentation, taxonomy=card.get("taxonomy"))
+            export_ids: list[int] | None = category_ids
+            if args.category_ids == "1-based":  # model labels 1..K are the ids; the dataset's recorded beside
+                info["category_ids"] = {"numbering": "1-based",
+                                        "dataset_ids": {str(k): i for k, i in enumerate(category_ids, start=1)}}
+                export_ids = None
             done = sum(partial.holds(job) for job in jobs)
             with tqdm(total=done, desc="export", unit="image", file=sys.stderr, disable=None) as export_bar:
                 export_partial(partial, jobs, out, shard_formats, args.min_score, folder, info,
-                               category_ids=category_ids, report=_stderr, progress=export_bar.update,
+                               category_ids=export_ids, report=_stderr, progress=export_bar.update,
                                class_names=list(predictor.class_names))
         atomic_write_json(out / shard.name(RUN_FILE), meta)  # last: its presence means "this shard is complete"
         partial.remove()

@@ -113,3 +113,20 @@ def test_gt_image_ids_by_file_name(photos, model, tmp_path, capsys):
     capsys.readouterr()
     assert _predict(photos, tmp_path / "out3", model, "--gt", str(tmp_path / "bad.json")) == 2
     assert capsys.readouterr().err.strip().startswith("error: ") and not (tmp_path / "out3" / "run.json").exists()
+
+
+def test_one_based_category_ids_for_tools_that_reserve_zero(photos, model, tmp_path):
+    from pycocotools.coco import COCO
+
+    assert _predict(photos, tmp_path / "out", model, "--export", "coco,class", "--category-ids", "1-based") == 0
+    doc = json.loads((tmp_path / "out" / "predictions.coco.json").read_text())
+    assert [c["id"] for c in doc["categories"]] == list(range(1, len(CLASS_NAMES) + 1))
+    assert [c["name"] for c in doc["categories"]] == list(CLASS_NAMES)
+    assert doc["info"]["category_ids"] == {"numbering": "1-based",
+                                           "dataset_ids": {str(k + 1): k for k in range(len(CLASS_NAMES))}}
+    results = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert min(r["category_id"] for r in results) >= 0  # the results file keeps the dataset's ids
+    assert [r["category_id"] + 1 for r in results] == [a["category_id"] for a in doc["annotations"]]
+    labels = json.loads((tmp_path / "out" / "labels.json").read_text())
+    assert labels["background"] == 0 and labels["labels"][0] == {"value": 1, "id": 1, "name": CLASS_NAMES[0]}
+    COCO(str(tmp_path / "out" / "predictions.coco.json"))

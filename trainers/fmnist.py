@@ -24,7 +24,6 @@ import logging
 import math
 import sys
 import time
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -32,16 +31,18 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from fashionviewer.core.base.atomic import atomic_torch_save, atomic_write_json, ensure_writable_dir
+from fashionviewer.core.base.atomic import ensure_writable_dir
 from fashionviewer.core.base.errors import FashionViewerError
 from fashionviewer.core.base.events import EventWriter
 from fashionviewer.core.base.paths import sha256_file
 from fashionviewer.core.data.fmnist import CLASSES, load_fashion_mnist
 from fashionviewer.core.data.metrics import classification_report
 from fashionviewer.core.models import cnn
+from fashionviewer.core.models.checkpoint import write_checkpoint
 from fashionviewer.core.models.classifier import load_classifier, resolve_classifier_path
 from fashionviewer.core.models.domain import FASHION_MNIST
 
+from . import checkpointing
 from .common import Cancelled, install_cancel_handler, resolve_device, run_cli
 
 log = logging.getLogger("trainers.fmnist")
@@ -231,18 +232,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                  if improved and args.epochs * steps_per_epoch >= 20 else None)  # one-cycle needs a few steps
     history: list[dict[str, float]] = []
     start_epoch, seconds_total = 1, 0.0
-    if args.resume:
-        resume_path = state_path if args.resume == "auto" else Path(args.resume)
-        if resume_path.is_file():
-            state = _load_state(resume_path)
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            if scheduler is not None and state.get("scheduler"):
-                scheduler.load_state_dict(state["scheduler"])
-            history, start_epoch, seconds_total = state["history"], state["epoch"] + 1, state["seconds"]
-            log.info("resumed from %s at epoch %d", resume_path, start_epoch)
-        elif args.resume != "auto":
-            raise FashionViewerError(f"{resume_path}: resume file not found")
+    resume_path = checkpointing.resume_file(args.resume, state_path)
+    if resume_path is not None:
+        state = checkpointing.restore(resume_path, model, optimizer, scheduler, scheduler_key="scheduler")
+        history, start_epoch, seconds_total = state["history"], state["epoch"] + 1, state["seconds"]
 
     generator = torch.Generator().manual_seed(args.seed * 1000 + start_epoch)
     card: dict[str, Any] = {}
@@ -417,20 +410,10 @@ def _model_card(args, name, model, history, seconds, n_train, n_val, test=None,
 
 
 def _save(model, card, optimizer, scheduler, history, epoch, seconds, weights_path, card_path, state_path) -> None:
-    state_dict = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_torch_save(state_dict, weights_path)
-    card = {**card, "weights_file": weights_path.name, "weights_sha256": sha256_file(weights_path)}
-    atomic_write_json(card_path, card)
-    atomic_torch_save({"model": state_dict, "optimizer": optimizer.state_dict(),
-                       "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                       "history": history, "epoch": epoch, "seconds": seconds}, state_path)
-
-
-def _load_state(path: Path) -> dict[str, Any]:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a damaged file
-        raise FashionViewerError(f"{path}: cannot read the training state ({exc})") from exc
+    """The weights + card (the card carries its own date) and the training state, each written atomically."""
+    write_checkpoint(model, weights_path, card, stamp_date=False)
+    checkpointing.save_training_state(state_path, model, optimizer, scheduler, {
+        "history": history, "epoch": epoch, "seconds": seconds}, scheduler_key="scheduler")
 
 
 def cli(argv: Sequence[str] | None = None) -> int:

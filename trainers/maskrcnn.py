@@ -38,7 +38,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
-from fashionviewer.core.base.atomic import atomic_torch_save, ensure_writable_dir
+from fashionviewer.core.base.atomic import ensure_writable_dir
 from fashionviewer.core.base.errors import FashionViewerError
 from fashionviewer.core.base.events import EventWriter
 from fashionviewer.core.data.datasets import DATASETS, build_dataset
@@ -49,17 +49,16 @@ from fashionviewer.core.models.registry import (
     model_info,
     read_card,
     save_checkpoint,
-    unwrap,
 )
 
-from . import distributed
+from . import checkpointing, distributed
+from .checkpointing import STATE_FILE
 from .common import Cancelled, install_cancel_handler, positive_int, resolve_device, run_cli
 from .engine import StepControl, collate_fn, evaluate, freeze_backbone, recalibrate_batchnorm, train_one_epoch
 from .finetune import RemapLabels, annotation_summary, finetune_model, plan_finetune
 
 log = logging.getLogger("trainers.maskrcnn")
 
-STATE_FILE = "training_state.pt"
 LAST_NAME = "model"
 BEST_NAME = "model_best"
 _MAX_TO_MIN = 1333 / 800  # torchvision's longer/shorter side ratio, as in core.models
@@ -213,33 +212,6 @@ def build_lr_scheduler(optimizer: torch.optim.Optimizer, name: str, total_steps:
 # --------------------------------------------------------------------------- checkpoints
 
 
-def resume_file(args: argparse.Namespace, out: Path) -> Path | None:
-    """The training state to resume from (None: start fresh)."""
-    if not args.resume:
-        return None
-    path = out / STATE_FILE if args.resume == "auto" else Path(args.resume)
-    if path.is_dir():
-        path = path / STATE_FILE
-    if path.is_file():
-        return path
-    if args.resume == "auto":
-        log.info("no %s in %s: starting from scratch", STATE_FILE, out)
-        return None
-    raise FashionViewerError(f"--resume {args.resume}: file not found (pass a {STATE_FILE} or 'auto')")
-
-
-def load_training_state(path: Path, model_name: str) -> dict[str, Any]:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)  # our own file: holds argparse values
-    except Exception as exc:  # any unpickling failure means a damaged file
-        raise FashionViewerError(f"{path}: cannot read the training state ({type(exc).__name__}); "
-                                 "start again without --resume") from exc
-    saved = state.get("args", {}).get("model")
-    if saved != model_name:
-        raise FashionViewerError(f"{path}: holds a {saved} run, not --model {model_name}")
-    return state
-
-
 def model_card(args: argparse.Namespace, class_names: Sequence[str], history: list[dict[str, Any]],
                n_train: int, n_val: int, seconds: float, world_size: int, init: str,
                category_ids: Sequence[int] | None = None) -> dict[str, Any]:
@@ -295,7 +267,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     if info.rank != 0:
         logging.getLogger().setLevel(logging.WARNING)
     scaler = _grad_scaler(args, device)
-    start = resume_file(args, out)
+    start = checkpointing.resume_file(args.resume, out / STATE_FILE)
     plan_for = _finetune_setup(args)  # before reading the dataset: a bad checkpoint fails at once
     if start is None and plan_for is None:
         check_weights(args.model, args.weights, args.weights_backbone)  # before reading the dataset
@@ -413,13 +385,11 @@ def _finetune_card(args: argparse.Namespace, plan_for: _PlanFor | None) -> dict[
 def _restore(path: Path, model_name: str, model: nn.Module, optimizer: torch.optim.Optimizer,
              scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler | None) -> Progress:
     """Load a training state into the model/optimizer/scheduler/scaler; the progress it recorded."""
-    state = load_training_state(path, model_name)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["lr_scheduler"])
-    if scaler is not None and state.get("scaler"):
-        scaler.load_state_dict(state["scaler"])
-    log.info("resumed from %s at epoch %d", path, state["epoch"] + 1)
+    def same_model(state: dict[str, Any]) -> str | None:
+        saved = state.get("args", {}).get("model")
+        return None if saved == model_name else f"holds a {saved} run, not --model {model_name}"
+
+    state = checkpointing.restore(path, model, optimizer, scheduler, scaler, check=same_model)
     return Progress(init=state["init"], history=state["history"], first_epoch=state["epoch"] + 1,
                     seconds=state["seconds"], best_segm_ap=state["best_segm_ap"])
 
@@ -444,23 +414,14 @@ def _save_epoch(out: Path, model: nn.Module, card: dict[str, Any], optimizer: to
                 args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     """Write model.pt/.json, model_best.pt/.json when mask AP improved, and the training state;
     returns the model card as written."""
-    written = save_checkpoint(model, out / f"{LAST_NAME}.pt", card)
     segm_ap = progress.history[-1].get("segm_ap", -1.0)
-    if segm_ap > progress.best_segm_ap:
-        save_checkpoint(model, out / f"{BEST_NAME}.pt", card)
-        progress.best_segm_ap = segm_ap
-    atomic_torch_save({
-        "model": {k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()},
-        "optimizer": optimizer.state_dict(),
-        "lr_scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict() if scaler is not None else None,
-        "epoch": progress.history[-1]["epoch"],
-        "history": progress.history,
-        "seconds": progress.seconds,
-        "best_segm_ap": progress.best_segm_ap,
-        "init": progress.init,
-        "args": vars(args),
-    }, out / STATE_FILE)
+    written = checkpointing.save_epoch_checkpoints(save_checkpoint, model, out, card, last=LAST_NAME, best=BEST_NAME,
+                                                   improved=segm_ap > progress.best_segm_ap)
+    progress.best_segm_ap = max(progress.best_segm_ap, segm_ap)
+    checkpointing.save_training_state(out / STATE_FILE, model, optimizer, scheduler, {
+        "epoch": progress.history[-1]["epoch"], "history": progress.history, "seconds": progress.seconds,
+        "best_segm_ap": progress.best_segm_ap, "init": progress.init, "args": vars(args),
+    }, scaler=scaler, with_scaler=True)
     return written
 
 

@@ -30,14 +30,14 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from fashionviewer.core.base.atomic import atomic_torch_save, atomic_write_json, ensure_writable_dir
+from fashionviewer.core.base.atomic import ensure_writable_dir
 from fashionviewer.core.base.errors import DataError, FashionViewerError
-from fashionviewer.core.base.paths import sha256_file
 from fashionviewer.core.data.datasets.coco import find_annotation_file, read_coco_ground_truth
 from fashionviewer.core.data.imageio import load_image
 from fashionviewer.core.data.masks import decode_mask
 from fashionviewer.core.data.overlay import rasterize_mask
 from fashionviewer.core.models import cnn
+from fashionviewer.core.models.checkpoint import write_checkpoint
 from fashionviewer.core.models.classifier import cnn_input, load_classifier, preprocess_crop
 
 from .common import install_cancel_handler, positive_int, run_cli
@@ -145,7 +145,6 @@ def _save(model: torch.nn.Module, out: Path, name: str, args: argparse.Namespace
           classes: list[str], history: list[dict[str, Any]], val_x: torch.Tensor, val_y: torch.Tensor,
           n_train: int) -> dict[str, Any]:
     weights = out / f"{name}.pt"
-    atomic_torch_save(model.state_dict(), weights)
     _, predicted = evaluate(model, val_x, val_y, torch.device("cpu"))
     truth = val_y.numpy()
     per_class = {c: round(float((predicted[truth == k] == k).mean()), 4) for k, c in enumerate(classes)
@@ -164,10 +163,9 @@ def _save(model: torch.nn.Module, out: Path, name: str, args: argparse.Namespace
                     "per_class_accuracy": per_class,
                     "measured_by": "trainers.scene_classifier on the val split's ground-truth items, cut out as "
                                    "fashionviewer.core.models.classifier.cnn_input cuts predicted ones"},
-        "history": history, "weights_file": weights.name, "weights_sha256": sha256_file(weights),
+        "history": history,
     })
-    atomic_write_json(out / f"{name}.json", card)
-    return card
+    return write_checkpoint(model, weights, card, stamp_date=False)  # adds weights_file and weights_sha256
 
 
 def cli(argv: Sequence[str] | None = None) -> int:

@@ -33,12 +33,42 @@ class BlobPredictor:
 
     model_name = "blobs"
     card = {"weights_sha256": "0" * 64}
+    family = "blobs"  # the rest of InstancePredictor (core.inference.protocol)
+    capabilities: frozenset = frozenset()
+    weights_path = None
+    score_floor = 0.05
+    tta = None
+    random_weights = False
+    taxonomy = None
 
     def __init__(self, per_blob: int = 1) -> None:
+        import torch
+
         from fashionviewer.core.data.fmnist import CLASSES
 
         self.class_names = list(CLASSES)
+        self.category_ids = list(range(1, len(CLASSES) + 1))
+        self.device = torch.device("cpu")
         self.per_blob = per_blob
+
+    def settings(self) -> dict:
+        return {"predictor": "BlobPredictor", "per_blob": self.per_blob, "class_names": self.class_names}
+
+    def describe(self) -> str:
+        return self.model_name
+
+    def weights_sha256(self) -> str:
+        return self.card["weights_sha256"]
+
+    def rescoring(self) -> None:
+        return None
+
+    def predict_batch(self, images, file_names=None, image_ids=None):
+        names, ids = file_names or [""] * len(images), image_ids or [0] * len(images)
+        return [self.predict(image, name, image_id) for image, name, image_id in zip(images, names, ids)]
+
+    def predict_tensors(self, images, file_names=None, image_ids=None):
+        return self.predict_batch([image.permute(1, 2, 0).numpy() for image in images], file_names, image_ids)
 
     def predict(self, image: np.ndarray, file_name: str = "", image_id: int = 0):
         import cv2

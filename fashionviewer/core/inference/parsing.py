@@ -1,10 +1,9 @@
 """Run the garment parsing model on photos: ``ParsingPredictor.predict(image) -> ImagePrediction``.
 
-The same interface as :class:`~fashionviewer.core.inference.predictor.Predictor` (predict,
-predict_batch, predict_tensors, ``class_names``, ``card``, ``score_floor``, ``device``,
-``model_name``), so ``fashionviewer predict``, the viewer, the cache and ``evaluate`` use it
-unchanged; :func:`~fashionviewer.core.inference.predictor.load_predictor` returns one for a
-card whose architecture is a parsing network.
+An :class:`~fashionviewer.core.inference.protocol.InstancePredictor`, so ``fashionviewer predict``,
+the viewer, the cache and ``evaluate`` use it as they use a Mask R-CNN;
+:data:`PARSING_FAMILY` is its entry in the family registry
+(``core.inference.predictor.FAMILIES``), so ``load_predictor`` returns one for a parsing card.
 
 Each photo is shrunk to the card's input width (the network was trained at that scale),
 padded to a multiple of 32, classified per pixel, and the class probabilities are resized
@@ -17,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -27,8 +27,10 @@ from torch import Tensor
 from fashionviewer.core.data.masks import encode_mask
 from fashionviewer.core.data.predictions import ImagePrediction, Instance
 from fashionviewer.core.inference.defaults import PIPELINE_VERSION, SCORE_FLOOR
+from fashionviewer.core.inference.protocol import Capability, ModelFamily, PredictorOptions
+from fashionviewer.core.models import parsing
+from fashionviewer.core.models.checkpoint import card_category_ids
 from fashionviewer.core.models.parsing import IMAGE_MEAN, IMAGE_STD, ParsingNet, parsing_to_instances
-from fashionviewer.core.models.registry import card_category_ids
 
 MAX_INPUT_ASPECT = 8  # input height in input widths at most: portraits are ~1.5, a 3x3000 strip 1000
 
@@ -37,8 +39,7 @@ MAX_INPUT_ASPECT = 8  # input height in input widths at most: portraits are ~1.5
 class MirrorView:
     """Test-time views of a parsing model: the photo and its mirror image, probabilities averaged.
 
-    Duck-types the Mask R-CNN's ``TestTimeAugmentation`` where callers look (``view_count``,
-    ``to_dict`` in the cache key and ``run.json``)."""
+    The protocol's ``Views`` (``view_count``, ``to_dict`` in the cache key and ``run.json``)."""
 
     hflip: bool = True
 
@@ -56,11 +57,12 @@ class ParsingPredictor:
     A card's ``"test_time_augmentation": {"hflip": true}`` averages the class probabilities of the
     photo and its mirror image (``tta=False`` turns it off, as for the Mask R-CNNs)."""
 
-    rescorer = None  # the Fashion-MNIST re-scorer is a Mask R-CNN option
-    backbone_dtype = None
+    family = "parsing"
+    capabilities = frozenset({Capability.TEST_TIME_VIEWS})
 
     def __init__(self, model: ParsingNet, card: dict[str, Any], device: str | torch.device = "cpu",
-                 score_floor: float = SCORE_FLOOR, model_name: str = "", tta: bool = True) -> None:
+                 score_floor: float = SCORE_FLOOR, model_name: str = "", tta: bool = True,
+                 weights_path: Path | None = None) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.card = card
@@ -75,10 +77,26 @@ class ParsingPredictor:
         self._std = torch.tensor(spec.get("std", IMAGE_STD), device=self.device).view(3, 1, 1)
         spec = card.get("test_time_augmentation") or {}
         self.tta = MirrorView() if tta and spec.get("hflip") else None
-        self.fold_batch_norm = False
-        self.channels_last = False
+        self.random_weights = card.get("weights") == "random"
         self._lock = threading.Lock()  # eval-mode forward is thread-safe; the lock keeps peak memory to one photo
-        self.weights_path = None  # load_predictor sets where the weights came from
+        self.weights_path = weights_path  # where the weights came from (None: built in memory)
+
+    @classmethod
+    def from_checkpoint(cls, model: ParsingNet, card: dict[str, Any], path: Path,
+                        options: PredictorOptions) -> ParsingPredictor:
+        """The parsing family's predictor for a loaded checkpoint (``options.rescore`` does not apply)."""
+        return cls(model, card, options.device, options.score_floor, model_name=path.stem, tta=options.tta,
+                   weights_path=path)
+
+    @property
+    def taxonomy(self) -> str | None:
+        return str(self.card["taxonomy"]) if self.card.get("taxonomy") else None
+
+    def weights_sha256(self) -> str | None:
+        return str(self.card["weights_sha256"]) if self.card.get("weights_sha256") else None
+
+    def rescoring(self) -> dict[str, Any] | None:
+        return None  # no re-scoring classifier in this family
 
     def settings(self) -> dict[str, Any]:
         """Everything besides the weights that changes the output (the prediction cache's key)."""
@@ -153,3 +171,10 @@ class ParsingPredictor:
                 instances.append(Instance(box=box, label=label, class_name=self.class_names[label - 1],
                                           score=float(item["score"]), rle=encode_mask(mask.view(np.uint8))))
         return ImagePrediction(file_name, width, height, instances, model=self.model_name, image_id=image_id)
+
+
+PARSING_FAMILY = ModelFamily(
+    name="parsing", title="Garment parsing network", card_format=parsing.PARSING_CARD_FORMAT,
+    architectures=parsing.PARSING_ARCHITECTURES, build=parsing.build_parsing_from_card,
+    complete_card=parsing.complete_parsing_card, make_predictor=ParsingPredictor.from_checkpoint,
+    capabilities=ParsingPredictor.capabilities, trainer="parsing")

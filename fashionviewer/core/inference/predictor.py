@@ -18,46 +18,46 @@ One Predictor may serve several threads at once.
 A model card may ask for test-time augmentation (:mod:`.tta`): the photo is then
 seen at several sizes and mirrored, and the views' detections are merged.
 
-The pasting arithmetic is torchvision's own (``paste_masks_in_image``), so masks
-agree with ``model(images)`` thresholded at 0.5.
+The pasting arithmetic is torchvision's own (``paste_masks_in_image``, in :mod:`.rcnn_ops`), so
+masks agree with ``model(images)`` thresholded at 0.5. The model families and ``load_predictor``
+are at the end of this module.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import logging
-import math
 import os
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models.detection import MaskRCNN
-from torchvision.models.detection.roi_heads import RoIHeads, expand_boxes, expand_masks
+from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
-from torchvision.ops import MultiScaleRoIAlign
 
 from fashionviewer.core.base.errors import FashionViewerError, WeightsError
 from fashionviewer.core.base.paths import MODELS_DIR
-from fashionviewer.core.data.masks import encode_mask
 from fashionviewer.core.data.predictions import ImagePrediction, Instance
+from fashionviewer.core.inference import rcnn_ops
 from fashionviewer.core.inference.defaults import COCO_MODEL, PIPELINE_VERSION, SCORE_FLOOR
 from fashionviewer.core.inference.folding import fold_batch_norms
-from fashionviewer.core.inference.parsing import ParsingPredictor
+from fashionviewer.core.inference.parsing import PARSING_FAMILY
+from fashionviewer.core.inference.protocol import Capability, InstancePredictor, ModelFamily, PredictorOptions
+from fashionviewer.core.inference.rcnn_ops import paste_masks_as_rle, side_keeping_transform
 from fashionviewer.core.inference.rescoring import Rescorer, load_rescorer
 from fashionviewer.core.inference.roi_pool import SparseRoIAlign, ThreadedRoIPool
 from fashionviewer.core.inference.tta import TestTimeAugmentation, merge_views, unflip
-from fashionviewer.core.models.parsing import PARSING_CARD_FORMAT, ParsingNet
-from fashionviewer.core.models.registry import CARD_FORMAT, card_category_ids, load_checkpoint
+from fashionviewer.core.models import checkpoint, registry
 
 log = logging.getLogger(__name__)
 
-MASK_THRESHOLD = 0.5  # torchvision's documented threshold for its soft masks
-BUNDLED_PREFIX = "maskrcnn_"  # resources/models/maskrcnn_demo.pt is bundled model "demo"
+MASKRCNN_CAPABILITIES = frozenset({Capability.BOX_PROMPT, Capability.FINE_TUNE, Capability.RESCORING,
+                                   Capability.TEST_TIME_VIEWS})
 
 
 def best_device() -> str:
@@ -88,11 +88,14 @@ def resolve_device(name: str | torch.device) -> torch.device:
 
 
 class Predictor:
-    """A Mask R-CNN in eval mode plus what is needed to name its outputs.
+    """A Mask R-CNN in eval mode plus what is needed to name its outputs (an :class:`InstancePredictor`).
 
     ``class_names[k-1]`` names label k. Detections scoring below ``score_floor``
     are not returned (filter higher later with ``ImagePrediction.filter``).
     """
+
+    family = "maskrcnn"
+    capabilities = MASKRCNN_CAPABILITIES
 
     def __init__(
         self,
@@ -127,7 +130,7 @@ class Predictor:
         self.model_name = model_name
         self.card = card or {}
         # the dataset's own id of each label, for results and exports (the card's, else 1..K)
-        self.category_ids = card_category_ids({"class_names": self.class_names, **self.card})
+        self.category_ids = checkpoint.card_category_ids({"class_names": self.class_names, **self.card})
         self._cpu_model: MaskRCNN | None = None  # made on the first CUDA out-of-memory
         # Opt-in reduced precision for the backbone+FPN only (e.g. torch.bfloat16 on CPUs with
         # AVX512-BF16 or on GPUs); RPN and heads stay float32 so boxes and masks stay close.
@@ -137,13 +140,45 @@ class Predictor:
         self.weights_path = weights_path  # where the weights came from (run records), None when built in memory
         # The RoI heads this Predictor runs: the model's own layers with this Predictor's floor and CPU
         # pool, so the model itself is never changed and several Predictors may share it.
-        self._heads = _configured_heads(self.model.roi_heads, self.score_floor, self._roi_pool(self.device))
+        self._heads = rcnn_ops.configured_heads(self.model.roi_heads, self.score_floor, self._roi_pool(self.device))
         self._cpu_heads: RoIHeads | None = None
+        self.random_weights = registry.model_info(self.model).get("weights") == "random"
+        self._weights_sha256: str | None = None
+
+    @classmethod
+    def from_checkpoint(cls, model: MaskRCNN, card: dict[str, Any], path: Path,
+                        options: PredictorOptions) -> Predictor:
+        """The Mask R-CNN family's predictor for a loaded checkpoint, prepared as the app runs it: batch
+        norms folded, channels-last on the CPU, the card's re-scorer and test-time views when asked for."""
+        rescorer = load_rescorer(card, path) if options.rescore and card.get("rescorer") else None
+        spec = card.get("test_time_augmentation")
+        views = TestTimeAugmentation.from_card(spec, str(checkpoint.card_path(path))) if options.tta and spec else None
+        return cls(model, card["class_names"], options.device, options.score_floor, model_name=path.stem, card=card,
+                   channels_last=options.device.type == "cpu", rescorer=rescorer, tta=views,
+                   fold_batch_norm=True, weights_path=path)
+
+    @property
+    def taxonomy(self) -> str | None:
+        return str(self.card["taxonomy"]) if self.card.get("taxonomy") else None
+
+    def weights_sha256(self) -> str | None:
+        """The card's SHA-256 (verified when loaded), else one over the model's tensors (computed once)."""
+        if self.card.get("weights_sha256"):
+            return str(self.card["weights_sha256"])
+        if self._weights_sha256 is None:
+            self._weights_sha256 = checkpoint.state_dict_sha256(self.model)
+        return self._weights_sha256
+
+    def rescoring(self) -> dict[str, Any] | None:
+        if self.rescorer is None:
+            return None
+        return {"classifier": self.rescorer.name, "weights_sha256": self.rescorer.weights_sha256,
+                "hflip": self.rescorer.hflip, "power": self.rescorer.power}
 
     def settings(self) -> dict[str, Any]:
         """Everything besides the weights that changes this Predictor's output: the prediction cache
         keys on it (with the weights' SHA-256) and ``fashionviewer predict`` records it in run.json."""
-        info = dict(getattr(self.model, "registry_info", {}) or {})
+        info = registry.model_info(self.model)
         transform = self.model.transform
         return {
             "pipeline": PIPELINE_VERSION,
@@ -214,7 +249,7 @@ class Predictor:
             predictions = self._predict_views(images, names, ids, self.tta)
         if self.rescorer is not None:
             for prediction, image in zip(predictions, images):
-                self.rescorer.apply(prediction, _as_uint8_hwc(image))
+                self.rescorer.apply(prediction, rcnn_ops.as_uint8_hwc(image))
         return predictions
 
     # -- internals
@@ -225,7 +260,7 @@ class Predictor:
         transform = self.model.transform
         per_image: list[list[dict[str, Tensor]]] = [[] for _ in images]
         for size, mirrored in tta.views(int(transform.min_size[-1])):
-            view_transform = _resized_transform(transform, size)
+            view_transform = rcnn_ops.resized_transform(transform, size)
             batch = [image.flip(-1) for image in images] if mirrored else list(images)
             for found, detections, image in zip(per_image, self._run(batch, names, view_transform), images):
                 found.append(unflip(detections, int(image.shape[-1])) if mirrored else detections)
@@ -262,7 +297,7 @@ class Predictor:
         log.warning("%s: out of GPU memory, predicting this image on the CPU", names[0] or "image")
         if self._cpu_model is None:
             self._cpu_model = copy.deepcopy(self.model).to("cpu")
-            self._cpu_heads = _configured_heads(self._cpu_model.roi_heads, self.score_floor,
+            self._cpu_heads = rcnn_ops.configured_heads(self._cpu_model.roi_heads, self.score_floor,
                                                 self._roi_pool(torch.device("cpu")))
         return self._detect(self._cpu_model, torch.device("cpu"), images, transform)
 
@@ -280,7 +315,7 @@ class Predictor:
         """Boxes (original pixels), labels, scores and 28x28 mask probabilities at or above the floor.
 
         ``transform`` replaces the model's own resizing (a test-time-augmentation view)."""
-        tensors = [_as_float(image.to(device)) for image in images]
+        tensors = [rcnn_ops.as_float(image.to(device)) for image in images]
         original_sizes = [(int(t.shape[-2]), int(t.shape[-1])) for t in tensors]
         heads = self._heads if model is self.model else self._cpu_heads
         assert heads is not None
@@ -331,47 +366,72 @@ class Predictor:
         return self.class_names[label - 1] if 1 <= label <= len(self.class_names) else str(label)
 
 
-def paste_masks_as_rle(
-    mask_probs: Tensor, boxes: Tensor, height: int, width: int, threshold: float = MASK_THRESHOLD
-) -> list[dict[str, Any]]:
-    """COCO RLEs of N×1×M×M mask probabilities pasted into their boxes of an H×W image.
+# --------------------------------------------------------------------------- the model families
 
-    Same geometry as torchvision's ``paste_masks_in_image`` (1-pixel padding,
-    expanded integer boxes, bilinear resize), but each mask is resized to its box
-    only and written into one reused Fortran-ordered buffer for pycocotools.
-    """
-    if len(boxes) == 0:
-        return []
-    padded, scale = expand_masks(mask_probs, padding=1)
-    int_boxes = expand_boxes(boxes, scale).to(torch.int64).tolist()
-    canvas = np.zeros((height, width), dtype=np.uint8, order="F")
-    rles = []
-    for prob, (x0, y0, x1, y1) in zip(padded, int_boxes):
-        box_w, box_h = max(x1 - x0 + 1, 1), max(y1 - y0 + 1, 1)
-        resized = F.interpolate(prob[None], size=(box_h, box_w), mode="bilinear", align_corners=False)[0, 0]
-        cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1 + 1, width), min(y1 + 1, height)
-        if cx1 > cx0 and cy1 > cy0:
-            crop = resized[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0] > threshold
-            canvas[cy0:cy1, cx0:cx1] = crop.numpy()
-        rles.append(encode_mask(canvas))
-        canvas[cy0:cy1, cx0:cx1] = 0  # back to all-zero for the next instance
-    return rles
+BUNDLED_PREFIX = "maskrcnn_"  # resources/models/maskrcnn_demo.pt is bundled model "demo"
+
+MASKRCNN_FAMILY = ModelFamily(
+    name="maskrcnn", title="Mask R-CNN", card_format=registry.CARD_FORMAT,
+    architectures=tuple(registry.list_models()), build=registry.build_from_card,
+    complete_card=registry.complete_card, make_predictor=Predictor.from_checkpoint,
+    capabilities=MASKRCNN_CAPABILITIES, trainer="maskrcnn", bundled_prefix=BUNDLED_PREFIX)
+
+# The registry: a card's architecture -> its family. A new family is one module (network, predictor and its
+# ModelFamily) plus one entry here; tests and plug-ins may add one with register_family().
+FAMILIES: dict[str, ModelFamily] = {family.name: family for family in (MASKRCNN_FAMILY, PARSING_FAMILY)}
 
 
-# --------------------------------------------------------------------------- loading
+def register_family(family: ModelFamily) -> ModelFamily:
+    """Add ``family`` to the registry (ValueError when its name or an architecture is taken)."""
+    taken = {arch for known in FAMILIES.values() for arch in known.architectures}
+    if family.name in FAMILIES or taken.intersection(family.architectures):
+        raise ValueError(f"model family {family.name!r}: its name or an architecture is already registered")
+    FAMILIES[family.name] = family
+    return family
+
+
+def unregister_family(name: str) -> None:
+    """Remove a family that :func:`register_family` added (tests)."""
+    FAMILIES.pop(name, None)
+
+
+def family_for_card(card: dict[str, Any], where: str = "") -> ModelFamily:
+    """The family whose network the card's ``architecture`` names (WeightsError naming ``where`` otherwise)."""
+    architecture = card.get("architecture")
+    for family in FAMILIES.values():
+        if architecture in family.architectures:
+            return family
+    known = ", ".join(arch for family in FAMILIES.values() for arch in family.architectures)
+    raise WeightsError(f"{where + ': ' if where else ''}unknown model {architecture!r}; choose one of {known}")
+
+
+def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu",
+               allow_random: bool = False) -> tuple[nn.Module, dict[str, Any]]:
+    """Any family's checkpoint ``NAME.pt`` (+ ``NAME.json``): ``(network in eval mode, card)``; the card's
+    family is :func:`family_for_card`.
+
+    WeightsError for a missing or corrupt file, a card that does not match the file, an unknown
+    architecture, weights that do not fit it, or random weights when ``allow_random`` is false."""
+    weights_file = Path(path).with_suffix(".pt")
+    card = checkpoint.read_card(weights_file)
+    family = family_for_card(card, str(checkpoint.card_path(weights_file)))
+    checkpoint.refuse_random(card, weights_file, allow_random)
+    state = checkpoint.read_state_dict(weights_file, card)
+    model = family.build(card)
+    checkpoint.load_state(model, state, weights_file)
+    return model.to(device).eval(), card
 
 
 def bundled_models() -> list[str]:
     """Names of the instance models shipped in ``resources/models`` (e.g. ``["ccp", "demo", "fashion"]``):
-    ``maskrcnn_NAME`` Mask R-CNN cards and parsing-model cards (``NAME.json``)."""
+    each family's cards there, less the family's prefix (``maskrcnn_demo.json`` is ``demo``)."""
+    formats = {family.card_format: family.bundled_prefix for family in FAMILIES.values()}
     names = []
     for card_file in sorted(MODELS_DIR.glob("*.json")):
-        with contextlib.suppress(OSError, ValueError):
-            text = card_file.read_text(encoding="utf-8")
-            if card_file.stem.startswith(BUNDLED_PREFIX) and CARD_FORMAT in text:
-                names.append(card_file.stem[len(BUNDLED_PREFIX):])
-            elif PARSING_CARD_FORMAT in text:
-                names.append(card_file.stem)
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            prefix = formats.get(json.loads(card_file.read_text(encoding="utf-8")).get("format"))
+            if prefix is not None and card_file.stem.startswith(prefix):
+                names.append(card_file.stem[len(prefix):])
     return sorted(names)
 
 
@@ -381,7 +441,8 @@ def resolve_model_path(name_or_path: str | os.PathLike[str]) -> Path:
     path = Path(name_or_path).expanduser()
     if path.suffix in (".pt", ".json") or path.is_file():
         return path.with_suffix(".pt")
-    for stem in (BUNDLED_PREFIX + text, text):
+    prefixes = [family.bundled_prefix for family in FAMILIES.values() if family.bundled_prefix]
+    for stem in [prefix + text for prefix in prefixes] + [text]:
         if (MODELS_DIR / f"{stem}.json").is_file():
             return MODELS_DIR / f"{stem}.pt"
     available = ", ".join(bundled_models()) or "none installed"
@@ -395,9 +456,10 @@ def load_predictor(
     score_floor: float = SCORE_FLOOR,
     rescore: bool = True,
     tta: bool = True,
-) -> Predictor:
-    """A Predictor for a bundled model (``"demo"``), torchvision's COCO model (``"coco"``, from the
-    torch cache: WeightsError naming the file when it is not there) or a checkpoint ``NAME.pt``/``NAME.json``.
+) -> InstancePredictor:
+    """The predictor of a bundled model (``"demo"``), torchvision's COCO model (``"coco"``, from the
+    torch cache: WeightsError naming the file when it is not there) or a checkpoint ``NAME.pt``/``NAME.json``,
+    made by the card's family (:data:`FAMILIES`).
 
     ``device="auto"`` picks :func:`best_device`. Random-weight checkpoints are
     refused unless ``allow_random``. When the model card names a re-scoring
@@ -408,17 +470,9 @@ def load_predictor(
     if str(name_or_path) == COCO_MODEL:
         return _coco_predictor(resolved, score_floor)
     path = resolve_model_path(name_or_path)
-    model, card = load_checkpoint(path, allow_random=allow_random)
-    if isinstance(model, ParsingNet):  # a garment parsing model: its class regions are the instances
-        parsing = ParsingPredictor(model, card, resolved, score_floor, model_name=path.stem, tta=tta)
-        parsing.weights_path = path
-        return parsing
-    rescorer = load_rescorer(card, path) if rescore and card.get("rescorer") else None
-    spec = card.get("test_time_augmentation")
-    augmentation = TestTimeAugmentation.from_card(spec, str(path.with_suffix(".json"))) if tta and spec else None
-    return Predictor(model, card["class_names"], resolved, score_floor, model_name=path.stem, card=card,
-                     channels_last=resolved.type == "cpu", rescorer=rescorer, tta=augmentation,
-                     fold_batch_norm=True, weights_path=path)
+    model, card = load_model(path, allow_random=allow_random)
+    family = family_for_card(card)
+    return family.make_predictor(model, card, path, PredictorOptions(resolved, score_floor, rescore, tta))
 
 
 def _coco_predictor(device: torch.device, score_floor: float) -> Predictor:
@@ -426,79 +480,11 @@ def _coco_predictor(device: torch.device, score_floor: float) -> Predictor:
     (label k is COCO category id k), prepared for the CPU as load_predictor prepares every model."""
     from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
 
-    from fashionviewer.core.models.registry import cached_weights_file, get_model
-
     weights = MaskRCNN_ResNet50_FPN_Weights.COCO_V1
-    path = cached_weights_file(weights)  # WeightsError naming the file and folder when absent
-    model = get_model("maskrcnn_resnet50_fpn", 91, weights=COCO_MODEL)
+    path = registry.cached_weights_file(weights)  # WeightsError naming the file and folder when absent
+    model = registry.get_model("maskrcnn_resnet50_fpn", 91, weights=COCO_MODEL)
     names = list(weights.meta["categories"])[1:]  # drop __background__
     return Predictor(model, names, device, score_floor, model_name=COCO_MODEL, channels_last=device.type == "cpu",
                      fold_batch_norm=True, weights_path=path)
 
 
-# --------------------------------------------------------------------------- helpers
-
-
-def _resized_transform(transform: GeneralizedRCNNTransform, size: int) -> GeneralizedRCNNTransform:
-    """The model's resize-and-normalise step at another shorter side (same longer-side ratio).
-
-    A new object, so that views never change the model that other threads may be using."""
-    if int(transform.min_size[-1]) == size:
-        return transform
-    max_size = round(size * transform.max_size / transform.min_size[-1])
-    return SideKeepingTransform(size, max_size, transform.image_mean, transform.image_std,
-                                size_divisible=transform.size_divisible, fixed_size=transform.fixed_size).eval()
-
-
-class SideKeepingTransform(GeneralizedRCNNTransform):
-    """torchvision's resize-and-normalise step, except that no side shrinks below one pixel.
-
-    torchvision scales by min(min_size / shorter, max_size / longer) and floors each side: a
-    3000x3 strip at 800/1333 would get 0 rows and fail. Here each side is floored the same way
-    (so every ordinary photo is resized exactly as before) and then kept at 1 pixel or more.
-    """
-
-    def resize(self, image: Tensor, target: dict[str, Tensor] | None = None
-               ) -> tuple[Tensor, dict[str, Tensor] | None]:
-        if self.training or self.fixed_size is not None or target is not None:
-            return super().resize(image, target)
-        height, width = int(image.shape[-2]), int(image.shape[-1])
-        scale = min(float(self.min_size[-1]) / min(height, width), float(self.max_size) / max(height, width))
-        size = (max(1, math.floor(height * scale)), max(1, math.floor(width * scale)))
-        return F.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0], None
-
-
-def side_keeping_transform(transform: GeneralizedRCNNTransform) -> GeneralizedRCNNTransform:
-    """``transform`` as a :class:`SideKeepingTransform` (a new object: the model is left as it is)."""
-    if isinstance(transform, SideKeepingTransform):
-        return transform
-    return SideKeepingTransform(transform.min_size, transform.max_size, transform.image_mean, transform.image_std,
-                                size_divisible=transform.size_divisible, fixed_size=transform.fixed_size).eval()
-
-
-def _as_float(image: Tensor) -> Tensor:
-    return image.float().div_(255.0) if image.dtype == torch.uint8 else image.float()
-
-
-def _as_uint8_hwc(image: Tensor) -> np.ndarray:
-    if image.dtype != torch.uint8:
-        image = (image.float() * 255.0).round_().clamp_(0, 255).to(torch.uint8)
-    return image.permute(1, 2, 0).cpu().numpy()
-
-
-def _configured_heads(heads: RoIHeads, floor: float, pool: type[nn.Module] | None) -> RoIHeads:
-    """RoI heads sharing ``heads``' layers and weights that drop detections below ``floor`` before
-    computing their masks and pool RoIs (boxes and masks) with ``pool`` wrapped around the model's
-    own poolers (on the CPU: one that uses every core). ``heads`` itself is left as it is."""
-    own = copy.copy(heads)
-    own._modules = dict(heads._modules)  # its own slots: the poolers set below stay out of the model
-    own.score_thresh = floor
-    own.box_roi_pool = _wrapped(heads.box_roi_pool, pool)
-    own.mask_roi_pool = _wrapped(heads.mask_roi_pool, pool)
-    return own
-
-
-def _wrapped(pooler: nn.Module | None, pool: type[nn.Module] | None) -> nn.Module | None:
-    if pool is not None and isinstance(pooler, MultiScaleRoIAlign) and pooler.sampling_ratio > 0:
-        return pool(pooler)
-    return pooler

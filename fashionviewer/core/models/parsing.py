@@ -21,14 +21,15 @@ scores one RoI for every class.
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
-from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from fashionviewer.core.base.errors import WeightsError
+from fashionviewer.core.models.checkpoint import write_checkpoint
 
 PARSING_CARD_FORMAT = "fashionviewer.parsing/1"
 PARSING_ARCHITECTURES = ("parsing_resunet",)
@@ -185,15 +186,19 @@ def save_parsing_checkpoint(model: nn.Module, path: str | os.PathLike[str], card
     ``card`` holds ``architecture``, ``class_names`` (label k is ``class_names[k-1]``) and
     ``parsing_channels``; format, ``num_classes``, date and ``weights_sha256`` are set here.
     """
-    from fashionviewer.core.base.atomic import atomic_torch_save, atomic_write_json
-    from fashionviewer.core.base.paths import sha256_file
+    return write_checkpoint(model, path, complete_parsing_card(model, card))
 
-    model = getattr(model, "module", model)
-    path = Path(path)
+
+def complete_parsing_card(model: nn.Module, card: dict[str, Any]) -> dict[str, Any]:
+    """``card`` with the family's format and ``num_classes`` (the categories plus background)."""
     full: dict[str, Any] = {"format": PARSING_CARD_FORMAT, "num_classes": len(card["class_names"]) + 1}
     full.update(card)
-    atomic_torch_save({key: value.detach().cpu() for key, value in model.state_dict().items()}, path)
-    full.update(date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), weights_file=path.name,
-                weights_sha256=sha256_file(path))
-    atomic_write_json(path.with_suffix(".json"), full)
     return full
+
+
+def build_parsing_from_card(card: dict[str, Any]) -> ParsingNet:
+    """An untrained :class:`ParsingNet` with the card's ``parsing_channels`` as outputs."""
+    channels = card.get("parsing_channels")
+    if not isinstance(channels, list) or len(channels) < 2:
+        raise WeightsError(f"{card['architecture']} model card: 'parsing_channels' must list the output channels")
+    return build_parsing_model(card["architecture"], len(channels))

@@ -1,4 +1,4 @@
-"""Mask R-CNN registry, checkpoints and model cards.
+"""The Mask R-CNN family: architectures, ``get_model``, and its checkpoints and model cards.
 
 A registry as small as torchvision's ``get_model``::
 
@@ -8,9 +8,9 @@ A registry as small as torchvision's ``get_model``::
 
 ``num_classes`` always counts the background (label 0), as in torchvision.
 
-Checkpoints are two files side by side: ``NAME.pt``, a plain ``state_dict`` that
-plain torchvision loads with no project code (for the ResNet-50 models), and
-``NAME.json``, the model card (architecture, classes, image size, data, epochs,
+Checkpoints are two files side by side (written and read by :mod:`.checkpoint`, as
+for every family): ``NAME.pt``, a plain ``state_dict`` that plain torchvision loads
+with no project code (for the ResNet-50 models), and ``NAME.json``, the model card (architecture, classes, image size, data, epochs,
 measured AP, date, ``weights_sha256``). The card's ``weights`` field says whether
 the outputs mean anything: ``"random"`` (untrained, or pretrained trunk with new
 random heads), ``"coco"`` (torchvision's COCO model, 91 classes) or
@@ -20,8 +20,6 @@ untrained model is never presented as a real one.
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -47,10 +45,10 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredic
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
-from fashionviewer.core.base.atomic import atomic_torch_save, atomic_write_json
 from fashionviewer.core.base.errors import WeightsError
-from fashionviewer.core.base.paths import sha256_file
-from fashionviewer.core.models.parsing import PARSING_ARCHITECTURES, build_parsing_model
+from fashionviewer.core.models import checkpoint
+from fashionviewer.core.models.checkpoint import card_path
+from fashionviewer.core.models.parsing import PARSING_ARCHITECTURES, build_parsing_from_card
 
 log = logging.getLogger(__name__)
 
@@ -251,23 +249,6 @@ def unwrap(model: nn.Module) -> nn.Module:
 # --------------------------------------------------------------------------- checkpoints
 
 
-def card_category_ids(card: dict[str, Any]) -> list[int]:
-    """The dataset's own category id of each label (``card["category_ids"][k-1]`` for label k): what
-    results, exports and evaluation use. Cards without the key (older ones) mean 1..K."""
-    names = card.get("class_names") or []
-    ids = card.get("category_ids")
-    if ids is None:
-        return list(range(1, len(names) + 1))
-    if len(ids) != len(names) or len(set(ids)) != len(ids):
-        raise WeightsError(f"model card: 'category_ids' must be {len(names)} distinct integers, one per class")
-    return [int(i) for i in ids]
-
-
-def card_path(path: str | os.PathLike[str]) -> Path:
-    """The model card beside a weights file (``NAME.pt`` -> ``NAME.json``)."""
-    return Path(path).with_suffix(".json")
-
-
 def save_checkpoint(model: nn.Module, path: str | os.PathLike[str], card: dict[str, Any]) -> dict[str, Any]:
     """Write ``path`` (plain state_dict) and its model card beside it, both atomically.
 
@@ -276,8 +257,13 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike[str], card: dict[s
     model when missing; ``date``, ``weights_file`` and ``weights_sha256`` are
     always set here. Returns the card written.
     """
-    model = unwrap(model)
-    info = model_info(model)
+    return checkpoint.write_checkpoint(model, path, complete_card(model, card))
+
+
+def complete_card(model: nn.Module, card: dict[str, Any]) -> dict[str, Any]:
+    """``card`` with the format and what the model knows (architecture, num_classes, weights, image size)
+    filled in where missing; ValueError when the class names do not match ``num_classes``."""
+    info = model_info(unwrap(model))
     if "class_names" not in card:
         raise ValueError("save_checkpoint: the card needs class_names")
     full: dict[str, Any] = {"format": CARD_FORMAT}
@@ -285,41 +271,29 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike[str], card: dict[s
     full.update(card)
     if full.get("num_classes") != len(full["class_names"]) + 1:
         raise ValueError(f"save_checkpoint: {len(full['class_names'])} class names for num_classes={full.get('num_classes')}")
-    path = Path(path)
-    state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
-    atomic_torch_save(state, path)
-    full.update(
-        date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        weights_file=path.name,
-        weights_sha256=sha256_file(path),
-    )
-    atomic_write_json(card_path(path), full)
     return full
 
 
 def read_card(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The model card of checkpoint ``path`` (``NAME.pt`` or ``NAME.json``), validated."""
-    card_file = card_path(path)
-    try:
-        card = json.loads(card_file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise WeightsError(f"{card_file}: model card missing (it must sit beside {Path(path).with_suffix('.pt').name})") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WeightsError(f"{card_file}: unreadable model card ({exc})") from exc
-    missing = [key for key in ("architecture", "num_classes", "class_names") if key not in card]
-    if not isinstance(card, dict) or missing:
-        raise WeightsError(f"{card_file}: not a model card (missing {', '.join(missing) or 'fields'})")
-    if card["architecture"] not in PARSING_ARCHITECTURES:  # the other family: core.models.parsing
-        _architecture(card["architecture"], where=str(card_file))
+    card = checkpoint.read_card(path)
+    if card["architecture"] not in PARSING_ARCHITECTURES:  # see load_checkpoint
+        _architecture(card["architecture"], where=str(card_path(path)))
     return card
+
+
+def card_category_ids(card: dict[str, Any]) -> list[int]:
+    """:func:`.checkpoint.card_category_ids` (trainers and scripts import it from here)."""
+    return checkpoint.card_category_ids(card)
 
 
 def load_checkpoint(
     path: str | os.PathLike[str], device: str | torch.device = "cpu", allow_random: bool = False
-) -> tuple[MaskRCNN, dict[str, Any]]:
+) -> tuple[nn.Module, dict[str, Any]]:
     """Build the card's architecture and load ``NAME.pt`` into it; returns ``(model, card)`` in eval mode.
 
-    A parsing card (``core.models.parsing``) gives a ``ParsingNet`` instead of a Mask R-CNN.
+    For trainers and scripts, a parsing card gives a ``ParsingNet``; the app loads every family through
+    the family registry instead (``core.inference.predictor.load_model``).
 
     Raises WeightsError for a missing/corrupt file, a card that does not match
     the file (sha256), weights that do not fit the architecture, or random
@@ -327,16 +301,24 @@ def load_checkpoint(
     """
     weights_file = Path(path).with_suffix(".pt")
     card = read_card(weights_file)
-    if card.get("weights") == "random" and not allow_random:
-        raise WeightsError(
-            f"{card_path(weights_file)}: holds random (untrained) weights; train the model first, "
-            "or allow random weights explicitly to look at it anyway"
-        )
-    state = _read_state_dict(weights_file, card)
-    model = _build_from_card(card)
-    _load_state(model, state, weights_file)
+    checkpoint.refuse_random(card, weights_file, allow_random)
+    state = checkpoint.read_state_dict(weights_file, card)
+    parsing = card["architecture"] in PARSING_ARCHITECTURES
+    model = build_parsing_from_card(card) if parsing else build_from_card(card)
+    checkpoint.load_state(model, state, weights_file)
     _set_info(model, card["architecture"], card["num_classes"], weights=card.get("weights", "trained"), init="checkpoint")
     return model.to(device).eval(), card
+
+
+def build_from_card(card: dict[str, Any]) -> MaskRCNN:
+    """An untrained Mask R-CNN of the card's architecture, classes and image size (the registry info set
+    from the card: a loaded checkpoint's weights are what the card says)."""
+    arch = _architecture(card["architecture"])
+    min_size = int(card.get("min_size") or arch.default_min_size)
+    max_size = int(card.get("max_size") or round(min_size * _MAX_TO_MIN))
+    model = arch.builder(num_classes=int(card["num_classes"]), weights_backbone=None, min_size=min_size, max_size=max_size)
+    _set_info(model, card["architecture"], card["num_classes"], weights=card.get("weights", "trained"), init="checkpoint")
+    return model
 
 
 # --------------------------------------------------------------------------- helpers
@@ -412,51 +394,6 @@ def _from_checkpoint(name: str, path: Path, num_classes: int, kwargs: dict[str, 
     weights = card.get("weights", "trained") if card["num_classes"] == num_classes else "random"
     _set_info(model, name, num_classes, weights=weights, init=str(path))
     return model.train()
-
-
-def _build_from_card(card: dict[str, Any]) -> nn.Module:
-    if card["architecture"] in PARSING_ARCHITECTURES:
-        channels = card.get("parsing_channels")
-        if not isinstance(channels, list) or len(channels) < 2:
-            raise WeightsError(f"{card['architecture']} model card: 'parsing_channels' must list the output channels")
-        return build_parsing_model(card["architecture"], len(channels))
-    arch = _architecture(card["architecture"])
-    min_size = int(card.get("min_size") or arch.default_min_size)
-    max_size = int(card.get("max_size") or round(min_size * _MAX_TO_MIN))
-    return arch.builder(num_classes=int(card["num_classes"]), weights_backbone=None, min_size=min_size, max_size=max_size)
-
-
-def _read_state_dict(weights_file: Path, card: dict[str, Any]) -> dict[str, torch.Tensor]:
-    if not weights_file.is_file():
-        raise WeightsError(f"{weights_file}: weights file missing (the card {card_path(weights_file).name} names it)")
-    expected = card.get("weights_sha256")
-    if expected and sha256_file(weights_file) != expected:
-        raise WeightsError(
-            f"{weights_file}: does not match its model card (sha256 differs); the file is incomplete or "
-            "from another model: copy NAME.pt and NAME.json again, together"
-        )
-    try:
-        state = torch.load(weights_file, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types (UnpicklingError, RuntimeError, EOFError...)
-        raise WeightsError(f"{weights_file}: corrupt weights file ({type(exc).__name__})") from exc
-    if not isinstance(state, dict):
-        raise WeightsError(f"{weights_file}: not a state_dict (found {type(state).__name__})")
-    return state
-
-
-def _load_state(model: nn.Module, state: dict[str, torch.Tensor], weights_file: Path) -> None:
-    try:
-        result = model.load_state_dict(state, strict=False)
-    except RuntimeError as exc:  # shape mismatches
-        detail = str(exc).split("\n\t")[1] if "\n\t" in str(exc) else str(exc)[:160]
-        raise WeightsError(f"{weights_file}: weights do not fit the card's architecture ({detail.strip()})") from exc
-    missing = [key for key in result.missing_keys if not key.endswith("num_batches_tracked")]
-    if missing or result.unexpected_keys:
-        example = (missing or result.unexpected_keys)[0]
-        raise WeightsError(
-            f"{weights_file}: weights do not fit the card's architecture ({len(missing)} missing, "
-            f"{len(result.unexpected_keys)} unexpected tensors, e.g. {example})"
-        )
 
 
 def _set_info(model: nn.Module, name: str, num_classes: int, *, weights: str, init: str) -> None:

@@ -23,7 +23,6 @@ import os
 import sqlite3
 import threading
 import time
-import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -31,7 +30,7 @@ from typing import Any, Callable, Mapping
 from fashionviewer.core.base.errors import FashionViewerError
 from fashionviewer.core.base.paths import sha256_file
 from fashionviewer.core.data.predictions import ImagePrediction
-from fashionviewer.core.inference.defaults import PIPELINE_VERSION
+from fashionviewer.core.inference.protocol import InstancePredictor
 
 log = logging.getLogger(__name__)
 # 2: payloads are UTF-8 JSON bytes (a BLOB, so damaged bytes still read back) with their SHA-256.
@@ -182,45 +181,22 @@ class PredictionCache:
 # Shared by ``fashionviewer predict`` and the viewer, so a folder predicted by either is shown by the
 # other without running the model: both key entries with :func:`predictor_key`.
 
-_weights_memo: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
 _shared: dict[Path, PredictionCache] = {}
 _shared_lock = threading.Lock()
 
 
-def weights_sha256(predictor: Any) -> str | None:
+def weights_sha256(predictor: InstancePredictor) -> str | None:
     """SHA-256 of the predictor's weights: its model card's (verified when loaded), else of its
-    ``state_dict`` tensors (e.g. torchvision's COCO model); None for an object with neither."""
-    card = getattr(predictor, "card", None) or {}
-    if card.get("weights_sha256"):
-        return str(card["weights_sha256"])
-    model = getattr(predictor, "model", None)
-    if model is None or not hasattr(model, "state_dict"):
-        return None
-    try:
-        return _weights_memo[predictor]
-    except (KeyError, TypeError):
-        pass
-    digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    with contextlib.suppress(TypeError):  # objects that cannot be weakly referenced: recomputed next time
-        _weights_memo[predictor] = digest.hexdigest()
-    return digest.hexdigest()
+    ``state_dict`` tensors (e.g. torchvision's COCO model); None: unknown, so do not cache."""
+    return predictor.weights_sha256()
 
 
-def predictor_settings(predictor: Any) -> dict[str, Any]:
-    """Everything besides the weights that changes ``predictor``'s output: its own ``settings()``.
-    A stand-in without one (a test detector) is known by its type, classes and floor."""
-    settings = getattr(predictor, "settings", None)
-    if callable(settings):
-        return dict(settings())
-    return {"pipeline": PIPELINE_VERSION, "predictor": type(predictor).__qualname__,
-            "class_names": list(getattr(predictor, "class_names", []) or []),
-            "score_floor": getattr(predictor, "score_floor", None)}
+def predictor_settings(predictor: InstancePredictor) -> dict[str, Any]:
+    """Everything besides the weights that changes ``predictor``'s output: its own ``settings()``."""
+    return dict(predictor.settings())
 
 
-def predictor_key(predictor: Any) -> str | None:
+def predictor_key(predictor: InstancePredictor) -> str | None:
     """The cache key of ``predictor`` (None: its weights cannot be identified, so do not cache)."""
     sha = weights_sha256(predictor)
     return model_key(sha, predictor_settings(predictor)) if sha else None
@@ -289,10 +265,10 @@ class BoundCache:
             self.cache.put(digest, self.key, prediction)
 
 
-def bind_cache(cache: PredictionCache | None, predictor: Any,
+def bind_cache(cache: PredictionCache | None, predictor: InstancePredictor,
                warn: Callable[[str], None] = log.warning) -> BoundCache | None:
     """``cache`` bound to ``predictor``'s key, or None when either is missing."""
     if cache is None:
         return None
     key = predictor_key(predictor)
-    return BoundCache(cache, key, getattr(predictor, "model_name", "") or "", warn) if key else None
+    return BoundCache(cache, key, predictor.model_name or "", warn) if key else None

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generator
+from typing import TYPE_CHECKING, Any, Generator
 
 from fashionviewer.core.inference.defaults import COCO_MODEL  # noqa: F401 - re-exported for the viewer
 from fashionviewer.core.models.classifier import BUNDLED_CLASSIFIERS
 from fashionviewer.core.models.domain import DEMO_MODEL, PHOTO_MODEL, default_model_for, domain_notice  # noqa: F401 - re-exported for the viewer
+
+if TYPE_CHECKING:  # torch is imported only when models load
+    from fashionviewer.core.inference.protocol import InstancePredictor
 
 CLASSIFIER_NAMES = BUNDLED_CLASSIFIERS  # the best measured bundled CNN first
 
@@ -30,7 +33,7 @@ class ModelChoice:
 @dataclass
 class LoadedModels:
     choice: ModelChoice
-    predictor: Any
+    predictor: InstancePredictor
     key: str  # cache key of this detector's predictions
     label: str  # what the UI shows, e.g. "demo (cpu)" or "x.pt (RANDOM WEIGHTS)"
     random: bool
@@ -71,15 +74,6 @@ def coco_weights_available() -> bool:
         return False
 
 
-def is_random(predictor: Any) -> bool:
-    from fashionviewer.core.models.registry import model_info
-
-    try:
-        return model_info(predictor.model).get("weights") == "random"
-    except Exception:  # noqa: BLE001
-        return bool(getattr(predictor, "random_weights", False))
-
-
 def demo_available() -> bool:
     from fashionviewer.core.inference.predictor import bundled_models
 
@@ -102,8 +96,8 @@ def load_models(choice: ModelChoice) -> Generator[str, None, LoadedModels]:
     yield f"Loading {choice.title} on {choice.device}…"
     # The same resolution as `fashionviewer predict --model` (bundled names, "coco", checkpoint files).
     predictor = load_predictor(choice.source, device=choice.device, allow_random=choice.allow_random, tta=choice.tta)
-    random = is_random(predictor)
-    tta = getattr(predictor, "tta", None)
+    random = predictor.random_weights
+    tta = predictor.tta
     label = f"{predictor.describe() or choice.title} on {choice.device}" + (
         " — RANDOM WEIGHTS, predictions are meaningless" if random else "")
     yield "Loading the Fashion-MNIST CNN…"

@@ -193,15 +193,12 @@ def main(argv: Sequence[str] | None = None, *, on_image: Callable[[int], None] |
         summary.seconds = time.perf_counter() - start
         category_ids = list(predictor.category_ids)
         results, index = write_results(out, shard, jobs, partial, args.min_score, summary, category_ids)
-        card = getattr(predictor, "card", {}) or {}
+        card = predictor.card
         notice = domain_notice(card, folder, predictor.model_name)
         if notice:
             print(f"note: {notice}", file=sys.stderr)
-        rescorer = getattr(predictor, "rescorer", None)
-        rescored_by = ({"classifier": rescorer.name, "weights_sha256": rescorer.weights_sha256,
-                        "hflip": rescorer.hflip, "power": rescorer.power} if rescorer is not None else None)
-        tta = getattr(predictor, "tta", None)
-        test_time_augmentation = tta.to_dict() if tta is not None else None
+        rescored_by = predictor.rescoring()
+        test_time_augmentation = predictor.tta.to_dict() if predictor.tta is not None else None
         weights = predictor.weights_path
         meta = {
             "format": RUN_FORMAT, "folder": str(folder.resolve()), "model": predictor.model_name,

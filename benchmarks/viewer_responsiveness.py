@@ -197,19 +197,24 @@ def run_arm(args: argparse.Namespace) -> int:
         loop.exec()
         check.stop()
 
+    # (when, file, the worker's seconds) of each image predicted; the model loads later, so its worker connects this
+    results: list[tuple[float, str, float]] = []
+    on_result = prediction._on_result
+    prediction._on_result = lambda r: (results.append((time.perf_counter(), r.path.name, round(r.seconds, 3))),
+                                       on_result(r))[-1]
     run_loop(600, until=lambda: len(prediction.last_seconds) > 0)  # the model is loaded and has predicted once
     if not prediction.last_seconds:
         raise SystemExit("error: the model predicted nothing in 600 s")
     gui = threading.get_ident()
-    state = {"last": time.perf_counter(), "restarts": 0, "steps": 0}
-    ticks: list[tuple[float, float]] = []  # (when, interval) of each heartbeat tick
+    state = {"last": time.perf_counter(), "cpu": 0.0, "restarts": 0, "steps": 0}
+    ticks: list[tuple[float, float, float]] = []  # (when, interval, GUI thread's CPU seconds in it) per tick
     samples: list[tuple[float, str, list[str]]] = []  # (when, GUI thread's frames, the other threads')
     stop = threading.Event()
 
     def beat() -> None:
-        now = time.perf_counter()
-        ticks.append((now, now - state["last"]))
-        state["last"] = now
+        now, cpu = time.perf_counter(), time.thread_time()
+        ticks.append((now, now - state["last"], cpu - state["cpu"]))
+        state["last"], state["cpu"] = now, cpu
 
     def sample() -> None:
         me = threading.get_ident()
@@ -239,8 +244,8 @@ def run_arm(args: argparse.Namespace) -> int:
     stepper.setTimerType(Qt.TimerType.PreciseTimer)
     stepper.timeout.connect(step)
     sampler = threading.Thread(target=sample, daemon=True)
-    done_before, started = len(prediction.last_seconds), time.perf_counter()
-    state["last"] = started
+    done_before, started, cpu_started = len(prediction.last_seconds), time.perf_counter(), time.thread_time()
+    state["last"], state["cpu"] = started, cpu_started
     sampler.start()
     print(f"measuring: pid {os.getpid()}", flush=True)  # a profiler may attach now (py-spy record --pid)
     heartbeat.start()
@@ -251,15 +256,19 @@ def run_arm(args: argparse.Namespace) -> int:
     stop.set()
     elapsed = time.perf_counter() - started
     per_image = prediction.last_seconds[done_before:]
-    intervals = [interval for _, interval in ticks]
+    intervals = [interval for _, interval, _ in ticks]
+    gui_cpu = time.thread_time() - cpu_started
 
-    def causes(begin: float, end: float) -> dict:
+    def causes(begin: float, end: float, cpu: float) -> dict:
+        """Where the threads were while a tick was overdue; ``gui_cpu_ms``: what the GUI thread itself ran
+        (little CPU in a long gap: it waited for the GIL or for a CPU, not for its own work)."""
         inside = [s for s in samples if begin <= s[0] <= end]
         gui_where = collections.Counter(s[1] for s in inside).most_common(2)
         others = collections.Counter(w for s in inside for w in s[2] if "viewer_responsiveness" not in w)
-        return {"samples": len(inside), "gui_thread": gui_where, "other_threads": others.most_common(3)}
+        return {"gui_cpu_ms": round(1000 * cpu, 1), "samples": len(inside), "gui_thread": gui_where,
+                "other_threads": others.most_common(3)}
 
-    worst_end, worst_interval = max(ticks, key=lambda t: t[1]) if ticks else (0.0, 0.0)
+    worst_end, worst_interval, worst_cpu = max(ticks, key=lambda t: t[1]) if ticks else (0.0, 0.0, 0.0)
     late_ticks = sorted(ticks, key=lambda t: -t[1])[:5]
     tree = Path(fashionviewer.__file__).resolve().parent.parent
     commit = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -267,12 +276,15 @@ def run_arm(args: argparse.Namespace) -> int:
     record = {
         "source_tree": str(tree), "commit": commit, "seconds": round(elapsed, 1), "key_presses": state["steps"],
         "gaps": _lateness_summary(intervals, PREDICT_HEARTBEAT_MS),
-        "worst_gap_cause": causes(worst_end - worst_interval, worst_end),
+        "gui_thread_cpu_s": round(gui_cpu, 2), "gui_cpu_ms_most_in_one_tick": round(
+            1000 * max((c for _, _, c in ticks), default=0.0), 1),
+        "worst_gap_cause": causes(worst_end - worst_interval, worst_end, worst_cpu),
         "five_worst": [{"interval_ms": round(1000 * i, 1), "at_s": round(e - started, 2),
-                        **causes(e - i, e)} for e, i in late_ticks],
+                        **causes(e - i, e, c)} for e, i, c in late_ticks],
         "worker": {"images": len(per_image), "images_per_s": round(len(per_image) / elapsed, 3),
                    "median_s_per_image": round(sorted(per_image)[len(per_image) // 2], 3) if per_image else None,
-                   "folder_passes_started": state["restarts"]},
+                   "folder_passes_started": state["restarts"],
+                   "per_image": [(name, sec) for when, name, sec in results if when >= started]},
         "torch_threads": torch.get_num_threads(), "switch_interval_s": sys.getswitchinterval(),
         "load_average_1min": [round(load_start, 2), round(os.getloadavg()[0], 2)],
     }
@@ -335,7 +347,8 @@ def predict_case(args: argparse.Namespace) -> int:
     def cause_text(cause: dict) -> str:
         gui = cause["gui_thread"][0][0] if cause["gui_thread"] else "no sample (the sampler got no GIL)"
         other = cause["other_threads"][0][0] if cause["other_threads"] else "-"
-        return f"GUI thread at `{gui}`; busiest other thread at `{other}` ({cause['samples']} samples)"
+        return (f"the GUI thread ran {cause['gui_cpu_ms']} ms of CPU in it, was sampled at `{gui}`; the busiest "
+                f"other thread at `{other}` ({cause['samples']} samples)")
 
     rows, causes = [], []
     for arm in arms:
@@ -343,7 +356,8 @@ def predict_case(args: argparse.Namespace) -> int:
             g, w = run["gaps"], run["worker"]
             rows.append(f"| {arm} ({run['commit']}) #{i + 1} | {g['worst_ms']} | {g['p99_ms']} | {g['median_ms']} | "
                         f"{g['ticks_over_50ms']} | {g['ticks_over_100ms']} | {g['ticks']} | {w['images_per_s']} | "
-                        f"{w['images']} | {run['load_average_1min'][0]} → {run['load_average_1min'][1]} |")
+                        f"{w['images']} | {run['gui_thread_cpu_s']} | {run['load_average_1min'][0]} → "
+                        f"{run['load_average_1min'][1]} |")
             causes.append(f"- {arm} #{i + 1}, worst tick {g['worst_interval_ms']} ms: "
                           f"{cause_text(run['worst_gap_cause'])}")
     text = (f"# Viewer responsiveness while the model predicts\n\n"
@@ -358,7 +372,8 @@ def predict_case(args: argparse.Namespace) -> int:
             f"process, before and after in alternating order, {os.cpu_count()} CPUs shared with other work "
             "(load averages at each arm's start and end).\n\n"
             "| arm | worst gap (ms) | p99 (ms) | median (ms) | ticks > 50 ms | ticks > 100 ms | ticks | worker "
-            "images/s | images | load |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n"
+            "images/s | images | GUI thread CPU (s) | load |\n"
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n"
             + "\n".join(rows) + "\n\n"
             f"Before / after (medians): worst gap {ratio['worst_gap']}×, p99 {ratio['p99_gap']}×; worker "
             f"throughput after / before {ratio['images_per_s_after_over_before']}×. Target: worst gap under 100 ms, "

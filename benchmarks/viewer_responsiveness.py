@@ -307,7 +307,7 @@ def predict_case(args: argparse.Namespace) -> int:
     folder = (args.folder or work / "folder").resolve()
     sizes = build_predict_folder(folder)
     files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() or p.is_symlink())
-    arms = {"before": args.baseline_tree.resolve(), "after": REPO}
+    arms = {"before": args.baseline_tree.resolve(), "after": args.tree.resolve()}
     runs: dict[str, list[dict]] = {arm: [] for arm in arms}
     for round_ in range(args.rounds):
         for arm in (list(arms) if round_ % 2 == 0 else list(reversed(arms))):
@@ -337,6 +337,7 @@ def predict_case(args: argparse.Namespace) -> int:
     ratio["images_per_s_after_over_before"] = round(median("after", "worker", "images_per_s")
                                                     / max(median("before", "worker", "images_per_s"), 1e-9), 2)
     command = (f"python benchmarks/viewer_responsiveness.py --case predict --baseline-tree {args.baseline_tree}"
+               + (f" --tree {args.tree}" if args.tree.resolve() != REPO else "") +
                f" --seconds {args.seconds:g} --rounds {args.rounds}"
                + (f" --interval-ms {args.interval_ms}" if args.interval_ms != 200 else ""))
     record = {"command": command, "model": args.model, "interval_ms": args.interval_ms, "seconds": args.seconds,
@@ -395,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=Path(__file__).resolve().parent / "results")
     parser.add_argument("--case", choices=("browse", "predict"), default="browse")
     parser.add_argument("--baseline-tree", type=Path, help="predict case: the source tree of the code before")
+    parser.add_argument("--tree", type=Path, default=REPO, help="predict case: the source tree of the code after "
+                        "(default: this checkout)")
     parser.add_argument("--seconds", type=float, default=60.0, help="predict case: how long each arm steps")
     parser.add_argument("--rounds", type=int, default=1, help="predict case: before/after pairs, order alternating")
     parser.add_argument("--model", default="fashion", help="predict case: the model the viewer runs")

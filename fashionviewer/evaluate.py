@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from fashionviewer.core.base.atomic import atomic_write_json
-from fashionviewer.core.base.errors import FashionViewerError
+from fashionviewer.core.base.errors import DataError, FashionViewerError
 from fashionviewer.core.base.jsonio import read_json
 from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME
 from fashionviewer.core.data.evaluation import evaluate_coco, format_metrics, load_ground_truth, match_results
@@ -79,11 +79,15 @@ def recorded_taxonomy(results_path: Path) -> str | None:
     return None
 
 
+def _is_ccp_folder(path: Path) -> bool:
+    return path.is_dir() and (path / "photos").is_dir() and (path / "annotations" / "pixel-level").is_dir()
+
+
 def _ground_truth(path: Path, split: str, taxonomy: str | None) -> dict:
     """The ground truth, a CCP folder mapped into ``taxonomy`` when that is not CCP's own."""
     from fashionviewer.core.data.datasets.ccp import CCPDataset
 
-    is_ccp = path.is_dir() and (path / "photos").is_dir() and (path / "annotations" / "pixel-level").is_dir()
+    is_ccp = _is_ccp_folder(path)
     if is_ccp and taxonomy not in (None, CCP):
         return CCPDataset(path, split, taxonomy=taxonomy).coco_ground_truth()
     if path.is_dir() and (path / DEFAULT_FILE_NAME).is_file():  # the annotated folder itself
@@ -140,7 +144,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"({sum(unlisted.values())} predictions of {len(unlisted)} classes the ground truth does not list "
               f"ignored: {classes})")
     # Results name their classes: score them by name, whatever ids the file uses (strict when mapped).
-    results = align_results(gt, results, strict=taxonomy is not None)
+    try:
+        results = align_results(gt, results, strict=taxonomy is not None)
+    except DataError as exc:
+        if _is_ccp_folder(Path(args.gt)):
+            raise
+        # --taxonomy maps only a CCP ground truth: for any other the names themselves must agree
+        known = ", ".join(sorted(str(c.get("name")) for c in gt.get("categories", []))[:6])
+        raise DataError(f"{str(exc).split(';')[0]}: none of the results' classes is a category of {args.gt} "
+                        f"({known} ...); a COCO ground truth is matched by class name, so it must use the "
+                        f"results' names ({taxonomy or 'their taxonomy'}) or CCP's label names") from None
     if args.iou == "parsing":
         matched, dropped = match_results(gt, validate_coco_results(results, "results"),
                                          ignore_unknown_images=args.split != "all")

@@ -75,3 +75,18 @@ def test_coco_gt_in_ccp_names_is_mapped_by_name(ccp_root, tmp_path, capsys):
     assert cli(["evaluate", "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "results.json"),
                 "--taxonomy", "imaterialist", "--json", str(tmp_path / "m.json")]) == 0
     assert json.loads((tmp_path / "m.json").read_text())["AP"] == pytest.approx(1.0)
+
+
+def test_coco_gt_in_another_taxonomy_gets_the_right_advice(ccp_root, tmp_path, capsys):
+    gt, values = _masks(ccp_root)
+    h, w = gt.shape
+    coco = {"images": [{"id": 1, "file_name": "0001.jpg", "width": w, "height": h}],
+            "categories": [{"id": 1, "name": "person"}, {"id": 2, "name": "handbag"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": encode_mask(gt == values[0]),
+                             "area": 1.0, "bbox": [0, 0, w, h], "iscrowd": 0}]}
+    (tmp_path / "gt.json").write_text(json.dumps(coco))
+    (tmp_path / "results.json").write_text(json.dumps([_result(gt == values[0], "pants")]))
+    assert cli(["evaluate", "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "results.json"),
+                "--taxonomy", "imaterialist"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "matched by class name" in err[0] and "pass --taxonomy" not in err[0]

@@ -31,6 +31,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -40,11 +41,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fashionviewer.core.base.atomic import atomic_torch_save, ensure_writable_dir
-from fashionviewer.core.base.errors import DataError, FashionViewerError
+from fashionviewer.core.base.errors import FashionViewerError
 from fashionviewer.core.base.events import EventWriter
-from fashionviewer.core.data.datasets.ccp import CCPDataset, read_groundtruth, read_label_list
-from fashionviewer.core.data.imageio import load_image as read_image
-from fashionviewer.core.data.taxonomy import BODY_LABELS, IMATERIALIST, ccp_value_lut, imaterialist_names
+from fashionviewer.core.data.taxonomy import IMATERIALIST, imaterialist_names
 from fashionviewer.core.models.parsing import (
     IMAGE_MEAN,
     IMAGE_STD,
@@ -52,34 +51,71 @@ from fashionviewer.core.models.parsing import (
     parsing_channels,
     save_parsing_checkpoint,
 )
+from fashionviewer.core.viewer.trainer_menu import TRAINER_MENUS
 
 from . import distributed
 from .common import Cancelled, install_cancel_handler, positive_int, resolve_device, run_cli
+from .parsing_data import (
+    IGNORE,
+    Sample,
+    augment,
+    class_weights,
+    load_split,
+    load_tagged,
+    normalize,
+    pad_to,
+)
+from .parsing_finetune import DEFAULT_INIT, epoch_order, prepare_finetune
 
 log = logging.getLogger("trainers.parsing")
+
+# What the viewer's Train menu offers, declared in the core (which never imports trainers) and checked
+# against get_args_parser by tests/trainers/test_menu_options.py.
+MENU = TRAINER_MENUS["parsing"]
 
 STATE_FILE = "training_state.pt"
 LAST_NAME = "model"
 BEST_NAME = "model_best"
-IGNORE = 255  # label of padding in training crops
+# Fine-tuning starts from a trained model: a short schedule at a quarter of the peak learning rate
+# (100 photos + replay: about 4 minutes on 2 CPU threads).
+SCRATCH_DEFAULTS = {"epochs": 30, "lr": 2e-3, "warmup_steps": 100}
+FINETUNE_DEFAULTS = {"epochs": 8, "lr": 5e-4, "warmup_steps": 10}
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Train the from-scratch garment parsing model on CCP photos.",
                                 add_help=add_help)
-    p.add_argument("--data-path", default=None, help="CCP root (default ../shared/data/ccp)")
+    p.add_argument("--dataset", default="ccp", choices=["ccp", "annotations"],
+                   help="ccp: train from scratch on the CCP photos; annotations: fine-tune --init-from on a photo "
+                        "folder's annotation file (--data-path FOLDER)")
+    p.add_argument("--data-path", default=None,
+                   help="CCP root (default ../shared/data/ccp), or the annotated photo folder with --dataset annotations")
     p.add_argument("--tagged", default=None, help="ccp-tagged root for image-level supervision (off by default)")
     p.add_argument("--tag-weight", type=float, default=0.2, help="weight of the tag loss when --tagged is given")
     p.add_argument("--tagged-batch", type=int, default=4, help="tag-only photos per step when --tagged is given")
     p.add_argument("--architecture", default="parsing_resunet", choices=["parsing_resunet"])
     p.add_argument("--image-width", type=positive_int, default=224, help="photos are resized to this width")
     p.add_argument("--crop-height", type=positive_int, default=320, help="training crop height (width: --image-width)")
-    p.add_argument("--epochs", type=positive_int, default=30)
+    f = p.add_argument_group("fine-tune on a folder's annotations (--dataset annotations)")
+    f.add_argument("--init-from", default=None, help="the model to start from: a bundled name or a model.pt "
+                                                     f"(default {DEFAULT_INIT})")
+    f.add_argument("--annotations", default=None, help="the annotation file (default FOLDER/annotations.fashionviewer.json)")
+    f.add_argument("--replay-data", default=None,
+                   help="the start model's training photos, replayed so it does not forget (default "
+                        "../shared/data/ccp when present; 'none' turns replay off)")
+    f.add_argument("--replay-share", type=float, default=0.4, help="share of each epoch's photos that are replayed")
+    f.add_argument("--annotations-val", type=float, default=0.1, help="share of the folder's images held out")
+    p.add_argument("--epochs", type=positive_int, default=None,
+                   help=f"default {SCRATCH_DEFAULTS['epochs']} from scratch, {FINETUNE_DEFAULTS['epochs']} fine-tuning")
     p.add_argument("--steps-per-epoch", type=int, default=0, help="at most this many steps per epoch (0: all)")
     p.add_argument("--batch-size", type=positive_int, default=8, help="photos per process and step")
-    p.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate")
+    p.add_argument("--lr", type=float, default=None,
+                   help=f"peak AdamW learning rate (default {SCRATCH_DEFAULTS['lr']:g} from scratch, "
+                        f"{FINETUNE_DEFAULTS['lr']:g} fine-tuning)")
     p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--warmup-steps", type=int, default=100)
+    p.add_argument("--warmup-steps", type=int, default=None,
+                   help=f"default {SCRATCH_DEFAULTS['warmup_steps']} from scratch, {FINETUNE_DEFAULTS['warmup_steps']} "
+                        "fine-tuning")
     p.add_argument("--val-size", type=int, default=100, help="validation photos (CCPDataset's seeded split)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N training photos (tests)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto")
@@ -96,124 +132,6 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                    help="subtract this share of log(class weight) from the logits (folded into the weights)")
     g.add_argument("--hflip", action="store_true", help="the card asks for the mirror test-time view")
     return p
-
-
-# --------------------------------------------------------------------------- data
-
-
-def resize_photo(image: np.ndarray, width: int) -> Tensor:
-    """uint8 H×W×3 -> uint8 3×h×width tensor (antialiased), keeping the aspect ratio."""
-    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
-    height = max(1, round(image.shape[0] * width / image.shape[1]))
-    out = F.interpolate(tensor, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
-    return out[0].round_().clamp_(0, 255).to(torch.uint8)
-
-
-def resize_labels(labels: np.ndarray, width: int) -> Tensor:
-    height = max(1, round(labels.shape[0] * width / labels.shape[1]))
-    tensor = torch.from_numpy(labels.astype(np.uint8))[None, None]
-    return F.interpolate(tensor, size=(height, width), mode="nearest")[0, 0]
-
-
-@dataclass
-class Sample:
-    image: Tensor  # uint8 3×h×w
-    labels: Tensor  # uint8 h×w, parsing channel indices
-    image_id: int
-
-
-def load_split(root: str | None, split: str, width: int, val_size: int, seed: int,
-               limit: int | None = None) -> list[Sample]:
-    """CCP photos of ``split`` at ``width``, their labels as parsing channels (see ``parsing_channels``)."""
-    dataset = CCPDataset(root, split, val_size=val_size, seed=seed, limit=limit)
-    lut = torch.from_numpy(ccp_value_lut(read_label_list(dataset.root / "label_list.mat"), body=True))
-    samples = []
-    for entry in dataset.images:
-        mat = dataset.root / "annotations" / "pixel-level" / (Path(entry.file_name).stem + ".mat")
-        gt = read_groundtruth(mat)
-        image = read_image(entry.path)
-        if gt.shape != image.shape[:2]:
-            raise DataError(f"{mat}: groundtruth is {gt.shape[1]}x{gt.shape[0]} but {entry.file_name} is "
-                            f"{image.shape[1]}x{image.shape[0]}")
-        labels = lut[resize_labels(gt, width).long()].to(torch.uint8)
-        samples.append(Sample(resize_photo(image, width), labels, entry.image_id))
-    return samples
-
-
-def load_tagged(root: str, width: int, limit: int | None = None) -> tuple[list[Tensor], Tensor]:
-    """Tag-only photos at ``width`` and their N×C presence targets over the parsing channels."""
-    from fashionviewer.core.data.datasets.ccp_tagged import CCPTagged
-
-    tagged = CCPTagged(root, limit=limit)
-    channels = parsing_channels()
-    targets = torch.zeros(len(tagged), len(channels))
-    images = []
-    for i, photo in enumerate(tagged.photos):
-        for class_id in tagged.class_ids(i):
-            targets[i, class_id + 1] = 1
-        for name in tagged.tags(i):
-            if name in BODY_LABELS:
-                targets[i, channels.index(name)] = 1
-        targets[i, 0] = 1
-        images.append(resize_photo(read_image(photo), width))
-    return images, targets
-
-
-_JITTER = None
-
-
-def augment(sample: Sample, crop: tuple[int, int], rng: np.random.Generator) -> tuple[Tensor, Tensor]:
-    """A random view of one photo: scale 0.75-1.25, crop/pad to ``crop`` (h, w), mirror, colour jitter."""
-    global _JITTER
-    if _JITTER is None:
-        from torchvision.transforms import v2
-
-        _JITTER = v2.ColorJitter(brightness=0.35, contrast=0.35, saturation=0.4, hue=0.04)
-    image = sample.image.float()[None] / 255.0
-    labels = sample.labels[None, None]
-    scale = float(rng.uniform(0.75, 1.25))
-    height, width = round(image.shape[-2] * scale), round(image.shape[-1] * scale)
-    image = F.interpolate(image, size=(height, width), mode="bilinear", align_corners=False, antialias=scale < 1)
-    labels = F.interpolate(labels, size=(height, width), mode="nearest")
-    crop_h, crop_w = crop
-    out_image = torch.full((1, 3, crop_h, crop_w), 0.0)
-    out_image += torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1)
-    out_labels = torch.full((crop_h, crop_w), IGNORE, dtype=torch.uint8)
-    y0 = int(rng.integers(0, height - crop_h + 1)) if height > crop_h else -int(rng.integers(0, crop_h - height + 1))
-    x0 = int(rng.integers(0, width - crop_w + 1)) if width > crop_w else -int(rng.integers(0, crop_w - width + 1))
-    sy, sx = max(y0, 0), max(x0, 0)  # source
-    dy, dx = max(-y0, 0), max(-x0, 0)  # destination
-    h, w = min(height - sy, crop_h - dy), min(width - sx, crop_w - dx)
-    out_image[..., dy:dy + h, dx:dx + w] = image[..., sy:sy + h, sx:sx + w]
-    out_labels[dy:dy + h, dx:dx + w] = labels[0, 0, sy:sy + h, sx:sx + w]
-    if rng.random() < 0.5:
-        out_image, out_labels = out_image.flip(-1), out_labels.flip(-1)
-    out_image = _JITTER(out_image[0])
-    if rng.random() < 0.05:
-        out_image = out_image.mean(0, keepdim=True).expand(3, -1, -1).clone()
-    return normalize(out_image), out_labels.long()
-
-
-def normalize(image: Tensor) -> Tensor:
-    """float 0-1 3×H×W -> the network's input (ImageNet mean/std, a convention only: no ImageNet weights)."""
-    return (image - torch.tensor(IMAGE_MEAN).view(3, 1, 1)) / torch.tensor(IMAGE_STD).view(3, 1, 1)
-
-
-def pad_to(image: Tensor, multiple: int = 32) -> Tensor:
-    """Pad a normalized 3×H×W image at the bottom/right to sides divisible by ``multiple`` (with zeros = mean)."""
-    height, width = image.shape[-2:]
-    return F.pad(image, (0, (-width) % multiple, 0, (-height) % multiple))
-
-
-def class_weights(samples: Sequence[Sample], channels: int) -> Tensor:
-    """``(median frequency / frequency) ** 0.5`` per channel, clipped to 0.1-10 (1 for unseen channels)."""
-    counts = torch.zeros(channels, dtype=torch.float64)
-    for sample in samples:
-        counts += torch.bincount(sample.labels.reshape(-1).long(), minlength=channels)[:channels].double()
-    seen = counts > 0
-    weights = torch.ones(channels, dtype=torch.float64)
-    weights[seen] = (counts[seen].median() / counts[seen]).sqrt().clamp(0.1, 10.0)
-    return weights.float()
 
 
 # --------------------------------------------------------------------------- validation
@@ -260,9 +178,11 @@ class Progress:
 
 
 def model_card(args: argparse.Namespace, progress: Progress, n_train: int, n_val: int, world_size: int,
-               weights: Tensor, tagged: int) -> dict[str, Any]:
+               weights: Tensor, tagged: int, finetune: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The card of a checkpoint; a fine-tune's (``finetune``: classes, start model, annotation file) overrides
+    the from-scratch entries."""
     last = progress.history[-1] if progress.history else {}
-    return {
+    card = {
         "architecture": args.architecture,
         "class_names": imaterialist_names(),
         "taxonomy": IMATERIALIST,
@@ -286,6 +206,11 @@ def model_card(args: argparse.Namespace, progress: Progress, n_train: int, n_val
         },
         "history": progress.history,
     }
+    if finetune is not None:
+        card.update(finetune)
+        card["init"] = finetune["fine_tuned_from"]["checkpoint"]
+        card["training"]["dataset"] = "annotations"
+    return card
 
 
 def export(args: argparse.Namespace) -> dict[str, Any]:
@@ -310,23 +235,36 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     """Train, validate and checkpoint every epoch; returns the last model card (rank 0; ``{}`` elsewhere)."""
     if args.export:
         return export(args)
-    out = ensure_writable_dir(args.out)
+    defaults = FINETUNE_DEFAULTS if args.dataset == "annotations" else SCRATCH_DEFAULTS
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     if args.threads:
         torch.set_num_threads(args.threads)
+    setup = prepare_finetune(args) if args.dataset == "annotations" else None  # its errors come before --out exists
+    out = ensure_writable_dir(args.out)
     info, device = distributed.init_distributed(resolve_device(args.device))
     torch.manual_seed(args.seed + info.rank)
     rng = np.random.default_rng(args.seed + 1000 * info.rank)
     start = _resume_file(args, out)
 
-    train = load_split(args.data_path, "train", args.image_width, args.val_size, args.seed, args.limit)
-    val = load_split(args.data_path, "val", args.image_width, args.val_size, args.seed) if info.rank == 0 else []
     tagged_images, tagged_targets = (load_tagged(args.tagged, args.image_width) if args.tagged
                                      else ([], torch.zeros(0)))
-    channels = parsing_channels()
-    num_categories = len(imaterialist_names())
-    weights = class_weights(train, len(channels)).to(device)
-    model = build_parsing_model(args.architecture, len(channels)).to(device)
-    per_rank = math.ceil(len(train) / info.world_size)
+    if setup is None:
+        train = load_split(args.data_path, "train", args.image_width, args.val_size, args.seed, args.limit)
+        val = load_split(args.data_path, "val", args.image_width, args.val_size, args.seed) if info.rank == 0 else []
+        channels = parsing_channels()
+        num_categories = len(imaterialist_names())
+        weights = class_weights(train, len(channels)).to(device)
+        model = build_parsing_model(args.architecture, len(channels)).to(device)
+        order_of = partial(_shuffled, len(train), args.seed)
+    else:
+        train, val = setup.train, setup.user.val if info.rank == 0 else []
+        channels, num_categories = setup.plan.channels, setup.plan.num_categories
+        weights = setup.weights.to(device)
+        model = setup.model.to(device)
+        order_of = partial(epoch_order, len(setup.user.train), len(setup.replay), args.replay_share, seed=args.seed)
+    per_rank = math.ceil(len(order_of(1)) / info.world_size)
     steps = max(1, math.ceil(per_rank / args.batch_size))
     if args.steps_per_epoch:
         steps = min(steps, args.steps_per_epoch)
@@ -353,8 +291,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             for epoch in range(progress.first_epoch, args.epochs + 1):
                 t0 = time.perf_counter()
                 model.train()
-                order = np.random.default_rng(args.seed * 7919 + epoch).permutation(len(train))
-                mine = order[info.rank::info.world_size]
+                mine = np.asarray(order_of(epoch))[info.rank::info.world_size]
                 running = 0.0
                 for step in range(steps):
                     if stop["requested"]:
@@ -389,7 +326,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 progress.seconds += seconds
                 if info.rank == 0:
                     card = model_card(args, progress, len(train), len(val), info.world_size, weights.cpu(),
-                                      len(tagged_images))
+                                      len(tagged_images), setup.card_extra if setup is not None else None)
                     card = _save_epoch(out, core, card, optimizer, scheduler, args, progress)
                     log.info("epoch %d/%d loss %.4f | val pixel accuracy %s mIoU %s | %.0fs", epoch, args.epochs,
                              record["train_loss"], record.get("pixel_accuracy"), record.get("miou"), seconds)
@@ -404,6 +341,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                         message=str(exc))
             raise
     return card
+
+
+def _shuffled(count: int, seed: int, epoch: int) -> list[int]:
+    """The training photos of one epoch in a seeded order (the same after a resume)."""
+    return np.random.default_rng(seed * 7919 + epoch).permutation(count).tolist()
 
 
 def _tag_loss(model: nn.Module, images: list[Tensor], targets: Tensor, crop: tuple[int, int],

@@ -1,0 +1,208 @@
+"""Fine-tuning the parsing model (`fashion`) on a folder's annotations: classes by name, the user's photos as
+targets, replay, the command line end to end, resume after a kill, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME, load_annotations
+from fashionviewer.core.data.datasets.ccp import CCPDataset
+from fashionviewer.core.data.imageio import load_image
+from fashionviewer.core.data.masks import decode_mask
+from fashionviewer.core.models.registry import load_checkpoint
+from tests.fixtures.annotated_folder import write_annotated_folder
+from trainers.parsing_data import IGNORE, normalize, pad_to, resize_labels, resize_photo
+from trainers.parsing_finetune import (
+    annotation_samples,
+    epoch_order,
+    extend_head,
+    plan_parsing_finetune,
+    resolve_init,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def ccp_photos(ccp_root):
+    dataset = CCPDataset(ccp_root, "train", taxonomy="imaterialist", limit=4)
+    return dataset.coco_ground_truth(), {entry.file_name: entry.path for entry in dataset.images}
+
+
+def _folder(tmp_path: Path, ccp_photos, rename: dict[str, str] | None = None, done=True) -> Path:
+    gt, photos = ccp_photos
+    gt = json.loads(json.dumps(gt))
+    for category in gt["categories"]:
+        category["name"] = (rename or {}).get(category["name"], category["name"])
+    write_annotated_folder(tmp_path / "photos", gt, photos, done=done)
+    return tmp_path / "photos"
+
+
+def test_the_plan_matches_classes_by_name_and_adds_new_ones_before_the_body_channels():
+    checkpoint = resolve_init("fashion")
+    plan = plan_parsing_finetune(checkpoint, ["shoe", "my scarf", "T-shirt/top"], [23, 1, 2])
+    assert plan.added == ["my scarf", "T-shirt/top"]
+    assert plan.class_names[-2:] == ["my scarf", "T-shirt/top"] and plan.num_categories == 48
+    assert plan.channels[0] == "background" and plan.channels[-2:] == ["skin", "hair"]
+    assert plan.channels[1:49] == plan.class_names
+    # kept classes keep the model's ids; a new class keeps the folder's id unless the model uses it
+    assert plan.category_ids[:46] == list(range(46)) and plan.category_ids[46:] == [46, 47]
+    assert plan.channel_of_name["shoe"] == plan.class_names.index("shoe") + 1
+    assert [plan.channels[i] for i in plan.old_to_new()] == plan.old_channels
+
+
+def test_a_mask_rcnn_cannot_be_fine_tuned_as_a_parsing_model():
+    from fashionviewer.core.base.errors import FashionViewerError
+
+    with pytest.raises(FashionViewerError, match="not a parsing model"):
+        plan_parsing_finetune(resolve_init("demo"), ["shoe"], [1])
+
+
+def test_extending_the_head_keeps_what_the_model_predicts_for_its_classes(ccp_photos):
+    _gt, photos = ccp_photos
+    model, _card = load_checkpoint(resolve_init("fashion"))
+    model.eval()
+    plan = plan_parsing_finetune(resolve_init("fashion"), ["my scarf"], [7])
+    x = pad_to(normalize(resize_photo(load_image(next(iter(photos.values()))), 224).float() / 255))[None]
+    with torch.inference_mode():
+        before = model(x)
+        assert extend_head(model, plan.old_channels, plan.channels) == len(plan.old_channels)
+        after = model(x)
+    assert after.shape[1] == before.shape[1] + 1
+    assert torch.equal(after[:, plan.old_to_new()], before)
+    added = plan.channel_of_name["my scarf"]
+    assert (after.argmax(1) != added).all()  # a new class wins nowhere before training
+
+
+def test_the_folders_photos_become_targets_done_images_teach_background(ccp_photos, tmp_path):
+    gt, photos = ccp_photos
+    names = sorted(photos)
+    folder = _folder(tmp_path, ccp_photos, done=names[:2])
+    path = folder / DEFAULT_FILE_NAME
+    data = json.loads(path.read_text())
+    # the third image: done with nothing on it (a negative); the fourth: annotated, not done
+    third = next(i["id"] for i in data["images"] if i["file_name"] == names[2])
+    data["annotations"] = [a for a in data["annotations"] if a["image_id"] != third]
+    for image in data["images"]:
+        image["done"] = image["file_name"] in names[:3]
+    path.write_text(json.dumps(data))
+    aset, problems = load_annotations(path)
+    assert not problems
+    plan = plan_parsing_finetune(resolve_init("fashion"), [c["name"] for c in aset.categories],
+                                 [c["id"] for c in aset.categories])
+    samples = annotation_samples(folder, aset, path, plan, 224, val_fraction=0.0)
+    assert (samples.images, samples.negatives, samples.partial) == (4, 1, 1) and not samples.val
+    by_id = {s.image_id: s for s in samples.train}
+    negative = by_id[third].labels
+    assert torch.all(negative == 0)  # done and empty: all background (no body model given)
+    partial = by_id[next(i["id"] for i in data["images"] if i["file_name"] == names[3])].labels
+    assert (partial == IGNORE).any() and (partial != IGNORE).any() and not (partial == 0).any()
+    done_id = next(i["id"] for i in data["images"] if i["file_name"] == names[0])
+    done = by_id[done_id].labels
+    assert not (done == IGNORE).any() and (done == 0).any() and (done > 0).any()
+    # each instance's class is painted where its mask is (compared at the training width)
+    ann = next(a for a in data["annotations"] if a["image_id"] == done_id)
+    mask = resize_labels(decode_mask(ann["segmentation"]), 224).numpy() > 0
+    channel = plan.channel_of_name[aset.category_name(ann["category_id"])]
+    assert np.mean(done.numpy()[mask] == channel) > 0.5
+
+
+def test_each_epoch_holds_every_user_photo_once_and_a_share_of_replay():
+    order = epoch_order(60, 700, 0.4, epoch=3, seed=0)
+    assert sorted(i for i in order if i < 60) == list(range(60))
+    assert len([i for i in order if i >= 60]) == 40 and len(set(order)) == len(order)
+    assert order == epoch_order(60, 700, 0.4, epoch=3, seed=0) != epoch_order(60, 700, 0.4, epoch=4, seed=0)
+    assert epoch_order(10, 0, 0.4, epoch=1, seed=0) == epoch_order(10, 5, 0.0, epoch=1, seed=0)
+
+
+def _trainer(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "trainers.parsing", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=600, env=env, **kwargs)
+
+
+@pytest.mark.slow
+def test_fine_tune_adds_a_class_and_the_result_predicts(ccp_photos, tmp_path):
+    folder = _folder(tmp_path, ccp_photos, rename={"shoe": "my shoe"})
+    out = tmp_path / "out"
+    result = _trainer("--dataset", "annotations", "--data-path", str(folder), "--init-from", "fashion",
+                      "--out", str(out), "--epochs", "1", "--limit", "8", "--threads", "1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    card = json.loads((out / "model.json").read_text())
+    assert card["fine_tuned_from"]["classes_added"] == ["my shoe"]
+    assert card["class_names"][-1] == "my shoe" and card["parsing_channels"][-3:] == ["my shoe", "skin", "hair"]
+    assert card["annotations"]["images"] == 4 and card["annotations"]["sha256"]
+    assert card["dataset"]["replay_images"] == 8 and card["epochs"] == 1
+    from fashionviewer.core.inference.predictor import load_predictor
+
+    predictor = load_predictor(out / "model.pt")
+    assert predictor.class_names[-1] == "my shoe"
+    photo = load_image(folder / sorted(ccp_photos[1])[0])
+    prediction = predictor.predict(photo)
+    assert prediction.instances and all(0 <= i.label <= 47 for i in prediction.instances)
+
+
+@pytest.mark.slow
+def test_a_killed_fine_tune_resumes_where_it_stopped(ccp_photos, tmp_path):
+    folder = _folder(tmp_path, ccp_photos)
+    out = tmp_path / "out"
+    args = ["-m", "trainers.parsing", "--dataset", "annotations", "--data-path", str(folder), "--init-from",
+            "fashion", "--out", str(out), "--epochs", "3", "--limit", "4", "--threads", "1", "--events", "-"]
+    process = subprocess.Popen([sys.executable, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               text=True)
+    try:
+        for line in process.stdout:
+            if json.loads(line).get("event") == "epoch":
+                process.send_signal(signal.SIGKILL)
+                break
+    finally:
+        process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    first = torch.load(out / "training_state.pt", weights_only=False)["history"]
+    assert [r["epoch"] for r in first] == [1]
+    time.sleep(0.1)
+    result = _trainer(*args[2:-2], "--resume", "auto")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resumed from" in result.stderr
+    history = json.loads((out / "model.json").read_text())["history"]
+    assert [r["epoch"] for r in history] == [1, 2, 3] and history[0] == first[0]
+
+
+@pytest.mark.parametrize("case", ["empty", "missing-image", "wrong-size-mask", "empty-class-name", "unwritable"])
+def test_bad_input_is_one_error_line_and_nothing_is_written(case, ccp_photos, tmp_path):
+    folder = _folder(tmp_path, ccp_photos)
+    path = folder / DEFAULT_FILE_NAME
+    data = json.loads(path.read_text())
+    out = tmp_path / "out"
+    expected = {"empty": DEFAULT_FILE_NAME, "missing-image": "not found", "wrong-size-mask": "does not match the image size",
+                "empty-class-name": "empty name", "unwritable": "writ"}[case]
+    if case == "empty":
+        path.write_text("")
+    elif case == "missing-image":
+        (folder / data["images"][1]["file_name"]).unlink()
+    elif case == "wrong-size-mask":
+        from fashionviewer.core.data.masks import encode_mask
+
+        data["annotations"][0]["segmentation"] = encode_mask(np.ones((10, 10), np.uint8))
+        path.write_text(json.dumps(data))
+    elif case == "empty-class-name":
+        data["categories"][0]["name"] = " "
+        path.write_text(json.dumps(data))
+    else:
+        out.write_text("a file where the output folder should be")
+    result = _trainer("--dataset", "annotations", "--data-path", str(folder), "--out", str(out), "--epochs", "1")
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and expected in errors[0], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert not out.is_dir()

@@ -1,0 +1,335 @@
+"""Fine-tune a trained parsing model (``fashion``) on a photo folder's annotations.
+
+``python -m trainers.parsing --dataset annotations --data-path FOLDER --init-from fashion --out OUT``
+starts from the model's weights and class list (:func:`plan_parsing_finetune`):
+
+* the folder's classes are matched to the model's by name; classes the model lacks become new output
+  channels, inserted after its garment categories (so labels 1..K stay contiguous) and before its
+  training-only body channels; every kept channel's row of the classifier is copied by name, so a kept
+  class predicts exactly as before the first step (:func:`extend_head`);
+* the user's photos become per-pixel targets (:func:`annotation_samples`): each instance's mask paints
+  its class, smaller instances on top of larger ones. An image marked done teaches that everything
+  else is background (where the start model sees skin or hair, those body channels: user files do not
+  label the body, and calling it background would fight the replayed photos); an annotated image not
+  marked done only teaches its instances (the rest is ignored), and an image with neither is not used;
+* it does not forget: each epoch replays photos of the model's own training data (``--replay-data``,
+  by default the Clothing Co-Parsing photos when present), ``--replay-share`` of every batch, so the
+  user's photos weigh more (:func:`epoch_order`).
+
+The loss keeps the start model's balance: its card's class weights raised to ``1 - prior_correction``
+(the share of the prior shift the shipped model did not have folded out), 1 for new classes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from fashionviewer.core.base.errors import DataError, FashionViewerError
+from fashionviewer.core.base.paths import ccp_dir, sha256_file
+from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME, load_annotations
+from fashionviewer.core.data.datasets.base import seeded_split
+from fashionviewer.core.data.imageio import load_image
+from fashionviewer.core.data.taxonomy import BODY_LABELS
+from fashionviewer.core.models.parsing import PARSING_CARD_FORMAT, ParsingNet
+
+from .parsing_data import IGNORE, Sample, load_split, normalize, pad_to, resize_labels, resize_photo
+
+log = logging.getLogger("trainers.parsing")
+
+DEFAULT_INIT = "fashion"
+
+
+@dataclass
+class ParsingFinetunePlan:
+    """The start checkpoint, the merged channel list, and how the folder's classes map onto it."""
+
+    checkpoint: Path
+    card: dict[str, Any]
+    old_channels: list[str]
+    channels: list[str]  # background, the model's categories, the added ones, then its body channels
+    class_names: list[str]  # labels 1..K: channels[1..K]
+    category_ids: list[int]
+    added: list[str] = field(default_factory=list)
+    channel_of_name: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def num_categories(self) -> int:
+        return len(self.class_names)
+
+    def old_to_new(self) -> list[int]:
+        """Channel index in the start model -> channel index after the merge."""
+        return [self.channels.index(name) for name in self.old_channels]
+
+    def card_entry(self) -> dict[str, Any]:
+        return {"checkpoint": str(self.checkpoint), "sha256": sha256_file(self.checkpoint),
+                "classes_kept": len(self.class_names) - len(self.added), "classes_added": list(self.added)}
+
+
+def resolve_init(name_or_path: str) -> Path:
+    """The weights file of ``--init-from``: a bundled model name (``fashion``) or a checkpoint path."""
+    from fashionviewer.core.inference.predictor import resolve_model_path
+
+    path = resolve_model_path(name_or_path)
+    if not path.is_file():
+        raise FashionViewerError(f"--init-from {name_or_path}: {path} not found")
+    return path
+
+
+def plan_parsing_finetune(checkpoint: str | Path, dataset_names: Sequence[str],
+                          dataset_category_ids: Sequence[int]) -> ParsingFinetunePlan:
+    """The channel list a fine-tune of parsing ``checkpoint`` on classes ``dataset_names`` trains.
+
+    Kept classes keep the model's category ids; an added class keeps the folder's id unless the model
+    uses it, then takes the next free one."""
+    from fashionviewer.core.models.registry import card_category_ids, read_card
+
+    checkpoint = Path(checkpoint).with_suffix(".pt")
+    card = read_card(checkpoint)
+    if card.get("format") != PARSING_CARD_FORMAT:
+        raise FashionViewerError(f"{checkpoint.with_suffix('.json')}: a {card.get('architecture')} model is not a "
+                                 "parsing model; use trainers.maskrcnn --init-from for it")
+    old_channels = [str(c) for c in card["parsing_channels"]]
+    old_names = [str(n) for n in card["class_names"]]
+    if old_channels[1:len(old_names) + 1] != old_names:
+        raise FashionViewerError(f"{checkpoint.with_suffix('.json')}: parsing_channels do not start with "
+                                 "background and the class names")
+    body = old_channels[len(old_names) + 1:]
+    added = [n for n in dict.fromkeys(dataset_names) if n not in old_names and n not in body]
+    names = old_names + added
+    ids = list(card_category_ids(card))
+    taken = set(ids)
+    by_name = dict(zip(dataset_names, dataset_category_ids))
+    for name in added:
+        wanted = int(by_name[name])
+        if wanted in taken:
+            wanted = max(taken) + 1
+        taken.add(wanted)
+        ids.append(wanted)
+    channels = ["background", *names, *body]
+    return ParsingFinetunePlan(checkpoint, card, old_channels, channels, names, ids, added,
+                               {name: channels.index(name) for name in channels})
+
+
+def extend_head(model: ParsingNet, old_channels: Sequence[str], new_channels: Sequence[str]) -> int:
+    """Give ``model`` an output channel per name of ``new_channels``; rows of names in both lists are
+    copied, new rows start near zero with the lowest existing bias (they win nowhere at first).
+    Returns how many rows were copied."""
+    old: nn.Conv2d = model.head
+    new = nn.Conv2d(old.in_channels, len(new_channels), 1).to(old.weight.device)
+    copied = 0
+    with torch.no_grad():
+        nn.init.normal_(new.weight, std=0.01)
+        new.bias.fill_(float(old.bias.min()))
+        for row, name in enumerate(new_channels):
+            if name in old_channels:
+                source = list(old_channels).index(name)
+                new.weight[row] = old.weight[source]
+                new.bias[row] = old.bias[source]
+                copied += 1
+    model.head = new
+    return copied
+
+
+# --------------------------------------------------------------------------- the folder's photos
+
+
+@dataclass
+class FolderSamples:
+    """The folder's photos as training samples, and what was found on the way."""
+
+    train: list[Any]
+    val: list[Any]
+    images: int
+    instances: int
+    negatives: int  # images marked done with no instance
+    partial: int  # annotated images not marked done (only their instances teach)
+
+
+def check_annotation_file(folder: str | Path, ann_file: str | Path | None) -> tuple[Path, Any]:
+    """The annotation file and its set, or one-line errors for what a fine-tune cannot use."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: photo folder not found")
+    path = Path(ann_file) if ann_file else folder / DEFAULT_FILE_NAME
+    if not path.is_file():
+        raise DataError(f"{path}: no annotation file (annotate some photos in the viewer first)")
+    aset, problems = load_annotations(path)
+    if problems:  # the viewer skips a bad record; training on a file with one would hide it
+        first = problems[0].removeprefix(f"{path.name}: ").removesuffix("; skipped")
+        more = f" (and {len(problems) - 1} more bad records)" if len(problems) > 1 else ""
+        raise DataError(f"{path}: {first}{more}")
+    for category in aset.categories:
+        if not str(category.get("name", "")).strip():
+            raise DataError(f"{path}: category id {category.get('id')} has an empty name")
+    used = [rec for rec in aset.images.values() if rec.annotations or rec.done]
+    if not used:
+        raise DataError(f"{path}: no annotated image and none marked done: nothing to learn from")
+    missing = [rec.file_name for rec in used if not (folder / rec.file_name).is_file()]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise DataError(f"{path}: image {missing[0]}{more} not found in {folder}")
+    return path, aset
+
+
+def annotation_samples(folder: str | Path, aset: Any, ann_path: Path, plan: ParsingFinetunePlan, width: int,
+                       body_model: nn.Module | None = None, val_fraction: float = 0.1,
+                       seed: int = 0) -> FolderSamples:
+    """Per-pixel training samples of the folder's used images (see the module docstring), split as the
+    Mask R-CNN's annotations dataset splits them."""
+    folder = Path(folder)
+    name_of = {int(c["id"]): str(c["name"]) for c in aset.categories}
+    used = sorted(name for name, rec in aset.images.items() if rec.annotations or rec.done)
+    n_val = round(val_fraction * len(used))
+    if val_fraction > 0 and len(used) >= 2:
+        n_val = min(max(1, n_val), len(used) - 1)
+    val_positions = set(seeded_split(used, "val", n_val, seed, ann_path.name))
+    train, val = [], []
+    instances = negatives = partial = 0
+    for position, file_name in enumerate(used):
+        rec = aset.images[file_name]
+        image = load_image(folder / rec.file_name)
+        height, width_px = image.shape[:2]
+        labels = np.full((height, width_px), 0 if rec.done else IGNORE, dtype=np.uint8)
+        masks = []
+        for ann in rec.annotations:
+            mask = ann.mask()
+            if mask.shape != (height, width_px):
+                raise DataError(f"{ann_path}: annotation {ann.id} of {rec.file_name} has a {mask.shape[1]}x"
+                                f"{mask.shape[0]} mask but the photo is {width_px}x{height}")
+            masks.append((int(mask.sum()), mask.astype(bool), plan.channel_of_name[name_of[ann.category_id]]))
+        for _area, mask, channel in sorted(masks, key=lambda item: -item[0]):  # small ones stay visible
+            labels[mask] = channel
+        instances += len(masks)
+        negatives += int(rec.done and not masks)
+        partial += int(not rec.done and bool(masks))
+        small_image = resize_photo(image, width)
+        small_labels = resize_labels(labels, width)
+        if rec.done and body_model is not None:
+            small_labels = _label_body(body_model, small_image, small_labels, plan)
+        sample = Sample(small_image, small_labels, rec.image_id)
+        (val if position in val_positions else train).append(sample)
+    return FolderSamples(train, val, len(used), instances, negatives, partial)
+
+
+def _label_body(model: nn.Module, image: Tensor, labels: Tensor, plan: ParsingFinetunePlan) -> Tensor:
+    """Background pixels where the start model sees skin or hair take that body channel."""
+    body = [plan.old_channels.index(name) for name in BODY_LABELS if name in plan.old_channels]
+    if not body:
+        return labels
+    model.eval()
+    with torch.inference_mode():
+        x = pad_to(normalize(image.float() / 255.0))
+        winner = model(x[None])[0, :, : image.shape[-2], : image.shape[-1]].argmax(0)
+    labels = labels.clone()
+    for old_index in body:
+        labels[(winner == old_index) & (labels == 0)] = plan.channels.index(plan.old_channels[old_index])
+    return labels
+
+
+# --------------------------------------------------------------------------- replay and the epoch's order
+
+
+def load_replay(root: str | None, plan: ParsingFinetunePlan, width: int, seed: int, limit: int | None) -> list[Any]:
+    """The start model's own training photos (CCP's train split) with labels moved onto the merged channels;
+    an empty list, said in one line, when they are not here."""
+    if str(root) == "none":
+        log.info("replay: off (--replay-data none): fine-tuning on the folder's photos alone")
+        return []
+    found = Path(root) if root else ccp_dir()
+    if found is None or not (found / "photos").is_dir():
+        log.warning("replay: the model's training photos were not found (%s); fine-tuning on the folder's photos "
+                    "alone, so classes it does not show may be forgotten", root or "../shared/data/ccp")
+        return []
+    samples = load_split(str(found), "train", width, 100, seed, limit)
+    lut = torch.full((256,), IGNORE, dtype=torch.uint8)
+    lut[: len(plan.old_channels)] = torch.tensor(plan.old_to_new(), dtype=torch.uint8)
+    log.info("replay: %d photos of %s, the start model's training data", len(samples), found)
+    return [Sample(s.image, lut[s.labels.long()], s.image_id) for s in samples]
+
+
+def epoch_order(n_user: int, n_replay: int, replay_share: float, epoch: int, seed: int) -> list[int]:
+    """Sample indices of one epoch: every user photo once, plus replay photos (indices from ``n_user`` on)
+    so that they make ``replay_share`` of the epoch; shuffled. Deterministic per epoch (resumable)."""
+    rng = np.random.default_rng(seed * 7919 + epoch)
+    order = list(range(n_user))
+    if n_replay and replay_share > 0:
+        wanted = n_user * replay_share / max(1e-6, 1 - replay_share) if n_user else n_replay
+        count = min(n_replay, max(1, math.ceil(wanted)))
+        order += (n_user + rng.choice(n_replay, size=count, replace=False)).tolist()
+    return [order[i] for i in rng.permutation(len(order))]
+
+
+def loss_weights(plan: ParsingFinetunePlan) -> Tensor:
+    """Cross-entropy weights over the merged channels (see the module docstring)."""
+    card = plan.card
+    old = card.get("training", {}).get("class_weights") or [1.0] * len(plan.old_channels)
+    power = 1.0 - float(card.get("prior_correction") or 0.0)
+    weights = torch.ones(len(plan.channels))
+    for index, name in enumerate(plan.old_channels):
+        weights[plan.channels.index(name)] = float(old[index]) ** power
+    return weights
+
+
+@dataclass
+class FinetuneSetup:
+    """Everything trainers.parsing's loop needs for a fine-tune."""
+
+    plan: ParsingFinetunePlan
+    model: ParsingNet
+    user: FolderSamples
+    replay: list[Any]
+    weights: Tensor
+    ann_path: Path
+    card_extra: dict[str, Any]
+
+    @property
+    def train(self) -> list[Any]:
+        return self.user.train + self.replay
+
+
+def prepare_finetune(args: argparse.Namespace) -> FinetuneSetup:
+    """Check the folder and its annotation file, plan the classes, load the start model and the samples.
+    Raises one-line errors before anything is written."""
+    from fashionviewer.core.models.registry import load_checkpoint
+
+    if not args.data_path:
+        raise FashionViewerError("--dataset annotations needs --data-path FOLDER (the annotated photo folder)")
+    ann_path, aset = check_annotation_file(args.data_path, args.annotations)
+    checkpoint = resolve_init(args.init_from or DEFAULT_INIT)
+    categories = sorted(aset.categories, key=lambda c: int(c["id"]))
+    plan = plan_parsing_finetune(checkpoint, [str(c["name"]) for c in categories], [int(c["id"]) for c in categories])
+    model, _card = load_checkpoint(checkpoint)
+    args.image_width = int(plan.card.get("input", {}).get("width", args.image_width))
+    user = annotation_samples(args.data_path, aset, ann_path, plan, args.image_width, body_model=model,
+                              val_fraction=args.annotations_val, seed=args.seed)
+    if plan.added:
+        extend_head(model, plan.old_channels, plan.channels)
+    replay = load_replay(args.replay_data, plan, args.image_width, args.seed, args.limit)
+    log.info("fine-tuning %s on %s: %d images (%d train, %d val), %d instances, %d marked done with none, "
+             "%d partly annotated; classes added: %s", checkpoint.name, ann_path, user.images, len(user.train),
+             len(user.val), user.instances, user.negatives, user.partial, ", ".join(plan.added) or "none")
+    summary = {"file": str(ann_path.resolve()), "sha256": sha256_file(ann_path), "images": user.images,
+               "instances": user.instances, "negatives": user.negatives, "partly_annotated": user.partial}
+    extra = {
+        "class_names": plan.class_names, "category_ids": plan.category_ids, "parsing_channels": plan.channels,
+        "taxonomy": plan.card.get("taxonomy") if not plan.added else None,
+        "domain": plan.card.get("domain", "photos"),
+        "input": plan.card.get("input"), "test_time_augmentation": plan.card.get("test_time_augmentation"),
+        "prior_correction": plan.card.get("prior_correction", 0.0),
+        "dataset": {"name": "annotations", "train_images": len(user.train), "val_images": len(user.val),
+                    "replay_images": len(replay), "replay_share": args.replay_share if replay else 0.0,
+                    "split": f"seeded split of the folder's used images: seed {args.seed}, "
+                             f"val fraction {args.annotations_val}"},
+        "fine_tuned_from": plan.card_entry(),
+        "annotations": summary,
+    }
+    return FinetuneSetup(plan, model, user, replay, loss_weights(plan), ann_path, extra)

@@ -41,11 +41,16 @@ from fashionviewer.core.models import cnn
 from fashionviewer.core.models.checkpoint import write_checkpoint
 from fashionviewer.core.models.classifier import load_classifier, resolve_classifier_path
 from fashionviewer.core.models.domain import FASHION_MNIST
+from fashionviewer.core.viewer.trainer_menu import TRAINER_MENUS
 
 from . import checkpointing
 from .common import Cancelled, install_cancel_handler, resolve_device, run_cli
 
 log = logging.getLogger("trainers.fmnist")
+
+# What the viewer's Train menu offers, declared in the core (which never imports trainers) and checked
+# against get_args_parser by tests/trainers/test_menu_options.py.
+MENU = TRAINER_MENUS["fmnist"]
 
 
 def get_args_parser() -> argparse.ArgumentParser:

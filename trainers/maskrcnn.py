@@ -50,6 +50,7 @@ from fashionviewer.core.models.registry import (
     read_card,
     save_checkpoint,
 )
+from fashionviewer.core.viewer.trainer_menu import TRAINER_MENUS
 
 from . import checkpointing, distributed
 from .checkpointing import STATE_FILE
@@ -58,6 +59,10 @@ from .engine import StepControl, collate_fn, evaluate, freeze_backbone, recalibr
 from .finetune import RemapLabels, annotation_summary, finetune_model, plan_finetune
 
 log = logging.getLogger("trainers.maskrcnn")
+
+# What the viewer's Train menu offers, declared in the core (which never imports trainers) and checked
+# against get_args_parser by tests/trainers/test_menu_options.py.
+MENU = TRAINER_MENUS["maskrcnn"]
 
 LAST_NAME = "model"
 BEST_NAME = "model_best"

@@ -8,55 +8,47 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-TRAINERS = {"fmnist": "Fashion-MNIST CNN", "maskrcnn": "Mask R-CNN"}
+from fashionviewer.core.viewer.trainer_menu import TRAINER_MENUS
+
+TRAINERS = {name: menu.title for name, menu in TRAINER_MENUS.items()}  # every trainer the Train menu offers
 
 
 @dataclass
 class TrainingRequest:
-    trainer: str  # "fmnist" | "maskrcnn"
+    trainer: str  # a TRAINER_MENUS key: "fmnist" | "maskrcnn" | "parsing"
     model: str
     out: str
     epochs: int = 1
     device: str = "cpu"
     dataset: str = ""  # maskrcnn: dataset name (imaterialist, coco, ccp, fmnist_scenes, annotations)
-    data_path: str = ""  # fmnist: --data-dir; maskrcnn: the dataset's root folder
-    image_size: int = 0  # maskrcnn: shorter side in px (0: the model's default)
+    data_path: str = ""  # fmnist: --data-dir; maskrcnn: the dataset's root folder; parsing: the CCP folder
+    image_size: int = 0  # maskrcnn: shorter side in px; parsing: image width (0: the trainer's default)
     batch_size: int = 0  # 0: the trainer's default
-    limit_train: int = 0  # fmnist: first N training images; maskrcnn: at most N steps per epoch
+    limit_train: int = 0  # fmnist: first N training images; maskrcnn, parsing: at most N steps per epoch
     weights: str = ""  # maskrcnn: coco | none | PATH (the trainer's --weights)
-    init_from: str = ""  # maskrcnn: fine-tune this checkpoint (its classes; new ones extend the heads)
+    init_from: str = ""  # fine-tune this checkpoint (its classes; new ones extend the heads)
     extra: list[str] = field(default_factory=list)
 
     def arguments(self) -> list[str]:
-        """Arguments after ``python``: ``-m trainers.X ... --events -`` (events on stdout)."""
-        if self.trainer not in TRAINERS:
+        """Arguments after ``python``: ``-m trainers.X``, the flags the trainer's menu declares
+        (``core.viewer.trainer_menu``), then ``--events -`` (events on stdout)."""
+        if self.trainer not in TRAINER_MENUS:
             raise ValueError(f"unknown trainer {self.trainer!r}")
-        args = ["-m", f"trainers.{self.trainer}", "--model", self.model, "--epochs", str(self.epochs),
-                "--device", self.device, "--out", self.out]
-        if self.trainer == "fmnist":
-            if self.data_path:
-                args += ["--data-dir", self.data_path]
-        else:
-            if self.dataset:
-                args += ["--dataset", self.dataset]
-            if self.data_path:
-                args += ["--data-path", self.data_path]
-            if self.image_size:
-                args += ["--image-size", str(self.image_size)]
-            if self.init_from:
-                args += ["--init-from", self.init_from]
-            elif self.weights:
-                args += ["--weights", self.weights]
-        if self.batch_size:
-            args += ["--batch-size", str(self.batch_size)]
-        if self.limit_train:
-            args += ["--limit-train" if self.trainer == "fmnist" else "--steps-per-epoch", str(self.limit_train)]
-            if self.trainer == "fmnist":  # a quick run is also scored quickly
-                args += ["--limit-test", str(max(self.limit_train, 500))]
-        return args + list(self.extra) + ["--events", "-"]
+        return TRAINER_MENUS[self.trainer].command_line(vars(self)) + list(self.extra) + ["--events", "-"]
 
     def command(self) -> list[str]:
         return [sys.executable, *self.arguments()]
+
+
+def fine_tune_checkpoint(trainer: str, family: str, capabilities: frozenset[Any], weights_path: Any) -> str:
+    """The loaded model's checkpoint when ``trainer`` can fine-tune it: its family declares the capability
+    (``Capability.FINE_TUNE``) and is the one this trainer trains; "" otherwise."""
+    from fashionviewer.core.inference.protocol import Capability
+
+    menu = TRAINER_MENUS.get(trainer)
+    fine_tunable = menu is not None and menu.family == family and Capability.FINE_TUNE in capabilities
+    path = str(weights_path or "")
+    return path if fine_tunable and path.endswith(".pt") else ""
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Train ▸ … dialog: dataset and path, model, epochs, image size, device, output folder -> TrainingRequest."""
+"""Train ▸ … dialog: one row per option the trainer declares (``core.viewer.trainer_menu``) -> TrainingRequest."""
 
 from __future__ import annotations
 
@@ -7,21 +7,11 @@ from pathlib import Path
 from PySide6.QtWidgets import QComboBox, QDialog, QFormLayout, QLineEdit, QSpinBox, QVBoxLayout, QWidget
 
 from fashionviewer.core.base.errors import FashionViewerError
-from fashionviewer.core.viewer.training import TRAINERS, TrainingRequest
+from fashionviewer.core.viewer.trainer_menu import CHOICE, FOLDER, TRAINER_MENUS, MenuOption
+from fashionviewer.core.viewer.training import TrainingRequest
 from fashionviewer.qt.dialogs.common import folder_field, ok_cancel, problem_label
 
-MASKRCNN_DATASETS = ("fmnist-scenes", "imaterialist", "coco", "ccp")  # core.datasets.DATASETS names
 ANNOTATIONS_ITEM = "this folder's annotations"  # dataset "annotations" on the open folder
-
-
-def trainer_models(trainer: str) -> list[str]:
-    if trainer == "fmnist":
-        from fashionviewer.core.models import cnn
-
-        return sorted(cnn.ARCHITECTURES)
-    from fashionviewer.core.models.registry import list_models
-
-    return list_models()
 
 
 def check_data(trainer: str, data_path: str, dataset: str = "") -> str | None:
@@ -41,7 +31,7 @@ def check_data(trainer: str, data_path: str, dataset: str = "") -> str | None:
 
         if not (Path(data_path) / DEFAULT_FILE_NAME).is_file():
             return f"{data_path}: no {DEFAULT_FILE_NAME} yet; annotate some images first (Annotate ▸ Annotation Mode)"
-    if not data_path and dataset != "ccp":  # only CCP has a default location (../shared/data/ccp)
+    if not data_path and dataset in TRAINER_MENUS[trainer].datasets_need_folder:  # CCP has a default location
         return f"Choose the {dataset} dataset's folder."
     return None
 
@@ -50,58 +40,59 @@ class TrainingDialog(QDialog):
     def __init__(self, trainer: str, devices: list[str], default_device: str, out_dir: str,
                  parent: QWidget | None = None, annotations: str = "", init_from: str = "") -> None:
         """``annotations``: the open folder when it has an annotation file (offered first); ``init_from``: the
-        loaded Mask R-CNN's checkpoint, offered (and the default with the annotations) to fine-tune."""
+        loaded model's checkpoint when this trainer can fine-tune it, offered (and the default with the
+        annotations) as a start."""
         super().__init__(parent)
-        self.trainer = trainer
+        self.trainer, self.menu = trainer, TRAINER_MENUS[trainer]
         self.annotations, self.init_from = annotations, init_from
-        self.setWindowTitle(f"Train {TRAINERS[trainer]}")
-        self.dataset = QComboBox()
-        self.dataset.addItems(["Fashion-MNIST"] if trainer == "fmnist"
-                              else ([ANNOTATIONS_ITEM] if annotations else []) + list(MASKRCNN_DATASETS))
-        self.dataset.setEnabled(trainer != "fmnist")
-        self.data_path = QLineEdit(placeholderText="default location" if trainer == "fmnist" else "dataset folder")
-        self.model = QComboBox()
-        self.model.addItems(trainer_models(trainer))
-        preferred = "cnn3" if trainer == "fmnist" else "maskrcnn_mobilenet_v3_light"
-        if self.model.findText(preferred) >= 0:
-            self.model.setCurrentText(preferred)
-        self.epochs = QSpinBox(minimum=1, maximum=500, value=5 if trainer == "fmnist" else 2)
-        self.image_size = QSpinBox(minimum=0, maximum=2048, singleStep=32, value=0, specialValueText="model default")
-        self.image_size.setEnabled(trainer != "fmnist")
-        self.limit = QSpinBox(minimum=0, maximum=10_000_000, singleStep=100, value=0, specialValueText="all")
-        self.weights = QComboBox()
-        if trainer == "maskrcnn":
-            from fashionviewer.core.viewer.model_choice import coco_weights_available
-
-            # COCO weights only when already cached (nothing is downloaded); else train from scratch.
-            self.weights.addItems(([self._loaded_item()] if init_from else [])
-                                  + (["coco"] if coco_weights_available() else []) + ["none"])
-        self.weights.setEnabled(trainer != "fmnist")
-        self.device = QComboBox()
-        self.device.addItems(devices)
-        self.device.setCurrentText(default_device)
-        self.out = QLineEdit(out_dir)
-        self.problem = problem_label()
+        self.setWindowTitle(f"Train {self.menu.title}")
+        self.fields: dict[str, QWidget] = {}
         form = QFormLayout()
-        form.addRow("Dataset", self.dataset)
-        form.addRow("Data folder", folder_field(self.data_path, "Dataset folder"))
-        form.addRow("Model", self.model)
-        form.addRow("Epochs", self.epochs)
-        form.addRow("Image size (shorter side)", self.image_size)
-        form.addRow("Training images" if trainer == "fmnist" else "Steps per epoch", self.limit)
-        if trainer == "maskrcnn":
-            form.addRow("Start from weights", self.weights)
-        form.addRow("Device", self.device)
-        form.addRow("Output folder", folder_field(self.out, "Output folder"))
-        self.weights.currentTextChanged.connect(  # fine-tuning keeps the loaded model's architecture
-            lambda text: self.model.setEnabled(not (self.init_from and text == self._loaded_item())))
-        self.dataset.currentTextChanged.connect(self._dataset_changed)
-        self._dataset_changed(self.dataset.currentText())
+        for option in self.menu.options:
+            if option.shown:
+                widget = self._widget(option, devices, default_device, out_dir)
+                self.fields[option.key] = widget
+                setattr(self, option.key, widget)  # dialog.epochs, dialog.limit...: what tests and callers use
+                form.addRow(option.label, folder_field(widget, option.label) if option.kind == FOLDER else widget)
+        self.problem = problem_label()
+        if "weights" in self.fields and "model" in self.fields:  # fine-tuning keeps the loaded model's architecture
+            self.weights.currentTextChanged.connect(
+                lambda text: self.model.setEnabled(not (self.init_from and text == self._loaded_item())))
+        if "dataset" in self.fields:
+            self.dataset.currentTextChanged.connect(self._dataset_changed)
+            self._dataset_changed(self.dataset.currentText())
         buttons = ok_cancel(self, "Start training", self._accept)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.problem)
         layout.addWidget(buttons)
+
+    def _widget(self, option: MenuOption, devices: list[str], default_device: str, out_dir: str) -> QWidget:
+        if option.kind == FOLDER:
+            text = out_dir if option.key == "out" else ""
+            return QLineEdit(text, placeholderText="default location" if option.key == "data_path" else "")
+        if option.kind != CHOICE:
+            return QSpinBox(minimum=option.minimum, maximum=option.maximum, singleStep=option.step,
+                            value=option.default, specialValueText=option.special)
+        box = QComboBox()
+        box.addItems(self._items(option, devices))
+        box.setCurrentText(default_device if option.key == "device" else str(option.default))
+        if option.key in ("dataset", "weights"):
+            box.setCurrentIndex(0)  # the folder's annotations / the loaded model when offered
+        return box
+
+    def _items(self, option: MenuOption, devices: list[str]) -> list[str]:
+        if option.key == "device":
+            return list(devices)
+        if option.key == "dataset":
+            return ([ANNOTATIONS_ITEM] if self.annotations else []) + list(option.choices)
+        if option.key == "weights":
+            from fashionviewer.core.viewer.model_choice import coco_weights_available
+
+            # COCO weights only when already cached (nothing is downloaded); else train from scratch.
+            return (([self._loaded_item()] if self.init_from else []) + (["coco"] if coco_weights_available() else [])
+                    + list(option.choices))
+        return list(option.choices)
 
     def _loaded_item(self) -> str:
         return f"the loaded model ({Path(self.init_from).name})"
@@ -111,22 +102,27 @@ class TrainingDialog(QDialog):
         mine = text == ANNOTATIONS_ITEM
         if mine:
             self.data_path.setText(self.annotations)
-            if self.init_from:
+            if self.init_from and "weights" in self.fields:
                 self.weights.setCurrentIndex(0)
         elif self.data_path.text() == self.annotations:
             self.data_path.clear()
         self.data_path.setEnabled(not mine)
 
     def request(self) -> TrainingRequest:
-        dataset = self.dataset.currentText()
-        fine_tune = bool(self.init_from) and self.weights.currentText() == self._loaded_item()
-        return TrainingRequest(
-            trainer=self.trainer, model=self.model.currentText(), out=self.out.text().strip(),
-            epochs=self.epochs.value(), device=self.device.currentText(),
-            dataset="" if self.trainer == "fmnist" else ("annotations" if dataset == ANNOTATIONS_ITEM else dataset),
-            data_path=self.data_path.text().strip(), image_size=self.image_size.value(),
-            limit_train=self.limit.value(), weights="" if fine_tune else self.weights.currentText(),
-            init_from=self.init_from if fine_tune else "")
+        values: dict[str, object] = {}
+        for option in self.menu.options:
+            widget = self.fields.get(option.key)
+            if isinstance(widget, QSpinBox):
+                values[option.request_field] = widget.value()
+            elif isinstance(widget, QComboBox):
+                values[option.request_field] = widget.currentText()
+            elif isinstance(widget, QLineEdit):
+                values[option.request_field] = widget.text().strip()
+        if values.get("dataset") == ANNOTATIONS_ITEM:
+            values["dataset"] = "annotations"
+        if self.init_from and values.get("weights") == self._loaded_item():
+            values["weights"], values["init_from"] = "", self.init_from
+        return TrainingRequest(trainer=self.trainer, **values)  # type: ignore[arg-type]
 
     def _accept(self) -> None:
         request = self.request()

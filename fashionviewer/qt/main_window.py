@@ -31,7 +31,7 @@ from fashionviewer.core.viewer.model_choice import (
     domain_notice,
 )
 from fashionviewer.core.viewer.session import ViewerSession
-from fashionviewer.core.viewer.training import TrainingRequest
+from fashionviewer.core.viewer.training import TRAINERS, TrainingRequest
 from fashionviewer.qt.annotation.mode import AnnotationHost, AnnotationMode
 from fashionviewer.qt.canvas import CanvasWidget
 from fashionviewer.qt.dialogs.export import ExportDialog, ExportRequest
@@ -165,8 +165,8 @@ class MainWindow(QMainWindow):
         self._action(model, "Open Checkpoint…", lambda: self.model_bar._model_activated(self.model_bar.model.count() - 1))
         self._action(model, "Predict Folder Again", self._repredict)
         train = bar.addMenu("&Train")
-        self.train_fmnist_action = self._action(train, "Fashion-MNIST CNN…", lambda: self.train("fmnist"))
-        self.train_maskrcnn_action = self._action(train, "Mask R-CNN…", lambda: self.train("maskrcnn"))
+        for name, title in TRAINERS.items():  # every declared trainer (core.viewer.trainer_menu): train_NAME_action
+            setattr(self, f"train_{name}_action", self._action(train, f"{title}…", lambda n=name: self.train(n)))
         self._action(train, "Cancel Training", self.training.cancel)
 
     def _fill_recent(self) -> None:

@@ -65,6 +65,8 @@ def test_the_menu_offers_every_trainer_and_fine_tuning_is_declared_by_the_family
     maskrcnn = FAMILIES["maskrcnn"]
     assert fine_tune_checkpoint("maskrcnn", "maskrcnn", maskrcnn.capabilities, "/r/model.pt") == "/r/model.pt"
     assert fine_tune_checkpoint("maskrcnn", "parsing", FAMILIES["parsing"].capabilities, "/r/fashion.pt") == ""
-    assert fine_tune_checkpoint("parsing", "parsing", frozenset(), "/r/fashion.pt") == ""  # not declared
+    parsing = FAMILIES["parsing"].capabilities
+    assert fine_tune_checkpoint("parsing", "parsing", parsing, "/m/fashion.pt") == "/m/fashion.pt"  # trainers.parsing
+    assert fine_tune_checkpoint("parsing", "parsing", frozenset(), "/r/fashion.pt") == ""  # not declared: not offered
     assert fine_tune_checkpoint("parsing", "parsing", frozenset({Capability.FINE_TUNE}), "/r/f.pt") == "/r/f.pt"
     assert fine_tune_checkpoint("maskrcnn", "maskrcnn", maskrcnn.capabilities, None) == ""  # e.g. torchvision's COCO

@@ -58,7 +58,7 @@ class ParsingPredictor:
     photo and its mirror image (``tta=False`` turns it off, as for the Mask R-CNNs)."""
 
     family = "parsing"
-    capabilities = frozenset({Capability.TEST_TIME_VIEWS})
+    capabilities = frozenset({Capability.TEST_TIME_VIEWS, Capability.FINE_TUNE})  # trainers.parsing --init-from
 
     def __init__(self, model: ParsingNet, card: dict[str, Any], device: str | torch.device = "cpu",
                  score_floor: float = SCORE_FLOOR, model_name: str = "", tta: bool = True,

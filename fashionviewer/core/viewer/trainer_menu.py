@@ -106,10 +106,12 @@ TRAINER_MENUS: dict[str, TrainerMenu] = {menu.trainer: menu for menu in (
         ] + _tail()), datasets_need_folder=("fmnist-scenes", "imaterialist", "coco")),
     TrainerMenu("parsing", "Garment parsing network", "parsing", tuple(
         _common("--architecture", PARSING_ARCHITECTURES, "parsing_resunet", 2) + [
-            MenuOption("data_path", "--data-path", "CCP folder", FOLDER, "", skip=""),
+            MenuOption("dataset", "--dataset", "Dataset", CHOICE, "ccp", ("ccp",), skip=""),
+            MenuOption("data_path", "--data-path", "Data folder", FOLDER, "", skip=""),
             MenuOption("image_size", "--image-width", "Image width", INT, 0, maximum=2048, step=32,
                        special="trainer default (224)"),
             MenuOption("limit", "--steps-per-epoch", "Steps per epoch", INT, 0, step=100, special="all",
                        field="limit_train"),
+            MenuOption("init_from", "--init-from", "Fine-tune", FOLDER, "", skip="", shown=False),
         ] + _tail())),
 )}

@@ -122,6 +122,8 @@ class TrainingDialog(QDialog):
             values["dataset"] = "annotations"
         if self.init_from and values.get("weights") == self._loaded_item():
             values["weights"], values["init_from"] = "", self.init_from
+        elif self.init_from and "weights" not in self.fields and values.get("dataset") == "annotations":
+            values["init_from"] = self.init_from  # a trainer that only fine-tunes on annotations (parsing)
         return TrainingRequest(trainer=self.trainer, **values)  # type: ignore[arg-type]
 
     def _accept(self) -> None:

@@ -20,7 +20,7 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 
 from fashionviewer.core.base.errors import FashionViewerError
 from fashionviewer.core.base.paths import sha256_file
-from fashionviewer.core.models.registry import card_category_ids, load_checkpoint, read_card
+from fashionviewer.core.models.registry import card_category_ids, list_models, load_checkpoint, read_card
 
 
 @dataclass
@@ -45,7 +45,7 @@ def plan_finetune(checkpoint: str | Path, dataset_names: Sequence[str],
                   dataset_category_ids: Sequence[int] | None = None) -> FinetunePlan:
     """The class list a fine-tune of ``checkpoint`` on a dataset naming ``dataset_names`` trains."""
     card = read_card(Path(checkpoint).with_suffix(".pt"))
-    if not str(card["architecture"]).startswith("maskrcnn"):
+    if card["architecture"] not in list_models():  # another family's model (the registry's Mask R-CNNs only)
         raise FashionViewerError(f"{checkpoint}: a {card['architecture']} model cannot be fine-tuned as a Mask R-CNN; "
                                  "load a Mask R-CNN first or start from other weights")
     old_names = [str(n) for n in card["class_names"]]

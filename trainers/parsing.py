@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fashionviewer.core.base.atomic import atomic_torch_save, ensure_writable_dir
+from fashionviewer.core.base.atomic import ensure_writable_dir
 from fashionviewer.core.base.errors import FashionViewerError
 from fashionviewer.core.base.events import EventWriter
 from fashionviewer.core.data.taxonomy import IMATERIALIST, imaterialist_names
@@ -53,7 +53,8 @@ from fashionviewer.core.models.parsing import (
 )
 from fashionviewer.core.viewer.trainer_menu import TRAINER_MENUS
 
-from . import distributed
+from . import checkpointing, distributed
+from .checkpointing import STATE_FILE
 from .common import Cancelled, install_cancel_handler, positive_int, resolve_device, run_cli
 from .parsing_data import (
     IGNORE,
@@ -73,7 +74,6 @@ log = logging.getLogger("trainers.parsing")
 # against get_args_parser by tests/trainers/test_menu_options.py.
 MENU = TRAINER_MENUS["parsing"]
 
-STATE_FILE = "training_state.pt"
 LAST_NAME = "model"
 BEST_NAME = "model_best"
 # Fine-tuning starts from a trained model: a short schedule at a quarter of the peak learning rate
@@ -246,7 +246,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     info, device = distributed.init_distributed(resolve_device(args.device))
     torch.manual_seed(args.seed + info.rank)
     rng = np.random.default_rng(args.seed + 1000 * info.rank)
-    start = _resume_file(args, out)
+    start = checkpointing.resume_file(args.resume, out / STATE_FILE)
 
     tagged_images, tagged_targets = (load_tagged(args.tagged, args.image_width) if args.tagged
                                      else ([], torch.zeros(0)))
@@ -362,33 +362,12 @@ def _tag_loss(model: nn.Module, images: list[Tensor], targets: Tensor, crop: tup
     return F.binary_cross_entropy(top, targets[torch.as_tensor(chosen)].to(device))
 
 
-def _resume_file(args: argparse.Namespace, out: Path) -> Path | None:
-    if not args.resume:
-        return None
-    path = out / STATE_FILE if args.resume == "auto" else Path(args.resume)
-    if path.is_dir():
-        path = path / STATE_FILE
-    if path.is_file():
-        return path
-    if args.resume == "auto":
-        log.info("no %s in %s: starting from scratch", STATE_FILE, out)
-        return None
-    raise FashionViewerError(f"--resume {args.resume}: file not found (pass a {STATE_FILE} or 'auto')")
-
-
 def _restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
              scheduler: torch.optim.lr_scheduler.LRScheduler) -> Progress:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)  # our own file: holds argparse values
-    except Exception as exc:  # any unpickling failure means a damaged file
-        raise FashionViewerError(f"{path}: cannot read the training state ({type(exc).__name__}); "
-                                 "start again without --resume") from exc
-    if state.get("trainer") != "parsing":
-        raise FashionViewerError(f"{path}: not a trainers.parsing training state")
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["lr_scheduler"])
-    log.info("resumed from %s at epoch %d", path, state["epoch"] + 1)
+    def ours(state: dict[str, Any]) -> str | None:
+        return None if state.get("trainer") == "parsing" else "not a trainers.parsing training state"
+
+    state = checkpointing.restore(path, model, optimizer, scheduler, check=ours)
     return Progress(history=state["history"], first_epoch=state["epoch"] + 1, seconds=state["seconds"],
                     best_miou=state["best_miou"])
 
@@ -396,22 +375,13 @@ def _restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
 def _save_epoch(out: Path, model: nn.Module, card: dict[str, Any], optimizer: torch.optim.Optimizer,
                 scheduler: torch.optim.lr_scheduler.LRScheduler, args: argparse.Namespace,
                 progress: Progress) -> dict[str, Any]:
-    written = save_parsing_checkpoint(model, out / f"{LAST_NAME}.pt", card)
     miou = progress.history[-1].get("miou", -1.0)
-    if miou > progress.best_miou:
-        save_parsing_checkpoint(model, out / f"{BEST_NAME}.pt", card)
-        progress.best_miou = miou
-    atomic_torch_save({
-        "trainer": "parsing",
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "optimizer": optimizer.state_dict(),
-        "lr_scheduler": scheduler.state_dict(),
-        "epoch": progress.history[-1]["epoch"],
-        "history": progress.history,
-        "seconds": progress.seconds,
-        "best_miou": progress.best_miou,
-        "args": vars(args),
-    }, out / STATE_FILE)
+    written = checkpointing.save_epoch_checkpoints(save_parsing_checkpoint, model, out, card, last=LAST_NAME,
+                                                   best=BEST_NAME, improved=miou > progress.best_miou)
+    progress.best_miou = max(progress.best_miou, miou)
+    checkpointing.save_training_state(out / STATE_FILE, model, optimizer, scheduler, {
+        "trainer": "parsing", "epoch": progress.history[-1]["epoch"], "history": progress.history,
+        "seconds": progress.seconds, "best_miou": progress.best_miou, "args": vars(args)})
     return written
 
 

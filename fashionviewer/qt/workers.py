@@ -79,10 +79,16 @@ class GeneratorWorker(QRunnable):
                 self.signals.returned.emit(result)
         except Exception as exc:  # noqa: BLE001 - reported to the GUI, never lost in a thread
             exc.traceback_text = traceback.format_exc()  # type: ignore[attr-defined]
-            self.signals.errored.emit(exc)
+            try:
+                self.signals.errored.emit(exc)
+            except RuntimeError:  # the application is gone (see below)
+                pass
         finally:
             self.done.set()
-            self.signals.finished.emit()
+            try:
+                self.signals.finished.emit()
+            except RuntimeError:  # the application is gone: a worker that outlived it at exit
+                pass
 
 
 _live: set[GeneratorWorker] = set()  # keep workers alive until they finish

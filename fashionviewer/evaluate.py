@@ -114,18 +114,26 @@ def ccp_names_to_imaterialist(gt: dict) -> dict:
                             if old.get(a["category_id"]) is not None]}
 
 
-def drop_unlisted_classes(gt: dict, results: list[dict]) -> tuple[list[dict], dict[str, int]]:
+def drop_unlisted_classes(gt: dict, results: list[dict], taxonomy: str | None = None
+                          ) -> tuple[list[dict], dict[str, int]]:
     """A ground truth that lists only the classes present (as FiftyOne, CVAT and labelme2coco write COCO):
-    results of the classes it does not list are left out and counted by class. When none of the results'
-    classes is listed, they are all kept (another taxonomy: ``align_results`` says so)."""
+    results of the results' taxonomy that it does not list are left out and counted by class. A class name
+    outside that taxonomy is kept for ``align_results`` to refuse (the results are in another taxonomy);
+    without a taxonomy, results are dropped only when some of them are listed."""
     names = {str(c.get("name")) for c in gt.get("categories", [])}
-    kept = [r for r in results if r.get("class_name") is None or str(r["class_name"]) in names]
-    if not kept:
+    vocabulary = set(imaterialist_names()) if taxonomy == IMATERIALIST else \
+        set(CCP_TO_IMATERIALIST) if taxonomy == CCP else None
+    if vocabulary is None and not any(str(r.get("class_name")) in names for r in results):
         return results, {}
-    dropped: dict[str, int] = {}
+    if vocabulary is not None and not names <= vocabulary:  # the ground truth is in another taxonomy
+        return results, {}
+    kept, dropped = [], {}
     for r in results:
-        if r.get("class_name") is not None and str(r["class_name"]) not in names:
-            dropped[str(r["class_name"])] = dropped.get(str(r["class_name"]), 0) + 1
+        name = r.get("class_name")
+        if name is None or str(name) in names or (vocabulary is not None and str(name) not in vocabulary):
+            kept.append(r)
+        else:
+            dropped[str(name)] = dropped.get(str(name), 0) + 1
     return kept, dropped
 
 
@@ -138,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = load_coco_results(results_path)
     taxonomy = args.taxonomy if args.taxonomy != "auto" else recorded_taxonomy(results_path)
     gt = _ground_truth(Path(args.gt), args.split, taxonomy)
-    results, unlisted = drop_unlisted_classes(gt, results)
+    results, unlisted = drop_unlisted_classes(gt, results, taxonomy)
     if unlisted:
         classes = ", ".join(sorted(unlisted)[:5]) + (" ..." if len(unlisted) > 5 else "")
         print(f"({sum(unlisted.values())} predictions of {len(unlisted)} classes the ground truth does not list "

@@ -31,3 +31,21 @@ def test_datumaro_reads_the_masks(project, tmp_path, fmt, dm_format):  # noqa: F
     assert sorted(found) == sorted(expected)
     for key, mask in expected.items():
         assert (found[key] == mask).all(), key
+
+
+def test_one_based_ids_keep_category_zero_labelled_in_datumaro(project, tmp_path):  # noqa: F811
+    from fashionviewer.core.data.annotations import save_annotations
+
+    aset = load_annotations(project / DEFAULT_FILE_NAME)[0]
+    aset.categories = [{**c, "id": c["id"] - 1} for c in aset.categories]  # ids from 0, as iMaterialist's
+    for rec in aset.images.values():
+        for ann in rec.annotations:
+            ann.category_id -= 1
+    save_annotations(project / DEFAULT_FILE_NAME, aset)
+    unlabelled = {}
+    for mode in ("dataset", "1-based"):
+        export_annotations(project, tmp_path / mode, "coco", category_ids=mode)
+        dataset = dm.Dataset.import_from(str(tmp_path / mode), "coco_instances")
+        masks = [a for item in dataset for a in item.annotations if isinstance(a, dm.components.annotation.Mask)]
+        unlabelled[mode] = sum(a.label is None for a in masks)
+    assert unlabelled == {"dataset": 1, "1-based": 0}  # Datumaro reads id 0 as "no class"

@@ -343,3 +343,42 @@ def test_bad_input_is_one_error_line_and_nothing_written(project, tmp_path, caps
     assert "no annotations.fashionviewer.json" in _bad(capsys, ["annotations", "export", str(tmp_path / "yolo"),
                                                                  "--to", "coco", "--out", str(tmp_path / "x")])
     assert not (tmp_path / "x").exists()
+
+
+def test_labelme_rectangles_circles_masks_and_groups_are_read(ccp_root, tmp_path):
+    """X-AnyLabeling / labelme 5.x shapes: a two-part instance (group_id), a rectangle, a circle, a base64 PNG
+    mask, and a point (no region: named once, skipped)."""
+    import base64
+    import io
+
+    shutil.copy(ccp_root / "photos" / f"{PHOTOS[0]}.jpg", tmp_path / f"{PHOTOS[0]}.jpg")
+    masks = ccp_masks(ccp_root, PHOTOS[0])
+    name, mask = next(iter(masks.items()))
+    h, w = mask.shape
+    ys, xs = np.nonzero(mask)
+    x0, y0, x1, y1 = xs.min(), ys.min(), xs.max(), ys.max()
+    png = io.BytesIO()
+    Image.fromarray((mask[y0:y1 + 1, x0:x1 + 1] * 255).astype(np.uint8)).save(png, format="PNG")
+    shapes = [
+        {"label": "belt", "points": [[10, 10], [40, 10], [40, 30]], "group_id": 7, "shape_type": "polygon"},
+        {"label": "belt", "points": [[100, 100], [140, 100], [140, 130]], "group_id": 7, "shape_type": "polygon"},
+        {"label": "bag", "points": [[200, 300], [260, 350]], "shape_type": "rectangle", "description": "leather"},
+        {"label": "hat", "points": [[300, 100], [320, 100]], "shape_type": "circle"},
+        {"label": name, "points": [[float(x0), float(y0)], [float(x1), float(y1)]], "shape_type": "mask",
+         "mask": base64.b64encode(png.getvalue()).decode()},
+        {"label": "belt", "points": [[5, 5]], "shape_type": "point"},
+    ]
+    doc = {"version": "2.4.0", "flags": {}, "shapes": shapes, "imagePath": f"{PHOTOS[0]}.jpg", "imageData": None,
+           "imageHeight": h, "imageWidth": w}
+    (tmp_path / f"{PHOTOS[0]}.json").write_text(json.dumps(doc))
+    aset, problems, fmt = read_format(tmp_path)
+    assert fmt == "labelme" and len(problems) == 1 and "1 point shape(s)" in problems[0]
+    rec = aset.images[f"{PHOTOS[0]}.jpg"]
+    by_name = {aset.category_name(a.category_id): a for a in rec.annotations}
+    assert sorted(by_name) == sorted(["belt", "bag", "hat", name])
+    assert (by_name[name].mask() == mask).all()  # the PNG mask, exactly
+    belt = by_name["belt"].mask()
+    assert belt[15, 35] and belt[105, 135] and not belt[60, 60]  # both parts, one instance
+    assert abs(by_name["bag"].area - 60 * 50) <= 120  # the rectangle, rasterised by pycocotools
+    assert by_name["bag"].extra == {"description": "leather"}
+    assert abs(by_name["hat"].area - np.pi * 20 ** 2) < 80

@@ -382,3 +382,38 @@ def test_labelme_rectangles_circles_masks_and_groups_are_read(ccp_root, tmp_path
     assert abs(by_name["bag"].area - 60 * 50) <= 120  # the rectangle, rasterised by pycocotools
     assert by_name["bag"].extra == {"description": "leather"}
     assert abs(by_name["hat"].area - np.pi * 20 ** 2) < 80
+
+
+def test_more_bad_input_names_the_file_and_row(project, tmp_path, capsys):
+    before = (project / DEFAULT_FILE_NAME).read_bytes()
+    for fmt in ("yolo", "cvat", "voc"):
+        export_annotations(project, tmp_path / fmt, fmt)
+    # YOLO: a label file whose image is gone
+    next((tmp_path / "yolo" / "images").glob("*.jpg")).unlink()
+    line = _bad(capsys, ["annotations", "import", str(tmp_path / "yolo"), "--into", str(project)])
+    assert "no image images/" in line
+    # CVAT: a polygon of two points, then a mask whose run lengths do not fill its box
+    xml = tmp_path / "cvat" / "annotations.xml"
+    text = xml.read_text()
+    polygon = '<polygon label="bag" points="1,1;5,5" occluded="0" z_order="0"/></image>'
+    xml.write_text(text.replace("</image>", polygon, 1))
+    line = _bad(capsys, ["annotations", "import", str(xml), "--into", str(project)])
+    assert "<polygon>" in line and "2 point(s)" in line
+    xml.write_text(text.replace('rle="', 'rle="7, ', 1))
+    assert "rle counts sum to" in _bad(capsys, ["annotations", "import", str(xml), "--into", str(project)])
+    # VOC: a class value the label map does not have
+    png = tmp_path / "voc" / "SegmentationClass" / f"{PHOTOS[0]}.png"
+    values = np.asarray(Image.open(png)).copy()
+    values[0, 0] = 200
+    img = Image.fromarray(values, mode="P")
+    img.putpalette(Image.open(png).getpalette())
+    img.save(png)
+    line = _bad(capsys, ["annotations", "import", str(tmp_path / "voc"), "--into", str(project)])
+    assert png.name in line and "class value 200" in line
+    # an image of another size than the file says
+    doc = json.loads((project / DEFAULT_FILE_NAME).read_text())
+    doc["images"][0]["width"] += 1
+    (tmp_path / "resized.json").write_text(json.dumps(doc))
+    line = _bad(capsys, ["annotations", "import", str(tmp_path / "resized.json"), "--into", str(project)])
+    assert "is 550x" in line and "in the file" in line
+    assert (project / DEFAULT_FILE_NAME).read_bytes() == before

@@ -6,6 +6,7 @@ with skipped files (``predict``), 130 interrupted.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Sequence
 
@@ -41,6 +42,9 @@ def _dispatch(command: str, args: list[str]) -> int:
         from fashionviewer.annotations_cli import main as annotations
 
         return int(annotations(args[1:]) or 0)
+    if command == "export" and not os.path.exists(command):  # not a folder of that name: the command people try
+        raise FashionViewerError("no 'export' command: use fashionviewer annotations export FOLDER --to FORMAT "
+                                 "--out DIR (annotations) or fashionviewer predict FOLDER --out DIR --export png,coco")
     if not _has_display():
         return _headless(args)
     from fashionviewer.platform_check import xcb_platform_problem

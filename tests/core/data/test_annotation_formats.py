@@ -417,3 +417,10 @@ def test_more_bad_input_names_the_file_and_row(project, tmp_path, capsys):
     line = _bad(capsys, ["annotations", "import", str(tmp_path / "resized.json"), "--into", str(project)])
     assert "is 550x" in line and "in the file" in line
     assert (project / DEFAULT_FILE_NAME).read_bytes() == before
+
+
+def test_export_alone_points_at_the_annotations_command(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # no folder named "export" here
+    line = _bad(capsys, ["export", "-h"])
+    assert "fashionviewer annotations export" in line
+    assert cli(["annotations", "-h"]) == 0 and "labelme" in capsys.readouterr().out

@@ -262,13 +262,25 @@ def test_imaterialist_csv_round_trips(ccp_root, tmp_path):
         editor.add(f"{PHOTOS[0]}.jpg", mask.shape[1], mask.shape[0], mask, cls)
     editor.save()
     original, _ = load_annotations(editor.path)
+    original.images[f"{PHOTOS[0]}.jpg"].annotations[0].extra["attributes"] = [115, 136]  # iMaterialist's
+    save_annotations(editor.path, original)
     out = tmp_path / "csv"
     export_annotations(tmp_path, out, "imaterialist")
     rows = read_imaterialist_csv(out / "train.csv")[f"{PHOTOS[0]}.jpg"]
     assert sorted(r.category for r in rows) == sorted(a.category_id for a in original.images[f"{PHOTOS[0]}.jpg"].annotations)
+    assert sorted(r.attributes for r in rows) == [[], [], [115, 136]]
     back, _, fmt = read_format(out)
     assert fmt == "imaterialist"
     assert_same_masks_loose(original, back)
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    shutil.copy(tmp_path / f"{PHOTOS[0]}.jpg", fresh / f"{PHOTOS[0]}.jpg")
+    assert cli(["annotations", "import", str(out / "train.csv"), "--into", str(fresh)]) == 0
+    imported, problems = load_annotations(fresh / DEFAULT_FILE_NAME)
+    assert problems == [] and imported.taxonomy == "imaterialist"
+    assert_same_masks_loose(original, imported)
+    assert sorted(str(a.extra.get("attributes")) for a in imported.images[f"{PHOTOS[0]}.jpg"].annotations) == \
+        ["None", "None", "[115, 136]"]
 
 
 def assert_same_masks_loose(a: AnnotationSet, b: AnnotationSet) -> None:

@@ -41,6 +41,7 @@ from tqdm import tqdm
 from fashionviewer.core.base.atomic import atomic_write_json, ensure_writable_dir
 from fashionviewer.core.base.errors import FashionViewerError
 from fashionviewer.core.inference.defaults import SCORE_FLOOR
+from fashionviewer.core.inference.protocol import InstancePredictor
 from fashionviewer.core.runs.cache import BoundCache, bind_cache, open_cache, predictor_key
 from fashionviewer.core.runs.export import COCO_FILE, parse_formats, provenance
 from fashionviewer.core.runs.folder_run import (
@@ -264,7 +265,7 @@ def _stderr(line: str) -> None:
     tqdm.write(line, file=sys.stderr)
 
 
-def _bind_cache(path: str | None, predictor: Any) -> BoundCache | None:
+def _bind_cache(path: str | None, predictor: InstancePredictor) -> BoundCache | None:
     """The cache bound to ``predictor``; an explicit --cache that cannot be opened is a user error,
     the default one only a warning (the run works without it). A damaged record is named on stderr."""
     try:

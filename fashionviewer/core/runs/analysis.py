@@ -20,6 +20,7 @@ import numpy as np
 
 from fashionviewer.core.base.errors import FashionViewerError
 from fashionviewer.core.data.overlay import PredictionRasters
+from fashionviewer.core.inference.protocol import InstancePredictor
 from fashionviewer.core.runs.cache import BoundCache, bind_cache, open_cache
 from fashionviewer.core.runs.step import ImageResult, PerImageStep
 
@@ -43,7 +44,7 @@ def _analysis(result: ImageResult, model: str) -> Analysis:
                     result.seconds, {"cached": result.cached})
 
 
-def analyse_queue(take: Callable[[], Path | None], predictor: Any, model: str, classifier: Any | None = None,
+def analyse_queue(take: Callable[[], Path | None], predictor: InstancePredictor, model: str, classifier: Any | None = None,
                   preprocess: Callable[..., np.ndarray] | None = None, classifier_name: str = "",
                   cache_path: str | os.PathLike[str] | None = None) -> Generator[Analysis, None, int]:
     """Analyse images handed out by ``take`` (a ``WorkQueue.take``) until it returns None.
@@ -60,7 +61,7 @@ def analyse_queue(take: Callable[[], Path | None], predictor: Any, model: str, c
     return done
 
 
-def open_cache_for(predictor: Any, cache_path: str | os.PathLike[str] | None) -> BoundCache | None:
+def open_cache_for(predictor: InstancePredictor, cache_path: str | os.PathLike[str] | None) -> BoundCache | None:
     """The persistent cache bound to ``predictor``, or None (no path, or it cannot be opened: the
     viewer then simply predicts, and says why in the log)."""
     if cache_path is None:

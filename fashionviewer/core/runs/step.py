@@ -29,6 +29,7 @@ from fashionviewer.core.base.errors import FashionViewerError
 from fashionviewer.core.data.imageio import ImageReadError, load_image
 from fashionviewer.core.data.overlay import PredictionRasters
 from fashionviewer.core.data.predictions import ImagePrediction
+from fashionviewer.core.inference.protocol import InstancePredictor
 from fashionviewer.core.models.classifier import cnn_input
 from fashionviewer.core.runs.cache import BoundCache
 
@@ -69,7 +70,7 @@ class PerImageStep:
     ``rasters``: decode the masks once for fast redraws (the viewer); ``keep_image``: leave the
     decoded pixels on the result (an export that draws overlays)."""
 
-    def __init__(self, predictor: Any, cache: BoundCache | None = None, classifier: Any | None = None,
+    def __init__(self, predictor: InstancePredictor, cache: BoundCache | None = None, classifier: Any | None = None,
                  preprocess: Callable[..., np.ndarray] | None = None, classifier_name: str = "",
                  rasters: bool = False, keep_image: bool = False) -> None:
         self.predictor = predictor

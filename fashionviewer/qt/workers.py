@@ -4,35 +4,15 @@
 yields arrives on the GUI thread through ``signals.yielded``; ``worker.cancel()`` is cooperative:
 it is checked between yields (so a generator should yield between units of work), and the
 generator gets ``GeneratorExit`` so ``finally`` blocks run.
-
-Worker threads run at a lower priority than the GUI thread (Linux: each thread has its own nice value,
-and the threads a worker starts, such as torch's, inherit it), so that on a busy machine the event loop
-gets a CPU first; an idle CPU still goes to the workers, so their throughput on a quiet machine is unchanged.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 import traceback
 from typing import Any, Callable, Generator
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
-
-WORKER_NICE = 5  # Linux nice of worker threads: the GUI thread (nice 0) gets about 3x their share of a busy CPU
-
-
-def lower_thread_priority(nice: int = WORKER_NICE) -> None:
-    """Give the calling thread (not the process) the nice value ``nice`` if it is higher than its own."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        thread = threading.get_native_id()
-        if os.getpriority(os.PRIO_PROCESS, thread) < nice:
-            os.setpriority(os.PRIO_PROCESS, thread, nice)
-    except OSError:  # not permitted (a sandbox): the worker simply runs at the GUI's priority
-        pass
 
 
 class WorkerSignals(QObject):
@@ -60,7 +40,6 @@ class GeneratorWorker(QRunnable):
         self._cancel.set()
 
     def run(self) -> None:
-        lower_thread_priority()  # pool threads are reused: all of them are background threads
         self.signals.started.emit()
         try:
             gen = self._fn(*self._args, **self._kwargs)

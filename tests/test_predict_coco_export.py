@@ -130,3 +130,18 @@ def test_one_based_category_ids_for_tools_that_reserve_zero(photos, model, tmp_p
     labels = json.loads((tmp_path / "out" / "labels.json").read_text())
     assert labels["background"] == 0 and labels["labels"][0] == {"value": 1, "id": 1, "name": CLASS_NAMES[0]}
     COCO(str(tmp_path / "out" / "predictions.coco.json"))
+
+
+def test_merged_shards_write_the_same_valid_coco(photos, model, tmp_path):
+    from pycocotools.coco import COCO
+
+    assert _predict(photos, tmp_path / "one", model, "--export", "coco") == 0
+    for shard in ("0/2", "1/2"):
+        assert _predict(photos, tmp_path / "two", model, "--export", "coco", "--shard", shard) == 0
+    assert dispatch(["predict", "--merge", str(tmp_path / "two")]) == 0
+    one, two = (json.loads((tmp_path / d / "predictions.coco.json").read_text()) for d in ("one", "two"))
+    assert two["categories"] == one["categories"] and len(two["categories"]) == len(CLASS_NAMES)
+    assert two["images"] == one["images"]
+    strip = [{k: a[k] for k in ("image_id", "category_id", "iscrowd", "area")} for a in one["annotations"]]
+    assert [{k: a[k] for k in ("image_id", "category_id", "iscrowd", "area")} for a in two["annotations"]] == strip
+    COCO(str(tmp_path / "two" / "predictions.coco.json"))

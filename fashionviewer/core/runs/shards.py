@@ -97,8 +97,11 @@ def merge(out: Path) -> MergeResult:
         info = provenance(model=first.get("model", ""), weights=first.get("weights"),
                           weights_sha256=first.get("weights_sha256"), min_score=float(first.get("min_score", 0)),
                           shards=count)
-        export_folder(_grouped(index, records, Path(first["folder"])), out, ("coco",), float(first.get("min_score", 0)),
-                      None, info=info, root=first["folder"])
+        cats = [c for c in first.get("categories") or [] if isinstance(c, dict) and "id" in c and "name" in c]
+        ids, names = ([int(c["id"]) for c in cats], [str(c["name"]) for c in cats]) if cats else (None, None)
+        export_folder(_grouped(index, records, Path(first["folder"]), ids), out, ("coco",),
+                      float(first.get("min_score", 0)), None, info=info, root=first["folder"], category_ids=ids,
+                      class_names=names)
     atomic_write_json(out / RUN_FILE, merged)
     return MergeResult(count, int(merged["predicted"]), len(records), skipped, results_path)
 
@@ -113,8 +116,8 @@ def _load_index(path: Path) -> list[dict[str, Any]]:
     return data
 
 
-def _grouped(index: list[dict[str, Any]], records: list[dict[str, Any]], folder: Path
-             ) -> Iterator[tuple[ImagePrediction, None, Path]]:
+def _grouped(index: list[dict[str, Any]], records: list[dict[str, Any]], folder: Path,
+             category_ids: list[int] | None = None) -> Iterator[tuple[ImagePrediction, None, Path]]:
     """(prediction, no image, source path) per indexed image, from sorted COCO results records."""
     from fashionviewer.core.data.predictions import from_coco_results
 
@@ -122,7 +125,7 @@ def _grouped(index: list[dict[str, Any]], records: list[dict[str, Any]], folder:
     for record in records:
         by_id.setdefault(record["image_id"], []).append(record)
     for entry in index:
-        found = from_coco_results(by_id.get(entry["image_id"], []))
+        found = from_coco_results(by_id.get(entry["image_id"], []), category_ids=category_ids)
         prediction = ImagePrediction(entry["file_name"], int(entry["width"]), int(entry["height"]),
                                      found[0].instances if found else [], image_id=entry["image_id"])
         yield prediction, None, folder / entry["file_name"]

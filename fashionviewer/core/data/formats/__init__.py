@@ -105,6 +105,7 @@ def import_annotations(source: str | os.PathLike[str], folder: str | os.PathLike
             mine.annotations = []
         if fmt == coco.NAME and not mine.extra:
             mine.extra = dict(rec.extra)
+        mine.done = mine.done or rec.done
         for ann in rec.annotations:
             ann.category_id = target.ensure_category(incoming.category_name(ann.category_id))
             ann.id = next_id

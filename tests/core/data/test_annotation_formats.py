@@ -436,3 +436,19 @@ def test_export_alone_points_at_the_annotations_command(tmp_path, monkeypatch, c
     line = _bad(capsys, ["export", "-h"])
     assert "fashionviewer annotations export" in line
     assert cli(["annotations", "-h"]) == 0 and "labelme" in capsys.readouterr().out
+
+
+def test_import_merges_categories_by_name_keeping_free_ids(project, tmp_path):
+    """Importing into an annotated folder: known names map to the project's ids, new ones keep theirs."""
+    aset, _ = load_annotations(project / DEFAULT_FILE_NAME)
+    before = {c["name"]: c["id"] for c in aset.categories}
+    export_annotations(project, tmp_path / "cvat", "cvat")
+    xml = tmp_path / "cvat" / "annotations.xml"
+    first = sorted(before)[0]
+    xml.write_text(xml.read_text().replace(f'label="{first}"', 'label="a new class"'))
+    path, images, instances, _ = import_annotations(xml, project, "cvat")
+    merged, problems = load_annotations(path)
+    assert problems == [] and images == 2 and instances == sum(len(r.annotations) for r in aset.images.values())
+    after = {c["name"]: c["id"] for c in merged.categories}
+    assert {k: after[k] for k in before} == before and after["a new class"] == max(before.values()) + 1
+    assert sum(len(r.annotations) for r in merged.images.values()) == 2 * instances  # added, not replaced

@@ -107,7 +107,7 @@ def import_annotations(source: str | os.PathLike[str], folder: str | os.PathLike
             mine.extra = dict(rec.extra)
         mine.done = mine.done or rec.done
         for ann in rec.annotations:
-            ann.category_id = target.ensure_category(incoming.category_name(ann.category_id))
+            ann.category_id = _category_in(target, incoming, ann.category_id)
             ann.id = next_id
             next_id += 1
             mine.annotations.append(ann)
@@ -119,6 +119,20 @@ def import_annotations(source: str | os.PathLike[str], folder: str | os.PathLike
         shutil.copy2(path, path.with_name(path.name + ".bak"))
     save_annotations(path, target)
     return path, len(incoming.images), count, problems
+
+
+def _category_in(target: AnnotationSet, incoming: AnnotationSet, category_id: int) -> int:
+    """The target's id of an incoming category, matched by name; a new one keeps its own id (and keys) when
+    that id is free, so iMaterialist ClassIds stay ClassIds."""
+    name = incoming.category_name(category_id)
+    for cat in target.categories:
+        if cat["name"] == name:
+            return int(cat["id"])
+    used = {int(c["id"]) for c in target.categories}
+    new_id = category_id if category_id not in used else max(used, default=0) + 1
+    source = next(c for c in incoming.categories if int(c["id"]) == category_id)
+    target.categories.append({**source, "id": new_id})
+    return new_id
 
 
 def export_annotations(folder: str | os.PathLike[str], out_dir: str | os.PathLike[str], fmt: str,

@@ -1,6 +1,14 @@
-"""Interactive segmentation: a box, then positive / negative clicks, to one object's mask.
+"""Interactive segmentation: a box and/or positive / negative clicks, to one object's mask.
 
-``segment(image_rgb, box, positive, negative, predictor=None)`` returns a bool H×W mask:
+``segment(image_rgb, box=None, positive=(), negative=(), predictor=None, *, method="auto")`` returns a bool
+H×W mask. ``method="auto"`` uses the bundled learned network (``resources/models/interactive.pt``,
+:mod:`fashionviewer.core.inference.interactive_model`) whatever detector ``predictor`` is, and GrabCut when
+that file is missing; ``"learned"`` / ``"grabcut"`` force one. ``session.method`` says which one ran
+(``METHOD_LEARNED`` / ``METHOD_GRABCUT``), for the status bar. A box, clicks alone (a positive click: the
+object under it) or both; bad input (a zero-area box, a box or click outside the image, non-finite
+coordinates, a non-RGB image) raises :class:`InteractiveInputError`, one line.
+
+The GrabCut path (``grabcut_segment``, the previous method, kept as the fallback and for comparison):
 
 * Work happens in a crop around the box (plus a margin) shrunk so its longer side is at most ``max_side``
   pixels; the result is upsampled and pasted back at full size.
@@ -30,7 +38,10 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-__all__ = ["segment", "InteractiveSession", "DEFAULT_MAX_SIDE"]
+from fashionviewer.core.base.errors import FashionViewerError
+
+__all__ = ["segment", "grabcut_segment", "InteractiveSession", "InteractiveInputError", "DEFAULT_MAX_SIDE",
+           "METHOD_LEARNED", "METHOD_GRABCUT"]
 
 DEFAULT_MAX_SIDE = 256  # px: the crop's longer side for GrabCut (speed vs edge detail)
 DEFAULT_ITERATIONS = 3
@@ -38,6 +49,13 @@ DEFAULT_ITERATIONS = 3
 # CCP val garments outside the benchmark's sample: 8 of 50 collapsed to almost nothing from a tight box).
 COLLAPSE_SHARE = 0.25
 _MIN_BOX = 2  # px: a thinner box is widened to this
+METHOD_LEARNED = "learned model"
+METHOD_GRABCUT = "GrabCut"
+METHODS = ("auto", "learned", "grabcut")
+
+
+class InteractiveInputError(FashionViewerError, ValueError):
+    """A box, click or image that interactive segmentation cannot use (one line, says which and why)."""
 
 
 @dataclass
@@ -70,10 +88,15 @@ class InteractiveSession:
     feature_info: Any = None
     model_class: int | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+    method: str | None = None  # METHOD_LEARNED or METHOD_GRABCUT: what the last call used
+    net_window: Any = None  # the learned path's crop (CropWindow) and its encoder features
+    net_features: Any = None
+    net_previous: Any = None  # (crop probability, its window, full bool mask) of the last learned result
 
     def reset(self) -> None:
         self.image_key = self.box = self.crop = self.prior = self.previous = None
         self.features = self.feature_info = self.model_class = None
+        self.net_window = self.net_features = self.net_previous = None
 
     def _bind(self, image: np.ndarray, box: tuple[int, int, int, int], predictor: Any) -> None:
         key = (id(image), image.shape, image.__array_interface__["data"][0], id(predictor))
@@ -82,6 +105,7 @@ class InteractiveSession:
             self.image_key = key
         if box != self.box:
             self.box, self.crop, self.prior, self.previous, self.model_class = box, None, None, None, None
+            self.net_window = self.net_features = self.net_previous = None
 
 
 def _clip_box(box: Sequence[float] | None, height: int, width: int) -> tuple[int, int, int, int]:
@@ -209,19 +233,19 @@ def _grabcut(small_bgr: np.ndarray, seeds: np.ndarray, iterations: int) -> None:
         cv2.grabCut(small_bgr, seeds, None, background, foreground, int(iterations), cv2.GC_INIT_WITH_MASK)
 
 
-def segment(image_rgb: np.ndarray, box: Sequence[float] | None = None,
-            positive: Sequence[tuple[float, float]] = (), negative: Sequence[tuple[float, float]] = (),
-            predictor: Any = None, *, session: InteractiveSession | None = None, category: int | None = None,
-            max_side: int = DEFAULT_MAX_SIDE, iterations: int = DEFAULT_ITERATIONS, margin: float = 0.1,
-            click_radius: float | None = None, prior_threshold: float = 0.5,
-            collapse_share: float = COLLAPSE_SHARE, core_threshold: float = 0.8) -> np.ndarray:
-    """One object's bool H×W mask from a box ``(x0, y0, x1, y1)`` (None: the whole image) and clicks
-    (full-image pixel coordinates). See the module docstring for the method and the options."""
-    image = np.asarray(image_rgb)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"segment expects an H×W×3 uint8 RGB image, got {image.dtype} {image.shape}")
+def grabcut_segment(image_rgb: np.ndarray, box: Sequence[float] | None = None,
+                    positive: Sequence[tuple[float, float]] = (), negative: Sequence[tuple[float, float]] = (),
+                    predictor: Any = None, *, session: InteractiveSession | None = None,
+                    category: int | None = None, max_side: int = DEFAULT_MAX_SIDE,
+                    iterations: int = DEFAULT_ITERATIONS, margin: float = 0.1, click_radius: float | None = None,
+                    prior_threshold: float = 0.5, collapse_share: float = COLLAPSE_SHARE,
+                    core_threshold: float = 0.8) -> np.ndarray:
+    """The GrabCut path: one object's bool H×W mask from a box ``(x0, y0, x1, y1)`` (None: the whole image)
+    and clicks (full-image pixel coordinates). See the module docstring for the method and the options."""
+    image = _check_image(image_rgb)
     height, width = image.shape[:2]
     session = session if session is not None else InteractiveSession()
+    session.method = METHOD_GRABCUT
     if predictor is not None and _mask_rcnn(predictor) is None:
         predictor = None  # a parsing model or another family: no box-prompted mask head, colour model only
     clipped = _clip_box(box, height, width)
@@ -292,3 +316,84 @@ def segment(image_rgb: np.ndarray, box: Sequence[float] | None = None,
             painted[int(np.clip(round(y), 0, height - 1)), int(np.clip(round(x), 0, width - 1))] = value
     full = painted.astype(bool)
     return full
+
+
+# --------------------------------------------------------------------------- the entry point
+
+
+def _check_image(image_rgb: np.ndarray) -> np.ndarray:
+    image = np.asarray(image_rgb)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise InteractiveInputError(f"segment expects an H×W×3 uint8 RGB image, got {image.dtype} {image.shape}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise InteractiveInputError(f"segment got an empty image ({image.shape[1]}×{image.shape[0]})")
+    return image
+
+
+def _check_points(points: Sequence[tuple[float, float]], kind: str, height: int,
+                  width: int) -> list[tuple[float, float]]:
+    out = []
+    for point in points:
+        try:
+            x, y = (float(v) for v in point)
+        except (TypeError, ValueError):
+            raise InteractiveInputError(f"{kind} click {point!r} is not an (x, y) pair") from None
+        if not (np.isfinite(x) and np.isfinite(y)):
+            raise InteractiveInputError(f"{kind} click ({x}, {y}) is not a finite point")
+        if not (-0.5 <= x < width + 0.5 and -0.5 <= y < height + 0.5):
+            raise InteractiveInputError(f"{kind} click ({x:g}, {y:g}) lies outside the {width}×{height} image")
+        out.append((min(max(x, 0.0), width - 0.5), min(max(y, 0.0), height - 0.5)))
+    return out
+
+
+def _check_box(box: Sequence[float], height: int, width: int) -> tuple[float, float, float, float]:
+    try:
+        x0, y0, x1, y1 = (float(v) for v in box)
+    except (TypeError, ValueError):
+        raise InteractiveInputError(f"box {box!r} is not (x0, y0, x1, y1)") from None
+    if not all(np.isfinite(v) for v in (x0, y0, x1, y1)):
+        raise InteractiveInputError(f"box ({x0}, {y0}, {x1}, {y1}) has a non-finite corner")
+    x0, x1 = sorted((x0, x1))
+    y0, y1 = sorted((y0, y1))
+    if x1 - x0 <= 0 or y1 - y0 <= 0:
+        raise InteractiveInputError(f"box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) has zero area")
+    cx0, cy0, cx1, cy1 = max(x0, 0.0), max(y0, 0.0), min(x1, float(width)), min(y1, float(height))
+    if cx1 <= cx0 or cy1 <= cy0:
+        raise InteractiveInputError(f"box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) lies outside the {width}×{height} image")
+    return cx0, cy0, cx1, cy1
+
+
+def segment(image_rgb: np.ndarray, box: Sequence[float] | None = None,
+            positive: Sequence[tuple[float, float]] = (), negative: Sequence[tuple[float, float]] = (),
+            predictor: Any = None, *, session: InteractiveSession | None = None, method: str = "auto",
+            model: Any = None, **grabcut_options: Any) -> np.ndarray:
+    """One object's bool H×W mask from a box ``(x0, y0, x1, y1)`` and/or clicks (full-image pixel
+    coordinates; with neither, the box is the whole image). ``model``: an ``InteractiveNet`` to use instead
+    of the bundled one; ``predictor``: a detector whose Mask R-CNN mask head is the GrabCut path's prior;
+    ``grabcut_options``: that path's options (see :func:`grabcut_segment`)."""
+    if method not in METHODS:
+        raise InteractiveInputError(f"method {method!r}: choose one of {', '.join(METHODS)}")
+    image = _check_image(image_rgb)
+    height, width = image.shape[:2]
+    checked_box = _check_box(box, height, width) if box is not None else None
+    positive = _check_points(positive, "positive", height, width)
+    negative = _check_points(negative, "negative", height, width)
+    session = session if session is not None else InteractiveSession()
+    if method != "grabcut" and model is None:
+        from fashionviewer.core.inference.interactive_model import bundled_model, bundled_model_problem
+
+        model = bundled_model()
+        if model is None and method == "learned":
+            raise InteractiveInputError(f"no learned model: {bundled_model_problem()}")
+    if method == "grabcut" or model is None:
+        return grabcut_segment(image, checked_box, positive, negative, predictor, session=session,
+                               **grabcut_options)
+    from fashionviewer.core.inference.interactive_model import learned_segment
+
+    if checked_box is None and not positive and not negative:
+        checked_box = (0.0, 0.0, float(width), float(height))  # nothing given: the whole image, as GrabCut
+    if checked_box is None and not positive:
+        return np.zeros((height, width), dtype=bool)  # only negative clicks: no object chosen yet
+    session._bind(image, checked_box, model)
+    session.method = METHOD_LEARNED
+    return learned_segment(model, image, checked_box, positive, negative, session)

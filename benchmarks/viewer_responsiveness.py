@@ -21,6 +21,7 @@ the ``fashion`` model predicting without the cache (started again whenever it ha
 predicts throughout), the next image every ``--interval-ms`` for ``--seconds`` and a 100 ms heartbeat.
 Each arm runs in its own process, the old code from ``DIR`` (``git worktree add /tmp/fv-before COMMIT``)
 and then this tree, in alternating order over ``--rounds``. See ``predict_case`` for the measures.
+``--case parts`` times each cause alone, as before and now, with how long it keeps other threads out.
 """
 
 from __future__ import annotations
@@ -388,13 +389,127 @@ def predict_case(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----- the parts case: each cause alone ---------------------------------------------------------------
+def parts_case(args: argparse.Namespace) -> int:
+    """Each heavy step of showing a 48-megapixel photo's prediction, as the viewer did it before and does now,
+    timed in this process with the longest stretch a probe thread could not run (the GIL held, or no CPU)."""
+    import statistics
+    import threading
+
+    import numpy as np
+    from PySide6.QtWidgets import QApplication
+
+    from fashionviewer.core.base.atomic import atomic_write_json, atomic_write_text
+    from fashionviewer.core.data.masks import decode_mask, encode_mask
+    from fashionviewer.core.data.overlay import PredictionRasters, raster_from_rle, rasterize_mask, scaled_rasters
+    from fashionviewer.core.data.predictions import Instance
+    from fashionviewer.core.models.classifier import preprocess_crop
+    from fashionviewer.qt.canvas import ImageCanvas
+    from tests.fixtures.huge_images import _photo_like
+
+    app = QApplication.instance() or QApplication([])
+    gaps: list[float] = []
+    stop = threading.Event()
+
+    def probe() -> None:  # wakes every ms: its longest gap is the longest time another thread kept it out
+        last = time.perf_counter()
+        while not stop.is_set():
+            time.sleep(0.001)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    def measure(fn: Callable[[], Any], repeat: int = 3) -> dict:
+        totals, holds = [], []
+        for _ in range(repeat):
+            time.sleep(0.05)
+            gaps.clear()
+            start = time.perf_counter()
+            fn()
+            totals.append(time.perf_counter() - start)
+            time.sleep(0.01)
+            holds.append(max(gaps, default=0.0))
+        return {"ms": round(1000 * statistics.median(totals), 1), "probe_kept_out_ms": round(1000 * min(holds), 1)}
+
+    threading.Thread(target=probe, daemon=True).start()
+    height, width = 8000, 6000
+    rows, cols = np.ogrid[:height, :width]
+    mask = ((rows - 4000) / 3000) ** 2 + ((cols - 3000) / 2000) ** 2 < 1
+    rle = encode_mask(mask.view(np.uint8))
+    raster = raster_from_rle(rle)
+    rasters = PredictionRasters([Instance((1000.0, 1000.0, 5000.0, 7000.0), 1, "shirt", 0.9, rle)], height,
+                                width).decode_all()
+    canvas = ImageCanvas()
+    canvas.resize(900, 700)
+    canvas.show()
+    app.processEvents()
+    level = _photo_like(2048, 1536, 3)
+
+    def paint(levels: Any) -> Callable[[], None]:
+        def run() -> None:
+            canvas.image_item.setImage(level[::-1].copy() if run.flip else level, levels=levels)  # type: ignore
+            run.flip = not run.flip  # type: ignore[attr-defined]
+            canvas.viewport().repaint()
+        run.flip = False  # type: ignore[attr-defined]
+        return run
+
+    def outline_pixels() -> None:
+        raster._edge = None
+        raster.edge_pixels
+
+    photo = _photo_like(width, height, 1)
+    steps = [
+        ("a 48-megapixel mask's raster", "worker",
+         lambda: rasterize_mask(decode_mask(rle)), "pycocotools decode, then crop", lambda: raster_from_rle(rle),
+         "built from the runs over the mask's box"),
+        (f"its outline's pixels ({raster.mask.shape[1]}×{raster.mask.shape[0]} box)", "GUI thread → worker",
+         lambda: np.nonzero(raster.outline), "np.nonzero, at the first redraw", outline_pixels,
+         "cv2.findNonZero, in the worker"),
+        ("its mask resampled onto the 1536×2048 display level", "GUI thread → worker",
+         lambda: scaled_rasters(rasters, 2048, 1536), "on the GUI thread, at the first redraw",
+         lambda: scaled_rasters(rasters, 2048, 1536).decode_all(), "with its outline, in a worker"),
+        ("a new 2048×1536 picture painted", "GUI thread", paint((0, 255)), "levels (0, 255): rescaled per render",
+         paint(None), "no levels: shown as it is"),
+        ("the whole-picture CNN input of a 48-megapixel photo", "GUI thread → worker",
+         lambda: preprocess_crop(photo, None), "on the GUI thread (details panel)",
+         lambda: preprocess_crop(photo, None), "the same, in a worker"),
+    ]
+    results = []
+    for name, where, before, before_how, after, after_how in steps:
+        results.append({"step": name, "where": where, "before": before_how, "after": after_how,
+                        "before_measured": measure(before), "after_measured": measure(after)})
+        print(results[-1], flush=True)
+    stop.set()
+    canvas.close()
+    load = round(os.getloadavg()[0], 2)
+    rows_md = "\n".join(
+        f"| {r['step']} | {r['where']} | {r['before']}: {r['before_measured']['ms']} ms "
+        f"(probe kept out {r['before_measured']['probe_kept_out_ms']} ms) | {r['after']}: {r['after_measured']['ms']} ms "
+        f"(probe kept out {r['after_measured']['probe_kept_out_ms']} ms) |" for r in results)
+    text = ("# Viewer responsiveness: the causes one by one\n\n"
+            "Each heavy step of showing a 48-megapixel photo's prediction, as the viewer did it before and does now, "
+            "in one process (median of 3). \"Probe kept out\": the longest time a thread that wakes every "
+            "millisecond could not run meanwhile (the least of the 3 runs): a step on a worker that holds the GIL "
+            "that long stalls the GUI thread as long; a step on the GUI thread stalls it for its whole time. "
+            f"{os.cpu_count()} CPUs shared with other work (load average {load}).\n\n"
+            "| step | where | before | now |\n| --- | --- | --- | --- |\n" + rows_md + "\n\n"
+            "Measured by `python benchmarks/viewer_responsiveness.py --case parts` (writes this file and "
+            "viewer_responsiveness_parts.json).\n")
+    args.results.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.results / "viewer_responsiveness_parts.md", text)
+    atomic_write_json(args.results / "viewer_responsiveness_parts.json",
+                      {"load_average_1min": load, "cpus": os.cpu_count(), "steps": results})
+    print(text)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--interval-ms", type=int, default=200, help="time between arrow-key presses")
     parser.add_argument("--passes", type=int, default=2, help="times through the folder and back")
     parser.add_argument("--folder", type=Path, default=None, help="where to build (and reuse) the test folder")
     parser.add_argument("--results", type=Path, default=Path(__file__).resolve().parent / "results")
-    parser.add_argument("--case", choices=("browse", "predict"), default="browse")
+    parser.add_argument("--case", choices=("browse", "predict", "parts"), default="browse")
     parser.add_argument("--baseline-tree", type=Path, help="predict case: the source tree of the code before")
     parser.add_argument("--tree", type=Path, default=REPO, help="predict case: the source tree of the code after "
                         "(default: this checkout)")
@@ -403,6 +518,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="fashion", help="predict case: the model the viewer runs")
     parser.add_argument("--arm-json", type=Path, help=argparse.SUPPRESS)  # internal: run one arm, write its JSON
     args = parser.parse_args(argv)
+    if args.case == "parts":
+        return parts_case(args)
     if args.case == "predict":
         if args.arm_json is not None:
             return run_arm(args)

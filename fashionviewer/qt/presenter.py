@@ -26,8 +26,8 @@ from fashionviewer.qt.workers import GeneratorWorker, start_worker
 
 
 def _scale(rasters: PredictionRasters, height: int, width: int) -> Generator[None, None, PredictionRasters]:
-    """Worker body: the masks resampled onto a display level, their outlines found (a 48-megapixel photo's
-    masks take a few hundred ms: never on the GUI thread)."""
+    """Worker body: the masks resampled onto a display level and their outlines found (a few ms per mask of a
+    48-megapixel photo; the parsing model gives up to dozens of them)."""
     yield  # a cancel here skips the work
     return scaled_rasters(rasters, height, width).decode_all()
 

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fashionviewer.core.base.atomic import atomic_torch_save, ensure_writable_dir
+from fashionviewer.core.base.atomic import ensure_writable_dir
 from fashionviewer.core.base.errors import FashionViewerError
 from fashionviewer.core.base.events import EventWriter
 from fashionviewer.core.data.datasets.ccp import CCPDataset
@@ -54,12 +54,12 @@ from fashionviewer.core.models.interactive_net import (
     save_interactive_checkpoint,
 )
 
-from . import distributed
+from . import checkpointing, distributed
 from .common import Cancelled, install_cancel_handler, positive_int, resolve_device, run_cli
 
 log = logging.getLogger("trainers.interactive")
 
-STATE_FILE = "training_state.pt"
+STATE_FILE = checkpointing.STATE_FILE
 LAST_NAME = "model"
 BEST_NAME = "model_best"
 # Share of box views trained on the box alone (no click, no previous mask): the box tool's first answer is
@@ -435,7 +435,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     cv2.setNumThreads(1)
     info, device = distributed.init_distributed(resolve_device(args.device))
     torch.manual_seed(args.seed + info.rank)
-    start = _resume_file(args, out)
+    start = checkpointing.resume_file(args.resume, out / STATE_FILE)
 
     train = load_photos(args.data_path, "train", args.val_size, args.seed, args.limit)
     objects = find_objects(train, args.min_area)
@@ -518,33 +518,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     return card
 
 
-def _resume_file(args: argparse.Namespace, out: Path) -> Path | None:
-    if not args.resume:
-        return None
-    path = out / STATE_FILE if args.resume == "auto" else Path(args.resume)
-    if path.is_dir():
-        path = path / STATE_FILE
-    if path.is_file():
-        return path
-    if args.resume == "auto":
-        log.info("no %s in %s: starting from scratch", STATE_FILE, out)
-        return None
-    raise FashionViewerError(f"--resume {args.resume}: file not found (pass a {STATE_FILE} or 'auto')")
-
-
 def _restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
              scheduler: torch.optim.lr_scheduler.LRScheduler) -> Progress:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)  # our own file: holds argparse values
-    except Exception as exc:  # any unpickling failure means a damaged file
-        raise FashionViewerError(f"{path}: cannot read the training state ({type(exc).__name__}); "
-                                 "start again without --resume") from exc
-    if not isinstance(state, dict) or state.get("trainer") != "interactive":
-        raise FashionViewerError(f"{path}: not a trainers.interactive training state")
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["lr_scheduler"])
-    log.info("resumed from %s at epoch %d", path, state["epoch"] + 1)
+    check = lambda state: None if state.get("trainer") == "interactive" else "not a trainers.interactive training state"  # noqa: E731
+    state = checkpointing.restore(path, model, optimizer, scheduler, check=check)
     return Progress(history=state["history"], first_epoch=state["epoch"] + 1, seconds=state["seconds"],
                     best_score=state["best_score"], samples=state.get("samples", 0))
 
@@ -552,23 +529,16 @@ def _restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
 def _save_epoch(out: Path, model: nn.Module, card: dict[str, Any], optimizer: torch.optim.Optimizer,
                 scheduler: torch.optim.lr_scheduler.LRScheduler, args: argparse.Namespace,
                 progress: Progress) -> dict[str, Any]:
-    written = save_interactive_checkpoint(model, out / f"{LAST_NAME}.pt", card)
     score = progress.history[-1].get("val_score", -1.0)
-    if score > progress.best_score:
-        save_interactive_checkpoint(model, out / f"{BEST_NAME}.pt", card)
+    improved = score > progress.best_score
+    if improved:
         progress.best_score = score
-    atomic_torch_save({
-        "trainer": "interactive",
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "optimizer": optimizer.state_dict(),
-        "lr_scheduler": scheduler.state_dict(),
-        "epoch": progress.history[-1]["epoch"],
-        "history": progress.history,
-        "seconds": progress.seconds,
-        "best_score": progress.best_score,
-        "samples": progress.samples,
-        "args": vars(args),
-    }, out / STATE_FILE)
+    written = checkpointing.save_epoch_checkpoints(save_interactive_checkpoint, model, out, card, last=LAST_NAME,
+                                                   best=BEST_NAME, improved=improved)
+    checkpointing.save_training_state(out / STATE_FILE, model, optimizer, scheduler, {
+        "trainer": "interactive", "epoch": progress.history[-1]["epoch"], "history": progress.history,
+        "seconds": progress.seconds, "best_score": progress.best_score, "samples": progress.samples,
+        "args": vars(args)})
     return written
 
 

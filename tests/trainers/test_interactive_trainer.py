@@ -64,7 +64,7 @@ def test_bad_resume_and_export_files_are_one_line_errors(tmp_path, capsys) -> No
     assert cli(["--resume", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "out")]) == 2
     assert "file not found" in capsys.readouterr().err
     (tmp_path / "w.pt").write_bytes(b"junk")
-    (tmp_path / "w.json").write_text('{"format": "fashionviewer.interactive/1"}')
+    (tmp_path / "w.json").write_text('{"format": "fashionviewer.interactive/1", "architecture": "interactive_unet"}')
     assert cli(["--export", str(tmp_path / "w.pt"), "--out", str(tmp_path / "ship")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "w.pt" in err[0]

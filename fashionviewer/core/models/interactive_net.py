@@ -17,7 +17,6 @@ resized pixels, and the mapping of points and masks between photo and crop.
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,43 +236,25 @@ def build_interactive_net(architecture: str = "interactive_unet") -> Interactive
 
 def save_interactive_checkpoint(model: nn.Module, path: str | os.PathLike[str], card: dict[str, Any]) -> dict[str, Any]:
     """Write ``path`` (a plain state_dict) and its model card beside it, both atomically; returns the card."""
-    from fashionviewer.core.base.atomic import atomic_torch_save, atomic_write_json
-    from fashionviewer.core.base.paths import sha256_file
+    from fashionviewer.core.models.checkpoint import write_checkpoint
 
-    model = getattr(model, "module", model)
-    path = Path(path)
     full: dict[str, Any] = {"format": INTERACTIVE_CARD_FORMAT, "architecture": "interactive_unet",
                             "crop_size": CROP_SIZE, "click_radius": CLICK_RADIUS}
     full.update(card)
-    atomic_torch_save({key: value.detach().cpu() for key, value in model.state_dict().items()}, path)
-    full.update(date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), weights_file=path.name,
-                weights_sha256=sha256_file(path))
-    atomic_write_json(path.with_suffix(".json"), full)
-    return full
+    return write_checkpoint(getattr(model, "module", model), path, full)
 
 
 def load_interactive_checkpoint(path: str | os.PathLike[str]) -> tuple[InteractiveNet, dict[str, Any]]:
-    """The network (eval mode, CPU) and its card from ``NAME.pt`` + ``NAME.json``; WeightsError says what is wrong."""
-    import json
+    """The network (eval mode, CPU) and its card from ``NAME.pt`` + ``NAME.json`` (weights checked against the
+    card's SHA-256); WeightsError says what is wrong, naming the file."""
+    from fashionviewer.core.models.checkpoint import card_path, load_state, read_card, read_state_dict
 
     path = Path(path).with_suffix(".pt")
-    card_path = path.with_suffix(".json")
-    try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise WeightsError(f"{card_path}: model card not found") from None
-    except (OSError, ValueError) as exc:
-        raise WeightsError(f"{card_path}: not a readable model card ({exc})") from None
-    if not isinstance(card, dict) or card.get("format") != INTERACTIVE_CARD_FORMAT:
-        raise WeightsError(f"{card_path}: not an interactive segmentation model card")
+    card = read_card(path, required=("format", "architecture"))
+    if card.get("format") != INTERACTIVE_CARD_FORMAT:
+        raise WeightsError(f"{card_path(path)}: not an interactive segmentation model card")
     if card.get("crop_size", CROP_SIZE) != CROP_SIZE:
-        raise WeightsError(f"{card_path}: crop size {card.get('crop_size')} is not this version's {CROP_SIZE}")
-    model = build_interactive_net(str(card.get("architecture", "interactive_unet")))
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
-    except FileNotFoundError:
-        raise WeightsError(f"{path}: weights file not found") from None
-    except Exception as exc:  # unpickling or shape mismatch: a damaged or foreign file
-        raise WeightsError(f"{path}: not weights of this network ({type(exc).__name__})") from None
+        raise WeightsError(f"{card_path(path)}: crop size {card.get('crop_size')} is not this version's {CROP_SIZE}")
+    model = build_interactive_net(str(card["architecture"]))
+    load_state(model, read_state_dict(path, card), path)
     return model.eval(), card

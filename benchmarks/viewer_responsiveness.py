@@ -246,6 +246,7 @@ def run_arm(args: argparse.Namespace) -> int:
     stepper.timeout.connect(step)
     sampler = threading.Thread(target=sample, daemon=True)
     done_before, started, cpu_started = len(prediction.last_seconds), time.perf_counter(), time.thread_time()
+    process_cpu_started = time.process_time()
     state["last"], state["cpu"] = started, cpu_started
     sampler.start()
     print(f"measuring: pid {os.getpid()}", flush=True)  # a profiler may attach now (py-spy record --pid)
@@ -258,7 +259,7 @@ def run_arm(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     per_image = prediction.last_seconds[done_before:]
     intervals = [interval for _, interval, _ in ticks]
-    gui_cpu = time.thread_time() - cpu_started
+    gui_cpu, process_cpu = time.thread_time() - cpu_started, time.process_time() - process_cpu_started
 
     def causes(begin: float, end: float, cpu: float) -> dict:
         """Where the threads were while a tick was overdue; ``gui_cpu_ms``: what the GUI thread itself ran
@@ -277,7 +278,7 @@ def run_arm(args: argparse.Namespace) -> int:
     record = {
         "source_tree": str(tree), "commit": commit, "seconds": round(elapsed, 1), "key_presses": state["steps"],
         "gaps": _lateness_summary(intervals, PREDICT_HEARTBEAT_MS),
-        "gui_thread_cpu_s": round(gui_cpu, 2), "gui_cpu_ms_most_in_one_tick": round(
+        "gui_thread_cpu_s": round(gui_cpu, 2), "process_cpu_s": round(process_cpu, 1), "gui_cpu_ms_most_in_one_tick": round(
             1000 * max((c for _, _, c in ticks), default=0.0), 1),
         "worst_gap_cause": causes(worst_end - worst_interval, worst_end, worst_cpu),
         "five_worst": [{"interval_ms": round(1000 * i, 1), "at_s": round(e - started, 2),

@@ -398,9 +398,11 @@ def parts_case(args: argparse.Namespace) -> int:
     import threading
 
     import numpy as np
+    from PIL import Image
     from PySide6.QtWidgets import QApplication
 
     from fashionviewer.core.base.atomic import atomic_write_json, atomic_write_text
+    from fashionviewer.core.data.imageio import load_image
     from fashionviewer.core.data.masks import decode_mask, encode_mask
     from fashionviewer.core.data.overlay import PredictionRasters, raster_from_rle, rasterize_mask, scaled_rasters
     from fashionviewer.core.data.predictions import Instance
@@ -474,6 +476,14 @@ def parts_case(args: argparse.Namespace) -> int:
         ("the whole-picture CNN input of a 48-megapixel photo", "GUI thread → worker",
          lambda: preprocess_crop(photo, None), "on the GUI thread (details panel)",
          lambda: preprocess_crop(photo, None), "the same, in a worker"),
+    ]
+    huge = Path(tempfile.mkdtemp()) / "huge.jpg"
+    Image.fromarray(photo).save(huge, quality=88)
+    steps += [  # what still keeps the GUI thread out from a worker (outside the viewer's code: the next causes)
+        ("the model's RLE of one 48-megapixel mask (core.data.masks.encode_mask)", "worker",
+         lambda: encode_mask(mask.view(np.uint8)), "unchanged", lambda: encode_mask(mask.view(np.uint8)), "unchanged"),
+        ("a 48-megapixel JPEG decoded for the model (core.data.imageio.load_image)", "worker",
+         lambda: load_image(huge), "unchanged", lambda: load_image(huge), "unchanged"),
     ]
     results = []
     for name, where, before, before_how, after, after_how in steps:

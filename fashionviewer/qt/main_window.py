@@ -251,8 +251,8 @@ class MainWindow(QMainWindow):
         models = self.prediction.models
         notice = None
         if models is not None:
-            notice = domain_notice(getattr(models.predictor, "card", None), self.session.folder,
-                                   getattr(models.predictor, "model_name", "") or models.choice.title)
+            notice = domain_notice(models.predictor.card, self.session.folder,
+                                   models.predictor.model_name or models.choice.title)
         self.domain_notice.setText(f"⚠ {notice}" if notice else "")
         self.domain_notice.setToolTip(notice or "")
         self.domain_notice.setVisible(bool(notice))
@@ -260,7 +260,7 @@ class MainWindow(QMainWindow):
     def _models_loaded(self, models: LoadedModels) -> None:
         self.model_bar.label.setText(models.label)
         self.model_bar.label.setStyleSheet("color: #e05050; font-weight: bold;" if models.random else "")
-        self.ground_truth.model_classes = list(getattr(models.predictor, "class_names", []) or [])
+        self.ground_truth.model_classes = list(models.predictor.class_names)
         if self.session.current is not None and str(self.session.current) not in self.session.errors:
             self.canvas_widget.show_notice(None)
         self._update_domain_notice()
@@ -316,7 +316,7 @@ class MainWindow(QMainWindow):
                 raise FashionViewerError(str(result.error))
             return result.prediction, result.image, None
 
-        card = getattr(predictor, "card", {}) or {}
+        card = predictor.card
         info = provenance(model=models.label, weights=models.choice.source if Path(models.choice.source).suffix else None,
                           weights_sha256=card.get("weights_sha256"), min_score=s.threshold,
                           classes=s.visible_classes(), exported=datetime.now().astimezone().isoformat(timespec="seconds"))
@@ -333,7 +333,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Exported {len(files)} files to {request.out_dir}{skipped}", 15000)
 
         self.export_worker = start_worker(export_paths, paths, obtain, request.out_dir, request.formats, s.threshold,
-                                          s.visible_classes(), info, s.folder, getattr(predictor, "category_ids", None),
+                                          s.visible_classes(), info, s.folder, predictor.category_ids,
                                           on_yield=progress, on_return=finished,
                                           on_error=lambda exc: QMessageBox.warning(self, "Export failed", str(exc)))
         return self.export_worker
@@ -346,7 +346,7 @@ class MainWindow(QMainWindow):
         if request is None:
             out = self.settings.value(f"trainOut/{trainer}", str(Path.home() / "fashionviewer-runs" / trainer))
             dialog = TrainingDialog(trainer, available_devices(), default_device(), str(out), self,
-                                    **(self.annotation.training_options() if trainer == "maskrcnn" else {}))
+                                    **self.annotation.training_options(trainer))
             if not dialog.exec():
                 return
             request = dialog.request()

@@ -22,6 +22,7 @@ from fashionviewer.core.viewer.annotating import AnnotationEditor
 from fashionviewer.core.viewer.annotation_state import AnnotationState
 from fashionviewer.core.viewer.annotation_tools import TOGGLE_KEY, Tool, shortcut_rows
 from fashionviewer.core.viewer.session import ViewerSession
+from fashionviewer.core.viewer.training import fine_tune_checkpoint
 from fashionviewer.qt.annotation.class_picker import pick_class
 from fashionviewer.qt.annotation.drawing import Drawing
 from fashionviewer.qt.annotation.host import AnnotationHost
@@ -99,7 +100,8 @@ class AnnotationMode(QObject):
         return self.state.active
 
     def _model_classes(self) -> list[str]:
-        return list(getattr(self.host.predictor(), "class_names", []) or [])
+        predictor = self.host.predictor()
+        return list(predictor.class_names) if predictor is not None else []
 
     def _model_label(self) -> str | None:
         models = self.host.models()
@@ -344,15 +346,15 @@ class AnnotationMode(QObject):
         self._update_classes()
 
     # ----- retraining ------------------------------------------------------------------------
-    def training_options(self) -> dict[str, Any]:
-        """What the Train ▸ Mask R-CNN dialog offers from here: this folder's annotations, the loaded model."""
+    def training_options(self, trainer: str = "maskrcnn") -> dict[str, Any]:
+        """What the Train dialog offers from here: this folder's annotations, and the loaded model when its
+        family declares that ``trainer`` fine-tunes it (``core.viewer.training.fine_tune_checkpoint``)."""
         folder = self.session.folder
         self.state.flush()  # the trainer reads the file
         has_file = folder is not None and (folder / DEFAULT_FILE_NAME).is_file()
         predictor = self.host.predictor()
-        card, weights = getattr(predictor, "card", None), getattr(predictor, "weights_path", None)
-        fine_tunable = isinstance(card, dict) and str(card.get("architecture", "")).startswith("maskrcnn")
-        init = str(weights) if fine_tunable and weights is not None and Path(weights).suffix == ".pt" else ""
+        init = (fine_tune_checkpoint(trainer, predictor.family, predictor.capabilities, predictor.weights_path)
+                if predictor is not None else "")
         return {"annotations": str(folder) if has_file else "", "init_from": init}
 
     def _training_finished(self, status: str) -> None:

@@ -255,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
                         ", ".join(METHOD_NAMES))
     parser.add_argument("--baseline-garments", type=int, default=60, help="the GrabCut methods' subset size")
     parser.add_argument("--limit", type=int, default=0, help="only the first N garments (a quick look)")
-    parser.add_argument("--reuse", type=Path, default=None, help="take the methods stored in this result JSON")
+    parser.add_argument("--reuse", type=Path, action="append", default=[],
+                        help="take the methods stored in this result JSON (repeatable; --methods '' runs none)")
     parsed = parse_ccp_benchmark(parser, argv, default_threads=1)
     if parsed is None:
         return 2
@@ -287,13 +288,13 @@ def main(argv: list[str] | None = None) -> int:
         "cpu": {"cores": os.cpu_count(), "load_average_at_end": os.getloadavg()[0]},
         "per_garment": {}, "reused": {},
     }
-    if args.reuse:
+    for reuse in args.reuse:
         try:
-            stored = json.loads(args.reuse.read_text(encoding="utf-8"))
+            stored = json.loads(reuse.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise FashionViewerError(f"--reuse {args.reuse}: not a readable result file ({exc})") from None
+            raise FashionViewerError(f"--reuse {reuse}: not a readable result file ({exc})") from None
         if stored.get("sample", {}).get("baseline_subset") != record["sample"]["baseline_subset"]:
-            raise FashionViewerError(f"--reuse {args.reuse}: another sample of garments; run the methods again")
+            raise FashionViewerError(f"--reuse {reuse}: another sample of garments; run the methods again")
         for name, rows in stored.get("per_garment", {}).items():
             if name not in methods:
                 record["per_garment"][name] = rows

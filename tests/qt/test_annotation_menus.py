@@ -19,12 +19,17 @@ BEFORE = [  # (menu text, shortcuts) as the Annotate menu listed them
 ]
 
 
+def mode_io_enabled(window) -> bool:
+    return all(window.annotation.actions[name].isEnabled() for name in ("import", "export"))
+
+
 def test_menus_toolbar_and_help_follow_the_tool_list(qtbot, window, monkeypatch) -> None:
     bar = window.menuBar()
     assert [a.text() for a in bar.actions()] == ["&File", "&View", "&Model", "&Train", "&Annotate", "&Help"]
     annotate = bar.actions()[4].menu()
     entries = [(a.text(), [k.toString() for k in a.shortcuts()]) for a in annotate.actions() if not a.isSeparator()]
-    assert entries == BEFORE
+    assert entries == BEFORE + [("Import Annotations…", []), ("Export Annotations…", [])]
+    assert mode_io_enabled(window)  # import and export work outside annotation mode too
     mode = window.annotation
     toolbar = [a.iconText() for a in mode.toolbar.actions()[1:1 + len(Tool)]]
     assert toolbar == [t.label for t in Tool] == ["Select", "Box", "Polygon", "Brush", "Eraser"]

@@ -80,7 +80,12 @@ class AnnotationState:
             return
         self.active = on
         if on:
-            self.ensure_editor()
+            editor = self.ensure_editor()
+            if editor is not None and editor.read_only:  # another program's file at the project path: never edited
+                self.active = False
+                self.fail(editor.problems[0])
+                self.events.active_changed.emit(False)
+                return
         else:  # back to viewing: the select tool, nothing being drawn
             self.tool, self.refine = Tool.SELECT, None
             self.events.tool_changed.emit(Tool.SELECT)

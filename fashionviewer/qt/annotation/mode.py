@@ -28,6 +28,7 @@ from fashionviewer.qt.annotation.drawing import Drawing
 from fashionviewer.qt.annotation.host import AnnotationHost
 from fashionviewer.qt.annotation.layer import AnnotationLayer
 from fashionviewer.qt.annotation.tools import CanvasTools
+from fashionviewer.qt.dialogs.annotations_io import open_annotations_dialog as annotations_dialog
 
 
 @dataclass(frozen=True)
@@ -124,11 +125,13 @@ class AnnotationMode(QObject):
             Command("undo", "Undo", ("Ctrl+Z",), s.undo),
             Command("redo", "Redo", ("Ctrl+Shift+Z", "Ctrl+Y"), s.redo),
             Command("save", "Save Annotations", ("Ctrl+S",), s.save),
+            Command("import", "Import Annotations…", (), lambda: annotations_dialog(s, self.parent_widget, False), True),
+            Command("export", "Export Annotations…", (), lambda: annotations_dialog(s, self.parent_widget, True), True),
         )
 
     def shortcuts(self) -> list[tuple[str, str]]:
         """(what, keys) of the toggle, every tool and every command: the Help menu's list."""
-        return shortcut_rows([(c.text, c.keys) for c in self.commands()])
+        return shortcut_rows([(c.text, c.keys) for c in self.commands() if c.keys])
 
     def _build_widgets(self) -> None:
         w = self.parent_widget

@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenes", type=int, default=100, help="annotated Fashion-MNIST scenes (default 100)")
     parser.add_argument("--eval-scenes", type=int, default=50, help="held-out scenes scored (default 50)")
     parser.add_argument("--model", default="fashion", help="the start model (default fashion)")
+    parser.add_argument("--cases", default="photos,scenes", help="which cases to run (default both)")
     parser.add_argument("--extra", default="", help="extra trainer options, e.g. '--epochs 4' (default: none)")
     parsed = parse_ccp_benchmark(parser, argv, default_threads=2)
     if parsed is None:

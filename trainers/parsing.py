@@ -269,7 +269,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     if args.steps_per_epoch:
         steps = min(steps, args.steps_per_epoch)
     total = steps * args.epochs
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    groups = setup.parameter_groups(args.lr) if setup is not None else model.parameters()
+    optimizer = torch.optim.AdamW(groups, lr=args.lr, weight_decay=args.weight_decay)
     warmup = max(1, min(args.warmup_steps, total // 4))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))

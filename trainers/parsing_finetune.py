@@ -121,14 +121,13 @@ def plan_parsing_finetune(checkpoint: str | Path, dataset_names: Sequence[str],
 
 def extend_head(model: ParsingNet, old_channels: Sequence[str], new_channels: Sequence[str]) -> int:
     """Give ``model`` an output channel per name of ``new_channels``; rows of names in both lists are
-    copied, new rows start near zero with the lowest existing bias (they win nowhere at first).
-    Returns how many rows were copied."""
+    copied, new rows start near zero with the mean existing bias. Returns how many rows were copied."""
     old: nn.Conv2d = model.head
     new = nn.Conv2d(old.in_channels, len(new_channels), 1).to(old.weight.device)
     copied = 0
     with torch.no_grad():
         nn.init.normal_(new.weight, std=0.01)
-        new.bias.fill_(float(old.bias.min()))
+        new.bias.fill_(float(old.bias.mean()))
         for row, name in enumerate(new_channels):
             if name in old_channels:
                 source = list(old_channels).index(name)
@@ -279,6 +278,9 @@ def loss_weights(plan: ParsingFinetunePlan) -> Tensor:
     return weights
 
 
+HEAD_LR_FACTOR = 10.0  # new classes' rows start from nothing: at the base rate they barely move in a short run
+
+
 @dataclass
 class FinetuneSetup:
     """Everything trainers.parsing's loop needs for a fine-tune."""
@@ -294,6 +296,14 @@ class FinetuneSetup:
     @property
     def train(self) -> list[Any]:
         return self.user.train + self.replay
+
+    def parameter_groups(self, lr: float) -> list[dict[str, Any]]:
+        """AdamW groups: the classifier head learns ``HEAD_LR_FACTOR`` times faster when classes were added."""
+        if not self.plan.added:
+            return [{"params": list(self.model.parameters()), "lr": lr}]
+        head = list(self.model.head.parameters())
+        rest = [p for p in self.model.parameters() if all(p is not h for h in head)]
+        return [{"params": rest, "lr": lr}, {"params": head, "lr": lr * HEAD_LR_FACTOR}]
 
 
 def prepare_finetune(args: argparse.Namespace) -> FinetuneSetup:

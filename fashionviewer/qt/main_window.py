@@ -167,6 +167,7 @@ class MainWindow(QMainWindow):
         train = bar.addMenu("&Train")
         for name, title in TRAINERS.items():  # every declared trainer (core.viewer.trainer_menu): train_NAME_action
             setattr(self, f"train_{name}_action", self._action(train, f"{title}…", lambda n=name: self.train(n)))
+        self._action(train, "Fine-tune Loaded Model on Annotations…", lambda: self.annotation.fine_tune(self.train))
         self._action(train, "Cancel Training", self.training.cancel)
 
     def _fill_recent(self) -> None:
@@ -258,8 +259,7 @@ class MainWindow(QMainWindow):
         self.domain_notice.setVisible(bool(notice))
 
     def _models_loaded(self, models: LoadedModels) -> None:
-        self.model_bar.label.setText(models.label)
-        self.model_bar.label.setStyleSheet("color: #e05050; font-weight: bold;" if models.random else "")
+        self.model_bar.show_loaded(models.label, models.random, models.details)
         self.ground_truth.model_classes = list(models.predictor.class_names)
         if self.session.current is not None and str(self.session.current) not in self.session.errors:
             self.canvas_widget.show_notice(None)

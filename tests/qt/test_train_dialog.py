@@ -41,5 +41,5 @@ def test_parsing_fine_tunes_the_loaded_model_on_the_folders_annotations(qtbot, t
 def test_the_train_menu_lists_every_trainer(window) -> None:
     (train,) = [action.menu() for action in window.menuBar().actions() if action.text() == "&Train"]
     offered = [a.text() for a in train.actions() if a.text().endswith("…")]  # then Cancel Training
-    assert offered == [f"{menu.title}…" for menu in TRAINER_MENUS.values()]
+    assert offered == [f"{menu.title}…" for menu in TRAINER_MENUS.values()] + ["Fine-tune Loaded Model on Annotations…"]
     assert window.train_parsing_action.text() == "Garment parsing network…"

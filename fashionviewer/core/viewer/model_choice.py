@@ -39,6 +39,7 @@ class LoadedModels:
     random: bool
     classifier: Any | None
     classifier_note: str = ""
+    details: str = ""  # the model card in a few lines (the model bar's tooltip): see card_summary
 
 
 def available_devices() -> list[str]:
@@ -109,4 +110,29 @@ def load_models(choice: ModelChoice) -> Generator[str, None, LoadedModels]:
         except FashionViewerError as exc:
             note = str(exc)
     key = f"{choice.source}|{'random' if random else 'weights'}|{'views' if tta is not None else 'single'}"
-    return LoadedModels(choice, predictor, key, label, random, classifier, "" if classifier else note)
+    return LoadedModels(choice, predictor, key, label, random, classifier, "" if classifier else note,
+                        card_summary(predictor.card, predictor.weights_path))
+
+
+def card_summary(card: dict[str, Any], weights_path: Any = None) -> str:
+    """What a model card says about where the weights came from, in a few plain lines: the file, when it
+    was trained, on what, and what it was fine-tuned from (with the SHA-256s that identify them)."""
+    if not card:
+        return f"{weights_path or 'built in memory'}: no model card"
+    lines = [f"{weights_path or card.get('weights_file', '')}: {card.get('architecture', '?')}, "
+             f"{len(card.get('class_names', []))} classes, {card.get('epochs', '?')} epochs, trained {card.get('date', '?')}"]
+    annotations = card.get("annotations") or card.get("training", {}).get("annotations")
+    if annotations:
+        lines.append(f"trained on {annotations.get('file')} (SHA-256 {str(annotations.get('sha256', ''))[:12]}…, "
+                     f"{annotations.get('images')} images, {annotations.get('instances')} instances)")
+    start = card.get("fine_tuned_from") or card.get("training", {}).get("fine_tuned_from")
+    if start:
+        added = start.get("classes_added") or []
+        lines.append(f"fine-tuned from {start.get('checkpoint')} (SHA-256 {str(start.get('sha256', ''))[:12]}…)"
+                     + (f"; classes added: {', '.join(added)}" if added else ""))
+    metrics = card.get("metrics") or {}
+    if metrics:
+        lines.append("measured: " + ", ".join(f"{k} {v}" for k, v in metrics.items() if isinstance(v, (int, float))))
+    if card.get("weights_sha256"):
+        lines.append(f"weights SHA-256 {card['weights_sha256']}")
+    return "\n".join(lines)

@@ -105,7 +105,7 @@ TRAINER_MENUS: dict[str, TrainerMenu] = {menu.trainer: menu for menu in (
                        unless="init_from"),
         ] + _tail()), datasets_need_folder=("fmnist-scenes", "imaterialist", "coco")),
     TrainerMenu("parsing", "Garment parsing network", "parsing", tuple(
-        _common("--architecture", PARSING_ARCHITECTURES, "parsing_resunet", 2) + [
+        _common("--architecture", PARSING_ARCHITECTURES, "parsing_resunet", 8) + [
             MenuOption("dataset", "--dataset", "Dataset", CHOICE, "ccp", ("ccp",), skip=""),
             MenuOption("data_path", "--data-path", "Data folder", FOLDER, "", skip=""),
             MenuOption("image_size", "--image-width", "Image width", INT, 0, maximum=2048, step=32,

@@ -51,6 +51,15 @@ def fine_tune_checkpoint(trainer: str, family: str, capabilities: frozenset[Any]
     return path if fine_tunable and path.endswith(".pt") else ""
 
 
+def fine_tune_trainer(family: str, capabilities: frozenset[Any]) -> str | None:
+    """The trainer that fine-tunes a loaded model of ``family`` (None: its family declares no fine-tuning)."""
+    from fashionviewer.core.inference.protocol import Capability
+
+    if Capability.FINE_TUNE not in capabilities:
+        return None
+    return next((name for name, menu in TRAINER_MENUS.items() if menu.family == family), None)
+
+
 @dataclass
 class TrainingProgress:
     """Folds trainer events into what the training panel shows."""
@@ -120,7 +129,7 @@ class TrainingProgress:
     def curves(self) -> dict[str, list[tuple[float, float]]]:
         """Named (epoch, value) series: step loss, and per-epoch train/val loss and accuracy (or AP)."""
         out: dict[str, list[tuple[float, float]]] = {"step loss": list(self.step_loss)}
-        for key in ("train_loss", "val_loss", "train_acc", "val_acc", "bbox_ap", "segm_ap"):
+        for key in ("train_loss", "val_loss", "train_acc", "val_acc", "bbox_ap", "segm_ap", "pixel_accuracy", "miou"):
             series = [(float(r["epoch"]), float(r[key])) for r in self.epoch_rows if r.get(key) is not None]
             if series:
                 out[key.replace("_", " ")] = series
@@ -129,7 +138,7 @@ class TrainingProgress:
     def summary(self) -> str:
         last = self.epoch_rows[-1] if self.epoch_rows else {}
         parts = [f"epoch {self.epoch}/{self.epochs}" if self.epochs else "starting"]
-        for key, name in (("train_loss", "loss"), ("val_acc", "val acc"), ("segm_ap", "mask AP")):
+        for key, name in (("train_loss", "loss"), ("val_acc", "val acc"), ("segm_ap", "mask AP"), ("miou", "val mIoU")):
             if last.get(key) is not None:
                 parts.append(f"{name} {float(last[key]):.4f}")
         if self.test_metrics and "accuracy" in self.test_metrics:

@@ -22,7 +22,7 @@ from fashionviewer.core.viewer.annotating import AnnotationEditor
 from fashionviewer.core.viewer.annotation_state import AnnotationState
 from fashionviewer.core.viewer.annotation_tools import TOGGLE_KEY, Tool, shortcut_rows
 from fashionviewer.core.viewer.session import ViewerSession
-from fashionviewer.core.viewer.training import fine_tune_checkpoint
+from fashionviewer.core.viewer.training import fine_tune_checkpoint, fine_tune_trainer
 from fashionviewer.qt.annotation.class_picker import pick_class
 from fashionviewer.qt.annotation.drawing import Drawing
 from fashionviewer.qt.annotation.host import AnnotationHost
@@ -359,6 +359,20 @@ class AnnotationMode(QObject):
         init = (fine_tune_checkpoint(trainer, predictor.family, predictor.capabilities, predictor.weights_path)
                 if predictor is not None else "")
         return {"annotations": str(folder) if has_file else "", "init_from": init}
+
+    def fine_tune(self, train: Callable[[str], None]) -> None:
+        """Train ▸ Fine-tune the Loaded Model…: the Train dialog of the trainer the loaded model's family declares,
+        set to this folder's annotations (or one line saying what is missing)."""
+        predictor = self.host.predictor()
+        trainer = fine_tune_trainer(predictor.family, predictor.capabilities) if predictor is not None else None
+        folder = self.session.folder
+        if trainer is None or folder is None or not (folder / DEFAULT_FILE_NAME).is_file():
+            why = ("load a model first" if predictor is None else
+                   f"a {predictor.family} model cannot be fine-tuned here" if trainer is None else
+                   "annotate some images of this folder first (Annotate ▸ Annotation Mode)")
+            QMessageBox.information(self.parent_widget, "Fine-tune", f"Nothing to fine-tune yet: {why}.")
+            return
+        train(trainer)
 
     def _training_finished(self, status: str) -> None:
         panel = self.host.training

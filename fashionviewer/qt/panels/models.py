@@ -115,6 +115,12 @@ class ModelBar(QToolBar):
         self.model.setCurrentIndex(found)
         self._last_index = found
 
+    def show_loaded(self, label: str, random: bool, details: str) -> None:
+        """The loaded model in words; its card (trained on what, when, from which weights) as the tooltip."""
+        self.label.setText(label)
+        self.label.setStyleSheet("color: #e05050; font-weight: bold;" if random else "")
+        self.label.setToolTip(details)
+
     def set_progress(self, done: int, total: int) -> None:
         running = total > 0
         self.progress.setVisible(running)

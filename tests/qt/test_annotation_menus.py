@@ -9,7 +9,8 @@ from fashionviewer.core.viewer.annotation_tools import Tool
 
 BEFORE = [  # (menu text, shortcuts) as the Annotate menu listed them
     ("Annotation Mode", ["Ctrl+A"]),
-    ("Select / Pan Tool", ["Esc"]), ("Box Tool (then click + / right-click −)", ["B"]), ("Polygon Tool", ["P"]),
+    ("Select / Pan Tool", ["Esc"]), ("Box Tool (then click + / right-click −)", ["B"]),
+    ("Click Tool (click an object; then click + / right-click −)", ["C"]), ("Polygon Tool", ["P"]),
     ("Brush", ["R"]), ("Eraser", ["E"]), ("Smaller Brush", ["["]), ("Larger Brush", ["]"]),
     ("Accept Selected Prediction", ["Return", "Enter"]),
     ("Accept All Above the Threshold", ["Shift+Return", "Shift+Enter"]),
@@ -32,7 +33,7 @@ def test_menus_toolbar_and_help_follow_the_tool_list(qtbot, window, monkeypatch)
     assert mode_io_enabled(window)  # import and export work outside annotation mode too
     mode = window.annotation
     toolbar = [a.iconText() for a in mode.toolbar.actions()[1:1 + len(Tool)]]
-    assert toolbar == [t.label for t in Tool] == ["Select", "Box", "Polygon", "Brush", "Eraser"]
+    assert toolbar == [t.label for t in Tool] == ["Select", "Box", "Click", "Polygon", "Brush", "Eraser"]
     assert not mode.actions["box"].isEnabled()  # only in the mode
 
     shown: list[str] = []

@@ -7,7 +7,8 @@ the clicks, pasted back into the photo at full resolution.
 * Clicks only: the first crop is a square of 0.4 of the photo's longer side around the first positive click;
   when the mask reaches the crop's border (the object is larger) or fills little of it, the crop is moved to
   the mask's extent plus 25% and the network runs again (at most twice per call): the usual zoom-in.
-* The previous result is an input (iterative refinement); each click's own pixel is forced to what it says.
+* The previous result is an input (iterative refinement); each click's own pixel is forced to what it says;
+  the mask stays inside the box unless a positive click lies outside it.
 * The crop and its mirror image both run and their logits are averaged (``MIRROR``; on 40 validation
   garments: box-only IoU +0.01, box NoC@85 -0.26, at about 1.4x the time).
 
@@ -179,6 +180,11 @@ def learned_segment(model: InteractiveNet, image: np.ndarray, box: tuple[float, 
     up, (x0, y0, x1, y1) = window.paste(logits, height, width)
     full = np.zeros((height, width), dtype=bool)
     full[y0:y1, x0:x1] = up
+    if box is not None and all(bx0 <= x <= bx1 and by0 <= y <= by1 for x, y in positive
+                               for bx0, by0, bx1, by1 in [box]):
+        keep = np.zeros_like(full)  # the box bounds the object (unless a positive click says otherwise)
+        keep[int(box[1]):int(np.ceil(box[3])), int(box[0]):int(np.ceil(box[2]))] = True
+        full &= keep
     for value, points in ((True, positive), (False, negative)):  # each click's own pixel says what it was
         for x, y in points:
             full[int(np.clip(y, 0, height - 1)), int(np.clip(x, 0, width - 1))] = value

@@ -99,8 +99,9 @@ class AnnotationState:
         if tool is Tool.SELECT and self.tool is Tool.SELECT:
             self.select(None)
             self.session.select(None)
-        if tool is not Tool.BOX:
-            self.refine = None
+        if tool not in (Tool.BOX, Tool.CLICK) or (self.refine is not None
+                                                  and (self.refine.box is None) != (tool is Tool.CLICK)):
+            self.refine = None  # another tool, or the other tool's instance: clicks no longer refine it
         self.tool = tool
         self.events.tool_changed.emit(tool)
 
@@ -365,18 +366,44 @@ class AnnotationState:
         refine.clicks.append(click)
         return refine
 
-    def apply_segment(self, file_name: str, box: Box, target: int | None, mask: np.ndarray,
+    def click_object(self, x: float, y: float, positive: bool, pending: bool = False) -> Refinement | None:
+        """Click tool: a left click starts a new instance from that click alone (the object under it); later
+        clicks refine it (left adds, right removes) while they fall within its extent grown by a half (or
+        while its first result is pending); a left click beyond that starts the next object. Returns what to
+        segment, None when the click applies to nothing."""
+        click, refine = Click(float(x), float(y), bool(positive)), self.refine
+        if refine is not None and refine.box is None and (pending or not positive or self._near(refine, x, y)):
+            refine.clicks.append(click)
+            return refine
+        if not positive:
+            self.notify("Left-click an object first; right clicks then remove parts of it.", 4000)
+            return None
+        self.refine = Refinement(None, None, [click])
+        self.interactive = InteractiveSession()  # another object: nothing cached applies
+        return self.refine
+
+    def _near(self, refine: Refinement, x: float, y: float) -> bool:
+        if refine.target is None or self.editor is None:
+            return True
+        x0, y0, x1, y1 = self.editor.annotation(self.file_name(), refine.target).bbox_xyxy()
+        grow = 0.5 * max(x1 - x0, y1 - y0)
+        return x0 - grow <= x <= x1 + grow and y0 - grow <= y <= y1 + grow
+
+    def apply_segment(self, file_name: str, box: Box | None, target: int | None, mask: np.ndarray,
                       class_name: str) -> int | None:
         """A segmentation result: a new instance (``target`` None, of ``class_name``) or ``target``'s new mask.
         Returns the annotation id, None when it no longer applies (another image) or the mask is empty."""
         if file_name != self.file_name() or self.editor is None:
             return None  # the user moved on
         if not mask.any():
-            self.notify("The box gave an empty mask; draw it again.")
+            self.notify("The box gave an empty mask; draw it again." if box is not None
+                        else "The click gave an empty mask; click inside the object.")
             return None
         if target is None:
             clicks = list(self.refine.clicks) if self.refine is not None else []
-            target = self.add_drawn(mask, class_name, {"box": [round(float(v), 1) for v in box]})
+            origin = ({"box": [round(float(v), 1) for v in box]} if box is not None
+                      else {"clicks": [[round(c.x, 1), round(c.y, 1), c.positive] for c in clicks]})
+            target = self.add_drawn(mask, class_name, origin)
             self.refine = Refinement(target, box, clicks)
         else:
             self.editor.set_mask(file_name, target, mask)

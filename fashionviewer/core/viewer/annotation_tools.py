@@ -23,6 +23,7 @@ class Tool(str, Enum):
 
     SELECT = ("select", "Select / Pan Tool", ("Escape",), "Select")
     BOX = ("box", "Box Tool (then click + / right-click −)", ("B",), "Box")
+    CLICK = ("click", "Click Tool (click an object; then click + / right-click −)", ("C",), "Click")
     POLYGON = ("polygon", "Polygon Tool", ("P",), "Polygon")
     BRUSH = ("brush", "Brush", ("R",), "Brush")
     ERASER = ("eraser", "Eraser", ("E",), "Eraser")
@@ -49,10 +50,10 @@ class Click:
 @dataclass
 class Refinement:
     """The instance being refined by clicks: its annotation id (None while its first box is segmented), its box
-    and every click so far."""
+    (None: clicks only, the click tool) and every click so far."""
 
     target: int | None
-    box: Box
+    box: Box | None
     clicks: list[Click] = field(default_factory=list)
 
     def points(self, positive: bool) -> list[tuple[float, float]]:

@@ -15,7 +15,8 @@ from PySide6.QtWidgets import QLabel
 
 from fashionviewer.core.data.masks import polygon_mask
 from fashionviewer.core.data.overlay import class_color
-from fashionviewer.core.inference.interactive import InteractiveSession, segment
+from fashionviewer.core.inference.interactive import METHOD_LEARNED, InteractiveSession, segment
+from fashionviewer.core.inference.interactive_model import bundled_model_problem
 from fashionviewer.core.viewer.annotation_state import AnnotationState
 from fashionviewer.core.viewer.annotation_tools import Box
 from fashionviewer.qt.annotation.host import AnnotationHost
@@ -24,10 +25,18 @@ from fashionviewer.qt.annotation.tools import CanvasTools
 from fashionviewer.qt.workers import start_worker
 
 
-def _segment_job(image: np.ndarray, box: Box, positive: list, negative: list,
+def _segment_job(image: np.ndarray, box: Box | None, positive: list, negative: list,
                  predictor: Any, session: InteractiveSession) -> Generator[None, None, np.ndarray]:
     yield None  # a cancel point
     return segment(image, box=box, positive=positive, negative=negative, predictor=predictor, session=session)
+
+
+def _method_line(method: str | None) -> str:
+    """The status bar's word on what made the mask."""
+    if method == METHOD_LEARNED:
+        return "Mask by the learned interactive model."
+    problem = bundled_model_problem()
+    return "Mask by GrabCut (fallback" + (f": {problem}" if problem else "") + ")."
 
 
 class Drawing(QObject):
@@ -40,10 +49,11 @@ class Drawing(QObject):
         self.state, self.tools, self.layer, self.host = state, tools, layer, host
         self.status, self.current_class, self.redraw = status, current_class, redraw
         self.segmenting = False
-        self._pending: tuple[Box, int | None] | None = None
+        self._pending: tuple[Box | None, int | None] | None = None
         self._colour: tuple[int, int, int] = (255, 255, 255)  # the stroke's preview colour
         tools.box_drawn.connect(self.box_drawn)
         tools.point_clicked.connect(self.point_clicked)
+        tools.object_clicked.connect(self.object_clicked)
         tools.stroke_started.connect(self.stroke_start)
         tools.stroke_moved.connect(self.stroke_move)
         tools.stroke_ended.connect(self.stroke_end)
@@ -53,7 +63,7 @@ class Drawing(QObject):
         """Another image or folder: a segmentation still running is not applied to it, none is queued."""
         self._pending = None
 
-    def run_segment(self, box: Box, target: int | None) -> None:
+    def run_segment(self, box: Box | None, target: int | None) -> None:
         """Segment in a worker thread; a request made meanwhile runs when it finishes (with every click so far)."""
         image = self.host.images.current_image()
         if image is None:
@@ -70,12 +80,13 @@ class Drawing(QObject):
                      on_return=lambda mask: self._finished(file_name, box, target, mask),
                      on_error=lambda exc: self._finished(file_name, box, target, None, exc))
 
-    def _finished(self, file_name: str, box: Box, target: int | None, mask: np.ndarray | None,
+    def _finished(self, file_name: str, box: Box | None, target: int | None, mask: np.ndarray | None,
                   error: Exception | None = None) -> None:
         self.segmenting = False
         if error is not None:
             self.state.fail(f"Segmentation failed: {error}")
         elif mask is not None:
+            self.state.notify(_method_line(self.state.interactive.method), 4000)
             applied = self.state.apply_segment(file_name, box, target, mask, self.current_class())
             if applied is not None:
                 self.redraw()
@@ -96,6 +107,12 @@ class Drawing(QObject):
         """Box tool: left click adds (right click removes) a region of the instance being drawn, or of the
         selected annotation (its box is then the annotation's)."""
         refine = self.state.add_click(x, y, positive, box_pending=self.segmenting)
+        if refine is not None:
+            self.run_segment(refine.box, refine.target)
+
+    def object_clicked(self, x: float, y: float, positive: bool) -> None:
+        """Click tool: a left click on an object gives its mask; further clicks refine it (right: remove)."""
+        refine = self.state.click_object(x, y, positive, pending=self.segmenting)
         if refine is not None:
             self.run_segment(refine.box, refine.target)
 

@@ -29,6 +29,7 @@ def _pen(colour: QColor, dashed: bool = False) -> QPen:
 class CanvasTools(QObject):
     box_drawn = Signal(float, float, float, float)  # x0, y0, x1, y1
     point_clicked = Signal(float, float, bool)  # x, y, positive (left) / negative (right): box tool refinement
+    object_clicked = Signal(float, float, bool)  # click tool: x, y, positive (left) / negative (right)
     stroke_started = Signal(float, float)  # brush / eraser
     stroke_moved = Signal(float, float)
     stroke_ended = Signal()
@@ -54,7 +55,7 @@ class CanvasTools(QObject):
             canvas.view.addItem(item)
         # The mouse handler of each drawing tool (a new tool: one entry); Select leaves events to the canvas.
         self.handlers = {Tool.BOX: self._box, Tool.BRUSH: self._brush, Tool.ERASER: self._brush,
-                         Tool.POLYGON: self._polygon}
+                         Tool.POLYGON: self._polygon, Tool.CLICK: self._click}
         canvas.viewport().installEventFilter(self)
         canvas.viewport().setMouseTracking(True)
 
@@ -131,6 +132,13 @@ class CanvasTools(QObject):
                 self.box_drawn.emit(rect.left(), rect.top(), rect.right(), rect.bottom())
             else:  # a click: refine the instance being drawn
                 self.point_clicked.emit(point.x(), point.y(), self._press_button == Qt.MouseButton.LeftButton)
+            return True
+        return kind != QEvent.Type.MouseMove
+
+    def _click(self, kind: QEvent.Type, point: QPointF, event: QMouseEvent) -> bool:
+        if kind == QEvent.Type.MouseButtonPress and event.button() in (Qt.MouseButton.LeftButton,
+                                                                       Qt.MouseButton.RightButton):
+            self.object_clicked.emit(point.x(), point.y(), event.button() == Qt.MouseButton.LeftButton)
             return True
         return kind != QEvent.Type.MouseMove
 

@@ -27,7 +27,7 @@ MODEL = "ccp ground truth"
 
 # ----- the tool list and the brush, no data needed ---------------------------------------------------------
 def test_tool_enum_is_the_one_ordered_list_and_matches_the_readme_keys() -> None:
-    assert [t.value for t in Tool] == ["select", "box", "polygon", "brush", "eraser"]  # menu and toolbar order
+    assert [t.value for t in Tool] == ["select", "box", "click", "polygon", "brush", "eraser"]  # menu and toolbar order
     assert Tool("box") is Tool.BOX and Tool.BOX == "box" and Tool.ERASER.paints and not Tool.BOX.paints
     keys = [k for t in Tool for k in t.keys]
     assert len(keys) == len(set(keys))

@@ -40,7 +40,7 @@ from common import parse_ccp_benchmark, run_benchmark  # noqa: E402
 from fashionviewer.core.base.atomic import atomic_write_json, atomic_write_text  # noqa: E402
 from fashionviewer.core.data.datasets.ccp import CCPDataset  # noqa: E402
 from fashionviewer.core.data.datasets.fmnist_scenes import generate_scenes  # noqa: E402
-from fashionviewer.core.models.registry import read_card  # noqa: E402
+from fashionviewer.core.models.checkpoint import read_card  # noqa: E402
 from fashionviewer.evaluate import main as evaluate  # noqa: E402
 from fashionviewer.predict import main as predict  # noqa: E402
 from tests.fixtures.annotated_folder import write_annotated_folder  # noqa: E402

@@ -30,8 +30,11 @@ from fashionviewer.core.base.atomic import atomic_write_json, atomic_write_text 
 from fashionviewer.core.data.datasets.ccp import CCPDataset  # noqa: E402
 from fashionviewer.core.data.evaluation import evaluate_coco  # noqa: E402
 from fashionviewer.core.data.imageio import load_image  # noqa: E402
-from fashionviewer.core.inference.predictor import load_predictor, resolve_model_path  # noqa: E402
-from fashionviewer.core.models.registry import load_checkpoint  # noqa: E402
+from fashionviewer.core.inference.predictor import (  # noqa: E402
+    load_model,  # noqa: E402
+    load_predictor,
+    resolve_model_path,
+)
 
 
 def measure(checkpoint: str, dataset: CCPDataset, ground_truth: dict, floor: float) -> dict:
@@ -49,7 +52,7 @@ def measure(checkpoint: str, dataset: CCPDataset, ground_truth: dict, floor: flo
     row = {
         "checkpoint": checkpoint, "architecture": card.get("architecture"), "min_size": card.get("min_size"),
         # Counted on the checkpoint's own model: the predictor's has its batch norms folded away.
-        "parameters": sum(p.numel() for p in load_checkpoint(resolve_model_path(checkpoint))[0].parameters()),
+        "parameters": sum(p.numel() for p in load_model(resolve_model_path(checkpoint))[0].parameters()),
         "training": {key: card.get("training", {}).get(key) for key in ("seconds", "freeze_backbone", "image_size")},
         "median_s": round(statistics.median(ordered), 3), "p90_s": round(ordered[int(0.9 * (len(ordered) - 1))], 3),
         "detections_per_image": round(len(results) / len(images), 1),

@@ -67,7 +67,7 @@ def main() -> int:
     session = ViewerSession()
     image = Path("/virtual/bench.png")
     session.open_folder(Path("/virtual"), images=[image])
-    session.set_model("bench")
+    session.set_model_key("bench")
     session.add_prediction(image, prediction, rasters=rasters)
     thresholds = iter(np.tile(np.linspace(0.05, 0.95, 19), args.repeats * 4))
 

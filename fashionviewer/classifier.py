@@ -1,7 +1,7 @@
 """Public API for the Fashion-MNIST classifiers; the implementation lives in the core
 (:mod:`fashionviewer.core.models.classifier`)."""
 
-from fashionviewer.core.models.classifier import (  # noqa: F401  (re-exported)
+from fashionviewer.core.models.classifier import (
     BUNDLED_CLASSIFIERS,
     Classifier,
     load_classifier,

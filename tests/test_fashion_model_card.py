@@ -9,7 +9,7 @@ import os
 import pytest
 
 from fashionviewer.core.inference.predictor import bundled_models
-from fashionviewer.core.models.registry import read_card
+from fashionviewer.core.models.checkpoint import read_card
 
 
 @pytest.mark.skipif("fashion" not in bundled_models(), reason="the bundled real-photo model is not installed")

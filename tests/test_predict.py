@@ -309,7 +309,8 @@ def test_bundled_demo_run_is_re_scored_and_augmented_and_says_so(tmp_path, capsy
 def test_coco_model_resolves_as_in_the_viewer(photos, tmp_path, monkeypatch, capsys):
     """``--model coco`` goes through load_predictor like the viewer's model bar: without torchvision's
     COCO weights in the torch cache both give the same one-line error naming the file to place."""
-    from fashionviewer.core.viewer.model_choice import COCO_MODEL, load_models
+    from fashionviewer.core.inference.defaults import COCO_MODEL
+    from fashionviewer.core.viewer.model_choice import load_models
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty torch cache: nothing to find
     loader = load_models(ModelChoice(COCO_MODEL, "cpu"))

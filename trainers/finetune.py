@@ -20,7 +20,8 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 
 from fashionviewer.core.base.errors import FashionViewerError
 from fashionviewer.core.base.paths import sha256_file
-from fashionviewer.core.models.registry import card_category_ids, list_models, load_checkpoint, read_card
+from fashionviewer.core.models.checkpoint import card_category_ids, read_card
+from fashionviewer.core.models.registry import list_models, load_checkpoint
 
 
 @dataclass

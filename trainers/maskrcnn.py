@@ -227,7 +227,7 @@ def model_card(args: argparse.Namespace, class_names: Sequence[str], history: li
         metrics["measured_by"] = f"fashionviewer.core.data.evaluation (pycocotools COCOeval) on {n_val} val images"
     return {
         "class_names": list(class_names),
-        # the dataset's own id of each label: results and exports use these (core.models.registry.card_category_ids)
+        # the dataset's own id of each label: results and exports use these (core.models.checkpoint.card_category_ids)
         "category_ids": list(category_ids) if category_ids is not None else list(range(1, len(class_names) + 1)),
         "weights": "trained",
         "init": init,

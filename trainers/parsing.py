@@ -216,11 +216,11 @@ def model_card(args: argparse.Namespace, progress: Progress, n_train: int, n_val
 def export(args: argparse.Namespace) -> dict[str, Any]:
     """Write ``--out/--name.pt`` + card from a trained checkpoint: prior correction folded in, test-time views
     named in the card, the training card's history and settings kept."""
+    from fashionviewer.core.inference.predictor import load_model
     from fashionviewer.core.models.parsing import apply_prior_correction
-    from fashionviewer.core.models.registry import load_checkpoint
 
     out = ensure_writable_dir(args.out)
-    model, card = load_checkpoint(args.export)
+    model, card = load_model(args.export)
     if args.prior_correction:
         apply_prior_correction(model, card["training"]["class_weights"], args.prior_correction)
     card = {k: v for k, v in card.items() if k not in ("format", "date", "weights_file", "weights_sha256")}

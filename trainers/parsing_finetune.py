@@ -90,7 +90,7 @@ def plan_parsing_finetune(checkpoint: str | Path, dataset_names: Sequence[str],
 
     Kept classes keep the model's category ids; an added class keeps the folder's id unless the model
     uses it, then takes the next free one."""
-    from fashionviewer.core.models.registry import card_category_ids, read_card
+    from fashionviewer.core.models.checkpoint import card_category_ids, read_card
 
     checkpoint = Path(checkpoint).with_suffix(".pt")
     card = read_card(checkpoint)
@@ -309,7 +309,7 @@ class FinetuneSetup:
 def prepare_finetune(args: argparse.Namespace) -> FinetuneSetup:
     """Check the folder and its annotation file, plan the classes, load the start model and the samples.
     Raises one-line errors before anything is written."""
-    from fashionviewer.core.models.registry import load_checkpoint
+    from fashionviewer.core.inference.predictor import load_model
 
     if not args.data_path:
         raise FashionViewerError("--dataset annotations needs --data-path FOLDER (the annotated photo folder)")
@@ -317,7 +317,7 @@ def prepare_finetune(args: argparse.Namespace) -> FinetuneSetup:
     checkpoint = resolve_init(args.init_from or DEFAULT_INIT)
     categories = sorted(aset.categories, key=lambda c: int(c["id"]))
     plan = plan_parsing_finetune(checkpoint, [str(c["name"]) for c in categories], [int(c["id"]) for c in categories])
-    model, _card = load_checkpoint(checkpoint)
+    model, _card = load_model(checkpoint)
     args.image_width = int(plan.card.get("input", {}).get("width", args.image_width))
     user = annotation_samples(args.data_path, aset, ann_path, plan, args.image_width, body_model=model,
                               val_fraction=args.annotations_val, seed=args.seed)

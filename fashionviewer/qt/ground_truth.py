@@ -78,7 +78,7 @@ class GroundTruthController(QObject):
 
     def _key(self) -> tuple:
         s = self.session
-        return (str(s.current), s.model, round(s.threshold, 4), tuple(sorted(s.hidden_classes)))
+        return (str(s.current), s.model_key, round(s.threshold, 4), tuple(sorted(s.hidden_classes)))
 
     def _rematch(self) -> None:
         s = self.session

@@ -18,6 +18,7 @@ from fashionviewer.core.base.errors import FashionViewerError
 from fashionviewer.core.base.paths import DEMO_DIR
 from fashionviewer.core.data.imageio import load_image
 from fashionviewer.core.models.classifier import cnn_input
+from fashionviewer.core.models.domain import default_model_for, domain_notice
 from fashionviewer.core.runs.analysis import open_cache_for
 from fashionviewer.core.runs.cache import default_cache_path
 from fashionviewer.core.runs.export import export_paths, provenance
@@ -27,8 +28,6 @@ from fashionviewer.core.viewer.model_choice import (
     ModelChoice,
     available_devices,
     default_device,
-    default_model_for,
-    domain_notice,
 )
 from fashionviewer.core.viewer.session import ViewerSession
 from fashionviewer.core.viewer.training import TRAINERS, TrainingRequest

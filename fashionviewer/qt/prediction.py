@@ -67,7 +67,7 @@ class PredictionController(QObject):
         self._loader = None
         self.models = models
         self.session.clear_predictions(models.key)  # the same file may hold new weights now
-        self.session.set_model(models.key)
+        self.session.set_model_key(models.key)
         self.models_loaded.emit(models)
         note = f" (no Fashion-MNIST CNN: {models.classifier_note})" if models.classifier_note else ""
         self.status.emit(f"Model: {models.label}{note}")
@@ -106,7 +106,7 @@ class PredictionController(QObject):
         worker.signals.finished.connect(lambda: self._on_finish(worker))
 
     def _on_result(self, result: Analysis) -> None:
-        if result.model != self.session.model:
+        if result.model != self.session.model_key:
             return
         self._done += 1
         self.last_seconds.append(result.seconds)

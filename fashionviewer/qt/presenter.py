@@ -139,7 +139,7 @@ class CanvasPresenter(QObject):
                                 "use ← / → to move on.")
 
     def _on_prediction(self, path: Path, model: str) -> None:
-        if path == self.session.current and model == self.session.model:
+        if path == self.session.current and model == self.session.model_key:
             self.schedule_redraw()
 
     # ----- overlay ---------------------------------------------------------------------------

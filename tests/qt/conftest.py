@@ -20,7 +20,8 @@ import pytest
 from fv_qt_helpers import scene
 from PIL import Image
 
-from fashionviewer.core.viewer.model_choice import DEMO_MODEL, ModelChoice, demo_available
+from fashionviewer.core.models.domain import DEMO_MODEL
+from fashionviewer.core.viewer.model_choice import ModelChoice, demo_available
 
 
 @pytest.fixture(scope="session")

@@ -6,9 +6,8 @@ from __future__ import annotations
 import pytest
 
 from fashionviewer.core.base.paths import DEMO_DIR
+from fashionviewer.core.models.domain import DEMO_MODEL, PHOTO_MODEL
 from fashionviewer.core.viewer.model_choice import (
-    DEMO_MODEL,
-    PHOTO_MODEL,
     ModelChoice,
     demo_available,
     photo_model_available,

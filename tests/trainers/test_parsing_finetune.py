@@ -19,7 +19,7 @@ from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME, load_annotati
 from fashionviewer.core.data.datasets.ccp import CCPDataset
 from fashionviewer.core.data.imageio import load_image
 from fashionviewer.core.data.masks import decode_mask
-from fashionviewer.core.models.registry import load_checkpoint
+from fashionviewer.core.inference.predictor import load_model
 from tests.fixtures.annotated_folder import write_annotated_folder
 from trainers.parsing_data import IGNORE, normalize, pad_to, resize_labels, resize_photo
 from trainers.parsing_finetune import (
@@ -70,7 +70,7 @@ def test_a_mask_rcnn_cannot_be_fine_tuned_as_a_parsing_model():
 
 def test_extending_the_head_keeps_what_the_model_predicts_for_its_classes(ccp_photos):
     _gt, photos = ccp_photos
-    model, _card = load_checkpoint(resolve_init("fashion"))
+    model, _card = load_model(resolve_init("fashion"))
     model.eval()
     plan = plan_parsing_finetune(resolve_init("fashion"), ["my scarf"], [7])
     x = pad_to(normalize(resize_photo(load_image(next(iter(photos.values()))), 224).float() / 255))[None]

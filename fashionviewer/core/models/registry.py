@@ -48,7 +48,6 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 from fashionviewer.core.base.errors import WeightsError
 from fashionviewer.core.models import checkpoint
 from fashionviewer.core.models.checkpoint import card_path
-from fashionviewer.core.models.parsing import PARSING_ARCHITECTURES, build_parsing_from_card
 
 log = logging.getLogger(__name__)
 
@@ -277,14 +276,8 @@ def complete_card(model: nn.Module, card: dict[str, Any]) -> dict[str, Any]:
 def read_card(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The model card of checkpoint ``path`` (``NAME.pt`` or ``NAME.json``), validated."""
     card = checkpoint.read_card(path)
-    if card["architecture"] not in PARSING_ARCHITECTURES:  # see load_checkpoint
-        _architecture(card["architecture"], where=str(card_path(path)))
+    _architecture(card["architecture"], where=str(card_path(path)))
     return card
-
-
-def card_category_ids(card: dict[str, Any]) -> list[int]:
-    """:func:`.checkpoint.card_category_ids` (trainers and scripts import it from here)."""
-    return checkpoint.card_category_ids(card)
 
 
 def load_checkpoint(
@@ -292,8 +285,8 @@ def load_checkpoint(
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Build the card's architecture and load ``NAME.pt`` into it; returns ``(model, card)`` in eval mode.
 
-    For trainers and scripts, a parsing card gives a ``ParsingNet``; the app loads every family through
-    the family registry instead (``core.inference.predictor.load_model``).
+    Mask R-CNN checkpoints only: any family's loads through the family registry
+    (``core.inference.predictor.load_model``).
 
     Raises WeightsError for a missing/corrupt file, a card that does not match
     the file (sha256), weights that do not fit the architecture, or random
@@ -303,8 +296,7 @@ def load_checkpoint(
     card = read_card(weights_file)
     checkpoint.refuse_random(card, weights_file, allow_random)
     state = checkpoint.read_state_dict(weights_file, card)
-    parsing = card["architecture"] in PARSING_ARCHITECTURES
-    model = build_parsing_from_card(card) if parsing else build_from_card(card)
+    model = build_from_card(card)
     checkpoint.load_state(model, state, weights_file)
     _set_info(model, card["architecture"], card["num_classes"], weights=card.get("weights", "trained"), init="checkpoint")
     return model.to(device).eval(), card

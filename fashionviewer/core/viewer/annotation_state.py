@@ -247,7 +247,7 @@ class AnnotationState:
     # ----- predictions -> annotations ----------------------------------------------------------
     def _model_name(self) -> str:
         label = self.model_label()
-        return label if label is not None else self.session.model
+        return label if label is not None else self.session.model_key
 
     def _drop_predictions(self, indices: Sequence[int]) -> None:
         """Take accepted or rejected predictions off the current image's prediction layer (this session only)."""
@@ -258,12 +258,12 @@ class AnnotationState:
         gone = set(indices)
         s.select(None)
         kept = [inst for i, inst in enumerate(prediction.instances) if i not in gone]
-        s.add_prediction(s.current, replace(prediction, instances=kept), s.model)
+        s.add_prediction(s.current, replace(prediction, instances=kept), s.model_key)
 
     def _hide_accepted(self, path: Path, model: str) -> None:
         """A prediction already accepted (unchanged) is not shown again beside its annotation (e.g. reopened)."""
         name = self.file_name(path)
-        if self.editor is None or name is None or model != self.session.model:
+        if self.editor is None or name is None or model != self.session.model_key:
             return
         names = self.editor.aset.category_name
         accepted = {(str(a.rle.get("counts")), names(a.category_id)) for a in self.editor.annotations(name)

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generator
 
-from fashionviewer.core.inference.defaults import COCO_MODEL  # noqa: F401 - re-exported for the viewer
 from fashionviewer.core.models.classifier import BUNDLED_CLASSIFIERS
-from fashionviewer.core.models.domain import DEMO_MODEL, PHOTO_MODEL, default_model_for, domain_notice  # noqa: F401 - re-exported for the viewer
+from fashionviewer.core.models.domain import DEMO_MODEL, PHOTO_MODEL
 
 if TYPE_CHECKING:  # torch is imported only when models load
     from fashionviewer.core.inference.protocol import InstancePredictor

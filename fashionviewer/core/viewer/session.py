@@ -72,7 +72,7 @@ class ViewerSession:
         self.hidden_classes: set[str] = set()
         self.known_classes: dict[str, int] = {}  # class name -> category id, in first-seen order
         self.selected: int | None = None
-        self.model = ""
+        self.model_key = ""
         self._predictions: dict[tuple[str, str], Any] = {}
         self._image_scores: dict[tuple[str, str], list[float]] = {}  # whole-picture CNN probabilities
         self.errors: dict[str, str] = {}  # unreadable images: path -> one-line reason
@@ -173,10 +173,11 @@ class ViewerSession:
         return [name for name in self.known_classes if name not in self.hidden_classes]
 
     # ----- predictions -----------------------------------------------------------------------
-    def set_model(self, model: str) -> None:
-        """Switch the model whose cached predictions are shown (others stay cached)."""
-        if model != self.model:
-            self.model = model
+    def set_model_key(self, model_key: str) -> None:
+        """Switch the model (its cache key: ``LoadedModels.key``) whose predictions are shown (others stay cached)."""
+        model = model_key
+        if model != self.model_key:
+            self.model_key = model
             self.selected = None
             # The legend lists the classes this model has predicted here (not all 91 COCO ones).
             self.known_classes = {}
@@ -189,7 +190,7 @@ class ViewerSession:
 
     def add_prediction(self, path: Path, prediction: Any, model: str | None = None, rasters: PredictionRasters | None = None,
                        image_scores: list[float] | None = None) -> None:
-        model = self.model if model is None else model
+        model = self.model_key if model is None else model
         key = (str(path), model)
         with self._lock:
             self._predictions[key] = prediction
@@ -221,14 +222,14 @@ class ViewerSession:
         path = self.current if path is None else path
         if path is None:
             return None
-        return self._predictions.get((str(path), self.model if model is None else model))
+        return self._predictions.get((str(path), self.model_key if model is None else model))
 
     def has_prediction(self, path: Path, model: str | None = None) -> bool:
-        return (str(path), self.model if model is None else model) in self._predictions
+        return (str(path), self.model_key if model is None else model) in self._predictions
 
     def image_scores(self, path: Path | None = None) -> list[float] | None:
         path = self.current if path is None else path
-        return self._image_scores.get((str(path), self.model)) if path is not None else None
+        return self._image_scores.get((str(path), self.model_key)) if path is not None else None
 
     def clear_predictions(self, model: str | None = None) -> None:
         """Forget cached predictions (all, or one model's), e.g. after its weights changed."""
@@ -239,7 +240,7 @@ class ViewerSession:
         self.selected = None
 
     def predicted_count(self, model: str | None = None) -> int:
-        model = self.model if model is None else model
+        model = self.model_key if model is None else model
         return sum(1 for (_, m) in self._predictions if m == model)
 
     def rasters(self, path: Path | None = None) -> PredictionRasters | None:
@@ -248,7 +249,7 @@ class ViewerSession:
         prediction = self.prediction(path)
         if prediction is None or path is None:
             return None
-        key = (str(path), self.model)
+        key = (str(path), self.model_key)
         with self._lock:
             rasters = self._rasters.get(key)
             if rasters is None or rasters.instances != list(prediction.instances):
@@ -299,7 +300,7 @@ class ViewerSession:
     # ----- work order ------------------------------------------------------------------------
     def pending_order(self, model: str | None = None) -> Iterator[Path]:
         """Images still to predict: the current one first, then its neighbours outwards, then the rest."""
-        images, model = self.images, self.model if model is None else model
+        images, model = self.images, self.model_key if model is None else model
         center = max(self.index, 0)
         for offset in range(max(center + 1, len(images) - center)):
             for i in ((center + offset, center - offset) if offset else (center,)):

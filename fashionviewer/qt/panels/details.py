@@ -145,7 +145,7 @@ class DetailsPanel(QWidget):
 
     def _input_key(self, index: int | None) -> InputKey:
         s = self.session
-        return (s.current, s.model, id(s.prediction()), -1 if index is None else index)
+        return (s.current, s.model_key, id(s.prediction()), -1 if index is None else index)
 
     def _show_input(self, index: int | None) -> None:
         if self.cnn_input is None:

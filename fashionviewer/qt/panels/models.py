@@ -9,10 +9,9 @@ from pathlib import Path
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QFileDialog, QLabel, QProgressBar, QPushButton, QToolBar, QWidget
 
+from fashionviewer.core.inference.defaults import COCO_MODEL
+from fashionviewer.core.models.domain import DEMO_MODEL, PHOTO_MODEL
 from fashionviewer.core.viewer.model_choice import (
-    COCO_MODEL,
-    DEMO_MODEL,
-    PHOTO_MODEL,
     ModelChoice,
     available_devices,
     coco_weights_available,

@@ -11,7 +11,8 @@ import torch
 from fashionviewer.core.base.errors import WeightsError
 from fashionviewer.core.data.masks import decode_mask
 from fashionviewer.core.inference.parsing import ParsingPredictor
-from fashionviewer.core.inference.predictor import bundled_models, load_predictor
+from fashionviewer.core.inference.predictor import bundled_models, load_model, load_predictor
+from fashionviewer.core.models.checkpoint import read_card
 from fashionviewer.core.models.parsing import (
     PARSING_CARD_FORMAT,
     ParsingNet,
@@ -19,7 +20,6 @@ from fashionviewer.core.models.parsing import (
     parsing_to_instances,
     save_parsing_checkpoint,
 )
-from fashionviewer.core.models.registry import load_checkpoint, read_card
 
 
 def test_network_gives_logits_at_the_input_size() -> None:
@@ -57,7 +57,7 @@ def test_checkpoint_round_trip_through_the_registry(tmp_path) -> None:
     card, path = _save(tmp_path)
     assert card["format"] == PARSING_CARD_FORMAT and card["num_classes"] == 47
     assert read_card(path)["weights_sha256"] == card["weights_sha256"]
-    model, loaded = load_checkpoint(path)
+    model, loaded = load_model(path)
     assert isinstance(model, ParsingNet) and not model.training and loaded["taxonomy"] == "imaterialist"
     _save(tmp_path, weights="random")
     with pytest.raises(WeightsError, match="random"):

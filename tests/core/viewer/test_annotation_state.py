@@ -116,7 +116,7 @@ def _open(folder: Path, prediction: ImagePrediction, image: np.ndarray) -> tuple
                             model_classes=lambda: [i.class_name for i in prediction.instances],
                             model_label=lambda: MODEL, autosave_delay=-1)
     session.open_folder(folder)
-    session.set_model(MODEL)
+    session.set_model_key(MODEL)
     session.add_prediction(folder / "0001.jpg", prediction, MODEL)
     return session, state
 

@@ -63,7 +63,7 @@ def test_navigation_and_filter(tmp_path: Path) -> None:
 def test_threshold_and_classes_filter_cached_prediction(tmp_path: Path) -> None:
     s = ViewerSession()
     s.open_folder(_folder(tmp_path))
-    s.set_model("m")
+    s.set_model_key("m")
     s.add_prediction(s.current, _prediction("img00.png"))
     assert s.known_classes == {"Dress": 1, "Bag": 9}
     s.set_threshold(0.5)

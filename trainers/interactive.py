@@ -361,6 +361,7 @@ def model_card(args: argparse.Namespace, progress: Progress, n_train: int, n_obj
         "task": "interactive segmentation: a box and/or positive/negative clicks -> one object's mask, class-agnostic",
         "weights": "trained",
         "init": "none",
+        "domain": "photos",
         "dataset": {"name": "ccp", "train_images": n_train, "train_objects": n_objects, "val_images": n_val,
                     "split": f"CCPDataset seeded split: seed {args.seed}, val_size {args.val_size} "
                              "(validation photos never trained on)",
@@ -385,6 +386,7 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
     model, card = load_interactive_checkpoint(args.export)
     card = {k: v for k, v in card.items() if k not in ("date", "weights_file", "weights_sha256")}
     card["exported_from"] = str(args.export)
+    card.setdefault("domain", "photos")  # trained on CCP's street photos
     if args.benchmark:
         try:
             record = json.loads(Path(args.benchmark).read_text(encoding="utf-8"))

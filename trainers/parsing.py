@@ -80,6 +80,7 @@ BEST_NAME = "model_best"
 # (100 photos + replay: about 4 minutes on 2 CPU threads).
 SCRATCH_DEFAULTS = {"epochs": 30, "lr": 2e-3, "warmup_steps": 100}
 FINETUNE_DEFAULTS = {"epochs": 8, "lr": 5e-4, "warmup_steps": 10}
+NEW_CLASSES_EPOCHS = 16  # the fine-tune's default when the folder adds classes: their head rows start from nothing
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -106,7 +107,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     f.add_argument("--replay-share", type=float, default=0.4, help="share of each epoch's photos that are replayed")
     f.add_argument("--annotations-val", type=float, default=0.1, help="share of the folder's images held out")
     p.add_argument("--epochs", type=positive_int, default=None,
-                   help=f"default {SCRATCH_DEFAULTS['epochs']} from scratch, {FINETUNE_DEFAULTS['epochs']} fine-tuning")
+                   help=f"default {SCRATCH_DEFAULTS['epochs']} from scratch, {FINETUNE_DEFAULTS['epochs']} fine-tuning "
+                        f"({NEW_CLASSES_EPOCHS} when the folder adds classes)")
     p.add_argument("--steps-per-epoch", type=int, default=0, help="at most this many steps per epoch (0: all)")
     p.add_argument("--batch-size", type=positive_int, default=8, help="photos per process and step")
     p.add_argument("--lr", type=float, default=None,
@@ -236,12 +238,15 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     if args.export:
         return export(args)
     defaults = FINETUNE_DEFAULTS if args.dataset == "annotations" else SCRATCH_DEFAULTS
+    default_epochs = args.epochs is None
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     if args.threads:
         torch.set_num_threads(args.threads)
     setup = prepare_finetune(args) if args.dataset == "annotations" else None  # its errors come before --out exists
+    if setup is not None and setup.plan.added and default_epochs:
+        args.epochs = NEW_CLASSES_EPOCHS
     out = ensure_writable_dir(args.out)
     info, device = distributed.init_distributed(resolve_device(args.device))
     torch.manual_seed(args.seed + info.rank)

@@ -157,7 +157,7 @@ def _score(args: argparse.Namespace, model: str, photos: Path, gt: list[str], ou
 
 def _remap_by_name(gt: dict, card: dict) -> dict:
     """The scenes' ground truth with the fine-tuned model's category ids for the same names."""
-    ids = dict(zip(card["class_names"], card.get("category_ids") or range(1, len(card["class_names"]) + 1)))
+    ids = dict(zip(card["class_names"], card.get("category_ids") or range(1, len(card["class_names"]) + 1), strict=False))
     old_to_new = {c["id"]: ids[c["name"]] for c in gt["categories"]}
     gt["categories"] = [{**c, "id": old_to_new[c["id"]]} for c in gt["categories"]]
     gt["annotations"] = [{**a, "category_id": old_to_new[a["category_id"]]} for a in gt["annotations"]]

@@ -31,7 +31,7 @@ def make_prediction(n: int, width: int, height: int, seed: int = 0) -> ImagePred
     rng = np.random.default_rng(seed)
     instances = []
     yy, xx = np.mgrid[0:height, 0:width]
-    for k in range(n):
+    for _ in range(n):
         cx, cy = rng.uniform(0, width), rng.uniform(0, height)
         rx, ry = rng.uniform(15, width / 6), rng.uniform(15, height / 6)
         mask = (((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1).astype(np.uint8)

@@ -77,7 +77,7 @@ def main() -> int:
         "ratio_wall": round(median["this tree"][1] / median["baseline"][1], 3),
         "same_predictions": outputs["baseline"] == outputs["this tree"],
         "records": [len(outputs["baseline"]), len(outputs["this tree"])],
-        "differing_records": sum(a != b for a, b in zip(outputs["baseline"], outputs["this tree"])),
+        "differing_records": sum(a != b for a, b in zip(outputs["baseline"], outputs["this tree"], strict=False)),
     }
     args.results.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.results / "predict_command.json", result)

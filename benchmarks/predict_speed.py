@@ -162,7 +162,7 @@ def as_instances(prediction) -> list[tuple[int, np.ndarray, np.ndarray]]:
     """(label, box, boolean mask) of a pipeline prediction's or a baseline output's instances."""
     if isinstance(prediction, dict):
         return [(int(label), box.numpy(), mask.numpy()) for label, box, mask
-                in zip(prediction["labels"], prediction["boxes"], prediction["masks"])]
+                in zip(prediction["labels"], prediction["boxes"], prediction["masks"], strict=False)]
     return [(inst.label, np.array(inst.box), decode_mask(inst.rle).astype(bool)) for inst in prediction.instances]
 
 
@@ -170,7 +170,7 @@ def matches(base_outputs: list[dict], others: list, floor: float) -> list[tuple[
     """For each baseline instance scoring at least ``floor``: (box IoU, mask IoU) of its best match
     among ``others`` (same class, box IoU >= 0.99, mask IoU >= 0.98), or None."""
     found = []
-    for out, other in zip(base_outputs, others):
+    for out, other in zip(base_outputs, others, strict=False):
         theirs = as_instances(other)
         for k in torch.nonzero(out["scores"] >= floor).flatten().tolist():
             box, mask, label = out["boxes"][k].numpy(), out["masks"][k].numpy(), int(out["labels"][k])

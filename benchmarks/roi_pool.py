@@ -78,8 +78,8 @@ def pool_seconds(predictor: Predictor, image: torch.Tensor) -> dict[str, float]:
 def agree(a, b) -> bool:
     if len(a.instances) != len(b.instances):
         return False
-    return all(x.label == y.label and max(abs(p - q) for p, q in zip(x.box, y.box)) < 0.05
-               for x, y in zip(a.instances, b.instances))
+    return all(x.label == y.label and max(abs(p - q) for p, q in zip(x.box, y.box, strict=False)) < 0.05
+               for x, y in zip(a.instances, b.instances, strict=False))
 
 
 def main() -> int:

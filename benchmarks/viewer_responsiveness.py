@@ -458,7 +458,7 @@ def parts_case(args: argparse.Namespace) -> int:
 
     def outline_pixels() -> None:
         raster._edge = None
-        raster.edge_pixels
+        _ = raster.edge_pixels  # the property computes them
 
     photo = _photo_like(width, height, 1)
     steps = [

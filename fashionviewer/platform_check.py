@@ -133,7 +133,7 @@ def install_advice(missing: list[str]) -> str:
     stems = [name.split(".so")[0] for name in missing]
     debian = list(dict.fromkeys(PACKAGES[stem][0] for stem in stems if stem in PACKAGES))
     fedora = list(dict.fromkeys(PACKAGES[stem][1] for stem in stems if stem in PACKAGES))
-    unknown = [name for name, stem in zip(missing, stems) if stem not in PACKAGES]
+    unknown = [name for name, stem in zip(missing, stems, strict=False) if stem not in PACKAGES]
     parts = []
     if debian:
         parts.append(f"Debian/Ubuntu: sudo apt-get install {' '.join(debian)}; Fedora: sudo dnf install {' '.join(fedora)}")

@@ -214,7 +214,7 @@ def main(argv: Sequence[str] | None = None, *, on_image: Callable[[int], None] |
             "other_files_ignored": len(summary.other_files), "other_files": summary.other_files[:1000],
             "seconds": round(summary.seconds, 2),
             "domain": card_domain(card), "domain_notice": notice, "taxonomy": card.get("taxonomy"),
-            "categories": [{"id": i, "name": n} for i, n in zip(category_ids, predictor.class_names)],
+            "categories": [{"id": i, "name": n} for i, n in zip(category_ids, predictor.class_names, strict=False)],
             "image_ids_from": str(Path(args.gt).resolve()) if args.gt else None,
         }
         # With shards the single COCO export file is the merge's job (each shard would overwrite it).

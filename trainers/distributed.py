@@ -98,7 +98,7 @@ def reduce_mean(values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     stacked = torch.stack([values[name].detach().float() for name in names])
     dist.all_reduce(stacked)
     stacked /= get_world_size()
-    return dict(zip(names, stacked))
+    return dict(zip(names, stacked, strict=False))
 
 
 def average_buffers(tensors: list[torch.Tensor]) -> None:

@@ -49,7 +49,7 @@ class StepControl:
 
 def collate_fn(batch: Iterable[tuple[Tensor, dict[str, Any]]]) -> Batch:
     """Keep images and targets as lists: detection images differ in size."""
-    return tuple(zip(*batch))  # type: ignore[return-value]
+    return tuple(zip(*batch, strict=False))  # type: ignore[return-value]
 
 
 def train_one_epoch(
@@ -150,7 +150,7 @@ def recalibrate_batchnorm(model: nn.Module, loader: Iterable[Batch], device: tor
         images, targets = _to_device(images, targets, device)
         unwrap(model)(images, targets)  # targets: the heads see sampled RoIs as in training
         used += 1
-    for norm, momentum in zip(norms, momenta):
+    for norm, momentum in zip(norms, momenta, strict=False):
         norm.momentum = momentum
     distributed.average_buffers([b for m in norms for b in (m.running_mean, m.running_var)])
     model.train(was_training)

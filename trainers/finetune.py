@@ -52,13 +52,13 @@ def plan_finetune(checkpoint: str | Path, dataset_names: Sequence[str],
     old_names = [str(n) for n in card["class_names"]]
     old_ids = card_category_ids(card)
     ds_ids = list(dataset_category_ids) if dataset_category_ids is not None else list(range(1, len(dataset_names) + 1))
-    by_name = dict(zip(dataset_names, ds_ids))
+    by_name = dict(zip(dataset_names, ds_ids, strict=False))
     added = [n for n in dataset_names if n not in old_names]
     names = old_names + added
     # The dataset's own id wherever it names the class; the checkpoint's otherwise, or a fresh one if taken.
     ids: list[int] = []
     used = set(by_name.values())
-    for name, old in zip(old_names, old_ids):
+    for name, old in zip(old_names, old_ids, strict=False):
         if name in by_name:
             ids.append(int(by_name[name]))
             continue

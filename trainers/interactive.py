@@ -272,7 +272,7 @@ def guidance(samples: Sequence[Sample], previous: Tensor | None) -> Tensor:
 
 
 def add_error_clicks(samples: Sequence[Sample], probabilities: Tensor) -> None:
-    for sample, prob in zip(samples, probabilities[:, 0].numpy()):
+    for sample, prob in zip(samples, probabilities[:, 0].numpy(), strict=False):
         click = error_click(sample.truth, prob >= 0.5)
         if click is not None:
             positive, (x, y) = click
@@ -328,7 +328,7 @@ def validate(model: nn.Module, views: Sequence[tuple[Sample, Sample]], batch: in
                            for s in samples]
                 features = model.encode(torch.stack([normalize_crop(s.crop) for s in samples]))
                 prob = model.decide(features, guidance(samples, None)).sigmoid()
-                first = [_iou(p >= 0.5, s.truth) for p, s in zip(prob[:, 0].numpy(), samples)]
+                first = [_iou(p >= 0.5, s.truth) for p, s in zip(prob[:, 0].numpy(), samples, strict=False)]
                 if kind == "click":
                     scores["val_click_iou"] += first
                     continue
@@ -336,7 +336,7 @@ def validate(model: nn.Module, views: Sequence[tuple[Sample, Sample]], batch: in
                 for _ in range(2):
                     add_error_clicks(samples, prob)
                     prob = model.decide(features, guidance(samples, prob)).sigmoid()
-                scores["val_box_2clicks_iou"] += [_iou(p >= 0.5, s.truth) for p, s in zip(prob[:, 0].numpy(), samples)]
+                scores["val_box_2clicks_iou"] += [_iou(p >= 0.5, s.truth) for p, s in zip(prob[:, 0].numpy(), samples, strict=False)]
     out = {key: round(float(np.mean(v)), 4) for key, v in scores.items()}
     out["val_score"] = round(float(np.mean(list(out.values()))), 4)
     return out

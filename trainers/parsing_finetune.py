@@ -107,7 +107,7 @@ def plan_parsing_finetune(checkpoint: str | Path, dataset_names: Sequence[str],
     names = old_names + added
     ids = list(card_category_ids(card))
     taken = set(ids)
-    by_name = dict(zip(dataset_names, dataset_category_ids))
+    by_name = dict(zip(dataset_names, dataset_category_ids, strict=False))
     for name in added:
         wanted = int(by_name[name])
         if wanted in taken:

@@ -65,7 +65,7 @@ class BlobPredictor:
 
     def predict_batch(self, images, file_names=None, image_ids=None):
         names, ids = file_names or [""] * len(images), image_ids or [0] * len(images)
-        return [self.predict(image, name, image_id) for image, name, image_id in zip(images, names, ids)]
+        return [self.predict(image, name, image_id) for image, name, image_id in zip(images, names, ids, strict=False)]
 
     def predict_tensors(self, images, file_names=None, image_ids=None):
         return self.predict_batch([image.permute(1, 2, 0).numpy() for image in images], file_names, image_ids)

@@ -27,7 +27,7 @@ def folders(ccp_root, tmp_path):
         shutil.copy(ccp_root / "photos" / "0001.jpg", folder / "0001.jpg")
     gt = scipy.io.loadmat(ccp_root / "annotations" / "pixel-level" / "0001.mat")["groundtruth"]
     editor = AnnotationEditor(source, classes=[], autosave_delay=-1)
-    for value, name in zip([v for v in np.unique(gt) if v][:3], ("pants", "shoe", "bag, wallet")):
+    for value, name in zip([v for v in np.unique(gt) if v][:3], ("pants", "shoe", "bag, wallet"), strict=False):
         editor.add("0001.jpg", gt.shape[1], gt.shape[0], gt == value, name)
     editor.save()
     export_annotations(source, tmp_path / "labelme", "labelme")

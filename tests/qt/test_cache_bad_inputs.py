@@ -93,7 +93,7 @@ def test_bad_input_folder_in_the_viewer(qtbot, window, tmp_path: Path) -> None:
             assert (rasters.width, rasters.height) == tuple(want["size"]), name  # masks fit the shown picture
             assert not window.canvas_widget.notice.isVisible()
             if want["frames"] > 1:  # an animation: its first frame is shown and predicted, and the panel says so
-                qtbot.waitUntil(lambda: f"first of {want['frames']} frames" in window.details.info.text(),
+                qtbot.waitUntil(lambda n=want["frames"]: f"first of {n} frames" in window.details.info.text(),
                                 timeout=5000)
         seen += 1
         s.next()

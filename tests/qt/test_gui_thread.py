@@ -53,7 +53,7 @@ def test_stepping_while_predicting_leaves_heavy_work_to_workers(qtbot, window, t
     threads: dict[str, set[str]] = defaultdict(set)
     for table in (HEAVY, NEVER):
         for (module, name), what in table.items():
-            def recording(*args, _original=getattr(module, name), _what=what, **kwargs):
+            def recording(*args, _original=getattr(module, name), _what=what, **kwargs):  # noqa: B008 - bound now
                 threads[_what].add("GUI" if threading.get_ident() == gui else "worker")
                 return _original(*args, **kwargs)
             monkeypatch.setattr(module, name, recording)

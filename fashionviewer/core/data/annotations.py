@@ -278,101 +278,33 @@ def _parse_origin(value: Any) -> dict | None:
 
 def parse_annotations(data: Any, source: str) -> tuple[AnnotationSet, list[str]]:
     """An :class:`AnnotationSet` from the file's JSON; bad records are skipped, each named in one line."""
-    if not isinstance(data, dict):
-        kind = "a COCO results list" if isinstance(data, list) else type(data).__name__
-        raise DataError(f"{source}: not a COCO instances file ({kind}); it is left as it is")
-    if "images" not in data and "annotations" not in data:
-        kind = ("a labelme JSON" if "shapes" in data else
-                "a JSON object without 'images' or 'annotations'")
-        raise DataError(f"{source}: not a COCO instances file ({kind}); it is left as it is "
-                        "(fashionviewer annotations import converts other formats)")
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(data.get(key, []), list):
-            raise DataError(f"{source}: '{key}' must be a list")
+    _check_instances_file(data, source)
     problems: list[str] = []
     categories: list[dict] = []
-    seen_cats: set[int] = set()
     for i, cat in enumerate(data.get("categories", [])):
-        where = f"{source}: {_where_record('category', i, cat)}"
         try:
-            if not isinstance(cat, dict) or "id" not in cat or "name" not in cat:
-                raise DataError("needs 'id' and 'name'")
-            cid = _as_int(cat["id"], "id")
-            if cid in seen_cats:
-                raise DataError(f"duplicate category id {cid}")
+            categories.append(_parse_category(cat, {c["id"] for c in categories}))
         except DataError as exc:
-            problems.append(f"{where}: {exc}; skipped")
-            continue
-        seen_cats.add(cid)
-        categories.append({**cat, "id": cid, "name": str(cat["name"])})
-
+            problems.append(f"{source}: {_where_record('category', i, cat)}: {exc}; skipped")
+    seen_cats = {c["id"] for c in categories}
     images: dict[str, ImageAnnotations] = {}
     by_id: dict[int, ImageAnnotations] = {}
     for i, img in enumerate(data.get("images", [])):
-        where = f"{source}: {_where_record('image', i, img)}"
         try:
-            if not isinstance(img, dict):
-                raise DataError(f"expected an object, got {type(img).__name__}")
-            for key in ("id", "file_name", "width", "height"):
-                if key not in img:
-                    raise DataError(f"missing '{key}'")
-            iid = _as_int(img["id"], "id")
-            width, height = _as_int(img["width"], "width"), _as_int(img["height"], "height")
-            if width <= 0 or height <= 0:
-                raise DataError(f"size {width}x{height} must be positive")
-            name = PurePosixPath(str(img["file_name"]).replace("\\", "/")).as_posix()
-            if iid in by_id:
-                raise DataError(f"duplicate image id {iid}")
-            if name in images:
-                raise DataError(f"{name} is listed twice")
+            rec = _parse_image(img, by_id, images)
         except DataError as exc:
-            problems.append(f"{where}: {exc}; skipped with its annotations")
+            problems.append(f"{source}: {_where_record('image', i, img)}: {exc}; skipped with its annotations")
             continue
-        rec = ImageAnnotations(name, width, height, done=bool(img.get("done", False)), image_id=iid,
-                               extra={k: v for k, v in img.items() if k not in _IMAGE_KEYS})
-        images[name] = rec
-        by_id[iid] = rec
-
+        images[rec.file_name] = by_id[rec.image_id] = rec
     seen_anns: set[int] = set()
     for i, ann in enumerate(data.get("annotations", [])):
-        where = f"{source}: {_where_record('annotation', i, ann)}"
         try:
-            if not isinstance(ann, dict):
-                raise DataError(f"expected an object, got {type(ann).__name__}")
-            for key in ("id", "image_id", "category_id", "segmentation"):
-                if key not in ann:
-                    raise DataError(f"missing '{key}'")
-            aid = _as_int(ann["id"], "id")
-            if aid in seen_anns:
-                raise DataError(f"duplicate annotation id {aid}")
-            iid = _as_int(ann["image_id"], "image_id")
-            rec = by_id.get(iid)
-            if rec is None:
-                raise DataError(f"unknown image_id {iid}")
-            cid = _as_int(ann["category_id"], "category_id")
-            if cid not in seen_cats:
-                raise DataError(f"unknown category_id {cid}")
-            try:
-                rle = segmentation_to_rle(ann["segmentation"], rec.height, rec.width)
-                decode_mask(rle)  # a corrupt counts string fails here, not in the viewer later
-            except DataError as exc:
-                raise DataError(f"segmentation: {exc}") from None
-            except (TypeError, ValueError) as exc:
-                raise DataError(f"segmentation: malformed ({exc})") from None
-            source_kind = ann.get("source", "imported")
-            if source_kind not in SOURCES:  # another tool's own word for it: kept in ``extra``
-                source_kind = "imported"
-            box, origin = _parse_box(ann.get("box")), _parse_origin(ann.get("origin"))
-            iscrowd = _as_int(ann.get("iscrowd", 0), "iscrowd")
+            rec, annotation = _parse_annotation(ann, by_id, seen_cats, seen_anns)
         except DataError as exc:
-            problems.append(f"{where}: {exc}; skipped")
+            problems.append(f"{source}: {_where_record('annotation', i, ann)}: {exc}; skipped")
             continue
-        seen_anns.add(aid)
-        extra = {k: v for k, v in ann.items() if k not in _ANNOTATION_KEYS or
-                 (k == "source" and ann[k] not in SOURCES)}
-        loaded = {k: ann[k] for k in ("segmentation", "area", "bbox") if k in ann}
-        rec.annotations.append(Annotation(aid, cid, rle, str(source_kind), box, origin, iscrowd, extra,
-                                          {**loaded, "counts": rle["counts"]}))
+        seen_anns.add(annotation.id)
+        rec.annotations.append(annotation)
 
     info = data.get("info") if isinstance(data.get("info"), dict) else {}
     provenance = info.get("provenance") if isinstance(info.get("provenance"), dict) else default_provenance()
@@ -380,6 +312,85 @@ def parse_annotations(data: Any, source: str) -> tuple[AnnotationSet, list[str]]
     extra = {k: v for k, v in data.items() if k not in ("info", "images", "annotations", "categories")}
     written_by = info.get("format") if isinstance(info.get("format"), str) else None
     return AnnotationSet(categories, images, dict(provenance), own_info, extra, written_by), problems
+
+
+def _check_instances_file(data: Any, source: str) -> None:
+    """A one-line DataError unless ``data`` is a COCO instances object (saying what it looks like instead)."""
+    if not isinstance(data, dict):
+        kind = "a COCO results list" if isinstance(data, list) else type(data).__name__
+        raise DataError(f"{source}: not a COCO instances file ({kind}); it is left as it is")
+    if "images" not in data and "annotations" not in data:
+        kind = "a labelme JSON" if "shapes" in data else "a JSON object without 'images' or 'annotations'"
+        raise DataError(f"{source}: not a COCO instances file ({kind}); it is left as it is "
+                        "(fashionviewer annotations import converts other formats)")
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key, []), list):
+            raise DataError(f"{source}: '{key}' must be a list")
+
+
+def _parse_category(cat: Any, seen: set[int]) -> dict:
+    if not isinstance(cat, dict) or "id" not in cat or "name" not in cat:
+        raise DataError("needs 'id' and 'name'")
+    cid = _as_int(cat["id"], "id")
+    if cid in seen:
+        raise DataError(f"duplicate category id {cid}")
+    return {**cat, "id": cid, "name": str(cat["name"])}
+
+
+def _parse_image(img: Any, by_id: dict[int, ImageAnnotations],
+                 images: dict[str, ImageAnnotations]) -> ImageAnnotations:
+    if not isinstance(img, dict):
+        raise DataError(f"expected an object, got {type(img).__name__}")
+    for key in ("id", "file_name", "width", "height"):
+        if key not in img:
+            raise DataError(f"missing '{key}'")
+    iid = _as_int(img["id"], "id")
+    width, height = _as_int(img["width"], "width"), _as_int(img["height"], "height")
+    if width <= 0 or height <= 0:
+        raise DataError(f"size {width}x{height} must be positive")
+    name = PurePosixPath(str(img["file_name"]).replace("\\", "/")).as_posix()
+    if iid in by_id:
+        raise DataError(f"duplicate image id {iid}")
+    if name in images:
+        raise DataError(f"{name} is listed twice")
+    return ImageAnnotations(name, width, height, done=bool(img.get("done", False)), image_id=iid,
+                            extra={k: v for k, v in img.items() if k not in _IMAGE_KEYS})
+
+
+def _parse_annotation(ann: Any, by_id: dict[int, ImageAnnotations], seen_cats: set[int],
+                      seen_anns: set[int]) -> tuple[ImageAnnotations, Annotation]:
+    """The image an annotation record belongs to, and the record as an :class:`Annotation`."""
+    if not isinstance(ann, dict):
+        raise DataError(f"expected an object, got {type(ann).__name__}")
+    for key in ("id", "image_id", "category_id", "segmentation"):
+        if key not in ann:
+            raise DataError(f"missing '{key}'")
+    aid = _as_int(ann["id"], "id")
+    if aid in seen_anns:
+        raise DataError(f"duplicate annotation id {aid}")
+    iid = _as_int(ann["image_id"], "image_id")
+    rec = by_id.get(iid)
+    if rec is None:
+        raise DataError(f"unknown image_id {iid}")
+    cid = _as_int(ann["category_id"], "category_id")
+    if cid not in seen_cats:
+        raise DataError(f"unknown category_id {cid}")
+    try:
+        rle = segmentation_to_rle(ann["segmentation"], rec.height, rec.width)
+        decode_mask(rle)  # a corrupt counts string fails here, not in the viewer later
+    except DataError as exc:
+        raise DataError(f"segmentation: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"segmentation: malformed ({exc})") from None
+    source_kind = ann.get("source", "imported")
+    if source_kind not in SOURCES:  # another tool's own word for it: kept in ``extra``
+        source_kind = "imported"
+    box, origin = _parse_box(ann.get("box")), _parse_origin(ann.get("origin"))
+    iscrowd = _as_int(ann.get("iscrowd", 0), "iscrowd")
+    extra = {k: v for k, v in ann.items() if k not in _ANNOTATION_KEYS or (k == "source" and ann[k] not in SOURCES)}
+    loaded = {k: ann[k] for k in ("segmentation", "area", "bbox") if k in ann}
+    return rec, Annotation(aid, cid, rle, str(source_kind), box, origin, iscrowd, extra,
+                           {**loaded, "counts": rle["counts"]})
 
 
 _IMAGE_KEYS = ("id", "file_name", "width", "height", "done")

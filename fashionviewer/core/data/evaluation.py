@@ -239,7 +239,7 @@ def evaluate_coco(gt: dict[str, Any], results: Sequence[dict[str, Any]], iou_typ
         evaluator.summarize()
     log.debug("COCOeval output:\n%s", quiet.getvalue())
 
-    metrics: dict[str, Any] = {key: float(v) for key, v in zip(_STAT_KEYS, evaluator.stats)}
+    metrics: dict[str, Any] = {key: float(v) for key, v in zip(_STAT_KEYS, evaluator.stats, strict=False)}
     precision = evaluator.eval["precision"]  # [IoU thresholds, recall, class, area range, max dets]
     names = {cat["id"]: cat["name"] for cat in gt["categories"]}
     duplicated = {n for n in names.values() if list(names.values()).count(n) > 1}

@@ -156,7 +156,7 @@ def raster_from_rle(rle: dict) -> InstanceRaster:
     crop = np.zeros((y1 - y0, x1 - x0), bool)
     # A run is a piece of its first column, whole columns, then a piece of its last one.
     for ca, ra, cb, rb in zip((col_a - x0).tolist(), (row_a - y0).tolist(), (col_b - x0).tolist(),
-                              (row_b - y0).tolist()):
+                              (row_b - y0).tolist(), strict=False):
         if ca == cb:
             crop[ra : rb + 1, ca] = True
             continue
@@ -203,7 +203,7 @@ class PredictionRasters:
     def decode_all(self) -> "PredictionRasters":
         """Decode every mask and its outline's pixels now (in a worker: the GUI thread only paints them)."""
         for i in range(len(self)):
-            self[i].edge_pixels
+            _ = self[i].edge_pixels  # the property computes and keeps them
         return self
 
     def paint_order(self, indices: Sequence[int]) -> list[int]:

@@ -239,7 +239,7 @@ class ImagePrediction:
                 score=float(scores[i]),
                 rle=rle,
             )
-            for i, box, label, rle in zip(keep, boxes, labels, rles)
+            for i, box, label, rle in zip(keep, boxes, labels, rles, strict=False)
         ]
         return cls(file_name=file_name, width=int(width), height=int(height), instances=instances,
                    model=model, image_id=image_id)
@@ -372,7 +372,7 @@ def save_coco_results(path: str | os.PathLike[str], predictions: Iterable[ImageP
     """
     predictions = list(predictions)
     records: list[dict] = []
-    for pred, img_id in zip(predictions, _assign_image_ids(predictions)):
+    for pred, img_id in zip(predictions, _assign_image_ids(predictions), strict=False):
         records.extend(pred.to_coco_results(image_id=img_id, category_ids=category_ids))
     return atomic_write_json(path, records, indent=None)
 

@@ -50,7 +50,7 @@ def fold_batch_norms(model: nn.Module) -> int:
 def _pairs(parent: nn.Module) -> list[tuple[str, str]]:
     names = list(parent._modules)
     if isinstance(parent, _SEQUENTIAL):
-        return list(zip(names, names[1:]))
+        return list(zip(names, names[1:], strict=False))
     if isinstance(parent, (Bottleneck, BasicBlock)):
         return [pair for pair in _BLOCK_PAIRS if pair[0] in names and pair[1] in names]
     return []

@@ -127,7 +127,7 @@ class ParsingPredictor:
         """Predict 3×H×W tensors: uint8 0-255 or float 0-1 (what the datasets yield)."""
         names = list(file_names) if file_names is not None else [""] * len(images)
         ids = list(image_ids) if image_ids is not None else [0] * len(images)
-        return [self._predict_one(image, name, image_id) for image, name, image_id in zip(images, names, ids)]
+        return [self._predict_one(image, name, image_id) for image, name, image_id in zip(images, names, ids, strict=False)]
 
     def probabilities(self, image: Tensor) -> Tensor:
         """Class probabilities C×h×w over the card's ``parsing_channels`` at the network's input scale

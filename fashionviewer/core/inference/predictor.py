@@ -243,12 +243,12 @@ class Predictor:
             detections = self._run(images, names)
             predictions = [
                 self._to_prediction(det, int(image.shape[-2]), int(image.shape[-1]), name, image_id)
-                for det, image, name, image_id in zip(detections, images, names, ids)
+                for det, image, name, image_id in zip(detections, images, names, ids, strict=False)
             ]
         else:
             predictions = self._predict_views(images, names, ids, self.tta)
         if self.rescorer is not None:
-            for prediction, image in zip(predictions, images):
+            for prediction, image in zip(predictions, images, strict=False):
                 self.rescorer.apply(prediction, rcnn_ops.as_uint8_hwc(image))
         return predictions
 
@@ -262,10 +262,10 @@ class Predictor:
         for size, mirrored in tta.views(int(transform.min_size[-1])):
             view_transform = rcnn_ops.resized_transform(transform, size)
             batch = [image.flip(-1) for image in images] if mirrored else list(images)
-            for found, detections, image in zip(per_image, self._run(batch, names, view_transform), images):
+            for found, detections, image in zip(per_image, self._run(batch, names, view_transform), images, strict=False):
                 found.append(unflip(detections, int(image.shape[-1])) if mirrored else detections)
         predictions = []
-        for views, image, name, image_id in zip(per_image, images, names, ids):
+        for views, image, name, image_id in zip(per_image, images, names, ids, strict=False):
             height, width = int(image.shape[-2]), int(image.shape[-1])
             merged = merge_views(views, height, width, tta, score_floor=self.score_floor,
                                  max_detections=self.model.roi_heads.detections_per_img)
@@ -273,7 +273,7 @@ class Predictor:
                 Instance(box=tuple(box), label=label, class_name=self._class_name(label), score=score,  # type: ignore[arg-type]
                          rle=rle)
                 for box, label, score, rle in zip(merged["boxes"], merged["labels"], merged["scores"],
-                                                  merged["rles"] or [None] * len(merged["scores"]))
+                                                  merged["rles"] or [None] * len(merged["scores"]), strict=False)
             ]
             predictions.append(ImagePrediction(name, width, height, instances, model=self.model_name,
                                                image_id=image_id))
@@ -293,7 +293,7 @@ class Predictor:
         """A CUDA out-of-memory on one image: retry that image on the CPU (batches: one by one)."""
         torch.cuda.empty_cache()
         if len(images) > 1:
-            return [self._detect_one_with_fallback(image, name, transform) for image, name in zip(images, names)]
+            return [self._detect_one_with_fallback(image, name, transform) for image, name in zip(images, names, strict=False)]
         log.warning("%s: out of GPU memory, predicting this image on the CPU", names[0] or "image")
         if self._cpu_model is None:
             self._cpu_model = copy.deepcopy(self.model).to("cpu")
@@ -323,7 +323,7 @@ class Predictor:
         features = self._backbone(model, device, image_list.tensors)
         proposals, _ = model.rpn(image_list, features)
         detections, _ = heads(features, proposals, image_list.image_sizes)
-        for det, resized, original in zip(detections, image_list.image_sizes, original_sizes):
+        for det, resized, original in zip(detections, image_list.image_sizes, original_sizes, strict=False):
             det["boxes"] = resize_boxes(det["boxes"], resized, original)
         return detections
 

@@ -36,7 +36,7 @@ def paste_masks_as_rle(
     int_boxes = expand_boxes(boxes, scale).to(torch.int64).tolist()
     canvas = np.zeros((height, width), dtype=np.uint8, order="F")
     rles = []
-    for prob, (x0, y0, x1, y1) in zip(padded, int_boxes):
+    for prob, (x0, y0, x1, y1) in zip(padded, int_boxes, strict=False):
         box_w, box_h = max(x1 - x0 + 1, 1), max(y1 - y0 + 1, 1)
         resized = F.interpolate(prob[None], size=(box_h, box_w), mode="bilinear", align_corners=False)[0, 0]
         cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1 + 1, width), min(y1 + 1, height)

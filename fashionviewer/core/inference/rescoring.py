@@ -63,7 +63,7 @@ class Rescorer:
         if self.hflip:
             mirrored = np.ascontiguousarray(inputs[..., ::-1])
             probs = (probs + np.asarray(self.classifier.predict(mirrored), np.float64)) / 2
-        for inst, p in zip(prediction.instances, probs):
+        for inst, p in zip(prediction.instances, probs, strict=False):
             inst.detector_score = inst.score
             inst.score = inst.score * float(p[self.columns[inst.class_name]]) ** self.power
             inst.classifier = {"model": self.name, "classes": self.classes, "probs": [round(float(v), 5) for v in p]}

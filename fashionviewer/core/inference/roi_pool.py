@@ -87,7 +87,7 @@ class SparseRoIAlign(nn.Module):
         height, width = pool.output_size
         result = features[0].new_zeros((len(rois), features[0].shape[1], height, width))
         levels = pool.map_levels(boxes) if len(features) > 1 else torch.zeros_like(image_index)
-        for level, (feature, scale) in enumerate(zip(features, pool.scales)):
+        for level, (feature, scale) in enumerate(zip(features, pool.scales, strict=False)):
             in_level = torch.where(levels == level)[0]
             if len(in_level):
                 result[in_level] = _sparse_roi_align(feature, all_boxes[in_level], image_index[in_level], scale,

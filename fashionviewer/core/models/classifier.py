@@ -65,7 +65,7 @@ class Classifier:
 def resolve_classifier_path(name_or_path: str | os.PathLike[str]) -> tuple[Path, Path]:
     """(weights .pt, model card .json) for a bundled name or a path to either file."""
     text = str(name_or_path)
-    if text in BUNDLED_CLASSIFIERS or (not os.sep in text and (MODELS_DIR / f"{text}.pt").is_file()):
+    if text in BUNDLED_CLASSIFIERS or (os.sep not in text and (MODELS_DIR / f"{text}.pt").is_file()):
         base = MODELS_DIR / text
     else:
         base = Path(text).with_suffix("")

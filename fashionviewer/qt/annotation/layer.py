@@ -85,7 +85,7 @@ class AnnotationLayer:
         self.item.setImage(self.rgba, levels=(0, 255), autoLevels=False)
         specs = [BoxSpec(s.box, class_color(s.label), f"✎ {s.class_name}" if captions else "",
                          selected=ann_id == highlight, show_box=ann_id == highlight)
-                 for ann_id, s in zip(self.ids, self.shown)]
+                 for ann_id, s in zip(self.ids, self.shown, strict=False)]
         self.boxes.set_specs(specs, width, height)
 
     def annotation_at(self, x: int, y: int) -> int | None:
@@ -104,7 +104,7 @@ class AnnotationLayer:
         alpha = int(round(255 * OPACITY))
         region = self.rgba[y0:y1, x0:x1]
         region[...] = 0
-        for ann_id, shown in zip(self.ids, self.shown):
+        for ann_id, shown in zip(self.ids, self.shown, strict=False):
             if ann_id == annotation_id:
                 self._paint(region, mask[y0:y1, x0:x1], colour, alpha)
             else:

@@ -23,9 +23,9 @@ from fashionviewer.qt.workers import GeneratorWorker, start_worker
 THUMB = 96
 
 
-def _placeholder(text: str = "", colour: QColor = QColor(70, 70, 76)) -> QIcon:
+def _placeholder(text: str = "", colour: QColor | None = None) -> QIcon:
     pix = QPixmap(THUMB, THUMB)
-    pix.fill(colour)
+    pix.fill(colour if colour is not None else QColor(70, 70, 76))
     if text:
         painter = QPainter(pix)
         painter.setPen(QColor(230, 230, 230))
@@ -97,8 +97,8 @@ class ThumbnailModel(QAbstractListModel):
         self._row = {p: i for i, p in enumerate(self.session.images)}
         self.endResetModel()
 
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802
-        return 0 if parent.isValid() else len(self.session.images)
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex | None = None) -> int:  # noqa: N802
+        return 0 if parent is not None and parent.isValid() else len(self.session.images)
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or index.row() >= len(self.session.images):

@@ -50,7 +50,7 @@ def project(ccp_root, tmp_path) -> Path:
     shutil.copy(ccp_root / "photos" / f"{PHOTOS[0]}.jpg", folder / f"{PHOTOS[0]}.jpg")
     shutil.copy(ccp_root / "photos" / f"{PHOTOS[1]}.jpg", folder / "street" / f"{PHOTOS[1]}.jpg")
     editor = AnnotationEditor(folder, classes=[], autosave_delay=-1)
-    for stem, name in zip(PHOTOS, (f"{PHOTOS[0]}.jpg", f"street/{PHOTOS[1]}.jpg")):
+    for stem, name in zip(PHOTOS, (f"{PHOTOS[0]}.jpg", f"street/{PHOTOS[1]}.jpg"), strict=False):
         for cls, mask in ccp_masks(ccp_root, stem).items():
             editor.add(name, mask.shape[1], mask.shape[0], mask, cls)
     editor.save()
@@ -268,7 +268,7 @@ def test_imaterialist_csv_round_trips(ccp_root, tmp_path):
     shutil.copy(ccp_root / "photos" / f"{PHOTOS[0]}.jpg", tmp_path / f"{PHOTOS[0]}.jpg")
     masks = list(ccp_masks(ccp_root, PHOTOS[0]).values())
     editor = AnnotationEditor(tmp_path, classes=["shirt, blouse", "pants", "shoe"], autosave_delay=-1)
-    for mask, cls in zip(masks, ["shirt, blouse", "pants", "shoe"]):
+    for mask, cls in zip(masks, ["shirt, blouse", "pants", "shoe"], strict=False):
         editor.add(f"{PHOTOS[0]}.jpg", mask.shape[1], mask.shape[0], mask, cls)
     editor.save()
     original, _ = load_annotations(editor.path)

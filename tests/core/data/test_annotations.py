@@ -418,7 +418,7 @@ def test_sigkill_mid_save_leaves_the_previous_or_the_new_file(tmp_path, autosave
     folder.mkdir()
     rng = random.Random(1234)
     last_count, torn = 0, 0
-    for round_number in range(8):
+    for _round in range(8):
         proc = subprocess.Popen([sys.executable, str(script), str(folder), str(autosave)],
                                 stdout=subprocess.PIPE, text=True, cwd=tmp_path)
         start = proc.stdout.readline().split()

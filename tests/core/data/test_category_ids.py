@@ -54,7 +54,7 @@ def _write_gt(path: Path, ids: list[int]) -> dict:
                 "bbox": [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)],
             })
     data = {"images": images, "annotations": annotations,
-            "categories": [{"id": cid, "name": name} for cid, name in zip(ids, ("top", "pants", "bag"))]}
+            "categories": [{"id": cid, "name": name} for cid, name in zip(ids, ("top", "pants", "bag"), strict=False)]}
     path.write_text(json.dumps(data))
     return data
 
@@ -88,7 +88,7 @@ def _pycocotools(gt_path: Path, results_path: Path, iou_type: str) -> dict[str, 
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
-    return dict(zip(STAT_KEYS, (float(v) for v in evaluator.stats)))
+    return dict(zip(STAT_KEYS, (float(v) for v in evaluator.stats), strict=False))
 
 
 def _ours(gt_path: Path, results_path: Path, iou_type: str, tmp_path: Path) -> dict:

@@ -28,7 +28,7 @@ def test_ccp_loader_yields_the_imaterialist_taxonomy(ccp_root) -> None:
         entry = imat.images[index]
         truth = lut[read_groundtruth(ccp_root / "annotations" / "pixel-level" / f"{Path(entry.file_name).stem}.mat")]
         # each instance is exactly the pixels of its category, whichever CCP labels they came from
-        for label, mask in zip(labels, target["masks"].numpy()):
+        for label, mask in zip(labels, target["masks"].numpy(), strict=False):
             assert np.array_equal(mask.astype(bool), truth == label)
         assert set(labels.tolist()) == set(np.unique(truth[truth > 0]).tolist())
     # several CCP labels merge into one category, so never more instances than in CCP's own taxonomy

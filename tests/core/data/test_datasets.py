@@ -266,7 +266,7 @@ def test_ccp_real_photos():
     image, target = full[0]
     assert image.shape[1:] == gt.shape
     assert sorted(full.class_names[k - 1] for k in target["labels"].tolist()) == present
-    for label, mask in zip(target["labels"].tolist(), target["masks"].numpy()):
+    for label, mask in zip(target["labels"].tolist(), target["masks"].numpy(), strict=False):
         np.testing.assert_array_equal(mask, gt == names.index(full.class_names[label - 1]))
     assert target["masks"].sum(dim=0).max().item() <= 1  # one instance per class: no overlaps
 

@@ -94,7 +94,7 @@ def test_save_load_coco_results_round_trip(tmp_path):
     back = from_coco_results(records)
     assert [p.file_name for p in back] == ["a.jpg", "b.jpg"]
     assert (back[0].width, back[0].height) == (W, H)
-    for got, want in zip(back[0].instances, preds[0].instances):
+    for got, want in zip(back[0].instances, preds[0].instances, strict=False):
         assert got.label == want.label and got.class_name == want.class_name
         assert got.box == pytest.approx(want.box)
         assert got.rle == want.rle

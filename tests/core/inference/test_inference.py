@@ -84,7 +84,7 @@ def test_predictor_agrees_with_plain_model_above_the_floor(model, image):
     assert prediction.instances[0].class_name == CLASS_NAMES[prediction.instances[0].label - 1]
 
     ious = []
-    for inst, prob in zip(prediction.instances, plain["masks"][keep][order]):
+    for inst, prob in zip(prediction.instances, plain["masks"][keep][order], strict=False):
         ours, theirs = inst.mask().astype(bool), (prob[0] > 0.5).numpy()
         union = (ours | theirs).sum()
         ious.append(1.0 if union == 0 else (ours & theirs).sum() / union)
@@ -128,7 +128,7 @@ def test_predict_batch_matches_single_predictions(model, image):
     mirrored = np.ascontiguousarray(image[:, ::-1])  # same size: batching pads smaller images
     batch = predictor.predict_batch([image, mirrored], ["a", "b"], [7, 8])
     singles = [predictor.predict(image, "a", 7), predictor.predict(mirrored, "b", 8)]
-    for got, want in zip(batch, singles):
+    for got, want in zip(batch, singles, strict=False):
         assert got.image_id == want.image_id and len(got.instances) == len(want.instances)
         # Batched convolutions round differently: sub-pixel differences only.
         np.testing.assert_allclose([i.box for i in got.instances], [i.box for i in want.instances], atol=0.1)
@@ -278,7 +278,7 @@ def test_predictor_serves_several_threads_and_restores_the_model(model, image):
             concurrent = list(pool_of_callers.map(predictor.predict, images))
     finally:
         torch.set_num_threads(saved)
-    for got, want in zip(concurrent, sequential):
+    for got, want in zip(concurrent, sequential, strict=False):
         assert [(i.box, i.label, i.score) for i in got.instances] == [(i.box, i.label, i.score) for i in want.instances]
         assert all(i.score >= 0.2 for i in got.instances)
     # Borrowed, then given back.
@@ -297,7 +297,7 @@ def test_predictors_sharing_a_model_keep_their_own_floors_and_describe_their_set
     assert len(want_low.instances) > len(want_high.instances) > 0
     with ThreadPoolExecutor(4) as callers:  # overlapping calls of both: neither borrows the other's floor
         got = list(callers.map(lambda p: p.predict(image), [low, high] * 4))
-    for prediction, want in zip(got, [want_low, want_high] * 4):
+    for prediction, want in zip(got, [want_low, want_high] * 4, strict=False):
         assert [(i.box, i.score) for i in prediction.instances] == [(i.box, i.score) for i in want.instances]
     settings = low.settings()
     assert settings["score_floor"] == 0.05 and high.settings()["score_floor"] == floor
@@ -334,4 +334,4 @@ def test_channels_last_predictor_pools_rois_with_the_sparse_product(image, monke
     assert (model.roi_heads.box_roi_pool, model.roi_heads.mask_roi_pool) == pools  # given back after the call
     assert [i.label for i in fast.instances] == [i.label for i in exact.instances]
     assert np.allclose([i.score for i in fast.instances], [i.score for i in exact.instances], atol=1e-4)
-    assert all(abs(mask_area(a.rle) - mask_area(b.rle)) <= 2 for a, b in zip(fast.instances, exact.instances))
+    assert all(abs(mask_area(a.rle) - mask_area(b.rle)) <= 2 for a, b in zip(fast.instances, exact.instances, strict=False))

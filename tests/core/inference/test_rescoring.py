@@ -39,7 +39,7 @@ def scene():
 def _prediction(scene) -> ImagePrediction:
     h, w = scene.image.shape[:2]
     instances = []
-    for k, (mask, label) in enumerate(zip(scene.masks, scene.labels)):
+    for k, (mask, label) in enumerate(zip(scene.masks, scene.labels, strict=False)):
         ys, xs = np.nonzero(mask)
         box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
         instances.append(Instance(box, int(label), CLASSES[label - 1], 0.9 - 0.1 * k, encode_mask(mask)))
@@ -50,7 +50,7 @@ def test_scores_become_detector_score_times_class_probability(scene):
     classifier = load_classifier("cnn3")
     prediction = _prediction(scene)
     expected = {}
-    for inst, mask in zip(prediction.instances, scene.masks):
+    for inst, mask in zip(prediction.instances, scene.masks, strict=False):
         p = classifier.predict(cnn_input(scene.image, rasterize_mask(mask), preprocess_crop))[0]
         expected[id(inst)] = (inst.score, inst.score * float(p[inst.label - 1]))
     Rescorer(classifier, preprocess_crop, list(CLASSES), name="cnn3").apply(prediction, scene.image)
@@ -95,7 +95,7 @@ def test_mirrored_crops_and_power(scene):
     classifier = load_classifier("cnn3")
     prediction = _prediction(scene)
     expected = {}
-    for inst, mask in zip(prediction.instances, scene.masks):
+    for inst, mask in zip(prediction.instances, scene.masks, strict=False):
         crop = cnn_input(scene.image, rasterize_mask(mask), preprocess_crop)
         p = (classifier.predict(crop)[0] + classifier.predict(np.ascontiguousarray(crop[..., ::-1]))[0]) / 2
         expected[id(inst)] = inst.score * float(p[inst.label - 1]) ** 0.5

@@ -22,7 +22,7 @@ def two_threads():
 def _inputs(counts: list[int], channels_last: bool) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
     generator = torch.Generator().manual_seed(0)
     features = {}
-    for level, stride in zip(("0", "1", "2"), (8, 16, 32)):
+    for level, stride in zip(("0", "1", "2"), (8, 16, 32), strict=False):
         f = torch.randn(2, 16, 256 // stride, 320 // stride, generator=generator)
         features[level] = f.to(memory_format=torch.channels_last) if channels_last else f
     boxes = []
@@ -57,7 +57,7 @@ def test_threaded_pool_passes_gradients_like_torchvision(two_threads):
         grads.append([leaves[name].grad if leaves[name].grad is not None else torch.zeros_like(leaves[name])
                       for name in ("0", "1", "2")])
     assert grads[0][0].abs().sum() > 0 and grads[0][1].abs().sum() > 0  # two levels got RoIs
-    for got, want in zip(grads[1], grads[0]):
+    for got, want in zip(grads[1], grads[0], strict=False):
         torch.testing.assert_close(got, want)
 
 

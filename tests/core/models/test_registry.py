@@ -69,7 +69,7 @@ def test_each_model_trains_two_steps_and_predicts(name):
     with torch.inference_mode():
         out = model([images[0], images[1][:, :96, :]])
     assert len(out) == 2
-    for det, (h, w) in zip(out, [(SIZE, SIZE), (96, SIZE)]):
+    for det, (h, w) in zip(out, [(SIZE, SIZE), (96, SIZE)], strict=False):
         n = det["boxes"].shape[0]
         assert det["boxes"].shape == (n, 4) and det["labels"].shape == (n,) and det["scores"].shape == (n,)
         assert det["masks"].shape == (n, 1, h, w)

@@ -107,7 +107,7 @@ def test_mask_rasters_built_from_runs_equal_the_decoded_masks():
         assert (got.x0, got.y0) == (want.x0, want.y0), mask.shape
         assert np.array_equal(got.mask, want.mask) and np.array_equal(got.outline, want.outline), mask.shape
         rows, cols = np.nonzero(want.outline)  # the outline's pixels in image coordinates, as np.nonzero orders them
-        assert all(np.array_equal(a, b) for a, b in zip(got.edge_pixels, (rows + want.y0, cols + want.x0)))
+        assert all(np.array_equal(a, b) for a, b in zip(got.edge_pixels, (rows + want.y0, cols + want.x0), strict=False))
         assert int(rle_counts(rle).sum()) == mask.size
     plain = {"size": [3, 2], "counts": [1, 2, 3]}  # an uncompressed RLE: pixels 1 and 2 (column-major)
     raster = raster_from_rle(plain)

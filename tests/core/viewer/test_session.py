@@ -44,13 +44,15 @@ def test_navigation_and_filter(tmp_path: Path) -> None:
     s.open_folder(_folder(tmp_path))
     assert len(s.images) == 7 and s.current == tmp_path / "img00.png"
     assert rec.names()[:3] == ["folder_changed", "images_changed", "current_changed"]
-    s.next(); s.next()
+    s.next()
+    s.next()
     assert s.index == 2
     s.last()
     assert s.index == 6
     s.next()
     assert s.index == 6  # stays on the last image
-    s.first(); s.previous()
+    s.first()
+    s.previous()
     assert s.index == 0
     s.set_filter("img0")
     assert len(s.images) == 7

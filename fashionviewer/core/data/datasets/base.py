@@ -215,7 +215,7 @@ class DetectionDataset(Dataset):
         self._category_ids = [int(i) for i in ids]
 
     def categories(self) -> list[dict[str, Any]]:
-        return [{"id": cid, "name": name} for cid, name in zip(self.category_ids, self.class_names)]
+        return [{"id": cid, "name": name} for cid, name in zip(self.category_ids, self.class_names, strict=False)]
 
     def coco_ground_truth(self) -> dict[str, Any]:
         """COCO instances dict of this split with the dataset's own category ids (:attr:`category_ids`),
@@ -235,7 +235,7 @@ class DetectionDataset(Dataset):
             else:
                 masks = self._masks(anns, entry.height, entry.width)
                 rles = encode_masks(resize_masks(masks, info["width"], info["height"]))
-            for ann, rle in zip(anns, rles):
+            for ann, rle in zip(anns, rles, strict=False):
                 area = mask_area(rle)
                 if area == 0:
                     continue

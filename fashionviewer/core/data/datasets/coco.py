@@ -52,7 +52,7 @@ class CocoIndex:
                     "segmentation": ann["segmentation"], "area": ann["area"], "bbox": ann["bbox"],
                     "iscrowd": ann["iscrowd"],
                 })
-        categories = [{"id": cid, "name": n} for cid, n in zip(self.category_ids, self.class_names)]
+        categories = [{"id": cid, "name": n} for cid, n in zip(self.category_ids, self.class_names, strict=False)]
         return {"images": images, "annotations": annotations, "categories": categories}
 
 

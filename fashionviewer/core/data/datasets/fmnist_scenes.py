@@ -111,7 +111,7 @@ def render_scene(rng: np.random.Generator, items: np.ndarray, item_labels: np.nd
             region = owner[y:y + side, x:x + side]
             covered = np.bincount(region[silhouette].astype(np.int64) + 1, minlength=len(labels) + 1)[1:]
             visible = np.bincount(owner.reshape(-1).astype(np.int64) + 1, minlength=len(labels) + 1)[1:] - covered
-            if all(v >= max(MIN_VISIBLE * a, MIN_PIXELS) for v, a in zip(visible, full_area)):
+            if all(v >= max(MIN_VISIBLE * a, MIN_PIXELS) for v, a in zip(visible, full_area, strict=False)):
                 break
         else:
             continue  # no place leaves the earlier items recognisable: drop this item
@@ -143,7 +143,7 @@ def _write_split(out_dir: Path, split: str, count: int, rng: np.random.Generator
         if not cv2.imwrite(str(image_dir / file_name), scene.image[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1]):
             raise FashionViewerError(f"{image_dir / file_name}: cannot write image")
         images.append({"id": i + 1, "file_name": file_name, "width": image_size, "height": image_size})
-        for rle, mask, label, source in zip(encode_masks(scene.masks), scene.masks, scene.labels, scene.sources):
+        for rle, mask, label, source in zip(encode_masks(scene.masks), scene.masks, scene.labels, scene.sources, strict=False):
             annotations.append({
                 "id": len(annotations) + 1, "image_id": i + 1, "category_id": int(label),
                 "segmentation": rle, "area": float(mask.sum()), "bbox": mask_bbox(rle), "iscrowd": 0,

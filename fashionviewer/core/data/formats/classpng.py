@@ -32,7 +32,7 @@ def class_map(aset: AnnotationSet, file_name: str) -> np.ndarray:
     out = np.zeros((rec.height, rec.width), dtype=dtype)
     anns = sorted(rec.annotations, key=lambda a: -mask_area(a.rle))
     masks = decode_masks([a.rle for a in anns], rec.height, rec.width)
-    for ann, mask in zip(anns, masks):
+    for ann, mask in zip(anns, masks, strict=False):
         out[mask != 0] = values[ann.category_id]
     return out
 

@@ -69,7 +69,7 @@ def write(aset: AnnotationSet, out_dir: Path, folder: Path, category_ids: str = 
         anns = sorted(rec.annotations, key=lambda a: -mask_area(a.rle))
         classes = np.zeros((rec.height, rec.width), np.uint8)
         objects = np.zeros((rec.height, rec.width), np.uint8)
-        for number, (ann, mask) in enumerate(zip(anns, decode_masks([a.rle for a in anns], rec.height, rec.width)),
+        for number, (ann, mask) in enumerate(zip(anns, decode_masks([a.rle for a in anns], rec.height, rec.width), strict=False),
                                              start=1):
             classes[mask != 0] = value[ann.category_id]
             objects[mask != 0] = number

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fashionviewer.core.interactive import InteractiveSession, segment
+from fashionviewer.core.inference.interactive import InteractiveSession, segment
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -141,8 +141,8 @@ def test_rejects_a_non_rgb_image():
 
 
 def test_model_mask_head_prior_runs_once_per_image(garments):
+    from fashionviewer.core.inference.interactive import model_box_prior
     from fashionviewer.core.inference.predictor import load_predictor
-    from fashionviewer.core.interactive import model_box_prior
 
     predictor = load_predictor("maskrcnn_ccp", rescore=False, tta=False)
     image, truth = garments[0]

@@ -298,9 +298,15 @@ class FinetuneSetup:
         return self.user.train + self.replay
 
     def parameter_groups(self, lr: float) -> list[dict[str, Any]]:
-        """AdamW groups: the classifier head learns ``HEAD_LR_FACTOR`` times faster when classes were added."""
+        """AdamW groups: when classes were added, the head learns ``HEAD_LR_FACTOR`` times faster, and only in
+        the added rows: the kept classes' rows get no gradient, so the faster rate cannot make them forget."""
         if not self.plan.added:
             return [{"params": list(self.model.parameters()), "lr": lr}]
+        added = torch.tensor([name in self.plan.added for name in self.plan.channels])
+        for parameter in self.model.head.parameters():
+            shape = (-1,) + (1,) * (parameter.dim() - 1)
+            keep = added.to(parameter.device, parameter.dtype).view(shape)
+            parameter.register_hook(lambda grad, keep=keep: grad * keep)
         head = list(self.model.head.parameters())
         rest = [p for p in self.model.parameters() if all(p is not h for h in head)]
         return [{"params": rest, "lr": lr}, {"params": head, "lr": lr * HEAD_LR_FACTOR}]

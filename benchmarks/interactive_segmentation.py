@@ -40,6 +40,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import parse_ccp_benchmark, run_benchmark  # noqa: E402
+from trainers.interactive import error_click, innermost_point  # noqa: E402  (the oracle training simulates)
 
 MIN_AREA = 400
 BOX_PAD = 5
@@ -74,28 +75,8 @@ def padded_box(mask: np.ndarray) -> tuple[int, int, int, int]:
             min(width, int(xs.max()) + 1 + BOX_PAD), min(height, int(ys.max()) + 1 + BOX_PAD))
 
 
-def innermost(mask: np.ndarray) -> tuple[int, int]:
-    distance = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
-    y, x = np.unravel_index(int(np.argmax(distance)), distance.shape)
-    return int(x), int(y)
-
-
 def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / max(1, (a | b).sum()))
-
-
-def oracle_click(truth: np.ndarray, pred: np.ndarray) -> tuple[bool, tuple[int, int]] | None:
-    """(positive?, (x, y)): the point farthest inside the largest error region."""
-    best = None
-    for positive, error in ((True, truth & ~pred), (False, pred & ~truth)):
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(error.astype(np.uint8), connectivity=8)
-        if count > 1:
-            k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-            if best is None or stats[k, cv2.CC_STAT_AREA] > best[0]:
-                best = (int(stats[k, cv2.CC_STAT_AREA]), positive, labels == k)
-    if best is None:
-        return None
-    return best[1], innermost(best[2])
 
 
 def plain_grabcut(image: np.ndarray, box, positive, negative, state: dict) -> np.ndarray:
@@ -136,7 +117,7 @@ def via_segment(method: str) -> Callable[..., np.ndarray]:
 def one_garment(method: Callable[..., np.ndarray], image: np.ndarray, truth: np.ndarray,
                 with_box: bool) -> dict[str, Any]:
     box = padded_box(truth) if with_box else None
-    positive: list[tuple[int, int]] = [] if with_box else [innermost(truth)]
+    positive: list[tuple[int, int]] = [] if with_box else [innermost_point(truth)]
     negative: list[tuple[int, int]] = []
     state: dict[str, Any] = {}
     seconds, curve = [], []
@@ -147,7 +128,7 @@ def one_garment(method: Callable[..., np.ndarray], image: np.ndarray, truth: np.
         curve.append(iou(pred, truth))
         if curve[-1] >= TARGET_IOU or len(curve) >= MAX_INTERACTIONS:
             break
-        click = oracle_click(truth, pred)
+        click = error_click(truth, pred)
         if click is None:
             break
         (positive if click[0] else negative).append(click[1])

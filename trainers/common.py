@@ -6,7 +6,9 @@ import argparse
 import logging
 import signal
 import sys
-from typing import Any, Callable, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
@@ -16,6 +18,22 @@ from fashionviewer.core.inference import predictor as inference
 
 class Cancelled(Exception):
     """Training was stopped (SIGTERM/SIGINT); the last epoch's checkpoint is intact."""
+
+
+@contextmanager
+def end_event(events: Any, last_path: Path) -> Iterator[None]:
+    """The run's closing ``end`` event: completed, cancelled or failed (with the message and the last
+    checkpoint when one was written); errors are re-raised for ``run_cli``."""
+    written = lambda: str(last_path) if last_path.exists() else None  # noqa: E731 - read at the end
+    try:
+        yield
+    except Cancelled:
+        events.emit("end", status="cancelled", checkpoint=written())
+        raise
+    except FashionViewerError as exc:
+        events.emit("end", status="failed", checkpoint=written(), message=str(exc))
+        raise
+    events.emit("end", status="completed", checkpoint=str(last_path))
 
 
 def positive_int(text: str) -> int:

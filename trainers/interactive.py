@@ -55,7 +55,7 @@ from fashionviewer.core.models.interactive_net import (
 )
 
 from . import checkpointing, distributed
-from .common import Cancelled, install_cancel_handler, positive_int, resolve_device, run_cli
+from .common import Cancelled, end_event, install_cancel_handler, positive_int, resolve_device, run_cli
 
 log = logging.getLogger("trainers.interactive")
 
@@ -471,7 +471,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         events.emit("start", trainer="interactive", model="interactive_unet", epochs=args.epochs,
                     steps_per_epoch=args.steps_per_epoch, device=str(device), out=str(out),
                     world_size=info.world_size)
-        try:
+        with end_event(events, last_path):
             for epoch in range(progress.first_epoch, args.epochs + 1):
                 t0 = time.perf_counter()
                 rng = np.random.default_rng([args.seed, epoch, info.rank])
@@ -509,14 +509,6 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                              " ".join(f"{k} {v}" for k, v in record.items() if k.startswith("val_")), seconds)
                     events.emit("epoch", epochs=args.epochs, checkpoint=str(last_path), **record)
                 distributed.barrier()
-            events.emit("end", status="completed", checkpoint=str(last_path))
-        except Cancelled:
-            events.emit("end", status="cancelled", checkpoint=str(last_path) if last_path.exists() else None)
-            raise
-        except FashionViewerError as exc:
-            events.emit("end", status="failed", checkpoint=str(last_path) if last_path.exists() else None,
-                        message=str(exc))
-            raise
     return card
 
 

@@ -54,7 +54,7 @@ from fashionviewer.core.viewer.trainer_menu import TRAINER_MENUS
 
 from . import checkpointing, distributed
 from .checkpointing import STATE_FILE
-from .common import Cancelled, install_cancel_handler, positive_int, resolve_device, run_cli
+from .common import end_event, install_cancel_handler, positive_int, resolve_device, run_cli
 from .engine import StepControl, collate_fn, evaluate, freeze_backbone, recalibrate_batchnorm, train_one_epoch
 from .finetune import RemapLabels, annotation_summary, finetune_model, plan_finetune
 
@@ -310,7 +310,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     with EventWriter(args.events if info.rank == 0 else None) as events:
         events.emit("start", trainer="maskrcnn", model=args.model, epochs=args.epochs, steps_per_epoch=steps,
                     device=str(device), out=str(out), world_size=info.world_size)
-        try:
+        with end_event(events, last_path):
             for epoch in range(progress.first_epoch, args.epochs + 1):
                 t0 = time.perf_counter()
                 sampler.set_epoch(epoch)
@@ -339,14 +339,6 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                     _log_epoch(record, args.epochs)
                     events.emit("epoch", epochs=args.epochs, checkpoint=str(last_path), **record)
                 distributed.barrier()
-            events.emit("end", status="completed", checkpoint=str(last_path))
-        except Cancelled:
-            events.emit("end", status="cancelled", checkpoint=str(last_path) if last_path.exists() else None)
-            raise
-        except FashionViewerError as exc:
-            events.emit("end", status="failed", checkpoint=str(last_path) if last_path.exists() else None,
-                        message=str(exc))
-            raise
     return card
 
 

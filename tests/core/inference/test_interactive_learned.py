@@ -73,7 +73,7 @@ def test_box_alone_finds_garments_of_every_size_and_beats_the_grabcut_path(val_g
 
 
 def test_clicks_refine_and_reuse_the_crop_features(val_garments):
-    from benchmarks.interactive_segmentation import oracle_click
+    from trainers.interactive import error_click as oracle_click
 
     gains = []
     for image, truth, _name in val_garments[:10]:

@@ -43,10 +43,7 @@ class TrainingRequest:
 def fine_tune_checkpoint(trainer: str, family: str, capabilities: frozenset[Any], weights_path: Any) -> str:
     """The loaded model's checkpoint when ``trainer`` can fine-tune it: its family declares the capability
     (``Capability.FINE_TUNE``) and is the one this trainer trains; "" otherwise."""
-    from fashionviewer.core.inference.protocol import Capability
-
-    menu = TRAINER_MENUS.get(trainer)
-    fine_tunable = menu is not None and menu.family == family and Capability.FINE_TUNE in capabilities
+    fine_tunable = fine_tune_trainer(family, capabilities) == trainer
     path = str(weights_path or "")
     return path if fine_tunable and path.endswith(".pt") else ""
 

@@ -21,12 +21,16 @@ def ccp_root_or_report() -> Path | None:
     """The Clothing Co-Parsing folder, or None after printing the one-line reason it is needed."""
     root = ccp_dir()
     if root is None:
-        print("error: this benchmark needs the Clothing Co-Parsing photos (../shared/data/ccp)", file=sys.stderr)
+        print(
+            "error: this benchmark needs the Clothing Co-Parsing photos (../shared/data/ccp)",
+            file=sys.stderr,
+        )
     return root
 
 
-def parse_ccp_benchmark(parser: argparse.ArgumentParser, argv: list[str] | None,
-                        default_threads: int) -> tuple[argparse.Namespace, Path] | None:
+def parse_ccp_benchmark(
+    parser: argparse.ArgumentParser, argv: list[str] | None, default_threads: int
+) -> tuple[argparse.Namespace, Path] | None:
     """Add ``--threads`` and ``--results``, parse, find the CCP photos and set the thread count.
 
     Returns (args, CCP folder), or None after reporting that the photos are missing."""

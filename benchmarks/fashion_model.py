@@ -40,13 +40,24 @@ from fashionviewer.predict import main as predict  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="fashion", help="bundled name or checkpoint (default fashion)")
-    parser.add_argument("--min-score", type=float, default=0.001, help="predict's --min-score (AP wants them all)")
-    parser.add_argument("--parsing-min-score", type=float, default=SCORE_FLOOR,
-                        help="the headline parsing figures paint predictions scoring at least this (default "
-                             f"{SCORE_FLOOR:g}: what a default `fashionviewer predict` run writes)")
-    parser.add_argument("--parsing-sweep", default="0,0.1,0.2,0.3,0.5",
-                        help="also report parsing at these evaluate --min-score values")
+    parser.add_argument(
+        "--model", default="fashion", help="bundled name or checkpoint (default fashion)"
+    )
+    parser.add_argument(
+        "--min-score", type=float, default=0.001, help="predict's --min-score (AP wants them all)"
+    )
+    parser.add_argument(
+        "--parsing-min-score",
+        type=float,
+        default=SCORE_FLOOR,
+        help="the headline parsing figures paint predictions scoring at least this (default "
+        f"{SCORE_FLOOR:g}: what a default `fashionviewer predict` run writes)",
+    )
+    parser.add_argument(
+        "--parsing-sweep",
+        default="0,0.1,0.2,0.3,0.5",
+        help="also report parsing at these evaluate --min-score values",
+    )
     parser.add_argument("--name", default="fashion_model", help="results file stem")
     parsed = parse_ccp_benchmark(parser, argv, default_threads=1)
     if parsed is None:
@@ -61,19 +72,46 @@ def main(argv: list[str] | None = None) -> int:
         photos.mkdir()
         for entry in val.images:
             os.symlink(entry.path, photos / entry.file_name)
-        predict_cmd = [str(photos), "--model", args.model, "--out", str(out), "--min-score", str(args.min_score),
-                       "--no-cache", "--threads", str(args.threads)]
+        predict_cmd = [
+            str(photos),
+            "--model",
+            args.model,
+            "--out",
+            str(out),
+            "--min-score",
+            str(args.min_score),
+            "--no-cache",
+            "--threads",
+            str(args.threads),
+        ]
         status = predict(predict_cmd)
         if status != 0:
             return status
         run = json.loads((out / "run.json").read_text())
         metrics = {}
-        runs = [("segm", []), ("bbox", []), ("parsing", ["--min-score", str(args.parsing_min_score)])]
+        runs = [
+            ("segm", []),
+            ("bbox", []),
+            ("parsing", ["--min-score", str(args.parsing_min_score)]),
+        ]
         runs += [(f"parsing@{v}", ["--min-score", v]) for v in args.parsing_sweep.split(",") if v]
         for key, extra in runs:
             target = Path(scratch) / f"{key}.json"
-            status = evaluate(["--gt", str(root), "--split", "val", "--pred", str(out / "predictions.json"),
-                               "--iou", key.split("@")[0], "--json", str(target), *extra])
+            status = evaluate(
+                [
+                    "--gt",
+                    str(root),
+                    "--split",
+                    "val",
+                    "--pred",
+                    str(out / "predictions.json"),
+                    "--iou",
+                    key.split("@")[0],
+                    "--json",
+                    str(target),
+                    *extra,
+                ]
+            )
             if status != 0:
                 return status
             metrics[key] = json.loads(target.read_text())
@@ -81,20 +119,29 @@ def main(argv: list[str] | None = None) -> int:
     wall, cpu = _timing(args.model, val)
     top = [name for name, _ in counts.most_common(10)]
     report = {
-        "model": args.model, "weights_sha256": run.get("weights_sha256"), "taxonomy": run.get("taxonomy"),
-        "images": run["images"], "threads": args.threads, "seconds_per_photo": round(seconds, 3),
-        "median_predict_seconds": round(wall, 3), "median_predict_cpu_seconds": round(cpu, 3),
+        "model": args.model,
+        "weights_sha256": run.get("weights_sha256"),
+        "taxonomy": run.get("taxonomy"),
+        "images": run["images"],
+        "threads": args.threads,
+        "seconds_per_photo": round(seconds, 3),
+        "median_predict_seconds": round(wall, 3),
+        "median_predict_cpu_seconds": round(cpu, 3),
         "load_average": round(os.getloadavg()[0], 2),
         "segm": {k: metrics["segm"][k] for k in ("AP", "AP50", "AP75")},
         "bbox": {k: metrics["bbox"][k] for k in ("AP", "AP50", "AP75")},
         "per_class_segm_ap_top10": {name: metrics["segm"]["per_class"][name] for name in top},
         "per_class_bbox_ap_top10": {name: metrics["bbox"]["per_class"][name] for name in top},
         "val_instances_top10": {name: counts[name] for name in top},
-        "pixel_accuracy": metrics["parsing"]["pixel_accuracy"], "miou": metrics["parsing"]["miou"],
+        "pixel_accuracy": metrics["parsing"]["pixel_accuracy"],
+        "miou": metrics["parsing"]["miou"],
         "garment_pixel_accuracy": metrics["parsing"]["garment_pixel_accuracy"],
         "parsing_min_score": metrics["parsing"]["min_score"],
-        "parsing_sweep": {str(m["min_score"]): {"pixel_accuracy": m["pixel_accuracy"], "miou": m["miou"]}
-                          for key, m in metrics.items() if key.startswith("parsing@")},
+        "parsing_sweep": {
+            str(m["min_score"]): {"pixel_accuracy": m["pixel_accuracy"], "miou": m["miou"]}
+            for key, m in metrics.items()
+            if key.startswith("parsing@")
+        },
         "ccp_paper_pixel_accuracy": metrics["parsing"]["ccp_paper_pixel_accuracy"],
         "commands": [
             f"fashionviewer predict VALDIR {' '.join(predict_cmd[1:]).replace(str(out), 'OUT')}",
@@ -136,7 +183,7 @@ def _markdown(r: dict) -> str:
         f"# `{r['model']}` on the 100 held-out CCP photos (iMaterialist taxonomy)",
         "",
         "Written by `python benchmarks/fashion_model.py`, which runs, on a folder linking the photos of "
-        "`CCPDataset(split=\"val\")` (VALDIR):",
+        '`CCPDataset(split="val")` (VALDIR):',
         "",
         "```",
         *r["commands"],
@@ -161,13 +208,23 @@ def _markdown(r: dict) -> str:
         "|---|---|---|---|",
     ]
     for name, count in r["val_instances_top10"].items():
-        lines.append(f"| {name} | {count} | {r['per_class_segm_ap_top10'][name]:.3f} | "
-                     f"{r['per_class_bbox_ap_top10'][name]:.3f} |")
-    lines += ["", f"The parsing figures above paint every prediction scoring >= {r['parsing_min_score']:g}, "
-              "what a default `fashionviewer predict` run writes (the highest score wins where they overlap). "
-              "At other `--min-score` values (0: every prediction of the AP run):", "",
-              "| --min-score | pixel accuracy | mean IoU |", "|---|---|---|"]
-    lines += [f"| {s} | {100 * v['pixel_accuracy']:.2f} % | {v['miou']:.3f} |" for s, v in r["parsing_sweep"].items()]
+        lines.append(
+            f"| {name} | {count} | {r['per_class_segm_ap_top10'][name]:.3f} | "
+            f"{r['per_class_bbox_ap_top10'][name]:.3f} |"
+        )
+    lines += [
+        "",
+        f"The parsing figures above paint every prediction scoring >= {r['parsing_min_score']:g}, "
+        "what a default `fashionviewer predict` run writes (the highest score wins where they overlap). "
+        "At other `--min-score` values (0: every prediction of the AP run):",
+        "",
+        "| --min-score | pixel accuracy | mean IoU |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {s} | {100 * v['pixel_accuracy']:.2f} % | {v['miou']:.3f} |"
+        for s, v in r["parsing_sweep"].items()
+    ]
     lines += ["", f"Weights sha256 `{r['weights_sha256']}`.", ""]
     return "\n".join(lines)
 

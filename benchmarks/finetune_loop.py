@@ -48,17 +48,31 @@ from tests.fixtures.annotated_folder import write_annotated_folder  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--photos", type=int, default=100, help="annotated CCP photos (default 100)")
-    parser.add_argument("--scenes", type=int, default=100, help="annotated Fashion-MNIST scenes (default 100)")
-    parser.add_argument("--eval-scenes", type=int, default=50, help="held-out scenes scored (default 50)")
+    parser.add_argument(
+        "--photos", type=int, default=100, help="annotated CCP photos (default 100)"
+    )
+    parser.add_argument(
+        "--scenes", type=int, default=100, help="annotated Fashion-MNIST scenes (default 100)"
+    )
+    parser.add_argument(
+        "--eval-scenes", type=int, default=50, help="held-out scenes scored (default 50)"
+    )
     parser.add_argument("--model", default="fashion", help="the start model (default fashion)")
-    parser.add_argument("--cases", default="photos,scenes", help="which cases to run (default both)")
-    parser.add_argument("--extra", default="", help="extra trainer options, e.g. '--epochs 4' (default: none)")
+    parser.add_argument(
+        "--cases", default="photos,scenes", help="which cases to run (default both)"
+    )
+    parser.add_argument(
+        "--extra", default="", help="extra trainer options, e.g. '--epochs 4' (default: none)"
+    )
     parsed = parse_ccp_benchmark(parser, argv, default_threads=2)
     if parsed is None:
         return 2
     args, root = parsed
-    report: dict = {"model": args.model, "threads": args.threads, "load_average_start": os.getloadavg()[0]}
+    report: dict = {
+        "model": args.model,
+        "threads": args.threads,
+        "load_average_start": os.getloadavg()[0],
+    }
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
         val = CCPDataset(root, "val", taxonomy="imaterialist")
@@ -72,39 +86,66 @@ def main(argv: list[str] | None = None) -> int:
         # photos: the user corrects N photos of the model's own domain
         train = CCPDataset(root, "train", taxonomy="imaterialist", limit=args.photos)
         folder = scratch / "my_photos"
-        write_annotated_folder(folder, train.coco_ground_truth(), {e.file_name: e.path for e in train.images})
+        write_annotated_folder(
+            folder, train.coco_ground_truth(), {e.file_name: e.path for e in train.images}
+        )
         out, seconds, command = _finetune(args, folder, scratch / "ft_photos")
-        report["photos"] = {"annotated_images": len(train.images), "finetune_seconds": seconds, "command": command,
-                            "card": _card_summary(out), "after": _score_photos(args, str(out), val_dir, root,
-                                                                               scratch / "after_photos")}
+        report["photos"] = {
+            "annotated_images": len(train.images),
+            "finetune_seconds": seconds,
+            "command": command,
+            "card": _card_summary(out),
+            "after": _score_photos(args, str(out), val_dir, root, scratch / "after_photos"),
+        }
 
         # new domain: Fashion-MNIST scenes with their own ten class names
         scenes = scratch / "scenes"
         generate_scenes(scenes, args.scenes, args.eval_scenes, seed=0)
         user_gt = json.loads((scenes / "annotations" / "instances_train.json").read_text())
         folder = scenes / "train"
-        write_annotated_folder(folder, user_gt, {i["file_name"]: folder / i["file_name"] for i in user_gt["images"]})
+        write_annotated_folder(
+            folder, user_gt, {i["file_name"]: folder / i["file_name"] for i in user_gt["images"]}
+        )
         out, seconds, command = _finetune(args, folder, scratch / "ft_scenes")
         card = read_card(out)
-        eval_gt = _remap_by_name(json.loads((scenes / "annotations" / "instances_val.json").read_text()), card)
+        eval_gt = _remap_by_name(
+            json.loads((scenes / "annotations" / "instances_val.json").read_text()), card
+        )
         gt_file = scratch / "scenes_val_gt.json"
         gt_file.write_text(json.dumps(eval_gt))
         report["scenes"] = {
-            "annotated_scenes": args.scenes, "eval_scenes": args.eval_scenes, "finetune_seconds": seconds,
-            "command": command, "card": _card_summary(out),
-            "after": _score(args, str(out), scenes / "val", ["--gt", str(gt_file)], scratch / "after_scenes"),
-            "base": _score(args, args.model, scenes / "val", ["--gt", str(gt_file)], scratch / "base_scenes",
-                           allow_fail=True),
-            "after_photos": _score_photos(args, str(out), val_dir, root, scratch / "after_scenes_photos"),
+            "annotated_scenes": args.scenes,
+            "eval_scenes": args.eval_scenes,
+            "finetune_seconds": seconds,
+            "command": command,
+            "card": _card_summary(out),
+            "after": _score(
+                args, str(out), scenes / "val", ["--gt", str(gt_file)], scratch / "after_scenes"
+            ),
+            "base": _score(
+                args,
+                args.model,
+                scenes / "val",
+                ["--gt", str(gt_file)],
+                scratch / "base_scenes",
+                allow_fail=True,
+            ),
+            "after_photos": _score_photos(
+                args, str(out), val_dir, root, scratch / "after_scenes_photos"
+            ),
         }
     report["load_average_end"] = os.getloadavg()[0]
     base = report["base"]["photos"]["segm"]["AP"]
     report["targets"] = {
-        "photos_segm_ap_not_below_base_minus_0.005": report["photos"]["after"]["segm"]["AP"] >= base - 0.005,
+        "photos_segm_ap_not_below_base_minus_0.005": report["photos"]["after"]["segm"]["AP"]
+        >= base - 0.005,
         "scenes_segm_ap_at_least_0.25": report["scenes"]["after"]["segm"]["AP"] >= 0.25,
-        "photos_after_scenes_at_least_0.8x_base": report["scenes"]["after_photos"]["segm"]["AP"] >= 0.8 * base,
-        "each_finetune_at_most_600_s": max(report["photos"]["finetune_seconds"],
-                                           report["scenes"]["finetune_seconds"]) <= 600,
+        "photos_after_scenes_at_least_0.8x_base": report["scenes"]["after_photos"]["segm"]["AP"]
+        >= 0.8 * base,
+        "each_finetune_at_most_600_s": max(
+            report["photos"]["finetune_seconds"], report["scenes"]["finetune_seconds"]
+        )
+        <= 600,
     }
     args.results.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.results / "finetune_loop.json", report)
@@ -114,8 +155,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _finetune(args: argparse.Namespace, folder: Path, out: Path) -> tuple[Path, float, str]:
-    command = [sys.executable, "-m", "trainers.parsing", "--dataset", "annotations", "--data-path", str(folder),
-               "--init-from", args.model, "--out", str(out), "--threads", str(args.threads), *args.extra.split()]
+    command = [
+        sys.executable,
+        "-m",
+        "trainers.parsing",
+        "--dataset",
+        "annotations",
+        "--data-path",
+        str(folder),
+        "--init-from",
+        args.model,
+        "--out",
+        str(out),
+        "--threads",
+        str(args.threads),
+        *args.extra.split(),
+    ]
     start = time.perf_counter()
     subprocess.run(command, cwd=REPO, check=True)
     seconds = round(time.perf_counter() - start, 1)
@@ -123,32 +178,61 @@ def _finetune(args: argparse.Namespace, folder: Path, out: Path) -> tuple[Path, 
     return out / "model.pt", seconds, shown.replace(str(out), "OUT")
 
 
-def _score_photos(args: argparse.Namespace, model: str, photos: Path, root: Path, out: Path) -> dict:
+def _score_photos(
+    args: argparse.Namespace, model: str, photos: Path, root: Path, out: Path
+) -> dict:
     return _score(args, model, photos, ["--gt", str(root), "--split", "val"], out)
 
 
-def _score(args: argparse.Namespace, model: str, photos: Path, gt: list[str], out: Path,
-           allow_fail: bool = False) -> dict:
-    status = predict([str(photos), "--model", model, "--out", str(out), "--min-score", "0.001", "--no-cache",
-                      "--threads", str(args.threads)])
+def _score(
+    args: argparse.Namespace,
+    model: str,
+    photos: Path,
+    gt: list[str],
+    out: Path,
+    allow_fail: bool = False,
+) -> dict:
+    status = predict(
+        [
+            str(photos),
+            "--model",
+            model,
+            "--out",
+            str(out),
+            "--min-score",
+            "0.001",
+            "--no-cache",
+            "--threads",
+            str(args.threads),
+        ]
+    )
     if status != 0:
         raise RuntimeError(f"predict failed on {photos} with {model}")
     predictions = out / "predictions.json"
-    if "--split" not in gt:  # a COCO ground truth of its own classes: score only predictions of those
+    # a COCO ground truth of its own classes: score only predictions of those
+    if "--split" not in gt:
         truth = json.loads(Path(gt[1]).read_text())
         wanted = {c["id"] for c in truth["categories"]}
         records = [p for p in json.loads(predictions.read_text()) if p["category_id"] in wanted]
         predictions = out / "predictions.gt_classes.json"
         predictions.write_text(json.dumps(records))
         if not records:
-            return {"segm": {"AP": None}, "bbox": {"AP": None}, "note": "no prediction of these classes"}
+            return {
+                "segm": {"AP": None},
+                "bbox": {"AP": None},
+                "note": "no prediction of these classes",
+            }
     scores = {}
     for iou in ("segm", "bbox"):
         target = out / f"{iou}.json"
         status = evaluate([*gt, "--pred", str(predictions), "--iou", iou, "--json", str(target)])
         if status != 0:
             if allow_fail:
-                return {"segm": {"AP": None}, "bbox": {"AP": None}, "note": "the start model has no such classes"}
+                return {
+                    "segm": {"AP": None},
+                    "bbox": {"AP": None},
+                    "note": "the start model has no such classes",
+                }
             raise RuntimeError(f"evaluate failed for {out}")
         metrics = json.loads(target.read_text())
         scores[iou] = {k: metrics[k] for k in ("AP", "AP50", "AP75")}
@@ -157,17 +241,29 @@ def _score(args: argparse.Namespace, model: str, photos: Path, gt: list[str], ou
 
 def _remap_by_name(gt: dict, card: dict) -> dict:
     """The scenes' ground truth with the fine-tuned model's category ids for the same names."""
-    ids = dict(zip(card["class_names"], card.get("category_ids") or range(1, len(card["class_names"]) + 1), strict=False))
+    ids = dict(
+        zip(
+            card["class_names"],
+            card.get("category_ids") or range(1, len(card["class_names"]) + 1),
+            strict=False,
+        )
+    )
     old_to_new = {c["id"]: ids[c["name"]] for c in gt["categories"]}
     gt["categories"] = [{**c, "id": old_to_new[c["id"]]} for c in gt["categories"]]
-    gt["annotations"] = [{**a, "category_id": old_to_new[a["category_id"]]} for a in gt["annotations"]]
+    gt["annotations"] = [
+        {**a, "category_id": old_to_new[a["category_id"]]} for a in gt["annotations"]
+    ]
     return gt
 
 
 def _card_summary(weights: Path) -> dict:
     card = read_card(weights)
-    return {"epochs": card.get("epochs"), "classes_added": card.get("fine_tuned_from", {}).get("classes_added"),
-            "training_seconds": card.get("training", {}).get("seconds"), "dataset": card.get("dataset")}
+    return {
+        "epochs": card.get("epochs"),
+        "classes_added": card.get("fine_tuned_from", {}).get("classes_added"),
+        "training_seconds": card.get("training", {}).get("seconds"),
+        "dataset": card.get("dataset"),
+    }
 
 
 def _markdown(r: dict) -> str:
@@ -192,7 +288,8 @@ def _markdown(r: dict) -> str:
         f"| same model, back on the 100 held-out CCP photos | | {ap(base)} | {ap(r['scenes']['after_photos'])} | "
         f"{ap(base, 'bbox')} | {ap(r['scenes']['after_photos'], 'bbox')} |",
         "",
-        "Targets: " + ", ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in r["targets"].items()),
+        "Targets: "
+        + ", ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in r["targets"].items()),
         "",
         "Commands:",
         f"- `{r['photos']['command']}`",

@@ -48,8 +48,11 @@ TARGET_IOU = 0.85
 MAX_INTERACTIONS = 11
 BASELINE_ITERATIONS = 5
 BASELINE_RADIUS = 5
-METHOD_NAMES = {"learned": "learned model (segment)", "segment": "previous segment (GrabCut path)",
-                "grabcut": "OpenCV GrabCut (whole photo)"}
+METHOD_NAMES = {
+    "learned": "learned model (segment)",
+    "segment": "previous segment (GrabCut path)",
+    "grabcut": "OpenCV GrabCut (whole photo)",
+}
 
 
 def load_garments(root: Path) -> tuple[list[dict[str, Any]], int]:
@@ -63,16 +66,26 @@ def load_garments(root: Path) -> tuple[list[dict[str, Any]], int]:
         for ann in dataset._annotations(index):
             mask = np.asarray(ann["segmentation"]).astype(bool)
             if mask.sum() >= MIN_AREA:
-                garments.append({"file": entry.file_name, "category": dataset.class_names[ann["label"] - 1],
-                                 "area": int(mask.sum()), "mask": mask})
+                garments.append(
+                    {
+                        "file": entry.file_name,
+                        "category": dataset.class_names[ann["label"] - 1],
+                        "area": int(mask.sum()),
+                        "mask": mask,
+                    }
+                )
     return garments, len(dataset.images)
 
 
 def padded_box(mask: np.ndarray) -> tuple[int, int, int, int]:
     ys, xs = np.nonzero(mask)
     height, width = mask.shape
-    return (max(0, int(xs.min()) - BOX_PAD), max(0, int(ys.min()) - BOX_PAD),
-            min(width, int(xs.max()) + 1 + BOX_PAD), min(height, int(ys.max()) + 1 + BOX_PAD))
+    return (
+        max(0, int(xs.min()) - BOX_PAD),
+        max(0, int(ys.min()) - BOX_PAD),
+        min(width, int(xs.max()) + 1 + BOX_PAD),
+        min(height, int(ys.max()) + 1 + BOX_PAD),
+    )
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -85,8 +98,15 @@ def plain_grabcut(image: np.ndarray, box, positive, negative, state: dict) -> np
     background, foreground = np.zeros((1, 65)), np.zeros((1, 65))
     if box is not None and not positive and not negative:
         x0, y0, x1, y1 = box
-        cv2.grabCut(bgr, mask, (x0, y0, x1 - x0, y1 - y0), background, foreground, BASELINE_ITERATIONS,
-                    cv2.GC_INIT_WITH_RECT)
+        cv2.grabCut(
+            bgr,
+            mask,
+            (x0, y0, x1 - x0, y1 - y0),
+            background,
+            foreground,
+            BASELINE_ITERATIONS,
+            cv2.GC_INIT_WITH_RECT,
+        )
     else:
         if box is not None:
             x0, y0, x1, y1 = box
@@ -99,7 +119,9 @@ def plain_grabcut(image: np.ndarray, box, positive, negative, state: dict) -> np
             cv2.circle(mask, (x, y), BASELINE_RADIUS, int(cv2.GC_BGD), -1)
         if not ((mask == cv2.GC_BGD) | (mask == cv2.GC_PR_BGD)).any():
             mask[0, 0] = cv2.GC_BGD
-        cv2.grabCut(bgr, mask, None, background, foreground, BASELINE_ITERATIONS, cv2.GC_INIT_WITH_MASK)
+        cv2.grabCut(
+            bgr, mask, None, background, foreground, BASELINE_ITERATIONS, cv2.GC_INIT_WITH_MASK
+        )
     return (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
 
 
@@ -111,11 +133,13 @@ def via_segment(method: str) -> Callable[..., np.ndarray]:
         mask = segment(image, box, positive, negative, session=session, method=method)
         state["method"] = session.method
         return mask
+
     return run
 
 
-def one_garment(method: Callable[..., np.ndarray], image: np.ndarray, truth: np.ndarray,
-                with_box: bool) -> dict[str, Any]:
+def one_garment(
+    method: Callable[..., np.ndarray], image: np.ndarray, truth: np.ndarray, with_box: bool
+) -> dict[str, Any]:
     box = padded_box(truth) if with_box else None
     positive: list[tuple[int, int]] = [] if with_box else [innermost_point(truth)]
     negative: list[tuple[int, int]] = []
@@ -133,9 +157,14 @@ def one_garment(method: Callable[..., np.ndarray], image: np.ndarray, truth: np.
             break
         (positive if click[0] else negative).append(click[1])
     noc = len(curve) if curve[-1] >= TARGET_IOU else MAX_INTERACTIONS
-    return {"noc": noc, "first_iou": round(curve[0], 4), "curve": [round(v, 4) for v in curve],
-            "first_seconds": round(seconds[0], 4), "later_seconds": [round(s, 4) for s in seconds[1:]],
-            "used": state.get("method")}
+    return {
+        "noc": noc,
+        "first_iou": round(curve[0], 4),
+        "curve": [round(v, 4) for v in curve],
+        "first_seconds": round(seconds[0], 4),
+        "later_seconds": [round(s, 4) for s in seconds[1:]],
+        "used": state.get("method"),
+    }
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -149,41 +178,62 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         out[protocol] = {
             "first_iou_mean": round(float(np.mean([r["first_iou"] for r in runs])), 4),
             "noc85_mean": round(float(np.mean([r["noc"] for r in runs])), 3),
-            "failed_85_within_11": round(float(np.mean([r["noc"] >= MAX_INTERACTIONS for r in runs])), 4),
-            "mean_iou_after_clicks_0_to_3": [round(float(np.mean([c[min(k, len(c) - 1)] for c in curves])), 4)
-                                             for k in range(4)],
+            "failed_85_within_11": round(
+                float(np.mean([r["noc"] >= MAX_INTERACTIONS for r in runs])), 4
+            ),
+            "mean_iou_after_clicks_0_to_3": [
+                round(float(np.mean([c[min(k, len(c) - 1)] for c in curves])), 4) for k in range(4)
+            ],
             "seconds_median_all": round(float(statistics.median(first + later)), 4),
             "seconds_median_first_call": round(float(statistics.median(first)), 4),
-            "seconds_median_later_calls": round(float(statistics.median(later)), 4) if later else None,
+            "seconds_median_later_calls": round(float(statistics.median(later)), 4)
+            if later
+            else None,
             "interactions": len(first) + len(later),
         }
     return out
 
 
-def run_method(name: str, garments: list[dict[str, Any]], images: dict[str, np.ndarray]) -> list[dict[str, Any]]:
-    method = plain_grabcut if name == "grabcut" else via_segment("learned" if name == "learned" else "grabcut")
+def run_method(
+    name: str, garments: list[dict[str, Any]], images: dict[str, np.ndarray]
+) -> list[dict[str, Any]]:
+    method = (
+        plain_grabcut
+        if name == "grabcut"
+        else via_segment("learned" if name == "learned" else "grabcut")
+    )
     rows = []
     for k, garment in enumerate(garments):
         image = images[garment["file"]]
-        rows.append({"garment": garment["index"], "box": one_garment(method, image, garment["mask"], True),
-                     "clicks": one_garment(method, image, garment["mask"], False)})
+        rows.append(
+            {
+                "garment": garment["index"],
+                "box": one_garment(method, image, garment["mask"], True),
+                "clicks": one_garment(method, image, garment["mask"], False),
+            }
+        )
         if (k + 1) % 25 == 0:
             print(f"  {name}: {k + 1}/{len(garments)} garments", file=sys.stderr, flush=True)
     return rows
 
 
 def _table(record: dict[str, Any]) -> list[str]:
-    rows = ["| method | garments | box only: mean IoU | box + clicks: mean NoC@85 | box: never (11) | "
-            "box: IoU after 1/2/3 clicks | clicks only: first-click IoU | clicks only: mean NoC@85 | "
-            "median s / interaction (first call / later) |", "|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| method | garments | box only: mean IoU | box + clicks: mean NoC@85 | box: never (11) | "
+        "box: IoU after 1/2/3 clicks | clicks only: first-click IoU | clicks only: mean NoC@85 | "
+        "median s / interaction (first call / later) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for label, figures in record["tables"]:
         b, c = figures["box"], figures["clicks"]
         after = " / ".join(f"{v:.3f}" for v in b["mean_iou_after_clicks_0_to_3"][1:])
         later = b["seconds_median_later_calls"]
-        rows.append(f"| {label} | {figures['garments']} | {b['first_iou_mean']:.3f} | {b['noc85_mean']:.2f} | "
-                    f"{b['failed_85_within_11']:.0%} | {after} | {c['first_iou_mean']:.3f} | {c['noc85_mean']:.2f} | "
-                    f"{b['seconds_median_all']:.3f} ({b['seconds_median_first_call']:.3f} / "
-                    f"{later if later is None else f'{later:.3f}'}) |")
+        rows.append(
+            f"| {label} | {figures['garments']} | {b['first_iou_mean']:.3f} | {b['noc85_mean']:.2f} | "
+            f"{b['failed_85_within_11']:.0%} | {after} | {c['first_iou_mean']:.3f} | {c['noc85_mean']:.2f} | "
+            f"{b['seconds_median_all']:.3f} ({b['seconds_median_first_call']:.3f} / "
+            f"{later if later is None else f'{later:.3f}'}) |"
+        )
     return rows
 
 
@@ -195,8 +245,12 @@ def write(record: dict[str, Any], results: Path) -> None:
     tables = []
     if "learned" in per:
         tables.append((f"{METHOD_NAMES['learned']}, all garments", summarize(per["learned"])))
-        tables.append((f"{METHOD_NAMES['learned']}, baseline subset",
-                       summarize([r for r in per["learned"] if r["garment"] in subset])))
+        tables.append(
+            (
+                f"{METHOD_NAMES['learned']}, baseline subset",
+                summarize([r for r in per["learned"] if r["garment"] in subset]),
+            )
+        )
     for name in ("segment", "grabcut"):
         if name in per:
             note = " (stored run)" if name in record.get("reused", {}) else ""
@@ -225,19 +279,33 @@ def write(record: dict[str, Any], results: Path) -> None:
         "",
     ]
     for name, source in record.get("reused", {}).items():
-        md.append(f"{METHOD_NAMES[name]}: figures (timings included) from the stored run `{source['command']}` "
-                  f"of {source['date']} on the same sample.")
+        md.append(
+            f"{METHOD_NAMES[name]}: figures (timings included) from the stored run `{source['command']}` "
+            f"of {source['date']} on the same sample."
+        )
     atomic_write_text(results / "interactive_segmentation.md", "\n".join(md) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", default="learned,segment,grabcut", help="comma-separated: " +
-                        ", ".join(METHOD_NAMES))
-    parser.add_argument("--baseline-garments", type=int, default=60, help="the GrabCut methods' subset size")
-    parser.add_argument("--limit", type=int, default=0, help="only the first N garments (a quick look)")
-    parser.add_argument("--reuse", type=Path, action="append", default=[],
-                        help="take the methods stored in this result JSON (repeatable; --methods '' runs none)")
+    parser.add_argument(
+        "--methods",
+        default="learned,segment,grabcut",
+        help="comma-separated: " + ", ".join(METHOD_NAMES),
+    )
+    parser.add_argument(
+        "--baseline-garments", type=int, default=60, help="the GrabCut methods' subset size"
+    )
+    parser.add_argument(
+        "--limit", type=int, default=0, help="only the first N garments (a quick look)"
+    )
+    parser.add_argument(
+        "--reuse",
+        type=Path,
+        action="append",
+        default=[],
+        help="take the methods stored in this result JSON (repeatable; --methods '' runs none)",
+    )
     parsed = parse_ccp_benchmark(parser, argv, default_threads=1)
     if parsed is None:
         return 2
@@ -249,7 +317,9 @@ def main(argv: list[str] | None = None) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHOD_NAMES]
     if unknown:
-        raise FashionViewerError(f"--methods: unknown {', '.join(unknown)} (choose from {', '.join(METHOD_NAMES)})")
+        raise FashionViewerError(
+            f"--methods: unknown {', '.join(unknown)} (choose from {', '.join(METHOD_NAMES)})"
+        )
     garments, photos = load_garments(root)
     for index, garment in enumerate(garments):
         garment["index"] = index
@@ -257,30 +327,52 @@ def main(argv: list[str] | None = None) -> int:
         garments = garments[: args.limit]
     step = max(1, len(garments) // max(1, args.baseline_garments))
     subset = garments[::step][: args.baseline_garments]
-    command = "python benchmarks/interactive_segmentation.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python benchmarks/interactive_segmentation.py " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
     record: dict[str, Any] = {
-        "command": command.strip(), "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "sample": {"split": "CCP val (100 photos, seed 0)", "garments": len(garments), "photos": photos,
-                   "min_area": MIN_AREA, "baseline_step": step, "baseline_subset": [g["index"] for g in subset],
-                   "categories": {c: sum(g["category"] == c for g in garments)
-                                  for c in sorted({g["category"] for g in garments})}},
-        "protocol": {"target_iou": TARGET_IOU, "max_interactions": MAX_INTERACTIONS, "box_pad_px": BOX_PAD,
-                     "noc_counts": "interactions including the box or the first click"},
+        "command": command.strip(),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "sample": {
+            "split": "CCP val (100 photos, seed 0)",
+            "garments": len(garments),
+            "photos": photos,
+            "min_area": MIN_AREA,
+            "baseline_step": step,
+            "baseline_subset": [g["index"] for g in subset],
+            "categories": {
+                c: sum(g["category"] == c for g in garments)
+                for c in sorted({g["category"] for g in garments})
+            },
+        },
+        "protocol": {
+            "target_iou": TARGET_IOU,
+            "max_interactions": MAX_INTERACTIONS,
+            "box_pad_px": BOX_PAD,
+            "noc_counts": "interactions including the box or the first click",
+        },
         "cpu": {"cores": os.cpu_count(), "load_average_at_end": os.getloadavg()[0]},
-        "per_garment": {}, "reused": {},
+        "per_garment": {},
+        "reused": {},
     }
     for reuse in args.reuse:
         try:
             stored = json.loads(reuse.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise FashionViewerError(f"--reuse {reuse}: not a readable result file ({exc})") from None
+            raise FashionViewerError(
+                f"--reuse {reuse}: not a readable result file ({exc})"
+            ) from None
         if stored.get("sample", {}).get("baseline_subset") != record["sample"]["baseline_subset"]:
-            raise FashionViewerError(f"--reuse {reuse}: another sample of garments; run the methods again")
+            raise FashionViewerError(
+                f"--reuse {reuse}: another sample of garments; run the methods again"
+            )
         for name, rows in stored.get("per_garment", {}).items():
             if name not in methods:
                 record["per_garment"][name] = rows
-                record["reused"][name] = stored.get("reused", {}).get(name) or {"command": stored["command"],
-                                                                                  "date": stored["date"]}
+                record["reused"][name] = stored.get("reused", {}).get(name) or {
+                    "command": stored["command"],
+                    "date": stored["date"],
+                }
     images = {name: load_image(root / "photos" / name) for name in {g["file"] for g in garments}}
     for name in methods:
         chosen = garments if name == "learned" else subset

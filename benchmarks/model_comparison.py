@@ -50,11 +50,19 @@ def measure(checkpoint: str, dataset: CCPDataset, ground_truth: dict, floor: flo
         results += prediction.to_coco_results(category_ids=predictor.category_ids)
     ordered = sorted(seconds)
     row = {
-        "checkpoint": checkpoint, "architecture": card.get("architecture"), "min_size": card.get("min_size"),
+        "checkpoint": checkpoint,
+        "architecture": card.get("architecture"),
+        "min_size": card.get("min_size"),
         # Counted on the checkpoint's own model: the predictor's has its batch norms folded away.
-        "parameters": sum(p.numel() for p in load_model(resolve_model_path(checkpoint))[0].parameters()),
-        "training": {key: card.get("training", {}).get(key) for key in ("seconds", "freeze_backbone", "image_size")},
-        "median_s": round(statistics.median(ordered), 3), "p90_s": round(ordered[int(0.9 * (len(ordered) - 1))], 3),
+        "parameters": sum(
+            p.numel() for p in load_model(resolve_model_path(checkpoint))[0].parameters()
+        ),
+        "training": {
+            key: card.get("training", {}).get(key)
+            for key in ("seconds", "freeze_backbone", "image_size")
+        },
+        "median_s": round(statistics.median(ordered), 3),
+        "p90_s": round(ordered[int(0.9 * (len(ordered) - 1))], 3),
         "detections_per_image": round(len(results) / len(images), 1),
     }
     for iou in ("segm", "bbox"):
@@ -64,9 +72,13 @@ def measure(checkpoint: str, dataset: CCPDataset, ground_truth: dict, floor: flo
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("checkpoints", nargs="+", help="bundled model names (ccp) or checkpoint paths")
-    p.add_argument("--floor", type=float, default=0.05, help="score floor (COCO evaluation: low, as usual)")
+    p.add_argument(
+        "--floor", type=float, default=0.05, help="score floor (COCO evaluation: low, as usual)"
+    )
     parsed = parse_ccp_benchmark(p, argv, default_threads=1)
     if parsed is None:
         return 2
@@ -78,15 +90,25 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(measure(checkpoint, dataset, ground_truth, args.floor))
         print(rows[-1], flush=True)
     args.results.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(args.results / "model_comparison.json", {"split": "ccp val", "images": len(dataset),
-                                                                "threads": args.threads, "rows": rows})
-    lines = [f"# Models on {len(dataset)} held-out CCP photos ({args.threads} CPU thread(s), floor {args.floor})\n",
-             "| checkpoint | architecture | px | parameters | median s/img | p90 s/img | segm AP | segm AP50 "
-             "| bbox AP | bbox AP50 |", "|---|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['checkpoint']} | {r['architecture']} | {r['min_size']} | {r['parameters']:,} | {r['median_s']} "
-              f"| {r['p90_s']} | {r['segm_ap']} | {r['segm_ap50']} | {r['bbox_ap']} | {r['bbox_ap50']} |" for r in rows]
-    lines.append(f"\nMeasured by `python benchmarks/model_comparison.py "
-                 f"{' '.join(argv if argv is not None else sys.argv[1:])}`.\n")
+    atomic_write_json(
+        args.results / "model_comparison.json",
+        {"split": "ccp val", "images": len(dataset), "threads": args.threads, "rows": rows},
+    )
+    lines = [
+        f"# Models on {len(dataset)} held-out CCP photos ({args.threads} CPU thread(s), floor {args.floor})\n",
+        "| checkpoint | architecture | px | parameters | median s/img | p90 s/img | segm AP | segm AP50 "
+        "| bbox AP | bbox AP50 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['checkpoint']} | {r['architecture']} | {r['min_size']} | {r['parameters']:,} | {r['median_s']} "
+        f"| {r['p90_s']} | {r['segm_ap']} | {r['segm_ap50']} | {r['bbox_ap']} | {r['bbox_ap50']} |"
+        for r in rows
+    ]
+    lines.append(
+        f"\nMeasured by `python benchmarks/model_comparison.py "
+        f"{' '.join(argv if argv is not None else sys.argv[1:])}`.\n"
+    )
     atomic_write_text(args.results / "model_comparison.md", "\n".join(lines))
     print("\n".join(lines))
     return 0

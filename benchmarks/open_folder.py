@@ -40,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
         (folder / f"img_{i:05d}.jpg").touch()
     times = []
     for _ in range(args.repeats):
-        window = MainWindow(settings=QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat))
+        window = MainWindow(
+            settings=QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat)
+        )
         window.show()
         app.processEvents()
         start = time.perf_counter()
@@ -51,10 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         times.append(time.perf_counter() - start)
         window.close()
         app.processEvents()
-    text = (f"# Opening a folder of {args.images:,} images\n\n"
-            f"Time from Open Folder to showing the last image, {args.repeats} runs: median "
-            f"{statistics.median(times):.3f} s, worst {max(times):.3f} s (target: under 1 s).\n\n"
-            f"Measured by `python benchmarks/open_folder.py --images {args.images}`.\n")
+    text = (
+        f"# Opening a folder of {args.images:,} images\n\n"
+        f"Time from Open Folder to showing the last image, {args.repeats} runs: median "
+        f"{statistics.median(times):.3f} s, worst {max(times):.3f} s (target: under 1 s).\n\n"
+        f"Measured by `python benchmarks/open_folder.py --images {args.images}`.\n"
+    )
     atomic_write_text(args.results / "open_folder.md", text)
     print(text)
     return 0

@@ -38,7 +38,9 @@ def make_prediction(n: int, width: int, height: int, seed: int = 0) -> ImagePred
         ys, xs = np.nonzero(mask)
         box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) if len(xs) else (0, 0, 1, 1)
         label = int(rng.integers(1, 11))
-        instances.append(Instance(box, label, f"class {label}", float(rng.uniform(0.05, 1.0)), encode_mask(mask)))
+        instances.append(
+            Instance(box, label, f"class {label}", float(rng.uniform(0.05, 1.0)), encode_mask(mask))
+        )
     return ImagePrediction("bench.png", width, height, instances)
 
 
@@ -91,16 +93,24 @@ def main() -> int:
     app.processEvents()
 
     def full_redraw() -> None:
-        session.threshold = float(next(thresholds))  # set directly: time one redraw, not the signal fan-out
+        # set directly: time one redraw, not the signal fan-out
+        session.threshold = float(next(thresholds))
         presenter.redraw()
         widget.canvas.viewport().repaint()  # include painting the boxes and captions
 
     full_ms = timed(full_redraw, args.repeats)
     session.set_threshold(0.0)
-    print(f"{args.instances} instances on a {width}x{height} image, {args.repeats} repeats "
-          f"(one-time mask decode: {decode_ms:.0f} ms)")
-    for name, values in (("re-filter + numpy composite", core_ms), ("full viewer redraw + paint", full_ms)):
-        print(f"  {name:30s} median {statistics.median(values):6.1f} ms   p95 {np.percentile(values, 95):6.1f} ms")
+    print(
+        f"{args.instances} instances on a {width}x{height} image, {args.repeats} repeats "
+        f"(one-time mask decode: {decode_ms:.0f} ms)"
+    )
+    for name, values in (
+        ("re-filter + numpy composite", core_ms),
+        ("full viewer redraw + paint", full_ms),
+    ):
+        print(
+            f"  {name:30s} median {statistics.median(values):6.1f} ms   p95 {np.percentile(values, 95):6.1f} ms"
+        )
     widget.close()
     widget.deleteLater()
     presenter = widget = None  # drop the last references before the event loop cleans up

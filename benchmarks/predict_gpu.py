@@ -51,7 +51,7 @@ def throughput(predictor: Predictor, images: list, batch: int, repeats: int) -> 
     done = 0
     for _ in range(repeats):
         for i in range(0, len(images) - batch + 1, batch):
-            predictor.predict_batch(images[i:i + batch])
+            predictor.predict_batch(images[i : i + batch])
             done += batch
     synchronize(predictor.device)
     seconds = time.perf_counter() - start
@@ -59,18 +59,32 @@ def throughput(predictor: Predictor, images: list, batch: int, repeats: int) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--images", type=int, default=64)
     p.add_argument("--repeats", type=int, default=3, help="passes over the images per setting")
     p.add_argument("--model", default="maskrcnn_resnet50_fpn")
-    p.add_argument("--weights", default="auto", help="coco, a checkpoint path, random, or auto (coco if cached)")
-    p.add_argument("--num-classes", type=int, default=47, help="classes incl. background for random weights")
-    p.add_argument("--min-size", type=int, default=None, help="shorter side in px (default: the model's own)")
+    p.add_argument(
+        "--weights",
+        default="auto",
+        help="coco, a checkpoint path, random, or auto (coco if cached)",
+    )
+    p.add_argument(
+        "--num-classes", type=int, default=47, help="classes incl. background for random weights"
+    )
+    p.add_argument(
+        "--min-size", type=int, default=None, help="shorter side in px (default: the model's own)"
+    )
     p.add_argument("--floor", type=float, default=0.3)
     p.add_argument("--batches", default="1,8")
     p.add_argument("--device", default="cuda")
-    p.add_argument("--results", type=Path, default=None,
-                   help="where to write predict_gpu.{md,json} (default benchmarks/results on a GPU, nowhere on a CPU)")
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="where to write predict_gpu.{md,json} (default benchmarks/results on a GPU, nowhere on a CPU)",
+    )
     args = p.parse_args(argv)
 
     device = torch.device(args.device)
@@ -85,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.weights == "auto":
         from fashionviewer.core.base.errors import WeightsError
+
         try:
             model, source, arch = build_model(args.model, "coco", args.num_classes, args.min_size)
         except WeightsError:
@@ -97,25 +112,40 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     for dtype in (None, torch.bfloat16):
-        predictor = Predictor(model, names, device, score_floor=args.floor, model_name=arch,
-                              backbone_dtype=dtype)
+        predictor = Predictor(
+            model, names, device, score_floor=args.floor, model_name=arch, backbone_dtype=dtype
+        )
         for batch in (int(b) for b in args.batches.split(",")):
             result = throughput(predictor, images, min(batch, len(images)), args.repeats)
-            rows.append({"precision": "bf16 backbone" if dtype else "fp32", "batch": batch, **result})
+            rows.append(
+                {"precision": "bf16 backbone" if dtype else "fp32", "batch": batch, **result}
+            )
             print(rows[-1], flush=True)
 
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu (smoke test)"
-    report = {"model": arch, "weights": source, "min_size": model.transform.min_size[0], "floor": args.floor,
-              "device": gpu, "torch": torch.__version__, "photos": "CCP" if root else "bundled demo", "rows": rows}
+    report = {
+        "model": arch,
+        "weights": source,
+        "min_size": model.transform.min_size[0],
+        "floor": args.floor,
+        "device": gpu,
+        "torch": torch.__version__,
+        "photos": "CCP" if root else "bundled demo",
+        "rows": rows,
+    }
     results = args.results or (REPO / "benchmarks" / "results" if device.type == "cuda" else None)
     if results is not None:
         results.mkdir(parents=True, exist_ok=True)
         atomic_write_json(results / "predict_gpu.json", report)
-        table = "\n".join(f"| {r['precision']} | {r['batch']} | {r['images_per_s']} |" for r in rows)
-        atomic_write_text(results / "predict_gpu.md",
-                          f"# GPU throughput: {arch} at {report['min_size']} px on {gpu}\n\nWeights: {source}; "
-                          f"floor {args.floor}; {len(images)} {report['photos']} photos x {args.repeats}.\n\n"
-                          f"| precision | batch | images/s |\n|---|---|---|\n{table}\n")
+        table = "\n".join(
+            f"| {r['precision']} | {r['batch']} | {r['images_per_s']} |" for r in rows
+        )
+        atomic_write_text(
+            results / "predict_gpu.md",
+            f"# GPU throughput: {arch} at {report['min_size']} px on {gpu}\n\nWeights: {source}; "
+            f"floor {args.floor}; {len(images)} {report['photos']} photos x {args.repeats}.\n\n"
+            f"| precision | batch | images/s |\n|---|---|---|\n{table}\n",
+        )
     return 0
 
 

@@ -62,18 +62,27 @@ def model_argument(name: str, workdir: Path) -> tuple[str, str]:
 
     torch.manual_seed(0)
     path = workdir / "random_light.pt"
-    save_checkpoint(get_model("maskrcnn_mobilenet_v3_light", len(CLASSES) + 1, weights=None), path,
-                    {"class_names": list(CLASSES)})
-    return str(path), "maskrcnn_mobilenet_v3_light, seeded random weights (demo model not installed), 320 px"
+    save_checkpoint(
+        get_model("maskrcnn_mobilenet_v3_light", len(CLASSES) + 1, weights=None),
+        path,
+        {"class_names": list(CLASSES)},
+    )
+    return str(
+        path
+    ), "maskrcnn_mobilenet_v3_light, seeded random weights (demo model not installed), 320 px"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=800)
-    parser.add_argument("--checkpoints", default="100,800", help="image counts at which memory is sampled")
+    parser.add_argument(
+        "--checkpoints", default="100,800", help="image counts at which memory is sampled"
+    )
     parser.add_argument("--model", default="demo")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch CPU threads (0: torch's default)"
+    )
     args = parser.parse_args()
     checkpoints = sorted({int(c) for c in args.checkpoints.split(",") if c.strip()})
     if not checkpoints or checkpoints[-1] > args.images or checkpoints[0] < 1:
@@ -90,16 +99,37 @@ def main() -> int:
 
     def on_image(done: int) -> None:
         if done in checkpoints:
-            samples.append({"images": done, "peak_rss_mb": round(peak_rss_mb(), 1),
-                            "rss_mb": round(rss_mb(), 1), "seconds": round(time.perf_counter() - started, 1)})
-            print(f"after {done} images: peak RSS {samples[-1]['peak_rss_mb']:.0f} MiB, "
-                  f"RSS {samples[-1]['rss_mb']:.0f} MiB", file=sys.stderr)
+            samples.append(
+                {
+                    "images": done,
+                    "peak_rss_mb": round(peak_rss_mb(), 1),
+                    "rss_mb": round(rss_mb(), 1),
+                    "seconds": round(time.perf_counter() - started, 1),
+                }
+            )
+            print(
+                f"after {done} images: peak RSS {samples[-1]['peak_rss_mb']:.0f} MiB, "
+                f"RSS {samples[-1]['rss_mb']:.0f} MiB",
+                file=sys.stderr,
+            )
 
     with tempfile.TemporaryDirectory(prefix="fv-predict-memory-") as tmp:
         work = Path(tmp)
         model, model_text = model_argument(args.model, work)
-        argv = [str(photos), "--out", str(work / "out"), "--model", model, "--device", args.device,
-                "--cache", str(work / "cache.sqlite3"), "--limit", str(args.images), "--allow-random"]
+        argv = [
+            str(photos),
+            "--out",
+            str(work / "out"),
+            "--model",
+            model,
+            "--device",
+            args.device,
+            "--cache",
+            str(work / "cache.sqlite3"),
+            "--limit",
+            str(args.images),
+            "--allow-random",
+        ]
         if args.threads:
             argv += ["--threads", str(args.threads)]
         baseline = rss_mb()
@@ -130,32 +160,39 @@ def main() -> int:
         "peak_ratio_last_to_first": round(ratio, 4),
         "within_10_percent": ratio <= 1.10,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-                   f"torch {torch.__version__}",
+        f"torch {torch.__version__}",
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     atomic_write_json(RESULTS / "predict_memory.json", report)
-    rows = "\n".join(f"| {s['images']} | {s['peak_rss_mb']:.0f} | {s['rss_mb']:.0f} | {s['seconds']:.0f} |"
-                     for s in samples)
-    atomic_write_text(RESULTS / "predict_memory.md", f"""# `fashionviewer predict` memory over a long folder
+    rows = "\n".join(
+        f"| {s['images']} | {s['peak_rss_mb']:.0f} | {s['rss_mb']:.0f} | {s['seconds']:.0f} |"
+        for s in samples
+    )
+    atomic_write_text(
+        RESULTS / "predict_memory.md",
+        f"""# `fashionviewer predict` memory over a long folder
 
-{report['date']} — {report['machine']}
+{report["date"]} — {report["machine"]}
 
-Model: {model_text}; device {args.device}, {report['threads']} torch thread(s); fresh cache, so the model
-runs on every image. Photos: {report['photos']}. {args.images} images in {seconds:.0f} s
-({report['seconds_per_image']:.2f} s/image); COCO results file {results_mb:.1f} MB. RSS before the run
+Model: {model_text}; device {args.device}, {report["threads"]} torch thread(s); fresh cache, so the model
+runs on every image. Photos: {report["photos"]}. {args.images} images in {seconds:.0f} s
+({report["seconds_per_image"]:.2f} s/image); COCO results file {results_mb:.1f} MB. RSS before the run
 (after imports): {baseline:.0f} MiB.
 
 | images done | peak RSS (MiB) | RSS now (MiB) | elapsed (s) |
 |---:|---:|---:|---:|
 {rows}
 
-Peak RSS after {last['images']} images / after {first['images']}: **{ratio:.3f}**
-({'within' if ratio <= 1.10 else 'NOT within'} the 10 % target).
+Peak RSS after {last["images"]} images / after {first["images"]}: **{ratio:.3f}**
+({"within" if ratio <= 1.10 else "NOT within"} the 10 % target).
 
 Reproduce: `python benchmarks/predict_memory.py --images {args.images} --checkpoints {args.checkpoints}`
-""")
-    print(f"peak RSS {first['peak_rss_mb']:.0f} MiB after {first['images']} images, {last['peak_rss_mb']:.0f} MiB "
-          f"after {last['images']}: ratio {ratio:.3f}; wrote {RESULTS / 'predict_memory.md'}")
+""",
+    )
+    print(
+        f"peak RSS {first['peak_rss_mb']:.0f} MiB after {first['images']} images, {last['peak_rss_mb']:.0f} MiB "
+        f"after {last['images']}: ratio {ratio:.3f}; wrote {RESULTS / 'predict_memory.md'}"
+    )
     return 0
 
 

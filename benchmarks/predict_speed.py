@@ -92,12 +92,17 @@ class PeakRSS:
         return (self.peak - self.start) / 2**20
 
 
-def build_model(name: str, weights: str, num_classes: int, min_size: int | None
-                ) -> tuple[torch.nn.Module, str, str]:
+def build_model(
+    name: str, weights: str, num_classes: int, min_size: int | None
+) -> tuple[torch.nn.Module, str, str]:
     """The model both arms run (COCO weights, seeded random ones, or a checkpoint at its card's
     classes), what the weights are, and the architecture's name."""
     if weights == "coco":
-        return get_model(name, 91, weights="coco", min_size=min_size), "torchvision COCO weights", name
+        return (
+            get_model(name, 91, weights="coco", min_size=min_size),
+            "torchvision COCO weights",
+            name,
+        )
     if weights == "random":
         torch.manual_seed(0)
         model = get_model(name, num_classes, weights=None, min_size=min_size)
@@ -107,12 +112,20 @@ def build_model(name: str, weights: str, num_classes: int, min_size: int | None
         model.transform.min_size = (min_size,)
         model.transform.max_size = round(min_size * 1333 / 800)
     trained = card.get("training", {})
-    return model, (f"{weights} ({card['architecture']}, {len(card['class_names'])} classes, trained "
-                   f"{trained.get('seconds', '?')} s on {card.get('dataset', {}).get('name', '?')}"
-                   f"{', backbone frozen' if trained.get('freeze_backbone') else ''})"), card["architecture"]
+    return (
+        model,
+        (
+            f"{weights} ({card['architecture']}, {len(card['class_names'])} classes, trained "
+            f"{trained.get('seconds', '?')} s on {card.get('dataset', {}).get('name', '?')}"
+            f"{', backbone frozen' if trained.get('freeze_backbone') else ''})"
+        ),
+        card["architecture"],
+    )
 
 
-def baseline(model: torch.nn.Module, paths: list[Path], nudge: float = 0.0) -> tuple[list[dict], list[float], float]:
+def baseline(
+    model: torch.nn.Module, paths: list[Path], nudge: float = 0.0
+) -> tuple[list[dict], list[float], float]:
     """The plain loop; ``nudge`` adds that much Gaussian noise to each input (the stability check)."""
     from PIL import Image
     from torchvision.transforms.functional import to_tensor
@@ -133,17 +146,22 @@ def baseline(model: torch.nn.Module, paths: list[Path], nudge: float = 0.0) -> t
     return outputs, latencies, time.perf_counter() - start
 
 
-def pipeline(predictor: Predictor, paths: list[Path], batch: int) -> tuple[list, list[float], float]:
+def pipeline(
+    predictor: Predictor, paths: list[Path], batch: int
+) -> tuple[list, list[float], float]:
     predictions, latencies = [], []
     start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=1) as decoder:  # decode the next images while the model runs
+    # decode the next images while the model runs
+    with ThreadPoolExecutor(max_workers=1) as decoder:
         images = decoder.map(load_image, paths)
         pending: list[np.ndarray] = []
         t0 = time.perf_counter()
         for i, image in enumerate(images):
             pending.append(image)
             if len(pending) == batch or i == len(paths) - 1:
-                predictions += predictor.predict_batch(pending, [p.name for p in paths[i - len(pending) + 1:i + 1]])
+                predictions += predictor.predict_batch(
+                    pending, [p.name for p in paths[i - len(pending) + 1 : i + 1]]
+                )
                 now = time.perf_counter()
                 latencies += [(now - t0) / len(pending)] * len(pending)
                 pending, t0 = [], now
@@ -161,19 +179,32 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
 def as_instances(prediction) -> list[tuple[int, np.ndarray, np.ndarray]]:
     """(label, box, boolean mask) of a pipeline prediction's or a baseline output's instances."""
     if isinstance(prediction, dict):
-        return [(int(label), box.numpy(), mask.numpy()) for label, box, mask
-                in zip(prediction["labels"], prediction["boxes"], prediction["masks"], strict=False)]
-    return [(inst.label, np.array(inst.box), decode_mask(inst.rle).astype(bool)) for inst in prediction.instances]
+        return [
+            (int(label), box.numpy(), mask.numpy())
+            for label, box, mask in zip(
+                prediction["labels"], prediction["boxes"], prediction["masks"], strict=False
+            )
+        ]
+    return [
+        (inst.label, np.array(inst.box), decode_mask(inst.rle).astype(bool))
+        for inst in prediction.instances
+    ]
 
 
-def matches(base_outputs: list[dict], others: list, floor: float) -> list[tuple[float, float] | None]:
+def matches(
+    base_outputs: list[dict], others: list, floor: float
+) -> list[tuple[float, float] | None]:
     """For each baseline instance scoring at least ``floor``: (box IoU, mask IoU) of its best match
     among ``others`` (same class, box IoU >= 0.99, mask IoU >= 0.98), or None."""
     found = []
     for out, other in zip(base_outputs, others, strict=False):
         theirs = as_instances(other)
         for k in torch.nonzero(out["scores"] >= floor).flatten().tolist():
-            box, mask, label = out["boxes"][k].numpy(), out["masks"][k].numpy(), int(out["labels"][k])
+            box, mask, label = (
+                out["boxes"][k].numpy(),
+                out["masks"][k].numpy(),
+                int(out["labels"][k]),
+            )
             best = None
             for their_label, their_box, their_mask in theirs:
                 if their_label == label and (b_iou := box_iou(box, their_box)) >= 0.99:
@@ -189,41 +220,83 @@ def agreement(found: list[tuple[float, float] | None], among: list[bool] | None 
     """Summary of :func:`matches`, over the instances flagged in ``among`` if given."""
     kept = [f for i, f in enumerate(found) if among is None or among[i]]
     hits = [f for f in kept if f is not None]
-    return {"checked": len(kept), "matched": len(hits),
-            "worst_box_iou": round(float(min((h[0] for h in hits), default=1.0)), 4),
-            "worst_mask_iou": round(float(min((h[1] for h in hits), default=1.0)), 4),
-            "agree": len(hits) == len(kept)}
+    return {
+        "checked": len(kept),
+        "matched": len(hits),
+        "worst_box_iou": round(float(min((h[0] for h in hits), default=1.0)), 4),
+        "worst_mask_iou": round(float(min((h[1] for h in hits), default=1.0)), 4),
+        "agree": len(hits) == len(kept),
+    }
 
 
 def summary(latencies: list[float], total: float, n: int, memory_mb: float) -> dict:
     ordered = sorted(latencies)
-    return {"median_s": round(statistics.median(ordered), 3), "p90_s": round(ordered[int(0.9 * (len(ordered) - 1))], 3),
-            "images_per_s": round(n / total, 3), "peak_mb": round(memory_mb, 1)}
+    return {
+        "median_s": round(statistics.median(ordered), 3),
+        "p90_s": round(ordered[int(0.9 * (len(ordered) - 1))], 3),
+        "images_per_s": round(n / total, 3),
+        "peak_mb": round(memory_mb, 1),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--images", type=int, default=24)
     p.add_argument("--model", default="maskrcnn_resnet50_fpn")
-    p.add_argument("--weights", default="auto", help="coco, a checkpoint path, random, or auto (coco if cached)")
-    p.add_argument("--num-classes", type=int, default=2, help="classes incl. background for random weights")
-    p.add_argument("--min-size", type=int, default=None,
-                   help="shorter side in px (default: the architecture's, 512 for R50-FPN; a checkpoint's own)")
-    p.add_argument("--floor", type=float, default=0.3, help="the pipeline's score floor (and the agreement check's)")
+    p.add_argument(
+        "--weights",
+        default="auto",
+        help="coco, a checkpoint path, random, or auto (coco if cached)",
+    )
+    p.add_argument(
+        "--num-classes", type=int, default=2, help="classes incl. background for random weights"
+    )
+    p.add_argument(
+        "--min-size",
+        type=int,
+        default=None,
+        help="shorter side in px (default: the architecture's, 512 for R50-FPN; a checkpoint's own)",
+    )
+    p.add_argument(
+        "--floor",
+        type=float,
+        default=0.3,
+        help="the pipeline's score floor (and the agreement check's)",
+    )
     p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--chunk", type=int, default=4,
-                   help="the arms take turns on chunks of this many images, so both see the same machine load")
-    p.add_argument("--channels-last", action="store_true",
-                   help="the pipeline's model in channels-last order as load_predictor does on the CPU (faster "
-                        "convolutions, different float rounding)")
-    p.add_argument("--fold-batch-norm", action="store_true",
-                   help="the pipeline's batch norms folded into its convolutions as load_predictor does "
-                        "(core.folding; float rounding differs by about 1e-6)")
-    p.add_argument("--roi-pool", choices=["auto", "sparse", "threaded"], default="auto",
-                   help="the pipeline's CPU RoI pool (core.roi_pool): auto = sparse with --channels-last, as "
-                        "load_predictor does; threaded = torchvision's kernel on every core")
-    p.add_argument("--backbone-dtype", choices=["float32", "bfloat16"], default="float32",
-                   help="the pipeline's backbone precision (bfloat16: fast on CPUs with AVX512-BF16)")
+    p.add_argument(
+        "--chunk",
+        type=int,
+        default=4,
+        help="the arms take turns on chunks of this many images, so both see the same machine load",
+    )
+    p.add_argument(
+        "--channels-last",
+        action="store_true",
+        help="the pipeline's model in channels-last order as load_predictor does on the CPU (faster "
+        "convolutions, different float rounding)",
+    )
+    p.add_argument(
+        "--fold-batch-norm",
+        action="store_true",
+        help="the pipeline's batch norms folded into its convolutions as load_predictor does "
+        "(core.folding; float rounding differs by about 1e-6)",
+    )
+    p.add_argument(
+        "--roi-pool",
+        choices=["auto", "sparse", "threaded"],
+        default="auto",
+        help="the pipeline's CPU RoI pool (core.roi_pool): auto = sparse with --channels-last, as "
+        "load_predictor does; threaded = torchvision's kernel on every core",
+    )
+    p.add_argument(
+        "--backbone-dtype",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="the pipeline's backbone precision (bfloat16: fast on CPUs with AVX512-BF16)",
+    )
     parsed = parse_ccp_benchmark(p, argv, default_threads=torch.get_num_threads())
     if parsed is None:
         return 2
@@ -251,36 +324,66 @@ def main(argv: list[str] | None = None) -> int:
 
     backbone_dtype = torch.bfloat16 if args.backbone_dtype == "bfloat16" else None
     # Its own copy of the same weights: channels-last converts the model in place.
-    predictor = Predictor(copy.deepcopy(model), names, "cpu", score_floor=args.floor, model_name=arch,
-                          channels_last=args.channels_last, backbone_dtype=backbone_dtype,
-                          fold_batch_norm=args.fold_batch_norm,
-                          sparse_roi_pool=None if args.roi_pool == "auto" else args.roi_pool == "sparse")
+    predictor = Predictor(
+        copy.deepcopy(model),
+        names,
+        "cpu",
+        score_floor=args.floor,
+        model_name=arch,
+        channels_last=args.channels_last,
+        backbone_dtype=backbone_dtype,
+        fold_batch_norm=args.fold_batch_norm,
+        sparse_roi_pool=None if args.roi_pool == "auto" else args.roi_pool == "sparse",
+    )
     baseline(model, paths[:1])  # warm-up, both arms
     predictor.predict(load_image(paths[0]))
     base_out, base_lat, base_total, base_peak = [], [], 0.0, 0.0
     fast_out, fast_lat, fast_total, fast_peak = [], [], 0.0, 0.0
-    for start in range(0, len(paths), args.chunk):  # the arms take turns: load changes hit both alike
-        chunk = paths[start:start + args.chunk]
+    # the arms take turns: load changes hit both alike
+    for start in range(0, len(paths), args.chunk):
+        chunk = paths[start : start + args.chunk]
         with PeakRSS() as memory:
             outputs, latencies, total = baseline(model, chunk)
-        base_out, base_lat, base_total = base_out + outputs, base_lat + latencies, base_total + total
+        base_out, base_lat, base_total = (
+            base_out + outputs,
+            base_lat + latencies,
+            base_total + total,
+        )
         base_peak = max(base_peak, memory.used_mb)
         with PeakRSS() as memory:
             outputs, latencies, total = pipeline(predictor, chunk, args.batch)
-        fast_out, fast_lat, fast_total = fast_out + outputs, fast_lat + latencies, fast_total + total
+        fast_out, fast_lat, fast_total = (
+            fast_out + outputs,
+            fast_lat + latencies,
+            fast_total + total,
+        )
         fast_peak = max(fast_peak, memory.used_mb)
     # How stable is the model itself? The same plain loop on inputs nudged by NUDGE (far below one
     # 8-bit grey level): detections it does not reproduce are near-ties any rounding change can flip.
     found = matches(base_out, fast_out, args.floor)
-    stable = [f is not None for f in matches(base_out, baseline(model, paths, nudge=NUDGE)[0], args.floor)]
+    stable = [
+        f is not None for f in matches(base_out, baseline(model, paths, nudge=NUDGE)[0], args.floor)
+    ]
 
     result = {
-        "model": arch, "weights": source, "min_size": size, "images": len(paths),
-        "threads": args.threads, "floor": args.floor, "batch": args.batch, "chunk": args.chunk,
-        "channels_last": args.channels_last, "fold_batch_norm": args.fold_batch_norm,
-        "backbone_dtype": args.backbone_dtype, "sparse_roi_pool": predictor.sparse_roi_pool,
-        "detections_per_image_baseline": round(float(np.mean([len(o["scores"]) for o in base_out])), 1),
-        "instances_per_image_at_floor": round(float(np.mean([len(p.instances) for p in fast_out])), 1),
+        "model": arch,
+        "weights": source,
+        "min_size": size,
+        "images": len(paths),
+        "threads": args.threads,
+        "floor": args.floor,
+        "batch": args.batch,
+        "chunk": args.chunk,
+        "channels_last": args.channels_last,
+        "fold_batch_norm": args.fold_batch_norm,
+        "backbone_dtype": args.backbone_dtype,
+        "sparse_roi_pool": predictor.sparse_roi_pool,
+        "detections_per_image_baseline": round(
+            float(np.mean([len(o["scores"]) for o in base_out])), 1
+        ),
+        "instances_per_image_at_floor": round(
+            float(np.mean([len(p.instances) for p in fast_out])), 1
+        ),
         "baseline": summary(base_lat, base_total, len(paths), base_peak),
         "pipeline": summary(fast_lat, fast_total, len(paths), fast_peak),
         "agreement": agreement(found),
@@ -288,35 +391,43 @@ def main(argv: list[str] | None = None) -> int:
         "agreement_on_stable_instances": agreement(found, among=stable),
         "nudge": NUDGE,
     }
-    result["throughput_ratio"] = round(result["pipeline"]["images_per_s"] / result["baseline"]["images_per_s"], 2)
-    result["peak_memory_ratio"] = round(result["pipeline"]["peak_mb"] / max(result["baseline"]["peak_mb"], 1e-6), 2)
+    result["throughput_ratio"] = round(
+        result["pipeline"]["images_per_s"] / result["baseline"]["images_per_s"], 2
+    )
+    result["peak_memory_ratio"] = round(
+        result["pipeline"]["peak_mb"] / max(result["baseline"]["peak_mb"], 1e-6), 2
+    )
     args.results.mkdir(parents=True, exist_ok=True)
-    layout = ("_channels_last" if args.channels_last else "") + ("_folded" if args.fold_batch_norm else "")
+    layout = ("_channels_last" if args.channels_last else "") + (
+        "_folded" if args.fold_batch_norm else ""
+    )
     if args.roi_pool != "auto":
         layout += f"_{args.roi_pool}_pool"
     stem = f"predict_speed_{arch}_{weights_tag}_{args.backbone_dtype}{layout}"
     atomic_write_json(args.results / f"{stem}.json", result)
     b, f = result["baseline"], result["pipeline"]
-    table = (f"# Inference speed: {arch} at {size} px, {len(paths)} CCP photos, {args.threads} threads\n\n"
-             f"Weights: {source}. Pipeline floor {args.floor}, batch {args.batch}, "
-             f"{'channels-last' if args.channels_last else 'NCHW'}"
-             f"{', batch norms folded' if args.fold_batch_norm else ''}, "
-             f"{'sparse' if predictor.sparse_roi_pool else 'threaded'} RoI pool, backbone {args.backbone_dtype}; the arms "
-             f"alternate every {args.chunk} images. "
-             f"Detections per image (baseline, ≥0.05): {result['detections_per_image_baseline']}; "
-             f"instances per image at the floor: {result['instances_per_image_at_floor']}.\n\n"
-             "| arm | median s/img | p90 s/img | images/s | peak MB |\n|---|---|---|---|---|\n"
-             f"| baseline (plain loop) | {b['median_s']} | {b['p90_s']} | {b['images_per_s']} | {b['peak_mb']} |\n"
-             f"| pipeline | {f['median_s']} | {f['p90_s']} | {f['images_per_s']} | {f['peak_mb']} |\n"
-             f"| **ratio** | | | **{result['throughput_ratio']}×** | {result['peak_memory_ratio']}× |\n\n"
-             f"Agreement (every baseline instance at the floor matched: same class, box IoU ≥ 0.99, mask IoU ≥ "
-             f"0.98): {result['agreement']}\n\n"
-             f"Stability of the model itself: the plain loop on inputs nudged by {NUDGE:g} (Gaussian) reproduces "
-             f"{result['baseline_self_agreement_nudged']['matched']} of its "
-             f"{result['baseline_self_agreement_nudged']['checked']} instances; the pipeline matches "
-             f"{result['agreement_on_stable_instances']['matched']} of those "
-             f"{result['agreement_on_stable_instances']['checked']}.\n\nMeasured by `python benchmarks/predict_speed.py "
-             f"{' '.join(argv if argv is not None else sys.argv[1:])}`.\n")
+    table = (
+        f"# Inference speed: {arch} at {size} px, {len(paths)} CCP photos, {args.threads} threads\n\n"
+        f"Weights: {source}. Pipeline floor {args.floor}, batch {args.batch}, "
+        f"{'channels-last' if args.channels_last else 'NCHW'}"
+        f"{', batch norms folded' if args.fold_batch_norm else ''}, "
+        f"{'sparse' if predictor.sparse_roi_pool else 'threaded'} RoI pool, backbone {args.backbone_dtype}; the arms "
+        f"alternate every {args.chunk} images. "
+        f"Detections per image (baseline, ≥0.05): {result['detections_per_image_baseline']}; "
+        f"instances per image at the floor: {result['instances_per_image_at_floor']}.\n\n"
+        "| arm | median s/img | p90 s/img | images/s | peak MB |\n|---|---|---|---|---|\n"
+        f"| baseline (plain loop) | {b['median_s']} | {b['p90_s']} | {b['images_per_s']} | {b['peak_mb']} |\n"
+        f"| pipeline | {f['median_s']} | {f['p90_s']} | {f['images_per_s']} | {f['peak_mb']} |\n"
+        f"| **ratio** | | | **{result['throughput_ratio']}×** | {result['peak_memory_ratio']}× |\n\n"
+        f"Agreement (every baseline instance at the floor matched: same class, box IoU ≥ 0.99, mask IoU ≥ "
+        f"0.98): {result['agreement']}\n\n"
+        f"Stability of the model itself: the plain loop on inputs nudged by {NUDGE:g} (Gaussian) reproduces "
+        f"{result['baseline_self_agreement_nudged']['matched']} of its "
+        f"{result['baseline_self_agreement_nudged']['checked']} instances; the pipeline matches "
+        f"{result['agreement_on_stable_instances']['matched']} of those "
+        f"{result['agreement_on_stable_instances']['checked']}.\n\nMeasured by `python benchmarks/predict_speed.py "
+        f"{' '.join(argv if argv is not None else sys.argv[1:])}`.\n"
+    )
     atomic_write_text(args.results / f"{stem}.md", table)
     print(table)
     return 0

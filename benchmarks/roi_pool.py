@@ -45,12 +45,24 @@ def predictors(name: str) -> tuple[Predictor, Predictor, list[Path]]:
     else:
         root = ccp_dir()
         if root is None:
-            raise SystemExit("error: --model maskrcnn_resnet50_fpn runs on the CCP photos (../shared/data/ccp)")
+            raise SystemExit(
+                "error: --model maskrcnn_resnet50_fpn runs on the CCP photos (../shared/data/ccp)"
+            )
         model = get_model(name, 2, weights=None, min_size=512)
-        sparse = Predictor(model, ["item"], "cpu", channels_last=True, fold_batch_norm=True, model_name=name)
+        sparse = Predictor(
+            model, ["item"], "cpu", channels_last=True, fold_batch_norm=True, model_name=name
+        )
         paths = sorted((root / "photos").glob("*.jpg"))
-    threaded = Predictor(sparse.model, sparse.class_names, "cpu", sparse.score_floor, model_name=sparse.model_name,
-                         channels_last=True, sparse_roi_pool=False)  # already folded and channels-last
+    threaded = Predictor(
+        sparse.model,
+        sparse.class_names,
+        "cpu",
+        sparse.score_floor,
+        model_name=sparse.model_name,
+        # already folded and channels-last
+        channels_last=True,
+        sparse_roi_pool=False,
+    )
     assert sparse.sparse_roi_pool and not threaded.sparse_roi_pool
     return sparse, threaded, paths
 
@@ -78,12 +90,16 @@ def pool_seconds(predictor: Predictor, image: torch.Tensor) -> dict[str, float]:
 def agree(a, b) -> bool:
     if len(a.instances) != len(b.instances):
         return False
-    return all(x.label == y.label and max(abs(p - q) for p, q in zip(x.box, y.box, strict=False)) < 0.05
-               for x, y in zip(a.instances, b.instances, strict=False))
+    return all(
+        x.label == y.label and max(abs(p - q) for p, q in zip(x.box, y.box, strict=False)) < 0.05
+        for x, y in zip(a.instances, b.instances, strict=False)
+    )
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--model", default="demo", choices=["demo", "maskrcnn_resnet50_fpn"])
     p.add_argument("--images", type=int, default=6)
     p.add_argument("--rounds", type=int, default=3)
@@ -108,17 +124,25 @@ def main() -> int:
                 outputs[arm] = arms[arm].predict(image)
                 seconds[arm].append(time.perf_counter() - start)
             agreed.append(agree(outputs["sparse"], outputs["threaded"]))
-            for name, value in pool_seconds(sparse, torch.from_numpy(image).permute(2, 0, 1)).items():
+            for name, value in pool_seconds(
+                sparse, torch.from_numpy(image).permute(2, 0, 1)
+            ).items():
                 pools[name].append(value)
     median = {arm: statistics.median(values) for arm, values in seconds.items()}
     pool_median = {name: statistics.median(values) for name, values in pools.items()}
     result = {
-        "model": args.model, "images": len(images), "rounds": args.rounds, "threads": args.threads,
-        "min_size": list(sparse.model.transform.min_size), "score_floor": sparse.score_floor,
+        "model": args.model,
+        "images": len(images),
+        "rounds": args.rounds,
+        "threads": args.threads,
+        "min_size": list(sparse.model.transform.min_size),
+        "score_floor": sparse.score_floor,
         "predict_median_s": {arm: round(v, 4) for arm, v in median.items()},
         "predict_ratio_threaded_over_sparse": round(median["threaded"] / median["sparse"], 3),
         "pools_alone_median_s": {name: round(v, 4) for name, v in pool_median.items()},
-        "pools_ratio_threaded_over_sparse": round(pool_median["ThreadedRoIPool"] / pool_median["SparseRoIAlign"], 3),
+        "pools_ratio_threaded_over_sparse": round(
+            pool_median["ThreadedRoIPool"] / pool_median["SparseRoIAlign"], 3
+        ),
         "pool_share_of_predict": round(pool_median["ThreadedRoIPool"] / median["threaded"], 3),
         "instances_agree": f"{sum(agreed)}/{len(agreed)}",
         "command": f"python benchmarks/roi_pool.py {' '.join(sys.argv[1:])}",

@@ -5,8 +5,8 @@
 Makes ``screenshot-demo.png`` (the bundled Fashion-MNIST scenes with the shipped demo model, an
 instance selected with the CNN's view of it) and, when the Clothing Co-Parsing photos are present
 (../shared/data/ccp), ``screenshot-ccp.png`` (a real street photo with its ground truth beside the
-predictions; git ignores it, since the photo is not the project's to ship). A model with random weights is refused unless --allow-random, and is then labelled so
-in the window.
+predictions; git ignores it, since the photo is not the project's to ship). A model with random
+weights is refused unless --allow-random, and is then labelled so in the window.
 
 On a bare Debian machine Qt's xcb platform also needs: xvfb libxcb-icccm4 libxcb-cursor0 libxcb-keysyms1
 libxcb-image0 libxcb-render-util0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-shape0 libxcb-randr0 libxcb-xinerama0.
@@ -80,8 +80,11 @@ def main() -> int:
     parser.add_argument("--model", default="demo", help="bundled model name or checkpoint path")
     parser.add_argument("--allow-random", action="store_true")
     parser.add_argument("--ccp-image", default="0005.jpg", help="which CCP photo to show")
-    parser.add_argument("--ccp-model", default=None,
-                        help="model for the CCP shot (e.g. a checkpoint trained on CCP); default: --model")
+    parser.add_argument(
+        "--ccp-model",
+        default=None,
+        help="model for the CCP shot (e.g. a checkpoint trained on CCP); default: --model",
+    )
     args = parser.parse_args()
     if "DISPLAY" not in os.environ and os.environ.get("QT_QPA_PLATFORM") != "offscreen":
         print("no display: run under xvfb-run -a", file=sys.stderr)
@@ -100,7 +103,8 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     import tempfile
 
-    settings = QSettings(str(Path(tempfile.mkdtemp()) / "settings.ini"), QSettings.Format.IniFormat)  # leave the user's alone
+    # leave the user's alone
+    settings = QSettings(str(Path(tempfile.mkdtemp()) / "settings.ini"), QSettings.Format.IniFormat)
     window = MainWindow(settings=settings)
     window.resize(1500, 920)
     window.show()
@@ -111,7 +115,13 @@ def main() -> int:
 
     if DEMO_DIR.is_dir() and any(DEMO_DIR.iterdir()):
         window.open_folder(DEMO_DIR, remember=False)
-        _wait(app, lambda: window.session.prediction() is not None and window.presenter.current_image() is not None)
+        _wait(
+            app,
+            lambda: (
+                window.session.prediction() is not None
+                and window.presenter.current_image() is not None
+            ),
+        )
         _select_best(window)
         shoot(window, app, out / "screenshot-demo.png")
     else:
@@ -119,17 +129,31 @@ def main() -> int:
         status = 3
 
     ccp = ccp_dir()
-    if ccp is not None and args.ccp_model and not _load(window, app, args.ccp_model, args.allow_random):
+    if (
+        ccp is not None
+        and args.ccp_model
+        and not _load(window, app, args.ccp_model, args.allow_random)
+    ):
         return 1
     if ccp is not None:
         window.open_folder(ccp / "photos", remember=False)
         target = ccp / "photos" / args.ccp_image
         if target in window.session.images:
             window.session.set_current(target)
-        _wait(app, lambda: window.ground_truth.gt is not None and window.session.prediction() is not None
-              and window.presenter.current_image() is not None)
+        _wait(
+            app,
+            lambda: (
+                window.ground_truth.gt is not None
+                and window.session.prediction() is not None
+                and window.presenter.current_image() is not None
+            ),
+        )
         window.session.set_threshold(0.3)
-        _wait(app, lambda: "TP" in window.details.gt.text() or "not annotated" in window.details.gt.text(), 10)
+        _wait(
+            app,
+            lambda: "TP" in window.details.gt.text() or "not annotated" in window.details.gt.text(),
+            10,
+        )
         _select_best(window)
         shoot(window, app, out / "screenshot-ccp.png")
     else:

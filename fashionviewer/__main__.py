@@ -42,9 +42,12 @@ def _dispatch(command: str, args: list[str]) -> int:
         from fashionviewer.annotations_cli import main as annotations
 
         return int(annotations(args[1:]) or 0)
-    if command == "export" and not os.path.exists(command):  # not a folder of that name: the command people try
-        raise FashionViewerError("no 'export' command: use fashionviewer annotations export FOLDER --to FORMAT "
-                                 "--out DIR (annotations) or fashionviewer predict FOLDER --out DIR --export png,coco")
+    # not a folder of that name: the command people try
+    if command == "export" and not os.path.exists(command):
+        raise FashionViewerError(
+            "no 'export' command: use fashionviewer annotations export FOLDER --to FORMAT "
+            "--out DIR (annotations) or fashionviewer predict FOLDER --out DIR --export png,coco"
+        )
     if not _has_display():
         return _headless(args)
     from fashionviewer.platform_check import xcb_platform_problem
@@ -69,8 +72,10 @@ def _has_display() -> bool:
 def _headless(args: list[str], problem: str = "") -> int:
     """No display (or one Qt cannot open: ``problem``): run the viewer's main job on the bundled demo headless."""
     if args:
-        raise FashionViewerError(f"{problem or 'no display found to open the viewer'}; "
-                                 "for a headless run use: fashionviewer predict FOLDER --out DIR")
+        raise FashionViewerError(
+            f"{problem or 'no display found to open the viewer'}; "
+            "for a headless run use: fashionviewer predict FOLDER --out DIR"
+        )
     from platformdirs import user_cache_dir
 
     from fashionviewer.core.base.paths import DEMO_DIR
@@ -78,11 +83,32 @@ def _headless(args: list[str], problem: str = "") -> int:
 
     out = f"{user_cache_dir('fashionviewer')}/demo-output"
     if problem:
-        print(f"error: {problem}; predicting the bundled demo headless into {out} instead", file=sys.stderr)
+        print(
+            f"error: {problem}; predicting the bundled demo headless into {out} instead",
+            file=sys.stderr,
+        )
     else:
-        print(f"no display found: predicting the bundled demo ({DEMO_DIR}) headless into {out}", file=sys.stderr)
+        print(
+            f"no display found: predicting the bundled demo ({DEMO_DIR}) headless into {out}",
+            file=sys.stderr,
+        )
     # The viewer opens at a 0.5 score threshold; the headless demo exports the same view.
-    status = int(predict([str(DEMO_DIR), "--out", out, "--model", "demo", "--min-score", "0.5", "--export", "png,coco"]) or 0)
+    status = int(
+        predict(
+            [
+                str(DEMO_DIR),
+                "--out",
+                out,
+                "--model",
+                "demo",
+                "--min-score",
+                "0.5",
+                "--export",
+                "png,coco",
+            ]
+        )
+        or 0
+    )
     return status or (EXIT_USER_ERROR if problem else 0)  # the viewer asked for did not open
 
 

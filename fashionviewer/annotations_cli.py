@@ -12,7 +12,12 @@ import argparse
 import sys
 from typing import Sequence
 
-from fashionviewer.core.data.formats import FORMATS, IMPORT_FORMATS, export_annotations, import_annotations
+from fashionviewer.core.data.formats import (
+    FORMATS,
+    IMPORT_FORMATS,
+    export_annotations,
+    import_annotations,
+)
 from fashionviewer.core.data.formats.common import CATEGORY_ID_MODES
 
 EPILOG = """formats:
@@ -27,23 +32,37 @@ exit status: 0 done, 2 a user error (one "error:" line naming the file or row; n
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fashionviewer annotations", epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     description="Export a folder's annotations to other tools, or import theirs.")
+    parser = argparse.ArgumentParser(
+        prog="fashionviewer annotations",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Export a folder's annotations to other tools, or import theirs.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     export = commands.add_parser("export", help="write FOLDER's annotations in another format")
-    export.add_argument("folder", help="the annotated folder (holding annotations.fashionviewer.json)")
+    export.add_argument(
+        "folder", help="the annotated folder (holding annotations.fashionviewer.json)"
+    )
     export.add_argument("--to", required=True, choices=FORMATS, help="the format to write")
     export.add_argument("--out", required=True, help="output folder")
-    export.add_argument("--category-ids", choices=CATEGORY_ID_MODES, default="dataset",
-                        help="coco: the dataset's own ids (default) or 1..K for tools that reserve id 0 "
-                             "(recorded in the file's info)")
+    export.add_argument(
+        "--category-ids",
+        choices=CATEGORY_ID_MODES,
+        default="dataset",
+        help="coco: the dataset's own ids (default) or 1..K for tools that reserve id 0 "
+        "(recorded in the file's info)",
+    )
     imp = commands.add_parser("import", help="add another tool's annotations to FOLDER")
     imp.add_argument("source", help="the file or folder to read")
     imp.add_argument("--into", required=True, help="the folder of images the annotations describe")
-    imp.add_argument("--from", dest="fmt", choices=IMPORT_FORMATS, help="the source's format (default: detected)")
-    imp.add_argument("--replace", action="store_true",
-                     help="drop the existing annotations of the images the source describes")
+    imp.add_argument(
+        "--from", dest="fmt", choices=IMPORT_FORMATS, help="the source's format (default: detected)"
+    )
+    imp.add_argument(
+        "--replace",
+        action="store_true",
+        help="drop the existing annotations of the images the source describes",
+    )
     return parser
 
 
@@ -56,7 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         written = export_annotations(args.folder, args.out, args.to, category_ids=args.category_ids)
         print(f"wrote {len(written)} file(s) to {args.out} ({args.to})")
         return 0
-    path, images, instances, problems = import_annotations(args.source, args.into, args.fmt, replace=args.replace)
+    path, images, instances, problems = import_annotations(
+        args.source, args.into, args.fmt, replace=args.replace
+    )
     for line in problems:
         print(f"warning: {line}", file=sys.stderr)
     print(f"imported {instances} instance(s) on {images} image(s) into {path}")

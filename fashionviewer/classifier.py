@@ -9,4 +9,10 @@ from fashionviewer.core.models.classifier import (
     resolve_classifier_path,
 )
 
-__all__ = ["BUNDLED_CLASSIFIERS", "Classifier", "load_classifier", "preprocess_crop", "resolve_classifier_path"]
+__all__ = [
+    "BUNDLED_CLASSIFIERS",
+    "Classifier",
+    "load_classifier",
+    "preprocess_crop",
+    "resolve_classifier_path",
+]

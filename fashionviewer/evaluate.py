@@ -1,7 +1,8 @@
 """``fashionviewer evaluate --gt GT --pred RESULTS``: COCO AP of saved predictions.
 
 GT is a COCO JSON file or folder (an annotated folder's annotations.fashionviewer.json
-too), an iMaterialist train.csv (or its folder) or a Clothing Co-Parsing folder; RESULTS is a COCO results JSON list (what
+too), an iMaterialist train.csv (or its folder) or a Clothing Co-Parsing folder; RESULTS is a
+COCO results JSON list (what
 ``save_coco_results`` writes). Results are matched to ground-truth images by
 ``file_name`` when they carry one, else by ``image_id`` (see
 ``fashionviewer.core.data.evaluation``).
@@ -23,33 +24,71 @@ from fashionviewer.core.base.atomic import atomic_write_json
 from fashionviewer.core.base.errors import DataError, FashionViewerError
 from fashionviewer.core.base.jsonio import read_json
 from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME
-from fashionviewer.core.data.evaluation import evaluate_coco, format_metrics, load_ground_truth, match_results
-from fashionviewer.core.data.parsing_metrics import align_results, format_parsing_metrics, parsing_metrics
+from fashionviewer.core.data.evaluation import (
+    evaluate_coco,
+    format_metrics,
+    load_ground_truth,
+    match_results,
+)
+from fashionviewer.core.data.parsing_metrics import (
+    align_results,
+    format_parsing_metrics,
+    parsing_metrics,
+)
 from fashionviewer.core.data.predictions import load_coco_results, validate_coco_results
-from fashionviewer.core.data.taxonomy import CCP, CCP_TO_IMATERIALIST, IMATERIALIST, TAXONOMIES, imaterialist_names
+from fashionviewer.core.data.taxonomy import (
+    CCP,
+    CCP_TO_IMATERIALIST,
+    IMATERIALIST,
+    TAXONOMIES,
+    imaterialist_names,
+)
 
 RESULT_NAMES = ("coco_results.json", "results.json", "predictions.json")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fashionviewer evaluate",
-                                     description="COCO box/mask AP of predictions against ground truth.")
-    parser.add_argument("--gt", required=True,
-                        help="COCO JSON (or folder), iMaterialist train.csv (or folder), or CCP folder")
-    parser.add_argument("--pred", required=True, help="COCO results JSON (or a folder holding coco_results.json)")
-    parser.add_argument("--iou", choices=("segm", "bbox", "parsing"), default="segm",
-                        help="mask AP (segm, default), box AP (bbox), or per-pixel parsing: pixel accuracy and mean "
-                             "IoU over garment classes, beside the CCP paper's 88.23 %% pixel accuracy")
-    parser.add_argument("--taxonomy", choices=("auto", *TAXONOMIES), default="auto",
-                        help="the taxonomy the results are in; a CCP ground truth is mapped into it "
-                             f"({IMATERIALIST}: the 46 iMaterialist-Fashion 2019 categories). auto (default): the "
-                             "'taxonomy' recorded in run.json beside the results, or in the 'info' of a COCO "
-                             f"results file; when none is recorded, the ground truth's own ({CCP} for a CCP folder)")
-    parser.add_argument("--min-score", type=float, default=0.0,
-                        help="--iou parsing: predictions scoring below this are not painted (default 0: every "
-                             "prediction in the file; where they overlap, the highest score wins)")
-    parser.add_argument("--split", choices=("all", "train", "val"), default="all",
-                        help="dataset split of a GT folder (default all); results for other images are ignored")
+    parser = argparse.ArgumentParser(
+        prog="fashionviewer evaluate",
+        description="COCO box/mask AP of predictions against ground truth.",
+    )
+    parser.add_argument(
+        "--gt",
+        required=True,
+        help="COCO JSON (or folder), iMaterialist train.csv (or folder), or CCP folder",
+    )
+    parser.add_argument(
+        "--pred", required=True, help="COCO results JSON (or a folder holding coco_results.json)"
+    )
+    parser.add_argument(
+        "--iou",
+        choices=("segm", "bbox", "parsing"),
+        default="segm",
+        help="mask AP (segm, default), box AP (bbox), or per-pixel parsing: pixel accuracy and mean "
+        "IoU over garment classes, beside the CCP paper's 88.23 %% pixel accuracy",
+    )
+    parser.add_argument(
+        "--taxonomy",
+        choices=("auto", *TAXONOMIES),
+        default="auto",
+        help="the taxonomy the results are in; a CCP ground truth is mapped into it "
+        f"({IMATERIALIST}: the 46 iMaterialist-Fashion 2019 categories). auto (default): the "
+        "'taxonomy' recorded in run.json beside the results, or in the 'info' of a COCO "
+        f"results file; when none is recorded, the ground truth's own ({CCP} for a CCP folder)",
+    )
+    parser.add_argument(
+        "--min-score",
+        type=float,
+        default=0.0,
+        help="--iou parsing: predictions scoring below this are not painted (default 0: every "
+        "prediction in the file; where they overlap, the highest score wins)",
+    )
+    parser.add_argument(
+        "--split",
+        choices=("all", "train", "val"),
+        default="all",
+        help="dataset split of a GT folder (default all); results for other images are ignored",
+    )
     parser.add_argument("--json", metavar="OUT", help="also write the metrics as JSON")
     return parser
 
@@ -80,7 +119,11 @@ def recorded_taxonomy(results_path: Path) -> str | None:
 
 
 def _is_ccp_folder(path: Path) -> bool:
-    return path.is_dir() and (path / "photos").is_dir() and (path / "annotations" / "pixel-level").is_dir()
+    return (
+        path.is_dir()
+        and (path / "photos").is_dir()
+        and (path / "annotations" / "pixel-level").is_dir()
+    )
 
 
 def _ground_truth(path: Path, split: str, taxonomy: str | None) -> dict:
@@ -94,12 +137,18 @@ def _ground_truth(path: Path, split: str, taxonomy: str | None) -> dict:
         path = path / DEFAULT_FILE_NAME
     gt = load_ground_truth(path, split)
     names = {str(c.get("name")) for c in gt.get("categories", [])}
-    if taxonomy == IMATERIALIST and names and names <= set(CCP_TO_IMATERIALIST) and not names <= set(
-            imaterialist_names()):
+    if (
+        taxonomy == IMATERIALIST
+        and names
+        and names <= set(CCP_TO_IMATERIALIST)
+        and not names <= set(imaterialist_names())
+    ):
         return ccp_names_to_imaterialist(gt)
     if taxonomy == CCP and not names <= set(CCP_TO_IMATERIALIST):
-        raise FashionViewerError(f"{path}: --taxonomy ccp needs a Clothing Co-Parsing folder or a COCO ground truth "
-                                 "in CCP's label names")
+        raise FashionViewerError(
+            f"{path}: --taxonomy ccp needs a Clothing Co-Parsing folder or a COCO ground truth "
+            "in CCP's label names"
+        )
     return gt
 
 
@@ -109,28 +158,45 @@ def ccp_names_to_imaterialist(gt: dict) -> dict:
     ids = {name: k for k, name in enumerate(imaterialist_names())}
     old = {c["id"]: CCP_TO_IMATERIALIST.get(str(c["name"])) for c in gt["categories"]}
     used = sorted({ids[n] for n in old.values() if n is not None})
-    return {**gt, "categories": [{"id": k, "name": imaterialist_names()[k]} for k in used],
-            "annotations": [{**a, "category_id": ids[old[a["category_id"]]]} for a in gt["annotations"]
-                            if old.get(a["category_id"]) is not None]}
+    return {
+        **gt,
+        "categories": [{"id": k, "name": imaterialist_names()[k]} for k in used],
+        "annotations": [
+            {**a, "category_id": ids[old[a["category_id"]]]}
+            for a in gt["annotations"]
+            if old.get(a["category_id"]) is not None
+        ],
+    }
 
 
-def drop_unlisted_classes(gt: dict, results: list[dict], taxonomy: str | None = None
-                          ) -> tuple[list[dict], dict[str, int]]:
+def drop_unlisted_classes(
+    gt: dict, results: list[dict], taxonomy: str | None = None
+) -> tuple[list[dict], dict[str, int]]:
     """A ground truth that lists only the classes present (as FiftyOne, CVAT and labelme2coco write COCO):
     results of the results' taxonomy that it does not list are left out and counted by class. A class name
     outside that taxonomy is kept for ``align_results`` to refuse (the results are in another taxonomy);
     without a taxonomy, results are dropped only when some of them are listed."""
     names = {str(c.get("name")) for c in gt.get("categories", [])}
-    vocabulary = set(imaterialist_names()) if taxonomy == IMATERIALIST else \
-        set(CCP_TO_IMATERIALIST) if taxonomy == CCP else None
+    vocabulary = (
+        set(imaterialist_names())
+        if taxonomy == IMATERIALIST
+        else set(CCP_TO_IMATERIALIST)
+        if taxonomy == CCP
+        else None
+    )
     if vocabulary is None and not any(str(r.get("class_name")) in names for r in results):
         return results, {}
-    if vocabulary is not None and not names <= vocabulary:  # the ground truth is in another taxonomy
+    # the ground truth is in another taxonomy
+    if vocabulary is not None and not names <= vocabulary:
         return results, {}
     kept, dropped = [], {}
     for r in results:
         name = r.get("class_name")
-        if name is None or str(name) in names or (vocabulary is not None and str(name) not in vocabulary):
+        if (
+            name is None
+            or str(name) in names
+            or (vocabulary is not None and str(name) not in vocabulary)
+        ):
             kept.append(r)
         else:
             dropped[str(name)] = dropped.get(str(name), 0) + 1
@@ -149,8 +215,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     results, unlisted = drop_unlisted_classes(gt, results, taxonomy)
     if unlisted:
         classes = ", ".join(sorted(unlisted)[:5]) + (" ..." if len(unlisted) > 5 else "")
-        print(f"({sum(unlisted.values())} predictions of {len(unlisted)} classes the ground truth does not list "
-              f"ignored: {classes})")
+        print(
+            f"({sum(unlisted.values())} predictions of {len(unlisted)} classes the ground truth does not list "
+            f"ignored: {classes})"
+        )
     # Results name their classes: score them by name, whatever ids the file uses (strict when mapped).
     try:
         results = align_results(gt, results, strict=taxonomy is not None)
@@ -159,12 +227,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         # --taxonomy maps only a CCP ground truth: for any other the names themselves must agree
         known = ", ".join(sorted(str(c.get("name")) for c in gt.get("categories", []))[:6])
-        raise DataError(f"{str(exc).split(';')[0]}: none of the results' classes is a category of {args.gt} "
-                        f"({known} ...); a COCO ground truth is matched by class name, so it must use the "
-                        f"results' names ({taxonomy or 'their taxonomy'}) or CCP's label names") from None
+        raise DataError(
+            f"{str(exc).split(';')[0]}: none of the results' classes is a category of {args.gt} "
+            f"({known} ...); a COCO ground truth is matched by class name, so it must use the "
+            f"results' names ({taxonomy or 'their taxonomy'}) or CCP's label names"
+        ) from None
     if args.iou == "parsing":
-        matched, dropped = match_results(gt, validate_coco_results(results, "results"),
-                                         ignore_unknown_images=args.split != "all")
+        matched, dropped = match_results(
+            gt, validate_coco_results(results, "results"), ignore_unknown_images=args.split != "all"
+        )
         metrics = parsing_metrics(gt, matched, args.min_score)
         metrics["ignored_results"] = dropped
         print(format_parsing_metrics(metrics))
@@ -175,7 +246,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         metrics["taxonomy"] = taxonomy
     metrics["ignored_unlisted_classes"] = sum(unlisted.values())
     if metrics["ignored_results"]:
-        print(f"({metrics['ignored_results']} predictions for images outside the '{args.split}' split ignored)")
+        print(
+            f"({metrics['ignored_results']} predictions for images outside the '{args.split}' split ignored)"
+        )
     if args.json:
         atomic_write_json(args.json, metrics)
         print(f"wrote {args.json}")

@@ -87,7 +87,11 @@ def qt_platform(environ: Mapping[str, str]) -> str:
 
 def needs_xcb_check(environ: Mapping[str, str], platform: str = sys.platform) -> bool:
     """True where the viewer would start on X11 through the xcb plugin: Linux, a DISPLAY, xcb chosen."""
-    return platform.startswith("linux") and bool(environ.get("DISPLAY")) and qt_platform(environ) == "xcb"
+    return (
+        platform.startswith("linux")
+        and bool(environ.get("DISPLAY"))
+        and qt_platform(environ) == "xcb"
+    )
 
 
 def find_xcb_plugin(environ: Mapping[str, str]) -> Path | None:
@@ -114,14 +118,20 @@ def missing_libraries(library: Path, use_ldd: bool = True) -> list[str] | None:
     """
     ldd = shutil.which("ldd") if use_ldd else None
     if ldd:
-        done = subprocess.run([ldd, str(library)], capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
+        done = subprocess.run(
+            [ldd, str(library)], capture_output=True, text=True, timeout=PROBE_TIMEOUT_S
+        )
         output = done.stdout + done.stderr
         missing = _LDD_MISSING.findall(output) + _MUSL_MISSING.findall(output)
         if missing or done.returncode == 0:
             return list(dict.fromkeys(missing))
         return None  # not a dynamic library ldd understands: no verdict
-    done = subprocess.run([sys.executable, "-c", "import ctypes, sys; ctypes.CDLL(sys.argv[1])", str(library)],
-                          capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
+    done = subprocess.run(
+        [sys.executable, "-c", "import ctypes, sys; ctypes.CDLL(sys.argv[1])", str(library)],
+        capture_output=True,
+        text=True,
+        timeout=PROBE_TIMEOUT_S,
+    )
     if done.returncode == 0:
         return []
     first = _DLOPEN_MISSING.search(done.stderr)
@@ -136,9 +146,15 @@ def install_advice(missing: list[str]) -> str:
     unknown = [name for name, stem in zip(missing, stems, strict=False) if stem not in PACKAGES]
     parts = []
     if debian:
-        parts.append(f"Debian/Ubuntu: sudo apt-get install {' '.join(debian)}; Fedora: sudo dnf install {' '.join(fedora)}")
+        parts.append(
+            f"Debian/Ubuntu: sudo apt-get install {' '.join(debian)}; Fedora: sudo dnf install {' '.join(fedora)}"
+        )
     if unknown:
-        parts.append("find the package of " + ", ".join(unknown) + " with: apt-file search NAME, or dnf provides '*/NAME'")
+        parts.append(
+            "find the package of "
+            + ", ".join(unknown)
+            + " with: apt-file search NAME, or dnf provides '*/NAME'"
+        )
     return "(" + "; ".join(parts) + ")"
 
 
@@ -159,5 +175,7 @@ def xcb_platform_problem(environ: Mapping[str, str] | None = None) -> str | None
         return None
     names = ", ".join(missing[:-1]) + " and " + missing[-1] if len(missing) > 1 else missing[0]
     verb = "are" if len(missing) > 1 else "is"
-    return (f"the viewer cannot open a window: Qt's xcb platform plugin needs {names}, which {verb} not installed "
-            f"{install_advice(missing)}")
+    return (
+        f"the viewer cannot open a window: Qt's xcb platform plugin needs {names}, which {verb} not installed "
+        f"{install_advice(missing)}"
+    )

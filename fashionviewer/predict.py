@@ -99,43 +99,101 @@ exit status:
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fashionviewer predict", epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                description="Predict instance masks for every image in a folder (COCO results JSON).")
+    p = argparse.ArgumentParser(
+        prog="fashionviewer predict",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Predict instance masks for every image in a folder (COCO results JSON).",
+    )
     p.add_argument("folder", nargs="?", help="folder of images (searched recursively)")
     p.add_argument("--out", help=f"output folder for {RESULTS_FILE}, {INDEX_FILE} and {RUN_FILE}")
-    p.add_argument("--model", default=None,
-                   help="bundled model name (fashion, demo, ccp), coco (torchvision's, from the torch cache) or a checkpoint NAME.pt/.json (default: the real-photo "
-                        "model 'fashion'; 'demo' for the embedded demo folder)")
-    p.add_argument("--min-score", type=float, default=SCORE_FLOOR,
-                   help=f"drop instances scoring below this (default {SCORE_FLOOR})")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (default: the best available)")
-    p.add_argument("--allow-random", action="store_true", help="accept a checkpoint with random (untrained) weights")
-    p.add_argument("--no-tta", action="store_true",
-                   help="one view per image even when the model card asks for test-time augmentation (faster)")
-    p.add_argument("--export", metavar="FORMATS",
-                   help="also export masks: png (instances, index, class and overlay PNGs), coco, or any of "
-                        "instances,index,class,overlay,coco, comma-separated")
-    p.add_argument("--gt", "--image-ids-from", dest="gt", metavar="GT",
-                   help="key the results by this ground truth's image ids, matched by file name: a COCO instances "
-                        "file or folder (the annotated folder too) or a run's images.json; images it does not list "
-                        "get ids after its largest (counted in one warning line)")
-    p.add_argument("--category-ids", choices=("dataset", "1-based"), default="dataset",
-                   help="category ids of the --export files: the dataset's own (default; predictions.json always "
-                        "has them) or 1..K for tools that reserve id 0 (CVAT, Datumaro), recorded in the COCO info")
-    p.add_argument("--cache", metavar="PATH", help="prediction cache file (default: shared with the viewer)")
-    p.add_argument("--no-cache", action="store_true", help="neither read nor write the prediction cache")
-    p.add_argument("--shard", metavar="I/N", help="predict shard I of N (0 <= I < N); default from torchrun's "
-                                                 "RANK/WORLD_SIZE, else the whole folder")
-    p.add_argument("--merge", metavar="DIR", help="join the shard results in DIR (no FOLDER needed)")
-    p.add_argument("--limit", type=int, default=0, help="only the first N images of the sorted listing (0: all)")
-    p.add_argument("--workers", type=int, default=2, help="image reading threads (0: read in the model's thread)")
-    p.add_argument("--prefetch", type=int, default=4, help="images read ahead of the model (default 4)")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="bundled model name (fashion, demo, ccp), coco (torchvision's, from the torch cache) "
+        "or a checkpoint NAME.pt/.json (default: the real-photo "
+        "model 'fashion'; 'demo' for the embedded demo folder)",
+    )
+    p.add_argument(
+        "--min-score",
+        type=float,
+        default=SCORE_FLOOR,
+        help=f"drop instances scoring below this (default {SCORE_FLOOR})",
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="cpu, cuda, cuda:N, mps or auto (default: the best available)",
+    )
+    p.add_argument(
+        "--allow-random",
+        action="store_true",
+        help="accept a checkpoint with random (untrained) weights",
+    )
+    p.add_argument(
+        "--no-tta",
+        action="store_true",
+        help="one view per image even when the model card asks for test-time augmentation (faster)",
+    )
+    p.add_argument(
+        "--export",
+        metavar="FORMATS",
+        help="also export masks: png (instances, index, class and overlay PNGs), coco, or any of "
+        "instances,index,class,overlay,coco, comma-separated",
+    )
+    p.add_argument(
+        "--gt",
+        "--image-ids-from",
+        dest="gt",
+        metavar="GT",
+        help="key the results by this ground truth's image ids, matched by file name: a COCO instances "
+        "file or folder (the annotated folder too) or a run's images.json; images it does not list "
+        "get ids after its largest (counted in one warning line)",
+    )
+    p.add_argument(
+        "--category-ids",
+        choices=("dataset", "1-based"),
+        default="dataset",
+        help="category ids of the --export files: the dataset's own (default; predictions.json always "
+        "has them) or 1..K for tools that reserve id 0 (CVAT, Datumaro), recorded in the COCO info",
+    )
+    p.add_argument(
+        "--cache", metavar="PATH", help="prediction cache file (default: shared with the viewer)"
+    )
+    p.add_argument(
+        "--no-cache", action="store_true", help="neither read nor write the prediction cache"
+    )
+    p.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="predict shard I of N (0 <= I < N); default from torchrun's "
+        "RANK/WORLD_SIZE, else the whole folder",
+    )
+    p.add_argument(
+        "--merge", metavar="DIR", help="join the shard results in DIR (no FOLDER needed)"
+    )
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=0,
+        help="only the first N images of the sorted listing (0: all)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="image reading threads (0: read in the model's thread)",
+    )
+    p.add_argument(
+        "--prefetch", type=int, default=4, help="images read ahead of the model (default 4)"
+    )
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     return p
 
 
-def main(argv: Sequence[str] | None = None, *, on_image: Callable[[int], None] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, *, on_image: Callable[[int], None] | None = None
+) -> int:
     """Run the command; FashionViewerError propagates to the CLI (``error: ...``, exit 2).
 
     ``on_image(n)`` is called after each image of this run is done (benchmarks sample memory with it).
@@ -154,7 +212,13 @@ def main(argv: Sequence[str] | None = None, *, on_image: Callable[[int], None] |
         parser.error("--min-score, --limit and --workers must be >= 0 and --prefetch >= 1")
 
     torchrun = torchrun_env()
-    shard = parse_shard(args.shard) if args.shard else Shard(torchrun[0], torchrun[1]) if torchrun else Shard()
+    shard = (
+        parse_shard(args.shard)
+        if args.shard
+        else Shard(torchrun[0], torchrun[1])
+        if torchrun
+        else Shard()
+    )
     folder = Path(args.folder)
     jobs = list_jobs(folder)
     if args.limit:
@@ -178,22 +242,41 @@ def main(argv: Sequence[str] | None = None, *, on_image: Callable[[int], None] |
     device = device_for(args.device, torchrun[2] if torchrun else None)
     # Predicted at the shared floor (or lower) and filtered at --min-score when writing, so the
     # viewer and later runs reuse what this one caches.
-    predictor = load_predictor(args.model, device=device, allow_random=args.allow_random,
-                               score_floor=min(args.min_score, SCORE_FLOOR), tta=not args.no_tta)
+    predictor = load_predictor(
+        args.model,
+        device=device,
+        allow_random=args.allow_random,
+        score_floor=min(args.min_score, SCORE_FLOOR),
+        tta=not args.no_tta,
+    )
     bound = None if args.no_cache else _bind_cache(args.cache, predictor)
     key = bound.key if bound is not None else (predictor_key(predictor) or "")
 
     summary = RunSummary(images=len(jobs), other_files=list_ignored_files(folder, out))
     start = time.perf_counter()
     header = {"format": PARTIAL_FORMAT, "model_key": key, "folder": str(folder.resolve())}
-    with os_errors_as_user_errors(out), PartialResults(out / shard.name(PARTIAL_FILE), header) as partial:
+    with (
+        os_errors_as_user_errors(out),
+        PartialResults(out / shard.name(PARTIAL_FILE), header) as partial,
+    ):
         bar = tqdm(total=len(jobs), desc="predict", unit="image", file=sys.stderr, disable=None)
-        run_jobs(PerImageStep(predictor, bound), jobs, partial, summary, workers=args.workers, ahead=args.prefetch,
-                 report=_stderr, progress=bar.update, on_image=on_image)
+        run_jobs(
+            PerImageStep(predictor, bound),
+            jobs,
+            partial,
+            summary,
+            workers=args.workers,
+            ahead=args.prefetch,
+            report=_stderr,
+            progress=bar.update,
+            on_image=on_image,
+        )
         bar.close()
         summary.seconds = time.perf_counter() - start
         category_ids = list(predictor.category_ids)
-        results, index = write_results(out, shard, jobs, partial, args.min_score, summary, category_ids)
+        results, index = write_results(
+            out, shard, jobs, partial, args.min_score, summary, category_ids
+        )
         card = predictor.card
         notice = domain_notice(card, folder, predictor.model_name)
         if notice:
@@ -202,38 +285,82 @@ def main(argv: Sequence[str] | None = None, *, on_image: Callable[[int], None] |
         test_time_augmentation = predictor.tta.to_dict() if predictor.tta is not None else None
         weights = predictor.weights_path
         meta = {
-            "format": RUN_FORMAT, "folder": str(folder.resolve()), "model": predictor.model_name,
-            "rescored_by": rescored_by, "test_time_augmentation": test_time_augmentation,
-            "weights": str(weights), "weights_sha256": card.get("weights_sha256"), "model_key": key,
+            "format": RUN_FORMAT,
+            "folder": str(folder.resolve()),
+            "model": predictor.model_name,
+            "rescored_by": rescored_by,
+            "test_time_augmentation": test_time_augmentation,
+            "weights": str(weights),
+            "weights_sha256": card.get("weights_sha256"),
+            "model_key": key,
             "settings": predictor.settings(),
-            "device": str(predictor.device), "min_score": args.min_score, "score_floor": predictor.score_floor,
-            "shard": [shard.index, shard.count], "limit": args.limit, "export": list(formats),
-            "results": results.name, "index": index.name, "images": summary.images,
-            "predicted": summary.done, "from_cache": summary.cached, "resumed": summary.resumed,
-            "model_runs": summary.predicted, "instances": summary.instances, "skipped": summary.skipped,
-            "other_files_ignored": len(summary.other_files), "other_files": summary.other_files[:1000],
+            "device": str(predictor.device),
+            "min_score": args.min_score,
+            "score_floor": predictor.score_floor,
+            "shard": [shard.index, shard.count],
+            "limit": args.limit,
+            "export": list(formats),
+            "results": results.name,
+            "index": index.name,
+            "images": summary.images,
+            "predicted": summary.done,
+            "from_cache": summary.cached,
+            "resumed": summary.resumed,
+            "model_runs": summary.predicted,
+            "instances": summary.instances,
+            "skipped": summary.skipped,
+            "other_files_ignored": len(summary.other_files),
+            "other_files": summary.other_files[:1000],
             "seconds": round(summary.seconds, 2),
-            "domain": card_domain(card), "domain_notice": notice, "taxonomy": card.get("taxonomy"),
-            "categories": [{"id": i, "name": n} for i, n in zip(category_ids, predictor.class_names, strict=False)],
+            "domain": card_domain(card),
+            "domain_notice": notice,
+            "taxonomy": card.get("taxonomy"),
+            "categories": [
+                {"id": i, "name": n}
+                for i, n in zip(category_ids, predictor.class_names, strict=False)
+            ],
             "image_ids_from": str(Path(args.gt).resolve()) if args.gt else None,
         }
         # With shards the single COCO export file is the merge's job (each shard would overwrite it).
         shard_formats = [f for f in formats if f != "coco" or shard.count == 1]
         if shard_formats:
-            info = provenance(model=predictor.model_name, weights=weights, weights_sha256=card.get("weights_sha256"),
-                              min_score=args.min_score, device=str(predictor.device), rescored_by=rescored_by,
-                              test_time_augmentation=test_time_augmentation, taxonomy=card.get("taxonomy"))
+            info = provenance(
+                model=predictor.model_name,
+                weights=weights,
+                weights_sha256=card.get("weights_sha256"),
+                min_score=args.min_score,
+                device=str(predictor.device),
+                rescored_by=rescored_by,
+                test_time_augmentation=test_time_augmentation,
+                taxonomy=card.get("taxonomy"),
+            )
             export_ids: list[int] | None = category_ids
-            if args.category_ids == "1-based":  # model labels 1..K are the ids; the dataset's recorded beside
-                info["category_ids"] = {"numbering": "1-based",
-                                        "dataset_ids": {str(k): i for k, i in enumerate(category_ids, start=1)}}
+            # model labels 1..K are the ids; the dataset's recorded beside
+            if args.category_ids == "1-based":
+                info["category_ids"] = {
+                    "numbering": "1-based",
+                    "dataset_ids": {str(k): i for k, i in enumerate(category_ids, start=1)},
+                }
                 export_ids = None
             done = sum(partial.holds(job) for job in jobs)
-            with tqdm(total=done, desc="export", unit="image", file=sys.stderr, disable=None) as export_bar:
-                export_partial(partial, jobs, out, shard_formats, args.min_score, folder, info,
-                               category_ids=export_ids, report=_stderr, progress=export_bar.update,
-                               class_names=list(predictor.class_names))
-        atomic_write_json(out / shard.name(RUN_FILE), meta)  # last: its presence means "this shard is complete"
+            with tqdm(
+                total=done, desc="export", unit="image", file=sys.stderr, disable=None
+            ) as export_bar:
+                export_partial(
+                    partial,
+                    jobs,
+                    out,
+                    shard_formats,
+                    args.min_score,
+                    folder,
+                    info,
+                    category_ids=export_ids,
+                    report=_stderr,
+                    progress=export_bar.update,
+                    class_names=list(predictor.class_names),
+                )
+        # last: its presence means "this shard is complete"
+        atomic_write_json(out / shard.name(RUN_FILE), meta)
         partial.remove()
     print(summary.line(predictor.describe(), str(predictor.device), results))
 
@@ -249,15 +376,22 @@ def _ground_truth_ids(gt: str, jobs: Sequence[Any]) -> dict[str, int]:
     """file name -> the ground truth's image id for every job (see ``--gt``)."""
     from fashionviewer.core.data.formats import image_ids_from, match_image_ids
 
-    ids, missing = match_image_ids([job.file_name for job in jobs], image_ids_from(gt), f"--gt {gt}")
+    ids, missing = match_image_ids(
+        [job.file_name for job in jobs], image_ids_from(gt), f"--gt {gt}"
+    )
     seen: dict[int, str] = {}
     for name, image_id in ids.items():
         if image_id in seen:
-            raise FashionViewerError(f"--gt {gt}: {seen[image_id]} and {name} both match image id {image_id}")
+            raise FashionViewerError(
+                f"--gt {gt}: {seen[image_id]} and {name} both match image id {image_id}"
+            )
         seen[image_id] = name
     if missing:
-        print(f"warning: {len(missing)} image(s) not in {gt} (first: {missing[0]}) get ids from "
-              f"{ids[missing[0]]} on", file=sys.stderr)
+        print(
+            f"warning: {len(missing)} image(s) not in {gt} (first: {missing[0]}) get ids from "
+            f"{ids[missing[0]]} on",
+            file=sys.stderr,
+        )
     return ids
 
 

@@ -39,7 +39,9 @@ def fmnist():
 def ccp_root():
     root = ccp_dir()
     if root is None:
-        pytest.skip("Clothing Co-Parsing photos not found at ../shared/data/ccp (set FASHIONVIEWER_SHARED_DATA)")
+        pytest.skip(
+            "Clothing Co-Parsing photos not found at ../shared/data/ccp (set FASHIONVIEWER_SHARED_DATA)"
+        )
     return root
 
 
@@ -48,6 +50,8 @@ def _private_prediction_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own persistent prediction cache: never the user's, never another test's."""
     from fashionviewer.core.runs.cache import close_shared_caches
 
-    monkeypatch.setenv("FASHIONVIEWER_CACHE", str(tmp_path_factory.mktemp("cache") / "predictions.sqlite3"))
+    monkeypatch.setenv(
+        "FASHIONVIEWER_CACHE", str(tmp_path_factory.mktemp("cache") / "predictions.sqlite3")
+    )
     yield
     close_shared_caches()

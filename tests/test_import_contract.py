@@ -29,6 +29,8 @@ def test_core_trainers_and_cli_modules_import_without_qt():
         assert not [m for m in sys.modules if m.startswith(('PySide6', 'pyqtgraph'))]
         print(len(names))
     """)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     assert int(result.stdout.strip()) >= 8

@@ -48,10 +48,17 @@ def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
                 base = ".".join(anchor + ([node.module] if node.module else []))
-            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
+            targets = [
+                f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                for alias in node.names
+            ]
         else:
             continue
-        found.update(t for t in (_known(target, modules) for target in targets) if t is not None and t != name)
+        found.update(
+            t
+            for t in (_known(target, modules) for target in targets)
+            if t is not None and t != name
+        )
     return found
 
 
@@ -95,7 +102,9 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted(found)
 
 
-def test_the_detector_finds_cycles_hidden_in_type_checking_blocks_and_functions(tmp_path: Path) -> None:
+def test_the_detector_finds_cycles_hidden_in_type_checking_blocks_and_functions(
+    tmp_path: Path,
+) -> None:
     files = {
         "pkg/__init__.py": "",
         "pkg/a.py": "from pkg import b\n",
@@ -110,7 +119,8 @@ def test_the_detector_finds_cycles_hidden_in_type_checking_blocks_and_functions(
         """,
         "pkg/sub/__init__.py": "",
         "pkg/sub/d.py": "import pkg.c as c\n",
-        "pkg/e.py": "from . import a\nfrom .sub import d\nimport os\n",  # imports both cycles, is in neither
+        # imports both cycles, is in neither
+        "pkg/e.py": "from . import a\nfrom .sub import d\nimport os\n",
         "other/__init__.py": "",
         "other/f.py": "from pkg import e\nfrom pkg.a import something\n",
     }
@@ -126,6 +136,9 @@ def test_the_detector_finds_cycles_hidden_in_type_checking_blocks_and_functions(
 
 def test_no_import_cycle_in_the_packages() -> None:
     graph = import_graph(ROOT, PACKAGES)
-    assert len(graph) > 100 and "fashionviewer.qt.annotation.mode" in graph["fashionviewer.qt.main_window"]
+    assert (
+        len(graph) > 100
+        and "fashionviewer.qt.annotation.mode" in graph["fashionviewer.qt.main_window"]
+    )
     found = cycles(graph)
     assert found == [], "import cycles: " + "; ".join(" <-> ".join(c) for c in found)

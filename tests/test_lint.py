@@ -33,11 +33,36 @@ def test_a_layer_violation_is_caught(tmp_path):
     """The layers contract really bites: a copy of the package whose data layer imports the viewer fails it."""
     if shutil.which("lint-imports") is None:
         pytest.skip("import-linter is not installed")
-    shutil.copytree(ROOT / "fashionviewer", tmp_path / "fashionviewer", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / "trainers", tmp_path / "trainers", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "fashionviewer",
+        tmp_path / "fashionviewer",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    shutil.copytree(
+        ROOT / "trainers", tmp_path / "trainers", ignore=shutil.ignore_patterns("__pycache__")
+    )
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     masks = tmp_path / "fashionviewer/core/data/masks.py"
-    masks.write_text(masks.read_text() + "\nfrom fashionviewer.core.viewer import session  # noqa: E402,F401\n")
-    result = subprocess.run(["lint-imports", "--no-cache"], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=300, env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)})
-    assert result.returncode != 0 and "fashionviewer.core.data.masks -> fashionviewer.core.viewer" in result.stdout
+    masks.write_text(
+        masks.read_text() + "\nfrom fashionviewer.core.viewer import session  # noqa: E402,F401\n"
+    )
+    result = subprocess.run(
+        ["lint-imports", "--no-cache"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)},
+    )
+    assert (
+        result.returncode != 0
+        and "fashionviewer.core.data.masks -> fashionviewer.core.viewer" in result.stdout
+    )
+
+
+def test_code_is_ruff_formatted():
+    """`ruff format` (line length 100, pyproject.toml) leaves every file as it is."""
+    result = _run(sys.executable, "-m", "ruff", "format", "--check", ".")
+    if "No module named ruff" in result.stderr:
+        pytest.skip("ruff is not installed (pip install -e '.[test]')")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

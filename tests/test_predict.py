@@ -42,8 +42,11 @@ def checkpoints(tmp_path_factory) -> tuple[Path, Path]:
     """Two light Mask R-CNNs (128 px) with different weights that detect things on random-ish images."""
     root = tmp_path_factory.mktemp("models")
     for seed in (0, 1):
-        save_checkpoint(_calibrated_light_model(seed), root / f"light{seed}.pt",
-                        {"class_names": CLASS_NAMES, "weights": "trained"})
+        save_checkpoint(
+            _calibrated_light_model(seed),
+            root / f"light{seed}.pt",
+            {"class_names": CLASS_NAMES, "weights": "trained"},
+        )
     return root / "light0.pt", root / "light1.pt"
 
 
@@ -55,7 +58,7 @@ def photos(tmp_path_factory) -> Path:
         h, w = int(rng.integers(90, 160)), int(rng.integers(90, 200))
         img = (rng.random((h, w, 3)) * 80).astype(np.uint8)
         y, x = int(rng.integers(0, h // 2)), int(rng.integers(0, w // 2))
-        img[y:y + h // 2, x:x + w // 2] = rng.integers(120, 255, 3)
+        img[y : y + h // 2, x : x + w // 2] = rng.integers(120, 255, 3)
         target = folder / ("sub" if i % 4 == 3 else "") / f"p{i:02d}.{'jpg' if i % 3 else 'png'}"
         target.parent.mkdir(exist_ok=True)
         Image.fromarray(img).save(target)
@@ -84,12 +87,26 @@ def _restore_threads():
 
 
 def _args(folder: Path, out: Path, model: Path, *extra: str) -> list[str]:
-    return [str(folder), "--out", str(out), "--model", str(model), "--device", "cpu", "--threads", "1",
-            "--min-score", "0.1", *extra]
+    return [
+        str(folder),
+        "--out",
+        str(out),
+        "--model",
+        str(model),
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--min-score",
+        "0.1",
+        *extra,
+    ]
 
 
 def _outputs(out: Path) -> tuple[list[dict], list[dict]]:
-    return json.loads((out / "predictions.json").read_text()), json.loads((out / "images.json").read_text())
+    return json.loads((out / "predictions.json").read_text()), json.loads(
+        (out / "images.json").read_text()
+    )
 
 
 def _subprocess_env() -> dict[str, str]:
@@ -98,9 +115,19 @@ def _subprocess_env() -> dict[str, str]:
 
 def test_torchrun_shards_and_merge_equal_a_single_run(photos, checkpoints, tmp_path, model_calls):
     sharded = tmp_path / "sharded"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               "-m", "fashionviewer.predict", *_args(photos, sharded, checkpoints[0], "--no-cache")]
-    result = subprocess.run(command, cwd=REPO, env=_subprocess_env(), capture_output=True, text=True, timeout=300)
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "fashionviewer.predict",
+        *_args(photos, sharded, checkpoints[0], "--no-cache"),
+    ]
+    result = subprocess.run(
+        command, cwd=REPO, env=_subprocess_env(), capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "merged 2 shard(s)" in result.stdout
 
@@ -108,7 +135,8 @@ def test_torchrun_shards_and_merge_equal_a_single_run(photos, checkpoints, tmp_p
     assert main(_args(photos, single, checkpoints[0], "--no-cache")) == 0
     assert sum(model_calls) == N_PHOTOS
     results, index = _outputs(single)
-    assert len(results) > N_PHOTOS and len(index) == N_PHOTOS  # something to compare, on every image
+    # something to compare, on every image
+    assert len(results) > N_PHOTOS and len(index) == N_PHOTOS
     assert _outputs(sharded) == (results, index)  # same ids, instances, scores, boxes and RLE
     for i in (0, 1):  # each process predicted its half: ids (i-1) % 2 == shard
         part = json.loads((sharded / f"images.shard-{i}-of-2.json").read_text())
@@ -130,7 +158,10 @@ def test_merge_refuses_missing_or_mismatched_shards(photos, checkpoints, tmp_pat
         main(["--merge", str(out)])
     with pytest.raises(FashionViewerError, match="no shard results to merge"):
         main(["--merge", str(tmp_path)])
-    assert parse_shard("2/3") == Shard(2, 3) and Shard(1, 2).name("run.json") == "run.shard-1-of-2.json"
+    assert (
+        parse_shard("2/3") == Shard(2, 3)
+        and Shard(1, 2).name("run.json") == "run.shard-1-of-2.json"
+    )
     for bad in ("3/3", "1", "a/b", "-1/2"):
         with pytest.raises(FashionViewerError, match=f"--shard {bad}"):
             parse_shard(bad)
@@ -138,10 +169,20 @@ def test_merge_refuses_missing_or_mismatched_shards(photos, checkpoints, tmp_pat
 
 def test_killed_run_resumes_with_only_the_rest(photos, checkpoints, tmp_path, model_calls):
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "fashionviewer.predict",
-               *_args(photos, out, checkpoints[0], "--no-cache", "--workers", "0")]
-    proc = subprocess.Popen(command, cwd=REPO, env=_subprocess_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "fashionviewer.predict",
+        *_args(photos, out, checkpoints[0], "--no-cache", "--workers", "0"),
+    ]
+    proc = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=_subprocess_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     partial = out / PARTIAL_FILE
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
@@ -171,8 +212,9 @@ def test_killed_run_resumes_with_only_the_rest(photos, checkpoints, tmp_path, mo
     assert _outputs(fresh) == (results, index)  # resuming changed nothing
 
 
-def test_cache_second_run_predicts_nothing_and_new_weights_run_again(photos, checkpoints, tmp_path, model_calls,
-                                                                     capsys):
+def test_cache_second_run_predicts_nothing_and_new_weights_run_again(
+    photos, checkpoints, tmp_path, model_calls, capsys
+):
     first = tmp_path / "first"
     assert main(_args(photos, first, checkpoints[0])) == 0
     assert sum(model_calls) == N_PHOTOS
@@ -185,7 +227,10 @@ def test_cache_second_run_predicts_nothing_and_new_weights_run_again(photos, che
     assert f"({N_PHOTOS} from the cache)" in capsys.readouterr().out
     results, index = _outputs(again)
     assert results and all(r["score"] >= 0.3 for r in results)
-    assert results == [r for r in _outputs(first)[0] if r["score"] >= 0.3] and index == _outputs(first)[1]
+    assert (
+        results == [r for r in _outputs(first)[0] if r["score"] >= 0.3]
+        and index == _outputs(first)[1]
+    )
 
     # Shards read the same cache: still no model run, and the merge equals the single run.
     shards = tmp_path / "shards"
@@ -200,13 +245,18 @@ def test_cache_second_run_predicts_nothing_and_new_weights_run_again(photos, che
     assert _outputs(other)[0] != _outputs(first)[0]
 
     model_calls.clear()
-    assert main(_args(photos, tmp_path / "nocache", checkpoints[0], "--no-cache", "--limit", "2")) == 0
+    assert (
+        main(_args(photos, tmp_path / "nocache", checkpoints[0], "--no-cache", "--limit", "2")) == 0
+    )
     assert sum(model_calls) == 2
 
 
-def test_damaged_cache_records_are_predicted_again_and_named(photos, checkpoints, tmp_path, model_calls, capsys):
+def test_damaged_cache_records_are_predicted_again_and_named(
+    photos, checkpoints, tmp_path, model_calls, capsys
+):
     assert main(_args(photos, tmp_path / "clean", checkpoints[0], "--limit", "4")) == 0
-    close_shared_caches()  # folds the write-ahead log into the file: the payloads are in its pages now
+    # folds the write-ahead log into the file: the payloads are in its pages now
+    close_shared_caches()
     damaged = ("p01.jpg", "p02.jpg")
     for name in damaged:  # 40 bytes inside each record's stored payload, overwritten in place
         assert overwrite_inside(default_cache_path(), f'"file_name":"{name}"'.encode()) == 1
@@ -217,8 +267,9 @@ def test_damaged_cache_records_are_predicted_again_and_named(photos, checkpoints
     assert main(_args(photos, again, checkpoints[0], "--limit", "4")) == 0
     assert sum(model_calls) == len(damaged)  # only the damaged ones ran the model
     err = capsys.readouterr().err.strip().splitlines()  # one line per damaged image, naming it
-    assert len(err) == len(damaged) and all(line.startswith("warning: ") and "damaged prediction cache" in line
-                                            for line in err)
+    assert len(err) == len(damaged) and all(
+        line.startswith("warning: ") and "damaged prediction cache" in line for line in err
+    )
     assert sorted(line.split(": ")[1] for line in err) == [str(photos / name) for name in damaged]
     assert _outputs(again) == _outputs(tmp_path / "clean")  # equal to a clean run
 
@@ -227,12 +278,24 @@ def test_damaged_cache_records_are_predicted_again_and_named(photos, checkpoints
     assert model_calls == []  # the re-predicted records were stored again, intact
 
 
-def test_unusable_cache_and_concurrent_runs_are_one_line_errors(photos, checkpoints, tmp_path, capsys):
+def test_unusable_cache_and_concurrent_runs_are_one_line_errors(
+    photos, checkpoints, tmp_path, capsys
+):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    code = dispatch(["predict", *_args(photos, tmp_path / "out", checkpoints[0], "--cache", str(blocker / "c.db"))])
+    code = dispatch(
+        [
+            "predict",
+            *_args(photos, tmp_path / "out", checkpoints[0], "--cache", str(blocker / "c.db")),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and err[0].startswith("error: --cache ") and str(blocker) in err[0]
+    assert (
+        code == 2
+        and len(err) == 1
+        and err[0].startswith("error: --cache ")
+        and str(blocker) in err[0]
+    )
 
     header = {"format": "x", "model_key": "k", "folder": "f"}
     with PartialResults(tmp_path / "p.jsonl", header):
@@ -255,21 +318,30 @@ def test_bad_input_folder(checkpoints, tmp_path, capsys):
         mentions = [line for line in lines if name in line]
         assert len(mentions) == 1 and fragment in mentions[0], (name, mentions)
     assert len(lines) == len(bad)  # nothing else on stderr
-    assert f"skipped {len(bad)} unreadable file(s); {len(OTHER_FILES)} other file(s) ignored" in captured.out
+    assert (
+        f"skipped {len(bad)} unreadable file(s); {len(OTHER_FILES)} other file(s) ignored"
+        in captured.out
+    )
 
     results, index = _outputs(out)
     sizes = {e["file_name"]: (e["width"], e["height"]) for e in index}
-    assert sizes == {name: tuple(want["size"]) for name, want in expect.items() if want["error"] is None}
+    assert sizes == {
+        name: tuple(want["size"]) for name, want in expect.items() if want["error"] is None
+    }
     rotated = [r for r in results if r["file_name"] == "exif_rotated.jpg"]
     assert rotated, "the model should find something on the rotated image"
-    assert all(r["segmentation"]["size"] == [96, 64] for r in rotated)  # displayed (rotated) size, not stored
-    for strip in ("strip_wide.png", "strip_tall.png"):  # thin strips predicted, masks at their own size
+    # displayed (rotated) size, not stored
+    assert all(r["segmentation"]["size"] == [96, 64] for r in rotated)
+    # thin strips predicted, masks at their own size
+    for strip in ("strip_wide.png", "strip_tall.png"):
         found = [r for r in results if r["file_name"] == strip]
         width, height = expect[strip]["size"]
         assert found and all(r["segmentation"]["size"] == [height, width] for r in found), strip
     run = json.loads((out / "run.json").read_text())
     assert len(run["skipped"]) == len(bad)
-    assert run["other_files_ignored"] == len(OTHER_FILES) and run["other_files"] == sorted(OTHER_FILES)
+    assert run["other_files_ignored"] == len(OTHER_FILES) and run["other_files"] == sorted(
+        OTHER_FILES
+    )
 
     # The project's own files are not "other files": the annotation file, this run's and earlier runs' outputs.
     (folder / "annotations.fashionviewer.json").write_text("{}", encoding="utf-8")
@@ -288,20 +360,60 @@ def test_bundled_demo_run_is_re_scored_and_augmented_and_says_so(tmp_path, capsy
     card = json.loads((MODELS_DIR / "maskrcnn_demo.json").read_text())
     views = len(card["test_time_augmentation"]["sizes"]) * 2  # each size also mirrored
     out = tmp_path / "out"
-    assert main([str(DEMO_DIR), "--out", str(out), "--model", "demo", "--limit", "2", "--no-cache",
-                 "--device", "cpu", "--threads", "1"]) == 0
-    assert f"with maskrcnn_demo re-scored by fvnet_scenes ({views} views) on cpu" in capsys.readouterr().out
+    assert (
+        main(
+            [
+                str(DEMO_DIR),
+                "--out",
+                str(out),
+                "--model",
+                "demo",
+                "--limit",
+                "2",
+                "--no-cache",
+                "--device",
+                "cpu",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
+    assert (
+        f"with maskrcnn_demo re-scored by fvnet_scenes ({views} views) on cpu"
+        in capsys.readouterr().out
+    )
     run = json.loads((out / "run.json").read_text())
     rescorer_sha = sha256_file(MODELS_DIR / "fvnet_scenes.pt")
-    assert run["rescored_by"] == {"classifier": "fvnet_scenes", "weights_sha256": rescorer_sha,
-                                  "hflip": True, "power": card["rescorer"]["power"]}
+    assert run["rescored_by"] == {
+        "classifier": "fvnet_scenes",
+        "weights_sha256": rescorer_sha,
+        "hflip": True,
+        "power": card["rescorer"]["power"],
+    }
     assert run["test_time_augmentation"]["sizes"] == card["test_time_augmentation"]["sizes"]
     results = json.loads((out / "predictions.json").read_text())
     assert results and all(0 < r["score"] <= 1 for r in results)
 
     single = tmp_path / "single"
-    assert main([str(DEMO_DIR), "--out", str(single), "--limit", "2", "--no-cache", "--no-tta",
-                 "--device", "cpu", "--threads", "1"]) == 0
+    assert (
+        main(
+            [
+                str(DEMO_DIR),
+                "--out",
+                str(single),
+                "--limit",
+                "2",
+                "--no-cache",
+                "--no-tta",
+                "--device",
+                "cpu",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert "re-scored by fvnet_scenes on cpu" in capsys.readouterr().out
     assert json.loads((single / "run.json").read_text())["test_time_augmentation"] is None
 
@@ -312,12 +424,24 @@ def test_coco_model_resolves_as_in_the_viewer(photos, tmp_path, monkeypatch, cap
     from fashionviewer.core.inference.defaults import COCO_MODEL
     from fashionviewer.core.viewer.model_choice import load_models
 
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty torch cache: nothing to find
+    # an empty torch cache: nothing to find
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     loader = load_models(ModelChoice(COCO_MODEL, "cpu"))
     next(loader)  # the "Loading…" status line
     with pytest.raises(FashionViewerError) as viewer_error:
         next(loader)
-    code = dispatch(["predict", str(photos), "--out", str(tmp_path / "out"), "--model", "coco", "--device", "cpu"])
+    code = dispatch(
+        [
+            "predict",
+            str(photos),
+            "--out",
+            str(tmp_path / "out"),
+            "--model",
+            "coco",
+            "--device",
+            "cpu",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err == [f"error: {viewer_error.value}"]
     assert "maskrcnn_resnet50_fpn_coco" in err[0] and str(tmp_path / "torch") in err[0]

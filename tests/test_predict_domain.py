@@ -33,10 +33,16 @@ def _run(args: list[str], out, capsys) -> tuple[dict, str]:
     return json.loads((out / "run.json").read_text()), capsys.readouterr().err
 
 
-@pytest.mark.skipif("fashion" not in BUNDLED, reason="the bundled real-photo model is not installed")
+@pytest.mark.skipif(
+    "fashion" not in BUNDLED, reason="the bundled real-photo model is not installed"
+)
 def test_a_photo_folder_gets_the_real_photo_model(photo_folder, tmp_path, capsys) -> None:
     run, err = _run([str(photo_folder)], tmp_path / "out", capsys)
-    assert run["model"] == "fashion" and run["domain"] == "photos" and run["taxonomy"] == "imaterialist"
+    assert (
+        run["model"] == "fashion"
+        and run["domain"] == "photos"
+        and run["taxonomy"] == "imaterialist"
+    )
     assert run["domain_notice"] is None and "note:" not in err
 
 

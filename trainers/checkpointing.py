@@ -40,14 +40,19 @@ def resume_file(resume: str | None, default: Path) -> Path | None:
     raise FashionViewerError(f"--resume {resume}: file not found (pass a {default.name} or 'auto')")
 
 
-def read_training_state(path: Path, check: Callable[[dict[str, Any]], str | None] | None = None) -> dict[str, Any]:
+def read_training_state(
+    path: Path, check: Callable[[dict[str, Any]], str | None] | None = None
+) -> dict[str, Any]:
     """The state saved by :func:`save_training_state`; ``check`` returns a reason the state does not belong
     to this run (another trainer, another model), which becomes a one-line error naming the file."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)  # our own file: holds argparse values
+        # our own file: holds argparse values
+        state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # any unpickling failure means a damaged file
-        raise FashionViewerError(f"{path}: cannot read the training state ({type(exc).__name__}); "
-                                 "start again without --resume") from exc
+        raise FashionViewerError(
+            f"{path}: cannot read the training state ({type(exc).__name__}); "
+            "start again without --resume"
+        ) from exc
     if not isinstance(state, dict):
         raise FashionViewerError(f"{path}: not a training state")
     problem = check(state) if check is not None else None
@@ -56,9 +61,16 @@ def read_training_state(path: Path, check: Callable[[dict[str, Any]], str | None
     return state
 
 
-def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any | None = None,
-            scaler: torch.amp.GradScaler | None = None, *, scheduler_key: str = "lr_scheduler",
-            check: Callable[[dict[str, Any]], str | None] | None = None) -> dict[str, Any]:
+def restore(
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+    *,
+    scheduler_key: str = "lr_scheduler",
+    check: Callable[[dict[str, Any]], str | None] | None = None,
+) -> dict[str, Any]:
     """Load a training state into the model, optimizer, scheduler and scaler; returns the whole state
     (the trainer reads its bookkeeping from it)."""
     state = read_training_state(path, check)
@@ -72,21 +84,39 @@ def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, sche
     return state
 
 
-def save_training_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any | None,
-                        fields: Mapping[str, Any], *, scheduler_key: str = "lr_scheduler",
-                        scaler: torch.amp.GradScaler | None = None, with_scaler: bool = False) -> None:
+def save_training_state(
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any | None,
+    fields: Mapping[str, Any],
+    *,
+    scheduler_key: str = "lr_scheduler",
+    scaler: torch.amp.GradScaler | None = None,
+    with_scaler: bool = False,
+) -> None:
     """Write the model, optimizer, scheduler (and scaler) states plus the trainer's ``fields`` atomically."""
-    state: dict[str, Any] = {"model": plain_state_dict(model), "optimizer": optimizer.state_dict(),
-                             scheduler_key: scheduler.state_dict() if scheduler is not None else None}
+    state: dict[str, Any] = {
+        "model": plain_state_dict(model),
+        "optimizer": optimizer.state_dict(),
+        scheduler_key: scheduler.state_dict() if scheduler is not None else None,
+    }
     if with_scaler:
         state["scaler"] = scaler.state_dict() if scaler is not None else None
     state.update(fields)
     atomic_torch_save(state, path)
 
 
-def save_epoch_checkpoints(write: Callable[[nn.Module, Path, dict[str, Any]], dict[str, Any]], model: nn.Module,
-                           out: Path, card: dict[str, Any], *, last: str = "model", best: str = "model_best",
-                           improved: bool = False) -> dict[str, Any]:
+def save_epoch_checkpoints(
+    write: Callable[[nn.Module, Path, dict[str, Any]], dict[str, Any]],
+    model: nn.Module,
+    out: Path,
+    card: dict[str, Any],
+    *,
+    last: str = "model",
+    best: str = "model_best",
+    improved: bool = False,
+) -> dict[str, Any]:
     """``out/last.pt`` + card every epoch, and ``out/best.pt`` + card when the score improved; returns the
     card written. ``write`` is the family's saver (it completes the card: format, classes...)."""
     written = write(model, out / f"{last}.pt", card)

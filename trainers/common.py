@@ -69,8 +69,12 @@ def install_cancel_handler() -> dict[str, bool]:
     return flag
 
 
-def run_cli(main: Callable[[argparse.Namespace], Any], parser: argparse.ArgumentParser,
-            argv: Sequence[str] | None = None, cleanup: Callable[[], None] | None = None) -> int:
+def run_cli(
+    main: Callable[[argparse.Namespace], Any],
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None = None,
+    cleanup: Callable[[], None] | None = None,
+) -> int:
     """Parse, run, and turn user errors and cancels into one line and an exit status (2, 130)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     args = parser.parse_args(argv)

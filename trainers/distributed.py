@@ -44,7 +44,9 @@ def init_distributed(device: torch.device) -> tuple[DistributedInfo, torch.devic
     """
     if not launched_by_torchrun() or int(os.environ["WORLD_SIZE"]) <= 1:
         return DistributedInfo(), device
-    info = DistributedInfo(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
+    info = DistributedInfo(
+        int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0))
+    )
     if device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)

@@ -73,8 +73,15 @@ def train_one_epoch(
     model.train()
     total = _length(loader, control.max_steps)
     batches = itertools.islice(loader, control.max_steps) if control.max_steps else loader
-    bar = tqdm(batches, total=total, desc=f"epoch {epoch}", unit="step", leave=False, file=sys.stderr,
-               disable=not distributed.is_main_process())
+    bar = tqdm(
+        batches,
+        total=total,
+        desc=f"epoch {epoch}",
+        unit="step",
+        leave=False,
+        file=sys.stderr,
+        disable=not distributed.is_main_process(),
+    )
     loss_sum, count = 0.0, 0
     for step, (images, targets) in enumerate(bar, start=1):
         if control.should_stop is not None and control.should_stop():
@@ -83,7 +90,8 @@ def train_one_epoch(
         with torch.autocast(device.type, enabled=scaler is not None):
             loss_dict = model(images, targets)
         loss = sum(loss_dict.values())
-        logged = distributed.reduce_mean({"loss": loss.detach()})["loss"]  # all ranks see the same value
+        # all ranks see the same value
+        logged = distributed.reduce_mean({"loss": loss.detach()})["loss"]
         if not math.isfinite(float(logged)):
             kept = control.last_checkpoint or "none yet (no epoch finished)"
             raise FashionViewerError(
@@ -103,7 +111,10 @@ def train_one_epoch(
 
 
 def _backward_step(
-    loss: Tensor, optimizer: torch.optim.Optimizer, model: nn.Module, scaler: torch.amp.GradScaler | None,
+    loss: Tensor,
+    optimizer: torch.optim.Optimizer,
+    model: nn.Module,
+    scaler: torch.amp.GradScaler | None,
     clip_grad_norm: float,
 ) -> None:
     optimizer.zero_grad(set_to_none=True)
@@ -122,8 +133,13 @@ def _backward_step(
 
 
 @torch.no_grad()
-def recalibrate_batchnorm(model: nn.Module, loader: Iterable[Batch], device: torch.device, steps: int,
-                          scope: nn.Module | None = None) -> int:
+def recalibrate_batchnorm(
+    model: nn.Module,
+    loader: Iterable[Batch],
+    device: torch.device,
+    steps: int,
+    scope: nn.Module | None = None,
+) -> int:
     """Re-estimate BatchNorm running statistics for the current weights ("precise BN"); returns batches used.
 
     Trained from scratch, weights move faster than BatchNorm's running averages
@@ -135,8 +151,11 @@ def recalibrate_batchnorm(model: nn.Module, loader: Iterable[Batch], device: tor
     ImageNet initialisation) are left alone. ``scope``: only the BatchNorm
     layers inside this submodule (default: the whole model).
     """
-    norms = [m for m in (scope or unwrap(model)).modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
-             and m.track_running_stats]
+    norms = [
+        m
+        for m in (scope or unwrap(model)).modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+    ]
     if not norms or steps <= 0:
         return 0
     momenta = [m.momentum for m in norms]
@@ -157,7 +176,9 @@ def recalibrate_batchnorm(model: nn.Module, loader: Iterable[Batch], device: tor
     return used
 
 
-def freeze_backbone(model: nn.Module, loader: Iterable[Batch], device: torch.device, calibration_steps: int) -> int:
+def freeze_backbone(
+    model: nn.Module, loader: Iterable[Batch], device: torch.device, calibration_steps: int
+) -> int:
     """Train only the RPN and RoI heads: the backbone (trunk + FPN) stops learning.
 
     Its trainable BatchNorm layers (a randomly initialised backbone has them)
@@ -175,7 +196,9 @@ def freeze_backbone(model: nn.Module, loader: Iterable[Batch], device: torch.dev
     def convert(module: nn.Module) -> None:
         for name, child in module.named_children():
             if isinstance(child, nn.BatchNorm2d):
-                frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps).to(child.running_mean.device)
+                frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps).to(
+                    child.running_mean.device
+                )
                 frozen.load_state_dict(child.state_dict())  # drops num_batches_tracked itself
                 setattr(module, name, frozen)
             else:
@@ -205,8 +228,14 @@ def evaluate(
     """
     predictor = Predictor(unwrap(model), class_names, device, score_floor=score_floor)
     results: list[dict[str, Any]] = []
-    bar = tqdm(loader, desc="evaluate", unit="batch", leave=False, file=sys.stderr,
-               disable=not distributed.is_main_process())
+    bar = tqdm(
+        loader,
+        desc="evaluate",
+        unit="batch",
+        leave=False,
+        file=sys.stderr,
+        disable=not distributed.is_main_process(),
+    )
     for images, targets in bar:
         ids = [int(t["image_id"]) for t in targets]
         for prediction in predictor.predict_tensors(list(images), image_ids=ids):
@@ -219,9 +248,12 @@ def evaluate(
     return {iou: evaluate_coco(ground_truth, merged, iou) for iou in ("bbox", "segm")}
 
 
-def _to_device(images: Sequence[Tensor], targets: Sequence[dict[str, Any]], device: torch.device
-               ) -> tuple[list[Tensor], list[dict[str, Any]]]:
-    moved = [{k: v.to(device) if isinstance(v, Tensor) else v for k, v in t.items()} for t in targets]
+def _to_device(
+    images: Sequence[Tensor], targets: Sequence[dict[str, Any]], device: torch.device
+) -> tuple[list[Tensor], list[dict[str, Any]]]:
+    moved = [
+        {k: v.to(device) if isinstance(v, Tensor) else v for k, v in t.items()} for t in targets
+    ]
     return [image.to(device, non_blocking=True) for image in images], moved
 
 

@@ -38,20 +38,34 @@ class FinetunePlan:
 
     def card_entry(self) -> dict[str, Any]:
         weights = Path(self.checkpoint).with_suffix(".pt")
-        return {"checkpoint": str(weights), "sha256": sha256_file(weights), "classes_kept": len(self.old_names),
-                "classes_added": list(self.added)}
+        return {
+            "checkpoint": str(weights),
+            "sha256": sha256_file(weights),
+            "classes_kept": len(self.old_names),
+            "classes_added": list(self.added),
+        }
 
 
-def plan_finetune(checkpoint: str | Path, dataset_names: Sequence[str],
-                  dataset_category_ids: Sequence[int] | None = None) -> FinetunePlan:
+def plan_finetune(
+    checkpoint: str | Path,
+    dataset_names: Sequence[str],
+    dataset_category_ids: Sequence[int] | None = None,
+) -> FinetunePlan:
     """The class list a fine-tune of ``checkpoint`` on a dataset naming ``dataset_names`` trains."""
     card = read_card(Path(checkpoint).with_suffix(".pt"))
-    if card["architecture"] not in list_models():  # another family's model (the registry's Mask R-CNNs only)
-        raise FashionViewerError(f"{checkpoint}: a {card['architecture']} model cannot be fine-tuned as a Mask R-CNN; "
-                                 "load a Mask R-CNN first or start from other weights")
+    # another family's model (the registry's Mask R-CNNs only)
+    if card["architecture"] not in list_models():
+        raise FashionViewerError(
+            f"{checkpoint}: a {card['architecture']} model cannot be fine-tuned as a Mask R-CNN; "
+            "load a Mask R-CNN first or start from other weights"
+        )
     old_names = [str(n) for n in card["class_names"]]
     old_ids = card_category_ids(card)
-    ds_ids = list(dataset_category_ids) if dataset_category_ids is not None else list(range(1, len(dataset_names) + 1))
+    ds_ids = (
+        list(dataset_category_ids)
+        if dataset_category_ids is not None
+        else list(range(1, len(dataset_names) + 1))
+    )
     by_name = dict(zip(dataset_names, ds_ids, strict=False))
     added = [n for n in dataset_names if n not in old_names]
     names = old_names + added
@@ -67,7 +81,9 @@ def plan_finetune(checkpoint: str | Path, dataset_names: Sequence[str],
         ids.append(cid)
     ids += [int(by_name[n]) for n in added]
     label_map = [0] + [names.index(n) + 1 for n in dataset_names]
-    return FinetunePlan(str(checkpoint), str(card["architecture"]), old_names, names, ids, label_map, added)
+    return FinetunePlan(
+        str(checkpoint), str(card["architecture"]), old_names, names, ids, label_map, added
+    )
 
 
 def extend_heads(model: nn.Module, old_names: Sequence[str], new_names: Sequence[str]) -> int:
@@ -79,15 +95,22 @@ def extend_heads(model: nn.Module, old_names: Sequence[str], new_names: Sequence
     k = len(new_names) + 1
     new_box = FastRCNNPredictor(old_box.cls_score.in_features, k)
     new_logits = nn.Conv2d(old_logits.in_channels, k, 1)
-    nn.init.kaiming_normal_(new_logits.weight, mode="fan_out", nonlinearity="relu")  # as MaskRCNNPredictor does
+    # as MaskRCNNPredictor does
+    nn.init.kaiming_normal_(new_logits.weight, mode="fan_out", nonlinearity="relu")
     nn.init.zeros_(new_logits.bias)
-    pairs = [(0, 0)] + [(j + 1, old_names.index(n) + 1) for j, n in enumerate(new_names) if n in old_names]
+    pairs = [(0, 0)] + [
+        (j + 1, old_names.index(n) + 1) for j, n in enumerate(new_names) if n in old_names
+    ]
     with torch.no_grad():
         for new, old in pairs:
             new_box.cls_score.weight[new] = old_box.cls_score.weight[old]
             new_box.cls_score.bias[new] = old_box.cls_score.bias[old]
-            new_box.bbox_pred.weight[4 * new:4 * new + 4] = old_box.bbox_pred.weight[4 * old:4 * old + 4]
-            new_box.bbox_pred.bias[4 * new:4 * new + 4] = old_box.bbox_pred.bias[4 * old:4 * old + 4]
+            new_box.bbox_pred.weight[4 * new : 4 * new + 4] = old_box.bbox_pred.weight[
+                4 * old : 4 * old + 4
+            ]
+            new_box.bbox_pred.bias[4 * new : 4 * new + 4] = old_box.bbox_pred.bias[
+                4 * old : 4 * old + 4
+            ]
             new_logits.weight[new] = old_logits.weight[old]
             new_logits.bias[new] = old_logits.bias[old]
     heads.box_predictor = new_box
@@ -102,8 +125,12 @@ def finetune_model(plan: FinetunePlan, min_size: int, max_size: int) -> nn.Modul
         extend_heads(model, plan.old_names, plan.class_names)
     model.transform.min_size = (min_size,)
     model.transform.max_size = max_size
-    model.registry_info = {"architecture": plan.architecture, "num_classes": len(plan.class_names) + 1,
-                           "weights": "trained", "init": str(plan.checkpoint)}
+    model.registry_info = {
+        "architecture": plan.architecture,
+        "num_classes": len(plan.class_names) + 1,
+        "weights": "trained",
+        "init": str(plan.checkpoint),
+    }
     return model.train()
 
 
@@ -114,8 +141,12 @@ def annotation_summary(folder: str | Path | None, file: str | Path | None = None
     path = Path(file) if file else Path(folder or ".") / DEFAULT_FILE_NAME
     aset, _problems = load_annotations(path)
     annotated = [image for image in aset.images.values() if image.annotations]
-    return {"file": str(path.resolve()), "sha256": sha256_file(path), "images": len(annotated),
-            "instances": sum(len(image.annotations) for image in annotated)}
+    return {
+        "file": str(path.resolve()),
+        "sha256": sha256_file(path),
+        "images": len(annotated),
+        "instances": sum(len(image.annotations) for image in annotated),
+    }
 
 
 class RemapLabels(Dataset):
@@ -135,7 +166,8 @@ class RemapLabels(Dataset):
         target["labels"] = self._map[target["labels"]]
         return image, target
 
-    def __getattr__(self, name: str) -> Any:  # coco_ground_truth, images, ... of the wrapped dataset
+    # coco_ground_truth, images, ... of the wrapped dataset
+    def __getattr__(self, name: str) -> Any:
         if name in ("dataset", "plan", "_map"):
             raise AttributeError(name)
         return getattr(self.dataset, name)

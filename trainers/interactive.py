@@ -55,7 +55,14 @@ from fashionviewer.core.models.interactive_net import (
 )
 
 from . import checkpointing, distributed
-from .common import Cancelled, end_event, install_cancel_handler, positive_int, resolve_device, run_cli
+from .common import (
+    Cancelled,
+    end_event,
+    install_cancel_handler,
+    positive_int,
+    resolve_device,
+    run_cli,
+)
 
 log = logging.getLogger("trainers.interactive")
 
@@ -68,8 +75,10 @@ BOX_ONLY_SHARE = 0.35
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Train the from-scratch interactive segmentation network on CCP photos.",
-                                add_help=add_help)
+    p = argparse.ArgumentParser(
+        description="Train the from-scratch interactive segmentation network on CCP photos.",
+        add_help=add_help,
+    )
     p.add_argument("--data-path", default=None, help="CCP root (default ../shared/data/ccp)")
     p.add_argument("--epochs", type=positive_int, default=20)
     p.add_argument("--steps-per-epoch", type=positive_int, default=200)
@@ -77,22 +86,49 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate")
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--warmup-steps", type=int, default=100)
-    p.add_argument("--max-iterations", type=int, default=3, help="at most this many gradient-free click passes")
-    p.add_argument("--min-area", type=positive_int, default=400, help="objects of at least this many pixels")
-    p.add_argument("--val-size", type=int, default=100, help="validation photos (CCPDataset's seeded split)")
-    p.add_argument("--val-objects", type=int, default=200, help="validation objects scored every epoch")
-    p.add_argument("--limit", type=int, default=None, help="use only the first N training photos (tests)")
+    p.add_argument(
+        "--max-iterations", type=int, default=3, help="at most this many gradient-free click passes"
+    )
+    p.add_argument(
+        "--min-area", type=positive_int, default=400, help="objects of at least this many pixels"
+    )
+    p.add_argument(
+        "--val-size", type=int, default=100, help="validation photos (CCPDataset's seeded split)"
+    )
+    p.add_argument(
+        "--val-objects", type=int, default=200, help="validation objects scored every epoch"
+    )
+    p.add_argument(
+        "--limit", type=int, default=None, help="use only the first N training photos (tests)"
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads per process (0: torch's default)")
-    p.add_argument("--resume", default=None,
-                   help=f"a {STATE_FILE} to continue from, or 'auto' (OUT/{STATE_FILE} when present)")
-    p.add_argument("--out", default="runs/interactive", help="output folder (checked writable before training)")
-    p.add_argument("--events", default=None, help="JSON-lines progress events to PATH, or '-' for stdout")
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads per process (0: torch's default)"
+    )
+    p.add_argument(
+        "--resume",
+        default=None,
+        help=f"a {STATE_FILE} to continue from, or 'auto' (OUT/{STATE_FILE} when present)",
+    )
+    p.add_argument(
+        "--out", default="runs/interactive", help="output folder (checked writable before training)"
+    )
+    p.add_argument(
+        "--events", default=None, help="JSON-lines progress events to PATH, or '-' for stdout"
+    )
     p.add_argument("--seed", type=int, default=0)
     g = p.add_argument_group("export a trained checkpoint for shipping (no training)")
-    g.add_argument("--export", metavar="CHECKPOINT", help="a trained model.pt to export to --out/NAME.pt (+ card)")
-    g.add_argument("--name", default="interactive", help="exported file stem (bundled name: interactive)")
-    g.add_argument("--benchmark", default=None, help="a benchmarks/results JSON whose figures go into the card")
+    g.add_argument(
+        "--export",
+        metavar="CHECKPOINT",
+        help="a trained model.pt to export to --out/NAME.pt (+ card)",
+    )
+    g.add_argument(
+        "--name", default="interactive", help="exported file stem (bundled name: interactive)"
+    )
+    g.add_argument(
+        "--benchmark", default=None, help="a benchmarks/results JSON whose figures go into the card"
+    )
     return p
 
 
@@ -113,8 +149,12 @@ class TrainObject:
     box: tuple[int, int, int, int]
 
 
-def load_photos(root: str | None, split: str, val_size: int, seed: int, limit: int | None = None) -> list[Photo]:
-    dataset = CCPDataset(root, split, val_size=val_size, seed=seed, limit=limit, taxonomy="imaterialist")
+def load_photos(
+    root: str | None, split: str, val_size: int, seed: int, limit: int | None = None
+) -> list[Photo]:
+    dataset = CCPDataset(
+        root, split, val_size=val_size, seed=seed, limit=limit, taxonomy="imaterialist"
+    )
     photos = []
     for index, entry in enumerate(dataset.images):
         labels = np.zeros((entry.height, entry.width), dtype=np.uint8)
@@ -142,7 +182,9 @@ def find_objects(photos: Sequence[Photo], min_area: int, parts: bool = True) -> 
             objects.append(TrainObject(i, int(label), None, tight_box(region)))
             if not parts:
                 continue
-            count, comp, stats, _ = cv2.connectedComponentsWithStats(region.astype(np.uint8), connectivity=8)
+            count, comp, stats, _ = cv2.connectedComponentsWithStats(
+                region.astype(np.uint8), connectivity=8
+            )
             big = [k for k in range(1, count) if stats[k, cv2.CC_STAT_AREA] >= min_area]
             if len(big) > 1:
                 for k in big:
@@ -166,7 +208,9 @@ def error_click(truth: np.ndarray, pred: np.ndarray) -> tuple[bool, tuple[int, i
     """(positive?, (x, y)): the point farthest inside the largest error region (the oracle's rule)."""
     best = None
     for positive, error in ((True, truth & ~pred), (False, pred & ~truth)):
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(error.astype(np.uint8), connectivity=8)
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(
+            error.astype(np.uint8), connectivity=8
+        )
         if count > 1:
             k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
             if best is None or stats[k, cv2.CC_STAT_AREA] > best[0]:
@@ -195,7 +239,9 @@ def _random_point(mask: np.ndarray, rng: np.random.Generator) -> tuple[float, fl
     return float(xs[k]) + 0.5, float(ys[k]) + 0.5
 
 
-def make_sample(photos: Sequence[Photo], obj: TrainObject, rng: np.random.Generator, max_passes: int = 3) -> Sample:
+def make_sample(
+    photos: Sequence[Photo], obj: TrainObject, rng: np.random.Generator, max_passes: int = 3
+) -> Sample:
     """One random training view of ``obj`` (see the module docstring)."""
     photo = photos[obj.photo]
     height, width = photo.labels.shape
@@ -206,16 +252,25 @@ def make_sample(photos: Sequence[Photo], obj: TrainObject, rng: np.random.Genera
     if rng.random() < 0.6:  # box mode: the user's box, a few px loose or tight
         jitter = lambda side: float(rng.uniform(-2, 10) + rng.normal(0, 0.03 * side))  # noqa: E731
         box = (x0 - jitter(bw), y0 - jitter(bh), x1 + jitter(bw), y1 + jitter(bh))
-        box = (max(0.0, box[0]), max(0.0, box[1]), min(float(width), box[2]), min(float(height), box[3]))
+        box = (
+            max(0.0, box[0]),
+            max(0.0, box[1]),
+            min(float(width), box[2]),
+            min(float(height), box[3]),
+        )
         if box[2] - box[0] < 2 or box[3] - box[1] < 2:
             box = (float(x0), float(y0), float(x1), float(y1))
         window = CropWindow.around(*box, margin=float(rng.uniform(0.1, 0.3)))
         first = None
-    else:  # clicks only: a first click inside, a window around it (first pass) or the object (zoom-in pass)
+    # clicks only: a first click inside, a window around it (first pass) or the object (zoom-in
+    # pass)
+    else:
         if rng.random() < 0.5:
             first = innermost_point(mask)
         else:
-            distance = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
+            distance = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 5)[
+                1:-1, 1:-1
+            ]
             first = _random_point(distance >= 0.4 * distance.max(), rng)
         fx, fy = first
         if rng.random() < 0.5:
@@ -229,7 +284,8 @@ def make_sample(photos: Sequence[Photo], obj: TrainObject, rng: np.random.Genera
     sample = Sample(crop, truth, box_map(window, box), window.inside_map(height, width))
     if first is not None:
         sample.positive.append(window.to_crop(*first))
-    if box is not None and rng.random() < BOX_ONLY_SHARE:  # the box alone, no click yet: the first answer
+    # the box alone, no click yet: the first answer
+    if box is not None and rng.random() < BOX_ONLY_SHARE:
         return _flip_and_jitter(sample, rng)
     sample.passes = int(rng.integers(0, max_passes + 1))
     # random extra clicks, as users click: inside the object, and on nearby non-object pixels
@@ -239,7 +295,9 @@ def make_sample(photos: Sequence[Photo], obj: TrainObject, rng: np.random.Genera
             sample.positive.append(point)
     near = cv2.dilate(truth.astype(np.uint8), np.ones((31, 31), np.uint8)) > 0
     for _ in range(int(rng.choice([0, 0, 0, 1, 2]))):
-        point = _random_point(near & ~(cv2.dilate(truth.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0), rng)
+        point = _random_point(
+            near & ~(cv2.dilate(truth.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0), rng
+        )
         if point is not None:
             sample.negative.append(point)
     return _flip_and_jitter(sample, rng)
@@ -256,15 +314,29 @@ def _flip_and_jitter(sample: Sample, rng: np.random.Generator) -> Sample:
     image = sample.crop.astype(np.float32)
     grey = image.mean(2, keepdims=True)
     image = grey + (image - grey) * float(rng.uniform(0.6, 1.4))
-    image = (image - image.mean()) * float(rng.uniform(0.7, 1.3)) + image.mean() * float(rng.uniform(0.7, 1.3))
+    image = (image - image.mean()) * float(rng.uniform(0.7, 1.3)) + image.mean() * float(
+        rng.uniform(0.7, 1.3)
+    )
     sample.crop = np.clip(image, 0, 255).astype(np.uint8)
     return sample
 
 
 def guidance(samples: Sequence[Sample], previous: Tensor | None) -> Tensor:
     """N×5×S×S guidance maps of ``samples`` (see interactive_net); ``previous``: N×1×S×S probabilities."""
-    maps = np.stack([np.stack([s.box, s.inside, click_disks(s.positive), click_disks(s.negative),
-                               np.zeros_like(s.box)]) for s in samples])
+    maps = np.stack(
+        [
+            np.stack(
+                [
+                    s.box,
+                    s.inside,
+                    click_disks(s.positive),
+                    click_disks(s.negative),
+                    np.zeros_like(s.box),
+                ]
+            )
+            for s in samples
+        ]
+    )
     out = torch.from_numpy(maps)
     if previous is not None:
         out[:, 4] = previous[:, 0]
@@ -291,7 +363,9 @@ def loss_fn(logits: Tensor, truth: Tensor) -> Tensor:
 # --------------------------------------------------------------------------- validation
 
 
-def validation_views(photos: Sequence[Photo], objects: Sequence[TrainObject]) -> list[tuple[Sample, Sample]]:
+def validation_views(
+    photos: Sequence[Photo], objects: Sequence[TrainObject]
+) -> list[tuple[Sample, Sample]]:
     """(box view, clicks-only view) of each object: the benchmark's box (5 px loose) and innermost click."""
     views = []
     for obj in objects:
@@ -301,13 +375,22 @@ def validation_views(photos: Sequence[Photo], objects: Sequence[TrainObject]) ->
         x0, y0, x1, y1 = obj.box
         box = (max(0, x0 - 5), max(0, y0 - 5), min(width, x1 + 5), min(height, y1 + 5))
         window = CropWindow.around(*box, margin=0.2)
-        boxed = Sample(window.crop_image(photo.image), window.crop_mask(mask) >= 0.5, box_map(window, box),
-                       window.inside_map(height, width))
+        boxed = Sample(
+            window.crop_image(photo.image),
+            window.crop_mask(mask) >= 0.5,
+            box_map(window, box),
+            window.inside_map(height, width),
+        )
         fx, fy = innermost_point(mask)
         side = 0.4 * max(height, width)
         window = CropWindow(fx - side / 2, fy - side / 2, side)
-        clicked = Sample(window.crop_image(photo.image), window.crop_mask(mask) >= 0.5, box_map(window, None),
-                         window.inside_map(height, width), positive=[window.to_crop(fx, fy)])
+        clicked = Sample(
+            window.crop_image(photo.image),
+            window.crop_mask(mask) >= 0.5,
+            box_map(window, None),
+            window.inside_map(height, width),
+            positive=[window.to_crop(fx, fy)],
+        )
         views.append((boxed, clicked))
     return views
 
@@ -316,19 +399,30 @@ def _iou(pred: np.ndarray, truth: np.ndarray) -> float:
     return float((pred & truth).sum() / max(1, (pred | truth).sum()))
 
 
-def validate(model: nn.Module, views: Sequence[tuple[Sample, Sample]], batch: int = 50) -> dict[str, float]:
+def validate(
+    model: nn.Module, views: Sequence[tuple[Sample, Sample]], batch: int = 50
+) -> dict[str, float]:
     """Mean IoU (crop resolution): box alone, box + 2 oracle clicks, one innermost click."""
     model.eval()
-    scores: dict[str, list[float]] = {"val_box_iou": [], "val_box_2clicks_iou": [], "val_click_iou": []}
+    scores: dict[str, list[float]] = {
+        "val_box_iou": [],
+        "val_box_2clicks_iou": [],
+        "val_click_iou": [],
+    }
     with torch.inference_mode():
         for start in range(0, len(views), batch):
-            chunk = views[start:start + batch]
+            chunk = views[start : start + batch]
             for kind, samples in (("box", [v[0] for v in chunk]), ("click", [v[1] for v in chunk])):
-                samples = [Sample(s.crop, s.truth, s.box, s.inside, list(s.positive), list(s.negative))
-                           for s in samples]
+                samples = [
+                    Sample(s.crop, s.truth, s.box, s.inside, list(s.positive), list(s.negative))
+                    for s in samples
+                ]
                 features = model.encode(torch.stack([normalize_crop(s.crop) for s in samples]))
                 prob = model.decide(features, guidance(samples, None)).sigmoid()
-                first = [_iou(p >= 0.5, s.truth) for p, s in zip(prob[:, 0].numpy(), samples, strict=False)]
+                first = [
+                    _iou(p >= 0.5, s.truth)
+                    for p, s in zip(prob[:, 0].numpy(), samples, strict=False)
+                ]
                 if kind == "click":
                     scores["val_click_iou"] += first
                     continue
@@ -336,7 +430,10 @@ def validate(model: nn.Module, views: Sequence[tuple[Sample, Sample]], batch: in
                 for _ in range(2):
                     add_error_clicks(samples, prob)
                     prob = model.decide(features, guidance(samples, prob)).sigmoid()
-                scores["val_box_2clicks_iou"] += [_iou(p >= 0.5, s.truth) for p, s in zip(prob[:, 0].numpy(), samples, strict=False)]
+                scores["val_box_2clicks_iou"] += [
+                    _iou(p >= 0.5, s.truth)
+                    for p, s in zip(prob[:, 0].numpy(), samples, strict=False)
+                ]
     out = {key: round(float(np.mean(v)), 4) for key, v in scores.items()}
     out["val_score"] = round(float(np.mean(list(out.values()))), 4)
     return out
@@ -354,25 +451,45 @@ class Progress:
     samples: int = 0
 
 
-def model_card(args: argparse.Namespace, progress: Progress, n_train: int, n_objects: int, n_val: int,
-               world_size: int) -> dict[str, Any]:
+def model_card(
+    args: argparse.Namespace,
+    progress: Progress,
+    n_train: int,
+    n_objects: int,
+    n_val: int,
+    world_size: int,
+) -> dict[str, Any]:
     last = progress.history[-1] if progress.history else {}
     return {
         "task": "interactive segmentation: a box and/or positive/negative clicks -> one object's mask, class-agnostic",
         "weights": "trained",
         "init": "none",
         "domain": "photos",
-        "dataset": {"name": "ccp", "train_images": n_train, "train_objects": n_objects, "val_images": n_val,
-                    "split": f"CCPDataset seeded split: seed {args.seed}, val_size {args.val_size} "
-                             "(validation photos never trained on)",
-                    "objects": f"iMaterialist garment regions >= {args.min_area} px and their connected parts"},
+        "dataset": {
+            "name": "ccp",
+            "train_images": n_train,
+            "train_objects": n_objects,
+            "val_images": n_val,
+            "split": f"CCPDataset seeded split: seed {args.seed}, val_size {args.val_size} "
+            "(validation photos never trained on)",
+            "objects": f"iMaterialist garment regions >= {args.min_area} px and their connected parts",
+        },
         "epochs": last.get("epoch", 0),
         "metrics": {key: value for key, value in last.items() if key.startswith("val_")},
         "training": {
-            "optimizer": "adamw", "lr": args.lr, "weight_decay": args.weight_decay, "batch_size": args.batch_size,
-            "steps_per_epoch": args.steps_per_epoch, "world_size": world_size, "warmup_steps": args.warmup_steps,
-            "max_iterations": args.max_iterations, "seed": args.seed, "seconds": round(progress.seconds, 1),
-            "samples_seen": progress.samples, "threads": args.threads, "loss": "BCE + dice",
+            "optimizer": "adamw",
+            "lr": args.lr,
+            "weight_decay": args.weight_decay,
+            "batch_size": args.batch_size,
+            "steps_per_epoch": args.steps_per_epoch,
+            "world_size": world_size,
+            "warmup_steps": args.warmup_steps,
+            "max_iterations": args.max_iterations,
+            "seed": args.seed,
+            "seconds": round(progress.seconds, 1),
+            "samples_seen": progress.samples,
+            "threads": args.threads,
+            "loss": "BCE + dice",
         },
         "history": progress.history,
     }
@@ -391,14 +508,22 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
         try:
             record = json.loads(Path(args.benchmark).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise FashionViewerError(f"--benchmark {args.benchmark}: not a readable JSON file ({exc})") from None
+            raise FashionViewerError(
+                f"--benchmark {args.benchmark}: not a readable JSON file ({exc})"
+            ) from None
         if not isinstance(record, dict) or "tables" not in record:
-            raise FashionViewerError(f"--benchmark {args.benchmark}: not a benchmarks/interactive_segmentation.py "
-                                     "result (no 'tables')")
+            raise FashionViewerError(
+                f"--benchmark {args.benchmark}: not a benchmarks/interactive_segmentation.py "
+                "result (no 'tables')"
+            )
         sample = {k: v for k, v in (record.get("sample") or {}).items() if k != "baseline_subset"}
-        card["benchmark"] = {"command": record.get("command"), "date": record.get("date"), "sample": sample,
-                             "protocol": record.get("protocol"),
-                             "results": {label: figures for label, figures in record["tables"]}}
+        card["benchmark"] = {
+            "command": record.get("command"),
+            "date": record.get("date"),
+            "sample": sample,
+            "protocol": record.get("protocol"),
+            "results": {label: figures for label, figures in record["tables"]},
+        }
     written = save_interactive_checkpoint(model, out / f"{args.name}.pt", card)
     log.info("wrote %s (+ %s)", out / f"{args.name}.pt", f"{args.name}.json")
     return written
@@ -407,9 +532,13 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
 def train_step(model: nn.Module, samples: list[Sample], device: torch.device) -> Tensor:
     """Encoder once with gradients; each sample's click passes without (``Sample.passes``); the last pass's loss."""
     images = torch.stack([normalize_crop(s.crop) for s in samples]).to(device)
-    truth = torch.from_numpy(np.stack([s.truth for s in samples])[:, None].astype(np.float32)).to(device)
+    truth = torch.from_numpy(np.stack([s.truth for s in samples])[:, None].astype(np.float32)).to(
+        device
+    )
     core = getattr(model, "module", model)
-    features = core.encode(images) if not isinstance(model, nn.parallel.DistributedDataParallel) else None
+    features = (
+        core.encode(images) if not isinstance(model, nn.parallel.DistributedDataParallel) else None
+    )
     previous = None
     iterations = max(s.passes for s in samples)
     if iterations:
@@ -417,9 +546,16 @@ def train_step(model: nn.Module, samples: list[Sample], device: torch.device) ->
         with torch.no_grad():
             frozen = [f.detach() for f in (features or core.encode(images))]
             for k in range(iterations):
-                todo = [i for i, s in enumerate(samples) if s.passes > k]  # each sample its own number of passes
-                prob = core.decide([f[todo] for f in frozen], guidance([samples[i] for i in todo],
-                                                                        previous[todo]).to(device)).sigmoid().cpu()
+                # each sample its own number of passes
+                todo = [i for i, s in enumerate(samples) if s.passes > k]
+                prob = (
+                    core.decide(
+                        [f[todo] for f in frozen],
+                        guidance([samples[i] for i in todo], previous[todo]).to(device),
+                    )
+                    .sigmoid()
+                    .cpu()
+                )
                 previous[todo] = prob
                 add_error_clicks([samples[i] for i in todo], prob)
     maps = guidance(samples, previous).to(device)
@@ -456,21 +592,34 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     warmup = max(1, min(args.warmup_steps, total // 4))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+        optimizer,
+        lambda s: (
+            min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
+        ),
+    )
     progress = Progress()
     if start is not None:
         progress = _restore(start, model, optimizer, scheduler)
     core = model
     if info.enabled:
-        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
 
     stop = install_cancel_handler()
     last_path = out / f"{LAST_NAME}.pt"
     card: dict[str, Any] = {}
     with EventWriter(args.events if info.rank == 0 else None) as events:
-        events.emit("start", trainer="interactive", model="interactive_unet", epochs=args.epochs,
-                    steps_per_epoch=args.steps_per_epoch, device=str(device), out=str(out),
-                    world_size=info.world_size)
+        events.emit(
+            "start",
+            trainer="interactive",
+            model="interactive_unet",
+            epochs=args.epochs,
+            steps_per_epoch=args.steps_per_epoch,
+            device=str(device),
+            out=str(out),
+            world_size=info.world_size,
+        )
         with end_event(events, last_path):
             for epoch in range(progress.first_epoch, args.epochs + 1):
                 t0 = time.perf_counter()
@@ -481,11 +630,16 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                     if stop["requested"]:
                         raise Cancelled()
                     chosen = rng.integers(0, len(objects), size=args.batch_size)
-                    samples = [make_sample(train, objects[int(i)], rng, args.max_iterations) for i in chosen]
+                    samples = [
+                        make_sample(train, objects[int(i)], rng, args.max_iterations)
+                        for i in chosen
+                    ]
                     loss = train_step(model, samples, device)
                     if not torch.isfinite(loss):
-                        raise FashionViewerError(f"epoch {epoch} step {step + 1}: the loss is {loss.item()}; "
-                                                 "lower --lr and start again")
+                        raise FashionViewerError(
+                            f"epoch {epoch} step {step + 1}: the loss is {loss.item()}; "
+                            "lower --lr and start again"
+                        )
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
@@ -493,9 +647,18 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                     value = float(distributed.reduce_mean({"loss": loss.detach()})["loss"])
                     running += value
                     progress.samples += args.batch_size * info.world_size
-                    events.emit("step", epoch=epoch, step=step + 1, steps=args.steps_per_epoch, loss=round(value, 5),
-                                lr=optimizer.param_groups[0]["lr"])
-                record: dict[str, Any] = {"epoch": epoch, "train_loss": round(running / args.steps_per_epoch, 5)}
+                    events.emit(
+                        "step",
+                        epoch=epoch,
+                        step=step + 1,
+                        steps=args.steps_per_epoch,
+                        loss=round(value, 5),
+                        lr=optimizer.param_groups[0]["lr"],
+                    )
+                record: dict[str, Any] = {
+                    "epoch": epoch,
+                    "train_loss": round(running / args.steps_per_epoch, 5),
+                }
                 if info.rank == 0 and views:
                     record.update(validate(core, views))
                 seconds = time.perf_counter() - t0
@@ -503,36 +666,81 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 progress.history.append(record)
                 progress.seconds += seconds
                 if info.rank == 0:
-                    card = model_card(args, progress, len(train), len(objects), n_val, info.world_size)
+                    card = model_card(
+                        args, progress, len(train), len(objects), n_val, info.world_size
+                    )
                     card = _save_epoch(out, core, card, optimizer, scheduler, args, progress)
-                    log.info("epoch %d/%d loss %.4f | %s | %.0fs", epoch, args.epochs, record["train_loss"],
-                             " ".join(f"{k} {v}" for k, v in record.items() if k.startswith("val_")), seconds)
+                    log.info(
+                        "epoch %d/%d loss %.4f | %s | %.0fs",
+                        epoch,
+                        args.epochs,
+                        record["train_loss"],
+                        " ".join(f"{k} {v}" for k, v in record.items() if k.startswith("val_")),
+                        seconds,
+                    )
                     events.emit("epoch", epochs=args.epochs, checkpoint=str(last_path), **record)
                 distributed.barrier()
     return card
 
 
-def _restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-             scheduler: torch.optim.lr_scheduler.LRScheduler) -> Progress:
-    check = lambda state: None if state.get("trainer") == "interactive" else "not a trainers.interactive training state"  # noqa: E731
+def _restore(
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+) -> Progress:
+    def check(state: dict) -> str | None:
+        if state.get("trainer") == "interactive":
+            return None
+        return "not a trainers.interactive training state"
+
     state = checkpointing.restore(path, model, optimizer, scheduler, check=check)
-    return Progress(history=state["history"], first_epoch=state["epoch"] + 1, seconds=state["seconds"],
-                    best_score=state["best_score"], samples=state.get("samples", 0))
+    return Progress(
+        history=state["history"],
+        first_epoch=state["epoch"] + 1,
+        seconds=state["seconds"],
+        best_score=state["best_score"],
+        samples=state.get("samples", 0),
+    )
 
 
-def _save_epoch(out: Path, model: nn.Module, card: dict[str, Any], optimizer: torch.optim.Optimizer,
-                scheduler: torch.optim.lr_scheduler.LRScheduler, args: argparse.Namespace,
-                progress: Progress) -> dict[str, Any]:
+def _save_epoch(
+    out: Path,
+    model: nn.Module,
+    card: dict[str, Any],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    args: argparse.Namespace,
+    progress: Progress,
+) -> dict[str, Any]:
     score = progress.history[-1].get("val_score", -1.0)
     improved = score > progress.best_score
     if improved:
         progress.best_score = score
-    written = checkpointing.save_epoch_checkpoints(save_interactive_checkpoint, model, out, card, last=LAST_NAME,
-                                                   best=BEST_NAME, improved=improved)
-    checkpointing.save_training_state(out / STATE_FILE, model, optimizer, scheduler, {
-        "trainer": "interactive", "epoch": progress.history[-1]["epoch"], "history": progress.history,
-        "seconds": progress.seconds, "best_score": progress.best_score, "samples": progress.samples,
-        "args": vars(args)})
+    written = checkpointing.save_epoch_checkpoints(
+        save_interactive_checkpoint,
+        model,
+        out,
+        card,
+        last=LAST_NAME,
+        best=BEST_NAME,
+        improved=improved,
+    )
+    checkpointing.save_training_state(
+        out / STATE_FILE,
+        model,
+        optimizer,
+        scheduler,
+        {
+            "trainer": "interactive",
+            "epoch": progress.history[-1]["epoch"],
+            "history": progress.history,
+            "seconds": progress.seconds,
+            "best_score": progress.best_score,
+            "samples": progress.samples,
+            "args": vars(args),
+        },
+    )
     return written
 
 

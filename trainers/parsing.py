@@ -55,7 +55,14 @@ from fashionviewer.core.viewer.trainer_menu import TRAINER_MENUS
 
 from . import checkpointing, distributed
 from .checkpointing import STATE_FILE
-from .common import Cancelled, end_event, install_cancel_handler, positive_int, resolve_device, run_cli
+from .common import (
+    Cancelled,
+    end_event,
+    install_cancel_handler,
+    positive_int,
+    resolve_device,
+    run_cli,
+)
 from .parsing_data import (
     IGNORE,
     Sample,
@@ -80,59 +87,147 @@ BEST_NAME = "model_best"
 # (100 photos + replay: about 4 minutes on 2 CPU threads).
 SCRATCH_DEFAULTS = {"epochs": 30, "lr": 2e-3, "warmup_steps": 100}
 FINETUNE_DEFAULTS = {"epochs": 8, "lr": 5e-4, "warmup_steps": 10}
-NEW_CLASSES_EPOCHS = 16  # the fine-tune's default when the folder adds classes: their head rows start from nothing
+# the fine-tune's default when the folder adds classes: their head rows start from nothing
+NEW_CLASSES_EPOCHS = 16
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Train the from-scratch garment parsing model on CCP photos.",
-                                add_help=add_help)
-    p.add_argument("--dataset", default="ccp", choices=["ccp", "annotations"],
-                   help="ccp: train from scratch on the CCP photos; annotations: fine-tune --init-from on a photo "
-                        "folder's annotation file (--data-path FOLDER)")
-    p.add_argument("--data-path", default=None,
-                   help="CCP root (default ../shared/data/ccp), or the annotated photo folder with --dataset annotations")
-    p.add_argument("--tagged", default=None, help="ccp-tagged root for image-level supervision (off by default)")
-    p.add_argument("--tag-weight", type=float, default=0.2, help="weight of the tag loss when --tagged is given")
-    p.add_argument("--tagged-batch", type=int, default=4, help="tag-only photos per step when --tagged is given")
+    p = argparse.ArgumentParser(
+        description="Train the from-scratch garment parsing model on CCP photos.", add_help=add_help
+    )
+    p.add_argument(
+        "--dataset",
+        default="ccp",
+        choices=["ccp", "annotations"],
+        help="ccp: train from scratch on the CCP photos; annotations: fine-tune --init-from on a photo "
+        "folder's annotation file (--data-path FOLDER)",
+    )
+    p.add_argument(
+        "--data-path",
+        default=None,
+        help="CCP root (default ../shared/data/ccp), or the annotated photo folder with --dataset annotations",
+    )
+    p.add_argument(
+        "--tagged",
+        default=None,
+        help="ccp-tagged root for image-level supervision (off by default)",
+    )
+    p.add_argument(
+        "--tag-weight",
+        type=float,
+        default=0.2,
+        help="weight of the tag loss when --tagged is given",
+    )
+    p.add_argument(
+        "--tagged-batch",
+        type=int,
+        default=4,
+        help="tag-only photos per step when --tagged is given",
+    )
     p.add_argument("--architecture", default="parsing_resunet", choices=["parsing_resunet"])
-    p.add_argument("--image-width", type=positive_int, default=224, help="photos are resized to this width")
-    p.add_argument("--crop-height", type=positive_int, default=320, help="training crop height (width: --image-width)")
+    p.add_argument(
+        "--image-width", type=positive_int, default=224, help="photos are resized to this width"
+    )
+    p.add_argument(
+        "--crop-height",
+        type=positive_int,
+        default=320,
+        help="training crop height (width: --image-width)",
+    )
     f = p.add_argument_group("fine-tune on a folder's annotations (--dataset annotations)")
-    f.add_argument("--init-from", default=None, help="the model to start from: a bundled name or a model.pt "
-                                                     f"(default {DEFAULT_INIT})")
-    f.add_argument("--annotations", default=None, help="the annotation file (default FOLDER/annotations.fashionviewer.json)")
-    f.add_argument("--replay-data", default=None,
-                   help="the start model's training photos, replayed so it does not forget (default "
-                        "../shared/data/ccp when present; 'none' turns replay off)")
-    f.add_argument("--replay-share", type=float, default=0.4, help="share of each epoch's photos that are replayed")
-    f.add_argument("--annotations-val", type=float, default=0.1, help="share of the folder's images held out")
-    p.add_argument("--epochs", type=positive_int, default=None,
-                   help=f"default {SCRATCH_DEFAULTS['epochs']} from scratch, {FINETUNE_DEFAULTS['epochs']} fine-tuning "
-                        f"({NEW_CLASSES_EPOCHS} when the folder adds classes)")
-    p.add_argument("--steps-per-epoch", type=int, default=0, help="at most this many steps per epoch (0: all)")
+    f.add_argument(
+        "--init-from",
+        default=None,
+        help=f"the model to start from: a bundled name or a model.pt (default {DEFAULT_INIT})",
+    )
+    f.add_argument(
+        "--annotations",
+        default=None,
+        help="the annotation file (default FOLDER/annotations.fashionviewer.json)",
+    )
+    f.add_argument(
+        "--replay-data",
+        default=None,
+        help="the start model's training photos, replayed so it does not forget (default "
+        "../shared/data/ccp when present; 'none' turns replay off)",
+    )
+    f.add_argument(
+        "--replay-share",
+        type=float,
+        default=0.4,
+        help="share of each epoch's photos that are replayed",
+    )
+    f.add_argument(
+        "--annotations-val", type=float, default=0.1, help="share of the folder's images held out"
+    )
+    p.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=None,
+        help=f"default {SCRATCH_DEFAULTS['epochs']} from scratch, {FINETUNE_DEFAULTS['epochs']} fine-tuning "
+        f"({NEW_CLASSES_EPOCHS} when the folder adds classes)",
+    )
+    p.add_argument(
+        "--steps-per-epoch", type=int, default=0, help="at most this many steps per epoch (0: all)"
+    )
     p.add_argument("--batch-size", type=positive_int, default=8, help="photos per process and step")
-    p.add_argument("--lr", type=float, default=None,
-                   help=f"peak AdamW learning rate (default {SCRATCH_DEFAULTS['lr']:g} from scratch, "
-                        f"{FINETUNE_DEFAULTS['lr']:g} fine-tuning)")
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help=f"peak AdamW learning rate (default {SCRATCH_DEFAULTS['lr']:g} from scratch, "
+        f"{FINETUNE_DEFAULTS['lr']:g} fine-tuning)",
+    )
     p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--warmup-steps", type=int, default=None,
-                   help=f"default {SCRATCH_DEFAULTS['warmup_steps']} from scratch, {FINETUNE_DEFAULTS['warmup_steps']} "
-                        "fine-tuning")
-    p.add_argument("--val-size", type=int, default=100, help="validation photos (CCPDataset's seeded split)")
-    p.add_argument("--limit", type=int, default=None, help="use only the first N training photos (tests)")
+    p.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=None,
+        help=f"default {SCRATCH_DEFAULTS['warmup_steps']} from scratch, {FINETUNE_DEFAULTS['warmup_steps']} "
+        "fine-tuning",
+    )
+    p.add_argument(
+        "--val-size", type=int, default=100, help="validation photos (CCPDataset's seeded split)"
+    )
+    p.add_argument(
+        "--limit", type=int, default=None, help="use only the first N training photos (tests)"
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads per process (0: torch's default)")
-    p.add_argument("--resume", default=None,
-                   help=f"a {STATE_FILE} to continue from, or 'auto' (OUT/{STATE_FILE} when present)")
-    p.add_argument("--out", default="runs/fashion", help="output folder (checked writable before training)")
-    p.add_argument("--events", default=None, help="JSON-lines progress events to PATH, or '-' for stdout")
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads per process (0: torch's default)"
+    )
+    p.add_argument(
+        "--resume",
+        default=None,
+        help=f"a {STATE_FILE} to continue from, or 'auto' (OUT/{STATE_FILE} when present)",
+    )
+    p.add_argument(
+        "--out", default="runs/fashion", help="output folder (checked writable before training)"
+    )
+    p.add_argument(
+        "--events", default=None, help="JSON-lines progress events to PATH, or '-' for stdout"
+    )
     p.add_argument("--seed", type=int, default=0)
     g = p.add_argument_group("export a trained checkpoint for shipping (no training)")
-    g.add_argument("--export", metavar="CHECKPOINT", help="a trained model.pt to export to --out/NAME.pt (+ card)")
-    g.add_argument("--name", default="fashion", help="exported file stem (resources/models/fashion: bundled name fashion)")
-    g.add_argument("--prior-correction", type=float, default=0.0,
-                   help="subtract this share of log(class weight) from the logits (folded into the weights)")
-    g.add_argument("--hflip", action="store_true", help="the card asks for the mirror test-time view")
+    g.add_argument(
+        "--export",
+        metavar="CHECKPOINT",
+        help="a trained model.pt to export to --out/NAME.pt (+ card)",
+    )
+    g.add_argument(
+        "--name",
+        default="fashion",
+        help="exported file stem (resources/models/fashion: bundled name fashion)",
+    )
+    g.add_argument(
+        "--prior-correction",
+        type=float,
+        default=0.0,
+        help="subtract this share of log(class weight) from the logits (folded into the weights)",
+    )
+    g.add_argument(
+        "--hflip", action="store_true", help="the card asks for the mirror test-time view"
+    )
     return p
 
 
@@ -153,7 +248,9 @@ def confusion(model: nn.Module, samples: Sequence[Sample], num_categories: int) 
             pred[pred > num_categories] = 0
             truth = sample.labels.long().clone()
             truth[truth > num_categories] = 0
-            matrix += np.bincount((truth * size + pred).reshape(-1).numpy(), minlength=size * size).reshape(size, size)
+            matrix += np.bincount(
+                (truth * size + pred).reshape(-1).numpy(), minlength=size * size
+            ).reshape(size, size)
     return matrix
 
 
@@ -164,8 +261,10 @@ def pixel_scores(matrix: np.ndarray) -> dict[str, float]:
     present = matrix.sum(1) > 0
     present[0] = False
     iou = tp[present] / np.maximum(union[present], 1)
-    return {"pixel_accuracy": round(float(tp.sum() / max(matrix.sum(), 1)), 4),
-            "miou": round(float(iou.mean()) if iou.size else 0.0, 4)}
+    return {
+        "pixel_accuracy": round(float(tp.sum() / max(matrix.sum(), 1)), 4),
+        "miou": round(float(iou.mean()) if iou.size else 0.0, 4),
+    }
 
 
 # --------------------------------------------------------------------------- main
@@ -179,8 +278,16 @@ class Progress:
     best_miou: float = -1.0
 
 
-def model_card(args: argparse.Namespace, progress: Progress, n_train: int, n_val: int, world_size: int,
-               weights: Tensor, tagged: int, finetune: dict[str, Any] | None = None) -> dict[str, Any]:
+def model_card(
+    args: argparse.Namespace,
+    progress: Progress,
+    n_train: int,
+    n_val: int,
+    world_size: int,
+    weights: Tensor,
+    tagged: int,
+    finetune: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The card of a checkpoint; a fine-tune's (``finetune``: classes, start model, annotation file) overrides
     the from-scratch entries."""
     last = progress.history[-1] if progress.history else {}
@@ -193,17 +300,35 @@ def model_card(args: argparse.Namespace, progress: Progress, n_train: int, n_val
         "domain": "photos",
         "weights": "trained",
         "init": "none",
-        "input": {"width": args.image_width, "pad_multiple": 32, "mean": list(IMAGE_MEAN), "std": list(IMAGE_STD)},
-        "dataset": {"name": "ccp", "taxonomy": IMATERIALIST, "train_images": n_train, "val_images": n_val,
-                    "split": f"CCPDataset seeded split: seed {args.seed}, val_size {args.val_size}",
-                    "tagged_images": tagged},
+        "input": {
+            "width": args.image_width,
+            "pad_multiple": 32,
+            "mean": list(IMAGE_MEAN),
+            "std": list(IMAGE_STD),
+        },
+        "dataset": {
+            "name": "ccp",
+            "taxonomy": IMATERIALIST,
+            "train_images": n_train,
+            "val_images": n_val,
+            "split": f"CCPDataset seeded split: seed {args.seed}, val_size {args.val_size}",
+            "tagged_images": tagged,
+        },
         "epochs": last.get("epoch", 0),
         "metrics": {key: last[key] for key in ("pixel_accuracy", "miou") if key in last},
         "training": {
-            "optimizer": "adamw", "lr": args.lr, "weight_decay": args.weight_decay, "batch_size": args.batch_size,
-            "world_size": world_size, "image_width": args.image_width, "crop_height": args.crop_height,
-            "warmup_steps": args.warmup_steps, "seed": args.seed, "tag_weight": args.tag_weight if tagged else 0.0,
-            "class_weights": [round(float(w), 4) for w in weights], "seconds": round(progress.seconds, 1),
+            "optimizer": "adamw",
+            "lr": args.lr,
+            "weight_decay": args.weight_decay,
+            "batch_size": args.batch_size,
+            "world_size": world_size,
+            "image_width": args.image_width,
+            "crop_height": args.crop_height,
+            "warmup_steps": args.warmup_steps,
+            "seed": args.seed,
+            "tag_weight": args.tag_weight if tagged else 0.0,
+            "class_weights": [round(float(w), 4) for w in weights],
+            "seconds": round(progress.seconds, 1),
             "threads": args.threads,
         },
         "history": progress.history,
@@ -225,9 +350,16 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
     model, card = load_model(args.export)
     if args.prior_correction:
         apply_prior_correction(model, card["training"]["class_weights"], args.prior_correction)
-    card = {k: v for k, v in card.items() if k not in ("format", "date", "weights_file", "weights_sha256")}
-    card.update(prior_correction=args.prior_correction, exported_from=str(args.export),
-                test_time_augmentation={"hflip": True} if args.hflip else None)
+    card = {
+        k: v
+        for k, v in card.items()
+        if k not in ("format", "date", "weights_file", "weights_sha256")
+    }
+    card.update(
+        prior_correction=args.prior_correction,
+        exported_from=str(args.export),
+        test_time_augmentation={"hflip": True} if args.hflip else None,
+    )
     written = save_parsing_checkpoint(model, out / f"{args.name}.pt", card)
     log.info("wrote %s (+ %s)", out / f"{args.name}.pt", f"{args.name}.json")
     return written
@@ -244,7 +376,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             setattr(args, key, value)
     if args.threads:
         torch.set_num_threads(args.threads)
-    setup = prepare_finetune(args) if args.dataset == "annotations" else None  # its errors come before --out exists
+    # its errors come before --out exists
+    setup = prepare_finetune(args) if args.dataset == "annotations" else None
     if setup is not None and setup.plan.added and default_epochs:
         args.epochs = NEW_CLASSES_EPOCHS
     out = ensure_writable_dir(args.out)
@@ -253,11 +386,18 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     rng = np.random.default_rng(args.seed + 1000 * info.rank)
     start = checkpointing.resume_file(args.resume, out / STATE_FILE)
 
-    tagged_images, tagged_targets = (load_tagged(args.tagged, args.image_width) if args.tagged
-                                     else ([], torch.zeros(0)))
+    tagged_images, tagged_targets = (
+        load_tagged(args.tagged, args.image_width) if args.tagged else ([], torch.zeros(0))
+    )
     if setup is None:
-        train = load_split(args.data_path, "train", args.image_width, args.val_size, args.seed, args.limit)
-        val = load_split(args.data_path, "val", args.image_width, args.val_size, args.seed) if info.rank == 0 else []
+        train = load_split(
+            args.data_path, "train", args.image_width, args.val_size, args.seed, args.limit
+        )
+        val = (
+            load_split(args.data_path, "val", args.image_width, args.val_size, args.seed)
+            if info.rank == 0
+            else []
+        )
         channels = parsing_channels()
         num_categories = len(imaterialist_names())
         weights = class_weights(train, len(channels)).to(device)
@@ -268,7 +408,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         channels, num_categories = setup.plan.channels, setup.plan.num_categories
         weights = setup.weights.to(device)
         model = setup.model.to(device)
-        order_of = partial(epoch_order, len(setup.user.train), len(setup.replay), args.replay_share, seed=args.seed)
+        order_of = partial(
+            epoch_order, len(setup.user.train), len(setup.replay), args.replay_share, seed=args.seed
+        )
     per_rank = math.ceil(len(order_of(1)) / info.world_size)
     steps = max(1, math.ceil(per_rank / args.batch_size))
     if args.steps_per_epoch:
@@ -278,51 +420,82 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     optimizer = torch.optim.AdamW(groups, lr=args.lr, weight_decay=args.weight_decay)
     warmup = max(1, min(args.warmup_steps, total // 4))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+        optimizer,
+        lambda s: (
+            min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
+        ),
+    )
     progress = Progress()
     if start is not None:
         progress = _restore(start, model, optimizer, scheduler)
     core = model
     if info.enabled:
-        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
 
     stop = install_cancel_handler()
     last_path = out / f"{LAST_NAME}.pt"
     card: dict[str, Any] = {}
     crop = (args.crop_height, args.image_width)
     with EventWriter(args.events if info.rank == 0 else None) as events:
-        events.emit("start", trainer="parsing", model=args.architecture, epochs=args.epochs, steps_per_epoch=steps,
-                    device=str(device), out=str(out), world_size=info.world_size)
+        events.emit(
+            "start",
+            trainer="parsing",
+            model=args.architecture,
+            epochs=args.epochs,
+            steps_per_epoch=steps,
+            device=str(device),
+            out=str(out),
+            world_size=info.world_size,
+        )
         with end_event(events, last_path):
             for epoch in range(progress.first_epoch, args.epochs + 1):
                 t0 = time.perf_counter()
                 model.train()
-                mine = np.asarray(order_of(epoch))[info.rank::info.world_size]
+                mine = np.asarray(order_of(epoch))[info.rank :: info.world_size]
                 running = 0.0
                 for step in range(steps):
                     if stop["requested"]:
                         raise Cancelled()
-                    chosen = mine[step * args.batch_size:(step + 1) * args.batch_size]
+                    chosen = mine[step * args.batch_size : (step + 1) * args.batch_size]
                     if len(chosen) == 0:
                         chosen = mine[: args.batch_size]
                     views = [augment(train[i], crop, rng) for i in chosen]
                     images = torch.stack([v[0] for v in views]).to(device)
                     targets = torch.stack([v[1] for v in views]).to(device)
-                    loss = F.cross_entropy(model(images), targets, weight=weights, ignore_index=IGNORE)
+                    loss = F.cross_entropy(
+                        model(images), targets, weight=weights, ignore_index=IGNORE
+                    )
                     if tagged_images:
-                        loss = loss + args.tag_weight * _tag_loss(model, tagged_images, tagged_targets, crop, rng,
-                                                                  args.tagged_batch, device)
+                        loss = loss + args.tag_weight * _tag_loss(
+                            model,
+                            tagged_images,
+                            tagged_targets,
+                            crop,
+                            rng,
+                            args.tagged_batch,
+                            device,
+                        )
                     if not torch.isfinite(loss):
-                        raise FashionViewerError(f"epoch {epoch} step {step + 1}: the loss is {loss.item()}; "
-                                                 "lower --lr and start again")
+                        raise FashionViewerError(
+                            f"epoch {epoch} step {step + 1}: the loss is {loss.item()}; "
+                            "lower --lr and start again"
+                        )
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
                     scheduler.step()
                     value = float(distributed.reduce_mean({"loss": loss.detach()})["loss"])
                     running += value
-                    events.emit("step", epoch=epoch, step=step + 1, steps=steps, loss=round(value, 5),
-                                lr=optimizer.param_groups[0]["lr"])
+                    events.emit(
+                        "step",
+                        epoch=epoch,
+                        step=step + 1,
+                        steps=steps,
+                        loss=round(value, 5),
+                        lr=optimizer.param_groups[0]["lr"],
+                    )
                 record: dict[str, Any] = {"epoch": epoch, "train_loss": round(running / steps, 5)}
                 if info.rank == 0 and val:
                     record.update(pixel_scores(confusion(core, val, num_categories)))
@@ -331,11 +504,26 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 progress.history.append(record)
                 progress.seconds += seconds
                 if info.rank == 0:
-                    card = model_card(args, progress, len(train), len(val), info.world_size, weights.cpu(),
-                                      len(tagged_images), setup.card_extra if setup is not None else None)
+                    card = model_card(
+                        args,
+                        progress,
+                        len(train),
+                        len(val),
+                        info.world_size,
+                        weights.cpu(),
+                        len(tagged_images),
+                        setup.card_extra if setup is not None else None,
+                    )
                     card = _save_epoch(out, core, card, optimizer, scheduler, args, progress)
-                    log.info("epoch %d/%d loss %.4f | val pixel accuracy %s mIoU %s | %.0fs", epoch, args.epochs,
-                             record["train_loss"], record.get("pixel_accuracy"), record.get("miou"), seconds)
+                    log.info(
+                        "epoch %d/%d loss %.4f | val pixel accuracy %s mIoU %s | %.0fs",
+                        epoch,
+                        args.epochs,
+                        record["train_loss"],
+                        record.get("pixel_accuracy"),
+                        record.get("miou"),
+                        seconds,
+                    )
                     events.emit("epoch", epochs=args.epochs, checkpoint=str(last_path), **record)
                 distributed.barrier()
     return card
@@ -346,13 +534,24 @@ def _shuffled(count: int, seed: int, epoch: int) -> list[int]:
     return np.random.default_rng(seed * 7919 + epoch).permutation(count).tolist()
 
 
-def _tag_loss(model: nn.Module, images: list[Tensor], targets: Tensor, crop: tuple[int, int],
-              rng: np.random.Generator, count: int, device: torch.device) -> Tensor:
+def _tag_loss(
+    model: nn.Module,
+    images: list[Tensor],
+    targets: Tensor,
+    crop: tuple[int, int],
+    rng: np.random.Generator,
+    count: int,
+    device: torch.device,
+) -> Tensor:
     """Image-level loss on tag-only photos: BCE between each channel's largest pixel probability
     and whether the photo is tagged with it."""
     chosen = rng.choice(len(images), size=min(count, len(images)), replace=False)
-    views = [augment(Sample(images[i], torch.zeros(images[i].shape[-2:], dtype=torch.uint8), 0), crop, rng)
-             for i in chosen]
+    views = [
+        augment(
+            Sample(images[i], torch.zeros(images[i].shape[-2:], dtype=torch.uint8), 0), crop, rng
+        )
+        for i in chosen
+    ]
     batch = torch.stack([v[0] for v in views]).to(device)
     probs = model(batch).softmax(1).flatten(2)
     # a smooth max: the mean of the 32 most confident pixels, robust to one stray pixel
@@ -360,26 +559,60 @@ def _tag_loss(model: nn.Module, images: list[Tensor], targets: Tensor, crop: tup
     return F.binary_cross_entropy(top, targets[torch.as_tensor(chosen)].to(device))
 
 
-def _restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-             scheduler: torch.optim.lr_scheduler.LRScheduler) -> Progress:
+def _restore(
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+) -> Progress:
     def ours(state: dict[str, Any]) -> str | None:
-        return None if state.get("trainer") == "parsing" else "not a trainers.parsing training state"
+        return (
+            None if state.get("trainer") == "parsing" else "not a trainers.parsing training state"
+        )
 
     state = checkpointing.restore(path, model, optimizer, scheduler, check=ours)
-    return Progress(history=state["history"], first_epoch=state["epoch"] + 1, seconds=state["seconds"],
-                    best_miou=state["best_miou"])
+    return Progress(
+        history=state["history"],
+        first_epoch=state["epoch"] + 1,
+        seconds=state["seconds"],
+        best_miou=state["best_miou"],
+    )
 
 
-def _save_epoch(out: Path, model: nn.Module, card: dict[str, Any], optimizer: torch.optim.Optimizer,
-                scheduler: torch.optim.lr_scheduler.LRScheduler, args: argparse.Namespace,
-                progress: Progress) -> dict[str, Any]:
+def _save_epoch(
+    out: Path,
+    model: nn.Module,
+    card: dict[str, Any],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    args: argparse.Namespace,
+    progress: Progress,
+) -> dict[str, Any]:
     miou = progress.history[-1].get("miou", -1.0)
-    written = checkpointing.save_epoch_checkpoints(save_parsing_checkpoint, model, out, card, last=LAST_NAME,
-                                                   best=BEST_NAME, improved=miou > progress.best_miou)
+    written = checkpointing.save_epoch_checkpoints(
+        save_parsing_checkpoint,
+        model,
+        out,
+        card,
+        last=LAST_NAME,
+        best=BEST_NAME,
+        improved=miou > progress.best_miou,
+    )
     progress.best_miou = max(progress.best_miou, miou)
-    checkpointing.save_training_state(out / STATE_FILE, model, optimizer, scheduler, {
-        "trainer": "parsing", "epoch": progress.history[-1]["epoch"], "history": progress.history,
-        "seconds": progress.seconds, "best_miou": progress.best_miou, "args": vars(args)})
+    checkpointing.save_training_state(
+        out / STATE_FILE,
+        model,
+        optimizer,
+        scheduler,
+        {
+            "trainer": "parsing",
+            "epoch": progress.history[-1]["epoch"],
+            "history": progress.history,
+            "seconds": progress.seconds,
+            "best_miou": progress.best_miou,
+            "args": vars(args),
+        },
+    )
     return written
 
 

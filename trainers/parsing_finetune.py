@@ -55,7 +55,8 @@ class ParsingFinetunePlan:
     checkpoint: Path
     card: dict[str, Any]
     old_channels: list[str]
-    channels: list[str]  # background, the model's categories, the added ones, then its body channels
+    # background, the model's categories, the added ones, then its body channels
+    channels: list[str]
     class_names: list[str]  # labels 1..K: channels[1..K]
     category_ids: list[int]
     added: list[str] = field(default_factory=list)
@@ -70,8 +71,12 @@ class ParsingFinetunePlan:
         return [self.channels.index(name) for name in self.old_channels]
 
     def card_entry(self) -> dict[str, Any]:
-        return {"checkpoint": str(self.checkpoint), "sha256": sha256_file(self.checkpoint),
-                "classes_kept": len(self.class_names) - len(self.added), "classes_added": list(self.added)}
+        return {
+            "checkpoint": str(self.checkpoint),
+            "sha256": sha256_file(self.checkpoint),
+            "classes_kept": len(self.class_names) - len(self.added),
+            "classes_added": list(self.added),
+        }
 
 
 def resolve_init(name_or_path: str) -> Path:
@@ -84,8 +89,9 @@ def resolve_init(name_or_path: str) -> Path:
     return path
 
 
-def plan_parsing_finetune(checkpoint: str | Path, dataset_names: Sequence[str],
-                          dataset_category_ids: Sequence[int]) -> ParsingFinetunePlan:
+def plan_parsing_finetune(
+    checkpoint: str | Path, dataset_names: Sequence[str], dataset_category_ids: Sequence[int]
+) -> ParsingFinetunePlan:
     """The channel list a fine-tune of parsing ``checkpoint`` on classes ``dataset_names`` trains.
 
     Kept classes keep the model's category ids; an added class keeps the folder's id unless the model
@@ -95,14 +101,18 @@ def plan_parsing_finetune(checkpoint: str | Path, dataset_names: Sequence[str],
     checkpoint = Path(checkpoint).with_suffix(".pt")
     card = read_card(checkpoint)
     if card.get("format") != PARSING_CARD_FORMAT:
-        raise FashionViewerError(f"{checkpoint.with_suffix('.json')}: a {card.get('architecture')} model is not a "
-                                 "parsing model; use trainers.maskrcnn --init-from for it")
+        raise FashionViewerError(
+            f"{checkpoint.with_suffix('.json')}: a {card.get('architecture')} model is not a "
+            "parsing model; use trainers.maskrcnn --init-from for it"
+        )
     old_channels = [str(c) for c in card["parsing_channels"]]
     old_names = [str(n) for n in card["class_names"]]
-    if old_channels[1:len(old_names) + 1] != old_names:
-        raise FashionViewerError(f"{checkpoint.with_suffix('.json')}: parsing_channels do not start with "
-                                 "background and the class names")
-    body = old_channels[len(old_names) + 1:]
+    if old_channels[1 : len(old_names) + 1] != old_names:
+        raise FashionViewerError(
+            f"{checkpoint.with_suffix('.json')}: parsing_channels do not start with "
+            "background and the class names"
+        )
+    body = old_channels[len(old_names) + 1 :]
     added = [n for n in dict.fromkeys(dataset_names) if n not in old_names and n not in body]
     names = old_names + added
     ids = list(card_category_ids(card))
@@ -115,8 +125,16 @@ def plan_parsing_finetune(checkpoint: str | Path, dataset_names: Sequence[str],
         taken.add(wanted)
         ids.append(wanted)
     channels = ["background", *names, *body]
-    return ParsingFinetunePlan(checkpoint, card, old_channels, channels, names, ids, added,
-                               {name: channels.index(name) for name in channels})
+    return ParsingFinetunePlan(
+        checkpoint,
+        card,
+        old_channels,
+        channels,
+        names,
+        ids,
+        added,
+        {name: channels.index(name) for name in channels},
+    )
 
 
 def extend_head(model: ParsingNet, old_channels: Sequence[str], new_channels: Sequence[str]) -> int:
@@ -179,9 +197,16 @@ def check_annotation_file(folder: str | Path, ann_file: str | Path | None) -> tu
     return path, aset
 
 
-def annotation_samples(folder: str | Path, aset: Any, ann_path: Path, plan: ParsingFinetunePlan, width: int,
-                       body_model: nn.Module | None = None, val_fraction: float = 0.1,
-                       seed: int = 0) -> FolderSamples:
+def annotation_samples(
+    folder: str | Path,
+    aset: Any,
+    ann_path: Path,
+    plan: ParsingFinetunePlan,
+    width: int,
+    body_model: nn.Module | None = None,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+) -> FolderSamples:
     """Per-pixel training samples of the folder's used images (see the module docstring), split as the
     Mask R-CNN's annotations dataset splits them."""
     folder = Path(folder)
@@ -202,10 +227,15 @@ def annotation_samples(folder: str | Path, aset: Any, ann_path: Path, plan: Pars
         for ann in rec.annotations:
             mask = ann.mask()
             if mask.shape != (height, width_px):
-                raise DataError(f"{ann_path}: annotation {ann.id} of {rec.file_name} has a {mask.shape[1]}x"
-                                f"{mask.shape[0]} mask but the photo is {width_px}x{height}")
-            masks.append((int(mask.sum()), mask.astype(bool), plan.channel_of_name[name_of[ann.category_id]]))
-        for _area, mask, channel in sorted(masks, key=lambda item: -item[0]):  # small ones stay visible
+                raise DataError(
+                    f"{ann_path}: annotation {ann.id} of {rec.file_name} has a {mask.shape[1]}x"
+                    f"{mask.shape[0]} mask but the photo is {width_px}x{height}"
+                )
+            masks.append(
+                (int(mask.sum()), mask.astype(bool), plan.channel_of_name[name_of[ann.category_id]])
+            )
+        # small ones stay visible
+        for _area, mask, channel in sorted(masks, key=lambda item: -item[0]):
             labels[mask] = channel
         instances += len(masks)
         negatives += int(rec.done and not masks)
@@ -219,7 +249,9 @@ def annotation_samples(folder: str | Path, aset: Any, ann_path: Path, plan: Pars
     return FolderSamples(train, val, len(used), instances, negatives, partial)
 
 
-def _label_body(model: nn.Module, image: Tensor, labels: Tensor, plan: ParsingFinetunePlan) -> Tensor:
+def _label_body(
+    model: nn.Module, image: Tensor, labels: Tensor, plan: ParsingFinetunePlan
+) -> Tensor:
     """Background pixels where the start model sees skin or hair take that body channel."""
     body = [plan.old_channels.index(name) for name in BODY_LABELS if name in plan.old_channels]
     if not body:
@@ -230,14 +262,18 @@ def _label_body(model: nn.Module, image: Tensor, labels: Tensor, plan: ParsingFi
         winner = model(x[None])[0, :, : image.shape[-2], : image.shape[-1]].argmax(0)
     labels = labels.clone()
     for old_index in body:
-        labels[(winner == old_index) & (labels == 0)] = plan.channels.index(plan.old_channels[old_index])
+        labels[(winner == old_index) & (labels == 0)] = plan.channels.index(
+            plan.old_channels[old_index]
+        )
     return labels
 
 
 # --------------------------------------------------------------------------- replay and the epoch's order
 
 
-def load_replay(root: str | None, plan: ParsingFinetunePlan, width: int, seed: int, limit: int | None) -> list[Any]:
+def load_replay(
+    root: str | None, plan: ParsingFinetunePlan, width: int, seed: int, limit: int | None
+) -> list[Any]:
     """The start model's own training photos (CCP's train split) with labels moved onto the merged channels;
     an empty list, said in one line, when they are not here."""
     if str(root) == "none":
@@ -245,8 +281,11 @@ def load_replay(root: str | None, plan: ParsingFinetunePlan, width: int, seed: i
         return []
     found = Path(root) if root else ccp_dir()
     if found is None or not (found / "photos").is_dir():
-        log.warning("replay: the model's training photos were not found (%s); fine-tuning on the folder's photos "
-                    "alone, so classes it does not show may be forgotten", root or "../shared/data/ccp")
+        log.warning(
+            "replay: the model's training photos were not found (%s); fine-tuning on the folder's photos "
+            "alone, so classes it does not show may be forgotten",
+            root or "../shared/data/ccp",
+        )
         return []
     samples = load_split(str(found), "train", width, 100, seed, limit)
     lut = torch.full((256,), IGNORE, dtype=torch.uint8)
@@ -255,7 +294,9 @@ def load_replay(root: str | None, plan: ParsingFinetunePlan, width: int, seed: i
     return [Sample(s.image, lut[s.labels.long()], s.image_id) for s in samples]
 
 
-def epoch_order(n_user: int, n_replay: int, replay_share: float, epoch: int, seed: int) -> list[int]:
+def epoch_order(
+    n_user: int, n_replay: int, replay_share: float, epoch: int, seed: int
+) -> list[int]:
     """Sample indices of one epoch: every user photo once, plus replay photos (indices from ``n_user`` on)
     so that they make ``replay_share`` of the epoch; shuffled. Deterministic per epoch (resumable)."""
     rng = np.random.default_rng(seed * 7919 + epoch)
@@ -278,7 +319,8 @@ def loss_weights(plan: ParsingFinetunePlan) -> Tensor:
     return weights
 
 
-HEAD_LR_FACTOR = 10.0  # new classes' rows start from nothing: at the base rate they barely move in a short run
+# new classes' rows start from nothing: at the base rate they barely move in a short run
+HEAD_LR_FACTOR = 10.0
 
 
 @dataclass
@@ -318,33 +360,69 @@ def prepare_finetune(args: argparse.Namespace) -> FinetuneSetup:
     from fashionviewer.core.inference.predictor import load_model
 
     if not args.data_path:
-        raise FashionViewerError("--dataset annotations needs --data-path FOLDER (the annotated photo folder)")
+        raise FashionViewerError(
+            "--dataset annotations needs --data-path FOLDER (the annotated photo folder)"
+        )
     ann_path, aset = check_annotation_file(args.data_path, args.annotations)
     checkpoint = resolve_init(args.init_from or DEFAULT_INIT)
     categories = sorted(aset.categories, key=lambda c: int(c["id"]))
-    plan = plan_parsing_finetune(checkpoint, [str(c["name"]) for c in categories], [int(c["id"]) for c in categories])
+    plan = plan_parsing_finetune(
+        checkpoint, [str(c["name"]) for c in categories], [int(c["id"]) for c in categories]
+    )
     model, _card = load_model(checkpoint)
     args.image_width = int(plan.card.get("input", {}).get("width", args.image_width))
-    user = annotation_samples(args.data_path, aset, ann_path, plan, args.image_width, body_model=model,
-                              val_fraction=args.annotations_val, seed=args.seed)
+    user = annotation_samples(
+        args.data_path,
+        aset,
+        ann_path,
+        plan,
+        args.image_width,
+        body_model=model,
+        val_fraction=args.annotations_val,
+        seed=args.seed,
+    )
     if plan.added:
         extend_head(model, plan.old_channels, plan.channels)
     replay = load_replay(args.replay_data, plan, args.image_width, args.seed, args.limit)
-    log.info("fine-tuning %s on %s: %d images (%d train, %d val), %d instances, %d marked done with none, "
-             "%d partly annotated; classes added: %s", checkpoint.name, ann_path, user.images, len(user.train),
-             len(user.val), user.instances, user.negatives, user.partial, ", ".join(plan.added) or "none")
-    summary = {"file": str(ann_path.resolve()), "sha256": sha256_file(ann_path), "images": user.images,
-               "instances": user.instances, "negatives": user.negatives, "partly_annotated": user.partial}
+    log.info(
+        "fine-tuning %s on %s: %d images (%d train, %d val), %d instances, %d marked done with none, "
+        "%d partly annotated; classes added: %s",
+        checkpoint.name,
+        ann_path,
+        user.images,
+        len(user.train),
+        len(user.val),
+        user.instances,
+        user.negatives,
+        user.partial,
+        ", ".join(plan.added) or "none",
+    )
+    summary = {
+        "file": str(ann_path.resolve()),
+        "sha256": sha256_file(ann_path),
+        "images": user.images,
+        "instances": user.instances,
+        "negatives": user.negatives,
+        "partly_annotated": user.partial,
+    }
     extra = {
-        "class_names": plan.class_names, "category_ids": plan.category_ids, "parsing_channels": plan.channels,
+        "class_names": plan.class_names,
+        "category_ids": plan.category_ids,
+        "parsing_channels": plan.channels,
         "taxonomy": plan.card.get("taxonomy") if not plan.added else None,
         "domain": plan.card.get("domain", "photos"),
-        "input": plan.card.get("input"), "test_time_augmentation": plan.card.get("test_time_augmentation"),
+        "input": plan.card.get("input"),
+        "test_time_augmentation": plan.card.get("test_time_augmentation"),
         "prior_correction": plan.card.get("prior_correction", 0.0),
-        "dataset": {"name": "annotations", "train_images": len(user.train), "val_images": len(user.val),
-                    "replay_images": len(replay), "replay_share": args.replay_share if replay else 0.0,
-                    "split": f"seeded split of the folder's used images: seed {args.seed}, "
-                             f"val fraction {args.annotations_val}"},
+        "dataset": {
+            "name": "annotations",
+            "train_images": len(user.train),
+            "val_images": len(user.val),
+            "replay_images": len(replay),
+            "replay_share": args.replay_share if replay else 0.0,
+            "split": f"seeded split of the folder's used images: seed {args.seed}, "
+            f"val fraction {args.annotations_val}",
+        },
         "fine_tuned_from": plan.card_entry(),
         "annotations": summary,
     }

@@ -8,12 +8,21 @@ from typing import Sequence
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="fashionviewer", description="View what the fashion models see.")
+    parser = argparse.ArgumentParser(
+        prog="fashionviewer", description="View what the fashion models see."
+    )
     parser.add_argument("folder", nargs="?", help="folder of images (default: the bundled demo)")
-    parser.add_argument("--model", help="checkpoint (.pt/.json) or bundled name (default: the real-photo model "
-                                        "'fashion' for a folder of photos, 'demo' for the embedded demo)")
+    parser.add_argument(
+        "--model",
+        help="checkpoint (.pt/.json) or bundled name (default: the real-photo model "
+        "'fashion' for a folder of photos, 'demo' for the embedded demo)",
+    )
     parser.add_argument("--device", help="cpu, cuda, mps (default: the best present)")
-    parser.add_argument("--allow-random", action="store_true", help="accept untrained (random) weights, labelled as such")
+    parser.add_argument(
+        "--allow-random",
+        action="store_true",
+        help="accept untrained (random) weights, labelled as such",
+    )
     return parser.parse_args(list(argv))
 
 
@@ -38,7 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.model is not None:
         if "/" in args.model or args.model.endswith((".pt", ".json")):
             bar.add_checkpoint(args.model)
-        window.load_model(ModelChoice(args.model, args.device or default_device(), args.allow_random))
+        window.load_model(
+            ModelChoice(args.model, args.device or default_device(), args.allow_random)
+        )
     else:
         window.load_model()
     window.show()

@@ -57,7 +57,9 @@ class BoxesItem(QGraphicsItem):
             x0, y0, x1, y1 = spec.box
             rect = transform.mapRect(QRectF(QPointF(x0, y0), QPointF(x1, y1)))
             colour = QColor(*spec.color)
-            pen = QPen(QColor(255, 255, 255) if spec.selected else colour, 3 if spec.selected else 1.5)
+            pen = QPen(
+                QColor(255, 255, 255) if spec.selected else colour, 3 if spec.selected else 1.5
+            )
             if spec.dashed:
                 pen.setStyle(Qt.PenStyle.DashLine)
             painter.setPen(pen)
@@ -67,7 +69,9 @@ class BoxesItem(QGraphicsItem):
             if spec.text:
                 w, h = metrics.horizontalAdvance(spec.text) + 6, metrics.height() + 2
                 label = QRectF(rect.left(), rect.top(), w, h)
-                painter.fillRect(label, colour.darker(130) if not spec.selected else QColor(20, 20, 20))
+                painter.fillRect(
+                    label, colour.darker(130) if not spec.selected else QColor(20, 20, 20)
+                )
                 painter.setPen(QColor(255, 255, 255))
                 painter.drawText(label, Qt.AlignmentFlag.AlignCenter, spec.text)
         painter.restore()
@@ -86,7 +90,9 @@ class ImageCanvas(pg.GraphicsView):
         self.gt_item = pg.ImageItem(axisOrder="row-major")
         self.overlay_item = pg.ImageItem(axisOrder="row-major")
         self.boxes_item = BoxesItem()
-        for z, item in enumerate((self.image_item, self.gt_item, self.overlay_item, self.boxes_item)):
+        for z, item in enumerate(
+            (self.image_item, self.gt_item, self.overlay_item, self.boxes_item)
+        ):
             item.setZValue(z)
             self.view.addItem(item)
         self.image_shape: tuple[int, int] | None = None

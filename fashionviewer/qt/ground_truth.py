@@ -28,7 +28,8 @@ class GroundTruthController(QObject):
         super().__init__(parent)
         self.session = session
         self.gt: GroundTruth | None = None
-        self.model_classes: list[str] | None = None  # the detector's class names (set when a model loads)
+        # the detector's class names (set when a model loads)
+        self.model_classes: list[str] | None = None
         self._rasters: dict[str, PredictionRasters] = {}
         self._match: tuple[tuple, Match] | None = None
         # Matching + per-image AP costs tens of ms: recompute once the slider settles.
@@ -36,8 +37,13 @@ class GroundTruthController(QObject):
         self._timer.timeout.connect(self._rematch)
         ev = session.events
         ev.folder_changed.connect(self._folder_changed)
-        for signal in (ev.current_changed, ev.threshold_changed, ev.classes_changed, ev.prediction_added,
-                       ev.model_changed):
+        for signal in (
+            ev.current_changed,
+            ev.threshold_changed,
+            ev.classes_changed,
+            ev.prediction_added,
+            ev.model_changed,
+        ):
             signal.connect(lambda *a: self._timer.start())
 
     def _folder_changed(self) -> None:
@@ -70,10 +76,18 @@ class GroundTruthController(QObject):
             h, w = gt[0].rle["size"]
             rasters = self._rasters[str(path)] = PredictionRasters(gt, int(h), int(w))
         indices = list(range(len(gt)))
-        missed = set(self._match[1].missed) if self._match and self._match[0][0] == str(path) else set()
-        specs = [BoxSpec(g.box, (230, 60, 60) if j in missed else class_color(g.label),
-                         f"GT {g.class_name}" + (" (missed)" if j in missed else ""), dashed=True)
-                 for j, g in enumerate(gt)]
+        missed = (
+            set(self._match[1].missed) if self._match and self._match[0][0] == str(path) else set()
+        )
+        specs = [
+            BoxSpec(
+                g.box,
+                (230, 60, 60) if j in missed else class_color(g.label),
+                f"GT {g.class_name}" + (" (missed)" if j in missed else ""),
+                dashed=True,
+            )
+            for j, g in enumerate(gt)
+        ]
         return composite(rasters, indices, opacity=0.18), specs
 
     def _key(self) -> tuple:
@@ -87,8 +101,17 @@ class GroundTruthController(QObject):
         if prediction is None or gt is None:
             self._match = None
         elif self._match is None or self._match[0] != self._key():
-            self._match = (self._key(), match_image(prediction, s.visible_indices(), gt, 0.5, self.model_classes,
-                                                    self.gt.class_names if self.gt else None))
+            self._match = (
+                self._key(),
+                match_image(
+                    prediction,
+                    s.visible_indices(),
+                    gt,
+                    0.5,
+                    self.model_classes,
+                    self.gt.class_names if self.gt else None,
+                ),
+            )
         self.changed.emit()
 
     def summary(self) -> str | None:
@@ -103,8 +126,10 @@ class GroundTruthController(QObject):
         if self._match is None or self._match[0] != self._key():
             return text + ("<br>matching…" if s.prediction() is not None else "")
         m = self._match[1]
-        text += (f"<br>IoU ≥ 0.5 at score ≥ {s.threshold:.2f}: <b>{len(m.pairs)} TP</b>, "
-                 f"<b>{len(m.false_positives)} FP</b>, <b>{len(m.missed)} missed</b>")
+        text += (
+            f"<br>IoU ≥ 0.5 at score ≥ {s.threshold:.2f}: <b>{len(m.pairs)} TP</b>, "
+            f"<b>{len(m.false_positives)} FP</b>, <b>{len(m.missed)} missed</b>"
+        )
         if m.ap is not None:
             text += f"<br>Mask AP {max(m.ap, 0.0):.3f} ({m.ap_note})"
         elif m.ap_note:

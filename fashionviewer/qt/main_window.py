@@ -12,7 +12,16 @@ from typing import Any, Callable
 import numpy as np
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QFrame, QLabel, QMainWindow, QMenu, QMessageBox, QScrollArea
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QFrame,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QScrollArea,
+)
 
 from fashionviewer.core.base.errors import FashionViewerError
 from fashionviewer.core.base.paths import DEMO_DIR
@@ -51,7 +60,9 @@ MAX_RECENT = 10
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, session: ViewerSession | None = None, settings: QSettings | None = None) -> None:
+    def __init__(
+        self, session: ViewerSession | None = None, settings: QSettings | None = None
+    ) -> None:
         super().__init__()
         self.session = s = session or ViewerSession()
         self.settings = settings or QSettings("FashionViewer", "FashionViewer")
@@ -67,21 +78,26 @@ class MainWindow(QMainWindow):
         self.addToolBar(self.model_bar)
         # Stays in the status bar while a synthetic-scenes model runs on other images (core.models.domain).
         self.domain_notice = QLabel(objectName="domainNotice")
-        self.domain_notice.setStyleSheet("QLabel { background: #7a2e2e; color: white; padding: 2px 6px; }")
+        self.domain_notice.setStyleSheet(
+            "QLabel { background: #7a2e2e; color: white; padding: 2px 6px; }"
+        )
         self.domain_notice.hide()
         self.statusBar().addPermanentWidget(self.domain_notice)
         self.browser = BrowserPanel(s)
         self.layers = LayersPanel(s)
         self.legend = LegendPanel(s)
-        self.details = DetailsPanel(s, self._cnn_input, self._cnn_classes, self.ground_truth.summary)
+        self.details = DetailsPanel(
+            s, self._cnn_input, self._cnn_classes, self.ground_truth.summary
+        )
         self.training = TrainingPanel()
         self.docks: dict[str, QDockWidget] = {}
         for key, title, widget, area in (
-                ("browser", "Images", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea),
-                ("layers", "Layers", self.layers, Qt.DockWidgetArea.RightDockWidgetArea),
-                ("legend", "Classes", self.legend, Qt.DockWidgetArea.RightDockWidgetArea),
-                ("details", "Details", self.details, Qt.DockWidgetArea.RightDockWidgetArea),
-                ("training", "Training", self.training, Qt.DockWidgetArea.BottomDockWidgetArea)):
+            ("browser", "Images", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea),
+            ("layers", "Layers", self.layers, Qt.DockWidgetArea.RightDockWidgetArea),
+            ("legend", "Classes", self.legend, Qt.DockWidgetArea.RightDockWidgetArea),
+            ("details", "Details", self.details, Qt.DockWidgetArea.RightDockWidgetArea),
+            ("training", "Training", self.training, Qt.DockWidgetArea.BottomDockWidgetArea),
+        ):
             dock = QDockWidget(title, self, objectName=f"{key}Dock")
             if key == "details":  # long texts (top-3, ground truth) scroll instead of being cut
                 scroll = QScrollArea(widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
@@ -91,19 +107,39 @@ class MainWindow(QMainWindow):
             self.addDockWidget(area, dock)
             self.docks[key] = dock
         self.docks["training"].hide()
-        self.resizeDocks([self.docks["browser"], self.docks["details"]], [280, 330], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks["layers"], self.docks["legend"], self.docks["details"]], [300, 160, 420],
-                         Qt.Orientation.Vertical)
+        self.resizeDocks(
+            [self.docks["browser"], self.docks["details"]], [280, 330], Qt.Orientation.Horizontal
+        )
+        self.resizeDocks(
+            [self.docks["layers"], self.docks["legend"], self.docks["details"]],
+            [300, 160, 420],
+            Qt.Orientation.Vertical,
+        )
         self.export_worker: GeneratorWorker | None = None
         self._build_menus()
-        self.annotation = AnnotationMode(s, AnnotationHost(  # its own toolbar, menu, layer and tools
-            self.canvas_widget, self.presenter, lambda: self.prediction.models, self.prediction.models_loaded,
-            self.statusBar().showMessage, self.browser.model, self.training), self, self.menuBar().addMenu("&Annotate"))
+        # its own toolbar, menu, layer and tools
+        self.annotation = AnnotationMode(
+            s,
+            AnnotationHost(
+                self.canvas_widget,
+                self.presenter,
+                lambda: self.prediction.models,
+                self.prediction.models_loaded,
+                self.statusBar().showMessage,
+                self.browser.model,
+                self.training,
+            ),
+            self,
+            self.menuBar().addMenu("&Annotate"),
+        )
         self.addToolBarBreak()  # the Annotate toolbar: a row of its own under the model bar
         self.addToolBar(self.annotation.toolbar)
         self.statusBar().addPermanentWidget(self.annotation.problem_label)
-        self._action(self.menuBar().addMenu("&Help"), "Keyboard Shortcuts",
-                     lambda: show_shortcuts(self, self.annotation.shortcuts()))
+        self._action(
+            self.menuBar().addMenu("&Help"),
+            "Keyboard Shortcuts",
+            lambda: show_shortcuts(self, self.annotation.shortcuts()),
+        )
 
         self.model_bar.choice_changed.connect(self.load_model)
         self.model_bar.cancel_requested.connect(self.prediction.cancel)
@@ -118,8 +154,14 @@ class MainWindow(QMainWindow):
         s.events.folder_changed.connect(self._update_title)
 
     # ----- menus -----------------------------------------------------------------------------
-    def _action(self, menu: QMenu, text: str, slot: Callable[[], Any], *keys: str | QKeySequence.StandardKey,
-                checkable: bool = False) -> QAction:
+    def _action(
+        self,
+        menu: QMenu,
+        text: str,
+        slot: Callable[[], Any],
+        *keys: str | QKeySequence.StandardKey,
+        checkable: bool = False,
+    ) -> QAction:
         action = QAction(text, self, checkable=checkable)
         action.setShortcuts([QKeySequence(k) for k in keys])
         action.triggered.connect(lambda *_: slot())
@@ -140,8 +182,12 @@ class MainWindow(QMainWindow):
         self._action(file, "Quit", self.close, QKeySequence.StandardKey.Quit)
         view = bar.addMenu("&View")
         s = self.session
-        for text, slot, keys in (("Previous Image", s.previous, ("Left", "A")), ("Next Image", s.next, ("Right", "D")),
-                                 ("First Image", s.first, ("Home",)), ("Last Image", s.last, ("End",))):
+        for text, slot, keys in (
+            ("Previous Image", s.previous, ("Left", "A")),
+            ("Next Image", s.next, ("Right", "D")),
+            ("First Image", s.first, ("Home",)),
+            ("Last Image", s.last, ("End",)),
+        ):
             self._action(view, text, slot, *keys)
         view.addSeparator()
         c = self.canvas_widget.canvas
@@ -153,7 +199,9 @@ class MainWindow(QMainWindow):
         view.addSeparator()
         self.layer_actions: dict[str, QAction] = {}
         for name, (label, key) in LAYER_KEYS.items():
-            action = self._action(view, f"Show {label}", lambda n=name: s.toggle_layer(n), key, checkable=True)
+            action = self._action(
+                view, f"Show {label}", lambda n=name: s.toggle_layer(n), key, checkable=True
+            )
             action.setChecked(s.layers[name])
             self.layer_actions[name] = action
         s.events.layers_changed.connect(lambda n, v: self.layer_actions[n].setChecked(v))
@@ -161,12 +209,25 @@ class MainWindow(QMainWindow):
         for dock in self.docks.values():
             view.addAction(dock.toggleViewAction())
         model = bar.addMenu("&Model")
-        self._action(model, "Open Checkpoint…", lambda: self.model_bar._model_activated(self.model_bar.model.count() - 1))
+        self._action(
+            model,
+            "Open Checkpoint…",
+            lambda: self.model_bar._model_activated(self.model_bar.model.count() - 1),
+        )
         self._action(model, "Predict Folder Again", self._repredict)
         train = bar.addMenu("&Train")
-        for name, title in TRAINERS.items():  # every declared trainer (core.viewer.trainer_menu): train_NAME_action
-            setattr(self, f"train_{name}_action", self._action(train, f"{title}…", lambda n=name: self.train(n)))
-        self._action(train, "Fine-tune Loaded Model on Annotations…", lambda: self.annotation.fine_tune(self.train))
+        # every declared trainer (core.viewer.trainer_menu): train_NAME_action
+        for name, title in TRAINERS.items():
+            setattr(
+                self,
+                f"train_{name}_action",
+                self._action(train, f"{title}…", lambda n=name: self.train(n)),
+            )
+        self._action(
+            train,
+            "Fine-tune Loaded Model on Annotations…",
+            lambda: self.annotation.fine_tune(self.train),
+        )
         self._action(train, "Cancel Training", self.training.cancel)
 
     def _fill_recent(self) -> None:
@@ -192,16 +253,24 @@ class MainWindow(QMainWindow):
         try:
             self.session.open_folder(folder)
         except FashionViewerError as exc:
-            self.canvas_widget.show_notice(f"{exc}. Choose a folder of images (File ▸ Open Folder).")
+            self.canvas_widget.show_notice(
+                f"{exc}. Choose a folder of images (File ▸ Open Folder)."
+            )
             return False
         if remember:
             recent = [str(folder)] + [f for f in self.recent_folders() if f != str(folder)]
             self.settings.setValue("recentFolders", recent[:MAX_RECENT])
         if not self.session.images:
-            self.canvas_widget.show_notice(f"{folder} holds no images (.jpg, .png, .bmp, .tif, .webp).", warning=False)
+            self.canvas_widget.show_notice(
+                f"{folder} holds no images (.jpg, .png, .bmp, .tif, .webp).", warning=False
+            )
         # The first folder picks the default model: the real-photo model for photos, the demo model for
         # the embedded demo. A model already loaded is never swapped (the notice below says when it misfits).
-        if self.prediction.models is None and not self.prediction.loading and not self.model_bar.user_chose:
+        if (
+            self.prediction.models is None
+            and not self.prediction.loading
+            and not self.model_bar.user_chose
+        ):
             self.model_bar.select_model(default_model_for(folder))
         self._update_domain_notice()
         return True
@@ -210,8 +279,11 @@ class MainWindow(QMainWindow):
         if DEMO_DIR.is_dir() and any(DEMO_DIR.iterdir()):
             self.open_folder(DEMO_DIR, remember=False)
         else:
-            self.canvas_widget.show_notice(f"The demo images are not installed ({DEMO_DIR} is empty). "
-                                           "Open a folder of your own with File ▸ Open Folder.", warning=False)
+            self.canvas_widget.show_notice(
+                f"The demo images are not installed ({DEMO_DIR} is empty). "
+                "Open a folder of your own with File ▸ Open Folder.",
+                warning=False,
+            )
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt API
         if event.mimeData().hasUrls():
@@ -237,12 +309,15 @@ class MainWindow(QMainWindow):
     def load_model(self, choice: ModelChoice | None = None) -> None:
         choice = choice or self.model_bar.current_choice()
         if choice is None:
-            self.canvas_widget.show_notice("No bundled model is installed: choose a Mask R-CNN checkpoint "
-                                           "(Model ▸ Open Checkpoint…) or train one (Train ▸ Mask R-CNN…).",
-                                           warning=False)
+            self.canvas_widget.show_notice(
+                "No bundled model is installed: choose a Mask R-CNN checkpoint "
+                "(Model ▸ Open Checkpoint…) or train one (Train ▸ Mask R-CNN…).",
+                warning=False,
+            )
             return
         if self.prediction.models is not None and choice.classifier is None:
-            choice.classifier = self.prediction.models.choice.classifier  # keep a CNN loaded from training
+            # keep a CNN loaded from training
+            choice.classifier = self.prediction.models.choice.classifier
         self.model_bar.label.setText(f"Loading {choice.title}…")
         self.prediction.load(choice)
 
@@ -251,8 +326,11 @@ class MainWindow(QMainWindow):
         models = self.prediction.models
         notice = None
         if models is not None:
-            notice = domain_notice(models.predictor.card, self.session.folder,
-                                   models.predictor.model_name or models.choice.title)
+            notice = domain_notice(
+                models.predictor.card,
+                self.session.folder,
+                models.predictor.model_name or models.choice.title,
+            )
         self.domain_notice.setText(f"⚠ {notice}" if notice else "")
         self.domain_notice.setToolTip(notice or "")
         self.domain_notice.setVisible(bool(notice))
@@ -260,7 +338,10 @@ class MainWindow(QMainWindow):
     def _models_loaded(self, models: LoadedModels) -> None:
         self.model_bar.show_loaded(models.label, models.random, models.details)
         self.ground_truth.model_classes = list(models.predictor.class_names)
-        if self.session.current is not None and str(self.session.current) not in self.session.errors:
+        if (
+            self.session.current is not None
+            and str(self.session.current) not in self.session.errors
+        ):
             self.canvas_widget.show_notice(None)
         self._update_domain_notice()
         self.details.refresh()
@@ -276,12 +357,20 @@ class MainWindow(QMainWindow):
             self.prediction.restart()
 
     def _cnn_input(self, index: int | None) -> np.ndarray | None:
-        models, image, rasters = self.prediction.models, self.presenter.current_image(), self.session.rasters()
+        models, image, rasters = (
+            self.prediction.models,
+            self.presenter.current_image(),
+            self.session.rasters(),
+        )
         if models is None or models.classifier is None or image is None:
             return None
         from fashionviewer.core.models.classifier import preprocess_crop
 
-        return cnn_input(image, rasters[index] if (index is not None and rasters is not None) else None, preprocess_crop)
+        return cnn_input(
+            image,
+            rasters[index] if (index is not None and rasters is not None) else None,
+            preprocess_crop,
+        )
 
     def _cnn_classes(self) -> list[str]:
         models = self.prediction.models
@@ -295,7 +384,9 @@ class MainWindow(QMainWindow):
             return None
         if request is None:
             default = self.settings.value("exportFolder", str(Path.home() / "fashionviewer-export"))
-            dialog = ExportDialog(str(default), s.threshold, sorted(s.hidden_classes), len(s.images), self)
+            dialog = ExportDialog(
+                str(default), s.threshold, sorted(s.hidden_classes), len(s.images), self
+            )
             if not dialog.exec():
                 return None
             request = dialog.request()
@@ -303,7 +394,9 @@ class MainWindow(QMainWindow):
         paths = list(s.images) if request.whole_folder else [s.current]
         cached = {p: (s.prediction(p), s.rasters(p) if p == s.current else None) for p in paths}
         predictor = models.predictor
-        cache = open_cache_for(predictor, default_cache_path() if self.prediction.use_cache else None)
+        cache = open_cache_for(
+            predictor, default_cache_path() if self.prediction.use_cache else None
+        )
         step = PerImageStep(predictor, cache, keep_image=True)  # what the background analysis runs
 
         def obtain(path: Path) -> tuple[Any, np.ndarray, Any]:  # runs in the worker thread
@@ -316,9 +409,14 @@ class MainWindow(QMainWindow):
             return result.prediction, result.image, None
 
         card = predictor.card
-        info = provenance(model=models.label, weights=models.choice.source if Path(models.choice.source).suffix else None,
-                          weights_sha256=card.get("weights_sha256"), min_score=s.threshold,
-                          classes=s.visible_classes(), exported=datetime.now().astimezone().isoformat(timespec="seconds"))
+        info = provenance(
+            model=models.label,
+            weights=models.choice.source if Path(models.choice.source).suffix else None,
+            weights_sha256=card.get("weights_sha256"),
+            min_score=s.threshold,
+            classes=s.visible_classes(),
+            exported=datetime.now().astimezone().isoformat(timespec="seconds"),
+        )
         problems: list[str] = []
 
         def progress(item: tuple[int, int, Path, str | None]) -> None:
@@ -328,24 +426,49 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Exporting masks: {done} / {total}")
 
         def finished(files: list[Path]) -> None:
-            skipped = f"; skipped {len(problems)} unreadable image(s): {problems[0]}" if problems else ""
-            self.statusBar().showMessage(f"Exported {len(files)} files to {request.out_dir}{skipped}", 15000)
+            skipped = (
+                f"; skipped {len(problems)} unreadable image(s): {problems[0]}" if problems else ""
+            )
+            self.statusBar().showMessage(
+                f"Exported {len(files)} files to {request.out_dir}{skipped}", 15000
+            )
 
-        self.export_worker = start_worker(export_paths, paths, obtain, request.out_dir, request.formats, s.threshold,
-                                          s.visible_classes(), info, s.folder, predictor.category_ids,
-                                          on_yield=progress, on_return=finished,
-                                          on_error=lambda exc: QMessageBox.warning(self, "Export failed", str(exc)))
+        self.export_worker = start_worker(
+            export_paths,
+            paths,
+            obtain,
+            request.out_dir,
+            request.formats,
+            s.threshold,
+            s.visible_classes(),
+            info,
+            s.folder,
+            predictor.category_ids,
+            on_yield=progress,
+            on_return=finished,
+            on_error=lambda exc: QMessageBox.warning(self, "Export failed", str(exc)),
+        )
         return self.export_worker
 
     # ----- training --------------------------------------------------------------------------
     def train(self, trainer: str, request: TrainingRequest | None = None) -> None:
         if self.training.running:
-            QMessageBox.information(self, "Training", "A training run is already going; cancel it first.")
+            QMessageBox.information(
+                self, "Training", "A training run is already going; cancel it first."
+            )
             return
         if request is None:
-            out = self.settings.value(f"trainOut/{trainer}", str(Path.home() / "fashionviewer-runs" / trainer))
-            dialog = TrainingDialog(trainer, available_devices(), default_device(), str(out), self,
-                                    **self.annotation.training_options(trainer))
+            out = self.settings.value(
+                f"trainOut/{trainer}", str(Path.home() / "fashionviewer-runs" / trainer)
+            )
+            dialog = TrainingDialog(
+                trainer,
+                available_devices(),
+                default_device(),
+                str(out),
+                self,
+                **self.annotation.training_options(trainer),
+            )
             if not dialog.exec():
                 return
             request = dialog.request()
@@ -362,14 +485,20 @@ class MainWindow(QMainWindow):
                 return
             choice = self.model_bar.current_choice()
             if choice is None:
-                self.statusBar().showMessage(f"New CNN weights: {checkpoint}; load a detector to use them.", 15000)
+                self.statusBar().showMessage(
+                    f"New CNN weights: {checkpoint}; load a detector to use them.", 15000
+                )
                 return
             choice.classifier = checkpoint
         else:
             self.model_bar.add_checkpoint(checkpoint)
-            choice = ModelChoice(checkpoint, self.model_bar.device.currentText(), self.model_bar.allow_random.isChecked(),
-                                 self.prediction.models.choice.classifier if self.prediction.models else None,
-                                 tta=self.model_bar.tta.isChecked())
+            choice = ModelChoice(
+                checkpoint,
+                self.model_bar.device.currentText(),
+                self.model_bar.allow_random.isChecked(),
+                self.prediction.models.choice.classifier if self.prediction.models else None,
+                tta=self.model_bar.tta.isChecked(),
+            )
         self.load_model(choice)
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
@@ -383,7 +512,9 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
 
-def make_window(folder: str | Path | None = None, load_model: bool = True, **kwargs: Any) -> MainWindow:
+def make_window(
+    folder: str | Path | None = None, load_model: bool = True, **kwargs: Any
+) -> MainWindow:
     """A window showing ``folder`` (the demo when None) with the default model loading in the background."""
     window = MainWindow(**kwargs)
     if folder is None:

@@ -41,7 +41,8 @@ class PredictionController(QObject):
         self._queue: WorkQueue | None = None
         self._done = 0
         self.last_seconds: list[float] = []
-        self.use_cache = True  # the persistent prediction cache (path: core.cache.default_cache_path)
+        # the persistent prediction cache (path: core.cache.default_cache_path)
+        self.use_cache = True
         session.events.current_changed.connect(lambda _p: self._reorder())
         session.events.images_changed.connect(self.restart)
 
@@ -50,18 +51,33 @@ class PredictionController(QObject):
         self.cancel()
         if self._loader is not None:
             self._loader.cancel()
-        self._loader = start_worker(load_models, choice, on_yield=self.status.emit,
-                                    on_return=self._loaded, on_error=self._load_failed)
+        self._loader = start_worker(
+            load_models,
+            choice,
+            on_yield=self.status.emit,
+            on_return=self._loaded,
+            on_error=self._load_failed,
+        )
 
     def set_classifier(self, name_or_path: str) -> None:
         """Swap the Fashion-MNIST CNN (e.g. freshly trained) and re-run the folder with the same detector."""
         if self.models is None:
             return
         models = self.models
-        start_worker(_load_classifier, name_or_path, on_yield=self.status.emit,
-                     on_return=lambda clf: self._loaded(replace(models, classifier=clf, classifier_note="",
-                                                                choice=replace(models.choice, classifier=name_or_path))),
-                     on_error=self._load_failed)
+        start_worker(
+            _load_classifier,
+            name_or_path,
+            on_yield=self.status.emit,
+            on_return=lambda clf: self._loaded(
+                replace(
+                    models,
+                    classifier=clf,
+                    classifier_note="",
+                    choice=replace(models.choice, classifier=name_or_path),
+                )
+            ),
+            on_error=self._load_failed,
+        )
 
     def _loaded(self, models: LoadedModels) -> None:
         self._loader = None
@@ -69,7 +85,9 @@ class PredictionController(QObject):
         self.session.clear_predictions(models.key)  # the same file may hold new weights now
         self.session.set_model_key(models.key)
         self.models_loaded.emit(models)
-        note = f" (no Fashion-MNIST CNN: {models.classifier_note})" if models.classifier_note else ""
+        note = (
+            f" (no Fashion-MNIST CNN: {models.classifier_note})" if models.classifier_note else ""
+        )
         self.status.emit(f"Model: {models.label}{note}")
         self.restart()
 
@@ -97,11 +115,18 @@ class PredictionController(QObject):
         if m.classifier is not None:
             from fashionviewer.core.models.classifier import preprocess_crop as preprocess
         self.progress.emit(0, self._queue.total)
-        self._worker = start_worker(analyse_queue, self._queue.take, m.predictor, m.key, m.classifier, preprocess,
-                                    getattr(m.classifier, "name", ""),
-                                    cache_path=default_cache_path() if self.use_cache else None,
-                                    on_yield=self._on_result,
-                                    on_error=lambda exc: self.failed.emit(f"Prediction stopped: {exc}"))
+        self._worker = start_worker(
+            analyse_queue,
+            self._queue.take,
+            m.predictor,
+            m.key,
+            m.classifier,
+            preprocess,
+            getattr(m.classifier, "name", ""),
+            cache_path=default_cache_path() if self.use_cache else None,
+            on_yield=self._on_result,
+            on_error=lambda exc: self.failed.emit(f"Prediction stopped: {exc}"),
+        )
         worker = self._worker
         worker.signals.finished.connect(lambda: self._on_finish(worker))
 
@@ -113,8 +138,9 @@ class PredictionController(QObject):
         if result.error is not None:
             self.session.add_error(result.path, result.error)
         else:
-            self.session.add_prediction(result.path, result.prediction, result.model, result.rasters,
-                                        result.image_scores)
+            self.session.add_prediction(
+                result.path, result.prediction, result.model, result.rasters, result.image_scores
+            )
         total = self._done + (self._queue.remaining() if self._queue else 0)
         self.progress.emit(self._done, max(total, self._done))
 

@@ -18,14 +18,22 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from fashionviewer.core.data.imageio import load_image
-from fashionviewer.core.data.overlay import PredictionRasters, caption, class_color, composite, scaled_rasters
+from fashionviewer.core.data.overlay import (
+    PredictionRasters,
+    caption,
+    class_color,
+    composite,
+    scaled_rasters,
+)
 from fashionviewer.core.viewer.display import DisplayImage, load_display_image
 from fashionviewer.core.viewer.session import ViewerSession
 from fashionviewer.qt.canvas import BoxSpec, CanvasWidget
 from fashionviewer.qt.workers import GeneratorWorker, start_worker
 
 
-def _scale(rasters: PredictionRasters, height: int, width: int) -> Generator[None, None, PredictionRasters]:
+def _scale(
+    rasters: PredictionRasters, height: int, width: int
+) -> Generator[None, None, PredictionRasters]:
     """Worker body: the masks resampled onto a display level and their outlines found (a few ms per mask of a
     48-megapixel photo; the parsing model gives up to dozens of them)."""
     yield  # a cancel here skips the work
@@ -46,27 +54,42 @@ class CanvasPresenter(QObject):
     image_loaded = Signal(object)  # path
     redrawn = Signal(float)  # seconds the last overlay redraw took
 
-    def __init__(self, session: ViewerSession, widget: CanvasWidget,
-                 ground_truth: Callable[[Path], tuple[np.ndarray | None, list[BoxSpec]]] | None = None) -> None:
+    def __init__(
+        self,
+        session: ViewerSession,
+        widget: CanvasWidget,
+        ground_truth: Callable[[Path], tuple[np.ndarray | None, list[BoxSpec]]] | None = None,
+    ) -> None:
         super().__init__(widget)
         self.session, self.widget, self.canvas = session, widget, widget.canvas
-        self.ground_truth = ground_truth  # path -> (RGBA layer, GT box specs), set by the GT controller
-        self.image: np.ndarray | None = None  # full-resolution pixels of the shown photo, once decoded
+        # path -> (RGBA layer, GT box specs), set by the GT controller
+        self.ground_truth = ground_truth
+        # full-resolution pixels of the shown photo, once decoded
+        self.image: np.ndarray | None = None
         self.image_path: Path | None = None
         self.display: DisplayImage | None = None  # what the canvas shows
         self._images: OrderedDict[Path, DisplayImage] = OrderedDict()  # a few recent display levels
-        self._full: tuple[Path, np.ndarray] | None = None  # the latest full decode of a reduced photo
+        # the latest full decode of a reduced photo
+        self._full: tuple[Path, np.ndarray] | None = None
         self._loading: Path | None = None
         self._loader: GeneratorWorker | None = None
-        self._scaled: tuple[PredictionRasters, PredictionRasters] | None = None  # (full, display level)
-        self._scaling: PredictionRasters | None = None  # the full-size rasters a worker is resampling
+        # (full, display level)
+        self._scaled: tuple[PredictionRasters, PredictionRasters] | None = None
+        # the full-size rasters a worker is resampling
+        self._scaling: PredictionRasters | None = None
         # Coalesce bursts of changes (slider drags, key repeat) into one redraw per event-loop turn.
         self._redraw_timer = QTimer(self, singleShot=True, interval=0)
         self._redraw_timer.timeout.connect(self.redraw)
         ev = session.events
         ev.current_changed.connect(self._on_current)
-        for signal in (ev.threshold_changed, ev.opacity_changed, ev.layers_changed, ev.classes_changed,
-                       ev.selection_changed, ev.model_changed):
+        for signal in (
+            ev.threshold_changed,
+            ev.opacity_changed,
+            ev.layers_changed,
+            ev.classes_changed,
+            ev.selection_changed,
+            ev.model_changed,
+        ):
             signal.connect(lambda *a: self.schedule_redraw())
         ev.prediction_added.connect(self._on_prediction)
         ev.image_error.connect(self._on_error)
@@ -91,8 +114,13 @@ class CanvasPresenter(QObject):
             if self._loader is not None:
                 self._loader.cancel()  # the user moved on: its full decode is not needed
             self._loading = path
-            self._loader = start_worker(_load, path, cached, on_yield=lambda r: self._loaded(*r),
-                                        on_error=lambda exc, p=path: self._load_failed(p, exc))
+            self._loader = start_worker(
+                _load,
+                path,
+                cached,
+                on_yield=lambda r: self._loaded(*r),
+                on_error=lambda exc, p=path: self._load_failed(p, exc),
+            )
 
     def _loaded(self, path: Path, display: DisplayImage, full: np.ndarray | None) -> None:
         self._images[path] = display
@@ -135,8 +163,9 @@ class CanvasPresenter(QObject):
     def _show_error(self, path: Path, message: str) -> None:
         self.image, self.image_path, self.display = None, path, None
         self.canvas.set_image(None)
-        self.widget.show_notice(f"Cannot show this file: {message}. The other images still work; "
-                                "use ← / → to move on.")
+        self.widget.show_notice(
+            f"Cannot show this file: {message}. The other images still work; use ← / → to move on."
+        )
 
     def _on_prediction(self, path: Path, model: str) -> None:
         if path == self.session.current and model == self.session.model_key:
@@ -155,31 +184,57 @@ class CanvasPresenter(QObject):
         s = self.session
         rasters = s.rasters()
         specs: list[BoxSpec] = []
-        if rasters is not None and (rasters.height, rasters.width) == (display.height, display.width):
+        if rasters is not None and (rasters.height, rasters.width) == (
+            display.height,
+            display.width,
+        ):
             visible = s.visible_indices()
             layers = s.layers
             shown = self._display_rasters(rasters, display)
-            if shown is not None and (layers["masks"] or layers["outlines"] or s.selected is not None):
-                self.canvas.set_overlay(composite(shown, visible, s.opacity, layers["masks"], layers["outlines"],
-                                                  highlight=s.selected))
+            if shown is not None and (
+                layers["masks"] or layers["outlines"] or s.selected is not None
+            ):
+                self.canvas.set_overlay(
+                    composite(
+                        shown,
+                        visible,
+                        s.opacity,
+                        layers["masks"],
+                        layers["outlines"],
+                        highlight=s.selected,
+                    )
+                )
             else:  # nothing to paint, or the masks are still being resampled (boxes come first)
                 self.canvas.set_overlay(None)
             if layers["boxes"] or layers["labels"] or layers["scores"]:
                 for i in visible:
                     inst = rasters.instances[i]
                     text = caption(inst, layers["labels"], layers["scores"])
-                    specs.append(BoxSpec(inst.box, class_color(inst.label), text, i == s.selected,
-                                         show_box=layers["boxes"] or i == s.selected))
+                    specs.append(
+                        BoxSpec(
+                            inst.box,
+                            class_color(inst.label),
+                            text,
+                            i == s.selected,
+                            show_box=layers["boxes"] or i == s.selected,
+                        )
+                    )
         else:
             self.canvas.set_overlay(None)
         gt_layer, gt_specs = (None, [])
-        if s.layers["ground_truth"] and self.ground_truth is not None and self.image_path is not None:
+        if (
+            s.layers["ground_truth"]
+            and self.ground_truth is not None
+            and self.image_path is not None
+        ):
             gt_layer, gt_specs = self.ground_truth(self.image_path)
         self.canvas.set_ground_truth(gt_layer)
         self.canvas.set_boxes(gt_specs + specs)
         self.redrawn.emit(time.perf_counter() - start)
 
-    def _display_rasters(self, rasters: PredictionRasters, display: DisplayImage) -> PredictionRasters | None:
+    def _display_rasters(
+        self, rasters: PredictionRasters, display: DisplayImage
+    ) -> PredictionRasters | None:
         """The masks at the shown level's size (a huge photo's overlay is composited at display size), or
         None while a worker resamples them (a redraw follows)."""
         if not display.reduced:
@@ -189,7 +244,13 @@ class CanvasPresenter(QObject):
         if self._scaling is not rasters:
             self._scaling = rasters
             height, width = display.pixels.shape[:2]
-            start_worker(_scale, rasters, height, width, on_return=lambda shown: self._scaled_done(rasters, shown))
+            start_worker(
+                _scale,
+                rasters,
+                height,
+                width,
+                on_return=lambda shown: self._scaled_done(rasters, shown),
+            )
         return None
 
     def _scaled_done(self, rasters: PredictionRasters, shown: PredictionRasters) -> None:

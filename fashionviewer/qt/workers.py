@@ -24,7 +24,9 @@ class WorkerSignals(QObject):
 
 
 class GeneratorWorker(QRunnable):
-    def __init__(self, fn: Callable[..., Generator[Any, None, Any]], *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, fn: Callable[..., Generator[Any, None, Any]], *args: Any, **kwargs: Any
+    ) -> None:
         super().__init__()
         self.setAutoDelete(False)  # Python owns it; it must outlive run() for the signals
         self.signals = WorkerSignals()
@@ -73,12 +75,15 @@ class GeneratorWorker(QRunnable):
 _live: set[GeneratorWorker] = set()  # keep workers alive until they finish
 
 
-def start_worker(fn: Callable[..., Generator[Any, None, Any]], *args: Any,
-                 on_yield: Callable[[Any], None] | None = None,
-                 on_return: Callable[[Any], None] | None = None,
-                 on_error: Callable[[Exception], None] | None = None,
-                 on_finish: Callable[[], None] | None = None,
-                 **kwargs: Any) -> GeneratorWorker:
+def start_worker(
+    fn: Callable[..., Generator[Any, None, Any]],
+    *args: Any,
+    on_yield: Callable[[Any], None] | None = None,
+    on_return: Callable[[Any], None] | None = None,
+    on_error: Callable[[Exception], None] | None = None,
+    on_finish: Callable[[], None] | None = None,
+    **kwargs: Any,
+) -> GeneratorWorker:
     worker = GeneratorWorker(fn, *args, **kwargs)
     if on_yield:
         worker.signals.yielded.connect(on_yield)

@@ -42,8 +42,11 @@ def model_choice(tmp_path_factory: pytest.TempPathFactory) -> ModelChoice:
     from fashionviewer.core.models.registry import get_model, save_checkpoint
 
     path = tmp_path_factory.mktemp("models") / "random_light.pt"
-    save_checkpoint(get_model("maskrcnn_mobilenet_v3_light", num_classes=11, weights=None), path,
-                    {"class_names": list(CLASSES)})
+    save_checkpoint(
+        get_model("maskrcnn_mobilenet_v3_light", num_classes=11, weights=None),
+        path,
+        {"class_names": list(CLASSES)},
+    )
     return ModelChoice(str(path), "cpu", allow_random=True)
 
 

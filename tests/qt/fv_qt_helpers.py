@@ -14,7 +14,9 @@ def scene(seed: int, size: tuple[int, int] = (320, 240)) -> np.ndarray:
     img = np.full((h, w, 3), 235, np.uint8)
     for _ in range(4):
         x0, y0 = int(rng.integers(0, w - 60)), int(rng.integers(0, h - 60))
-        img[y0:y0 + int(rng.integers(30, 60)), x0:x0 + int(rng.integers(30, 60))] = rng.integers(20, 120, 3)
+        img[y0 : y0 + int(rng.integers(30, 60)), x0 : x0 + int(rng.integers(30, 60))] = (
+            rng.integers(20, 120, 3)
+        )
     return img
 
 
@@ -52,7 +54,11 @@ class BlobPredictor:
         self.per_blob = per_blob
 
     def settings(self) -> dict:
-        return {"predictor": "BlobPredictor", "per_blob": self.per_blob, "class_names": self.class_names}
+        return {
+            "predictor": "BlobPredictor",
+            "per_blob": self.per_blob,
+            "class_names": self.class_names,
+        }
 
     def describe(self) -> str:
         return self.model_name
@@ -65,10 +71,15 @@ class BlobPredictor:
 
     def predict_batch(self, images, file_names=None, image_ids=None):
         names, ids = file_names or [""] * len(images), image_ids or [0] * len(images)
-        return [self.predict(image, name, image_id) for image, name, image_id in zip(images, names, ids, strict=False)]
+        return [
+            self.predict(image, name, image_id)
+            for image, name, image_id in zip(images, names, ids, strict=False)
+        ]
 
     def predict_tensors(self, images, file_names=None, image_ids=None):
-        return self.predict_batch([image.permute(1, 2, 0).numpy() for image in images], file_names, image_ids)
+        return self.predict_batch(
+            [image.permute(1, 2, 0).numpy() for image in images], file_names, image_ids
+        )
 
     def predict(self, image: np.ndarray, file_name: str = "", image_id: int = 0):
         import cv2
@@ -85,8 +96,15 @@ class BlobPredictor:
             for copy in range(self.per_blob):
                 label = (k + copy - 1) % 10 + 1
                 score = max(0.06, round(0.95 - 0.2 * (k - 1) - 0.001 * copy, 4))
-                instances.append(Instance((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), label,
-                                          self.class_names[label - 1], score, encode_mask(mask)))
+                instances.append(
+                    Instance(
+                        (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1),
+                        label,
+                        self.class_names[label - 1],
+                        score,
+                        encode_mask(mask),
+                    )
+                )
         instances.sort(key=lambda i: -i.score)
         return ImagePrediction(file_name, w, h, instances, model=self.model_name, image_id=image_id)
 
@@ -111,6 +129,12 @@ def install_blob_models(win, predictor: BlobPredictor | None = None, classifier=
     from fashionviewer.core.viewer.model_choice import LoadedModels
 
     predictor = predictor or BlobPredictor()
-    models = LoadedModels(ModelChoice("blobs", "cpu"), predictor, "blobs", "blobs (test detector)", False,
-                          classifier if classifier is not None else test_classifier())
+    models = LoadedModels(
+        ModelChoice("blobs", "cpu"),
+        predictor,
+        "blobs",
+        "blobs (test detector)",
+        False,
+        classifier if classifier is not None else test_classifier(),
+    )
     win.prediction._loaded(models)

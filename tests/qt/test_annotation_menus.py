@@ -9,14 +9,24 @@ from fashionviewer.core.viewer.annotation_tools import Tool
 
 BEFORE = [  # (menu text, shortcuts) as the Annotate menu listed them
     ("Annotation Mode", ["Ctrl+A"]),
-    ("Select / Pan Tool", ["Esc"]), ("Box Tool (then click + / right-click −)", ["B"]),
-    ("Click Tool (click an object; then click + / right-click −)", ["C"]), ("Polygon Tool", ["P"]),
-    ("Brush", ["R"]), ("Eraser", ["E"]), ("Smaller Brush", ["["]), ("Larger Brush", ["]"]),
+    ("Select / Pan Tool", ["Esc"]),
+    ("Box Tool (then click + / right-click −)", ["B"]),
+    ("Click Tool (click an object; then click + / right-click −)", ["C"]),
+    ("Polygon Tool", ["P"]),
+    ("Brush", ["R"]),
+    ("Eraser", ["E"]),
+    ("Smaller Brush", ["["]),
+    ("Larger Brush", ["]"]),
     ("Accept Selected Prediction", ["Return", "Enter"]),
     ("Accept All Above the Threshold", ["Shift+Return", "Shift+Enter"]),
-    ("Delete Annotation / Reject Prediction", ["Del", "Backspace"]), ("Relabel…", ["L"]),
-    ("Next Instance", ["Tab"]), ("Previous Instance", ["Shift+Tab", "Backtab"]), ("Mark Image Done", ["Ctrl+D"]),
-    ("Undo", ["Ctrl+Z"]), ("Redo", ["Ctrl+Shift+Z", "Ctrl+Y"]), ("Save Annotations", ["Ctrl+S"]),
+    ("Delete Annotation / Reject Prediction", ["Del", "Backspace"]),
+    ("Relabel…", ["L"]),
+    ("Next Instance", ["Tab"]),
+    ("Previous Instance", ["Shift+Tab", "Backtab"]),
+    ("Mark Image Done", ["Ctrl+D"]),
+    ("Undo", ["Ctrl+Z"]),
+    ("Redo", ["Ctrl+Shift+Z", "Ctrl+Y"]),
+    ("Save Annotations", ["Ctrl+S"]),
 ]
 
 
@@ -26,14 +36,29 @@ def mode_io_enabled(window) -> bool:
 
 def test_menus_toolbar_and_help_follow_the_tool_list(qtbot, window, monkeypatch) -> None:
     bar = window.menuBar()
-    assert [a.text() for a in bar.actions()] == ["&File", "&View", "&Model", "&Train", "&Annotate", "&Help"]
+    assert [a.text() for a in bar.actions()] == [
+        "&File",
+        "&View",
+        "&Model",
+        "&Train",
+        "&Annotate",
+        "&Help",
+    ]
     annotate = bar.actions()[4].menu()
-    entries = [(a.text(), [k.toString() for k in a.shortcuts()]) for a in annotate.actions() if not a.isSeparator()]
+    entries = [
+        (a.text(), [k.toString() for k in a.shortcuts()])
+        for a in annotate.actions()
+        if not a.isSeparator()
+    ]
     assert entries == BEFORE + [("Import Annotations…", []), ("Export Annotations…", [])]
     assert mode_io_enabled(window)  # import and export work outside annotation mode too
     mode = window.annotation
-    toolbar = [a.iconText() for a in mode.toolbar.actions()[1:1 + len(Tool)]]
-    assert toolbar == [t.label for t in Tool] == ["Select", "Box", "Click", "Polygon", "Brush", "Eraser"]
+    toolbar = [a.iconText() for a in mode.toolbar.actions()[1 : 1 + len(Tool)]]
+    assert (
+        toolbar
+        == [t.label for t in Tool]
+        == ["Select", "Box", "Click", "Polygon", "Brush", "Eraser"]
+    )
     assert not mode.actions["box"].isEnabled()  # only in the mode
 
     shown: list[str] = []
@@ -43,7 +68,9 @@ def test_menus_toolbar_and_help_follow_the_tool_list(qtbot, window, monkeypatch)
     help_action.trigger()
     lines = shown[0].splitlines()
     assert len(lines) == len(BEFORE) + 3 and lines[0].split() == ["Ctrl+A", "Annotation", "mode"]
-    assert lines[2].startswith("B ") and lines[2].endswith("Box Tool (then click + / right-click −)")
+    assert lines[2].startswith("B ") and lines[2].endswith(
+        "Box Tool (then click + / right-click −)"
+    )
     assert lines[-1].split()[0] == "Shift+A"  # the window's own keys follow the mode's
 
 
@@ -59,4 +86,6 @@ def test_escape_drops_a_half_drawn_polygon_before_leaving_the_tool(qtbot, window
     mode.actions["select"].trigger()
     assert mode.tools.tool is Tool.SELECT and mode.actions["select"].isChecked()
     mode.set_active(False)
-    assert not window.annotation.toggle_action.isChecked() and not mode.actions["select"].isEnabled()
+    assert (
+        not window.annotation.toggle_action.isChecked() and not mode.actions["select"].isEnabled()
+    )

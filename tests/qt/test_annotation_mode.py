@@ -31,8 +31,12 @@ def folder(tmp_path: Path, image_folder: Path) -> Path:
 def _open(qtbot, window, folder: Path, per_blob: int = 2) -> None:
     window.open_folder(folder)
     install_blob_models(window, BlobPredictor(per_blob))
-    qtbot.waitUntil(lambda: window.presenter.current_image() is not None
-                    and window.session.prediction() is not None, timeout=30_000)
+    qtbot.waitUntil(
+        lambda: (
+            window.presenter.current_image() is not None and window.session.prediction() is not None
+        ),
+        timeout=30_000,
+    )
     window.session.set_threshold(0.0)
     QTest.keyClick(window, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
     assert window.annotation.active
@@ -55,7 +59,11 @@ def test_undo_redo_reject_and_tab_from_the_keyboard(qtbot, window, folder: Path)
     _key(window, Qt.Key.Key_Tab)  # the first prediction
     first = s.selected
     _key(window, Qt.Key.Key_Delete)  # rejects it: off the prediction layer, not annotated
-    assert len(s.prediction().instances) == predicted - 1 and mode.annotations() == [] and s.selected is None
+    assert (
+        len(s.prediction().instances) == predicted - 1
+        and mode.annotations() == []
+        and s.selected is None
+    )
     _key(window, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)  # accept all shown
     ids = [a.id for a in mode.annotations()]
     assert len(ids) == predicted - 1 and s.prediction().instances == []
@@ -70,8 +78,16 @@ def test_undo_redo_reject_and_tab_from_the_keyboard(qtbot, window, folder: Path)
     assert [a.id for a in mode.annotations()] == ids
     _key(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # the accept-all was one step
     assert mode.annotations() == []
-    _key(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
-    _key(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    _key(
+        window,
+        Qt.Key.Key_Z,
+        Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier,
+    )
+    _key(
+        window,
+        Qt.Key.Key_Z,
+        Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier,
+    )
     assert [a.id for a in mode.annotations()] == ids[1:]
     assert first is not None and mode.layer.ids == ids[1:]  # the layer shows what the editor holds
 
@@ -87,14 +103,27 @@ def test_eraser_stroke_is_one_undo_step_and_the_layer_updates(qtbot, window, fol
     cy, cx = int(ys.mean()), int(xs.mean())
     _key(window, Qt.Key.Key_E)
     viewport = window.canvas_widget.canvas.viewport()
-    QTest.mousePress(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, _viewport_point(window, cx - 6, cy))
+    QTest.mousePress(
+        viewport,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+        _viewport_point(window, cx - 6, cy),
+    )
     QTest.mouseMove(viewport, _viewport_point(window, cx, cy))
     assert mode.layer.rgba[cy, cx, 3] == 0  # the live preview already shows the hole
     QTest.mouseMove(viewport, _viewport_point(window, cx + 6, cy))
-    QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
-                       _viewport_point(window, cx + 6, cy))
+    QTest.mouseRelease(
+        viewport,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+        _viewport_point(window, cx + 6, cy),
+    )
     after = mode.annotations()[0].mask()
-    assert not after[cy, cx] and after.sum() < before.sum() and mode.annotations()[0].source == "edited"
+    assert (
+        not after[cy, cx]
+        and after.sum() < before.sum()
+        and mode.annotations()[0].source == "edited"
+    )
     _key(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert np.array_equal(mode.annotations()[0].mask(), before)
 
@@ -109,7 +138,11 @@ def test_class_picker_searches_as_you_type(qtbot) -> None:
     assert [picker.list.item(i).text() for i in range(picker.list.count())] == ["sweater"]
     picker.search.clear()
     qtbot.keyClicks(picker.search, "kimono")
-    assert picker.list.count() == 0 and picker.chosen() == "kimono" and "new class" in picker.hint.text()
+    assert (
+        picker.list.count() == 0
+        and picker.chosen() == "kimono"
+        and "new class" in picker.hint.text()
+    )
 
 
 def test_autosave_then_reopen(qtbot, window, folder: Path, settings) -> None:
@@ -120,10 +153,16 @@ def test_autosave_then_reopen(qtbot, window, folder: Path, settings) -> None:
     _key(window, Qt.Key.Key_Return)
     _key(window, Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier)
     path = folder / DEFAULT_FILE_NAME
-    qtbot.waitUntil(lambda: path.is_file() and not mode.editor.dirty, timeout=10_000)  # debounced autosave
+    # debounced autosave
+    qtbot.waitUntil(lambda: path.is_file() and not mode.editor.dirty, timeout=10_000)
     aset, problems = load_annotations(path)
     rec = aset.images["scene_00.png"]
-    assert problems == [] and rec.done and len(rec.annotations) == 1 and rec.annotations[0].source == "predicted"
+    assert (
+        problems == []
+        and rec.done
+        and len(rec.annotations) == 1
+        and rec.annotations[0].source == "predicted"
+    )
     saved = mode.annotations()[0]
     saved_class = mode.editor.aset.category_name(saved.category_id)
 
@@ -138,25 +177,40 @@ def test_autosave_then_reopen(qtbot, window, folder: Path, settings) -> None:
     again = reopened.annotation
     assert again.editor is not None and [a.rle for a in again.annotations()] == [saved.rle]
     assert reopened.browser.model.data(reopened.browser.model.index(0)).startswith("✓")
-    assert reopened.session.layers["annotations"] and again.layer.ids == [saved.id]  # drawn without the mode
+    # drawn without the mode
+    assert reopened.session.layers["annotations"] and again.layer.ids == [saved.id]
     install_blob_models(reopened, BlobPredictor(2))
     qtbot.waitUntil(lambda: reopened.session.prediction() is not None, timeout=30_000)
     shown = reopened.session.prediction().instances  # the accepted prediction is not offered again
     assert len(shown) == predicted - 1
-    assert all((inst.rle["counts"], inst.class_name) != (saved.rle["counts"], saved_class) for inst in shown)
+    assert all(
+        (inst.rle["counts"], inst.class_name) != (saved.rle["counts"], saved_class)
+        for inst in shown
+    )
     reopened.close()
 
 
-def test_bad_record_is_named_the_rest_loads_and_the_file_waits_for_an_edit(qtbot, window, folder: Path) -> None:
+def test_bad_record_is_named_the_rest_loads_and_the_file_waits_for_an_edit(
+    qtbot, window, folder: Path
+) -> None:
     from PIL import Image
 
     w, h = Image.open(folder / "scene_00.png").size
     mask = np.zeros((h, w), np.uint8)
     mask[10:40, 20:60] = 1
-    good = {"id": 1, "image_id": 1, "category_id": 1, "segmentation": encode_mask(mask), "source": "drawn"}
+    good = {
+        "id": 1,
+        "image_id": 1,
+        "category_id": 1,
+        "segmentation": encode_mask(mask),
+        "source": "drawn",
+    }
     bad = {"id": 2, "image_id": 1, "category_id": 99, "segmentation": encode_mask(mask)}
-    data = {"images": [{"id": 1, "file_name": "scene_00.png", "width": w, "height": h}],
-            "annotations": [good, bad], "categories": [{"id": 1, "name": "T-shirt/top"}]}
+    data = {
+        "images": [{"id": 1, "file_name": "scene_00.png", "width": w, "height": h}],
+        "annotations": [good, bad],
+        "categories": [{"id": 1, "name": "T-shirt/top"}],
+    }
     path = folder / DEFAULT_FILE_NAME
     path.write_text(json.dumps(data))
     original = path.read_bytes()
@@ -171,4 +225,5 @@ def test_bad_record_is_named_the_rest_loads_and_the_file_waits_for_an_edit(qtbot
     _key(window, Qt.Key.Key_Tab)
     _key(window, Qt.Key.Key_Delete)  # the first edit
     qtbot.waitUntil(lambda: path.read_bytes() != original, timeout=10_000)
-    assert (folder / (DEFAULT_FILE_NAME + ".bak")).read_bytes() == original  # the skipped record is not lost
+    # the skipped record is not lost
+    assert (folder / (DEFAULT_FILE_NAME + ".bak")).read_bytes() == original

@@ -35,7 +35,9 @@ def photos(tmp_path: Path, ccp_root: Path) -> Path:
     return folder
 
 
-def key(window, key: Qt.Key, modifiers: Qt.KeyboardModifier = Qt.KeyboardModifier.NoModifier) -> None:
+def key(
+    window, key: Qt.Key, modifiers: Qt.KeyboardModifier = Qt.KeyboardModifier.NoModifier
+) -> None:
     QTest.keyClick(window, key, modifiers)
 
 
@@ -44,13 +46,17 @@ def viewport_point(window, x: float, y: float) -> QPoint:
     return canvas.mapFromScene(canvas.view.mapViewToScene(QPointF(x, y)))
 
 
-def drag(qtbot, window, points: list[tuple[float, float]], button=Qt.MouseButton.LeftButton) -> None:
+def drag(
+    qtbot, window, points: list[tuple[float, float]], button=Qt.MouseButton.LeftButton
+) -> None:
     viewport = window.canvas_widget.canvas.viewport()
     start = viewport_point(window, *points[0])
     QTest.mousePress(viewport, button, Qt.KeyboardModifier.NoModifier, start)
     for x, y in points[1:]:
         QTest.mouseMove(viewport, viewport_point(window, x, y))
-    QTest.mouseRelease(viewport, button, Qt.KeyboardModifier.NoModifier, viewport_point(window, *points[-1]))
+    QTest.mouseRelease(
+        viewport, button, Qt.KeyboardModifier.NoModifier, viewport_point(window, *points[-1])
+    )
 
 
 def click(window, x: float, y: float, button=Qt.MouseButton.LeftButton) -> None:
@@ -80,13 +86,20 @@ def typed_picker(qtbot, typed: str):
 
 def show_image(qtbot, window, index: int) -> None:
     window.session.go(index)
-    qtbot.waitUntil(lambda: window.presenter.current_image() is not None
-                    and window.session.prediction() is not None, timeout=60_000)
+    qtbot.waitUntil(
+        lambda: (
+            window.presenter.current_image() is not None and window.session.prediction() is not None
+        ),
+        timeout=60_000,
+    )
 
 
-@pytest.mark.skipif(not CCP_MODEL.is_file(), reason="the bundled maskrcnn_ccp model is not installed")
-def test_annotate_three_ccp_photos_then_retrain_from_the_menu(qtbot, window, photos: Path, tmp_path: Path,
-                                                              monkeypatch) -> None:
+@pytest.mark.skipif(
+    not CCP_MODEL.is_file(), reason="the bundled maskrcnn_ccp model is not installed"
+)
+def test_annotate_three_ccp_photos_then_retrain_from_the_menu(
+    qtbot, window, photos: Path, tmp_path: Path, monkeypatch
+) -> None:
     s, mode = window.session, window.annotation
     window.open_folder(photos)
     window.load_model(ModelChoice(str(CCP_MODEL), "cpu", tta=False))
@@ -102,8 +115,13 @@ def test_annotate_three_ccp_photos_then_retrain_from_the_menu(qtbot, window, pho
     assert chosen is not None
     key(window, Qt.Key.Key_Return)
     anns = mode.annotations()
-    assert len(anns) == 1 and anns[0].source == "predicted" and anns[0].origin["score"] == pytest.approx(chosen.score)
-    assert mode.selected == anns[0].id and chosen not in s.prediction().instances  # off the prediction layer
+    assert (
+        len(anns) == 1
+        and anns[0].source == "predicted"
+        and anns[0].origin["score"] == pytest.approx(chosen.score)
+    )
+    # off the prediction layer
+    assert mode.selected == anns[0].id and chosen not in s.prediction().instances
     monkeypatch.setattr(mode_module, "pick_class", typed_picker(qtbot, "SKIR"))
     key(window, Qt.Key.Key_L)
     assert mode.editor.aset.category_name(mode.annotations()[0].category_id) == "skirt"
@@ -126,7 +144,10 @@ def test_annotate_three_ccp_photos_then_retrain_from_the_menu(qtbot, window, pho
         drag(qtbot, window, [(180, 300), (260, 420), (360, 520)])
     new_id = drawn.args[0]
     drawn_ann = mode.editor.annotation(mode.file_name(), new_id)
-    assert drawn_ann.source == "drawn" and mode.editor.aset.category_name(drawn_ann.category_id) == NEW_CLASS
+    assert (
+        drawn_ann.source == "drawn"
+        and mode.editor.aset.category_name(drawn_ann.category_id) == NEW_CLASS
+    )
     area_before = drawn_ann.area
     assert 0 < area_before <= 180 * 220
     with qtbot.waitSignal(mode.drawing.segmented, timeout=60_000):
@@ -144,7 +165,11 @@ def test_annotate_three_ccp_photos_then_retrain_from_the_menu(qtbot, window, pho
     assert after[210, 120] and not before[210, 120] and after.sum() > before.sum()
     key(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert np.array_equal(mode.editor.annotation(mode.file_name(), new_id).mask(), before)
-    key(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    key(
+        window,
+        Qt.Key.Key_Z,
+        Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier,
+    )
     assert np.array_equal(mode.editor.annotation(mode.file_name(), new_id).mask(), after)
 
     # Photo 3: accept one, draw a polygon, mark the image done.
@@ -183,11 +208,29 @@ def test_annotate_three_ccp_photos_then_retrain_from_the_menu(qtbot, window, pho
         return dialog.result()
 
     monkeypatch.setattr(TrainingDialog, "exec", fill)
-    monkeypatch.setattr(TrainingRequest, "arguments",
-                        lambda self, orig=TrainingRequest.arguments: orig(self)[:-2] + [
-                            "--batch-size", "1", "--workers", "0", "--threads", "1", "--val-steps", "-1",
-                            "--warmup-steps", "1", "--events", "-"])
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)  # "load it?"
+    monkeypatch.setattr(
+        TrainingRequest,
+        "arguments",
+        lambda self, orig=TrainingRequest.arguments: (
+            orig(self)[:-2]
+            + [
+                "--batch-size",
+                "1",
+                "--workers",
+                "0",
+                "--threads",
+                "1",
+                "--val-steps",
+                "-1",
+                "--warmup-steps",
+                "1",
+                "--events",
+                "-",
+            ]
+        ),
+    )
+    # "load it?"
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     panel = window.training
     with qtbot.waitSignal(panel.finished, timeout=300_000) as finished:
         window.train_maskrcnn_action.trigger()
@@ -195,15 +238,29 @@ def test_annotate_three_ccp_photos_then_retrain_from_the_menu(qtbot, window, pho
     assert "--init-from" in panel.log.toPlainText() and panel.progress.step == 2
     checkpoint = panel.progress.checkpoint
     # The app loads the new model and predicts the folder again with it.
-    qtbot.waitUntil(lambda: window.prediction.models is not None
-                    and window.prediction.models.choice.source == checkpoint, timeout=60_000)
+    qtbot.waitUntil(
+        lambda: (
+            window.prediction.models is not None
+            and window.prediction.models.choice.source == checkpoint
+        ),
+        timeout=60_000,
+    )
     qtbot.waitUntil(lambda: s.prediction() is not None, timeout=60_000)
 
     card = json.loads(Path(checkpoint).with_suffix(".json").read_text())
-    assert card["training"]["annotations"] == {"file": str(annotation_file.resolve()), "sha256": digest,
-                                               "images": 3, "instances": instances}
-    assert card["class_names"][:56] == json.loads(CCP_MODEL.with_suffix(".json").read_text())["class_names"]
-    assert NEW_CLASS in card["class_names"] and card["training"]["fine_tuned_from"]["classes_added"] == [NEW_CLASS]
+    assert card["training"]["annotations"] == {
+        "file": str(annotation_file.resolve()),
+        "sha256": digest,
+        "images": 3,
+        "instances": instances,
+    }
+    assert (
+        card["class_names"][:56]
+        == json.loads(CCP_MODEL.with_suffix(".json").read_text())["class_names"]
+    )
+    assert NEW_CLASS in card["class_names"] and card["training"]["fine_tuned_from"][
+        "classes_added"
+    ] == [NEW_CLASS]
 
     from fashionviewer.core.data.imageio import load_image
     from fashionviewer.core.inference.predictor import load_predictor

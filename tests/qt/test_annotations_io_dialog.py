@@ -14,7 +14,12 @@ from fashionviewer.core.data.formats import export_annotations
 from fashionviewer.core.viewer.annotating import AnnotationEditor
 from fashionviewer.core.viewer.annotation_state import AnnotationState
 from fashionviewer.core.viewer.session import ViewerSession
-from fashionviewer.qt.dialogs.annotations_io import AnnotationsIODialog, AnnotationsIORequest, run_export, run_import
+from fashionviewer.qt.dialogs.annotations_io import (
+    AnnotationsIODialog,
+    AnnotationsIORequest,
+    run_export,
+    run_import,
+)
 
 
 @pytest.fixture
@@ -27,7 +32,9 @@ def folders(ccp_root, tmp_path):
         shutil.copy(ccp_root / "photos" / "0001.jpg", folder / "0001.jpg")
     gt = scipy.io.loadmat(ccp_root / "annotations" / "pixel-level" / "0001.mat")["groundtruth"]
     editor = AnnotationEditor(source, classes=[], autosave_delay=-1)
-    for value, name in zip([v for v in np.unique(gt) if v][:3], ("pants", "shoe", "bag, wallet"), strict=False):
+    for value, name in zip(
+        [v for v in np.unique(gt) if v][:3], ("pants", "shoe", "bag, wallet"), strict=False
+    ):
         editor.add("0001.jpg", gt.shape[1], gt.shape[0], gt == value, name)
     editor.save()
     export_annotations(source, tmp_path / "labelme", "labelme")
@@ -52,8 +59,12 @@ def test_import_then_export_through_the_viewer_state(qapp, folders, tmp_path):
     assert len(state.editor.annotations("0001.jpg")) == 3  # the editor reopened the imported file
     state.editor.delete("0001.jpg", state.editor.annotations("0001.jpg")[0].id)
     line = run_export(state, AnnotationsIORequest(tmp_path / "yolo", "yolo"))
-    assert "yolo" in line and len((tmp_path / "yolo" / "labels" / "0001.txt").read_text().splitlines()) == 2
-    saved, problems = load_annotations(target / DEFAULT_FILE_NAME)  # unsaved edits were written first
+    assert (
+        "yolo" in line
+        and len((tmp_path / "yolo" / "labels" / "0001.txt").read_text().splitlines()) == 2
+    )
+    # unsaved edits were written first
+    saved, problems = load_annotations(target / DEFAULT_FILE_NAME)
     assert problems == [] and len(saved.images["0001.jpg"].annotations) == 2
 
 
@@ -64,7 +75,8 @@ def test_dialog_checks_before_accepting(qapp, folders, tmp_path):
     dialog._accept()
     assert "does not exist" in dialog.problem.text() and not dialog.result()
     (tmp_path / "empty").mkdir()
-    dialog.path.setText(str(tmp_path / "empty"))  # a folder in no known format, format left on "detect"
+    # a folder in no known format, format left on "detect"
+    dialog.path.setText(str(tmp_path / "empty"))
     dialog._accept()
     assert "could not be told" in dialog.problem.text()
     dialog.path.setText(str(labelme))

@@ -15,8 +15,14 @@ def test_open_folder_and_keyboard_navigation(qtbot, window, image_folder: Path) 
     assert window.open_folder(image_folder)
     assert len(s.images) == 7 and s.index == 0
     qtbot.waitUntil(lambda: window.presenter.current_image() is not None, timeout=5000)
-    for key, expected in ((Qt.Key.Key_Right, 1), (Qt.Key.Key_D, 2), (Qt.Key.Key_Left, 1), (Qt.Key.Key_A, 0),
-                          (Qt.Key.Key_End, 6), (Qt.Key.Key_Home, 0)):
+    for key, expected in (
+        (Qt.Key.Key_Right, 1),
+        (Qt.Key.Key_D, 2),
+        (Qt.Key.Key_Left, 1),
+        (Qt.Key.Key_A, 0),
+        (Qt.Key.Key_End, 6),
+        (Qt.Key.Key_Home, 0),
+    ):
         QTest.keyClick(window, key)
         assert s.index == expected, key
     assert "scene_00.png (1/7)" in window.windowTitle()
@@ -29,7 +35,10 @@ def test_unreadable_image_shows_inline_notice(qtbot, window, image_folder: Path)
     broken = next(p for p in s.images if "broken" in p.name)
     s.set_current(broken)
     qtbot.waitUntil(lambda: window.canvas_widget.notice.isVisible(), timeout=5000)
-    assert "not an image" in window.canvas_widget.notice.text() or "cannot" in window.canvas_widget.notice.text()
+    assert (
+        "not an image" in window.canvas_widget.notice.text()
+        or "cannot" in window.canvas_widget.notice.text()
+    )
     s.next()  # the rest keeps working
     qtbot.waitUntil(lambda: window.presenter.current_image() is not None, timeout=5000)
     assert not window.canvas_widget.notice.isVisible()
@@ -53,13 +62,23 @@ def test_filter_box_and_lazy_thumbnails(qtbot, window, image_folder: Path) -> No
 def test_drag_and_drop_a_folder(qtbot, window, image_folder: Path) -> None:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(image_folder / "scene_02.png"))])
-    event = QDropEvent(QPoint(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
-                       Qt.KeyboardModifier.NoModifier)
+    event = QDropEvent(
+        QPoint(10, 10),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     window.dropEvent(event)
-    assert window.session.folder == image_folder.resolve() and window.session.current.name == "scene_02.png"
+    assert (
+        window.session.folder == image_folder.resolve()
+        and window.session.current.name == "scene_02.png"
+    )
 
 
-def test_ten_thousand_images_open_without_decoding_them(qtbot, window, tmp_path: Path, monkeypatch) -> None:
+def test_ten_thousand_images_open_without_decoding_them(
+    qtbot, window, tmp_path: Path, monkeypatch
+) -> None:
     """Opening lists files only; thumbnails decode lazily, off the GUI thread, for what is on screen.
 
     How long opening takes is measured by benchmarks/open_folder.py, not asserted here."""
@@ -86,7 +105,8 @@ def test_ten_thousand_images_open_without_decoding_them(qtbot, window, tmp_path:
     window.session.last()
     assert len(window.session.images) == 10_000 and window.session.index == 9_999
     assert window.browser.model.rowCount() == 10_000
-    qtbot.waitUntil(lambda: len(decoded) > 0, timeout=5000)  # the visible thumbnails, in the background
+    # the visible thumbnails, in the background
+    qtbot.waitUntil(lambda: len(decoded) > 0, timeout=5000)
     qtbot.wait(300)
     assert len(decoded) < 500, f"{len(decoded)} thumbnails decoded for one screenful"
     assert not on_gui_thread, "thumbnails must decode off the GUI thread"

@@ -48,17 +48,29 @@ def test_reopened_folder_comes_from_the_cache(qtbot, window, image_folder: Path)
     qtbot.waitUntil(lambda: overlay.image is not None and overlay.image[..., 3].any(), timeout=5000)
 
 
-def test_folder_predicted_headless_opens_without_running_the_model(qtbot, window, image_folder: Path,
-                                                                   model_choice: ModelChoice, tmp_path: Path,
-                                                                   monkeypatch) -> None:
+def test_folder_predicted_headless_opens_without_running_the_model(
+    qtbot, window, image_folder: Path, model_choice: ModelChoice, tmp_path: Path, monkeypatch
+) -> None:
     from fashionviewer.predict import main as predict
 
-    args = [str(image_folder), "--out", str(tmp_path / "out"), "--model", model_choice.source, "--device", "cpu"]
-    assert predict(args + (["--allow-random"] if model_choice.allow_random else [])) == 3  # the broken file
+    args = [
+        str(image_folder),
+        "--out",
+        str(tmp_path / "out"),
+        "--model",
+        model_choice.source,
+        "--device",
+        "cpu",
+    ]
+    # the broken file
+    assert predict(args + (["--allow-random"] if model_choice.allow_random else [])) == 3
     calls: list[int] = []
     original = Predictor.predict_tensors
-    monkeypatch.setattr(Predictor, "predict_tensors",
-                        lambda self, images, *a, **k: calls.append(len(images)) or original(self, images, *a, **k))
+    monkeypatch.setattr(
+        Predictor,
+        "predict_tensors",
+        lambda self, images, *a, **k: calls.append(len(images)) or original(self, images, *a, **k),
+    )
     window.open_folder(image_folder)
     load_and_wait(qtbot, window, model_choice)
     _wait_idle(qtbot, window)
@@ -90,11 +102,15 @@ def test_bad_input_folder_in_the_viewer(qtbot, window, tmp_path: Path) -> None:
             image = window.presenter.current_image()
             assert (image.shape[1], image.shape[0]) == tuple(want["size"]), name  # EXIF applied
             rasters = s.rasters()
-            assert (rasters.width, rasters.height) == tuple(want["size"]), name  # masks fit the shown picture
+            # masks fit the shown picture
+            assert (rasters.width, rasters.height) == tuple(want["size"]), name
             assert not window.canvas_widget.notice.isVisible()
-            if want["frames"] > 1:  # an animation: its first frame is shown and predicted, and the panel says so
-                qtbot.waitUntil(lambda n=want["frames"]: f"first of {n} frames" in window.details.info.text(),
-                                timeout=5000)
+            # an animation: its first frame is shown and predicted, and the panel says so
+            if want["frames"] > 1:
+                qtbot.waitUntil(
+                    lambda n=want["frames"]: f"first of {n} frames" in window.details.info.text(),
+                    timeout=5000,
+                )
         seen += 1
         s.next()
     assert seen == len(expect) and s.index == len(s.images) - 1

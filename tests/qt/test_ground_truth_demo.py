@@ -17,7 +17,10 @@ CCP = ccp_dir()
 
 
 @pytest.mark.needs_ccp
-@pytest.mark.skipif(CCP is None, reason="Clothing Co-Parsing photos not in ../shared/data/ccp (fashionviewer.core.base.paths.ccp_dir)")
+@pytest.mark.skipif(
+    CCP is None,
+    reason="Clothing Co-Parsing photos not in ../shared/data/ccp (fashionviewer.core.base.paths.ccp_dir)",
+)
 def test_ccp_ground_truth_layer_and_matches(qtbot, window) -> None:
     window.open_folder(CCP / "photos")
     qtbot.waitUntil(lambda: window.ground_truth.gt is not None, timeout=30_000)
@@ -25,7 +28,9 @@ def test_ccp_ground_truth_layer_and_matches(qtbot, window) -> None:
     qtbot.waitUntil(lambda: window.presenter.current_image() is not None, timeout=10_000)
     gt_layer = window.canvas_widget.canvas.gt_item.image
     assert gt_layer is not None and gt_layer[..., 3].any()
-    assert any(spec.text.startswith("GT ") for spec in window.canvas_widget.canvas.boxes_item._specs)
+    assert any(
+        spec.text.startswith("GT ") for spec in window.canvas_widget.canvas.boxes_item._specs
+    )
     install_blob_models(window)
     qtbot.waitUntil(lambda: window.session.prediction() is not None, timeout=30_000)
     qtbot.waitUntil(lambda: "TP" in window.details.gt.text(), timeout=10_000)
@@ -68,8 +73,10 @@ def test_worker_errors_reach_the_gui(qtbot) -> None:
     assert str(errors[0]) == "boom" and worker.done.is_set()
 
 
-@pytest.mark.skipif(not (demo_available() and DEMO_DIR.is_dir() and any(DEMO_DIR.iterdir())),
-                    reason="the demo images/model are not installed in resources/ yet")
+@pytest.mark.skipif(
+    not (demo_available() and DEMO_DIR.is_dir() and any(DEMO_DIR.iterdir())),
+    reason="the demo images/model are not installed in resources/ yet",
+)
 def test_demo_first_run_shows_real_predictions(qtbot, settings) -> None:
     from fashionviewer.qt.main_window import make_window
 
@@ -78,9 +85,14 @@ def test_demo_first_run_shows_real_predictions(qtbot, settings) -> None:
     assert window.session.folder == DEMO_DIR
     qtbot.waitUntil(lambda: window.session.prediction() is not None, timeout=60_000)
     assert "RANDOM" not in window.model_bar.label.text()
-    assert window.session.counts()[0] > 0, "the shipped demo model shows instances on its own demo scene"
+    assert window.session.counts()[0] > 0, (
+        "the shipped demo model shows instances on its own demo scene"
+    )
     window.session.select(0)  # the demo's scores are re-scored by its CNN: the details say so
     inst = window.session.selected_instance()
     qtbot.waitUntil(lambda: "detector" in window.details.info.text(), timeout=5_000)
-    assert f"{inst.score:.3f}" in window.details.info.text() and f"{inst.detector_score:.3f}" in window.details.info.text()
+    assert (
+        f"{inst.score:.3f}" in window.details.info.text()
+        and f"{inst.detector_score:.3f}" in window.details.info.text()
+    )
     window.close()

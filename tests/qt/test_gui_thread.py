@@ -40,10 +40,14 @@ NEVER = {  # pyqtgraph's per-pixel conversions: the canvas hands uint8 layers ov
 }
 
 
-def test_stepping_while_predicting_leaves_heavy_work_to_workers(qtbot, window, tmp_path: Path, monkeypatch,
-                                                                model_choice: ModelChoice) -> None:
-    large = (DISPLAY_MAX_SIDE + 952, 2200)  # larger than a display level: its masks are resampled for display
-    Image.fromarray(np.asarray(Image.fromarray(scene(7)).resize(large))).save(tmp_path / "b_large.jpg", quality=90)
+def test_stepping_while_predicting_leaves_heavy_work_to_workers(
+    qtbot, window, tmp_path: Path, monkeypatch, model_choice: ModelChoice
+) -> None:
+    # larger than a display level: its masks are resampled for display
+    large = (DISPLAY_MAX_SIDE + 952, 2200)
+    Image.fromarray(np.asarray(Image.fromarray(scene(7)).resize(large))).save(
+        tmp_path / "b_large.jpg", quality=90
+    )
     for i in range(4):
         Image.fromarray(scene(i, (640, 480))).save(tmp_path / f"a_{i}.png")
         Image.fromarray(scene(10 + i, (480, 640))).save(tmp_path / f"c_{i}.jpg")
@@ -53,9 +57,11 @@ def test_stepping_while_predicting_leaves_heavy_work_to_workers(qtbot, window, t
     threads: dict[str, set[str]] = defaultdict(set)
     for table in (HEAVY, NEVER):
         for (module, name), what in table.items():
+
             def recording(*args, _original=getattr(module, name), _what=what, **kwargs):  # noqa: B008 - bound now
                 threads[_what].add("GUI" if threading.get_ident() == gui else "worker")
                 return _original(*args, **kwargs)
+
             monkeypatch.setattr(module, name, recording)
 
     s = window.session
@@ -67,11 +73,15 @@ def test_stepping_while_predicting_leaves_heavy_work_to_workers(qtbot, window, t
     for key in [Qt.Key.Key_Right] * (count - 1) + [Qt.Key.Key_Left] * (count - 1):
         QTest.keyClick(window, key)
         qtbot.wait(150)
-    s.set_current(tmp_path.resolve() / "b_large.jpg")  # stay on the large photo until it is predicted and shown
+    # stay on the large photo until it is predicted and shown
+    s.set_current(tmp_path.resolve() / "b_large.jpg")
     qtbot.waitUntil(lambda: not window.prediction.running, timeout=180_000)
     qtbot.waitUntil(lambda: window.presenter.current_image() is not None, timeout=60_000)
-    qtbot.waitUntil(lambda: window.canvas_widget.canvas.overlay_item.image is not None, timeout=30_000)
-    qtbot.waitUntil(lambda: not window.details.crop.isHidden(), timeout=30_000)  # the whole picture's CNN input
+    qtbot.waitUntil(
+        lambda: window.canvas_widget.canvas.overlay_item.image is not None, timeout=30_000
+    )
+    # the whole picture's CNN input
+    qtbot.waitUntil(lambda: not window.details.crop.isHidden(), timeout=30_000)
     qtbot.wait(300)  # thumbnails scrolled into sight
 
     on_gui = {what: sorted(where) for what, where in threads.items() if "GUI" in where}
@@ -79,4 +89,5 @@ def test_stepping_while_predicting_leaves_heavy_work_to_workers(qtbot, window, t
     never_ran = [what for what in HEAVY.values() if what not in threads]
     assert never_ran == [], f"never ran, so the test shows nothing about them: {never_ran}"
     assert not any(what in threads for what in NEVER.values()), dict(threads)
-    assert window.presenter.current_display().reduced  # the large photo went through the display-level path
+    # the large photo went through the display-level path
+    assert window.presenter.current_display().reduced

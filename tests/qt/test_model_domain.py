@@ -14,7 +14,9 @@ from fashionviewer.core.viewer.model_choice import (
 )
 
 
-@pytest.mark.skipif(not (photo_model_available() and demo_available()), reason="needs both bundled models")
+@pytest.mark.skipif(
+    not (photo_model_available() and demo_available()), reason="needs both bundled models"
+)
 def test_the_selector_defaults_by_folder(qtbot, window, image_folder) -> None:
     assert window.model_bar.model.itemData(0) == PHOTO_MODEL
     window.open_folder(image_folder)

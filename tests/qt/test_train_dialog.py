@@ -16,23 +16,44 @@ def test_one_row_per_declared_option(qtbot, trainer: str, tmp_path: Path) -> Non
     dialog = TrainingDialog(trainer, ["cpu"], "cpu", str(tmp_path / "out"))
     qtbot.addWidget(dialog)
     shown = [option.key for option in TRAINER_MENUS[trainer].options if option.shown]
-    assert list(dialog.fields) == shown and dialog.windowTitle() == f"Train {TRAINER_MENUS[trainer].title}"
+    assert (
+        list(dialog.fields) == shown
+        and dialog.windowTitle() == f"Train {TRAINER_MENUS[trainer].title}"
+    )
     dialog.epochs.setValue(3)
     request = dialog.request()
-    assert (request.trainer, request.epochs, request.out, request.device) == (trainer, 3, str(tmp_path / "out"), "cpu")
+    assert (request.trainer, request.epochs, request.out, request.device) == (
+        trainer,
+        3,
+        str(tmp_path / "out"),
+        "cpu",
+    )
     assert request.model == TRAINER_MENUS[trainer].option("model").default
 
 
-def test_parsing_fine_tunes_the_loaded_model_on_the_folders_annotations(qtbot, tmp_path: Path) -> None:
+def test_parsing_fine_tunes_the_loaded_model_on_the_folders_annotations(
+    qtbot, tmp_path: Path
+) -> None:
     from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME
 
     (tmp_path / DEFAULT_FILE_NAME).write_text("{}")
-    dialog = TrainingDialog("parsing", ["cpu"], "cpu", str(tmp_path / "out"), annotations=str(tmp_path),
-                            init_from="/models/fashion.pt")
+    dialog = TrainingDialog(
+        "parsing",
+        ["cpu"],
+        "cpu",
+        str(tmp_path / "out"),
+        annotations=str(tmp_path),
+        init_from="/models/fashion.pt",
+    )
     qtbot.addWidget(dialog)
-    assert dialog.dataset.currentText() == ANNOTATIONS_ITEM and dialog.data_path.text() == str(tmp_path)
+    assert dialog.dataset.currentText() == ANNOTATIONS_ITEM and dialog.data_path.text() == str(
+        tmp_path
+    )
     args = dialog.request().arguments()
-    assert args[args.index("--dataset") + 1] == "annotations" and args[args.index("--init-from") + 1] == "/models/fashion.pt"
+    assert (
+        args[args.index("--dataset") + 1] == "annotations"
+        and args[args.index("--init-from") + 1] == "/models/fashion.pt"
+    )
     dialog.dataset.setCurrentText("ccp")  # from scratch on CCP: no start model, no folder
     args = dialog.request().arguments()
     assert "--init-from" not in args and "--data-path" not in args
@@ -41,5 +62,7 @@ def test_parsing_fine_tunes_the_loaded_model_on_the_folders_annotations(qtbot, t
 def test_the_train_menu_lists_every_trainer(window) -> None:
     (train,) = [action.menu() for action in window.menuBar().actions() if action.text() == "&Train"]
     offered = [a.text() for a in train.actions() if a.text().endswith("…")]  # then Cancel Training
-    assert offered == [f"{menu.title}…" for menu in TRAINER_MENUS.values()] + ["Fine-tune Loaded Model on Annotations…"]
+    assert offered == [f"{menu.title}…" for menu in TRAINER_MENUS.values()] + [
+        "Fine-tune Loaded Model on Annotations…"
+    ]
     assert window.train_parsing_action.text() == "Garment parsing network…"

@@ -18,7 +18,9 @@ def checkpoint(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("ckpt") / "small.pt"
     model = get_model("maskrcnn_mobilenet_v3_light", num_classes=4, weights=None, min_size=96)
-    save_checkpoint(model, path, {"class_names": ["dress", "skirt", "top"], "category_ids": [5, 7, 9]})
+    save_checkpoint(
+        model, path, {"class_names": ["dress", "skirt", "top"], "category_ids": [5, 7, 9]}
+    )
     return path
 
 
@@ -50,7 +52,9 @@ def test_extended_heads_copy_kept_rows_by_name(checkpoint: Path) -> None:
         new_masks = model.roi_heads.mask_predictor(mask_features)
     for label in range(4):  # background and the three old classes sit at the same labels
         assert torch.equal(new_scores[:, label], old_scores[:, label])
-        assert torch.equal(new_deltas[:, 4 * label:4 * label + 4], old_deltas[:, 4 * label:4 * label + 4])
+        assert torch.equal(
+            new_deltas[:, 4 * label : 4 * label + 4], old_deltas[:, 4 * label : 4 * label + 4]
+        )
         assert torch.equal(new_masks[:, label], old_masks[:, label])
     assert not torch.allclose(new_scores[:, 4], old_scores[:, 3])  # 'belt' is a new row
     assert model.transform.min_size == (96,) and model.training is False
@@ -73,12 +77,19 @@ def test_remap_labels_moves_targets_onto_the_merged_list(checkpoint: Path) -> No
 
     wrapped = RemapLabels(Tiny(), plan)
     assert wrapped[0][1]["labels"].tolist() == [4, 1, 1]
-    assert wrapped.class_names == ["dress", "skirt", "top", "belt"] and wrapped.coco_ground_truth() == {"images": []}
+    assert wrapped.class_names == [
+        "dress",
+        "skirt",
+        "top",
+        "belt",
+    ] and wrapped.coco_ground_truth() == {"images": []}
 
 
 def test_a_parsing_checkpoint_is_refused_in_one_line(tmp_path: Path) -> None:
     card = tmp_path / "parse.json"
-    card.write_text('{"architecture": "parsing_resunet", "num_classes": 3, "class_names": ["a", "b"]}')
+    card.write_text(
+        '{"architecture": "parsing_resunet", "num_classes": 3, "class_names": ["a", "b"]}'
+    )
     with pytest.raises(FashionViewerError, match="cannot be fine-tuned as a Mask R-CNN"):
         plan_finetune(tmp_path / "parse.pt", ["a"])
 
@@ -102,20 +113,53 @@ def test_trainer_fine_tunes_on_a_folders_annotations(checkpoint: Path, tmp_path:
     for i in range(3):
         image = np.full((96, 128, 3), 230, np.uint8)
         mask = np.zeros((96, 128), bool)
-        mask[20 + 5 * i:70, 30:90 - 5 * i] = True
+        mask[20 + 5 * i : 70, 30 : 90 - 5 * i] = True
         image[mask] = rng.integers(20, 120, 3)
         Image.fromarray(image).save(folder / f"p{i}.png")
         editor.add(f"p{i}.png", 128, 96, mask, "skirt" if i else "belt")
     editor.save()
     annotation_file = folder / DEFAULT_FILE_NAME
-    args = maskrcnn.get_args_parser().parse_args([
-        "--dataset", "annotations", "--data-path", str(folder), "--init-from", str(checkpoint),
-        "--image-size", "96", "--batch-size", "1", "--epochs", "1", "--steps-per-epoch", "2", "--val-steps", "-1",
-        "--warmup-steps", "1", "--workers", "0", "--device", "cpu", "--threads", "1", "--out", str(tmp_path / "run")])
+    args = maskrcnn.get_args_parser().parse_args(
+        [
+            "--dataset",
+            "annotations",
+            "--data-path",
+            str(folder),
+            "--init-from",
+            str(checkpoint),
+            "--image-size",
+            "96",
+            "--batch-size",
+            "1",
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "2",
+            "--val-steps",
+            "-1",
+            "--warmup-steps",
+            "1",
+            "--workers",
+            "0",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     card = maskrcnn.main(args)
-    assert card["class_names"] == ["dress", "skirt", "top", "belt"] and card["architecture"] == "maskrcnn_mobilenet_v3_light"
-    assert card["training"]["annotations"] == {"file": str(annotation_file.resolve()), "sha256": sha256_file(annotation_file),
-                                               "images": 3, "instances": 3}
+    assert (
+        card["class_names"] == ["dress", "skirt", "top", "belt"]
+        and card["architecture"] == "maskrcnn_mobilenet_v3_light"
+    )
+    assert card["training"]["annotations"] == {
+        "file": str(annotation_file.resolve()),
+        "sha256": sha256_file(annotation_file),
+        "images": 3,
+        "instances": 3,
+    }
     assert card["training"]["fine_tuned_from"]["classes_added"] == ["belt"]
     assert card["history"][-1]["epoch"] == 1
     model, loaded = load_checkpoint(tmp_path / "run" / "model.pt")

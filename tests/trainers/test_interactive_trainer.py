@@ -11,26 +11,60 @@ import pytest
 from fashionviewer.core.base.events import parse_event_line
 from fashionviewer.core.base.paths import sha256_file
 from fashionviewer.core.models.interactive_net import CropWindow, load_interactive_checkpoint
-from trainers.interactive import cli, error_click, find_objects, innermost_point, load_photos, make_sample
+from trainers.interactive import (
+    cli,
+    error_click,
+    find_objects,
+    innermost_point,
+    load_photos,
+    make_sample,
+)
 
 
 @pytest.mark.slow
 @pytest.mark.needs_ccp
 def test_short_interactive_run_on_real_photos(ccp_root, tmp_path) -> None:
     out = tmp_path / "run"
-    args = ["--data-path", str(ccp_root), "--out", str(out), "--limit", "12", "--batch-size", "6",
-            "--steps-per-epoch", "6", "--warmup-steps", "1", "--val-objects", "12", "--max-iterations", "1",
-            "--events", str(out / "events.jsonl")]
+    args = [
+        "--data-path",
+        str(ccp_root),
+        "--out",
+        str(out),
+        "--limit",
+        "12",
+        "--batch-size",
+        "6",
+        "--steps-per-epoch",
+        "6",
+        "--warmup-steps",
+        "1",
+        "--val-objects",
+        "12",
+        "--max-iterations",
+        "1",
+        "--events",
+        str(out / "events.jsonl"),
+    ]
     assert cli([*args, "--epochs", "2"]) == 0
     events = [parse_event_line(line) for line in (out / "events.jsonl").read_text().splitlines()]
     kinds = [e["event"] for e in events]
-    assert kinds[0] == "start" and kinds[-1] == "end" and kinds.count("epoch") == 2 and kinds.count("step") == 12
+    assert (
+        kinds[0] == "start"
+        and kinds[-1] == "end"
+        and kinds.count("epoch") == 2
+        and kinds.count("step") == 12
+    )
     steps = [e["loss"] for e in events if e["event"] == "step"]
-    assert np.mean(steps[-4:]) < np.mean(steps[:4]) - 0.1, steps  # BCE + dice of an untrained net falls
+    # BCE + dice of an untrained net falls
+    assert np.mean(steps[-4:]) < np.mean(steps[:4]) - 0.1, steps
     epoch = [e for e in events if e["event"] == "epoch"][-1]
     assert 0.0 <= epoch["val_box_iou"] <= 1.0 and 0.0 <= epoch["val_click_iou"] <= 1.0
     card = json.loads((out / "model.json").read_text())
-    assert card["epochs"] == 2 and card["dataset"]["train_images"] == 12 and card["dataset"]["val_images"] == 100
+    assert (
+        card["epochs"] == 2
+        and card["dataset"]["train_images"] == 12
+        and card["dataset"]["val_images"] == 100
+    )
     assert card["weights_sha256"] == sha256_file(out / "model.pt")
 
     assert cli([*args, "--epochs", "3", "--resume", "auto"]) == 0  # continues at epoch 3 only
@@ -38,10 +72,30 @@ def test_short_interactive_run_on_real_photos(ccp_root, tmp_path) -> None:
     assert [e["epoch"] for e in events if e["event"] == "epoch"] == [1, 2, 3]
 
     bench = tmp_path / "bench.json"
-    bench.write_text(json.dumps({"command": "python benchmarks/interactive_segmentation.py", "date": "today",
-                                 "sample": {"garments": 3, "baseline_subset": [0]}, "protocol": {},
-                                 "tables": [["learned model", {"box": {"first_iou_mean": 0.5}}]]}))
-    assert cli(["--export", str(out / "model.pt"), "--out", str(tmp_path / "ship"), "--benchmark", str(bench)]) == 0
+    bench.write_text(
+        json.dumps(
+            {
+                "command": "python benchmarks/interactive_segmentation.py",
+                "date": "today",
+                "sample": {"garments": 3, "baseline_subset": [0]},
+                "protocol": {},
+                "tables": [["learned model", {"box": {"first_iou_mean": 0.5}}]],
+            }
+        )
+    )
+    assert (
+        cli(
+            [
+                "--export",
+                str(out / "model.pt"),
+                "--out",
+                str(tmp_path / "ship"),
+                "--benchmark",
+                str(bench),
+            ]
+        )
+        == 0
+    )
     model, shipped = load_interactive_checkpoint(tmp_path / "ship" / "interactive.pt")
     assert shipped["epochs"] == 3 and shipped["benchmark"]["sample"] == {"garments": 3}
     assert shipped["benchmark"]["results"] == {"learned model": {"box": {"first_iou_mean": 0.5}}}
@@ -64,7 +118,9 @@ def test_bad_resume_and_export_files_are_one_line_errors(tmp_path, capsys) -> No
     assert cli(["--resume", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "out")]) == 2
     assert "file not found" in capsys.readouterr().err
     (tmp_path / "w.pt").write_bytes(b"junk")
-    (tmp_path / "w.json").write_text('{"format": "fashionviewer.interactive/1", "architecture": "interactive_unet"}')
+    (tmp_path / "w.json").write_text(
+        '{"format": "fashionviewer.interactive/1", "architecture": "interactive_unet"}'
+    )
     assert cli(["--export", str(tmp_path / "w.pt"), "--out", str(tmp_path / "ship")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "w.pt" in err[0]
@@ -74,7 +130,8 @@ def test_bad_resume_and_export_files_are_one_line_errors(tmp_path, capsys) -> No
 def test_training_views_hold_the_object_and_clicks_say_what_is_under_them(ccp_root) -> None:
     photos = load_photos(str(ccp_root), "train", 100, 0, limit=4)
     objects = find_objects(photos, 400)
-    assert any(o.part is not None for o in objects)  # split regions (two shoes) also give one part each
+    # split regions (two shoes) also give one part each
+    assert any(o.part is not None for o in objects)
     rng = np.random.default_rng(0)
     for k in range(24):
         obj = objects[k % len(objects)]
@@ -92,8 +149,12 @@ def test_training_views_hold_the_object_and_clicks_say_what_is_under_them(ccp_ro
     pred = truth.copy()
     pred[5:35, 20:35] = False
     positive, (x, y) = error_click(truth, pred)
-    assert positive and 20 <= x < 35 and truth[y, x] and innermost_point(truth) in {(19, 19), (20, 20), (19, 20),
-                                                                                  (20, 19)}
+    assert (
+        positive
+        and 20 <= x < 35
+        and truth[y, x]
+        and innermost_point(truth) in {(19, 19), (20, 20), (19, 20), (20, 19)}
+    )
 
 
 def test_crop_window_round_trip_on_a_real_mask(tmp_path) -> None:
@@ -101,8 +162,11 @@ def test_crop_window_round_trip_on_a_real_mask(tmp_path) -> None:
     mask = np.zeros((300, 200), bool)
     mask[40:260, 50:150] = True
     mask[100:140, 60:90] = False
-    for window in (CropWindow.around(45, 35, 155, 265, margin=0.2), CropWindow(-50, -20, 120),
-                   CropWindow.around(50, 40, 60, 50, margin=0.3)):
+    for window in (
+        CropWindow.around(45, 35, 155, 265, margin=0.2),
+        CropWindow(-50, -20, 120),
+        CropWindow.around(50, 40, 60, 50, margin=0.3),
+    ):
         logits = window.crop_mask(mask) - 0.5
         up, (x0, y0, x1, y1) = window.paste(logits, 300, 200)
         part = mask[y0:y1, x0:x1]

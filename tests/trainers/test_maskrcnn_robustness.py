@@ -36,10 +36,35 @@ def scenes(tmp_path_factory):
 
 def _argv(scenes: Path, out: Path, *extra: str) -> list[str]:
     """Four one-image steps per epoch, no evaluation: only the checkpoint bookkeeping matters here."""
-    return ["--dataset", "fmnist-scenes", "--data-path", str(scenes), "--model", "maskrcnn_mobilenet_v3_light",
-            "--weights", "none", "--image-size", "96", "--batch-size", "1", "--steps-per-epoch", str(STEPS),
-            "--warmup-steps", "1", "--workers", "0", "--device", "cpu", "--val-steps", "-1",
-            "--bn-recalibration-steps", "1", "--out", str(out), *extra]
+    return [
+        "--dataset",
+        "fmnist-scenes",
+        "--data-path",
+        str(scenes),
+        "--model",
+        "maskrcnn_mobilenet_v3_light",
+        "--weights",
+        "none",
+        "--image-size",
+        "96",
+        "--batch-size",
+        "1",
+        "--steps-per-epoch",
+        str(STEPS),
+        "--warmup-steps",
+        "1",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--val-steps",
+        "-1",
+        "--bn-recalibration-steps",
+        "1",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def _events(path: Path) -> list[dict]:
@@ -50,10 +75,16 @@ def _events(path: Path) -> list[dict]:
 
 def test_sigkill_mid_epoch_resumes_from_the_last_checkpoint(scenes, tmp_path):
     out, events_file = tmp_path / "run", tmp_path / "events.jsonl"
-    command = [sys.executable, "-m", "trainers.maskrcnn",
-               *_argv(scenes, out, "--epochs", "3", "--threads", "1", "--events", str(events_file))]
+    command = [
+        sys.executable,
+        "-m",
+        "trainers.maskrcnn",
+        *_argv(scenes, out, "--epochs", "3", "--threads", "1", "--events", str(events_file)),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
         if any(e["event"] == "step" and e["epoch"] == 2 for e in _events(events_file)):
@@ -68,17 +99,23 @@ def test_sigkill_mid_epoch_resumes_from_the_last_checkpoint(scenes, tmp_path):
     assert card["epochs"] == 1
 
     resumed_events = tmp_path / "resumed.jsonl"
-    card = maskrcnn.main(maskrcnn.get_args_parser().parse_args(
-        _argv(scenes, out, "--epochs", "2", "--resume", "auto", "--events", str(resumed_events))))
+    card = maskrcnn.main(
+        maskrcnn.get_args_parser().parse_args(
+            _argv(scenes, out, "--epochs", "2", "--resume", "auto", "--events", str(resumed_events))
+        )
+    )
     events = _events(resumed_events)
     assert [e["epoch"] for e in events if e["event"] == "epoch"] == [2]  # epoch 1 was not redone
     assert events[-1]["status"] == "completed"
     assert card["epochs"] == 2 and [h["epoch"] for h in card["history"]] == [1, 2]
     state = torch.load(out / "training_state.pt", weights_only=False)
-    assert state["epoch"] == 2 and state["lr_scheduler"]["last_epoch"] == 2 * STEPS  # schedule continued
+    # schedule continued
+    assert state["epoch"] == 2 and state["lr_scheduler"]["last_epoch"] == 2 * STEPS
 
 
-def test_nan_loss_in_a_run_stops_and_keeps_the_last_good_checkpoint(scenes, tmp_path, monkeypatch, capsys):
+def test_nan_loss_in_a_run_stops_and_keeps_the_last_good_checkpoint(
+    scenes, tmp_path, monkeypatch, capsys
+):
     """Epoch 1 trains normally; from epoch 2 the model's losses are NaN (as after a diverging --lr)."""
     poisoned = {"on": False}
     real_get_model, real_train = maskrcnn.get_model, maskrcnn.train_one_epoch
@@ -114,13 +151,17 @@ def test_nan_loss_in_a_run_stops_and_keeps_the_last_good_checkpoint(scenes, tmp_
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     last = err.strip().splitlines()[-1]
-    assert last == (f"error: loss became nan at epoch 2 step 1; last good checkpoint kept at {out / 'model.pt'} "
-                    "(try a lower --lr)")
+    assert last == (
+        f"error: loss became nan at epoch 2 step 1; last good checkpoint kept at {out / 'model.pt'} "
+        "(try a lower --lr)"
+    )
     model, card = load_checkpoint(out / "model.pt")  # epoch 1's weights, finite and loadable
     assert card["epochs"] == 1 and all(torch.isfinite(p).all() for p in model.state_dict().values())
     assert torch.load(out / "training_state.pt", weights_only=False)["epoch"] == 1
     end = _events(events_file)[-1]
-    assert end["event"] == "end" and end["status"] == "failed" and "loss became nan" in end["message"]
+    assert (
+        end["event"] == "end" and end["status"] == "failed" and "loss became nan" in end["message"]
+    )
 
 
 def test_out_that_is_a_file_or_unwritable_is_reported_before_training(scenes, tmp_path, capsys):
@@ -143,5 +184,8 @@ def test_bad_roi_count_is_one_usage_line(value, capsys):
         maskrcnn.get_args_parser().parse_args(["--box-batch-size-per-image", value])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].endswith(f"argument --box-batch-size-per-image: {value!r} is not a whole number"
-                            if value == "many" else f"argument --box-batch-size-per-image: {value} is not >= 1")
+    assert err[-1].endswith(
+        f"argument --box-batch-size-per-image: {value!r} is not a whole number"
+        if value == "many"
+        else f"argument --box-batch-size-per-image: {value} is not >= 1"
+    )

@@ -53,7 +53,11 @@ def test_declared_models_are_the_trainers_own() -> None:
     from fashionviewer.core.models.parsing import PARSING_ARCHITECTURES
     from fashionviewer.core.models.registry import list_models
 
-    own = {"fmnist": sorted(cnn.ARCHITECTURES), "maskrcnn": list_models(), "parsing": list(PARSING_ARCHITECTURES)}
+    own = {
+        "fmnist": sorted(cnn.ARCHITECTURES),
+        "maskrcnn": list_models(),
+        "parsing": list(PARSING_ARCHITECTURES),
+    }
     assert {name: list(menu.option("model").choices) for name, menu in TRAINER_MENUS.items()} == own
 
 
@@ -61,12 +65,27 @@ def test_the_menu_offers_every_trainer_and_fine_tuning_is_declared_by_the_family
     assert set(TRAINERS) == {"fmnist", "maskrcnn", "parsing"}
     for menu in TRAINER_MENUS.values():
         family = FAMILIES.get(menu.family)
-        assert family is None or family.trainer == menu.trainer  # a model family names its own trainer
+        # a model family names its own trainer
+        assert family is None or family.trainer == menu.trainer
     maskrcnn = FAMILIES["maskrcnn"]
-    assert fine_tune_checkpoint("maskrcnn", "maskrcnn", maskrcnn.capabilities, "/r/model.pt") == "/r/model.pt"
-    assert fine_tune_checkpoint("maskrcnn", "parsing", FAMILIES["parsing"].capabilities, "/r/fashion.pt") == ""
+    assert (
+        fine_tune_checkpoint("maskrcnn", "maskrcnn", maskrcnn.capabilities, "/r/model.pt")
+        == "/r/model.pt"
+    )
+    assert (
+        fine_tune_checkpoint(
+            "maskrcnn", "parsing", FAMILIES["parsing"].capabilities, "/r/fashion.pt"
+        )
+        == ""
+    )
     parsing = FAMILIES["parsing"].capabilities
-    assert fine_tune_checkpoint("parsing", "parsing", parsing, "/m/fashion.pt") == "/m/fashion.pt"  # trainers.parsing
-    assert fine_tune_checkpoint("parsing", "parsing", frozenset(), "/r/fashion.pt") == ""  # not declared: not offered
-    assert fine_tune_checkpoint("parsing", "parsing", frozenset({Capability.FINE_TUNE}), "/r/f.pt") == "/r/f.pt"
-    assert fine_tune_checkpoint("maskrcnn", "maskrcnn", maskrcnn.capabilities, None) == ""  # e.g. torchvision's COCO
+    # trainers.parsing
+    assert fine_tune_checkpoint("parsing", "parsing", parsing, "/m/fashion.pt") == "/m/fashion.pt"
+    # not declared: not offered
+    assert fine_tune_checkpoint("parsing", "parsing", frozenset(), "/r/fashion.pt") == ""
+    assert (
+        fine_tune_checkpoint("parsing", "parsing", frozenset({Capability.FINE_TUNE}), "/r/f.pt")
+        == "/r/f.pt"
+    )
+    # e.g. torchvision's COCO
+    assert fine_tune_checkpoint("maskrcnn", "maskrcnn", maskrcnn.capabilities, None) == ""

@@ -73,7 +73,9 @@ def test_extending_the_head_keeps_what_the_model_predicts_for_its_classes(ccp_ph
     model, _card = load_model(resolve_init("fashion"))
     model.eval()
     plan = plan_parsing_finetune(resolve_init("fashion"), ["my scarf"], [7])
-    x = pad_to(normalize(resize_photo(load_image(next(iter(photos.values()))), 224).float() / 255))[None]
+    x = pad_to(normalize(resize_photo(load_image(next(iter(photos.values()))), 224).float() / 255))[
+        None
+    ]
     with torch.inference_mode():
         before = model(x)
         assert extend_head(model, plan.old_channels, plan.channels) == len(plan.old_channels)
@@ -98,8 +100,11 @@ def test_the_folders_photos_become_targets_done_images_teach_background(ccp_phot
     path.write_text(json.dumps(data))
     aset, problems = load_annotations(path)
     assert not problems
-    plan = plan_parsing_finetune(resolve_init("fashion"), [c["name"] for c in aset.categories],
-                                 [c["id"] for c in aset.categories])
+    plan = plan_parsing_finetune(
+        resolve_init("fashion"),
+        [c["name"] for c in aset.categories],
+        [c["id"] for c in aset.categories],
+    )
     samples = annotation_samples(folder, aset, path, plan, 224, val_fraction=0.0)
     assert (samples.images, samples.negatives, samples.partial) == (4, 1, 1) and not samples.val
     by_id = {s.image_id: s for s in samples.train}
@@ -121,26 +126,55 @@ def test_each_epoch_holds_every_user_photo_once_and_a_share_of_replay():
     order = epoch_order(60, 700, 0.4, epoch=3, seed=0)
     assert sorted(i for i in order if i < 60) == list(range(60))
     assert len([i for i in order if i >= 60]) == 40 and len(set(order)) == len(order)
-    assert order == epoch_order(60, 700, 0.4, epoch=3, seed=0) != epoch_order(60, 700, 0.4, epoch=4, seed=0)
+    assert (
+        order
+        == epoch_order(60, 700, 0.4, epoch=3, seed=0)
+        != epoch_order(60, 700, 0.4, epoch=4, seed=0)
+    )
     assert epoch_order(10, 0, 0.4, epoch=1, seed=0) == epoch_order(10, 5, 0.0, epoch=1, seed=0)
 
 
 def _trainer(*args: str, **kwargs) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "trainers.parsing", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=600, env=env, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "trainers.parsing", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        **kwargs,
+    )
 
 
 @pytest.mark.slow
 def test_fine_tune_adds_a_class_and_the_result_predicts(ccp_photos, tmp_path):
     folder = _folder(tmp_path, ccp_photos, rename={"shoe": "my shoe"})
     out = tmp_path / "out"
-    result = _trainer("--dataset", "annotations", "--data-path", str(folder), "--init-from", "fashion",
-                      "--out", str(out), "--epochs", "1", "--limit", "8", "--threads", "1")
+    result = _trainer(
+        "--dataset",
+        "annotations",
+        "--data-path",
+        str(folder),
+        "--init-from",
+        "fashion",
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--limit",
+        "8",
+        "--threads",
+        "1",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     card = json.loads((out / "model.json").read_text())
     assert card["fine_tuned_from"]["classes_added"] == ["my shoe"]
-    assert card["class_names"][-1] == "my shoe" and card["parsing_channels"][-3:] == ["my shoe", "skin", "hair"]
+    assert card["class_names"][-1] == "my shoe" and card["parsing_channels"][-3:] == [
+        "my shoe",
+        "skin",
+        "hair",
+    ]
     assert card["annotations"]["images"] == 4 and card["annotations"]["sha256"]
     assert card["dataset"]["replay_images"] == 8 and card["epochs"] == 1
     from fashionviewer.core.inference.predictor import load_predictor
@@ -156,10 +190,33 @@ def test_fine_tune_adds_a_class_and_the_result_predicts(ccp_photos, tmp_path):
 def test_a_killed_fine_tune_resumes_where_it_stopped(ccp_photos, tmp_path):
     folder = _folder(tmp_path, ccp_photos)
     out = tmp_path / "out"
-    args = ["-m", "trainers.parsing", "--dataset", "annotations", "--data-path", str(folder), "--init-from",
-            "fashion", "--out", str(out), "--epochs", "3", "--limit", "4", "--threads", "1", "--events", "-"]
-    process = subprocess.Popen([sys.executable, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               text=True)
+    args = [
+        "-m",
+        "trainers.parsing",
+        "--dataset",
+        "annotations",
+        "--data-path",
+        str(folder),
+        "--init-from",
+        "fashion",
+        "--out",
+        str(out),
+        "--epochs",
+        "3",
+        "--limit",
+        "4",
+        "--threads",
+        "1",
+        "--events",
+        "-",
+    ]
+    process = subprocess.Popen(
+        [sys.executable, *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         for line in process.stdout:
             if json.loads(line).get("event") == "epoch":
@@ -178,14 +235,21 @@ def test_a_killed_fine_tune_resumes_where_it_stopped(ccp_photos, tmp_path):
     assert [r["epoch"] for r in history] == [1, 2, 3] and history[0] == first[0]
 
 
-@pytest.mark.parametrize("case", ["empty", "missing-image", "wrong-size-mask", "empty-class-name", "unwritable"])
+@pytest.mark.parametrize(
+    "case", ["empty", "missing-image", "wrong-size-mask", "empty-class-name", "unwritable"]
+)
 def test_bad_input_is_one_error_line_and_nothing_is_written(case, ccp_photos, tmp_path):
     folder = _folder(tmp_path, ccp_photos)
     path = folder / DEFAULT_FILE_NAME
     data = json.loads(path.read_text())
     out = tmp_path / "out"
-    expected = {"empty": DEFAULT_FILE_NAME, "missing-image": "not found", "wrong-size-mask": "does not match the image size",
-                "empty-class-name": "empty name", "unwritable": "writ"}[case]
+    expected = {
+        "empty": DEFAULT_FILE_NAME,
+        "missing-image": "not found",
+        "wrong-size-mask": "does not match the image size",
+        "empty-class-name": "empty name",
+        "unwritable": "writ",
+    }[case]
     if case == "empty":
         path.write_text("")
     elif case == "missing-image":
@@ -200,7 +264,9 @@ def test_bad_input_is_one_error_line_and_nothing_is_written(case, ccp_photos, tm
         path.write_text(json.dumps(data))
     else:
         out.write_text("a file where the output folder should be")
-    result = _trainer("--dataset", "annotations", "--data-path", str(folder), "--out", str(out), "--epochs", "1")
+    result = _trainer(
+        "--dataset", "annotations", "--data-path", str(folder), "--out", str(out), "--epochs", "1"
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and expected in errors[0], result.stderr[-2000:]

@@ -34,7 +34,9 @@ def test_item_crops_are_the_viewers_cnn_inputs(scenes):
     gt = json.loads((scenes / "annotations" / "instances_val.json").read_text())
     assert x.shape == (len(gt["annotations"]), 28, 28) and x.dtype == np.uint8
     first = gt["annotations"][0]
-    image = load_image(scenes / "val" / next(i["file_name"] for i in gt["images"] if i["id"] == first["image_id"]))
+    image = load_image(
+        scenes / "val" / next(i["file_name"] for i in gt["images"] if i["id"] == first["image_id"])
+    )
     raster = rasterize_mask(decode_mask(first["segmentation"]))
     assert np.array_equal(x[0], cnn_input(image, raster, preprocess_crop))
     assert y[0] == first["category_id"] - 1  # scene ids are Fashion-MNIST class + 1
@@ -42,8 +44,12 @@ def test_item_crops_are_the_viewers_cnn_inputs(scenes):
 
 def test_fine_tune_writes_a_loadable_classifier_with_its_card(scenes, tmp_path):
     out = tmp_path / "out"
-    assert scene_classifier.cli(["--data-path", str(scenes), "--epochs", "2", "--threads", "1",
-                                 "--out", str(out)]) == 0
+    assert (
+        scene_classifier.cli(
+            ["--data-path", str(scenes), "--epochs", "2", "--threads", "1", "--out", str(out)]
+        )
+        == 0
+    )
     card = json.loads((out / "fvnet_scenes.json").read_text())
     assert card["architecture"] == "fvnet" and card["classes"] == list(CLASSES)
     assert [h["epoch"] for h in card["history"]] == [1, 2]
@@ -65,7 +71,19 @@ def test_categories_the_classifier_does_not_know_are_one_line(scenes, tmp_path, 
         data["categories"][0]["name"] = "Hat"
         (bad / "annotations" / f"instances_{split}.json").write_text(json.dumps(data))
         (bad / split).symlink_to(scenes / split)
-    assert scene_classifier.cli(["--data-path", str(bad), "--epochs", "1", "--out", str(tmp_path / "o")]) == 2
+    assert (
+        scene_classifier.cli(
+            ["--data-path", str(bad), "--epochs", "1", "--out", str(tmp_path / "o")]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("error: ") and "Hat" in err[-1] and "not classes of the classifier" in err[-1]
-    assert scene_classifier.cli(["--data-path", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
+    assert (
+        err[-1].startswith("error: ")
+        and "Hat" in err[-1]
+        and "not classes of the classifier" in err[-1]
+    )
+    assert (
+        scene_classifier.cli(["--data-path", str(tmp_path / "none"), "--out", str(tmp_path / "o")])
+        == 2
+    )

@@ -28,7 +28,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
-        raise FashionViewerError(f"{target.parent}: cannot write here ({exc.strerror or exc})") from exc
+        raise FashionViewerError(
+            f"{target.parent}: cannot write here ({exc.strerror or exc})"
+        ) from exc
     os.close(fd)
     tmp = Path(tmp_name)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
@@ -72,5 +74,7 @@ def ensure_writable_dir(path: str | os.PathLike[str]) -> Path:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
             pass
     except OSError as exc:
-        raise FashionViewerError(f"{folder}: output folder is not writable ({exc.strerror or exc})") from exc
+        raise FashionViewerError(
+            f"{folder}: output folder is not writable ({exc.strerror or exc})"
+        ) from exc
     return folder

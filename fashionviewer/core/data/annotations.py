@@ -48,13 +48,22 @@ from fashionviewer.core.data.masks import (
 from fashionviewer.core.data.taxonomy import IMATERIALIST, imaterialist_names
 
 __all__ = [
-    "DEFAULT_FILE_NAME", "FORMAT", "SOURCES", "Annotation", "ImageAnnotations", "AnnotationSet",
-    "categories_for", "load_annotations", "save_annotations", "CLASS_LABELS_FILE",
+    "DEFAULT_FILE_NAME",
+    "FORMAT",
+    "SOURCES",
+    "Annotation",
+    "ImageAnnotations",
+    "AnnotationSet",
+    "categories_for",
+    "load_annotations",
+    "save_annotations",
+    "CLASS_LABELS_FILE",
 ]
 
 DEFAULT_FILE_NAME = "annotations.fashionviewer.json"
 FORMAT = "fashionviewer.annotations/1"
-SOURCES = ("predicted", "edited", "drawn", "imported")  # imported: from another tool's file, unchanged
+# imported: from another tool's file, unchanged
+SOURCES = ("predicted", "edited", "drawn", "imported")
 CLASS_LABELS_FILE = "labels.json"  # beside the class PNGs: value -> category
 
 
@@ -70,8 +79,10 @@ class Annotation:
     box: tuple[float, float, float, float] | None = None
     origin: dict | None = None
     iscrowd: int = 0
-    extra: dict = field(default_factory=dict)  # keys the project does not use (attributes, ...), written back
-    loaded: dict | None = None  # the file's own segmentation/area/bbox, written back while the mask is unchanged
+    # keys the project does not use (attributes, ...), written back
+    extra: dict = field(default_factory=dict)
+    # the file's own segmentation/area/bbox, written back while the mask is unchanged
+    loaded: dict | None = None
 
     def mask(self) -> np.ndarray:
         """bool H×W mask, decoded now."""
@@ -99,7 +110,8 @@ class ImageAnnotations:
     annotations: list[Annotation] = field(default_factory=list)
     done: bool = False
     image_id: int = 0
-    extra: dict = field(default_factory=dict)  # other image keys (license, coco_url, ...), written back
+    # other image keys (license, coco_url, ...), written back
+    extra: dict = field(default_factory=dict)
 
     def find(self, annotation_id: int) -> Annotation:
         for ann in self.annotations:
@@ -135,9 +147,12 @@ class AnnotationSet:
     categories: list[dict] = field(default_factory=list)
     images: dict[str, ImageAnnotations] = field(default_factory=dict)
     provenance: dict = field(default_factory=default_provenance)
-    info: dict = field(default_factory=dict)  # the file's own ``info`` keys besides format/provenance
-    extra: dict = field(default_factory=dict)  # other top-level keys (licenses, ...), written back in order
-    written_by: str | None = FORMAT  # the file's info.format; anything else means another program wrote it
+    # the file's own ``info`` keys besides format/provenance
+    info: dict = field(default_factory=dict)
+    # other top-level keys (licenses, ...), written back in order
+    extra: dict = field(default_factory=dict)
+    # the file's info.format; anything else means another program wrote it
+    written_by: str | None = FORMAT
 
     # ----- categories
     def category_id(self, name: str) -> int:
@@ -145,14 +160,18 @@ class AnnotationSet:
             if cat["name"] == name:
                 return int(cat["id"])
         known = ", ".join(str(c["name"]) for c in self.categories[:12]) or "none"
-        raise FashionViewerError(f"class {name!r} is not one of the annotation file's categories ({known}"
-                                 f"{' ...' if len(self.categories) > 12 else ''})")
+        raise FashionViewerError(
+            f"class {name!r} is not one of the annotation file's categories ({known}"
+            f"{' ...' if len(self.categories) > 12 else ''})"
+        )
 
     def category_name(self, category_id: int) -> str:
         for cat in self.categories:
             if int(cat["id"]) == int(category_id):
                 return str(cat["name"])
-        raise FashionViewerError(f"category id {category_id} is not in the annotation file's categories")
+        raise FashionViewerError(
+            f"category id {category_id} is not in the annotation file's categories"
+        )
 
     def ensure_category(self, name: str) -> int:
         """The id of class ``name``, adding it with the next free id when missing."""
@@ -167,23 +186,35 @@ class AnnotationSet:
     def taxonomy(self) -> str | None:
         """``"imaterialist"`` when every category is an iMaterialist ClassId with its own name."""
         names = imaterialist_names()
-        if self.categories and all(0 <= int(c["id"]) < len(names) and names[int(c["id"])] == c["name"]
-                                   for c in self.categories):
+        if self.categories and all(
+            0 <= int(c["id"]) < len(names) and names[int(c["id"])] == c["name"]
+            for c in self.categories
+        ):
             return IMATERIALIST
         return None
 
     # ----- images and ids
-    def image(self, file_name: str, width: int | None = None, height: int | None = None) -> ImageAnnotations:
+    def image(
+        self, file_name: str, width: int | None = None, height: int | None = None
+    ) -> ImageAnnotations:
         """The record of ``file_name``, created (given its size) when missing."""
         rec = self.images.get(file_name)
         if rec is None:
             if width is None or height is None:
-                raise FashionViewerError(f"{file_name}: not annotated yet (its size is needed to start)")
+                raise FashionViewerError(
+                    f"{file_name}: not annotated yet (its size is needed to start)"
+                )
             rec = ImageAnnotations(file_name, int(width), int(height))
             self.images[file_name] = rec
-        elif width is not None and height is not None and (int(width), int(height)) != (rec.width, rec.height):
-            raise FashionViewerError(f"{file_name}: image is {width}x{height} but its annotations say "
-                                     f"{rec.width}x{rec.height}")
+        elif (
+            width is not None
+            and height is not None
+            and (int(width), int(height)) != (rec.width, rec.height)
+        ):
+            raise FashionViewerError(
+                f"{file_name}: image is {width}x{height} but its annotations say "
+                f"{rec.width}x{rec.height}"
+            )
         return rec
 
     def next_annotation_id(self) -> int:
@@ -208,23 +239,51 @@ class AnnotationSet:
         images, annotations = [], []
         for name in sorted(self.images, key=lambda n: self.images[n].image_id):
             rec = self.images[name]
-            images.append({**rec.extra, "id": rec.image_id, "file_name": rec.file_name, "width": rec.width,
-                           "height": rec.height, "done": bool(rec.done)})
+            images.append(
+                {
+                    **rec.extra,
+                    "id": rec.image_id,
+                    "file_name": rec.file_name,
+                    "width": rec.width,
+                    "height": rec.height,
+                    "done": bool(rec.done),
+                }
+            )
             for ann in rec.annotations:
                 annotations.append(_annotation_record(ann, rec.image_id))
         provenance = dict(self.provenance)
         if self.taxonomy:
             provenance["taxonomy"] = self.taxonomy
-        info = {"description": "FashionViewer annotations", **self.info, "format": FORMAT, "provenance": provenance}
+        info = {
+            "description": "FashionViewer annotations",
+            **self.info,
+            "format": FORMAT,
+            "provenance": provenance,
+        }
         categories = [dict(c) for c in sorted(self.categories, key=lambda c: int(c["id"]))]
-        return {**self.extra, "info": info, "images": images, "annotations": annotations, "categories": categories}
+        return {
+            **self.extra,
+            "info": info,
+            "images": images,
+            "annotations": annotations,
+            "categories": categories,
+        }
 
 
 def _annotation_record(ann: Annotation, image_id: int) -> dict[str, Any]:
     """One annotation as written: its unknown keys first, the file's own segmentation/area/bbox while the
     mask is the one that was read, else the compressed RLE and the mask's area."""
-    loaded = ann.loaded if ann.loaded is not None and ann.loaded.get("counts") == ann.rle["counts"] else None
-    record: dict[str, Any] = {**ann.extra, "id": ann.id, "image_id": image_id, "category_id": ann.category_id}
+    loaded = (
+        ann.loaded
+        if ann.loaded is not None and ann.loaded.get("counts") == ann.rle["counts"]
+        else None
+    )
+    record: dict[str, Any] = {
+        **ann.extra,
+        "id": ann.id,
+        "image_id": image_id,
+        "category_id": ann.category_id,
+    }
     if loaded is not None:
         record.update({k: loaded[k] for k in ("segmentation", "area", "bbox") if k in loaded})
     else:
@@ -233,7 +292,8 @@ def _annotation_record(ann: Annotation, image_id: int) -> dict[str, Any]:
         record["area"] = float(mask_area(ann.rle))
         record["bbox"] = [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)]
     record["iscrowd"] = int(ann.iscrowd)
-    if not (ann.source == "imported" and "source" in ann.extra):  # a foreign source value stays as it was
+    # a foreign source value stays as it was
+    if not (ann.source == "imported" and "source" in ann.extra):
         record["source"] = ann.source
     if ann.box is not None:
         record["box"] = [round(float(v), 2) for v in ann.box]
@@ -293,7 +353,9 @@ def parse_annotations(data: Any, source: str) -> tuple[AnnotationSet, list[str]]
         try:
             rec = _parse_image(img, by_id, images)
         except DataError as exc:
-            problems.append(f"{source}: {_where_record('image', i, img)}: {exc}; skipped with its annotations")
+            problems.append(
+                f"{source}: {_where_record('image', i, img)}: {exc}; skipped with its annotations"
+            )
             continue
         images[rec.file_name] = by_id[rec.image_id] = rec
     seen_anns: set[int] = set()
@@ -307,11 +369,17 @@ def parse_annotations(data: Any, source: str) -> tuple[AnnotationSet, list[str]]
         rec.annotations.append(annotation)
 
     info = data.get("info") if isinstance(data.get("info"), dict) else {}
-    provenance = info.get("provenance") if isinstance(info.get("provenance"), dict) else default_provenance()
+    provenance = (
+        info.get("provenance") if isinstance(info.get("provenance"), dict) else default_provenance()
+    )
     own_info = {k: v for k, v in info.items() if k not in ("format", "provenance")}
-    extra = {k: v for k, v in data.items() if k not in ("info", "images", "annotations", "categories")}
+    extra = {
+        k: v for k, v in data.items() if k not in ("info", "images", "annotations", "categories")
+    }
     written_by = info.get("format") if isinstance(info.get("format"), str) else None
-    return AnnotationSet(categories, images, dict(provenance), own_info, extra, written_by), problems
+    return AnnotationSet(
+        categories, images, dict(provenance), own_info, extra, written_by
+    ), problems
 
 
 def _check_instances_file(data: Any, source: str) -> None:
@@ -320,9 +388,15 @@ def _check_instances_file(data: Any, source: str) -> None:
         kind = "a COCO results list" if isinstance(data, list) else type(data).__name__
         raise DataError(f"{source}: not a COCO instances file ({kind}); it is left as it is")
     if "images" not in data and "annotations" not in data:
-        kind = "a labelme JSON" if "shapes" in data else "a JSON object without 'images' or 'annotations'"
-        raise DataError(f"{source}: not a COCO instances file ({kind}); it is left as it is "
-                        "(fashionviewer annotations import converts other formats)")
+        kind = (
+            "a labelme JSON"
+            if "shapes" in data
+            else "a JSON object without 'images' or 'annotations'"
+        )
+        raise DataError(
+            f"{source}: not a COCO instances file ({kind}); it is left as it is "
+            "(fashionviewer annotations import converts other formats)"
+        )
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key, []), list):
             raise DataError(f"{source}: '{key}' must be a list")
@@ -337,8 +411,9 @@ def _parse_category(cat: Any, seen: set[int]) -> dict:
     return {**cat, "id": cid, "name": str(cat["name"])}
 
 
-def _parse_image(img: Any, by_id: dict[int, ImageAnnotations],
-                 images: dict[str, ImageAnnotations]) -> ImageAnnotations:
+def _parse_image(
+    img: Any, by_id: dict[int, ImageAnnotations], images: dict[str, ImageAnnotations]
+) -> ImageAnnotations:
     if not isinstance(img, dict):
         raise DataError(f"expected an object, got {type(img).__name__}")
     for key in ("id", "file_name", "width", "height"):
@@ -353,12 +428,19 @@ def _parse_image(img: Any, by_id: dict[int, ImageAnnotations],
         raise DataError(f"duplicate image id {iid}")
     if name in images:
         raise DataError(f"{name} is listed twice")
-    return ImageAnnotations(name, width, height, done=bool(img.get("done", False)), image_id=iid,
-                            extra={k: v for k, v in img.items() if k not in _IMAGE_KEYS})
+    return ImageAnnotations(
+        name,
+        width,
+        height,
+        done=bool(img.get("done", False)),
+        image_id=iid,
+        extra={k: v for k, v in img.items() if k not in _IMAGE_KEYS},
+    )
 
 
-def _parse_annotation(ann: Any, by_id: dict[int, ImageAnnotations], seen_cats: set[int],
-                      seen_anns: set[int]) -> tuple[ImageAnnotations, Annotation]:
+def _parse_annotation(
+    ann: Any, by_id: dict[int, ImageAnnotations], seen_cats: set[int], seen_anns: set[int]
+) -> tuple[ImageAnnotations, Annotation]:
     """The image an annotation record belongs to, and the record as an :class:`Annotation`."""
     if not isinstance(ann, dict):
         raise DataError(f"expected an object, got {type(ann).__name__}")
@@ -387,15 +469,38 @@ def _parse_annotation(ann: Any, by_id: dict[int, ImageAnnotations], seen_cats: s
         source_kind = "imported"
     box, origin = _parse_box(ann.get("box")), _parse_origin(ann.get("origin"))
     iscrowd = _as_int(ann.get("iscrowd", 0), "iscrowd")
-    extra = {k: v for k, v in ann.items() if k not in _ANNOTATION_KEYS or (k == "source" and ann[k] not in SOURCES)}
+    extra = {
+        k: v
+        for k, v in ann.items()
+        if k not in _ANNOTATION_KEYS or (k == "source" and ann[k] not in SOURCES)
+    }
     loaded = {k: ann[k] for k in ("segmentation", "area", "bbox") if k in ann}
-    return rec, Annotation(aid, cid, rle, str(source_kind), box, origin, iscrowd, extra,
-                           {**loaded, "counts": rle["counts"]})
+    return rec, Annotation(
+        aid,
+        cid,
+        rle,
+        str(source_kind),
+        box,
+        origin,
+        iscrowd,
+        extra,
+        {**loaded, "counts": rle["counts"]},
+    )
 
 
 _IMAGE_KEYS = ("id", "file_name", "width", "height", "done")
-_ANNOTATION_KEYS = ("id", "image_id", "category_id", "segmentation", "area", "bbox", "iscrowd", "source", "box",
-                    "origin")
+_ANNOTATION_KEYS = (
+    "id",
+    "image_id",
+    "category_id",
+    "segmentation",
+    "area",
+    "bbox",
+    "iscrowd",
+    "source",
+    "box",
+    "origin",
+)
 
 
 def load_annotations(path: str | os.PathLike[str]) -> tuple[AnnotationSet, list[str]]:
@@ -409,9 +514,12 @@ def save_annotations(path: str | os.PathLike[str], annotation_set: AnnotationSet
     annotation_set.provenance["modified"] = _now()
     data = annotation_set.to_coco()
     # One record per line keeps the file diff-able and fast to write (no indentation of the RLE strings).
-    parts = [f'{_dumps(key)}: {_dumps(value)}' for key, value in annotation_set.extra.items()]
+    parts = [f"{_dumps(key)}: {_dumps(value)}" for key, value in annotation_set.extra.items()]
     parts += [f'"info": {_dumps(data["info"])}', f'"categories": {_dumps(data["categories"])}']
-    parts += [f'"{key}": [\n' + ",\n".join(_dumps(r) for r in data[key]) + "\n]" for key in ("images", "annotations")]
+    parts += [
+        f'"{key}": [\n' + ",\n".join(_dumps(r) for r in data[key]) + "\n]"
+        for key in ("images", "annotations")
+    ]
     atomic_write_text(path, "{\n" + ",\n".join(parts) + "\n}\n")
 
 

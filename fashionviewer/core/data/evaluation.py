@@ -32,7 +32,20 @@ log = logging.getLogger(__name__)
 
 IOU_TYPES = ("segm", "bbox")
 SUMMARY_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
-_STAT_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+_STAT_KEYS = (
+    "AP",
+    "AP50",
+    "AP75",
+    "APs",
+    "APm",
+    "APl",
+    "AR1",
+    "AR10",
+    "AR100",
+    "ARs",
+    "ARm",
+    "ARl",
+)
 
 
 # --------------------------------------------------------------------------- ground truth
@@ -45,7 +58,11 @@ def load_ground_truth(path: str | os.PathLike[str], split: str = "all") -> dict[
     for folder layouts; a COCO JSON file is used whole."""
     from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME
     from fashionviewer.core.data.datasets.ccp import CCPDataset
-    from fashionviewer.core.data.datasets.coco import find_annotation_file, parse_coco, read_coco_ground_truth
+    from fashionviewer.core.data.datasets.coco import (
+        find_annotation_file,
+        parse_coco,
+        read_coco_ground_truth,
+    )
     from fashionviewer.core.data.datasets.imaterialist import IMaterialistDataset
     from fashionviewer.core.data.formats import CCP, OTHER_TOOLS, detect_format, read_ground_truth
 
@@ -57,7 +74,8 @@ def load_ground_truth(path: str | os.PathLike[str], split: str = "all") -> dict[
         return parse_coco(read_ground_truth(path, fmt), path.name).ground_truth()
     if path.is_file():
         if path.suffix.lower() == ".json":
-            return read_coco_ground_truth(path)  # its own one-line errors for a broken or foreign JSON
+            # its own one-line errors for a broken or foreign JSON
+            return read_coco_ground_truth(path)
         if path.suffix.lower() == ".csv":
             return IMaterialistDataset(path, split, require_images=False).coco_ground_truth()
         raise DataError(f"{path}: not a COCO .json, an iMaterialist .csv or a CVAT .xml file")
@@ -73,12 +91,16 @@ def load_ground_truth(path: str | os.PathLike[str], split: str = "all") -> dict[
         if split == "all":
             if len(files) == 1:
                 return read_coco_ground_truth(files[0])
-            raise DataError(f"{ann_dir}: {len(files)} annotation files ({', '.join(f.name for f in files)}); "
-                            "choose one with a split (e.g. --split val) or pass the file")
+            raise DataError(
+                f"{ann_dir}: {len(files)} annotation files ({', '.join(f.name for f in files)}); "
+                "choose one with a split (e.g. --split val) or pass the file"
+            )
         return read_coco_ground_truth(find_annotation_file(path, split))
-    raise DataError(f"{path}: not a COCO folder (annotations/*.json), an annotated folder, an iMaterialist folder "
-                    "(train.csv), a Clothing Co-Parsing folder (photos/, annotations/pixel-level/), or a labelme, "
-                    "YOLO, VOC or CVAT export")
+    raise DataError(
+        f"{path}: not a COCO folder (annotations/*.json), an annotated folder, an iMaterialist folder "
+        "(train.csv), a Clothing Co-Parsing folder (photos/, annotations/pixel-level/), or a labelme, "
+        "YOLO, VOC or CVAT export"
+    )
 
 
 def _normalise_gt(gt: Any, iou_type: str) -> dict[str, Any]:
@@ -117,7 +139,9 @@ def _normalise_gt(gt: Any, iou_type: str) -> dict[str, Any]:
             out.setdefault("area", float(mask_area(rle)))
             out.setdefault("bbox", mask_bbox(rle))
         elif iou_type == "segm":
-            raise DataError(f"ground truth: annotation {i}: missing 'segmentation' (needed for mask AP)")
+            raise DataError(
+                f"ground truth: annotation {i}: missing 'segmentation' (needed for mask AP)"
+            )
         elif "bbox" not in ann:
             raise DataError(f"ground truth: annotation {i}: missing 'bbox' and 'segmentation'")
         else:
@@ -129,8 +153,9 @@ def _normalise_gt(gt: Any, iou_type: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- results
 
 
-def match_results(gt: dict[str, Any], results: Sequence[dict[str, Any]],
-                  ignore_unknown_images: bool = False) -> tuple[list[dict[str, Any]], int]:
+def match_results(
+    gt: dict[str, Any], results: Sequence[dict[str, Any]], ignore_unknown_images: bool = False
+) -> tuple[list[dict[str, Any]], int]:
     """Copies of ``results`` with ``image_id`` set to the ground truth's (see the module
     docstring), and how many were dropped for images not in the ground truth (only with
     ``ignore_unknown_images``; otherwise those raise DataError)."""
@@ -150,9 +175,13 @@ def match_results(gt: dict[str, Any], results: Sequence[dict[str, Any]],
         name = rec.get("file_name")
         if name:
             name = str(name)
-            found = exact.get(name) or base.get(PurePath(name).name) or stem.get(PurePath(name).stem)
+            found = (
+                exact.get(name) or base.get(PurePath(name).name) or stem.get(PurePath(name).stem)
+            )
             if found and len(found) > 1:
-                raise DataError(f"results: record {i}: file_name '{name}' matches {len(found)} ground-truth images")
+                raise DataError(
+                    f"results: record {i}: file_name '{name}' matches {len(found)} ground-truth images"
+                )
             image_id = found[0] if found else None
             what = f"file_name '{name}'"
         else:
@@ -174,19 +203,26 @@ def match_results(gt: dict[str, Any], results: Sequence[dict[str, Any]],
     return matched, dropped
 
 
-def _prepare_results(results: list[dict[str, Any]], iou_type: str, gt: dict[str, Any]) -> list[dict[str, Any]]:
+def _prepare_results(
+    results: list[dict[str, Any]], iou_type: str, gt: dict[str, Any]
+) -> list[dict[str, Any]]:
     sizes = {img["id"]: [int(img["height"]), int(img["width"])] for img in gt["images"]}
     prepared = []
     for i, rec in enumerate(results):
         out = dict(rec)
-        if "segmentation" in rec and [int(v) for v in rec["segmentation"]["size"]] != sizes[rec["image_id"]]:
+        if (
+            "segmentation" in rec
+            and [int(v) for v in rec["segmentation"]["size"]] != sizes[rec["image_id"]]
+        ):
             raise DataError(
                 f"results: record {i}: mask size {list(rec['segmentation']['size'])} differs from its ground-truth "
                 f"image {sizes[rec['image_id']]} (predictions must be in original-image pixels)"
             )
         if iou_type == "segm":
             if "segmentation" not in rec:
-                raise DataError(f"results: record {i}: no 'segmentation' (mask AP needs masks; try --iou bbox)")
+                raise DataError(
+                    f"results: record {i}: no 'segmentation' (mask AP needs masks; try --iou bbox)"
+                )
             # Without bbox pycocotools takes the detection's area from the mask (as for the
             # ground truth) instead of from the box.
             out.pop("bbox", None)
@@ -201,8 +237,13 @@ def _prepare_results(results: list[dict[str, Any]], iou_type: str, gt: dict[str,
 # --------------------------------------------------------------------------- evaluation
 
 
-def evaluate_coco(gt: dict[str, Any], results: Sequence[dict[str, Any]], iou_type: str = "segm", *,
-                  ignore_unknown_images: bool = False) -> dict[str, Any]:
+def evaluate_coco(
+    gt: dict[str, Any],
+    results: Sequence[dict[str, Any]],
+    iou_type: str = "segm",
+    *,
+    ignore_unknown_images: bool = False,
+) -> dict[str, Any]:
     """COCO AP of ``results`` (COCO results records) against ``gt`` (a COCO instances dict).
 
     Returns ``{AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, per_class: {name: AP},
@@ -231,7 +272,11 @@ def evaluate_coco(gt: dict[str, Any], results: Sequence[dict[str, Any]], iou_typ
             coco_dt = coco_gt.loadRes(prepared)
         else:
             coco_dt = COCO()
-            coco_dt.dataset = {"images": gt["images"], "categories": gt["categories"], "annotations": []}
+            coco_dt.dataset = {
+                "images": gt["images"],
+                "categories": gt["categories"],
+                "annotations": [],
+            }
             coco_dt.createIndex()
         evaluator = COCOeval(coco_gt, coco_dt, iou_type)
         evaluator.evaluate()
@@ -239,7 +284,9 @@ def evaluate_coco(gt: dict[str, Any], results: Sequence[dict[str, Any]], iou_typ
         evaluator.summarize()
     log.debug("COCOeval output:\n%s", quiet.getvalue())
 
-    metrics: dict[str, Any] = {key: float(v) for key, v in zip(_STAT_KEYS, evaluator.stats, strict=False)}
+    metrics: dict[str, Any] = {
+        key: float(v) for key, v in zip(_STAT_KEYS, evaluator.stats, strict=False)
+    }
     precision = evaluator.eval["precision"]  # [IoU thresholds, recall, class, area range, max dets]
     names = {cat["id"]: cat["name"] for cat in gt["categories"]}
     duplicated = {n for n in names.values() if list(names.values()).count(n) > 1}
@@ -250,13 +297,15 @@ def evaluate_coco(gt: dict[str, Any], results: Sequence[dict[str, Any]], iou_typ
         name = names[cat_id] if names[cat_id] not in duplicated else f"{names[cat_id]} ({cat_id})"
         per_class[name] = float(np.mean(values)) if values.size else -1.0
     metrics["per_class"] = per_class
-    metrics.update({
-        "iou_type": iou_type,
-        "images": len(gt["images"]),
-        "instances": sum(1 for a in gt["annotations"] if not a["iscrowd"]),
-        "results": len(prepared),
-        "ignored_results": dropped,
-    })
+    metrics.update(
+        {
+            "iou_type": iou_type,
+            "images": len(gt["images"]),
+            "instances": sum(1 for a in gt["annotations"] if not a["iscrowd"]),
+            "results": len(prepared),
+            "ignored_results": dropped,
+        }
+    )
     return metrics
 
 

@@ -20,8 +20,16 @@ from fashionviewer.core.base.errors import DataError
 from fashionviewer.core.base.paths import DEFAULT_FASHION_MNIST_DIR
 
 CLASSES: tuple[str, ...] = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -46,7 +54,9 @@ class FashionMNIST:
     test_labels: np.ndarray
     source: Path
 
-    def split_train_val(self, val_size: int = 12_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    def split_train_val(
+        self, val_size: int = 12_000, seed: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The paper's seeded split of the 60,000 training images: index arrays (train, val)."""
         order = np.random.default_rng(seed).permutation(len(self.train_labels))
         return np.sort(order[val_size:]), np.sort(order[:val_size])
@@ -109,8 +119,15 @@ def load_fashion_mnist(data_dir: str | os.PathLike[str] | None = None) -> Fashio
         arrays[key] = read_idx(path)
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
-        if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.ndim != 1 or len(images) != len(labels):
-            raise DataError(f"{folder}: {split} images {images.shape} and labels {labels.shape} do not match")
+        if (
+            images.ndim != 3
+            or images.shape[1:] != (28, 28)
+            or labels.ndim != 1
+            or len(images) != len(labels)
+        ):
+            raise DataError(
+                f"{folder}: {split} images {images.shape} and labels {labels.shape} do not match"
+            )
         if labels.size and labels.max() >= len(CLASSES):
             raise DataError(f"{folder}: {split} labels hold class {labels.max()}, expected 0-9")
     return FashionMNIST(

@@ -41,7 +41,8 @@ class GTInstance:
 
 @dataclass
 class Match:
-    pairs: list[tuple[int, int, float]] = field(default_factory=list)  # (prediction idx, gt idx, IoU)
+    # (prediction idx, gt idx, IoU)
+    pairs: list[tuple[int, int, float]] = field(default_factory=list)
     false_positives: list[int] = field(default_factory=list)  # prediction indices
     missed: list[int] = field(default_factory=list)  # gt indices
     ap: float | None = None  # mask AP of the image (same label space only)
@@ -96,7 +97,9 @@ class CocoGroundTruth(GroundTruth):
             rle = segmentation_to_rle(ann["segmentation"], h, w)
             x, y, bw, bh = mask_bbox(rle)
             label = int(ann["category_id"])
-            out.append(GTInstance(label, self._names.get(label, str(label)), rle, (x, y, x + bw, y + bh)))
+            out.append(
+                GTInstance(label, self._names.get(label, str(label)), rle, (x, y, x + bw, y + bh))
+            )
         return out
 
 
@@ -108,7 +111,9 @@ class CCPGroundTruth(GroundTruth):
 
         names = read_label_list(root / "label_list.mat")
         excluded = {"null", *BODY_CLASSES}
-        self._value_to_label = {v: i for i, v in enumerate((v for v, n in enumerate(names) if n not in excluded), 1)}
+        self._value_to_label = {
+            v: i for i, v in enumerate((v for v, n in enumerate(names) if n not in excluded), 1)
+        }
         super().__init__("Clothing Co-Parsing", root, [n for n in names if n not in excluded])
         self._value_names = names
         self.root = root
@@ -127,14 +132,17 @@ class CCPGroundTruth(GroundTruth):
                 continue
             rle = encode_mask((gt == value).astype(np.uint8))
             x, y, bw, bh = mask_bbox(rle)
-            out.append(GTInstance(label, self._value_names[int(value)], rle, (x, y, x + bw, y + bh)))
+            out.append(
+                GTInstance(label, self._value_names[int(value)], rle, (x, y, x + bw, y + bh))
+            )
         return out
 
 
 def _is_coco_instances(path: Path) -> bool:
     from fashionviewer.core.data.formats import detect_format
 
-    if path.name.endswith(".coco.json") or path.stat().st_size > 500_000_000:  # our own exports; absurd sizes
+    # our own exports; absurd sizes
+    if path.name.endswith(".coco.json") or path.stat().st_size > 500_000_000:
         return False
     try:
         if detect_format(path) != "coco":
@@ -142,8 +150,13 @@ def _is_coco_instances(path: Path) -> bool:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(data, dict) and all(isinstance(data.get(k), list) for k in ("images", "annotations", "categories")) \
-        and data["annotations"] and isinstance(data["annotations"][0], dict) and "segmentation" in data["annotations"][0]
+    return (
+        isinstance(data, dict)
+        and all(isinstance(data.get(k), list) for k in ("images", "annotations", "categories"))
+        and data["annotations"]
+        and isinstance(data["annotations"][0], dict)
+        and "segmentation" in data["annotations"][0]
+    )
 
 
 def find_ground_truth(folder: Path) -> GroundTruth | None:
@@ -160,8 +173,11 @@ def find_ground_truth(folder: Path) -> GroundTruth | None:
                 from fashionviewer.core.data.datasets.imaterialist import IMaterialistDataset
 
                 dataset = IMaterialistDataset(base, "all", require_images=False)
-                return CocoGroundTruth("iMaterialist", base / "train.csv", dataset.coco_ground_truth())
-            if fmt in OTHER_TOOLS and base == folder:  # labelme JSON beside the images, a YOLO/VOC/CVAT export
+                return CocoGroundTruth(
+                    "iMaterialist", base / "train.csv", dataset.coco_ground_truth()
+                )
+            # labelme JSON beside the images, a YOLO/VOC/CVAT export
+            if fmt in OTHER_TOOLS and base == folder:
                 return CocoGroundTruth(fmt, base, read_ground_truth(base, fmt))
         except FashionViewerError as exc:
             log.warning("ground truth in %s not usable: %s", base, exc)
@@ -181,7 +197,10 @@ def _compatible(pred_name: str, gt_name: str) -> bool:
     if pred_name.strip().lower() == gt_name.strip().lower():
         return True
     # a CCP label and its iMaterialist category (the real-photo model's taxonomy) name the same garment
-    if CCP_TO_IMATERIALIST.get(gt_name) == pred_name or CCP_TO_IMATERIALIST.get(pred_name) == gt_name:
+    if (
+        CCP_TO_IMATERIALIST.get(gt_name) == pred_name
+        or CCP_TO_IMATERIALIST.get(pred_name) == gt_name
+    ):
         return True
     a, b = set(fmnist_classes_for(pred_name)), set(fmnist_classes_for(gt_name))
     return bool(a & b)
@@ -194,12 +213,24 @@ def _ious(pred_rles: list[dict], gt_rles: list[dict]) -> np.ndarray:
 
     if not pred_rles or not gt_rles:
         return np.zeros((len(pred_rles), len(gt_rles)))
-    return np.asarray(mask_utils.iou([_for_pycocotools(r) for r in pred_rles], [_for_pycocotools(r) for r in gt_rles],
-                                     [0] * len(gt_rles)), float).reshape(len(pred_rles), len(gt_rles))
+    return np.asarray(
+        mask_utils.iou(
+            [_for_pycocotools(r) for r in pred_rles],
+            [_for_pycocotools(r) for r in gt_rles],
+            [0] * len(gt_rles),
+        ),
+        float,
+    ).reshape(len(pred_rles), len(gt_rles))
 
 
-def match_image(prediction: Any, indices: Sequence[int], gt: Sequence[GTInstance], iou_threshold: float = 0.5,
-                model_classes: Sequence[str] | None = None, gt_classes: Sequence[str] | None = None) -> Match:
+def match_image(
+    prediction: Any,
+    indices: Sequence[int],
+    gt: Sequence[GTInstance],
+    iou_threshold: float = 0.5,
+    model_classes: Sequence[str] | None = None,
+    gt_classes: Sequence[str] | None = None,
+) -> Match:
     """Match the shown predictions (``indices``) to ``gt``: true positives, false positives, missed.
 
     The image's mask AP is computed too when the model and the annotations share a label space.
@@ -213,7 +244,11 @@ def match_image(prediction: Any, indices: Sequence[int], gt: Sequence[GTInstance
     for k in order:
         best, best_iou = None, iou_threshold
         for j, g in enumerate(gt):
-            if j not in taken and ious[k, j] >= best_iou and _compatible(preds[k].class_name, g.class_name):
+            if (
+                j not in taken
+                and ious[k, j] >= best_iou
+                and _compatible(preds[k].class_name, g.class_name)
+            ):
                 best, best_iou = j, ious[k, j]
         if best is None:
             result.false_positives.append(pred_idx[k])
@@ -225,10 +260,22 @@ def match_image(prediction: Any, indices: Sequence[int], gt: Sequence[GTInstance
     return result
 
 
-def _image_ap(prediction: Any, indices: Sequence[int], gt: Sequence[GTInstance], model_classes: Sequence[str] | None,
-              gt_classes: Sequence[str] | None) -> tuple[float | None, str]:
-    if model_classes is None or gt_classes is None or list(model_classes) != list(gt_classes)[: len(model_classes)]:
-        return None, "AP needs the model and the annotations to share classes; matches use corresponding classes"
+def _image_ap(
+    prediction: Any,
+    indices: Sequence[int],
+    gt: Sequence[GTInstance],
+    model_classes: Sequence[str] | None,
+    gt_classes: Sequence[str] | None,
+) -> tuple[float | None, str]:
+    if (
+        model_classes is None
+        or gt_classes is None
+        or list(model_classes) != list(gt_classes)[: len(model_classes)]
+    ):
+        return (
+            None,
+            "AP needs the model and the annotations to share classes; matches use corresponding classes",
+        )
     if not gt:
         return None, "no annotated instances in this image"
     from fashionviewer.core.data.evaluation import evaluate_coco
@@ -238,14 +285,34 @@ def _image_ap(prediction: Any, indices: Sequence[int], gt: Sequence[GTInstance],
         "images": [{"id": 1, "file_name": prediction.file_name, "width": w, "height": h}],
         "categories": [{"id": k, "name": n} for k, n in enumerate(gt_classes, 1)],
         # by name: the annotation file's own ids and the model's labels need not agree
-        "annotations": [{"image_id": 1, "category_id": list(gt_classes).index(g.class_name) + 1,
-                         "segmentation": g.rle, "iscrowd": 0} for g in gt if g.class_name in gt_classes],
+        "annotations": [
+            {
+                "image_id": 1,
+                "category_id": list(gt_classes).index(g.class_name) + 1,
+                "segmentation": g.rle,
+                "iscrowd": 0,
+            }
+            for g in gt
+            if g.class_name in gt_classes
+        ],
     }
     kept = [prediction.instances[i] for i in indices]
-    results = [{"image_id": 1, "category_id": list(gt_classes).index(inst.class_name) + 1, "score": inst.score,
-                "segmentation": inst.rle,
-                "bbox": [inst.box[0], inst.box[1], inst.box[2] - inst.box[0], inst.box[3] - inst.box[1]]}
-               for inst in kept if inst.rle is not None and inst.class_name in gt_classes]
+    results = [
+        {
+            "image_id": 1,
+            "category_id": list(gt_classes).index(inst.class_name) + 1,
+            "score": inst.score,
+            "segmentation": inst.rle,
+            "bbox": [
+                inst.box[0],
+                inst.box[1],
+                inst.box[2] - inst.box[0],
+                inst.box[3] - inst.box[1],
+            ],
+        }
+        for inst in kept
+        if inst.rle is not None and inst.class_name in gt_classes
+    ]
     try:
         metrics = evaluate_coco(gt_dict, results, "segm")
     except FashionViewerError as exc:

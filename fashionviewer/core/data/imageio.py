@@ -13,8 +13,27 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from fashionviewer.core.base.errors import FashionViewerError
 
 # What Pillow decodes without plugins; an animation (GIF, APNG, WebP) or a multi-page TIFF gives its first frame.
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".gif", ".bmp", ".dib", ".tif",
-                              ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".pnm", ".tga"})
+IMAGE_EXTENSIONS = frozenset(
+    {
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".jfif",
+        ".png",
+        ".apng",
+        ".gif",
+        ".bmp",
+        ".dib",
+        ".tif",
+        ".tiff",
+        ".webp",
+        ".ppm",
+        ".pgm",
+        ".pbm",
+        ".pnm",
+        ".tga",
+    }
+)
 MAX_PIXELS = 50_000_000  # refuse decompression bombs (40,000 x 40,000 headers) before decoding
 
 
@@ -28,22 +47,34 @@ def list_images(folder: str | os.PathLike[str], recursive: bool = True) -> list[
     if not root.is_dir():
         raise FashionViewerError(f"{root}: not a folder")
     pattern = "**/*" if recursive else "*"
-    found = [p for p in root.glob(pattern) if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")]
+    found = [
+        p
+        for p in root.glob(pattern)
+        if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+    ]
     return sorted(found, key=lambda p: str(p.relative_to(root)).lower())
 
 
-def list_other_files(folder: str | os.PathLike[str], recursive: bool = True, skip_names: Collection[str] = (),
-                     skip_folders_holding: Collection[str] = ()) -> list[Path]:
+def list_other_files(
+    folder: str | os.PathLike[str],
+    recursive: bool = True,
+    skip_names: Collection[str] = (),
+    skip_folders_holding: Collection[str] = (),
+) -> list[Path]:
     """The files under ``folder`` that :func:`list_images` leaves out (other extensions), sorted.
 
     Hidden files and folders are not counted, nor files named in ``skip_names``, nor anything in a
     folder that holds a file named in ``skip_folders_holding`` (e.g. an earlier run's output folder)."""
     root = Path(folder)
     pattern = "**/*" if recursive else "*"
-    found = [p for p in root.glob(pattern)
-             if p.suffix.lower() not in IMAGE_EXTENSIONS and p.name not in skip_names
-             and not any(part.startswith(".") for part in p.relative_to(root).parts)
-             and (p.is_file() or p.is_symlink())]
+    found = [
+        p
+        for p in root.glob(pattern)
+        if p.suffix.lower() not in IMAGE_EXTENSIONS
+        and p.name not in skip_names
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        and (p.is_file() or p.is_symlink())
+    ]
     if skip_folders_holding:
         skipped = {p.parent for p in found if p.name in skip_folders_holding}
         found = [p for p in found if not any(parent in skipped for parent in p.parents)]
@@ -107,7 +138,9 @@ def _open(path: Path) -> Image.Image:
         raise _decode_error(path, exc) from exc
     if img.width * img.height > MAX_PIXELS:
         img.close()
-        raise ImageReadError(f"{path}: too many pixels ({img.width}x{img.height}, limit {MAX_PIXELS:,})")
+        raise ImageReadError(
+            f"{path}: too many pixels ({img.width}x{img.height}, limit {MAX_PIXELS:,})"
+        )
     return img
 
 

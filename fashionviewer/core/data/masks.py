@@ -63,7 +63,9 @@ def _for_pycocotools(rle: dict) -> dict:
     if isinstance(counts, str):
         counts = counts.encode("ascii")
     if not isinstance(counts, bytes):
-        raise DataError(f"RLE counts must be a string or a list of ints (got {type(counts).__name__})")
+        raise DataError(
+            f"RLE counts must be a string or a list of ints (got {type(counts).__name__})"
+        )
     return {"size": [int(size[0]), int(size[1])], "counts": counts}
 
 
@@ -139,7 +141,9 @@ def uncompressed_to_rle(rle: dict, as_bytes: bool = False) -> dict:
     if any(c < 0 for c in counts):
         raise DataError("uncompressed RLE has negative counts")
     if sum(counts) != height * width:
-        raise DataError(f"uncompressed RLE counts sum to {sum(counts)}, expected {height}*{width}={height * width}")
+        raise DataError(
+            f"uncompressed RLE counts sum to {sum(counts)}, expected {height}*{width}={height * width}"
+        )
     compressed = mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
     return compressed if as_bytes else _jsonable(compressed)
 
@@ -159,7 +163,9 @@ def segmentation_to_rle(segmentation: Any, height: int, width: int) -> dict:
         if isinstance(segmentation["counts"], list):
             return uncompressed_to_rle(segmentation)
         return _jsonable(_for_pycocotools(segmentation))
-    raise DataError(f"segmentation must be a polygon list or an RLE dict (got {type(segmentation).__name__})")
+    raise DataError(
+        f"segmentation must be a polygon list or an RLE dict (got {type(segmentation).__name__})"
+    )
 
 
 # --------------------------------------------------------------------------- Kaggle
@@ -176,7 +182,9 @@ def _parse_kaggle(encoded: str, height: int, width: int) -> tuple[np.ndarray, np
         return empty, empty
     if not _KAGGLE_RE.fullmatch(encoded):
         bad = next((t for t in encoded.split() if not t.isdigit()), encoded.strip()[:20])
-        raise DataError(f"{bad!r} is not a non-negative integer; expected space-separated 'start length' pairs")
+        raise DataError(
+            f"{bad!r} is not a non-negative integer; expected space-separated 'start length' pairs"
+        )
     values = np.array(encoded.split(), dtype=np.int64)
     if values.size % 2:
         raise DataError(f"odd number of values ({values.size}); expected 'start length' pairs")
@@ -238,7 +246,9 @@ def kaggle_rle_to_coco(encoded: str, height: int, width: int) -> dict:
         runs[1::2] = ends - starts
         runs[-1] = height * width - ends[-1]
         counts = runs.tolist() if runs[-1] else runs[:-1].tolist()  # canonical: no trailing 0 run
-    return _jsonable(mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width))
+    return _jsonable(
+        mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
+    )
 
 
 def kaggle_rle_encode(mask: np.ndarray) -> str:

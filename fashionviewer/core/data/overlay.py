@@ -17,10 +17,26 @@ import numpy as np
 # 20 well-separated colours (Tableau-20 order, saturated first), indexed by class id so the same
 # class is the same colour in every image, in the legend and in exported palettes.
 PALETTE: tuple[tuple[int, int, int], ...] = (
-    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
-    (174, 199, 232), (255, 187, 120), (152, 223, 138), (255, 152, 150), (197, 176, 213),
-    (196, 156, 148), (247, 182, 210), (199, 199, 199), (219, 219, 141), (158, 218, 229),
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+    (174, 199, 232),
+    (255, 187, 120),
+    (152, 223, 138),
+    (255, 152, 150),
+    (197, 176, 213),
+    (196, 156, 148),
+    (247, 182, 210),
+    (199, 199, 199),
+    (219, 219, 141),
+    (158, 218, 229),
 )
 
 
@@ -54,8 +70,16 @@ class InstanceRaster:
         """(rows, cols) of the outline in image coordinates: outlines are sparse, so paint them by index."""
         if self._edge is None:
             # cv2.findNonZero: the same pixels in the same (row-major) order as np.nonzero, ~7x faster
-            points = cv2.findNonZero(np.ascontiguousarray(self.outline, np.uint8)) if self.outline.size else None
-            points = np.zeros((0, 2), np.intp) if points is None else points.reshape(-1, 2).astype(np.intp)
+            points = (
+                cv2.findNonZero(np.ascontiguousarray(self.outline, np.uint8))
+                if self.outline.size
+                else None
+            )
+            points = (
+                np.zeros((0, 2), np.intp)
+                if points is None
+                else points.reshape(-1, 2).astype(np.intp)
+            )
             self._edge = (points[:, 1] + self.y0, points[:, 0] + self.x0)
         return self._edge
 
@@ -72,7 +96,11 @@ class InstanceRaster:
 
     def contains(self, x: int, y: int) -> bool:
         h, w = self.mask.shape
-        return 0 <= y - self.y0 < h and 0 <= x - self.x0 < w and bool(self.mask[y - self.y0, x - self.x0])
+        return (
+            0 <= y - self.y0 < h
+            and 0 <= x - self.x0 < w
+            and bool(self.mask[y - self.y0, x - self.x0])
+        )
 
 
 def rasterize_mask(mask: np.ndarray) -> InstanceRaster:
@@ -110,7 +138,9 @@ def scaled_rasters(rasters: "PredictionRasters", height: int, width: int) -> "Pr
         y0, x0 = min(int(r.y0 * sy), height - 1), min(int(r.x0 * sx), width - 1)
         y1 = min(max(math.ceil((r.y0 + crop_h) * sy), y0 + 1), height)
         x1 = min(max(math.ceil((r.x0 + crop_w) * sx), x0 + 1), width)
-        small = cv2.resize(r.mask.view(np.uint8), (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
+        small = cv2.resize(
+            r.mask.view(np.uint8), (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST
+        )
         out._rasters[i] = _raster_of_crop(small.astype(bool), x0, y0)
     return out
 
@@ -121,7 +151,9 @@ def rle_counts(rle: dict) -> np.ndarray:
     counts = rle["counts"]
     if isinstance(counts, list):
         return np.asarray(counts, np.int64)
-    chars = np.frombuffer(counts.encode("ascii") if isinstance(counts, str) else bytes(counts), np.uint8)
+    chars = np.frombuffer(
+        counts.encode("ascii") if isinstance(counts, str) else bytes(counts), np.uint8
+    )
     chars = chars.astype(np.int64) - 48
     if chars.size == 0:
         return np.zeros(0, np.int64)
@@ -131,7 +163,8 @@ def rle_counts(rle: dict) -> np.ndarray:
     values = np.add.reduceat((chars & 0x1F) << shift, starts)
     negative = (chars[ends] & 0x10) != 0
     values[negative] -= np.int64(1) << (shift[ends][negative] + 5)  # sign extension
-    values[1::2] = np.cumsum(values[1::2])  # from the third count on, each is stored as a difference
+    # from the third count on, each is stored as a difference
+    values[1::2] = np.cumsum(values[1::2])
     values[2::2] = np.cumsum(values[2::2])
     return values
 
@@ -155,8 +188,13 @@ def raster_from_rle(rle: dict) -> InstanceRaster:
     y1 = height if spans.any() else int(row_b.max()) + 1
     crop = np.zeros((y1 - y0, x1 - x0), bool)
     # A run is a piece of its first column, whole columns, then a piece of its last one.
-    for ca, ra, cb, rb in zip((col_a - x0).tolist(), (row_a - y0).tolist(), (col_b - x0).tolist(),
-                              (row_b - y0).tolist(), strict=False):
+    for ca, ra, cb, rb in zip(
+        (col_a - x0).tolist(),
+        (row_a - y0).tolist(),
+        (col_b - x0).tolist(),
+        (row_b - y0).tolist(),
+        strict=False,
+    ):
         if ca == cb:
             crop[ra : rb + 1, ca] = True
             continue
@@ -197,7 +235,9 @@ class PredictionRasters:
     def __getitem__(self, index: int) -> InstanceRaster:
         raster = self._rasters[index]
         if raster is None:
-            raster = self._rasters[index] = rasterize_instance(self.instances[index], self.height, self.width)
+            raster = self._rasters[index] = rasterize_instance(
+                self.instances[index], self.height, self.width
+            )
         return raster
 
     def decode_all(self) -> "PredictionRasters":
@@ -242,7 +282,9 @@ def composite(
     h, w = rasters.height, rasters.width
     order = rasters.paint_order(indices)
     alpha = int(round(255 * min(max(opacity, 0.0), 1.0)))
-    colours = np.array([class_color(rasters.instances[i].label) for i in order], np.uint8).reshape(-1, 3)
+    colours = np.array([class_color(rasters.instances[i].label) for i in order], np.uint8).reshape(
+        -1, 3
+    )
     dtype = np.uint8 if len(order) < 255 else np.uint16
     rgba = np.zeros((h, w, 4), np.uint8)
     if masks and alpha > 0 and order:
@@ -252,20 +294,24 @@ def composite(
         # Gather 4 bytes per pixel as one uint32: one take instead of a 4-channel fancy index.
         rgba = np.take(lut.view(np.uint32).ravel(), top).view(np.uint8).reshape(h, w, 4)
     flat = rgba.reshape(-1, 4)
-    for idx in (order if outlines else [i for i in order if i == highlight]):
+    for idx in order if outlines else [i for i in order if i == highlight]:
         ys, xs = rasters[idx].edge_pixels
         colour = (255, 255, 255) if idx == highlight else class_color(rasters.instances[idx].label)
         flat[ys * w + xs] = (*colour, 255)
     return rgba
 
 
-def _paint_map(rasters: PredictionRasters, order: Sequence[int], shape: tuple[int, int], dtype: Any) -> np.ndarray:
+def _paint_map(
+    rasters: PredictionRasters, order: Sequence[int], shape: tuple[int, int], dtype: Any
+) -> np.ndarray:
     """H×W map: k where the k-th (1-based) of ``order`` is the last painted mask, 0 elsewhere."""
     out = np.zeros(shape, dtype)
     for k, idx in enumerate(order, start=1):
         r = rasters[idx]
         crop_h, crop_w = r.mask.shape
-        np.copyto(out[r.y0 : r.y0 + crop_h, r.x0 : r.x0 + crop_w], k, where=r.mask, casting="unsafe")
+        np.copyto(
+            out[r.y0 : r.y0 + crop_h, r.x0 : r.x0 + crop_w], k, where=r.mask, casting="unsafe"
+        )
     return out
 
 
@@ -277,7 +323,11 @@ def blend(image: np.ndarray, rgba: np.ndarray) -> np.ndarray:
 
 
 def draw_boxes_and_labels(
-    image: np.ndarray, instances: Sequence[Any], indices: Sequence[int], labels: bool = True, scores: bool = True
+    image: np.ndarray,
+    instances: Sequence[Any],
+    indices: Sequence[int],
+    labels: bool = True,
+    scores: bool = True,
 ) -> np.ndarray:
     """Boxes and "class score" captions burnt into an RGB image (for the exported overlay PNG)."""
     out = np.ascontiguousarray(image.copy())
@@ -293,7 +343,16 @@ def draw_boxes_and_labels(
             (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
             ty = max(th + base, y0)
             cv2.rectangle(out, (x0, ty - th - base), (x0 + tw + 2, ty), colour, -1)
-            cv2.putText(out, text, (x0 + 1, ty - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+            cv2.putText(
+                out,
+                text,
+                (x0 + 1, ty - base),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                scale,
+                (255, 255, 255),
+                1,
+                cv2.LINE_AA,
+            )
     return out
 
 

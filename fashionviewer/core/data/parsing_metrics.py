@@ -28,7 +28,9 @@ from fashionviewer.core.data.masks import decode_mask, segmentation_to_rle
 CCP_PAPER_PIXEL_ACCURACY = 0.8823  # Yang et al., CVPR 2014, Clothing Co-Parsing, pixel accuracy
 
 
-def align_results(gt: dict[str, Any], results: Sequence[dict[str, Any]], strict: bool = True) -> list[dict[str, Any]]:
+def align_results(
+    gt: dict[str, Any], results: Sequence[dict[str, Any]], strict: bool = True
+) -> list[dict[str, Any]]:
     """Copies of ``results`` whose ``category_id`` is the ground-truth category of the same name.
 
     Results without a ``class_name`` keep their ``category_id``. A class name the ground truth
@@ -46,14 +48,22 @@ def align_results(gt: dict[str, Any], results: Sequence[dict[str, Any]], strict:
         if str(name) not in by_name:
             if not strict:
                 return list(results)
-            raise DataError(f"results: record {i}: class '{name}' is not a ground-truth category; the results are "
-                            "in another taxonomy (pass --taxonomy to map the ground truth into theirs)")
+            raise DataError(
+                f"results: record {i}: class '{name}' is not a ground-truth category; the results are "
+                "in another taxonomy (pass --taxonomy to map the ground truth into theirs)"
+            )
         aligned.append({**rec, "category_id": by_name[str(name)]})
     return aligned
 
 
-def _label_map(annotations: Sequence[dict[str, Any]], index: dict[Any, int], height: int, width: int,
-               scored: bool, min_score: float) -> np.ndarray:
+def _label_map(
+    annotations: Sequence[dict[str, Any]],
+    index: dict[Any, int],
+    height: int,
+    width: int,
+    scored: bool,
+    min_score: float,
+) -> np.ndarray:
     """H×W int map of class indices (0 background); the highest score wins where instances overlap."""
     out = np.zeros((height, width), dtype=np.int32)
     items = [a for a in annotations if not scored or float(a.get("score", 0.0)) >= min_score]
@@ -64,14 +74,17 @@ def _label_map(annotations: Sequence[dict[str, Any]], index: dict[Any, int], hei
             continue
         mask = decode_mask(segmentation_to_rle(ann["segmentation"], height, width)).astype(bool)
         if mask.shape != (height, width):
-            raise DataError(f"image {ann.get('image_id')}: a mask of size {mask.shape[1]}x{mask.shape[0]} on a "
-                            f"{width}x{height} image")
+            raise DataError(
+                f"image {ann.get('image_id')}: a mask of size {mask.shape[1]}x{mask.shape[0]} on a "
+                f"{width}x{height} image"
+            )
         out[mask] = index[ann["category_id"]]
     return out
 
 
-def parsing_confusion(gt: dict[str, Any], results: Sequence[dict[str, Any]], min_score: float = 0.0
-                      ) -> tuple[np.ndarray, list[str]]:
+def parsing_confusion(
+    gt: dict[str, Any], results: Sequence[dict[str, Any]], min_score: float = 0.0
+) -> tuple[np.ndarray, list[str]]:
     """(K+1)×(K+1) pixel counts (rows ground truth, columns prediction; index 0 background) over the
     ground truth's images, and the class names of indices 1..K. ``results`` must carry the
     ground truth's ``image_id`` and category ids (see :func:`align_results` and
@@ -85,14 +98,18 @@ def parsing_confusion(gt: dict[str, Any], results: Sequence[dict[str, Any]], min
     by_image_dt: dict[Any, list[dict[str, Any]]] = {}
     for i, rec in enumerate(results):
         if rec["category_id"] not in index:
-            raise DataError(f"results: record {i}: category_id {rec['category_id']} is not a ground-truth category")
+            raise DataError(
+                f"results: record {i}: category_id {rec['category_id']} is not a ground-truth category"
+            )
         by_image_dt.setdefault(rec["image_id"], []).append(rec)
     matrix = np.zeros((size, size), dtype=np.int64)
     for image in gt["images"]:
         height, width = int(image["height"]), int(image["width"])
         truth = _label_map(by_image_gt.get(image["id"], []), index, height, width, False, 0.0)
         pred = _label_map(by_image_dt.get(image["id"], []), index, height, width, True, min_score)
-        matrix += np.bincount((truth.ravel() * size + pred.ravel()), minlength=size * size).reshape(size, size)
+        matrix += np.bincount((truth.ravel() * size + pred.ravel()), minlength=size * size).reshape(
+            size, size
+        )
     return matrix, [str(cat.get("name", cat["id"])) for cat in categories]
 
 
@@ -114,12 +131,19 @@ def scores_from_confusion(matrix: np.ndarray, names: Sequence[str]) -> dict[str,
     }
 
 
-def parsing_metrics(gt: dict[str, Any], results: Sequence[dict[str, Any]], min_score: float = 0.0) -> dict[str, Any]:
+def parsing_metrics(
+    gt: dict[str, Any], results: Sequence[dict[str, Any]], min_score: float = 0.0
+) -> dict[str, Any]:
     """:func:`scores_from_confusion` of :func:`parsing_confusion`, plus the images and the CCP paper's figure."""
     matrix, names = parsing_confusion(gt, results, min_score)
     metrics = scores_from_confusion(matrix, names)
-    metrics.update(iou_type="parsing", images=len(gt["images"]), results=len(results), min_score=min_score,
-                   ccp_paper_pixel_accuracy=CCP_PAPER_PIXEL_ACCURACY)
+    metrics.update(
+        iou_type="parsing",
+        images=len(gt["images"]),
+        results=len(results),
+        min_score=min_score,
+        ccp_paper_pixel_accuracy=CCP_PAPER_PIXEL_ACCURACY,
+    )
     return metrics
 
 
@@ -130,12 +154,16 @@ def format_parsing_metrics(metrics: dict[str, Any]) -> str:
         f"{metrics['min_score']:g}",
         f"pixel accuracy {100 * metrics['pixel_accuracy']:.2f} %   (CCP paper: "
         f"{100 * metrics['ccp_paper_pixel_accuracy']:.2f} %)",
-        f"garment pixel accuracy {100 * metrics['garment_pixel_accuracy']:.2f} %   (pixels whose ground truth is a garment)",
+        f"garment pixel accuracy {100 * metrics['garment_pixel_accuracy']:.2f} %   "
+        "(pixels whose ground truth is a garment)",
         f"mean IoU over {len(metrics['per_class_iou'])} garment classes {metrics['miou']:.3f}",
     ]
     per_class = metrics["per_class_iou"]
     if per_class:
         width = max(len(n) for n in per_class)
         lines += ["", f"{'class':<{width}}  IoU"]
-        lines += [f"{name:<{width}}  {iou:.3f}" for name, iou in sorted(per_class.items(), key=lambda kv: -kv[1])]
+        lines += [
+            f"{name:<{width}}  {iou:.3f}"
+            for name, iou in sorted(per_class.items(), key=lambda kv: -kv[1])
+        ]
     return "\n".join(lines)

@@ -26,7 +26,13 @@ import numpy as np
 from fashionviewer.core.base.atomic import atomic_write_json, atomic_write_text
 from fashionviewer.core.base.errors import DataError
 from fashionviewer.core.base.jsonio import read_json
-from fashionviewer.core.data.masks import decode_mask, encode_masks, kaggle_rle_encode, mask_area, mask_bbox
+from fashionviewer.core.data.masks import (
+    decode_mask,
+    encode_masks,
+    kaggle_rle_encode,
+    mask_area,
+    mask_bbox,
+)
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +122,9 @@ class Instance:
                 score=float(data["score"]),
                 rle=data.get("rle"),
                 classifier=data.get("classifier"),
-                detector_score=None if data.get("detector_score") is None else float(data["detector_score"]),
+                detector_score=None
+                if data.get("detector_score") is None
+                else float(data["detector_score"]),
             )
         except (TypeError, ValueError) as exc:
             raise DataError(f"{source}: bad instance ({exc})") from exc
@@ -133,7 +141,9 @@ class ImagePrediction:
     model: str = ""
     image_id: int = 0
 
-    def filter(self, min_score: float = 0.0, classes: Iterable[int | str] | None = None) -> list[Instance]:
+    def filter(
+        self, min_score: float = 0.0, classes: Iterable[int | str] | None = None
+    ) -> list[Instance]:
         """Instances with ``score >= min_score`` and, when ``classes`` is given, whose label
         or class name is in it. Never decodes masks."""
         wanted = None if classes is None else set(classes)
@@ -144,8 +154,9 @@ class ImagePrediction:
             and (wanted is None or inst.label in wanted or inst.class_name in wanted)
         ]
 
-    def to_coco_results(self, image_id: int | None = None,
-                        category_ids: Sequence[int] | None = None) -> list[dict]:
+    def to_coco_results(
+        self, image_id: int | None = None, category_ids: Sequence[int] | None = None
+    ) -> list[dict]:
         """COCO results records for this image. ``category_id`` is the dataset's own id of each
         instance's label: ``category_ids[label - 1]`` (a model card's ``category_ids``), or the label
         itself when ``category_ids`` is None."""
@@ -162,7 +173,10 @@ class ImagePrediction:
                 "class_name": inst.class_name,
             }
             if inst.rle is not None:
-                record["segmentation"] = {"size": list(inst.rle["size"]), "counts": inst.rle["counts"]}
+                record["segmentation"] = {
+                    "size": list(inst.rle["size"]),
+                    "counts": inst.rle["counts"],
+                }
             results.append(record)
         return results
 
@@ -184,7 +198,8 @@ class ImagePrediction:
             if key not in data:
                 raise _missing(source, key)
         instances = [
-            Instance.from_dict(d, source=f"{source}: instance {i}") for i, d in enumerate(data.get("instances", []))
+            Instance.from_dict(d, source=f"{source}: instance {i}")
+            for i, d in enumerate(data.get("instances", []))
         ]
         return cls(
             file_name=str(data["file_name"]),
@@ -235,19 +250,30 @@ class ImagePrediction:
             Instance(
                 box=tuple(float(v) for v in box),  # type: ignore[arg-type]
                 label=int(label),
-                class_name=class_names[label - 1] if 1 <= label <= len(class_names) else str(int(label)),
+                class_name=class_names[label - 1]
+                if 1 <= label <= len(class_names)
+                else str(int(label)),
                 score=float(scores[i]),
                 rle=rle,
             )
             for i, box, label, rle in zip(keep, boxes, labels, rles, strict=False)
         ]
-        return cls(file_name=file_name, width=int(width), height=int(height), instances=instances,
-                   model=model, image_id=image_id)
+        return cls(
+            file_name=file_name,
+            width=int(width),
+            height=int(height),
+            instances=instances,
+            model=model,
+            image_id=image_id,
+        )
 
     @staticmethod
-    def from_coco_results(results: Sequence[Mapping[str, Any]], class_names: Sequence[str] | None = None,
-                          source: str = "results", category_ids: Sequence[int] | None = None
-                          ) -> list["ImagePrediction"]:
+    def from_coco_results(
+        results: Sequence[Mapping[str, Any]],
+        class_names: Sequence[str] | None = None,
+        source: str = "results",
+        category_ids: Sequence[int] | None = None,
+    ) -> list["ImagePrediction"]:
         """See :func:`from_coco_results`."""
         return from_coco_results(results, class_names, source, category_ids)
 
@@ -257,19 +283,25 @@ def category_id_of(label: int, category_ids: Sequence[int] | None) -> int:
     if category_ids is None:
         return int(label)
     if not 1 <= label <= len(category_ids):
-        raise DataError(f"label {label} has no category id (the model has {len(category_ids)} classes)")
+        raise DataError(
+            f"label {label} has no category id (the model has {len(category_ids)} classes)"
+        )
     return int(category_ids[label - 1])
 
 
-def label_of_category(category_id: int, category_ids: Sequence[int] | None, source: str = "results") -> int:
+def label_of_category(
+    category_id: int, category_ids: Sequence[int] | None, source: str = "results"
+) -> int:
     """Inverse of :func:`category_id_of`: the model label (1..K) of a dataset category id."""
     if category_ids is None:
         return int(category_id)
     try:
         return list(category_ids).index(int(category_id)) + 1
     except ValueError:
-        raise DataError(f"{source}: category_id {category_id} is not one of the model's category ids "
-                        f"({min(category_ids)}-{max(category_ids)})") from None
+        raise DataError(
+            f"{source}: category_id {category_id} is not one of the model's category ids "
+            f"({min(category_ids)}-{max(category_ids)})"
+        ) from None
 
 
 def _to_numpy(value: Any) -> np.ndarray:
@@ -294,7 +326,9 @@ _RESULT_KEYS = ("image_id", "category_id", "score")
 def validate_coco_results(results: Any, source: str = "results") -> list[dict]:
     """Check COCO results records; DataError names the record index and field."""
     if not isinstance(results, list):
-        raise DataError(f"{source}: expected a JSON list of COCO results, got {type(results).__name__}")
+        raise DataError(
+            f"{source}: expected a JSON list of COCO results, got {type(results).__name__}"
+        )
     for i, rec in enumerate(results):
         if not isinstance(rec, dict):
             raise DataError(f"{source}: record {i}: expected an object, got {type(rec).__name__}")
@@ -302,15 +336,23 @@ def validate_coco_results(results: Any, source: str = "results") -> list[dict]:
             if key not in rec:
                 raise DataError(f"{source}: record {i}: missing '{key}'")
         if "bbox" not in rec and "segmentation" not in rec:
-            raise DataError(f"{source}: record {i}: missing 'bbox' and 'segmentation' (needs at least one)")
+            raise DataError(
+                f"{source}: record {i}: missing 'bbox' and 'segmentation' (needs at least one)"
+            )
         for key in ("image_id", "category_id"):
             if isinstance(rec[key], bool) or not isinstance(rec[key], int):
-                raise DataError(f"{source}: record {i}: '{key}' must be an integer, got {rec[key]!r}")
+                raise DataError(
+                    f"{source}: record {i}: '{key}' must be an integer, got {rec[key]!r}"
+                )
         if isinstance(rec["score"], bool) or not isinstance(rec["score"], (int, float)):
             raise DataError(f"{source}: record {i}: 'score' must be a number, got {rec['score']!r}")
         if "bbox" in rec:
             bbox = rec["bbox"]
-            if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
+            if not (
+                isinstance(bbox, list)
+                and len(bbox) == 4
+                and all(isinstance(v, (int, float)) for v in bbox)
+            ):
                 raise DataError(f"{source}: record {i}: 'bbox' must be [x, y, w, h], got {bbox!r}")
         if "segmentation" in rec:
             seg = rec["segmentation"]
@@ -322,8 +364,12 @@ def validate_coco_results(results: Any, source: str = "results") -> list[dict]:
     return results
 
 
-def from_coco_results(results: Sequence[Mapping[str, Any]], class_names: Sequence[str] | None = None,
-                      source: str = "results", category_ids: Sequence[int] | None = None) -> list[ImagePrediction]:
+def from_coco_results(
+    results: Sequence[Mapping[str, Any]],
+    class_names: Sequence[str] | None = None,
+    source: str = "results",
+    category_ids: Sequence[int] | None = None,
+) -> list[ImagePrediction]:
     """Group COCO results records into ImagePredictions (by ``file_name`` when present, else
     ``image_id``), in first-appearance order. Image sizes come from the segmentation sizes
     (0 when a record has only a box). With ``category_ids`` (the model's, see
@@ -335,12 +381,17 @@ def from_coco_results(results: Sequence[Mapping[str, Any]], class_names: Sequenc
         pred = grouped.get(key)
         if pred is None:
             pred = grouped[key] = ImagePrediction(
-                file_name=str(rec.get("file_name", rec["image_id"])), width=0, height=0,
+                file_name=str(rec.get("file_name", rec["image_id"])),
+                width=0,
+                height=0,
                 image_id=int(rec["image_id"]),
             )
         rle = None
         if "segmentation" in rec:
-            rle = {"size": [int(v) for v in rec["segmentation"]["size"]], "counts": rec["segmentation"]["counts"]}
+            rle = {
+                "size": [int(v) for v in rec["segmentation"]["size"]],
+                "counts": rec["segmentation"]["counts"],
+            }
             pred.height, pred.width = rle["size"]
         if "bbox" in rec:
             x, y, w, h = (float(v) for v in rec["bbox"])
@@ -349,8 +400,14 @@ def from_coco_results(results: Sequence[Mapping[str, Any]], class_names: Sequenc
         label = label_of_category(int(rec["category_id"]), category_ids, source)
         name = rec.get("class_name")
         if name is None:
-            name = class_names[label - 1] if class_names and 1 <= label <= len(class_names) else str(label)
-        pred.instances.append(Instance((x, y, x + w, y + h), label, str(name), float(rec["score"]), rle))
+            name = (
+                class_names[label - 1]
+                if class_names and 1 <= label <= len(class_names)
+                else str(label)
+            )
+        pred.instances.append(
+            Instance((x, y, x + w, y + h), label, str(name), float(rec["score"]), rle)
+        )
     return list(grouped.values())
 
 
@@ -362,8 +419,11 @@ def _assign_image_ids(predictions: Sequence[ImagePrediction]) -> list[int]:
     return list(range(1, len(predictions) + 1))
 
 
-def save_coco_results(path: str | os.PathLike[str], predictions: Iterable[ImagePrediction],
-                      category_ids: Sequence[int] | None = None) -> Path:
+def save_coco_results(
+    path: str | os.PathLike[str],
+    predictions: Iterable[ImagePrediction],
+    category_ids: Sequence[int] | None = None,
+) -> Path:
     """Write all instances as one COCO results JSON list, atomically.
 
     ``image_id`` is each prediction's own id when all are nonzero and distinct, else
@@ -386,13 +446,18 @@ def load_coco_results(path: str | os.PathLike[str]) -> list[dict]:
 # --------------------------------------------------------------------------- Kaggle
 
 
-def write_kaggle_submission(path: str | os.PathLike[str], predictions: Iterable[ImagePrediction],
-                            min_score: float = 0.0, remove_overlaps: bool = False,
-                            category_ids: Sequence[int] | None = None) -> Path:
+def write_kaggle_submission(
+    path: str | os.PathLike[str],
+    predictions: Iterable[ImagePrediction],
+    min_score: float = 0.0,
+    remove_overlaps: bool = False,
+    category_ids: Sequence[int] | None = None,
+) -> Path:
     """Write an iMaterialist (FGVC6) submission CSV: ``ImageId,EncodedPixels,ClassId``.
 
     ImageId is the file name without folders; ClassId is the label's category id,
-    ``category_ids[label - 1]`` (an iMaterialist model's card holds 0..45), else ``label - 1``; EncodedPixels uses the column-major, 1-indexed convention of
+    ``category_ids[label - 1]`` (an iMaterialist model's card holds 0..45), else ``label - 1``;
+    EncodedPixels uses the column-major, 1-indexed convention of
     :func:`~fashionviewer.core.data.masks.kaggle_rle_encode`. Images without instances
     get no row. With ``remove_overlaps`` a pixel goes to the highest-scoring instance
     only (instances left empty are dropped). Box-only instances are skipped with a
@@ -406,11 +471,16 @@ def write_kaggle_submission(path: str | os.PathLike[str], predictions: Iterable[
         taken: np.ndarray | None = None
         for inst in sorted(pred.filter(min_score), key=lambda x: -x.score):
             if inst.rle is None:
-                log.warning("%s: skipping a box-only '%s' instance (no mask to encode)", pred.file_name,
-                            inst.class_name)
+                log.warning(
+                    "%s: skipping a box-only '%s' instance (no mask to encode)",
+                    pred.file_name,
+                    inst.class_name,
+                )
                 continue
             if inst.label < 1:
-                raise DataError(f"{pred.file_name}: instance label {inst.label} has no ClassId (labels start at 1)")
+                raise DataError(
+                    f"{pred.file_name}: instance label {inst.label} has no ClassId (labels start at 1)"
+                )
             mask = inst.mask()
             if remove_overlaps:
                 if taken is None:
@@ -419,6 +489,10 @@ def write_kaggle_submission(path: str | os.PathLike[str], predictions: Iterable[
                 taken |= mask
             encoded = kaggle_rle_encode(mask)
             if encoded:
-                class_id = inst.label - 1 if category_ids is None else category_id_of(inst.label, category_ids)
+                class_id = (
+                    inst.label - 1
+                    if category_ids is None
+                    else category_id_of(inst.label, category_ids)
+                )
                 writer.writerow([image_id, encoded, str(class_id)])
     return atomic_write_text(path, out.getvalue())

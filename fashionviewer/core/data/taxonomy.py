@@ -151,7 +151,9 @@ def ccp_value_lut(label_list: Sequence[str], *, body: bool = False) -> np.ndarra
     count = len(imaterialist_names())
     for value, name in enumerate(label_list):
         if name not in CCP_TO_IMATERIALIST:
-            raise DataError(f"CCP label {name!r} (value {value}) is not in the iMaterialist mapping")
+            raise DataError(
+                f"CCP label {name!r} (value {value}) is not in the iMaterialist mapping"
+            )
         class_id = ccp_class_id(name)
         if class_id is not None:
             lut[value] = class_id + 1

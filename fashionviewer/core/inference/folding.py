@@ -40,8 +40,16 @@ def fold_batch_norms(model: nn.Module) -> int:
             for conv_name, norm_name in _pairs(parent):
                 conv, norm = parent._modules[conv_name], parent._modules[norm_name]
                 if _foldable(conv, norm):
-                    conv.weight, conv.bias = fuse_conv_bn_weights(  # memory order kept: channels-last stays
-                        conv.weight, conv.bias, norm.running_mean, norm.running_var, norm.eps, norm.weight, norm.bias)
+                    # memory order kept: channels-last stays
+                    conv.weight, conv.bias = fuse_conv_bn_weights(
+                        conv.weight,
+                        conv.bias,
+                        norm.running_mean,
+                        norm.running_var,
+                        norm.eps,
+                        norm.weight,
+                        norm.bias,
+                    )
                     parent._modules[norm_name] = nn.Identity()
                     folded += 1
     return folded
@@ -61,5 +69,9 @@ def _foldable(conv: nn.Module | None, norm: nn.Module | None) -> bool:
         return False
     if isinstance(norm, FrozenBatchNorm2d):
         return True
-    return (isinstance(norm, nn.BatchNorm2d) and not norm.training and norm.running_mean is not None
-            and norm.running_var is not None)
+    return (
+        isinstance(norm, nn.BatchNorm2d)
+        and not norm.training
+        and norm.running_mean is not None
+        and norm.running_var is not None
+    )

@@ -40,8 +40,15 @@ import numpy as np
 
 from fashionviewer.core.base.errors import FashionViewerError
 
-__all__ = ["segment", "grabcut_segment", "InteractiveSession", "InteractiveInputError", "DEFAULT_MAX_SIDE",
-           "METHOD_LEARNED", "METHOD_GRABCUT"]
+__all__ = [
+    "segment",
+    "grabcut_segment",
+    "InteractiveSession",
+    "InteractiveInputError",
+    "DEFAULT_MAX_SIDE",
+    "METHOD_LEARNED",
+    "METHOD_GRABCUT",
+]
 
 DEFAULT_MAX_SIDE = 256  # px: the crop's longer side for GrabCut (speed vs edge detail)
 DEFAULT_ITERATIONS = 3
@@ -91,7 +98,8 @@ class InteractiveSession:
     method: str | None = None  # METHOD_LEARNED or METHOD_GRABCUT: what the last call used
     net_window: Any = None  # the learned path's crop (CropWindow) and its encoder features
     net_features: Any = None
-    net_previous: Any = None  # (crop probability, its window, full bool mask) of the last learned result
+    # (crop probability, its window, full bool mask) of the last learned result
+    net_previous: Any = None
 
     def reset(self) -> None:
         self.image_key = self.box = self.crop = self.prior = self.previous = None
@@ -104,7 +112,13 @@ class InteractiveSession:
             self.reset()
             self.image_key = key
         if box != self.box:
-            self.box, self.crop, self.prior, self.previous, self.model_class = box, None, None, None, None
+            self.box, self.crop, self.prior, self.previous, self.model_class = (
+                box,
+                None,
+                None,
+                None,
+                None,
+            )
             self.net_window = self.net_features = self.net_previous = None
 
 
@@ -119,15 +133,25 @@ def _clip_box(box: Sequence[float] | None, height: int, width: int) -> tuple[int
     if x1 - x0 < _MIN_BOX:
         x0, x1 = max(0, min(x0, width - _MIN_BOX)), min(width, max(x0, width - _MIN_BOX) + _MIN_BOX)
     if y1 - y0 < _MIN_BOX:
-        y0, y1 = max(0, min(y0, height - _MIN_BOX)), min(height, max(y0, height - _MIN_BOX) + _MIN_BOX)
+        y0, y1 = (
+            max(0, min(y0, height - _MIN_BOX)),
+            min(height, max(y0, height - _MIN_BOX) + _MIN_BOX),
+        )
     return x0, y0, x1, y1
 
 
-def _make_crop(image: np.ndarray, box: tuple[int, int, int, int], max_side: int, margin: float) -> _Crop:
+def _make_crop(
+    image: np.ndarray, box: tuple[int, int, int, int], max_side: int, margin: float
+) -> _Crop:
     height, width = image.shape[:2]
     x0, y0, x1, y1 = box
     pad = int(max(8, margin * max(x1 - x0, y1 - y0)))
-    cx0, cy0, cx1, cy1 = max(0, x0 - pad), max(0, y0 - pad), min(width, x1 + pad), min(height, y1 + pad)
+    cx0, cy0, cx1, cy1 = (
+        max(0, x0 - pad),
+        max(0, y0 - pad),
+        min(width, x1 + pad),
+        min(height, y1 + pad),
+    )
     scale = min(1.0, max_side / max(cx1 - cx0, cy1 - cy0))
     sw, sh = max(1, round((cx1 - cx0) * scale)), max(1, round((cy1 - cy0) * scale))
     crop = image[cy0:cy1, cx0:cx1]
@@ -152,8 +176,13 @@ def _mask_rcnn(predictor: Any) -> Any:
     return model
 
 
-def model_box_prior(predictor: Any, image: np.ndarray, box: tuple[int, int, int, int],
-                    session: InteractiveSession, category: int | None = None) -> np.ndarray:
+def model_box_prior(
+    predictor: Any,
+    image: np.ndarray,
+    box: tuple[int, int, int, int],
+    session: InteractiveSession,
+    category: int | None = None,
+) -> np.ndarray:
     """The model's mask probability for ``box`` (H_box × W_box float32), its mask head run on the box as the RoI.
 
     The backbone runs once per image (kept in ``session``); ``category`` (a model label 1..K) picks the
@@ -167,8 +196,15 @@ def model_box_prior(predictor: Any, image: np.ndarray, box: tuple[int, int, int,
     device = next(model.parameters()).device
     with torch.inference_mode():
         if session.features is None:
-            tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255).to(device)
-            image_list, _ = side_keeping_transform(model.transform)([tensor])  # a 3000x3 strip keeps a row
+            tensor = (
+                torch.from_numpy(np.ascontiguousarray(image))
+                .permute(2, 0, 1)
+                .float()
+                .div_(255)
+                .to(device)
+            )
+            # a 3000x3 strip keeps a row
+            image_list, _ = side_keeping_transform(model.transform)([tensor])
             session.features = model.backbone(image_list.tensors)
             session.feature_info = (image_list.image_sizes, image.shape[:2])
         image_sizes, (height, width) = session.feature_info
@@ -183,7 +219,7 @@ def model_box_prior(predictor: Any, image: np.ndarray, box: tuple[int, int, int,
         session.model_class = int(category)
         pooled = heads.mask_roi_pool(session.features, [roi], image_sizes)
         logits = heads.mask_predictor(heads.mask_head(pooled))
-        probs = logits[:, category:category + 1].sigmoid()
+        probs = logits[:, category : category + 1].sigmoid()
         x0, y0, x1, y1 = box
         local = torch.tensor([[0.0, 0.0, float(x1 - x0), float(y1 - y0)]], device=device)
         pasted = paste_masks_in_image(probs, local, (y1 - y0, x1 - x0), padding=1)
@@ -202,7 +238,9 @@ def _disc_radius(crop: _Crop, click_radius: float | None) -> int:
 
 def _clean(mask: np.ndarray, positives: list[tuple[int, int]]) -> np.ndarray:
     """Keep the largest part and the parts under positive clicks; fill holes smaller than 1% of the mask."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(
+        mask.astype(np.uint8), connectivity=8
+    )
     if count > 2:
         keep = np.zeros(count, dtype=bool)
         keep[1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))] = True
@@ -229,17 +267,30 @@ def _grabcut(small_bgr: np.ndarray, seeds: np.ndarray, iterations: int) -> None:
         if not ((seeds == cv2.GC_BGD) | (seeds == cv2.GC_PR_BGD)).any():
             seeds[0, 0] = cv2.GC_PR_BGD  # GrabCut needs some background to fit its colour model
         background, foreground = np.zeros((1, 65)), np.zeros((1, 65))
-        cv2.setRNGSeed(0)  # GrabCut's k-means draws from OpenCV's global generator: same input, same mask
-        cv2.grabCut(small_bgr, seeds, None, background, foreground, int(iterations), cv2.GC_INIT_WITH_MASK)
+        # GrabCut's k-means draws from OpenCV's global generator: same input, same mask
+        cv2.setRNGSeed(0)
+        cv2.grabCut(
+            small_bgr, seeds, None, background, foreground, int(iterations), cv2.GC_INIT_WITH_MASK
+        )
 
 
-def grabcut_segment(image_rgb: np.ndarray, box: Sequence[float] | None = None,
-                    positive: Sequence[tuple[float, float]] = (), negative: Sequence[tuple[float, float]] = (),
-                    predictor: Any = None, *, session: InteractiveSession | None = None,
-                    category: int | None = None, max_side: int = DEFAULT_MAX_SIDE,
-                    iterations: int = DEFAULT_ITERATIONS, margin: float = 0.1, click_radius: float | None = None,
-                    prior_threshold: float = 0.5, collapse_share: float = COLLAPSE_SHARE,
-                    core_threshold: float = 0.8) -> np.ndarray:
+def grabcut_segment(
+    image_rgb: np.ndarray,
+    box: Sequence[float] | None = None,
+    positive: Sequence[tuple[float, float]] = (),
+    negative: Sequence[tuple[float, float]] = (),
+    predictor: Any = None,
+    *,
+    session: InteractiveSession | None = None,
+    category: int | None = None,
+    max_side: int = DEFAULT_MAX_SIDE,
+    iterations: int = DEFAULT_ITERATIONS,
+    margin: float = 0.1,
+    click_radius: float | None = None,
+    prior_threshold: float = 0.5,
+    collapse_share: float = COLLAPSE_SHARE,
+    core_threshold: float = 0.8,
+) -> np.ndarray:
     """The GrabCut path: one object's bool H×W mask from a box ``(x0, y0, x1, y1)`` (None: the whole image)
     and clicks (full-image pixel coordinates). See the module docstring for the method and the options."""
     image = _check_image(image_rgb)
@@ -247,7 +298,8 @@ def grabcut_segment(image_rgb: np.ndarray, box: Sequence[float] | None = None,
     session = session if session is not None else InteractiveSession()
     session.method = METHOD_GRABCUT
     if predictor is not None and _mask_rcnn(predictor) is None:
-        predictor = None  # a parsing model or another family: no box-prompted mask head, colour model only
+        # a parsing model or another family: no box-prompted mask head, colour model only
+        predictor = None
     clipped = _clip_box(box, height, width)
     session._bind(image, clipped, predictor)
     if session.crop is None:
@@ -259,7 +311,9 @@ def grabcut_segment(image_rgb: np.ndarray, box: Sequence[float] | None = None,
         prior = np.zeros((sh, sw), dtype=np.float32)
         if predictor is not None:
             box_prob = model_box_prior(predictor, image, clipped, session, category)
-            prior[by0:by1, bx0:bx1] = cv2.resize(box_prob, (bx1 - bx0, by1 - by0), interpolation=cv2.INTER_LINEAR)
+            prior[by0:by1, bx0:bx1] = cv2.resize(
+                box_prob, (bx1 - bx0, by1 - by0), interpolation=cv2.INTER_LINEAR
+            )
         else:
             prior[by0:by1, bx0:bx1] = 1.0
         session.prior = prior
@@ -289,8 +343,16 @@ def grabcut_segment(image_rgb: np.ndarray, box: Sequence[float] | None = None,
             seeds[inside & (session.prior >= core_threshold)] = cv2.GC_FGD
         else:
             cy, cx = (by0 + by1) // 2, (bx0 + bx1) // 2
-            cv2.ellipse(seeds, (cx, cy), (max(1, (bx1 - bx0) // 6), max(1, (by1 - by0) // 6)), 0, 0, 360,
-                        int(cv2.GC_FGD), -1)
+            cv2.ellipse(
+                seeds,
+                (cx, cy),
+                (max(1, (bx1 - bx0) // 6), max(1, (by1 - by0) // 6)),
+                0,
+                0,
+                360,
+                int(cv2.GC_FGD),
+                -1,
+            )
         for point in neg_small:  # a negative click still wins over the anchor
             cv2.circle(seeds, point, radius, int(cv2.GC_BGD), -1)
         _grabcut(crop.small_bgr, seeds, iterations)
@@ -302,18 +364,25 @@ def grabcut_segment(image_rgb: np.ndarray, box: Sequence[float] | None = None,
     full = np.zeros((height, width), dtype=bool)
     cw, ch = crop.x1 - crop.x0, crop.y1 - crop.y0
     if (sw, sh) != (cw, ch):
-        up = cv2.resize(small_mask.astype(np.float32), (cw, ch), interpolation=cv2.INTER_LINEAR) >= 0.5
+        up = (
+            cv2.resize(small_mask.astype(np.float32), (cw, ch), interpolation=cv2.INTER_LINEAR)
+            >= 0.5
+        )
     else:
         up = small_mask
-    full[crop.y0:crop.y1, crop.x0:crop.x1] = up
+    full[crop.y0 : crop.y1, crop.x0 : crop.x1] = up
     full_radius = max(1, int(round(radius / crop.scale)))
     painted = full.astype(np.uint8)
-    for value, points in ((1, positive), (0, negative)):  # negatives last: a click on a click is a removal
+    # negatives last: a click on a click is a removal
+    for value, points in ((1, positive), (0, negative)):
         for x, y in points:
             cv2.circle(painted, (int(round(x)), int(round(y))), full_radius, value, -1)
-    for value, points in ((1, positive), (0, negative)):  # each click's own pixel says what it was, always
+    # each click's own pixel says what it was, always
+    for value, points in ((1, positive), (0, negative)):
         for x, y in points:
-            painted[int(np.clip(round(y), 0, height - 1)), int(np.clip(round(x), 0, width - 1))] = value
+            painted[int(np.clip(round(y), 0, height - 1)), int(np.clip(round(x), 0, width - 1))] = (
+                value
+            )
     full = painted.astype(bool)
     return full
 
@@ -324,14 +393,19 @@ def grabcut_segment(image_rgb: np.ndarray, box: Sequence[float] | None = None,
 def _check_image(image_rgb: np.ndarray) -> np.ndarray:
     image = np.asarray(image_rgb)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise InteractiveInputError(f"segment expects an H×W×3 uint8 RGB image, got {image.dtype} {image.shape}")
+        raise InteractiveInputError(
+            f"segment expects an H×W×3 uint8 RGB image, got {image.dtype} {image.shape}"
+        )
     if image.shape[0] < 1 or image.shape[1] < 1:
-        raise InteractiveInputError(f"segment got an empty image ({image.shape[1]}×{image.shape[0]})")
+        raise InteractiveInputError(
+            f"segment got an empty image ({image.shape[1]}×{image.shape[0]})"
+        )
     return image
 
 
-def _check_points(points: Sequence[tuple[float, float]], kind: str, height: int,
-                  width: int) -> list[tuple[float, float]]:
+def _check_points(
+    points: Sequence[tuple[float, float]], kind: str, height: int, width: int
+) -> list[tuple[float, float]]:
     out = []
     for point in points:
         try:
@@ -341,7 +415,9 @@ def _check_points(points: Sequence[tuple[float, float]], kind: str, height: int,
         if not (np.isfinite(x) and np.isfinite(y)):
             raise InteractiveInputError(f"{kind} click ({x}, {y}) is not a finite point")
         if not (-0.5 <= x < width + 0.5 and -0.5 <= y < height + 0.5):
-            raise InteractiveInputError(f"{kind} click ({x:g}, {y:g}) lies outside the {width}×{height} image")
+            raise InteractiveInputError(
+                f"{kind} click ({x:g}, {y:g}) lies outside the {width}×{height} image"
+            )
         out.append((min(max(x, 0.0), width - 0.5), min(max(y, 0.0), height - 0.5)))
     return out
 
@@ -359,14 +435,24 @@ def _check_box(box: Sequence[float], height: int, width: int) -> tuple[float, fl
         raise InteractiveInputError(f"box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) has zero area")
     cx0, cy0, cx1, cy1 = max(x0, 0.0), max(y0, 0.0), min(x1, float(width)), min(y1, float(height))
     if cx1 <= cx0 or cy1 <= cy0:
-        raise InteractiveInputError(f"box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) lies outside the {width}×{height} image")
+        raise InteractiveInputError(
+            f"box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) lies outside the {width}×{height} image"
+        )
     return cx0, cy0, cx1, cy1
 
 
-def segment(image_rgb: np.ndarray, box: Sequence[float] | None = None,
-            positive: Sequence[tuple[float, float]] = (), negative: Sequence[tuple[float, float]] = (),
-            predictor: Any = None, *, session: InteractiveSession | None = None, method: str = "auto",
-            model: Any = None, **grabcut_options: Any) -> np.ndarray:
+def segment(
+    image_rgb: np.ndarray,
+    box: Sequence[float] | None = None,
+    positive: Sequence[tuple[float, float]] = (),
+    negative: Sequence[tuple[float, float]] = (),
+    predictor: Any = None,
+    *,
+    session: InteractiveSession | None = None,
+    method: str = "auto",
+    model: Any = None,
+    **grabcut_options: Any,
+) -> np.ndarray:
     """One object's bool H×W mask from a box ``(x0, y0, x1, y1)`` and/or clicks (full-image pixel
     coordinates; with neither, the box is the whole image). ``model``: an ``InteractiveNet`` to use instead
     of the bundled one; ``predictor``: a detector whose Mask R-CNN mask head is the GrabCut path's prior;
@@ -380,18 +466,23 @@ def segment(image_rgb: np.ndarray, box: Sequence[float] | None = None,
     negative = _check_points(negative, "negative", height, width)
     session = session if session is not None else InteractiveSession()
     if method != "grabcut" and model is None:
-        from fashionviewer.core.inference.interactive_model import bundled_model, bundled_model_problem
+        from fashionviewer.core.inference.interactive_model import (
+            bundled_model,
+            bundled_model_problem,
+        )
 
         model = bundled_model()
         if model is None and method == "learned":
             raise InteractiveInputError(f"no learned model: {bundled_model_problem()}")
     if method == "grabcut" or model is None:
-        return grabcut_segment(image, checked_box, positive, negative, predictor, session=session,
-                               **grabcut_options)
+        return grabcut_segment(
+            image, checked_box, positive, negative, predictor, session=session, **grabcut_options
+        )
     from fashionviewer.core.inference.interactive_model import learned_segment
 
     if checked_box is None and not positive and not negative:
-        checked_box = (0.0, 0.0, float(width), float(height))  # nothing given: the whole image, as GrabCut
+        # nothing given: the whole image, as GrabCut
+        checked_box = (0.0, 0.0, float(width), float(height))
     if checked_box is None and not positive:
         return np.zeros((height, width), dtype=bool)  # only negative clicks: no object chosen yet
     session._bind(image, checked_box, model)

@@ -72,9 +72,16 @@ def bundled_model_problem() -> str | None:
     return _bundled.get("problem")
 
 
-def _run(model: InteractiveNet, session: Any, image: np.ndarray, window: CropWindow,
-         box: tuple[float, float, float, float] | None, positive: Sequence[tuple[float, float]],
-         negative: Sequence[tuple[float, float]], previous: np.ndarray | None) -> np.ndarray:
+def _run(
+    model: InteractiveNet,
+    session: Any,
+    image: np.ndarray,
+    window: CropWindow,
+    box: tuple[float, float, float, float] | None,
+    positive: Sequence[tuple[float, float]],
+    negative: Sequence[tuple[float, float]],
+    previous: np.ndarray | None,
+) -> np.ndarray:
     """Logits (S×S float32) in ``window``; the encoder runs only when the window changed."""
     import torch
 
@@ -87,11 +94,19 @@ def _run(model: InteractiveNet, session: Any, image: np.ndarray, window: CropWin
             session.net_features = model.encode(crop)
             session.net_window = window
             session.stats["encoder_runs"] = session.stats.get("encoder_runs", 0) + 1
-        maps = torch.from_numpy(np.stack([
-            box_map(window, box), window.inside_map(height, width),
-            click_disks([window.to_crop(x, y) for x, y in positive]),
-            click_disks([window.to_crop(x, y) for x, y in negative]),
-            previous if previous is not None else np.zeros((window.size, window.size), np.float32)]))[None]
+        maps = torch.from_numpy(
+            np.stack(
+                [
+                    box_map(window, box),
+                    window.inside_map(height, width),
+                    click_disks([window.to_crop(x, y) for x, y in positive]),
+                    click_disks([window.to_crop(x, y) for x, y in negative]),
+                    previous
+                    if previous is not None
+                    else np.zeros((window.size, window.size), np.float32),
+                ]
+            )
+        )[None]
         if MIRROR:
             maps = torch.cat([maps, maps.flip(-1)])
         logits = model.decide(session.net_features, maps)
@@ -117,11 +132,17 @@ def _touches_border(logits: np.ndarray, window: CropWindow, height: int, width: 
     ax0, ay0 = window.to_crop(0, 0)
     ax1, ay1 = window.to_crop(width, height)
     last = window.size - 1
-    return bool((ax0 < 0 and mask[:, 0].any()) or (ay0 < 0 and mask[0].any())
-                or (ax1 > window.size and mask[:, last].any()) or (ay1 > window.size and mask[last].any()))
+    return bool(
+        (ax0 < 0 and mask[:, 0].any())
+        or (ay0 < 0 and mask[0].any())
+        or (ax1 > window.size and mask[:, last].any())
+        or (ay1 > window.size and mask[last].any())
+    )
 
 
-def _extent(mask: np.ndarray, points: Sequence[tuple[float, float]]) -> tuple[float, float, float, float] | None:
+def _extent(
+    mask: np.ndarray, points: Sequence[tuple[float, float]]
+) -> tuple[float, float, float, float] | None:
     xs, ys = [float(x) for x, _ in points], [float(y) for _, y in points]
     if mask.any():
         rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
@@ -132,9 +153,14 @@ def _extent(mask: np.ndarray, points: Sequence[tuple[float, float]]) -> tuple[fl
     return min(xs), min(ys), max(xs), max(ys)
 
 
-def learned_segment(model: InteractiveNet, image: np.ndarray, box: tuple[float, float, float, float] | None,
-                    positive: Sequence[tuple[float, float]], negative: Sequence[tuple[float, float]],
-                    session: Any) -> np.ndarray:
+def learned_segment(
+    model: InteractiveNet,
+    image: np.ndarray,
+    box: tuple[float, float, float, float] | None,
+    positive: Sequence[tuple[float, float]],
+    negative: Sequence[tuple[float, float]],
+    session: Any,
+) -> np.ndarray:
     """A bool H×W mask (see the module docstring). ``box``: clipped photo coordinates, or None (clicks only);
     ``session`` is an ``InteractiveSession`` already bound to this image and box."""
     height, width = image.shape[:2]
@@ -142,12 +168,16 @@ def learned_segment(model: InteractiveNet, image: np.ndarray, box: tuple[float, 
     if box is not None:
         window = CropWindow.around(*box, margin=BOX_MARGIN)
         if any(not window.contains(x, y) for x, y in positive):  # a click beyond the crop widens it
-            x0, y0, x1, y1 = _extent(np.zeros((0, 0), bool), [*positive, (box[0], box[1]), (box[2], box[3])])
+            x0, y0, x1, y1 = _extent(
+                np.zeros((0, 0), bool), [*positive, (box[0], box[1]), (box[2], box[3])]
+            )
             window = CropWindow.around(x0, y0, x1, y1, margin=BOX_MARGIN)
         rewindows = 0
     else:
         window = session.net_window
-        inside = window is not None and all(window.contains(x, y) for x, y in (*positive, *negative))
+        inside = window is not None and all(
+            window.contains(x, y) for x, y in (*positive, *negative)
+        )
         if window is None or not inside or session.net_previous is None:
             anchor = positive[0] if positive else negative[0]
             side = max(16.0, CLICK_WINDOW * longer)
@@ -157,7 +187,9 @@ def learned_segment(model: InteractiveNet, image: np.ndarray, box: tuple[float, 
                 if extent is not None:
                     window = CropWindow.around(*extent, margin=ZOOM_MARGIN)
         rewindows = MAX_REWINDOWS
-    logits = _run(model, session, image, window, box, positive, negative, _previous_in(session, window))
+    logits = _run(
+        model, session, image, window, box, positive, negative, _previous_in(session, window)
+    )
     for _ in range(rewindows):
         mask_crop = logits > 0
         share = mask_crop.mean()
@@ -171,21 +203,28 @@ def learned_segment(model: InteractiveNet, image: np.ndarray, box: tuple[float, 
             break
         grown = CropWindow.around(*extent, margin=ZOOM_MARGIN, min_side=16.0)
         if _touches_border(logits, window, height, width):
-            grown = CropWindow.around(*extent, margin=ZOOM_MARGIN, min_side=min(window.side * 1.6, 2.0 * longer))
+            grown = CropWindow.around(
+                *extent, margin=ZOOM_MARGIN, min_side=min(window.side * 1.6, 2.0 * longer)
+            )
         if grown == window:
             break
         window = grown
-        logits = _run(model, session, image, window, box, positive, negative, _previous_in(session, window))
+        logits = _run(
+            model, session, image, window, box, positive, negative, _previous_in(session, window)
+        )
 
     up, (x0, y0, x1, y1) = window.paste(logits, height, width)
     full = np.zeros((height, width), dtype=bool)
     full[y0:y1, x0:x1] = up
-    if box is not None and all(bx0 <= x <= bx1 and by0 <= y <= by1 for x, y in positive
-                               for bx0, by0, bx1, by1 in [box]):
-        keep = np.zeros_like(full)  # the box bounds the object (unless a positive click says otherwise)
-        keep[int(box[1]):int(np.ceil(box[3])), int(box[0]):int(np.ceil(box[2]))] = True
+    if box is not None and all(
+        bx0 <= x <= bx1 and by0 <= y <= by1 for x, y in positive for bx0, by0, bx1, by1 in [box]
+    ):
+        # the box bounds the object (unless a positive click says otherwise)
+        keep = np.zeros_like(full)
+        keep[int(box[1]) : int(np.ceil(box[3])), int(box[0]) : int(np.ceil(box[2]))] = True
         full &= keep
-    for value, points in ((True, positive), (False, negative)):  # each click's own pixel says what it was
+    # each click's own pixel says what it was
+    for value, points in ((True, positive), (False, negative)):
         for x, y in points:
             full[int(np.clip(y, 0, height - 1)), int(np.clip(x, 0, width - 1))] = value
     prob = 1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))

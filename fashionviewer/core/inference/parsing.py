@@ -30,9 +30,15 @@ from fashionviewer.core.inference.defaults import PIPELINE_VERSION, SCORE_FLOOR
 from fashionviewer.core.inference.protocol import Capability, ModelFamily, PredictorOptions
 from fashionviewer.core.models import parsing
 from fashionviewer.core.models.checkpoint import card_category_ids
-from fashionviewer.core.models.parsing import IMAGE_MEAN, IMAGE_STD, ParsingNet, parsing_to_instances
+from fashionviewer.core.models.parsing import (
+    IMAGE_MEAN,
+    IMAGE_STD,
+    ParsingNet,
+    parsing_to_instances,
+)
 
-MAX_INPUT_ASPECT = 8  # input height in input widths at most: portraits are ~1.5, a 3x3000 strip 1000
+# input height in input widths at most: portraits are ~1.5, a 3x3000 strip 1000
+MAX_INPUT_ASPECT = 8
 
 
 @dataclass(frozen=True)
@@ -58,11 +64,19 @@ class ParsingPredictor:
     photo and its mirror image (``tta=False`` turns it off, as for the Mask R-CNNs)."""
 
     family = "parsing"
-    capabilities = frozenset({Capability.TEST_TIME_VIEWS, Capability.FINE_TUNE})  # trainers.parsing --init-from
+    # trainers.parsing --init-from
+    capabilities = frozenset({Capability.TEST_TIME_VIEWS, Capability.FINE_TUNE})
 
-    def __init__(self, model: ParsingNet, card: dict[str, Any], device: str | torch.device = "cpu",
-                 score_floor: float = SCORE_FLOOR, model_name: str = "", tta: bool = True,
-                 weights_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        model: ParsingNet,
+        card: dict[str, Any],
+        device: str | torch.device = "cpu",
+        score_floor: float = SCORE_FLOOR,
+        model_name: str = "",
+        tta: bool = True,
+        weights_path: Path | None = None,
+    ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.card = card
@@ -78,15 +92,24 @@ class ParsingPredictor:
         spec = card.get("test_time_augmentation") or {}
         self.tta = MirrorView() if tta and spec.get("hflip") else None
         self.random_weights = card.get("weights") == "random"
-        self._lock = threading.Lock()  # eval-mode forward is thread-safe; the lock keeps peak memory to one photo
+        # eval-mode forward is thread-safe; the lock keeps peak memory to one photo
+        self._lock = threading.Lock()
         self.weights_path = weights_path  # where the weights came from (None: built in memory)
 
     @classmethod
-    def from_checkpoint(cls, model: ParsingNet, card: dict[str, Any], path: Path,
-                        options: PredictorOptions) -> ParsingPredictor:
+    def from_checkpoint(
+        cls, model: ParsingNet, card: dict[str, Any], path: Path, options: PredictorOptions
+    ) -> ParsingPredictor:
         """The parsing family's predictor for a loaded checkpoint (``options.rescore`` does not apply)."""
-        return cls(model, card, options.device, options.score_floor, model_name=path.stem, tta=options.tta,
-                   weights_path=path)
+        return cls(
+            model,
+            card,
+            options.device,
+            options.score_floor,
+            model_name=path.stem,
+            tta=options.tta,
+            weights_path=path,
+        )
 
     @property
     def taxonomy(self) -> str | None:
@@ -100,11 +123,17 @@ class ParsingPredictor:
 
     def settings(self) -> dict[str, Any]:
         """Everything besides the weights that changes the output (the prediction cache's key)."""
-        return {"pipeline": PIPELINE_VERSION, "predictor": type(self).__qualname__,
-                "architecture": self.card.get("architecture"), "class_names": list(self.class_names),
-                "input_width": self.input_width, "pad_multiple": self.pad_multiple,
-                "score_floor": self.score_floor, "tta": self.tta.to_dict() if self.tta is not None else None,
-                "device": self.device.type}
+        return {
+            "pipeline": PIPELINE_VERSION,
+            "predictor": type(self).__qualname__,
+            "architecture": self.card.get("architecture"),
+            "class_names": list(self.class_names),
+            "input_width": self.input_width,
+            "pad_multiple": self.pad_multiple,
+            "score_floor": self.score_floor,
+            "tta": self.tta.to_dict() if self.tta is not None else None,
+            "device": self.device.type,
+        }
 
     def describe(self) -> str:
         """What runs, in a few words (``fashion (2 views)``)."""
@@ -114,20 +143,35 @@ class ParsingPredictor:
         """Instances found in one RGB uint8 H×W×3 image (boxes and masks in its pixels)."""
         return self.predict_batch([image], [file_name], [image_id])[0]
 
-    def predict_batch(self, images: Sequence[np.ndarray], file_names: Sequence[str] | None = None,
-                      image_ids: Sequence[int] | None = None) -> list[ImagePrediction]:
+    def predict_batch(
+        self,
+        images: Sequence[np.ndarray],
+        file_names: Sequence[str] | None = None,
+        image_ids: Sequence[int] | None = None,
+    ) -> list[ImagePrediction]:
         for image in images:
             if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-                raise ValueError(f"expected RGB uint8 H×W×3 images, got {image.dtype} {image.shape}")
-        tensors = [torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1) for image in images]
+                raise ValueError(
+                    f"expected RGB uint8 H×W×3 images, got {image.dtype} {image.shape}"
+                )
+        tensors = [
+            torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1) for image in images
+        ]
         return self.predict_tensors(tensors, file_names, image_ids)
 
-    def predict_tensors(self, images: Sequence[Tensor], file_names: Sequence[str] | None = None,
-                        image_ids: Sequence[int] | None = None) -> list[ImagePrediction]:
+    def predict_tensors(
+        self,
+        images: Sequence[Tensor],
+        file_names: Sequence[str] | None = None,
+        image_ids: Sequence[int] | None = None,
+    ) -> list[ImagePrediction]:
         """Predict 3×H×W tensors: uint8 0-255 or float 0-1 (what the datasets yield)."""
         names = list(file_names) if file_names is not None else [""] * len(images)
         ids = list(image_ids) if image_ids is not None else [0] * len(images)
-        return [self._predict_one(image, name, image_id) for image, name, image_id in zip(images, names, ids, strict=False)]
+        return [
+            self._predict_one(image, name, image_id)
+            for image, name, image_id in zip(images, names, ids, strict=False)
+        ]
 
     def probabilities(self, image: Tensor) -> Tensor:
         """Class probabilities C×h×w over the card's ``parsing_channels`` at the network's input scale
@@ -138,13 +182,16 @@ class ParsingPredictor:
         small_w = self.input_width
         small_h = max(1, round(height * small_w / width))
         tallest = MAX_INPUT_ASPECT * self.input_width
-        if small_h > tallest:  # a tall strip (3x3000 would be 224,000 rows): the longer side is capped instead
+        # a tall strip (3x3000 would be 224,000 rows): the longer side is capped instead
+        if small_h > tallest:
             small_h, small_w = tallest, max(1, round(width * tallest / height))
-        x = F.interpolate(x[None], size=(small_h, small_w), mode="bilinear", antialias=True,
-                          align_corners=False)[0]
+        x = F.interpolate(
+            x[None], size=(small_h, small_w), mode="bilinear", antialias=True, align_corners=False
+        )[0]
         x = (x - self._mean) / self._std
         pad_h, pad_w = (-small_h) % self.pad_multiple, (-small_w) % self.pad_multiple
-        views = [x, x.flip(-1)] if self.tta is not None else [x]  # mirrored before padding: pads stay bottom/right
+        # mirrored before padding: pads stay bottom/right
+        views = [x, x.flip(-1)] if self.tta is not None else [x]
         batch = torch.stack([F.pad(view, (0, pad_w, 0, pad_h)) for view in views])
         with self._lock, torch.inference_mode():
             probs = self.model(batch)[:, :, :small_h, :small_w].softmax(1)
@@ -160,21 +207,40 @@ class ParsingPredictor:
             instances = []
             for item in found:
                 # Each instance's field resized to the photo, then thresholded: smooth edges at full size.
-                field = F.interpolate(item["field"][None, None], size=(height, width), mode="bilinear",
-                                      align_corners=False)[0, 0]
+                field = F.interpolate(
+                    item["field"][None, None],
+                    size=(height, width),
+                    mode="bilinear",
+                    align_corners=False,
+                )[0, 0]
                 mask = (field > 0).numpy()
                 rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
                 if rows.size == 0:
                     continue
                 box = (float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1))
                 label = int(item["label"])
-                instances.append(Instance(box=box, label=label, class_name=self.class_names[label - 1],
-                                          score=float(item["score"]), rle=encode_mask(mask.view(np.uint8))))
-        return ImagePrediction(file_name, width, height, instances, model=self.model_name, image_id=image_id)
+                instances.append(
+                    Instance(
+                        box=box,
+                        label=label,
+                        class_name=self.class_names[label - 1],
+                        score=float(item["score"]),
+                        rle=encode_mask(mask.view(np.uint8)),
+                    )
+                )
+        return ImagePrediction(
+            file_name, width, height, instances, model=self.model_name, image_id=image_id
+        )
 
 
 PARSING_FAMILY = ModelFamily(
-    name="parsing", title="Garment parsing network", card_format=parsing.PARSING_CARD_FORMAT,
-    architectures=parsing.PARSING_ARCHITECTURES, build=parsing.build_parsing_from_card,
-    complete_card=parsing.complete_parsing_card, make_predictor=ParsingPredictor.from_checkpoint,
-    capabilities=ParsingPredictor.capabilities, trainer="parsing")
+    name="parsing",
+    title="Garment parsing network",
+    card_format=parsing.PARSING_CARD_FORMAT,
+    architectures=parsing.PARSING_ARCHITECTURES,
+    build=parsing.build_parsing_from_card,
+    complete_card=parsing.complete_parsing_card,
+    make_predictor=ParsingPredictor.from_checkpoint,
+    capabilities=ParsingPredictor.capabilities,
+    trainer="parsing",
+)

@@ -47,7 +47,12 @@ from fashionviewer.core.inference import rcnn_ops
 from fashionviewer.core.inference.defaults import COCO_MODEL, PIPELINE_VERSION, SCORE_FLOOR
 from fashionviewer.core.inference.folding import fold_batch_norms
 from fashionviewer.core.inference.parsing import PARSING_FAMILY
-from fashionviewer.core.inference.protocol import Capability, InstancePredictor, ModelFamily, PredictorOptions
+from fashionviewer.core.inference.protocol import (
+    Capability,
+    InstancePredictor,
+    ModelFamily,
+    PredictorOptions,
+)
 from fashionviewer.core.inference.rcnn_ops import paste_masks_as_rle, side_keeping_transform
 from fashionviewer.core.inference.rescoring import Rescorer, load_rescorer
 from fashionviewer.core.inference.roi_pool import SparseRoIAlign, ThreadedRoIPool
@@ -56,8 +61,9 @@ from fashionviewer.core.models import checkpoint, registry
 
 log = logging.getLogger(__name__)
 
-MASKRCNN_CAPABILITIES = frozenset({Capability.BOX_PROMPT, Capability.FINE_TUNE, Capability.RESCORING,
-                                   Capability.TEST_TIME_VIEWS})
+MASKRCNN_CAPABILITIES = frozenset(
+    {Capability.BOX_PROMPT, Capability.FINE_TUNE, Capability.RESCORING, Capability.TEST_TIME_VIEWS}
+)
 
 
 def best_device() -> str:
@@ -77,12 +83,20 @@ def resolve_device(name: str | torch.device) -> torch.device:
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError) as exc:
-        raise FashionViewerError(f"device {name!r}: not a device name (use cpu, cuda, cuda:N, mps or auto)") from exc
+        raise FashionViewerError(
+            f"device {name!r}: not a device name (use cpu, cuda, cuda:N, mps or auto)"
+        ) from exc
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise FashionViewerError(f"device {name!r}: CUDA is not available on this machine (use cpu)")
+        raise FashionViewerError(
+            f"device {name!r}: CUDA is not available on this machine (use cpu)"
+        )
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise FashionViewerError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) here")
-    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise FashionViewerError(
+            f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) here"
+        )
+    if device.type == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
         raise FashionViewerError(f"device {name!r}: MPS is not available on this machine (use cpu)")
     return device
 
@@ -130,32 +144,53 @@ class Predictor:
         self.model_name = model_name
         self.card = card or {}
         # the dataset's own id of each label, for results and exports (the card's, else 1..K)
-        self.category_ids = checkpoint.card_category_ids({"class_names": self.class_names, **self.card})
+        self.category_ids = checkpoint.card_category_ids(
+            {"class_names": self.class_names, **self.card}
+        )
         self._cpu_model: MaskRCNN | None = None  # made on the first CUDA out-of-memory
         # Opt-in reduced precision for the backbone+FPN only (e.g. torch.bfloat16 on CPUs with
         # AVX512-BF16 or on GPUs); RPN and heads stay float32 so boxes and masks stay close.
         self.backbone_dtype = backbone_dtype
-        self.rescorer = rescorer  # scores x a Fashion-MNIST CNN's probability of the class (core.rescoring)
+        # scores x a Fashion-MNIST CNN's probability of the class (core.rescoring)
+        self.rescorer = rescorer
         self.tta = tta
-        self.weights_path = weights_path  # where the weights came from (run records), None when built in memory
+        # where the weights came from (run records), None when built in memory
+        self.weights_path = weights_path
         # The RoI heads this Predictor runs: the model's own layers with this Predictor's floor and CPU
         # pool, so the model itself is never changed and several Predictors may share it.
-        self._heads = rcnn_ops.configured_heads(self.model.roi_heads, self.score_floor, self._roi_pool(self.device))
+        self._heads = rcnn_ops.configured_heads(
+            self.model.roi_heads, self.score_floor, self._roi_pool(self.device)
+        )
         self._cpu_heads: RoIHeads | None = None
         self.random_weights = registry.model_info(self.model).get("weights") == "random"
         self._weights_sha256: str | None = None
 
     @classmethod
-    def from_checkpoint(cls, model: MaskRCNN, card: dict[str, Any], path: Path,
-                        options: PredictorOptions) -> Predictor:
+    def from_checkpoint(
+        cls, model: MaskRCNN, card: dict[str, Any], path: Path, options: PredictorOptions
+    ) -> Predictor:
         """The Mask R-CNN family's predictor for a loaded checkpoint, prepared as the app runs it: batch
         norms folded, channels-last on the CPU, the card's re-scorer and test-time views when asked for."""
         rescorer = load_rescorer(card, path) if options.rescore and card.get("rescorer") else None
         spec = card.get("test_time_augmentation")
-        views = TestTimeAugmentation.from_card(spec, str(checkpoint.card_path(path))) if options.tta and spec else None
-        return cls(model, card["class_names"], options.device, options.score_floor, model_name=path.stem, card=card,
-                   channels_last=options.device.type == "cpu", rescorer=rescorer, tta=views,
-                   fold_batch_norm=True, weights_path=path)
+        views = (
+            TestTimeAugmentation.from_card(spec, str(checkpoint.card_path(path)))
+            if options.tta and spec
+            else None
+        )
+        return cls(
+            model,
+            card["class_names"],
+            options.device,
+            options.score_floor,
+            model_name=path.stem,
+            card=card,
+            channels_last=options.device.type == "cpu",
+            rescorer=rescorer,
+            tta=views,
+            fold_batch_norm=True,
+            weights_path=path,
+        )
 
     @property
     def taxonomy(self) -> str | None:
@@ -172,8 +207,12 @@ class Predictor:
     def rescoring(self) -> dict[str, Any] | None:
         if self.rescorer is None:
             return None
-        return {"classifier": self.rescorer.name, "weights_sha256": self.rescorer.weights_sha256,
-                "hflip": self.rescorer.hflip, "power": self.rescorer.power}
+        return {
+            "classifier": self.rescorer.name,
+            "weights_sha256": self.rescorer.weights_sha256,
+            "hflip": self.rescorer.hflip,
+            "power": self.rescorer.power,
+        }
 
     def settings(self) -> dict[str, Any]:
         """Everything besides the weights that changes this Predictor's output: the prediction cache
@@ -223,9 +262,13 @@ class Predictor:
         """:meth:`predict` for several images in one forward pass (sizes may differ)."""
         for image in images:
             if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-                raise ValueError(f"expected RGB uint8 H×W×3 images, got {image.dtype} {image.shape}")
+                raise ValueError(
+                    f"expected RGB uint8 H×W×3 images, got {image.dtype} {image.shape}"
+                )
         # Converted to float on the device: uint8 is 4x less to copy than float32.
-        tensors = [torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1) for image in images]
+        tensors = [
+            torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1) for image in images
+        ]
         return self.predict_tensors(tensors, file_names, image_ids)
 
     def predict_tensors(
@@ -254,33 +297,63 @@ class Predictor:
 
     # -- internals
 
-    def _predict_views(self, images: Sequence[Tensor], names: Sequence[str], ids: Sequence[int],
-                       tta: TestTimeAugmentation) -> list[ImagePrediction]:
+    def _predict_views(
+        self,
+        images: Sequence[Tensor],
+        names: Sequence[str],
+        ids: Sequence[int],
+        tta: TestTimeAugmentation,
+    ) -> list[ImagePrediction]:
         """Each view of the whole batch in one pass, then each image's views merged (:mod:`.tta`)."""
         transform = self.model.transform
         per_image: list[list[dict[str, Tensor]]] = [[] for _ in images]
         for size, mirrored in tta.views(int(transform.min_size[-1])):
             view_transform = rcnn_ops.resized_transform(transform, size)
             batch = [image.flip(-1) for image in images] if mirrored else list(images)
-            for found, detections, image in zip(per_image, self._run(batch, names, view_transform), images, strict=False):
+            for found, detections, image in zip(
+                per_image, self._run(batch, names, view_transform), images, strict=False
+            ):
                 found.append(unflip(detections, int(image.shape[-1])) if mirrored else detections)
         predictions = []
         for views, image, name, image_id in zip(per_image, images, names, ids, strict=False):
             height, width = int(image.shape[-2]), int(image.shape[-1])
-            merged = merge_views(views, height, width, tta, score_floor=self.score_floor,
-                                 max_detections=self.model.roi_heads.detections_per_img)
+            merged = merge_views(
+                views,
+                height,
+                width,
+                tta,
+                score_floor=self.score_floor,
+                max_detections=self.model.roi_heads.detections_per_img,
+            )
             instances = [
-                Instance(box=tuple(box), label=label, class_name=self._class_name(label), score=score,  # type: ignore[arg-type]
-                         rle=rle)
-                for box, label, score, rle in zip(merged["boxes"], merged["labels"], merged["scores"],
-                                                  merged["rles"] or [None] * len(merged["scores"]), strict=False)
+                Instance(
+                    box=tuple(box),
+                    label=label,
+                    class_name=self._class_name(label),
+                    score=score,  # type: ignore[arg-type]
+                    rle=rle,
+                )
+                for box, label, score, rle in zip(
+                    merged["boxes"],
+                    merged["labels"],
+                    merged["scores"],
+                    merged["rles"] or [None] * len(merged["scores"]),
+                    strict=False,
+                )
             ]
-            predictions.append(ImagePrediction(name, width, height, instances, model=self.model_name,
-                                               image_id=image_id))
+            predictions.append(
+                ImagePrediction(
+                    name, width, height, instances, model=self.model_name, image_id=image_id
+                )
+            )
         return predictions
 
-    def _run(self, images: Sequence[Tensor], names: Sequence[str],
-             transform: GeneralizedRCNNTransform | None = None) -> list[dict[str, Tensor]]:
+    def _run(
+        self,
+        images: Sequence[Tensor],
+        names: Sequence[str],
+        transform: GeneralizedRCNNTransform | None = None,
+    ) -> list[dict[str, Tensor]]:
         try:
             return self._detect(self.model, self.device, images, transform)
         except torch.OutOfMemoryError:
@@ -288,21 +361,30 @@ class Predictor:
                 raise
             return self._detect_after_oom(images, names, transform)
 
-    def _detect_after_oom(self, images: Sequence[Tensor], names: Sequence[str],
-                          transform: GeneralizedRCNNTransform | None) -> list[dict[str, Tensor]]:
+    def _detect_after_oom(
+        self,
+        images: Sequence[Tensor],
+        names: Sequence[str],
+        transform: GeneralizedRCNNTransform | None,
+    ) -> list[dict[str, Tensor]]:
         """A CUDA out-of-memory on one image: retry that image on the CPU (batches: one by one)."""
         torch.cuda.empty_cache()
         if len(images) > 1:
-            return [self._detect_one_with_fallback(image, name, transform) for image, name in zip(images, names, strict=False)]
+            return [
+                self._detect_one_with_fallback(image, name, transform)
+                for image, name in zip(images, names, strict=False)
+            ]
         log.warning("%s: out of GPU memory, predicting this image on the CPU", names[0] or "image")
         if self._cpu_model is None:
             self._cpu_model = copy.deepcopy(self.model).to("cpu")
-            self._cpu_heads = rcnn_ops.configured_heads(self._cpu_model.roi_heads, self.score_floor,
-                                                self._roi_pool(torch.device("cpu")))
+            self._cpu_heads = rcnn_ops.configured_heads(
+                self._cpu_model.roi_heads, self.score_floor, self._roi_pool(torch.device("cpu"))
+            )
         return self._detect(self._cpu_model, torch.device("cpu"), images, transform)
 
-    def _detect_one_with_fallback(self, image: Tensor, name: str,
-                                  transform: GeneralizedRCNNTransform | None) -> dict[str, Tensor]:
+    def _detect_one_with_fallback(
+        self, image: Tensor, name: str, transform: GeneralizedRCNNTransform | None
+    ) -> dict[str, Tensor]:
         try:
             return self._detect(self.model, self.device, [image], transform)[0]
         except torch.OutOfMemoryError:
@@ -310,8 +392,13 @@ class Predictor:
             return self._detect_after_oom([image], [name], transform)[0]
 
     @torch.inference_mode()
-    def _detect(self, model: MaskRCNN, device: torch.device, images: Sequence[Tensor],
-                transform: GeneralizedRCNNTransform | None = None) -> list[dict[str, Tensor]]:
+    def _detect(
+        self,
+        model: MaskRCNN,
+        device: torch.device,
+        images: Sequence[Tensor],
+        transform: GeneralizedRCNNTransform | None = None,
+    ) -> list[dict[str, Tensor]]:
         """Boxes (original pixels), labels, scores and 28x28 mask probabilities at or above the floor.
 
         ``transform`` replaces the model's own resizing (a test-time-augmentation view)."""
@@ -323,7 +410,9 @@ class Predictor:
         features = self._backbone(model, device, image_list.tensors)
         proposals, _ = model.rpn(image_list, features)
         detections, _ = heads(features, proposals, image_list.image_sizes)
-        for det, resized, original in zip(detections, image_list.image_sizes, original_sizes, strict=False):
+        for det, resized, original in zip(
+            detections, image_list.image_sizes, original_sizes, strict=False
+        ):
             det["boxes"] = resize_boxes(det["boxes"], resized, original)
         return detections
 
@@ -349,7 +438,11 @@ class Predictor:
         boxes = det["boxes"].float().cpu()[order]
         labels = det["labels"].cpu()[order]
         probs = det["masks"].float().cpu()[order] if "masks" in det else None
-        rles = paste_masks_as_rle(probs, boxes, height, width) if probs is not None else [None] * len(order)
+        rles = (
+            paste_masks_as_rle(probs, boxes, height, width)
+            if probs is not None
+            else [None] * len(order)
+        )
         instances = [
             Instance(
                 box=tuple(boxes[i].tolist()),  # type: ignore[arg-type]
@@ -360,7 +453,9 @@ class Predictor:
             )
             for i in range(len(order))
         ]
-        return ImagePrediction(file_name, width, height, instances, model=self.model_name, image_id=image_id)
+        return ImagePrediction(
+            file_name, width, height, instances, model=self.model_name, image_id=image_id
+        )
 
     def _class_name(self, label: int) -> str:
         return self.class_names[label - 1] if 1 <= label <= len(self.class_names) else str(label)
@@ -371,21 +466,32 @@ class Predictor:
 BUNDLED_PREFIX = "maskrcnn_"  # resources/models/maskrcnn_demo.pt is bundled model "demo"
 
 MASKRCNN_FAMILY = ModelFamily(
-    name="maskrcnn", title="Mask R-CNN", card_format=registry.CARD_FORMAT,
-    architectures=tuple(registry.list_models()), build=registry.build_from_card,
-    complete_card=registry.complete_card, make_predictor=Predictor.from_checkpoint,
-    capabilities=MASKRCNN_CAPABILITIES, trainer="maskrcnn", bundled_prefix=BUNDLED_PREFIX)
+    name="maskrcnn",
+    title="Mask R-CNN",
+    card_format=registry.CARD_FORMAT,
+    architectures=tuple(registry.list_models()),
+    build=registry.build_from_card,
+    complete_card=registry.complete_card,
+    make_predictor=Predictor.from_checkpoint,
+    capabilities=MASKRCNN_CAPABILITIES,
+    trainer="maskrcnn",
+    bundled_prefix=BUNDLED_PREFIX,
+)
 
 # The registry: a card's architecture -> its family. A new family is one module (network, predictor and its
 # ModelFamily) plus one entry here; tests and plug-ins may add one with register_family().
-FAMILIES: dict[str, ModelFamily] = {family.name: family for family in (MASKRCNN_FAMILY, PARSING_FAMILY)}
+FAMILIES: dict[str, ModelFamily] = {
+    family.name: family for family in (MASKRCNN_FAMILY, PARSING_FAMILY)
+}
 
 
 def register_family(family: ModelFamily) -> ModelFamily:
     """Add ``family`` to the registry (ValueError when its name or an architecture is taken)."""
     taken = {arch for known in FAMILIES.values() for arch in known.architectures}
     if family.name in FAMILIES or taken.intersection(family.architectures):
-        raise ValueError(f"model family {family.name!r}: its name or an architecture is already registered")
+        raise ValueError(
+            f"model family {family.name!r}: its name or an architecture is already registered"
+        )
     FAMILIES[family.name] = family
     return family
 
@@ -402,11 +508,14 @@ def family_for_card(card: dict[str, Any], where: str = "") -> ModelFamily:
         if architecture in family.architectures:
             return family
     known = ", ".join(arch for family in FAMILIES.values() for arch in family.architectures)
-    raise WeightsError(f"{where + ': ' if where else ''}unknown model {architecture!r}; choose one of {known}")
+    raise WeightsError(
+        f"{where + ': ' if where else ''}unknown model {architecture!r}; choose one of {known}"
+    )
 
 
-def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu",
-               allow_random: bool = False) -> tuple[nn.Module, dict[str, Any]]:
+def load_model(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu", allow_random: bool = False
+) -> tuple[nn.Module, dict[str, Any]]:
     """Any family's checkpoint ``NAME.pt`` (+ ``NAME.json``): ``(network in eval mode, card)``; the card's
     family is :func:`family_for_card`.
 
@@ -431,7 +540,7 @@ def bundled_models() -> list[str]:
         with contextlib.suppress(OSError, ValueError, AttributeError):
             prefix = formats.get(json.loads(card_file.read_text(encoding="utf-8")).get("format"))
             if prefix is not None and card_file.stem.startswith(prefix):
-                names.append(card_file.stem[len(prefix):])
+                names.append(card_file.stem[len(prefix) :])
     return sorted(names)
 
 
@@ -472,7 +581,9 @@ def load_predictor(
     path = resolve_model_path(name_or_path)
     model, card = load_model(path, allow_random=allow_random)
     family = family_for_card(card)
-    return family.make_predictor(model, card, path, PredictorOptions(resolved, score_floor, rescore, tta))
+    return family.make_predictor(
+        model, card, path, PredictorOptions(resolved, score_floor, rescore, tta)
+    )
 
 
 def _coco_predictor(device: torch.device, score_floor: float) -> Predictor:
@@ -481,10 +592,17 @@ def _coco_predictor(device: torch.device, score_floor: float) -> Predictor:
     from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
 
     weights = MaskRCNN_ResNet50_FPN_Weights.COCO_V1
-    path = registry.cached_weights_file(weights)  # WeightsError naming the file and folder when absent
+    # WeightsError naming the file and folder when absent
+    path = registry.cached_weights_file(weights)
     model = registry.get_model("maskrcnn_resnet50_fpn", 91, weights=COCO_MODEL)
     names = list(weights.meta["categories"])[1:]  # drop __background__
-    return Predictor(model, names, device, score_floor, model_name=COCO_MODEL, channels_last=device.type == "cpu",
-                     fold_batch_norm=True, weights_path=path)
-
-
+    return Predictor(
+        model,
+        names,
+        device,
+        score_floor,
+        model_name=COCO_MODEL,
+        channels_last=device.type == "cpu",
+        fold_batch_norm=True,
+        weights_path=path,
+    )

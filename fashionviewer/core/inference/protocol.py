@@ -23,7 +23,8 @@ from fashionviewer.core.data.predictions import ImagePrediction
 class Capability(str, Enum):
     """Optional abilities of a model family, declared in the family registry."""
 
-    BOX_PROMPT = "box-prompt"  # its mask head segments a given box (the annotation box tool's prior)
+    # its mask head segments a given box (the annotation box tool's prior)
+    BOX_PROMPT = "box-prompt"
     FINE_TUNE = "fine-tune"  # its trainer starts from one of its checkpoints (--init-from)
     RESCORING = "rescoring"  # a Fashion-MNIST CNN may re-score its detections (card "rescorer")
     TEST_TIME_VIEWS = "test-time-views"  # the card may ask for several views of each photo
@@ -79,13 +80,23 @@ class InstancePredictor(Protocol):
         """What re-scores the detections, as run.json records it (None: nothing)."""
         ...
 
-    def predict(self, image: np.ndarray, file_name: str = "", image_id: int = 0) -> ImagePrediction: ...
+    def predict(
+        self, image: np.ndarray, file_name: str = "", image_id: int = 0
+    ) -> ImagePrediction: ...
 
-    def predict_batch(self, images: Sequence[np.ndarray], file_names: Sequence[str] | None = None,
-                      image_ids: Sequence[int] | None = None) -> list[ImagePrediction]: ...
+    def predict_batch(
+        self,
+        images: Sequence[np.ndarray],
+        file_names: Sequence[str] | None = None,
+        image_ids: Sequence[int] | None = None,
+    ) -> list[ImagePrediction]: ...
 
-    def predict_tensors(self, images: Sequence[Tensor], file_names: Sequence[str] | None = None,
-                        image_ids: Sequence[int] | None = None) -> list[ImagePrediction]: ...
+    def predict_tensors(
+        self,
+        images: Sequence[Tensor],
+        file_names: Sequence[str] | None = None,
+        image_ids: Sequence[int] | None = None,
+    ) -> list[ImagePrediction]: ...
 
 
 def card_taxonomy(card: dict[str, Any]) -> str | None:
@@ -116,8 +127,10 @@ class ModelFamily:
     card_format: str  # the card's "format"
     architectures: tuple[str, ...]  # the card's "architecture" values this family builds
     build: Callable[[dict[str, Any]], nn.Module]  # an untrained network for a card
-    complete_card: Callable[[nn.Module, dict[str, Any]], dict[str, Any]]  # the card as saved (format filled in)
+    # the card as saved (format filled in)
+    complete_card: Callable[[nn.Module, dict[str, Any]], dict[str, Any]]
     make_predictor: Callable[[nn.Module, dict[str, Any], Path, PredictorOptions], InstancePredictor]
     capabilities: frozenset[Capability] = frozenset()
-    trainer: str | None = None  # ``python -m trainers.X`` that trains (and with FINE_TUNE fine-tunes) it
+    # ``python -m trainers.X`` that trains (and with FINE_TUNE fine-tunes) it
+    trainer: str | None = None
     bundled_prefix: str = ""  # resources/models/PREFIX + NAME.json is the bundled model NAME

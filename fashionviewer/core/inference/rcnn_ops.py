@@ -38,7 +38,9 @@ def paste_masks_as_rle(
     rles = []
     for prob, (x0, y0, x1, y1) in zip(padded, int_boxes, strict=False):
         box_w, box_h = max(x1 - x0 + 1, 1), max(y1 - y0 + 1, 1)
-        resized = F.interpolate(prob[None], size=(box_h, box_w), mode="bilinear", align_corners=False)[0, 0]
+        resized = F.interpolate(
+            prob[None], size=(box_h, box_w), mode="bilinear", align_corners=False
+        )[0, 0]
         cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1 + 1, width), min(y1 + 1, height)
         if cx1 > cx0 and cy1 > cy0:
             crop = resized[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0] > threshold
@@ -55,8 +57,14 @@ def resized_transform(transform: GeneralizedRCNNTransform, size: int) -> General
     if int(transform.min_size[-1]) == size:
         return transform
     max_size = round(size * transform.max_size / transform.min_size[-1])
-    return SideKeepingTransform(size, max_size, transform.image_mean, transform.image_std,
-                                size_divisible=transform.size_divisible, fixed_size=transform.fixed_size).eval()
+    return SideKeepingTransform(
+        size,
+        max_size,
+        transform.image_mean,
+        transform.image_std,
+        size_divisible=transform.size_divisible,
+        fixed_size=transform.fixed_size,
+    ).eval()
 
 
 class SideKeepingTransform(GeneralizedRCNNTransform):
@@ -67,12 +75,15 @@ class SideKeepingTransform(GeneralizedRCNNTransform):
     (so every ordinary photo is resized exactly as before) and then kept at 1 pixel or more.
     """
 
-    def resize(self, image: Tensor, target: dict[str, Tensor] | None = None
-               ) -> tuple[Tensor, dict[str, Tensor] | None]:
+    def resize(
+        self, image: Tensor, target: dict[str, Tensor] | None = None
+    ) -> tuple[Tensor, dict[str, Tensor] | None]:
         if self.training or self.fixed_size is not None or target is not None:
             return super().resize(image, target)
         height, width = int(image.shape[-2]), int(image.shape[-1])
-        scale = min(float(self.min_size[-1]) / min(height, width), float(self.max_size) / max(height, width))
+        scale = min(
+            float(self.min_size[-1]) / min(height, width), float(self.max_size) / max(height, width)
+        )
         size = (max(1, math.floor(height * scale)), max(1, math.floor(width * scale)))
         return F.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0], None
 
@@ -81,8 +92,14 @@ def side_keeping_transform(transform: GeneralizedRCNNTransform) -> GeneralizedRC
     """``transform`` as a :class:`SideKeepingTransform` (a new object: the model is left as it is)."""
     if isinstance(transform, SideKeepingTransform):
         return transform
-    return SideKeepingTransform(transform.min_size, transform.max_size, transform.image_mean, transform.image_std,
-                                size_divisible=transform.size_divisible, fixed_size=transform.fixed_size).eval()
+    return SideKeepingTransform(
+        transform.min_size,
+        transform.max_size,
+        transform.image_mean,
+        transform.image_std,
+        size_divisible=transform.size_divisible,
+        fixed_size=transform.fixed_size,
+    ).eval()
 
 
 def as_float(image: Tensor) -> Tensor:
@@ -100,7 +117,8 @@ def configured_heads(heads: RoIHeads, floor: float, pool: type[nn.Module] | None
     computing their masks and pool RoIs (boxes and masks) with ``pool`` wrapped around the model's
     own poolers (on the CPU: one that uses every core). ``heads`` itself is left as it is."""
     own = copy.copy(heads)
-    own._modules = dict(heads._modules)  # its own slots: the poolers set below stay out of the model
+    # its own slots: the poolers set below stay out of the model
+    own._modules = dict(heads._modules)
     own.score_thresh = floor
     own.box_roi_pool = _wrapped(heads.box_roi_pool, pool)
     own.mask_roi_pool = _wrapped(heads.mask_roi_pool, pool)

@@ -30,19 +30,34 @@ from fashionviewer.core.base.errors import WeightsError
 from fashionviewer.core.base.paths import sha256_file
 from fashionviewer.core.data.overlay import rasterize_instance
 from fashionviewer.core.data.predictions import ImagePrediction
-from fashionviewer.core.models.classifier import cnn_input, load_classifier, preprocess_crop, resolve_classifier_path
+from fashionviewer.core.models.classifier import (
+    cnn_input,
+    load_classifier,
+    preprocess_crop,
+    resolve_classifier_path,
+)
 
 
 class Rescorer:
     """Multiplies instance scores by a classifier's probability of their class (matched by name) ** power."""
 
-    def __init__(self, classifier: Any, preprocess: Callable[..., np.ndarray], detector_classes: Sequence[str],
-                 name: str = "", weights_sha256: str = "", hflip: bool = False, power: float = 1.0) -> None:
+    def __init__(
+        self,
+        classifier: Any,
+        preprocess: Callable[..., np.ndarray],
+        detector_classes: Sequence[str],
+        name: str = "",
+        weights_sha256: str = "",
+        hflip: bool = False,
+        power: float = 1.0,
+    ) -> None:
         classes = list(classifier.classes)
         unknown = [c for c in detector_classes if c not in classes]
         if unknown:
-            raise WeightsError(f"re-scoring classifier {name or '?'} does not know the detector's classes "
-                               f"{', '.join(unknown)} (it knows {', '.join(classes)})")
+            raise WeightsError(
+                f"re-scoring classifier {name or '?'} does not know the detector's classes "
+                f"{', '.join(unknown)} (it knows {', '.join(classes)})"
+            )
         self.classifier, self.preprocess, self.name = classifier, preprocess, name
         self.classes = classes
         self.columns = {c: classes.index(c) for c in detector_classes}
@@ -57,8 +72,12 @@ class Rescorer:
         if not prediction.instances:
             return prediction
         h, w = prediction.height, prediction.width
-        inputs = np.stack([cnn_input(image, rasterize_instance(inst, h, w), self.preprocess)
-                           for inst in prediction.instances])
+        inputs = np.stack(
+            [
+                cnn_input(image, rasterize_instance(inst, h, w), self.preprocess)
+                for inst in prediction.instances
+            ]
+        )
         probs = np.asarray(self.classifier.predict(inputs), np.float64)
         if self.hflip:
             mirrored = np.ascontiguousarray(inputs[..., ::-1])
@@ -66,7 +85,11 @@ class Rescorer:
         for inst, p in zip(prediction.instances, probs, strict=False):
             inst.detector_score = inst.score
             inst.score = inst.score * float(p[self.columns[inst.class_name]]) ** self.power
-            inst.classifier = {"model": self.name, "classes": self.classes, "probs": [round(float(v), 5) for v in p]}
+            inst.classifier = {
+                "model": self.name,
+                "classes": self.classes,
+                "probs": [round(float(v), 5) for v in p],
+            }
         prediction.instances.sort(key=lambda inst: inst.score, reverse=True)
         return prediction
 
@@ -81,11 +104,20 @@ def load_rescorer(card: dict[str, Any], checkpoint: Path) -> Rescorer:
     weights, _ = resolve_classifier_path(beside if beside.is_file() else name)
     sha = sha256_file(weights)
     if spec.get("weights_sha256") and spec["weights_sha256"] != sha:
-        raise WeightsError(f"{weights}: not the re-scoring classifier {checkpoint.name} was measured with "
-                           "(SHA-256 differs)")
+        raise WeightsError(
+            f"{weights}: not the re-scoring classifier {checkpoint.name} was measured with "
+            "(SHA-256 differs)"
+        )
     classifier = load_classifier(weights)
-    return Rescorer(classifier, preprocess_crop, card["class_names"], name=name, weights_sha256=sha,
-                    hflip=bool(spec.get("hflip", False)), power=_power(spec, checkpoint))
+    return Rescorer(
+        classifier,
+        preprocess_crop,
+        card["class_names"],
+        name=name,
+        weights_sha256=sha,
+        hflip=bool(spec.get("hflip", False)),
+        power=_power(spec, checkpoint),
+    )
 
 
 def _power(spec: dict[str, Any], checkpoint: Path) -> float:
@@ -94,5 +126,7 @@ def _power(spec: dict[str, Any], checkpoint: Path) -> float:
     except (TypeError, ValueError):
         power = -1.0
     if not power > 0:
-        raise WeightsError(f"{checkpoint.with_suffix('.json')}: the re-scorer's 'power' must be a number > 0")
+        raise WeightsError(
+            f"{checkpoint.with_suffix('.json')}: the re-scorer's 'power' must be a number > 0"
+        )
     return power

@@ -47,7 +47,9 @@ class ThreadedRoIPool(nn.Module):
         super().__init__()
         self.pool = pool
 
-    def forward(self, x: dict[str, Tensor], boxes: list[Tensor], image_shapes: list[tuple[int, int]]) -> Tensor:
+    def forward(
+        self, x: dict[str, Tensor], boxes: list[Tensor], image_shapes: list[tuple[int, int]]
+    ) -> Tensor:
         pool = self.pool
         workers = torch.get_num_threads()  # read per call: the caller may change it
         parts = min(workers, sum(len(b) for b in boxes) // MIN_ROIS_PER_THREAD)
@@ -55,14 +57,18 @@ class ThreadedRoIPool(nn.Module):
             return pool(x, boxes, image_shapes)
         # NCHW once: torchvision's kernel would copy channels-last maps in every call.
         features = {name: x[name].contiguous() for name in pool.featmap_names}
-        _ensure_scales(pool, list(features.values()), image_shapes)  # here, not raced by the threads
+        # here, not raced by the threads
+        _ensure_scales(pool, list(features.values()), image_shapes)
         # Slice k holds the k-th part of every image's boxes; the pool returns them image by image.
         slices = [[b.tensor_split(parts)[k] for b in boxes] for k in range(parts)]
         inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
 
         def run(slice_boxes: list[Tensor]) -> tuple[Tensor, ...]:
-            with torch.inference_mode(inference), torch.set_grad_enabled(grad):  # both are per thread
-                return pool(features, slice_boxes, image_shapes).split([len(b) for b in slice_boxes])
+            # both are per thread
+            with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+                return pool(features, slice_boxes, image_shapes).split(
+                    [len(b) for b in slice_boxes]
+                )
 
         per_slice = list(_executor(workers).map(run, slices))
         return torch.cat([per_slice[k][i] for i in range(len(boxes)) for k in range(parts)])
@@ -75,10 +81,14 @@ class SparseRoIAlign(nn.Module):
     def __init__(self, pool: MultiScaleRoIAlign) -> None:
         super().__init__()
         if pool.sampling_ratio <= 0:
-            raise ValueError("SparseRoIAlign needs a fixed sampling ratio (torchvision's adaptive one varies per RoI)")
+            raise ValueError(
+                "SparseRoIAlign needs a fixed sampling ratio (torchvision's adaptive one varies per RoI)"
+            )
         self.pool = pool
 
-    def forward(self, x: dict[str, Tensor], boxes: list[Tensor], image_shapes: list[tuple[int, int]]) -> Tensor:
+    def forward(
+        self, x: dict[str, Tensor], boxes: list[Tensor], image_shapes: list[tuple[int, int]]
+    ) -> Tensor:
         pool = self.pool
         features = [x[name] for name in pool.featmap_names]
         _ensure_scales(pool, features, image_shapes)
@@ -90,23 +100,35 @@ class SparseRoIAlign(nn.Module):
         for level, (feature, scale) in enumerate(zip(features, pool.scales, strict=False)):
             in_level = torch.where(levels == level)[0]
             if len(in_level):
-                result[in_level] = _sparse_roi_align(feature, all_boxes[in_level], image_index[in_level], scale,
-                                                      (height, width), pool.sampling_ratio)
+                result[in_level] = _sparse_roi_align(
+                    feature,
+                    all_boxes[in_level],
+                    image_index[in_level],
+                    scale,
+                    (height, width),
+                    pool.sampling_ratio,
+                )
         return result
 
 
-def _ensure_scales(pool: MultiScaleRoIAlign, features: list[Tensor], image_shapes: list[tuple[int, int]]) -> None:
+def _ensure_scales(
+    pool: MultiScaleRoIAlign, features: list[Tensor], image_shapes: list[tuple[int, int]]
+) -> None:
     """torchvision's own lazy set-up of the levels' scales and the box-to-level mapper."""
     if pool.scales is None or pool.map_levels is None:
-        pool.scales, pool.map_levels = _setup_scales(features, image_shapes, pool.canonical_scale,
-                                                     pool.canonical_level)
+        pool.scales, pool.map_levels = _setup_scales(
+            features, image_shapes, pool.canonical_scale, pool.canonical_level
+        )
 
 
-def _sample_taps(start: Tensor, bin_size: Tensor, bins: int, samples: int, size: int
-                 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+def _sample_taps(
+    start: Tensor, bin_size: Tensor, bins: int, samples: int, size: int
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Along one axis, for each RoI x bin x sample: the two pixel indices, their weights and
     whether the sample is inside the map, in torchvision's roi_align_kernel arithmetic."""
-    bin_index = torch.arange(bins, dtype=start.dtype, device=start.device).repeat_interleave(samples)
+    bin_index = torch.arange(bins, dtype=start.dtype, device=start.device).repeat_interleave(
+        samples
+    )
     offset = (torch.arange(samples, dtype=start.dtype, device=start.device) + 0.5).repeat(bins)
     pos = (start[:, None] + bin_index * bin_size[:, None]) + offset * bin_size[:, None] / samples
     inside = (pos >= -1.0) & (pos <= size)
@@ -120,8 +142,14 @@ def _sample_taps(start: Tensor, bin_size: Tensor, bins: int, samples: int, size:
     return low, high, 1.0 - frac, frac, inside
 
 
-def _sparse_roi_align(feature: Tensor, boxes: Tensor, image_index: Tensor, scale: float,
-                      output_size: tuple[int, int], samples: int) -> Tensor:
+def _sparse_roi_align(
+    feature: Tensor,
+    boxes: Tensor,
+    image_index: Tensor,
+    scale: float,
+    output_size: tuple[int, int],
+    samples: int,
+) -> Tensor:
     """roi_align(feature, boxes, output_size, scale, samples, aligned=False) for one level."""
     batch, channels, height, width = feature.shape
     n = len(boxes)
@@ -134,8 +162,9 @@ def _sparse_roi_align(feature: Tensor, boxes: Tensor, image_index: Tensor, scale
     shape_y, shape_x = (n, out_h, samples, 1, 1, 1), (n, 1, 1, out_w, samples, 1)
     rows = torch.stack([ylo, ylo, yhi, yhi], -1).view(*shape_y[:-1], 4)
     cols = torch.stack([xlo, xhi, xlo, xhi], -1).view(*shape_x[:-1], 4)
-    weights = (torch.stack([wyl, wyl, wyh, wyh], -1).view(*shape_y[:-1], 4)
-               * torch.stack([wxl, wxh, wxl, wxh], -1).view(*shape_x[:-1], 4))
+    weights = torch.stack([wyl, wyl, wyh, wyh], -1).view(*shape_y[:-1], 4) * torch.stack(
+        [wxl, wxh, wxl, wxh], -1
+    ).view(*shape_x[:-1], 4)
     weights = weights * (yin.view(shape_y) & xin.view(shape_x)) / (samples * samples)
     pixel = (image_index.view(n, 1, 1, 1, 1, 1) * height + rows) * width + cols
     # One row per output bin holding its samples' taps (zero weights at the border are harmless).
@@ -144,10 +173,15 @@ def _sparse_roi_align(feature: Tensor, boxes: Tensor, image_index: Tensor, scale
     weights = weights.permute(order).reshape(pixel.shape)
     per_row = pixel.shape[1]
     crow = torch.arange(0, pixel.shape[0] + 1, device=feature.device, dtype=torch.int64) * per_row
-    with warnings.catch_warnings():  # "sparse CSR support is in beta": the product used here is long-standing
+    # "sparse CSR support is in beta": the product used here is long-standing
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        matrix = torch.sparse_csr_tensor(crow, pixel.reshape(-1), weights.reshape(-1),
-                                         size=(pixel.shape[0], batch * height * width))
+        matrix = torch.sparse_csr_tensor(
+            crow,
+            pixel.reshape(-1),
+            weights.reshape(-1),
+            size=(pixel.shape[0], batch * height * width),
+        )
     # Channels-last maps are already pixels x channels; others are copied once.
     pixels = feature.permute(0, 2, 3, 1).reshape(batch * height * width, channels)
     pooled = matrix @ pixels

@@ -34,7 +34,8 @@ from torchvision.ops import box_iou
 from fashionviewer.core.base.errors import WeightsError
 from fashionviewer.core.data.masks import encode_mask
 
-Detections = dict[str, Tensor]  # boxes (N, 4) in image pixels, labels (N,), scores (N,), masks (N, 1, M, M)
+# boxes (N, 4) in image pixels, labels (N,), scores (N,), masks (N, 1, M, M)
+Detections = dict[str, Tensor]
 
 
 @dataclass(frozen=True)
@@ -49,17 +50,29 @@ class TestTimeAugmentation:
     merge_iou: float = 0.55
 
     @classmethod
-    def from_card(cls, spec: Mapping[str, Any], source: str = "model card") -> "TestTimeAugmentation":
+    def from_card(
+        cls, spec: Mapping[str, Any], source: str = "model card"
+    ) -> "TestTimeAugmentation":
         """Read a card's ``test_time_augmentation`` block; one-line WeightsError when malformed."""
         try:
             sizes = tuple(int(s) for s in spec.get("sizes", ()))
-            tta = cls(sizes, bool(spec.get("hflip", False)), float(spec.get("mask_quality_power", 0.0)),
-                      float(spec.get("merge_iou", 0.55)))
+            tta = cls(
+                sizes,
+                bool(spec.get("hflip", False)),
+                float(spec.get("mask_quality_power", 0.0)),
+                float(spec.get("merge_iou", 0.55)),
+            )
         except (AttributeError, TypeError, ValueError) as exc:
             raise WeightsError(f"{source}: 'test_time_augmentation' is malformed ({exc})") from None
-        if any(s < 32 for s in tta.sizes) or not 0.0 < tta.merge_iou <= 1.0 or tta.mask_quality_power < 0:
-            raise WeightsError(f"{source}: 'test_time_augmentation' needs sizes >= 32, 0 < merge_iou <= 1 "
-                               "and mask_quality_power >= 0")
+        if (
+            any(s < 32 for s in tta.sizes)
+            or not 0.0 < tta.merge_iou <= 1.0
+            or tta.mask_quality_power < 0
+        ):
+            raise WeightsError(
+                f"{source}: 'test_time_augmentation' needs sizes >= 32, 0 < merge_iou <= 1 "
+                "and mask_quality_power >= 0"
+            )
         return tta
 
     def to_dict(self) -> dict[str, Any]:
@@ -107,7 +120,11 @@ def merge_views(
     # On the CPU: merging is a few hundred small tensors, and the masks end up in NumPy RLEs anyway.
     boxes = torch.cat([v["boxes"].float().cpu() for v in views])
     labels = torch.cat([v["labels"].cpu() for v in views])
-    masks = torch.cat([v["masks"].float().cpu() for v in views]) if all("masks" in v for v in views) else None
+    masks = (
+        torch.cat([v["masks"].float().cpu() for v in views])
+        if all("masks" in v for v in views)
+        else None
+    )
     scores = torch.cat([v["scores"].float().cpu() for v in views])
     if masks is not None and tta.mask_quality_power and len(scores):
         scores = scores * maskness(masks) ** tta.mask_quality_power
@@ -122,8 +139,11 @@ def merge_views(
             continue
         cluster = (overlap[seed] & same_class[seed] & free).nonzero()[:, 0]
         free[cluster] = False
-        best = [int(members[scores[members].argmax()]) for k in range(len(views))
-                if len(members := cluster[view_of[cluster] == k])]
+        best = [
+            int(members[scores[members].argmax()])
+            for k in range(len(views))
+            if len(members := cluster[view_of[cluster] == k])
+        ]
         chosen = torch.tensor(best)
         weights = scores[chosen]
         score = float(weights.sum()) / len(views)
@@ -135,15 +155,19 @@ def merge_views(
         merged["labels"].append(int(labels[seed]))
         merged["scores"].append(score)
         if masks is not None:
-            merged["rles"].append(_mean_mask_rle(masks[chosen], boxes[chosen], weights / total, canvas,
-                                                 mask_threshold))
+            merged["rles"].append(
+                _mean_mask_rle(
+                    masks[chosen], boxes[chosen], weights / total, canvas, mask_threshold
+                )
+            )
         if len(merged["scores"]) == max_detections:
             break
     return merged
 
 
-def _mean_mask_rle(masks: Tensor, boxes: Tensor, weights: Tensor, canvas: np.ndarray, threshold: float
-                   ) -> dict[str, Any]:
+def _mean_mask_rle(
+    masks: Tensor, boxes: Tensor, weights: Tensor, canvas: np.ndarray, threshold: float
+) -> dict[str, Any]:
     """The weighted mean of soft masks pasted into their boxes, thresholded, as COCO RLE.
 
     Pasted only into the window their boxes cover (plus a margin for torchvision's

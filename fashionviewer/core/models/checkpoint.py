@@ -40,7 +40,9 @@ def card_category_ids(card: Mapping[str, Any]) -> list[int]:
     if ids is None:
         return list(range(1, len(names) + 1))
     if len(ids) != len(names) or len(set(ids)) != len(ids):
-        raise WeightsError(f"model card: 'category_ids' must be {len(names)} distinct integers, one per class")
+        raise WeightsError(
+            f"model card: 'category_ids' must be {len(names)} distinct integers, one per class"
+        )
     return [int(i) for i in ids]
 
 
@@ -61,8 +63,13 @@ def state_dict_sha256(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def write_checkpoint(weights: nn.Module | Mapping[str, torch.Tensor], path: str | os.PathLike[str],
-                     card: Mapping[str, Any], *, stamp_date: bool = True) -> dict[str, Any]:
+def write_checkpoint(
+    weights: nn.Module | Mapping[str, torch.Tensor],
+    path: str | os.PathLike[str],
+    card: Mapping[str, Any],
+    *,
+    stamp_date: bool = True,
+) -> dict[str, Any]:
     """Write ``path`` (a plain state_dict) and its card beside it, both atomically; returns the card written.
 
     The card gets ``weights_file`` and ``weights_sha256`` of the file just written, and ``date`` (now, UTC)
@@ -77,18 +84,24 @@ def write_checkpoint(weights: nn.Module | Mapping[str, torch.Tensor], path: str 
     return full
 
 
-def read_card(path: str | os.PathLike[str], required: tuple[str, ...] = REQUIRED_CARD_FIELDS) -> dict[str, Any]:
+def read_card(
+    path: str | os.PathLike[str], required: tuple[str, ...] = REQUIRED_CARD_FIELDS
+) -> dict[str, Any]:
     """The model card of checkpoint ``path`` (``NAME.pt`` or ``NAME.json``) holding the ``required`` fields."""
     card_file = card_path(path)
     try:
         card = json.loads(card_file.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise WeightsError(f"{card_file}: model card missing (it must sit beside {Path(path).with_suffix('.pt').name})") from None
+        raise WeightsError(
+            f"{card_file}: model card missing (it must sit beside {Path(path).with_suffix('.pt').name})"
+        ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise WeightsError(f"{card_file}: unreadable model card ({exc})") from exc
     missing = [key for key in required if key not in card] if isinstance(card, dict) else []
     if not isinstance(card, dict) or missing:
-        raise WeightsError(f"{card_file}: not a model card (missing {', '.join(missing) or 'fields'})")
+        raise WeightsError(
+            f"{card_file}: not a model card (missing {', '.join(missing) or 'fields'})"
+        )
     return card
 
 
@@ -105,7 +118,9 @@ def refuse_random(card: Mapping[str, Any], weights_file: Path, allow_random: boo
 def read_state_dict(weights_file: Path, card: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     """``weights_file``'s tensors, checked against the card's ``weights_sha256`` when it has one."""
     if not weights_file.is_file():
-        raise WeightsError(f"{weights_file}: weights file missing (the card {card_path(weights_file).name} names it)")
+        raise WeightsError(
+            f"{weights_file}: weights file missing (the card {card_path(weights_file).name} names it)"
+        )
     expected = card.get("weights_sha256")
     if expected and sha256_file(weights_file) != expected:
         raise WeightsError(
@@ -127,7 +142,9 @@ def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], weights_file
         result = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # shape mismatches
         detail = str(exc).split("\n\t")[1] if "\n\t" in str(exc) else str(exc)[:160]
-        raise WeightsError(f"{weights_file}: weights do not fit the card's architecture ({detail.strip()})") from exc
+        raise WeightsError(
+            f"{weights_file}: weights do not fit the card's architecture ({detail.strip()})"
+        ) from exc
     missing = [key for key in result.missing_keys if not key.endswith("num_batches_tracked")]
     if missing or result.unexpected_keys:
         example = (missing or result.unexpected_keys)[0]

@@ -1,9 +1,9 @@
 """Public API of the Fashion-MNIST classifier.
 
-    from fashionviewer.core.models.classifier import load_classifier, preprocess_crop
-    clf = load_classifier("cnn3")            # a bundled name, or a path to NAME.pt / NAME.json
-    probs = clf.predict(images)              # uint8 N×28×28 (light item on black) -> float N×10
-    x = preprocess_crop(rgb_crop, mask)      # any photo crop -> uint8 28×28 in that convention
+from fashionviewer.core.models.classifier import load_classifier, preprocess_crop
+clf = load_classifier("cnn3")            # a bundled name, or a path to NAME.pt / NAME.json
+probs = clf.predict(images)              # uint8 N×28×28 (light item on black) -> float N×10
+x = preprocess_crop(rgb_crop, mask)      # any photo crop -> uint8 28×28 in that convention
 """
 
 from __future__ import annotations
@@ -23,13 +23,16 @@ from fashionviewer.core.data.fmnist import CLASSES
 from fashionviewer.core.data.overlay import InstanceRaster
 from fashionviewer.core.models import cnn
 
-BUNDLED_CLASSIFIERS = ("fvnet", "cnn3", "cnn2", "cnn1")  # best measured test accuracy first (the viewer's default)
+# best measured test accuracy first (the viewer's default)
+BUNDLED_CLASSIFIERS = ("fvnet", "cnn3", "cnn2", "cnn1")
 
 
 class Classifier:
     """A trained Fashion-MNIST CNN with its model card."""
 
-    def __init__(self, model: torch.nn.Module, card: dict[str, Any], device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self, model: torch.nn.Module, card: dict[str, Any], device: str | torch.device = "cpu"
+    ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.card = card
@@ -47,11 +50,17 @@ class Classifier:
         if images.ndim != 3 or images.shape[1:] != (28, 28):
             raise ValueError(f"expected uint8 images of shape N×28×28, got {images.shape}")
         if images.dtype != np.uint8:
-            raise ValueError(f"expected uint8 images (0-255, light item on black), got {images.dtype}")
+            raise ValueError(
+                f"expected uint8 images (0-255, light item on black), got {images.dtype}"
+            )
         out = []
         for start in range(0, len(images), batch_size):
-            batch = torch.from_numpy(np.require(images[start:start + batch_size], requirements=["C", "W"]))
-            probs = cnn.predict_probabilities(self.model, cnn.normalise(batch).to(self.device), self.tta_flip)
+            batch = torch.from_numpy(
+                np.require(images[start : start + batch_size], requirements=["C", "W"])
+            )
+            probs = cnn.predict_probabilities(
+                self.model, cnn.normalise(batch).to(self.device), self.tta_flip
+            )
             out.append(probs.cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
 
@@ -65,20 +74,26 @@ class Classifier:
 def resolve_classifier_path(name_or_path: str | os.PathLike[str]) -> tuple[Path, Path]:
     """(weights .pt, model card .json) for a bundled name or a path to either file."""
     text = str(name_or_path)
-    if text in BUNDLED_CLASSIFIERS or (os.sep not in text and (MODELS_DIR / f"{text}.pt").is_file()):
+    if text in BUNDLED_CLASSIFIERS or (
+        os.sep not in text and (MODELS_DIR / f"{text}.pt").is_file()
+    ):
         base = MODELS_DIR / text
     else:
         base = Path(text).with_suffix("")
     weights, card = base.with_suffix(".pt"), base.with_suffix(".json")
     for path in (weights, card):
         if not path.is_file():
-            hint = (f"bundled classifiers: {', '.join(BUNDLED_CLASSIFIERS)}; "
-                    "train one with: python -m trainers.fmnist --model cnn3 --out DIR")
+            hint = (
+                f"bundled classifiers: {', '.join(BUNDLED_CLASSIFIERS)}; "
+                "train one with: python -m trainers.fmnist --model cnn3 --out DIR"
+            )
             raise WeightsError(f"{path}: not found ({hint})")
     return weights, card
 
 
-def load_classifier(name_or_path: str | os.PathLike[str] = "cnn3", device: str | torch.device = "cpu") -> Classifier:
+def load_classifier(
+    name_or_path: str | os.PathLike[str] = "cnn3", device: str | torch.device = "cpu"
+) -> Classifier:
     """Load a bundled classifier by name (see ``BUNDLED_CLASSIFIERS``) or from a checkpoint path."""
     weights, card_path = resolve_classifier_path(name_or_path)
     try:
@@ -94,11 +109,15 @@ def load_classifier(name_or_path: str | os.PathLike[str] = "cnn3", device: str |
         state = torch.load(weights, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
     except Exception as exc:  # noqa: BLE001 - unpickling/shape errors all mean unusable weights
-        raise WeightsError(f"{weights}: cannot load {architecture} weights ({str(exc).splitlines()[0]})") from exc
+        raise WeightsError(
+            f"{weights}: cannot load {architecture} weights ({str(exc).splitlines()[0]})"
+        ) from exc
     return Classifier(model, card, device)
 
 
-def preprocess_crop(rgb: np.ndarray, mask: np.ndarray | None = None, margin: float = 0.0) -> np.ndarray:
+def preprocess_crop(
+    rgb: np.ndarray, mask: np.ndarray | None = None, margin: float = 0.0
+) -> np.ndarray:
     """Turn a photo crop into a Fashion-MNIST-style input: uint8 28×28, light item on black.
 
     Steps: grayscale; estimate the background level from the pixels outside
@@ -140,7 +159,7 @@ def preprocess_crop(rgb: np.ndarray, mask: np.ndarray | None = None, margin: flo
         if not keep.any():
             return np.zeros((28, 28), np.uint8)
     ys, xs = np.nonzero(keep)
-    work = work[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    work = work[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
 
     h, w = work.shape
     side = 28 * (1 - 2 * margin)
@@ -149,7 +168,7 @@ def preprocess_crop(rgb: np.ndarray, mask: np.ndarray | None = None, margin: flo
     small = cv2.resize(work, (new_w, new_h), interpolation=cv2.INTER_AREA)
     canvas = np.zeros((28, 28), np.float32)
     top, left = (28 - new_h) // 2, (28 - new_w) // 2
-    canvas[top:top + new_h, left:left + new_w] = small
+    canvas[top : top + new_h, left : left + new_w] = small
     return np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -157,8 +176,9 @@ def _border(gray: np.ndarray) -> np.ndarray:
     return np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
 
 
-def crop_for_classifier(image: np.ndarray, raster: InstanceRaster | None, margin: float = 0.1
-                        ) -> tuple[np.ndarray, np.ndarray | None]:
+def crop_for_classifier(
+    image: np.ndarray, raster: InstanceRaster | None, margin: float = 0.1
+) -> tuple[np.ndarray, np.ndarray | None]:
     """The instance's box (plus a small margin) cut from the image, with its mask cut the same way."""
     if raster is None or raster.mask.size == 0:
         return image, None
@@ -171,7 +191,9 @@ def crop_for_classifier(image: np.ndarray, raster: InstanceRaster | None, margin
     return image[y0:y1, x0:x1], mask
 
 
-def cnn_input(image: np.ndarray, raster: InstanceRaster | None, preprocess: Callable[..., np.ndarray]) -> np.ndarray:
+def cnn_input(
+    image: np.ndarray, raster: InstanceRaster | None, preprocess: Callable[..., np.ndarray]
+) -> np.ndarray:
     """The exact 28×28 uint8 picture the CNN sees for an instance (``raster=None``: whole picture)."""
     crop, mask = crop_for_classifier(image, raster)
     return np.asarray(preprocess(crop, mask), np.uint8)

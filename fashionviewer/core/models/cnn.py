@@ -67,7 +67,9 @@ class _ResidualBlock(nn.Module):
         )
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_ch != out_ch:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride, bias=False), nn.BatchNorm2d(out_ch))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_ch, out_ch, 1, stride, bias=False), nn.BatchNorm2d(out_ch)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.body(x) + self.shortcut(x))
@@ -87,7 +89,9 @@ class FVNet(nn.Module):
             _ResidualBlock(w1, w2, 2),
             _ResidualBlock(w2, w3, 2),
         )
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(w3, NUM_CLASSES))
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(w3, NUM_CLASSES)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
@@ -111,10 +115,14 @@ def build_classifier(name: str, dropout: float | None = None) -> nn.Module:
     try:
         return ARCHITECTURES[name](**({} if dropout is None else {"dropout": dropout}))
     except KeyError:
-        raise ValueError(f"unknown classifier {name!r}; choose one of {', '.join(ARCHITECTURES)}") from None
+        raise ValueError(
+            f"unknown classifier {name!r}; choose one of {', '.join(ARCHITECTURES)}"
+        ) from None
 
 
-def predict_probabilities(model: nn.Module, x: torch.Tensor, tta_flip: bool = False) -> torch.Tensor:
+def predict_probabilities(
+    model: nn.Module, x: torch.Tensor, tta_flip: bool = False
+) -> torch.Tensor:
     """Softmax probabilities of normalised N×1×28×28 input; ``tta_flip`` averages them with the mirrored images'."""
     probs = torch.softmax(model(x).float(), dim=1)
     if tta_flip:

@@ -34,13 +34,24 @@ def is_demo_folder(folder: str | os.PathLike[str] | None) -> bool:
         return False
 
 
-def default_model_for(folder: str | os.PathLike[str] | None, bundled: list[str] | None = None) -> str:
+def default_model_for(
+    folder: str | os.PathLike[str] | None, bundled: list[str] | None = None
+) -> str:
     """The bundled model to use on ``folder``: the demo model for the demo folder (or None), the
     real-photo model for any other folder; whichever exists when only one is installed."""
-    if bundled is None:  # what resources/models holds (bundled_models() without importing inference)
-        bundled = [name for name, card in ((DEMO_MODEL, f"maskrcnn_{DEMO_MODEL}.json"), (PHOTO_MODEL, f"{PHOTO_MODEL}.json"))
-                   if (MODELS_DIR / card).is_file()]
-    wanted, fallback = (DEMO_MODEL, PHOTO_MODEL) if is_demo_folder(folder) else (PHOTO_MODEL, DEMO_MODEL)
+    # what resources/models holds (bundled_models() without importing inference)
+    if bundled is None:
+        bundled = [
+            name
+            for name, card in (
+                (DEMO_MODEL, f"maskrcnn_{DEMO_MODEL}.json"),
+                (PHOTO_MODEL, f"{PHOTO_MODEL}.json"),
+            )
+            if (MODELS_DIR / card).is_file()
+        ]
+    wanted, fallback = (
+        (DEMO_MODEL, PHOTO_MODEL) if is_demo_folder(folder) else (PHOTO_MODEL, DEMO_MODEL)
+    )
     if wanted in bundled or fallback not in bundled:
         return wanted
     return fallback
@@ -52,10 +63,14 @@ def card_domain(card: dict[str, Any] | None) -> str | None:
     return str(domain) if domain else None
 
 
-def domain_notice(card: dict[str, Any] | None, folder: str | os.PathLike[str] | None, model: str = "") -> str | None:
+def domain_notice(
+    card: dict[str, Any] | None, folder: str | os.PathLike[str] | None, model: str = ""
+) -> str | None:
     """One line when a synthetic-scenes model is used on images other than the embedded demo, else None."""
     if card_domain(card) != SYNTHETIC or is_demo_folder(folder):
         return None
     name = model or "this model"
-    return (f"{name} was trained on synthetic Fashion-MNIST scenes, not photos: its labels on these images "
-            f"mean little; for photos use the real-photo model '{PHOTO_MODEL}'")
+    return (
+        f"{name} was trained on synthetic Fashion-MNIST scenes, not photos: its labels on these images "
+        f"mean little; for photos use the real-photo model '{PHOTO_MODEL}'"
+    )

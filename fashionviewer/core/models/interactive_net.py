@@ -56,8 +56,16 @@ class CropWindow:
         return self.size / self.side
 
     @classmethod
-    def around(cls, x0: float, y0: float, x1: float, y1: float, margin: float, min_side: float = 16.0,
-               size: int = CROP_SIZE) -> "CropWindow":
+    def around(
+        cls,
+        x0: float,
+        y0: float,
+        x1: float,
+        y1: float,
+        margin: float,
+        min_side: float = 16.0,
+        size: int = CROP_SIZE,
+    ) -> "CropWindow":
         """The square centred on a box, its side the box's longer side times ``1 + 2 * margin``."""
         side = max(min_side, max(x1 - x0, y1 - y0) * (1 + 2 * margin))
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
@@ -85,42 +93,79 @@ class CropWindow:
             if x1 > x0 and y1 > y0:
                 part = cv2.GaussianBlur(np.ascontiguousarray(image[y0:y1, x0:x1]), (0, 0), sigma)
                 window = CropWindow(self.x0 - x0, self.y0 - y0, self.side, self.size)
-                return cv2.warpAffine(part, window._affine(), (self.size, self.size), flags=cv2.INTER_LINEAR,
-                                      borderMode=cv2.BORDER_CONSTANT, borderValue=border)
-        return cv2.warpAffine(np.ascontiguousarray(image), self._affine(), (self.size, self.size),
-                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=border)
+                return cv2.warpAffine(
+                    part,
+                    window._affine(),
+                    (self.size, self.size),
+                    flags=cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_CONSTANT,
+                    borderValue=border,
+                )
+        return cv2.warpAffine(
+            np.ascontiguousarray(image),
+            self._affine(),
+            (self.size, self.size),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=border,
+        )
 
     def crop_mask(self, mask: np.ndarray) -> np.ndarray:
         """A photo-sized float/bool mask sampled into the window (float32 size × size, 0 outside)."""
-        return cv2.warpAffine(mask.astype(np.float32), self._affine(), (self.size, self.size),
-                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        return cv2.warpAffine(
+            mask.astype(np.float32),
+            self._affine(),
+            (self.size, self.size),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        )
 
     def inside_map(self, height: int, width: int) -> np.ndarray:
         """1 where the window lies inside the photo (float32 size × size)."""
         out = np.zeros((self.size, self.size), dtype=np.float32)
         ax0, ay0 = self.to_crop(0, 0)
         ax1, ay1 = self.to_crop(width, height)
-        ix0, iy0 = int(np.clip(np.floor(ax0), 0, self.size)), int(np.clip(np.floor(ay0), 0, self.size))
-        ix1, iy1 = int(np.clip(np.ceil(ax1), 0, self.size)), int(np.clip(np.ceil(ay1), 0, self.size))
+        ix0, iy0 = (
+            int(np.clip(np.floor(ax0), 0, self.size)),
+            int(np.clip(np.floor(ay0), 0, self.size)),
+        )
+        ix1, iy1 = (
+            int(np.clip(np.ceil(ax1), 0, self.size)),
+            int(np.clip(np.ceil(ay1), 0, self.size)),
+        )
         out[iy0:iy1, ix0:ix1] = 1
         return out
 
-    def paste(self, logits: np.ndarray, height: int, width: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    def paste(
+        self, logits: np.ndarray, height: int, width: int
+    ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
         """Crop logits (size × size) back to photo pixels: (bool mask of the covered part, its x0, y0, x1, y1)."""
         x0, y0 = max(0, int(np.floor(self.x0))), max(0, int(np.floor(self.y0)))
-        x1, y1 = min(width, int(np.ceil(self.x0 + self.side))), min(height, int(np.ceil(self.y0 + self.side)))
+        x1, y1 = (
+            min(width, int(np.ceil(self.x0 + self.side))),
+            min(height, int(np.ceil(self.y0 + self.side))),
+        )
         if x1 <= x0 or y1 <= y0:
             return np.zeros((0, 0), dtype=bool), (0, 0, 0, 0)
         s = self.scale
         # output pixel (u, v) is photo pixel (x0 + u, y0 + v), at crop index s * (x0 + u - self.x0) as in crop_image
-        inverse = np.array([[s, 0, s * (x0 - self.x0)], [0, s, s * (y0 - self.y0)]], dtype=np.float64)
-        up = cv2.warpAffine(logits.astype(np.float32), inverse, (x1 - x0, y1 - y0),
-                            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+        inverse = np.array(
+            [[s, 0, s * (x0 - self.x0)], [0, s, s * (y0 - self.y0)]], dtype=np.float64
+        )
+        up = cv2.warpAffine(
+            logits.astype(np.float32),
+            inverse,
+            (x1 - x0, y1 - y0),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
         return up > 0, (x0, y0, x1, y1)
 
 
-def click_disks(points: Sequence[tuple[float, float]], size: int = CROP_SIZE,
-                radius: float = CLICK_RADIUS) -> np.ndarray:
+def click_disks(
+    points: Sequence[tuple[float, float]], size: int = CROP_SIZE, radius: float = CLICK_RADIUS
+) -> np.ndarray:
     """Disks (float32 size × size) at crop coordinates; points outside the crop draw nothing."""
     out = np.zeros((size, size), dtype=np.float32)
     if not len(points):
@@ -154,8 +199,11 @@ def normalize_crop(crop: np.ndarray) -> Tensor:
 
 
 def _conv_bn(cin: int, cout: int, stride: int = 1, kernel: int = 3) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False), nn.BatchNorm2d(cout),
-                         nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
 
 
 class _Block(nn.Module):
@@ -164,7 +212,9 @@ class _Block(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.conv1 = _conv_bn(channels, channels)
-        self.conv2 = nn.Sequential(nn.Conv2d(channels, channels, 3, 1, 1, bias=False), nn.BatchNorm2d(channels))
+        self.conv2 = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, 1, 1, bias=False), nn.BatchNorm2d(channels)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return F.relu(self.conv2(self.conv1(x)) + x, inplace=True)
@@ -173,7 +223,9 @@ class _Block(nn.Module):
 class InteractiveNet(nn.Module):
     """RGB encoder (:meth:`encode`, once per crop) + guidance branch and decoder (:meth:`decide`, per click)."""
 
-    def __init__(self, widths: Sequence[int] = (16, 32, 64, 96, 128), guidance: int = GUIDANCE_CHANNELS) -> None:
+    def __init__(
+        self, widths: Sequence[int] = (16, 32, 64, 96, 128), guidance: int = GUIDANCE_CHANNELS
+    ) -> None:
         super().__init__()
         w2, w4, w8, w16, w32 = widths
         self.widths = tuple(widths)
@@ -214,15 +266,20 @@ class InteractiveNet(nn.Module):
         g16 = self.guide16(g8)
         x8 = self.fuse8(f8 + g8)
         x16 = self.fuse16(f16 + g16 + self.down16(x8))
-        x16 = x16 + F.interpolate(self.context(f32), size=x16.shape[-2:], mode="nearest") \
+        x16 = (
+            x16
+            + F.interpolate(self.context(f32), size=x16.shape[-2:], mode="nearest")
             + self.context(F.adaptive_avg_pool2d(f32, 1))
+        )
         up = F.interpolate(x16, size=x8.shape[-2:], mode="bilinear", align_corners=False)
         y8 = self.dec8(torch.cat([up, x8], 1))
         up = F.interpolate(y8, size=f4.shape[-2:], mode="bilinear", align_corners=False)
         y4 = self.dec4(torch.cat([up, f4 + g4], 1))
         up = F.interpolate(y4, size=f2.shape[-2:], mode="bilinear", align_corners=False)
         y2 = self.dec2(torch.cat([up, f2 + g2], 1))
-        return F.interpolate(self.head(y2), size=guidance.shape[-2:], mode="bilinear", align_corners=False)
+        return F.interpolate(
+            self.head(y2), size=guidance.shape[-2:], mode="bilinear", align_corners=False
+        )
 
     def forward(self, image: Tensor, guidance: Tensor) -> Tensor:
         return self.decide(self.encode(image), guidance)
@@ -230,31 +287,48 @@ class InteractiveNet(nn.Module):
 
 def build_interactive_net(architecture: str = "interactive_unet") -> InteractiveNet:
     if architecture not in INTERACTIVE_ARCHITECTURES:
-        raise WeightsError(f"architecture {architecture!r}: choose one of {', '.join(INTERACTIVE_ARCHITECTURES)}")
+        raise WeightsError(
+            f"architecture {architecture!r}: choose one of {', '.join(INTERACTIVE_ARCHITECTURES)}"
+        )
     return InteractiveNet()
 
 
-def save_interactive_checkpoint(model: nn.Module, path: str | os.PathLike[str], card: dict[str, Any]) -> dict[str, Any]:
+def save_interactive_checkpoint(
+    model: nn.Module, path: str | os.PathLike[str], card: dict[str, Any]
+) -> dict[str, Any]:
     """Write ``path`` (a plain state_dict) and its model card beside it, both atomically; returns the card."""
     from fashionviewer.core.models.checkpoint import write_checkpoint
 
-    full: dict[str, Any] = {"format": INTERACTIVE_CARD_FORMAT, "architecture": "interactive_unet",
-                            "crop_size": CROP_SIZE, "click_radius": CLICK_RADIUS}
+    full: dict[str, Any] = {
+        "format": INTERACTIVE_CARD_FORMAT,
+        "architecture": "interactive_unet",
+        "crop_size": CROP_SIZE,
+        "click_radius": CLICK_RADIUS,
+    }
     full.update(card)
     return write_checkpoint(getattr(model, "module", model), path, full)
 
 
-def load_interactive_checkpoint(path: str | os.PathLike[str]) -> tuple[InteractiveNet, dict[str, Any]]:
+def load_interactive_checkpoint(
+    path: str | os.PathLike[str],
+) -> tuple[InteractiveNet, dict[str, Any]]:
     """The network (eval mode, CPU) and its card from ``NAME.pt`` + ``NAME.json`` (weights checked against the
     card's SHA-256); WeightsError says what is wrong, naming the file."""
-    from fashionviewer.core.models.checkpoint import card_path, load_state, read_card, read_state_dict
+    from fashionviewer.core.models.checkpoint import (
+        card_path,
+        load_state,
+        read_card,
+        read_state_dict,
+    )
 
     path = Path(path).with_suffix(".pt")
     card = read_card(path, required=("format", "architecture"))
     if card.get("format") != INTERACTIVE_CARD_FORMAT:
         raise WeightsError(f"{card_path(path)}: not an interactive segmentation model card")
     if card.get("crop_size", CROP_SIZE) != CROP_SIZE:
-        raise WeightsError(f"{card_path(path)}: crop size {card.get('crop_size')} is not this version's {CROP_SIZE}")
+        raise WeightsError(
+            f"{card_path(path)}: crop size {card.get('crop_size')} is not this version's {CROP_SIZE}"
+        )
     model = build_interactive_net(str(card["architecture"]))
     load_state(model, read_state_dict(path, card), path)
     return model.eval(), card

@@ -38,7 +38,9 @@ IMAGE_STD = (0.229, 0.224, 0.225)
 
 
 def _conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
 
 
 class _Block(nn.Module):
@@ -50,7 +52,9 @@ class _Block(nn.Module):
         self.conv2 = nn.Sequential(nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
         self.skip = None
         if stride != 1 or cin != cout:
-            self.skip = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            self.skip = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+            )
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.skip is None else self.skip(x)
@@ -60,17 +64,25 @@ class _Block(nn.Module):
 class ParsingNet(nn.Module):
     """Residual encoder-decoder for per-pixel classification; input sides must be multiples of 32."""
 
-    def __init__(self, num_channels: int, widths: Sequence[int] = (32, 32, 96, 160, 256), decoder: int = 96,
-                 fine: int = 48) -> None:
+    def __init__(
+        self,
+        num_channels: int,
+        widths: Sequence[int] = (32, 32, 96, 160, 256),
+        decoder: int = 96,
+        fine: int = 48,
+    ) -> None:
         super().__init__()
         w = list(widths)
-        self.stem = nn.Sequential(_conv_bn(3, w[0] // 2, 2), _conv_bn(w[0] // 2, w[0], 2))  # stride 4
+        # stride 4
+        self.stem = nn.Sequential(_conv_bn(3, w[0] // 2, 2), _conv_bn(w[0] // 2, w[0], 2))
         self.stage1 = _Block(w[0], w[1])  # 4: one block, the full-resolution convolutions cost most
         self.stage2 = nn.Sequential(_Block(w[1], w[2], 2), _Block(w[2], w[2]))  # 8
         self.stage3 = nn.Sequential(_Block(w[2], w[3], 2), _Block(w[3], w[3]))  # 16
         self.stage4 = nn.Sequential(_Block(w[3], w[4], 2), _Block(w[4], w[4]))  # 32
         # Global context: a garment's class depends on where it sits on the whole person.
-        self.context = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(w[4], decoder, 1), nn.ReLU(inplace=True))
+        self.context = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Conv2d(w[4], decoder, 1), nn.ReLU(inplace=True)
+        )
         self.lateral = nn.ModuleList(nn.Conv2d(c, decoder, 1) for c in (w[2], w[3], w[4]))
         self.smooth = nn.ModuleList(_conv_bn(decoder, decoder) for _ in range(2))
         # Stride 4: a narrow fusion of the decoder with the stride-4 features sharpens boundaries.
@@ -105,8 +117,13 @@ ALTERNATIVE_MEAN = 0.05  # a region also offers a class whose mean probability o
 
 
 def parsing_to_instances(
-    probs: Tensor, num_categories: int, *, score_floor: float = 0.05, min_pixels: int = 4,
-    extra: bool = True, alternatives: float | None = ALTERNATIVE_MEAN,
+    probs: Tensor,
+    num_categories: int,
+    *,
+    score_floor: float = 0.05,
+    min_pixels: int = 4,
+    extra: bool = True,
+    alternatives: float | None = ALTERNATIVE_MEAN,
 ) -> list[dict[str, Any]]:
     """Instances from C×h×w class probabilities (channel 0 background, 1..num_categories the categories).
 
@@ -149,14 +166,16 @@ def parsing_to_instances(
             if score >= score_floor:
                 found.append({"label": label, "score": score, "field": prob - 0.5 * peak})
     if alternatives:
-        mass = probs[1:num_categories + 1].sum(dim=(1, 2)) + 1e-6
+        mass = probs[1 : num_categories + 1].sum(dim=(1, 2)) + 1e-6
         for label, region, field_ in regions:
-            inside = probs[1:num_categories + 1][:, region]  # K×pixels
+            inside = probs[1 : num_categories + 1][:, region]  # K×pixels
             means = inside.mean(1)
             scores = means * (inside.sum(1) / mass).sqrt()
             for index in (means >= alternatives).nonzero().flatten().tolist():
                 if index + 1 != label and float(scores[index]) >= score_floor:
-                    found.append({"label": index + 1, "score": float(scores[index]), "field": field_})
+                    found.append(
+                        {"label": index + 1, "score": float(scores[index]), "field": field_}
+                    )
     found.sort(key=lambda item: -item["score"])
     return found
 
@@ -180,7 +199,9 @@ def parsing_channels() -> list[str]:
     return ["background", *imaterialist_names(), *BODY_LABELS]
 
 
-def save_parsing_checkpoint(model: nn.Module, path: str | os.PathLike[str], card: dict[str, Any]) -> dict[str, Any]:
+def save_parsing_checkpoint(
+    model: nn.Module, path: str | os.PathLike[str], card: dict[str, Any]
+) -> dict[str, Any]:
     """Write ``path`` (a plain state_dict) and its model card beside it, both atomically; returns the card.
 
     ``card`` holds ``architecture``, ``class_names`` (label k is ``class_names[k-1]``) and
@@ -191,7 +212,10 @@ def save_parsing_checkpoint(model: nn.Module, path: str | os.PathLike[str], card
 
 def complete_parsing_card(model: nn.Module, card: dict[str, Any]) -> dict[str, Any]:
     """``card`` with the family's format and ``num_classes`` (the categories plus background)."""
-    full: dict[str, Any] = {"format": PARSING_CARD_FORMAT, "num_classes": len(card["class_names"]) + 1}
+    full: dict[str, Any] = {
+        "format": PARSING_CARD_FORMAT,
+        "num_classes": len(card["class_names"]) + 1,
+    }
     full.update(card)
     return full
 
@@ -200,5 +224,7 @@ def build_parsing_from_card(card: dict[str, Any]) -> ParsingNet:
     """An untrained :class:`ParsingNet` with the card's ``parsing_channels`` as outputs."""
     channels = card.get("parsing_channels")
     if not isinstance(channels, list) or len(channels) < 2:
-        raise WeightsError(f"{card['architecture']} model card: 'parsing_channels' must list the output channels")
+        raise WeightsError(
+            f"{card['architecture']} model card: 'parsing_channels' must list the output channels"
+        )
     return build_parsing_model(card["architecture"], len(channels))

@@ -10,8 +10,8 @@ A registry as small as torchvision's ``get_model``::
 
 Checkpoints are two files side by side (written and read by :mod:`.checkpoint`, as
 for every family): ``NAME.pt``, a plain ``state_dict`` that plain torchvision loads
-with no project code (for the ResNet-50 models), and ``NAME.json``, the model card (architecture, classes, image size, data, epochs,
-measured AP, date, ``weights_sha256``). The card's ``weights`` field says whether
+with no project code (for the ResNet-50 models), and ``NAME.json``, the model card (architecture,
+classes, image size, data, epochs, measured AP, date, ``weights_sha256``). The card's ``weights`` field says whether
 the outputs mean anything: ``"random"`` (untrained, or pretrained trunk with new
 random heads), ``"coco"`` (torchvision's COCO model, 91 classes) or
 ``"trained"``. Loaders refuse ``"random"`` unless ``allow_random=True`` so that an
@@ -98,7 +98,8 @@ def maskrcnn_mobilenet_v3_light(
     backbone alone takes 0.95 s at 512 px on the same CPU.
     """
     trunk = mobilenet_v3_large(weights=weights_backbone).features
-    returned = {"6": "0", "12": "1", "15": "2"}  # strides 8, 16, 32; block 16 (1x1 to 960) is for classification
+    # strides 8, 16, 32; block 16 (1x1 to 960) is for classification
+    returned = {"6": "0", "12": "1", "15": "2"}
     in_channels = [trunk[int(index)].out_channels for index in returned]
     width = 128
     backbone = BackboneWithFPN(trunk, returned, in_channels, width, extra_blocks=LastLevelMaxPool())
@@ -125,7 +126,9 @@ def maskrcnn_mobilenet_v3_light(
         max_size=max_size or round(min_size * _MAX_TO_MIN),
         rpn_anchor_generator=anchors,
         box_roi_pool=MultiScaleRoIAlign(feature_names, output_size=7, sampling_ratio=2),
-        box_head=FastRCNNConvFCHead((width, 7, 7), [width], [representation], norm_layer=nn.BatchNorm2d),
+        box_head=FastRCNNConvFCHead(
+            (width, 7, 7), [width], [representation], norm_layer=nn.BatchNorm2d
+        ),
         box_predictor=FastRCNNPredictor(representation, num_classes),
         mask_roi_pool=MultiScaleRoIAlign(feature_names, output_size=14, sampling_ratio=2),
         mask_head=MaskRCNNHeads(width, [width, width], dilation=1, norm_layer=nn.BatchNorm2d),
@@ -136,10 +139,16 @@ def maskrcnn_mobilenet_v3_light(
 
 _ARCHITECTURES: dict[str, _Architecture] = {
     "maskrcnn_resnet50_fpn": _Architecture(
-        maskrcnn_resnet50_fpn, 512, MaskRCNN_ResNet50_FPN_Weights.COCO_V1, ResNet50_Weights.IMAGENET1K_V1
+        maskrcnn_resnet50_fpn,
+        512,
+        MaskRCNN_ResNet50_FPN_Weights.COCO_V1,
+        ResNet50_Weights.IMAGENET1K_V1,
     ),
     "maskrcnn_resnet50_fpn_v2": _Architecture(
-        maskrcnn_resnet50_fpn_v2, 512, MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1, ResNet50_Weights.IMAGENET1K_V1
+        maskrcnn_resnet50_fpn_v2,
+        512,
+        MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1,
+        ResNet50_Weights.IMAGENET1K_V1,
     ),
     "maskrcnn_mobilenet_v3_light": _Architecture(
         maskrcnn_mobilenet_v3_light, 320, None, MobileNet_V3_Large_Weights.IMAGENET1K_V1
@@ -183,7 +192,9 @@ def get_model(
     """
     arch = _architecture(name)
     if num_classes < 2:
-        raise ValueError(f"num_classes counts the background and must be at least 2, got {num_classes}")
+        raise ValueError(
+            f"num_classes counts the background and must be at least 2, got {num_classes}"
+        )
     min_size = min_size or arch.default_min_size
     kwargs.update(min_size=min_size, max_size=max_size or round(min_size * _MAX_TO_MIN))
     choice = _weights_choice(weights)
@@ -199,12 +210,16 @@ def get_model(
     usable = choice == "coco" and num_classes == COCO_NUM_CLASSES
     _set_info(model, name, num_classes, weights="coco" if usable else "random", init=init)
     if not usable:
-        start = "random initialisation" if init == "none" else f"{init} weights with new random heads"
+        start = (
+            "random initialisation" if init == "none" else f"{init} weights with new random heads"
+        )
         log.info("%s: %s; predictions are meaningless until trained", name, start)
     return model
 
 
-def check_weights(name: str, weights: str | os.PathLike[str] | None = None, weights_backbone: str | None = None) -> None:
+def check_weights(
+    name: str, weights: str | os.PathLike[str] | None = None, weights_backbone: str | None = None
+) -> None:
     """Raise the WeightsError that :func:`get_model` would raise for missing weights, without building
     anything (trainers call it before reading a large dataset)."""
     arch = _architecture(name)
@@ -215,7 +230,9 @@ def check_weights(name: str, weights: str | os.PathLike[str] | None = None, weig
         weights_file = Path(weights).with_suffix(".pt")  # type: ignore[arg-type]
         card = read_card(weights_file)
         if not weights_file.is_file():
-            raise WeightsError(f"{weights_file}: weights file missing (its card {card_path(weights_file).name} is there)")
+            raise WeightsError(
+                f"{weights_file}: weights file missing (its card {card_path(weights_file).name} is there)"
+            )
         if card["architecture"] != name:
             raise WeightsError(f"{weights_file}: holds {card['architecture']} weights, not {name}")
     else:
@@ -248,7 +265,9 @@ def unwrap(model: nn.Module) -> nn.Module:
 # --------------------------------------------------------------------------- checkpoints
 
 
-def save_checkpoint(model: nn.Module, path: str | os.PathLike[str], card: dict[str, Any]) -> dict[str, Any]:
+def save_checkpoint(
+    model: nn.Module, path: str | os.PathLike[str], card: dict[str, Any]
+) -> dict[str, Any]:
     """Write ``path`` (plain state_dict) and its model card beside it, both atomically.
 
     ``card`` must hold ``class_names`` (K-1 names, label k is ``class_names[k-1]``);
@@ -266,10 +285,18 @@ def complete_card(model: nn.Module, card: dict[str, Any]) -> dict[str, Any]:
     if "class_names" not in card:
         raise ValueError("save_checkpoint: the card needs class_names")
     full: dict[str, Any] = {"format": CARD_FORMAT}
-    full.update({k: info[k] for k in ("architecture", "num_classes", "weights", "init", "min_size", "max_size") if k in info})
+    full.update(
+        {
+            k: info[k]
+            for k in ("architecture", "num_classes", "weights", "init", "min_size", "max_size")
+            if k in info
+        }
+    )
     full.update(card)
     if full.get("num_classes") != len(full["class_names"]) + 1:
-        raise ValueError(f"save_checkpoint: {len(full['class_names'])} class names for num_classes={full.get('num_classes')}")
+        raise ValueError(
+            f"save_checkpoint: {len(full['class_names'])} class names for num_classes={full.get('num_classes')}"
+        )
     return full
 
 
@@ -298,7 +325,13 @@ def load_checkpoint(
     state = checkpoint.read_state_dict(weights_file, card)
     model = build_from_card(card)
     checkpoint.load_state(model, state, weights_file)
-    _set_info(model, card["architecture"], card["num_classes"], weights=card.get("weights", "trained"), init="checkpoint")
+    _set_info(
+        model,
+        card["architecture"],
+        card["num_classes"],
+        weights=card.get("weights", "trained"),
+        init="checkpoint",
+    )
     return model.to(device).eval(), card
 
 
@@ -308,8 +341,19 @@ def build_from_card(card: dict[str, Any]) -> MaskRCNN:
     arch = _architecture(card["architecture"])
     min_size = int(card.get("min_size") or arch.default_min_size)
     max_size = int(card.get("max_size") or round(min_size * _MAX_TO_MIN))
-    model = arch.builder(num_classes=int(card["num_classes"]), weights_backbone=None, min_size=min_size, max_size=max_size)
-    _set_info(model, card["architecture"], card["num_classes"], weights=card.get("weights", "trained"), init="checkpoint")
+    model = arch.builder(
+        num_classes=int(card["num_classes"]),
+        weights_backbone=None,
+        min_size=min_size,
+        max_size=max_size,
+    )
+    _set_info(
+        model,
+        card["architecture"],
+        card["num_classes"],
+        weights=card.get("weights", "trained"),
+        init="checkpoint",
+    )
     return model
 
 
@@ -321,7 +365,9 @@ def _architecture(name: str, where: str = "") -> _Architecture:
         return _ARCHITECTURES[name]
     except KeyError:
         prefix = f"{where}: " if where else ""
-        raise WeightsError(f"{prefix}unknown model {name!r}; choose one of {', '.join(list_models())}") from None
+        raise WeightsError(
+            f"{prefix}unknown model {name!r}; choose one of {', '.join(list_models())}"
+        ) from None
 
 
 def _weights_choice(weights: str | os.PathLike[str] | None) -> str:
@@ -367,7 +413,9 @@ def _coco_weights(name: str, arch: _Architecture) -> WeightsEnum:
     return arch.coco_weights
 
 
-def _coco_model(name: str, arch: _Architecture, num_classes: int, kwargs: dict[str, Any]) -> MaskRCNN:
+def _coco_model(
+    name: str, arch: _Architecture, num_classes: int, kwargs: dict[str, Any]
+) -> MaskRCNN:
     """torchvision's COCO model from the hub cache, with new predictors when ``num_classes`` differs."""
     model = arch.builder(weights=_coco_weights(name, arch), progress=False, **kwargs)
     if num_classes != COCO_NUM_CLASSES:
@@ -389,4 +437,9 @@ def _from_checkpoint(name: str, path: Path, num_classes: int, kwargs: dict[str, 
 
 
 def _set_info(model: nn.Module, name: str, num_classes: int, *, weights: str, init: str) -> None:
-    model.registry_info = {"architecture": name, "num_classes": int(num_classes), "weights": weights, "init": init}
+    model.registry_info = {
+        "architecture": name,
+        "num_classes": int(num_classes),
+        "weights": weights,
+        "init": init,
+    }

@@ -78,7 +78,9 @@ class PredictionCache:
         try:
             return self._connect()
         except sqlite3.OperationalError:
-            raise  # cannot open or locked (no permission, a folder in the way): not corruption, keep the file
+            # cannot open or locked (no permission, a folder in the way): not corruption, keep the
+            # file
+            raise
         except sqlite3.DatabaseError as exc:
             aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
             log.warning("%s: prediction cache is unreadable (%s); moved aside to %s and rebuilt", self.path, exc, aside)
@@ -141,7 +143,8 @@ class PredictionCache:
             raise DamagedRecord("checksum mismatch")
         try:
             return ImagePrediction.from_dict(json.loads(payload))
-        except (ValueError, KeyError, TypeError, FashionViewerError) as exc:  # the right bytes, yet not a prediction
+        # the right bytes, yet not a prediction
+        except (ValueError, KeyError, TypeError, FashionViewerError) as exc:
             self.delete(image_sha256, key)
             raise DamagedRecord(f"undecodable payload: {exc}") from exc
 

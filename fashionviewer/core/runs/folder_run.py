@@ -63,7 +63,8 @@ class RunSummary:
     instances: int = 0  # written (at or above --min-score)
     skipped: list[str] = field(default_factory=list)  # one-line reasons
     seconds: float = 0.0
-    other_files: list[str] = field(default_factory=list)  # not images by extension, so not predicted
+    # not images by extension, so not predicted
+    other_files: list[str] = field(default_factory=list)
 
     @property
     def done(self) -> int:

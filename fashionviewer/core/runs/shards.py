@@ -162,7 +162,8 @@ def merge_under_torchrun(out: Path, torchrun: tuple[int, int, int]) -> MergeResu
         dist.barrier()
         if rank == 0:
             merged = merge(out)
-        dist.barrier()  # the others wait so that torchrun sees the job end only when the merge is written
+        # the others wait so that torchrun sees the job end only when the merge is written
+        dist.barrier()
     finally:
         dist.destroy_process_group()
     return merged

@@ -131,7 +131,8 @@ class PerImageStep:
             result.prediction = self.predictor.predict(result.image, file_name=result.file_name,
                                                        image_id=result.image_id)
             if self.cache is not None:
-                self.cache.store(result.digest, result.prediction)  # as predicted, before the CNN writes in it
+                # as predicted, before the CNN writes in it
+                self.cache.store(result.digest, result.prediction)
         prediction = result.prediction
         if self.rasters or self.classifier is not None:
             rasters = PredictionRasters(prediction.instances, prediction.height, prediction.width).decode_all()

@@ -47,13 +47,15 @@ from fashionviewer.core.data.masks import decode_mask, encode_mask, polygon_mask
 from fashionviewer.core.viewer.annotation_tools import stamp_segment
 from fashionviewer.core.viewer.session import Signal
 
-__all__ = ["AnnotationEditor", "AnnotationEvents", "polygon_mask"]  # polygon_mask: for the GUI's polygon tool
+# polygon_mask: for the GUI's polygon tool
+__all__ = ["AnnotationEditor", "AnnotationEvents", "polygon_mask"]
 
 
 @dataclass
 class AnnotationEvents:
     changed: Signal = field(default_factory=Signal)  # (file_name) an image's annotations changed
-    saved: Signal = field(default_factory=Signal)  # (path) the project file was written (maybe off-thread)
+    # (path) the project file was written (maybe off-thread)
+    saved: Signal = field(default_factory=Signal)
     error: Signal = field(default_factory=Signal)  # (message) a save failed (maybe off-thread)
 
 
@@ -71,9 +73,14 @@ class _Step:
 class AnnotationEditor:
     """Editing state of one folder's annotations (see the module docstring)."""
 
-    def __init__(self, folder: str | os.PathLike[str], classes: Sequence[str] | None = None,
-                 path: str | os.PathLike[str] | None = None, autosave_delay: float = 0.5,
-                 history: int = 200) -> None:
+    def __init__(
+        self,
+        folder: str | os.PathLike[str],
+        classes: Sequence[str] | None = None,
+        path: str | os.PathLike[str] | None = None,
+        autosave_delay: float = 0.5,
+        history: int = 200,
+    ) -> None:
         self.folder = Path(folder)
         self.path = Path(path) if path is not None else self.folder / DEFAULT_FILE_NAME
         self.events = AnnotationEvents()
@@ -84,21 +91,29 @@ class AnnotationEditor:
             try:
                 self.aset, self.problems = load_annotations(self.path)
             except FashionViewerError as exc:
-                self.aset, self.problems, self.read_only = AnnotationSet(), [f"{exc}; opened read-only"], True
+                self.aset, self.problems, self.read_only = (
+                    AnnotationSet(),
+                    [f"{exc}; opened read-only"],
+                    True,
+                )
                 print(f"warning: {self.problems[0]}", file=sys.stderr)
         else:
             self.aset = AnnotationSet()
         if not self.aset.categories and classes:
-            self.aset.categories = categories_for(classes)  # the file's own categories win when it has them
+            # the file's own categories win when it has them
+            self.aset.categories = categories_for(classes)
         # A file with skipped records, or one another program wrote, is kept as NAME.bak by the first save.
-        self._backup_pending = bool(self.problems) or (self.path.is_file() and self.aset.written_by != FORMAT)
+        self._backup_pending = bool(self.problems) or (
+            self.path.is_file() and self.aset.written_by != FORMAT
+        )
         self.dirty = False
         self._undo: deque[_Step] = deque(maxlen=max(1, int(history)))
         self._redo: list[_Step] = []
         self._group: _Step | None = None
         self._lock = threading.RLock()
         self._timer: threading.Timer | None = None
-        self._version = 0  # bumped by every edit; a save writes only what is newer than the last write
+        # bumped by every edit; a save writes only what is newer than the last write
+        self._version = 0
         self._saved_version = 0
 
     # ----- reading
@@ -120,12 +135,15 @@ class AnnotationEditor:
         return [str(c["name"]) for c in sorted(self.aset.categories, key=lambda c: int(c["id"]))]
 
     # ----- edits
-    def accept_prediction(self, file_name: str, width: int, height: int, instance: Any, model: str) -> int:
+    def accept_prediction(
+        self, file_name: str, width: int, height: int, instance: Any, model: str
+    ) -> int:
         """Add a predicted instance (``core.data.predictions.Instance``) as an annotation; returns its id."""
         return self.accept_predictions(file_name, width, height, [instance], model)[0]
 
-    def accept_predictions(self, file_name: str, width: int, height: int, instances: Sequence[Any],
-                           model: str) -> list[int]:
+    def accept_predictions(
+        self, file_name: str, width: int, height: int, instances: Sequence[Any], model: str
+    ) -> list[int]:
         """Add several predicted instances as one undo step; returns their ids in order."""
         ids: list[int] = []
         with self._edit(f"accept {len(instances)} prediction(s)", file_name, width, height) as rec:
@@ -135,27 +153,47 @@ class AnnotationEditor:
                 else:  # a box-only prediction: its box is the mask
                     x0, y0, x1, y1 = (int(round(v)) for v in inst.box)
                     box_mask = np.zeros((rec.height, rec.width), dtype=np.uint8)
-                    box_mask[max(0, y0):max(0, y1), max(0, x0):max(0, x1)] = 1
+                    box_mask[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)] = 1
                     rle = encode_mask(box_mask)
                 self._check_size(rec, rle)
                 category = self.aset.ensure_category(inst.class_name)
-                ann = Annotation(self.aset.next_annotation_id(), category, dict(rle), "predicted",
-                                 tuple(float(v) for v in inst.box), {"model": str(model), "score": float(inst.score)})
+                ann = Annotation(
+                    self.aset.next_annotation_id(),
+                    category,
+                    dict(rle),
+                    "predicted",
+                    tuple(float(v) for v in inst.box),
+                    {"model": str(model), "score": float(inst.score)},
+                )
                 rec.annotations.append(ann)
                 ids.append(ann.id)
             if model and model not in self.aset.provenance.setdefault("models", []):
                 self.aset.provenance["models"].append(model)
         return ids
 
-    def add(self, file_name: str, width: int, height: int, mask: np.ndarray, class_name: str,
-            source: str = "drawn", origin: dict | None = None) -> int:
+    def add(
+        self,
+        file_name: str,
+        width: int,
+        height: int,
+        mask: np.ndarray,
+        class_name: str,
+        source: str = "drawn",
+        origin: dict | None = None,
+    ) -> int:
         """Add a new instance from a mask; returns its id."""
         if source not in SOURCES:
             raise FashionViewerError(f"source {source!r} is not one of {', '.join(SOURCES)}")
         with self._edit(f"add {class_name}", file_name, width, height) as rec:
             rle = self._encode(rec, mask)
-            ann = Annotation(self.aset.next_annotation_id(), self.aset.ensure_category(class_name), rle, source,
-                             None, dict(origin) if origin else None)
+            ann = Annotation(
+                self.aset.next_annotation_id(),
+                self.aset.ensure_category(class_name),
+                rle,
+                source,
+                None,
+                dict(origin) if origin else None,
+            )
             rec.annotations.append(ann)
         return ann.id
 
@@ -168,12 +206,19 @@ class AnnotationEditor:
             if ann.source != "drawn":
                 ann.source = "edited"
 
-    def paint(self, file_name: str, annotation_id: int, center_xy: tuple[float, float], radius: float,
-              erase: bool = False) -> None:
+    def paint(
+        self,
+        file_name: str,
+        annotation_id: int,
+        center_xy: tuple[float, float],
+        radius: float,
+        erase: bool = False,
+    ) -> None:
         """Brush (or, with ``erase``, eraser) a disc of ``radius`` pixels into an instance's mask."""
         rec = self._record(file_name)
         mask = decode_mask(rec.find(annotation_id).rle).astype(bool)
-        if stamp_segment(mask, center_xy, center_xy, radius, not erase) is not None:  # the brush's own disc
+        # the brush's own disc
+        if stamp_segment(mask, center_xy, center_xy, radius, not erase) is not None:
             self.set_mask(file_name, annotation_id, mask)
 
     def relabel(self, file_name: str, annotation_id: int, class_name: str) -> None:
@@ -188,8 +233,9 @@ class AnnotationEditor:
             ann = rec.find(annotation_id)
             rec.annotations.remove(ann)
 
-    def set_done(self, file_name: str, done: bool = True, width: int | None = None,
-                 height: int | None = None) -> None:
+    def set_done(
+        self, file_name: str, done: bool = True, width: int | None = None, height: int | None = None
+    ) -> None:
         """Mark an image finished (an image with no instance and ``done`` is a true negative for training)."""
         with self._edit("mark done" if done else "mark not done", file_name, width, height) as rec:
             rec.done = bool(done)
@@ -206,7 +252,9 @@ class AnnotationEditor:
         finally:
             step, self._group = self._group, None
             if step.before:
-                step.after = {name: copy.deepcopy(self.aset.images.get(name)) for name in step.before}
+                step.after = {
+                    name: copy.deepcopy(self.aset.images.get(name)) for name in step.before
+                }
                 step.categories_after = copy.deepcopy(self.aset.categories)
                 self._push(step)
 
@@ -254,17 +302,22 @@ class AnnotationEditor:
         self.flush()
 
     # ----- internals
-    def _record(self, file_name: str, width: int | None = None, height: int | None = None) -> ImageAnnotations:
+    def _record(
+        self, file_name: str, width: int | None = None, height: int | None = None
+    ) -> ImageAnnotations:
         if width is None or height is None:
             rec = self.aset.images.get(file_name)
             if rec is None:
-                raise FashionViewerError(f"{file_name}: no annotations yet (pass the image's width and height)")
+                raise FashionViewerError(
+                    f"{file_name}: no annotations yet (pass the image's width and height)"
+                )
             return rec
         return self.aset.image(file_name, width, height)
 
     @contextlib.contextmanager
-    def _edit(self, label: str, file_name: str, width: int | None = None,
-              height: int | None = None) -> Iterator[ImageAnnotations]:
+    def _edit(
+        self, label: str, file_name: str, width: int | None = None, height: int | None = None
+    ) -> Iterator[ImageAnnotations]:
         self._check_writable()
         with self._lock:
             before_rec = copy.deepcopy(self.aset.images.get(file_name))
@@ -279,8 +332,15 @@ class AnnotationEditor:
             if self._group is not None:
                 self._group.before.setdefault(file_name, before_rec)
             else:
-                self._push(_Step(label, {file_name: before_rec}, {file_name: copy.deepcopy(rec)},
-                                 before_cats, copy.deepcopy(self.aset.categories)))
+                self._push(
+                    _Step(
+                        label,
+                        {file_name: before_rec},
+                        {file_name: copy.deepcopy(rec)},
+                        before_cats,
+                        copy.deepcopy(self.aset.categories),
+                    )
+                )
             self._changed_locked()
         self.events.changed.emit(file_name)
 
@@ -350,12 +410,16 @@ class AnnotationEditor:
     def _encode(self, rec: ImageAnnotations, mask: np.ndarray) -> dict:
         mask = np.asarray(mask)
         if mask.shape != (rec.height, rec.width):
-            raise FashionViewerError(f"{rec.file_name}: mask is {mask.shape[1]}x{mask.shape[0]}, the image is "
-                                     f"{rec.width}x{rec.height}")
+            raise FashionViewerError(
+                f"{rec.file_name}: mask is {mask.shape[1]}x{mask.shape[0]}, the image is "
+                f"{rec.width}x{rec.height}"
+            )
         return encode_mask(mask)
 
     @staticmethod
     def _check_size(rec: ImageAnnotations, rle: dict) -> None:
         if [int(v) for v in rle["size"]] != [rec.height, rec.width]:
-            raise FashionViewerError(f"{rec.file_name}: a predicted mask is {rle['size'][1]}x{rle['size'][0]}, the "
-                                     f"image is {rec.width}x{rec.height}")
+            raise FashionViewerError(
+                f"{rec.file_name}: a predicted mask is {rle['size'][1]}x{rle['size'][0]}, the "
+                f"image is {rec.width}x{rec.height}"
+            )

@@ -36,13 +36,17 @@ from fashionviewer.core.viewer.session import Signal, ViewerSession
 @dataclass
 class AnnotationStateEvents:
     active_changed: Signal = field(default_factory=Signal)  # (on)
-    editor_changed: Signal = field(default_factory=Signal)  # (editor | None) the folder's editor opened / dropped
-    annotations_changed: Signal = field(default_factory=Signal)  # (file_name) after the selection was checked
+    # (editor | None) the folder's editor opened / dropped
+    editor_changed: Signal = field(default_factory=Signal)
+    # (file_name) after the selection was checked
+    annotations_changed: Signal = field(default_factory=Signal)
     selection_changed: Signal = field(default_factory=Signal)  # (annotation id | None)
     tool_changed: Signal = field(default_factory=Signal)  # (Tool)
     radius_changed: Signal = field(default_factory=Signal)  # (radius)
-    message: Signal = field(default_factory=Signal)  # (text, milliseconds) a line for the status bar
-    error: Signal = field(default_factory=Signal)  # (message) something failed (a save, a segmentation)
+    # (text, milliseconds) a line for the status bar
+    message: Signal = field(default_factory=Signal)
+    # (message) something failed (a save, a segmentation)
+    error: Signal = field(default_factory=Signal)
 
 
 class AnnotationState:
@@ -51,9 +55,14 @@ class AnnotationState:
     ``image_size``: the current image's (width, height), None while it loads; ``model_classes`` and
     ``model_label``: the loaded model's class names and its name for provenance (None: none loaded)."""
 
-    def __init__(self, session: ViewerSession, image_size: Callable[[], tuple[int, int] | None],
-                 model_classes: Callable[[], Sequence[str]] = list,
-                 model_label: Callable[[], str | None] = lambda: None, autosave_delay: float = 0.5) -> None:
+    def __init__(
+        self,
+        session: ViewerSession,
+        image_size: Callable[[], tuple[int, int] | None],
+        model_classes: Callable[[], Sequence[str]] = list,
+        model_label: Callable[[], str | None] = lambda: None,
+        autosave_delay: float = 0.5,
+    ) -> None:
         self.session = session
         self.image_size = image_size
         self.model_classes = model_classes
@@ -66,7 +75,8 @@ class AnnotationState:
         self.radius = 8.0
         self.selected: int | None = None  # annotation id
         self.refine: Refinement | None = None
-        self.interactive = InteractiveSession()  # the image's features and last result, reused between clicks
+        # the image's features and last result, reused between clicks
+        self.interactive = InteractiveSession()
         self.stroke: Stroke | None = None
         ev = session.events
         ev.folder_changed.connect(self._folder_changed)
@@ -81,7 +91,8 @@ class AnnotationState:
         self.active = on
         if on:
             editor = self.ensure_editor()
-            if editor is not None and editor.read_only:  # another program's file at the project path: never edited
+            # another program's file at the project path: never edited
+            if editor is not None and editor.read_only:
                 self.active = False
                 self.fail(editor.problems[0])
                 self.events.active_changed.emit(False)
@@ -99,9 +110,11 @@ class AnnotationState:
         if tool is Tool.SELECT and self.tool is Tool.SELECT:
             self.select(None)
             self.session.select(None)
-        if tool not in (Tool.BOX, Tool.CLICK) or (self.refine is not None
-                                                  and (self.refine.box is None) != (tool is Tool.CLICK)):
-            self.refine = None  # another tool, or the other tool's instance: clicks no longer refine it
+        if tool not in (Tool.BOX, Tool.CLICK) or (
+            self.refine is not None and (self.refine.box is None) != (tool is Tool.CLICK)
+        ):
+            # another tool, or the other tool's instance: clicks no longer refine it
+            self.refine = None
         self.tool = tool
         self.events.tool_changed.emit(tool)
 
@@ -128,8 +141,9 @@ class AnnotationState:
         folder = self.session.folder
         if self.editor is not None or folder is None:
             return self.editor
-        editor = AnnotationEditor(folder, classes=list(self.model_classes()) or None,
-                                  autosave_delay=self.autosave_delay)
+        editor = AnnotationEditor(
+            folder, classes=list(self.model_classes()) or None, autosave_delay=self.autosave_delay
+        )
         editor.events.changed.connect(self._annotations_changed)
         self.editor = editor
         self.events.editor_changed.emit(editor)
@@ -212,8 +226,11 @@ class AnnotationState:
         self.interactive = InteractiveSession()
 
     def _annotations_changed(self, file_name: str) -> None:
-        if file_name == self.file_name() and self.selected is not None \
-                and self.selected not in {a.id for a in self.annotations()}:
+        if (
+            file_name == self.file_name()
+            and self.selected is not None
+            and self.selected not in {a.id for a in self.annotations()}
+        ):
             self.selected = None  # undone or deleted
         self.events.annotations_changed.emit(file_name)
 
@@ -232,10 +249,14 @@ class AnnotationState:
 
     def step(self, step: int) -> None:
         """Tab / Shift+Tab: the next or previous instance, annotations first, then the predictions shown."""
-        items = [("ann", a.id) for a in self.annotations()] + [("pred", i) for i in self.session.visible_indices()]
+        items = [("ann", a.id) for a in self.annotations()] + [
+            ("pred", i) for i in self.session.visible_indices()
+        ]
         if not items:
             return
-        current = ("ann", self.selected) if self.selected is not None else ("pred", self.session.selected)
+        current = (
+            ("ann", self.selected) if self.selected is not None else ("pred", self.session.selected)
+        )
         k = items.index(current) if current in items else (-1 if step > 0 else 0)
         kind, value = items[(k + step) % len(items)]
         if kind == "ann":
@@ -266,13 +287,19 @@ class AnnotationState:
         if self.editor is None or name is None or model != self.session.model_key:
             return
         names = self.editor.aset.category_name
-        accepted = {(str(a.rle.get("counts")), names(a.category_id)) for a in self.editor.annotations(name)
-                    if a.source == "predicted"}
+        accepted = {
+            (str(a.rle.get("counts")), names(a.category_id))
+            for a in self.editor.annotations(name)
+            if a.source == "predicted"
+        }
         prediction = self.session.prediction(path)
         if not accepted or prediction is None:
             return
-        kept = [inst for inst in prediction.instances
-                if inst.rle is None or (str(inst.rle.get("counts")), inst.class_name) not in accepted]
+        kept = [
+            inst
+            for inst in prediction.instances
+            if inst.rle is None or (str(inst.rle.get("counts")), inst.class_name) not in accepted
+        ]
         if len(kept) < len(prediction.instances):
             if path == self.session.current:
                 self.session.select(None)
@@ -285,8 +312,13 @@ class AnnotationState:
             self.notify("Select a prediction first (click it, or Tab).")
             return None
         p = self.session.prediction()
-        new = self.editor.accept_prediction(self.file_name(), p.width, p.height, instance,  # type: ignore[union-attr]
-                                            self._model_name())
+        new = self.editor.accept_prediction(
+            self.file_name(),
+            p.width,
+            p.height,
+            instance,  # type: ignore[union-attr]
+            self._model_name(),
+        )
         self._drop_predictions([index])
         self.select(new)
         return new
@@ -297,8 +329,13 @@ class AnnotationState:
         p, indices = s.prediction(), s.visible_indices()
         if p is None or not indices or self.ensure_editor() is None:
             return []
-        ids = self.editor.accept_predictions(self.file_name(), p.width, p.height,  # type: ignore[union-attr]
-                                             [p.instances[i] for i in indices], self._model_name())
+        ids = self.editor.accept_predictions(
+            self.file_name(),
+            p.width,
+            p.height,  # type: ignore[union-attr]
+            [p.instances[i] for i in indices],
+            self._model_name(),
+        )
         self._drop_predictions(indices)
         self.notify(f"Accepted {len(ids)} predictions.")
         return ids
@@ -314,7 +351,9 @@ class AnnotationState:
     def selected_class(self) -> str | None:
         if self.selected is None or self.editor is None:
             return None
-        return self.editor.aset.category_name(self.editor.annotation(self.file_name(), self.selected).category_id)
+        return self.editor.aset.category_name(
+            self.editor.annotation(self.file_name(), self.selected).category_id
+        )
 
     def relabel_selected(self, class_name: str) -> None:
         if self.selected is not None and self.editor is not None:
@@ -334,13 +373,22 @@ class AnnotationState:
         if self.editor is not None and not self.editor.redo():
             self.notify("Nothing to redo.", 3000)
 
-    def add_drawn(self, mask: np.ndarray, class_name: str, origin: dict | None = None) -> int | None:
+    def add_drawn(
+        self, mask: np.ndarray, class_name: str, origin: dict | None = None
+    ) -> int | None:
         """A drawn instance (box, brush, polygon) of ``class_name``; it becomes the selection."""
         size = self.image_size()
         if size is None or not mask.any() or self.ensure_editor() is None:
             return None
-        new = self.editor.add(self.file_name(), size[0], size[1], mask, class_name,  # type: ignore[union-attr]
-                              "drawn", origin)
+        new = self.editor.add(
+            self.file_name(),
+            size[0],
+            size[1],
+            mask,
+            class_name,  # type: ignore[union-attr]
+            "drawn",
+            origin,
+        )
         self.select(new)
         return new
 
@@ -350,7 +398,9 @@ class AnnotationState:
         self.refine = Refinement(None, tuple(float(v) for v in box))  # type: ignore[arg-type]
         return self.refine
 
-    def add_click(self, x: float, y: float, positive: bool, box_pending: bool = False) -> Refinement | None:
+    def add_click(
+        self, x: float, y: float, positive: bool, box_pending: bool = False
+    ) -> Refinement | None:
         """Box tool click: refine the instance being drawn (``box_pending``: its box is still being segmented),
         else the selected annotation within its box. Returns what to segment again, None when nothing applies."""
         click, refine = Click(float(x), float(y), bool(positive)), self.refine
@@ -366,13 +416,19 @@ class AnnotationState:
         refine.clicks.append(click)
         return refine
 
-    def click_object(self, x: float, y: float, positive: bool, pending: bool = False) -> Refinement | None:
+    def click_object(
+        self, x: float, y: float, positive: bool, pending: bool = False
+    ) -> Refinement | None:
         """Click tool: a left click starts a new instance from that click alone (the object under it); later
         clicks refine it (left adds, right removes) while they fall within its extent grown by a half (or
         while its first result is pending); a left click beyond that starts the next object. Returns what to
         segment, None when the click applies to nothing."""
         click, refine = Click(float(x), float(y), bool(positive)), self.refine
-        if refine is not None and refine.box is None and (pending or not positive or self._near(refine, x, y)):
+        if (
+            refine is not None
+            and refine.box is None
+            and (pending or not positive or self._near(refine, x, y))
+        ):
             refine.clicks.append(click)
             return refine
         if not positive:
@@ -389,20 +445,27 @@ class AnnotationState:
         grow = 0.5 * max(x1 - x0, y1 - y0)
         return x0 - grow <= x <= x1 + grow and y0 - grow <= y <= y1 + grow
 
-    def apply_segment(self, file_name: str, box: Box | None, target: int | None, mask: np.ndarray,
-                      class_name: str) -> int | None:
+    def apply_segment(
+        self, file_name: str, box: Box | None, target: int | None, mask: np.ndarray, class_name: str
+    ) -> int | None:
         """A segmentation result: a new instance (``target`` None, of ``class_name``) or ``target``'s new mask.
         Returns the annotation id, None when it no longer applies (another image) or the mask is empty."""
         if file_name != self.file_name() or self.editor is None:
             return None  # the user moved on
         if not mask.any():
-            self.notify("The box gave an empty mask; draw it again." if box is not None
-                        else "The click gave an empty mask; click inside the object.")
+            self.notify(
+                "The box gave an empty mask; draw it again."
+                if box is not None
+                else "The click gave an empty mask; click inside the object."
+            )
             return None
         if target is None:
             clicks = list(self.refine.clicks) if self.refine is not None else []
-            origin = ({"box": [round(float(v), 1) for v in box]} if box is not None
-                      else {"clicks": [[round(c.x, 1), round(c.y, 1), c.positive] for c in clicks]})
+            origin = (
+                {"box": [round(float(v), 1) for v in box]}
+                if box is not None
+                else {"clicks": [[round(c.x, 1), round(c.y, 1), c.positive] for c in clicks]}
+            )
             target = self.add_drawn(mask, class_name, origin)
             self.refine = Refinement(target, box, clicks)
         else:
@@ -436,8 +499,9 @@ class AnnotationState:
             return None
         r = int(round(self.radius))
         lx, ly = stroke.last
-        square = stamp_segment(stroke.mask, (round(lx), round(ly)), (round(x), round(y)), r,
-                               0 if stroke.erase else 1)
+        square = stamp_segment(
+            stroke.mask, (round(lx), round(ly)), (round(x), round(y)), r, 0 if stroke.erase else 1
+        )
         stroke.last, stroke.changed = (float(x), float(y)), True
         return square
 

@@ -72,8 +72,13 @@ class Stroke:
     changed: bool = False
 
 
-def stamp_segment(mask: np.ndarray, start: tuple[float, float], end: tuple[float, float], radius: float,
-                  value: int | bool) -> Square | None:
+def stamp_segment(
+    mask: np.ndarray,
+    start: tuple[float, float],
+    end: tuple[float, float],
+    radius: float,
+    value: int | bool,
+) -> Square | None:
     """Set every pixel within ``radius`` of the segment ``start``-``end`` to ``value`` (a round-capped line; one
     disc when start == end). Pixel (row y, column x) has its centre at (x, y). Only the segment's bounding square
     is computed; returns it, or None when it lies outside the mask."""
@@ -99,4 +104,14 @@ def shortcut_rows(commands: Sequence[tuple[str, Sequence[str]]] = ()) -> list[tu
     return rows + [(text, " / ".join(keys)) for text, keys in commands]
 
 
-__all__ = ["Box", "Click", "Refinement", "Square", "Stroke", "TOGGLE_KEY", "Tool", "shortcut_rows", "stamp_segment"]
+__all__ = [
+    "Box",
+    "Click",
+    "Refinement",
+    "Square",
+    "Stroke",
+    "TOGGLE_KEY",
+    "Tool",
+    "shortcut_rows",
+    "stamp_segment",
+]

@@ -37,7 +37,9 @@ class DisplayImage:
         return tuple(self.pixels.shape[:2]) != (self.height, self.width)
 
 
-def load_display_image(path: str | os.PathLike[str], max_side: int = DISPLAY_MAX_SIDE) -> DisplayImage:
+def load_display_image(
+    path: str | os.PathLike[str], max_side: int = DISPLAY_MAX_SIDE
+) -> DisplayImage:
     """Decode ``path`` for display: EXIF orientation applied, longer side at most ``max_side``.
 
     JPEGs are decoded at 1/2..1/8 scale (draft mode) and every format is shrunk by a box

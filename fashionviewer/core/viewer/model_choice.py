@@ -26,7 +26,9 @@ class ModelChoice:
 
     @property
     def title(self) -> str:
-        return Path(self.source).name if ("/" in self.source or "\\" in self.source) else self.source
+        return (
+            Path(self.source).name if ("/" in self.source or "\\" in self.source) else self.source
+        )
 
 
 @dataclass
@@ -46,7 +48,11 @@ def available_devices() -> list[str]:
 
     devices = ["cpu"]
     if torch.cuda.is_available():
-        devices += ["cuda"] if torch.cuda.device_count() == 1 else [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+        devices += (
+            ["cuda"]
+            if torch.cuda.device_count() == 1
+            else [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+        )
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         devices.append("mps")
     return devices
@@ -95,22 +101,33 @@ def load_models(choice: ModelChoice) -> Generator[str, None, LoadedModels]:
 
     yield f"Loading {choice.title} on {choice.device}…"
     # The same resolution as `fashionviewer predict --model` (bundled names, "coco", checkpoint files).
-    predictor = load_predictor(choice.source, device=choice.device, allow_random=choice.allow_random, tta=choice.tta)
+    predictor = load_predictor(
+        choice.source, device=choice.device, allow_random=choice.allow_random, tta=choice.tta
+    )
     random = predictor.random_weights
     tta = predictor.tta
     label = f"{predictor.describe() or choice.title} on {choice.device}" + (
-        " — RANDOM WEIGHTS, predictions are meaningless" if random else "")
+        " — RANDOM WEIGHTS, predictions are meaningless" if random else ""
+    )
     yield "Loading the Fashion-MNIST CNN…"
     classifier, note = None, ""
-    for candidate in ([choice.classifier] if choice.classifier else list(CLASSIFIER_NAMES)):
+    for candidate in [choice.classifier] if choice.classifier else list(CLASSIFIER_NAMES):
         try:
             classifier = load_classifier(candidate)
             break
         except FashionViewerError as exc:
             note = str(exc)
     key = f"{choice.source}|{'random' if random else 'weights'}|{'views' if tta is not None else 'single'}"
-    return LoadedModels(choice, predictor, key, label, random, classifier, "" if classifier else note,
-                        card_summary(predictor.card, predictor.weights_path))
+    return LoadedModels(
+        choice,
+        predictor,
+        key,
+        label,
+        random,
+        classifier,
+        "" if classifier else note,
+        card_summary(predictor.card, predictor.weights_path),
+    )
 
 
 def card_summary(card: dict[str, Any], weights_path: Any = None) -> str:
@@ -118,20 +135,29 @@ def card_summary(card: dict[str, Any], weights_path: Any = None) -> str:
     was trained, on what, and what it was fine-tuned from (with the SHA-256s that identify them)."""
     if not card:
         return f"{weights_path or 'built in memory'}: no model card"
-    lines = [f"{weights_path or card.get('weights_file', '')}: {card.get('architecture', '?')}, "
-             f"{len(card.get('class_names', []))} classes, {card.get('epochs', '?')} epochs, trained {card.get('date', '?')}"]
+    lines = [
+        f"{weights_path or card.get('weights_file', '')}: {card.get('architecture', '?')}, "
+        f"{len(card.get('class_names', []))} classes, {card.get('epochs', '?')} epochs, trained {card.get('date', '?')}"
+    ]
     annotations = card.get("annotations") or card.get("training", {}).get("annotations")
     if annotations:
-        lines.append(f"trained on {annotations.get('file')} (SHA-256 {str(annotations.get('sha256', ''))[:12]}…, "
-                     f"{annotations.get('images')} images, {annotations.get('instances')} instances)")
+        lines.append(
+            f"trained on {annotations.get('file')} (SHA-256 {str(annotations.get('sha256', ''))[:12]}…, "
+            f"{annotations.get('images')} images, {annotations.get('instances')} instances)"
+        )
     start = card.get("fine_tuned_from") or card.get("training", {}).get("fine_tuned_from")
     if start:
         added = start.get("classes_added") or []
-        lines.append(f"fine-tuned from {start.get('checkpoint')} (SHA-256 {str(start.get('sha256', ''))[:12]}…)"
-                     + (f"; classes added: {', '.join(added)}" if added else ""))
+        lines.append(
+            f"fine-tuned from {start.get('checkpoint')} (SHA-256 {str(start.get('sha256', ''))[:12]}…)"
+            + (f"; classes added: {', '.join(added)}" if added else "")
+        )
     metrics = card.get("metrics") or {}
     if metrics:
-        lines.append("measured: " + ", ".join(f"{k} {v}" for k, v in metrics.items() if isinstance(v, (int, float))))
+        lines.append(
+            "measured: "
+            + ", ".join(f"{k} {v}" for k, v in metrics.items() if isinstance(v, (int, float)))
+        )
     if card.get("weights_sha256"):
         lines.append(f"weights SHA-256 {card['weights_sha256']}")
     return "\n".join(lines)

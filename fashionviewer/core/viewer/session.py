@@ -19,7 +19,15 @@ from typing import Any, Callable, Iterator
 from fashionviewer.core.data.imageio import list_images
 from fashionviewer.core.data.overlay import PredictionRasters
 
-LAYERS: tuple[str, ...] = ("masks", "outlines", "boxes", "labels", "scores", "ground_truth", "annotations")
+LAYERS: tuple[str, ...] = (
+    "masks",
+    "outlines",
+    "boxes",
+    "labels",
+    "scores",
+    "ground_truth",
+    "annotations",
+)
 DEFAULT_THRESHOLD = 0.5
 
 
@@ -50,12 +58,14 @@ class SessionEvents:
     threshold_changed: Signal = field(default_factory=Signal)  # (float)
     opacity_changed: Signal = field(default_factory=Signal)  # (float)
     layers_changed: Signal = field(default_factory=Signal)  # (name, visible)
-    classes_changed: Signal = field(default_factory=Signal)  # () per-class visibility or known classes
+    # () per-class visibility or known classes
+    classes_changed: Signal = field(default_factory=Signal)
     selection_changed: Signal = field(default_factory=Signal)  # (index | None)
     prediction_added: Signal = field(default_factory=Signal)  # (path, model)
     model_changed: Signal = field(default_factory=Signal)  # (model)
     image_error: Signal = field(default_factory=Signal)  # (path, message)
-    frames_known: Signal = field(default_factory=Signal)  # (path, frames) an animation's first frame is shown
+    # (path, frames) an animation's first frame is shown
+    frames_known: Signal = field(default_factory=Signal)
 
 
 class ViewerSession:
@@ -74,12 +84,15 @@ class ViewerSession:
         self.selected: int | None = None
         self.model_key = ""
         self._predictions: dict[tuple[str, str], Any] = {}
-        self._image_scores: dict[tuple[str, str], list[float]] = {}  # whole-picture CNN probabilities
+        # whole-picture CNN probabilities
+        self._image_scores: dict[tuple[str, str], list[float]] = {}
         self.errors: dict[str, str] = {}  # unreadable images: path -> one-line reason
-        self.frames: dict[str, int] = {}  # animations and multi-page files: path -> frame count (first shown)
+        # animations and multi-page files: path -> frame count (first shown)
+        self.frames: dict[str, int] = {}
         self._rasters: OrderedDict[tuple[str, str], PredictionRasters] = OrderedDict()
         self._raster_limit = cache_rasters
-        self._lock = threading.Lock()  # workers add predictions from their threads via the GUI; keep dict ops safe
+        # workers add predictions from their threads via the GUI; keep dict ops safe
+        self._lock = threading.Lock()
 
     # ----- folder and navigation -------------------------------------------------------------
     def open_folder(self, folder: str | os.PathLike[str], images: list[Path] | None = None) -> None:
@@ -97,7 +110,11 @@ class ViewerSession:
         self.filter_text = text.strip()
         needle = self.filter_text.lower()
         base = self.folder or Path()
-        self.images = [p for p in self.all_images if needle in _relative(p, base).lower()] if needle else list(self.all_images)
+        self.images = (
+            [p for p in self.all_images if needle in _relative(p, base).lower()]
+            if needle
+            else list(self.all_images)
+        )
         self.events.images_changed.emit()
         if self.current not in self.images:
             self.set_current(self.images[0] if self.images else None)
@@ -188,8 +205,14 @@ class ViewerSession:
             self.events.model_changed.emit(model)
             self.events.classes_changed.emit()
 
-    def add_prediction(self, path: Path, prediction: Any, model: str | None = None, rasters: PredictionRasters | None = None,
-                       image_scores: list[float] | None = None) -> None:
+    def add_prediction(
+        self,
+        path: Path,
+        prediction: Any,
+        model: str | None = None,
+        rasters: PredictionRasters | None = None,
+        image_scores: list[float] | None = None,
+    ) -> None:
         model = self.model_key if model is None else model
         key = (str(path), model)
         with self._lock:
@@ -253,7 +276,9 @@ class ViewerSession:
         with self._lock:
             rasters = self._rasters.get(key)
             if rasters is None or rasters.instances != list(prediction.instances):
-                rasters = PredictionRasters(prediction.instances, prediction.height, prediction.width)
+                rasters = PredictionRasters(
+                    prediction.instances, prediction.height, prediction.width
+                )
                 self._store_rasters(key, rasters)
             self._rasters.move_to_end(key)
         return rasters
@@ -288,7 +313,11 @@ class ViewerSession:
 
     def selected_instance(self) -> Any | None:
         prediction = self.prediction()
-        if prediction is None or self.selected is None or self.selected >= len(prediction.instances):
+        if (
+            prediction is None
+            or self.selected is None
+            or self.selected >= len(prediction.instances)
+        ):
             return None
         return prediction.instances[self.selected]
 
@@ -303,8 +332,12 @@ class ViewerSession:
         images, model = self.images, self.model_key if model is None else model
         center = max(self.index, 0)
         for offset in range(max(center + 1, len(images) - center)):
-            for i in ((center + offset, center - offset) if offset else (center,)):
-                if 0 <= i < len(images) and (str(images[i]), model) not in self._predictions and str(images[i]) not in self.errors:
+            for i in (center + offset, center - offset) if offset else (center,):
+                if (
+                    0 <= i < len(images)
+                    and (str(images[i]), model) not in self._predictions
+                    and str(images[i]) not in self.errors
+                ):
                     yield images[i]
 
 

@@ -17,7 +17,8 @@ def load_thumbnail(path: str | os.PathLike[str], size: int = 128) -> np.ndarray:
     path = Path(path)
     with _open(path) as img:
         try:
-            img.draft("RGB", (size * 2, size * 2))  # JPEG: decode at 1/2..1/8 scale, many times faster
+            # JPEG: decode at 1/2..1/8 scale, many times faster
+            img.draft("RGB", (size * 2, size * 2))
             img = ImageOps.exif_transpose(img)
             img.thumbnail((size, size), Image.Resampling.BILINEAR)
             return _to_rgb(img)

@@ -26,15 +26,18 @@ class MenuOption:
     label: str
     kind: str = INT  # INT | CHOICE | FOLDER
     default: Any = 0
-    choices: tuple[str, ...] = ()  # CHOICE: the fixed items (the dialog may add live ones, e.g. COCO weights)
+    # CHOICE: the fixed items (the dialog may add live ones, e.g. COCO weights)
+    choices: tuple[str, ...] = ()
     minimum: int = 0
     maximum: int = 10_000_000
     step: int = 1
     skip: Any = 0  # this value leaves the flag out (the trainer's own default then applies)
     special: str = ""  # INT: what the minimum is shown as ("model default", "all")
     field: str = ""  # TrainingRequest's field when it differs from ``key``
-    unless: str = ""  # left out when this other field is set (``--weights`` when fine-tuning ``--init-from``)
-    companion: tuple[str, int] | None = None  # also pass FLAG max(value, N) (a quick run is scored quickly)
+    # left out when this other field is set (``--weights`` when fine-tuning ``--init-from``)
+    unless: str = ""
+    # also pass FLAG max(value, N) (a quick run is scored quickly)
+    companion: tuple[str, int] | None = None
     shown: bool = True  # False: set by another row (fine-tuning is an item of "Start from weights")
 
     @property
@@ -50,7 +53,8 @@ class TrainerMenu:
     title: str
     family: str  # the model family it trains (fine-tuning: the family's declared capability)
     options: tuple[MenuOption, ...]
-    datasets_need_folder: tuple[str, ...] = field(default_factory=tuple)  # datasets with no default location
+    # datasets with no default location
+    datasets_need_folder: tuple[str, ...] = field(default_factory=tuple)
 
     def option(self, key: str) -> MenuOption | None:
         return next((option for option in self.options if option.key == key), None)
@@ -60,7 +64,11 @@ class TrainerMenu:
         args = ["-m", f"trainers.{self.trainer}"]
         for option in self.options:
             value = values.get(option.request_field, option.default)
-            if value is None or value == option.skip or (option.unless and values.get(option.unless)):
+            if (
+                value is None
+                or value == option.skip
+                or (option.unless and values.get(option.unless))
+            ):
                 continue
             args += [option.flag, str(value)]
             if option.companion is not None:
@@ -69,49 +77,157 @@ class TrainerMenu:
         return args
 
 
-def _common(model_flag: str, models: tuple[str, ...], default_model: str, epochs: int) -> list[MenuOption]:
-    return [MenuOption("model", model_flag, "Model", CHOICE, default_model, models, skip=None),
-            MenuOption("epochs", "--epochs", "Epochs", INT, epochs, minimum=1, maximum=500, skip=None)]
+def _common(
+    model_flag: str, models: tuple[str, ...], default_model: str, epochs: int
+) -> list[MenuOption]:
+    return [
+        MenuOption("model", model_flag, "Model", CHOICE, default_model, models, skip=None),
+        MenuOption("epochs", "--epochs", "Epochs", INT, epochs, minimum=1, maximum=500, skip=None),
+    ]
 
 
 def _tail() -> list[MenuOption]:
-    return [MenuOption("batch_size", "--batch-size", "Batch size", INT, 0, maximum=4096, special="trainer default"),
-            MenuOption("device", "--device", "Device", CHOICE, "cpu", skip=None),
-            MenuOption("out", "--out", "Output folder", FOLDER, "", skip=None)]
+    return [
+        MenuOption(
+            "batch_size",
+            "--batch-size",
+            "Batch size",
+            INT,
+            0,
+            maximum=4096,
+            special="trainer default",
+        ),
+        MenuOption("device", "--device", "Device", CHOICE, "cpu", skip=None),
+        MenuOption("out", "--out", "Output folder", FOLDER, "", skip=None),
+    ]
 
 
-FMNIST_MODELS = ("cnn1", "cnn2", "cnn3", "fvnet")  # core.models.cnn.ARCHITECTURES (checked by the menu test)
-MASKRCNN_MODELS = ("maskrcnn_mobilenet_v3_light", "maskrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn_v2")
+# core.models.cnn.ARCHITECTURES (checked by the menu test)
+FMNIST_MODELS = ("cnn1", "cnn2", "cnn3", "fvnet")
+MASKRCNN_MODELS = (
+    "maskrcnn_mobilenet_v3_light",
+    "maskrcnn_resnet50_fpn",
+    "maskrcnn_resnet50_fpn_v2",
+)
 MASKRCNN_DATASETS = ("fmnist-scenes", "imaterialist", "coco", "ccp")  # core.data.datasets names
 PARSING_ARCHITECTURES = ("parsing_resunet",)
 
-TRAINER_MENUS: dict[str, TrainerMenu] = {menu.trainer: menu for menu in (
-    TrainerMenu("fmnist", "Fashion-MNIST CNN", "fmnist-classifier", tuple(
-        _common("--model", FMNIST_MODELS, "cnn3", 5) + [
-            MenuOption("data_path", "--data-dir", "Data folder", FOLDER, "", skip=""),
-            MenuOption("limit", "--limit-train", "Training images", INT, 0, step=100, special="all",
-                       field="limit_train", companion=("--limit-test", 500)),
-        ] + _tail())),
-    TrainerMenu("maskrcnn", "Mask R-CNN", "maskrcnn", tuple(
-        _common("--model", MASKRCNN_MODELS, "maskrcnn_mobilenet_v3_light", 2) + [
-            MenuOption("dataset", "--dataset", "Dataset", CHOICE, MASKRCNN_DATASETS[0], MASKRCNN_DATASETS, skip=""),
-            MenuOption("data_path", "--data-path", "Data folder", FOLDER, "", skip=""),
-            MenuOption("image_size", "--image-size", "Image size (shorter side)", INT, 0, maximum=2048, step=32,
-                       special="model default"),
-            MenuOption("limit", "--steps-per-epoch", "Steps per epoch", INT, 0, step=100, special="all",
-                       field="limit_train"),
-            MenuOption("init_from", "--init-from", "Fine-tune", FOLDER, "", skip="", shown=False),
-            MenuOption("weights", "--weights", "Start from weights", CHOICE, "none", ("none",), skip="",
-                       unless="init_from"),
-        ] + _tail()), datasets_need_folder=("fmnist-scenes", "imaterialist", "coco")),
-    TrainerMenu("parsing", "Garment parsing network", "parsing", tuple(
-        _common("--architecture", PARSING_ARCHITECTURES, "parsing_resunet", 8) + [
-            MenuOption("dataset", "--dataset", "Dataset", CHOICE, "ccp", ("ccp",), skip=""),
-            MenuOption("data_path", "--data-path", "Data folder", FOLDER, "", skip=""),
-            MenuOption("image_size", "--image-width", "Image width", INT, 0, maximum=2048, step=32,
-                       special="trainer default (224)"),
-            MenuOption("limit", "--steps-per-epoch", "Steps per epoch", INT, 0, step=100, special="all",
-                       field="limit_train"),
-            MenuOption("init_from", "--init-from", "Fine-tune", FOLDER, "", skip="", shown=False),
-        ] + _tail())),
-)}
+TRAINER_MENUS: dict[str, TrainerMenu] = {
+    menu.trainer: menu
+    for menu in (
+        TrainerMenu(
+            "fmnist",
+            "Fashion-MNIST CNN",
+            "fmnist-classifier",
+            tuple(
+                _common("--model", FMNIST_MODELS, "cnn3", 5)
+                + [
+                    MenuOption("data_path", "--data-dir", "Data folder", FOLDER, "", skip=""),
+                    MenuOption(
+                        "limit",
+                        "--limit-train",
+                        "Training images",
+                        INT,
+                        0,
+                        step=100,
+                        special="all",
+                        field="limit_train",
+                        companion=("--limit-test", 500),
+                    ),
+                ]
+                + _tail()
+            ),
+        ),
+        TrainerMenu(
+            "maskrcnn",
+            "Mask R-CNN",
+            "maskrcnn",
+            tuple(
+                _common("--model", MASKRCNN_MODELS, "maskrcnn_mobilenet_v3_light", 2)
+                + [
+                    MenuOption(
+                        "dataset",
+                        "--dataset",
+                        "Dataset",
+                        CHOICE,
+                        MASKRCNN_DATASETS[0],
+                        MASKRCNN_DATASETS,
+                        skip="",
+                    ),
+                    MenuOption("data_path", "--data-path", "Data folder", FOLDER, "", skip=""),
+                    MenuOption(
+                        "image_size",
+                        "--image-size",
+                        "Image size (shorter side)",
+                        INT,
+                        0,
+                        maximum=2048,
+                        step=32,
+                        special="model default",
+                    ),
+                    MenuOption(
+                        "limit",
+                        "--steps-per-epoch",
+                        "Steps per epoch",
+                        INT,
+                        0,
+                        step=100,
+                        special="all",
+                        field="limit_train",
+                    ),
+                    MenuOption(
+                        "init_from", "--init-from", "Fine-tune", FOLDER, "", skip="", shown=False
+                    ),
+                    MenuOption(
+                        "weights",
+                        "--weights",
+                        "Start from weights",
+                        CHOICE,
+                        "none",
+                        ("none",),
+                        skip="",
+                        unless="init_from",
+                    ),
+                ]
+                + _tail()
+            ),
+            datasets_need_folder=("fmnist-scenes", "imaterialist", "coco"),
+        ),
+        TrainerMenu(
+            "parsing",
+            "Garment parsing network",
+            "parsing",
+            tuple(
+                _common("--architecture", PARSING_ARCHITECTURES, "parsing_resunet", 8)
+                + [
+                    MenuOption("dataset", "--dataset", "Dataset", CHOICE, "ccp", ("ccp",), skip=""),
+                    MenuOption("data_path", "--data-path", "Data folder", FOLDER, "", skip=""),
+                    MenuOption(
+                        "image_size",
+                        "--image-width",
+                        "Image width",
+                        INT,
+                        0,
+                        maximum=2048,
+                        step=32,
+                        special="trainer default (224)",
+                    ),
+                    MenuOption(
+                        "limit",
+                        "--steps-per-epoch",
+                        "Steps per epoch",
+                        INT,
+                        0,
+                        step=100,
+                        special="all",
+                        field="limit_train",
+                    ),
+                    MenuOption(
+                        "init_from", "--init-from", "Fine-tune", FOLDER, "", skip="", shown=False
+                    ),
+                ]
+                + _tail()
+            ),
+        ),
+    )
+}

@@ -10,7 +10,8 @@ from typing import Any
 
 from fashionviewer.core.viewer.trainer_menu import TRAINER_MENUS
 
-TRAINERS = {name: menu.title for name, menu in TRAINER_MENUS.items()}  # every trainer the Train menu offers
+# every trainer the Train menu offers
+TRAINERS = {name: menu.title for name, menu in TRAINER_MENUS.items()}
 
 
 @dataclass
@@ -20,11 +21,15 @@ class TrainingRequest:
     out: str
     epochs: int = 1
     device: str = "cpu"
-    dataset: str = ""  # maskrcnn: dataset name (imaterialist, coco, ccp, fmnist_scenes, annotations)
-    data_path: str = ""  # fmnist: --data-dir; maskrcnn: the dataset's root folder; parsing: the CCP folder
-    image_size: int = 0  # maskrcnn: shorter side in px; parsing: image width (0: the trainer's default)
+    # maskrcnn: dataset name (imaterialist, coco, ccp, fmnist_scenes, annotations)
+    dataset: str = ""
+    # fmnist: --data-dir; maskrcnn: the dataset's root folder; parsing: the CCP folder
+    data_path: str = ""
+    # maskrcnn: shorter side in px; parsing: image width (0: the trainer's default)
+    image_size: int = 0
     batch_size: int = 0  # 0: the trainer's default
-    limit_train: int = 0  # fmnist: first N training images; maskrcnn, parsing: at most N steps per epoch
+    # fmnist: first N training images; maskrcnn, parsing: at most N steps per epoch
+    limit_train: int = 0
     weights: str = ""  # maskrcnn: coco | none | PATH (the trainer's --weights)
     init_from: str = ""  # fine-tune this checkpoint (its classes; new ones extend the heads)
     extra: list[str] = field(default_factory=list)
@@ -34,13 +39,19 @@ class TrainingRequest:
         (``core.viewer.trainer_menu``), then ``--events -`` (events on stdout)."""
         if self.trainer not in TRAINER_MENUS:
             raise ValueError(f"unknown trainer {self.trainer!r}")
-        return TRAINER_MENUS[self.trainer].command_line(vars(self)) + list(self.extra) + ["--events", "-"]
+        return (
+            TRAINER_MENUS[self.trainer].command_line(vars(self))
+            + list(self.extra)
+            + ["--events", "-"]
+        )
 
     def command(self) -> list[str]:
         return [sys.executable, *self.arguments()]
 
 
-def fine_tune_checkpoint(trainer: str, family: str, capabilities: frozenset[Any], weights_path: Any) -> str:
+def fine_tune_checkpoint(
+    trainer: str, family: str, capabilities: frozenset[Any], weights_path: Any
+) -> str:
     """The loaded model's checkpoint when ``trainer`` can fine-tune it: its family declares the capability
     (``Capability.FINE_TUNE``) and is the one this trainer trains; "" otherwise."""
     fine_tunable = fine_tune_trainer(family, capabilities) == trainer
@@ -90,7 +101,8 @@ class TrainingProgress:
             self.steps_per_epoch = steps
             if "loss" in event:
                 self.step_loss.append((self.epoch - 1 + self.step / steps, float(event["loss"])))
-            if self._first_step_time is None:  # measure speed from the first step: skips data loading
+            # measure speed from the first step: skips data loading
+            if self._first_step_time is None:
                 self._first_step_time, self._first_step_done = now, self.fraction
             self._last_time = now
         elif kind == "epoch":
@@ -118,7 +130,10 @@ class TrainingProgress:
         """Remaining time at the speed measured since the first step (None until measurable)."""
         if self._first_step_time is None or self._last_time is None:
             return None
-        elapsed, done = self._last_time - self._first_step_time, self.fraction - self._first_step_done
+        elapsed, done = (
+            self._last_time - self._first_step_time,
+            self.fraction - self._first_step_done,
+        )
         if elapsed <= 0 or done <= 0:
             return None
         return elapsed / done * (1.0 - self.fraction)
@@ -126,8 +141,21 @@ class TrainingProgress:
     def curves(self) -> dict[str, list[tuple[float, float]]]:
         """Named (epoch, value) series: step loss, and per-epoch train/val loss and accuracy (or AP)."""
         out: dict[str, list[tuple[float, float]]] = {"step loss": list(self.step_loss)}
-        for key in ("train_loss", "val_loss", "train_acc", "val_acc", "bbox_ap", "segm_ap", "pixel_accuracy", "miou"):
-            series = [(float(r["epoch"]), float(r[key])) for r in self.epoch_rows if r.get(key) is not None]
+        for key in (
+            "train_loss",
+            "val_loss",
+            "train_acc",
+            "val_acc",
+            "bbox_ap",
+            "segm_ap",
+            "pixel_accuracy",
+            "miou",
+        ):
+            series = [
+                (float(r["epoch"]), float(r[key]))
+                for r in self.epoch_rows
+                if r.get(key) is not None
+            ]
             if series:
                 out[key.replace("_", " ")] = series
         return out
@@ -135,7 +163,12 @@ class TrainingProgress:
     def summary(self) -> str:
         last = self.epoch_rows[-1] if self.epoch_rows else {}
         parts = [f"epoch {self.epoch}/{self.epochs}" if self.epochs else "starting"]
-        for key, name in (("train_loss", "loss"), ("val_acc", "val acc"), ("segm_ap", "mask AP"), ("miou", "val mIoU")):
+        for key, name in (
+            ("train_loss", "loss"),
+            ("val_acc", "val acc"),
+            ("segm_ap", "mask AP"),
+            ("miou", "val mIoU"),
+        ):
             if last.get(key) is not None:
                 parts.append(f"{name} {float(last[key]):.4f}")
         if self.test_metrics and "accuracy" in self.test_metrics:
@@ -157,13 +190,18 @@ def format_eta(seconds: float | None) -> str:
 def explain_failure(exit_code: int | None, progress: TrainingProgress, stderr_tail: str) -> str:
     """A plain-words explanation of a run that did not complete, with the fix where we know it."""
     lines = [ln.strip() for ln in stderr_tail.splitlines() if ln.strip()]
-    error = next((ln[len("error:"):].strip() for ln in reversed(lines) if ln.startswith("error:")), "")
+    error = next(
+        (ln[len("error:") :].strip() for ln in reversed(lines) if ln.startswith("error:")), ""
+    )
     reason = progress.message or error
     if not reason and lines:
         reason = lines[-1]
     low = reason.lower()
     if "fashion-mnist not found" in low or "dataset-fashion-mnist" in low:
-        fix = "Install the data (apt-get install dataset-fashion-mnist) or choose the folder with the four idx.gz files."
+        fix = (
+            "Install the data (apt-get install dataset-fashion-mnist) "
+            "or choose the folder with the four idx.gz files."
+        )
     elif "not found" in low or "no such file" in low or "missing" in low:
         fix = "Check the dataset path in the training dialog."
     elif "cuda" in low or "mps" in low:
@@ -176,6 +214,12 @@ def explain_failure(exit_code: int | None, progress: TrainingProgress, stderr_ta
         fix = "The trainer is not installed with this copy of FashionViewer."
     else:
         fix = "See the log below for details."
-    kept = f" The last checkpoint ({progress.checkpoint}) is still valid." if progress.checkpoint else ""
+    kept = (
+        f" The last checkpoint ({progress.checkpoint}) is still valid."
+        if progress.checkpoint
+        else ""
+    )
     code = f" (exit status {exit_code})" if exit_code not in (None, 0) else ""
-    return f"Training failed{code}: {reason or 'the trainer stopped without saying why'}. {fix}{kept}"
+    return (
+        f"Training failed{code}: {reason or 'the trainer stopped without saying why'}. {fix}{kept}"
+    )

@@ -20,11 +20,15 @@ def matching(classes: Sequence[str], text: str) -> list[str]:
 
 
 class ClassPicker(QDialog):
-    def __init__(self, classes: Sequence[str], current: str = "", parent: QWidget | None = None) -> None:
+    def __init__(
+        self, classes: Sequence[str], current: str = "", parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Class")
         self.classes = list(classes)
-        self.search = QLineEdit(placeholderText="Type to search; Enter picks (a new name adds a class)")
+        self.search = QLineEdit(
+            placeholderText="Type to search; Enter picks (a new name adds a class)"
+        )
         self.list = QListWidget()
         self.hint = QLabel(wordWrap=True)
         layout = QVBoxLayout(self)
@@ -46,13 +50,20 @@ class ClassPicker(QDialog):
         self.list.addItems(hits)
         if hits:
             self.list.setCurrentRow(0)
-        self.hint.setText("" if hits or not text.strip() else f"Enter adds the new class “{text.strip()}”.")
+        self.hint.setText(
+            "" if hits or not text.strip() else f"Enter adds the new class “{text.strip()}”."
+        )
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt API: ↑/↓ move in the list while typing
-        if isinstance(event, QKeyEvent) and event.type() == QKeyEvent.Type.KeyPress and \
-                event.key() in (Qt.Key.Key_Up, Qt.Key.Key_Down):
+        if (
+            isinstance(event, QKeyEvent)
+            and event.type() == QKeyEvent.Type.KeyPress
+            and event.key() in (Qt.Key.Key_Up, Qt.Key.Key_Down)
+        ):
             step = -1 if event.key() == Qt.Key.Key_Up else 1
-            self.list.setCurrentRow(max(0, min(self.list.count() - 1, self.list.currentRow() + step)))
+            self.list.setCurrentRow(
+                max(0, min(self.list.count() - 1, self.list.currentRow() + step))
+            )
             return True
         return False
 
@@ -65,7 +76,9 @@ class ClassPicker(QDialog):
             self.accept()
 
 
-def pick_class(classes: Sequence[str], current: str = "", parent: QWidget | None = None) -> str | None:
+def pick_class(
+    classes: Sequence[str], current: str = "", parent: QWidget | None = None
+) -> str | None:
     """Ask for a class; None when cancelled."""
     dialog = ClassPicker(classes, current, parent)
     return dialog.chosen() if dialog.exec() else None

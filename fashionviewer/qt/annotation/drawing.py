@@ -25,10 +25,18 @@ from fashionviewer.qt.annotation.tools import CanvasTools
 from fashionviewer.qt.workers import start_worker
 
 
-def _segment_job(image: np.ndarray, box: Box | None, positive: list, negative: list,
-                 predictor: Any, session: InteractiveSession) -> Generator[None, None, np.ndarray]:
+def _segment_job(
+    image: np.ndarray,
+    box: Box | None,
+    positive: list,
+    negative: list,
+    predictor: Any,
+    session: InteractiveSession,
+) -> Generator[None, None, np.ndarray]:
     yield None  # a cancel point
-    return segment(image, box=box, positive=positive, negative=negative, predictor=predictor, session=session)
+    return segment(
+        image, box=box, positive=positive, negative=negative, predictor=predictor, session=session
+    )
 
 
 def _method_line(method: str | None) -> str:
@@ -42,9 +50,17 @@ def _method_line(method: str | None) -> str:
 class Drawing(QObject):
     segmented = Signal(int)  # a box / click segmentation was applied to this annotation id
 
-    def __init__(self, state: AnnotationState, tools: CanvasTools, layer: AnnotationLayer, host: AnnotationHost,
-                 status: QLabel, current_class: Callable[[], str], redraw: Callable[[], None],
-                 parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        state: AnnotationState,
+        tools: CanvasTools,
+        layer: AnnotationLayer,
+        host: AnnotationHost,
+        status: QLabel,
+        current_class: Callable[[], str],
+        redraw: Callable[[], None],
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.state, self.tools, self.layer, self.host = state, tools, layer, host
         self.status, self.current_class, self.redraw = status, current_class, redraw
@@ -72,16 +88,32 @@ class Drawing(QObject):
             self._pending = (box, target)
             return
         refine = self.state.refine
-        positive, negative = (refine.points(True), refine.points(False)) if refine is not None else ([], [])
+        positive, negative = (
+            (refine.points(True), refine.points(False)) if refine is not None else ([], [])
+        )
         file_name = self.state.file_name()
         self.segmenting, self._pending = True, None
         self.status.setText("  segmenting…  ")
-        start_worker(_segment_job, image, box, positive, negative, self.host.predictor(), self.state.interactive,
-                     on_return=lambda mask: self._finished(file_name, box, target, mask),
-                     on_error=lambda exc: self._finished(file_name, box, target, None, exc))
+        start_worker(
+            _segment_job,
+            image,
+            box,
+            positive,
+            negative,
+            self.host.predictor(),
+            self.state.interactive,
+            on_return=lambda mask: self._finished(file_name, box, target, mask),
+            on_error=lambda exc: self._finished(file_name, box, target, None, exc),
+        )
 
-    def _finished(self, file_name: str, box: Box | None, target: int | None, mask: np.ndarray | None,
-                  error: Exception | None = None) -> None:
+    def _finished(
+        self,
+        file_name: str,
+        box: Box | None,
+        target: int | None,
+        mask: np.ndarray | None,
+        error: Exception | None = None,
+    ) -> None:
         self.segmenting = False
         if error is not None:
             self.state.fail(f"Segmentation failed: {error}")
@@ -138,4 +170,6 @@ class Drawing(QObject):
     def polygon_closed(self, points: list[tuple[float, float]]) -> None:
         size = self.state.image_size()
         if size is not None:
-            self.state.add_drawn(polygon_mask(points, size[1], size[0]).astype(bool), self.current_class())
+            self.state.add_drawn(
+                polygon_mask(points, size[1], size[0]).astype(bool), self.current_class()
+            )

@@ -54,7 +54,8 @@ class TrainingRuns(Protocol):
 class AnnotationHost:
     canvas: Canvas
     images: ImageSource
-    models: Callable[[], LoadedModels | None]  # the loaded detector (box prompts, classes, the checkpoint to tune)
+    # the loaded detector (box prompts, classes, the checkpoint to tune)
+    models: Callable[[], LoadedModels | None]
     models_loaded: SignalInstance  # (LoadedModels)
     show_status: Callable[[str, int], None]  # a line in the status bar for that many milliseconds
     browser: Marks

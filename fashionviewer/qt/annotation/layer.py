@@ -13,7 +13,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pyqtgraph as pg
 
-from fashionviewer.core.data.overlay import InstanceRaster, PredictionRasters, class_color, composite
+from fashionviewer.core.data.overlay import (
+    InstanceRaster,
+    PredictionRasters,
+    class_color,
+    composite,
+)
 from fashionviewer.qt.canvas import BoxesItem, BoxSpec, ImageCanvas
 
 OPACITY = 0.55
@@ -40,14 +45,16 @@ class AnnotationLayer:
 
     def __init__(self, canvas: ImageCanvas, colour_label: Callable[[str, int], int]) -> None:
         self.canvas = canvas
-        self.colour_label = colour_label  # (class name, category id) -> the colour index predictions use
+        # (class name, category id) -> the colour index predictions use
+        self.colour_label = colour_label
         self.item = pg.ImageItem(axisOrder="row-major")
         self.item.setZValue(2.5)  # above the prediction overlay, below all boxes
         self.boxes = BoxesItem()
         self.boxes.setZValue(3.5)
         canvas.view.addItem(self.item)
         canvas.view.addItem(self.boxes)
-        self._rasters: dict[int, tuple[str, InstanceRaster]] = {}  # annotation id -> (rle counts, raster)
+        # annotation id -> (rle counts, raster)
+        self._rasters: dict[int, tuple[str, InstanceRaster]] = {}
         self.rgba: np.ndarray | None = None
         self.ids: list[int] = []
         self.shown: list[_Shown] = []
@@ -62,15 +69,29 @@ class AnnotationLayer:
         """Drop cached rasters (another image or folder)."""
         self._rasters.clear()
 
-    def render(self, annotations: Sequence[Any], names: Callable[[int], str], height: int, width: int,
-               highlight: int | None = None, captions: bool = True) -> None:
+    def render(
+        self,
+        annotations: Sequence[Any],
+        names: Callable[[int], str],
+        height: int,
+        width: int,
+        highlight: int | None = None,
+        captions: bool = True,
+    ) -> None:
         """Draw ``annotations`` (``core.data.annotations.Annotation``); ``highlight``: the selected id."""
         self.ids = [a.id for a in annotations]
         self.shown = []
         for order, ann in enumerate(annotations):
             name = names(ann.category_id)
-            self.shown.append(_Shown(self.colour_label(name, ann.category_id), float(order), ann.rle,
-                                     ann.bbox_xyxy(), name))
+            self.shown.append(
+                _Shown(
+                    self.colour_label(name, ann.category_id),
+                    float(order),
+                    ann.rle,
+                    ann.bbox_xyxy(),
+                    name,
+                )
+            )
         self.highlight = highlight
         rasters = PredictionRasters(self.shown, height, width)
         for k, ann in enumerate(annotations):  # reuse crops of unchanged masks
@@ -81,11 +102,20 @@ class AnnotationLayer:
             rasters._rasters[k] = cached[1]
         self.rasters = rasters
         index = self.ids.index(highlight) if highlight in self.ids else None
-        self.rgba = composite(rasters, list(range(len(self.shown))), OPACITY, True, True, highlight=index)
+        self.rgba = composite(
+            rasters, list(range(len(self.shown))), OPACITY, True, True, highlight=index
+        )
         self.item.setImage(self.rgba, levels=(0, 255), autoLevels=False)
-        specs = [BoxSpec(s.box, class_color(s.label), f"✎ {s.class_name}" if captions else "",
-                         selected=ann_id == highlight, show_box=ann_id == highlight)
-                 for ann_id, s in zip(self.ids, self.shown, strict=False)]
+        specs = [
+            BoxSpec(
+                s.box,
+                class_color(s.label),
+                f"✎ {s.class_name}" if captions else "",
+                selected=ann_id == highlight,
+                show_box=ann_id == highlight,
+            )
+            for ann_id, s in zip(self.ids, self.shown, strict=False)
+        ]
         self.boxes.set_specs(specs, width, height)
 
     def annotation_at(self, x: int, y: int) -> int | None:
@@ -95,8 +125,16 @@ class AnnotationLayer:
         index = self.rasters.instance_at(x, y, list(range(len(self.shown))))
         return self.ids[index] if index is not None else None
 
-    def paint_region(self, annotation_id: int | None, mask: np.ndarray, x0: int, y0: int, x1: int, y1: int,
-                     colour: tuple[int, int, int]) -> None:
+    def paint_region(
+        self,
+        annotation_id: int | None,
+        mask: np.ndarray,
+        x0: int,
+        y0: int,
+        x1: int,
+        y1: int,
+        colour: tuple[int, int, int],
+    ) -> None:
         """Re-paint the square [x0:x1, y0:y1] with ``mask`` (full size) standing in for ``annotation_id``'s
         mask (None: a new instance on top): the brush's live preview."""
         if self.rgba is None:
@@ -115,7 +153,9 @@ class AnnotationLayer:
         self.item.updateImage()
 
     @staticmethod
-    def _paint(region: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int], alpha: int) -> None:
+    def _paint(
+        region: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int], alpha: int
+    ) -> None:
         if mask.any():
             region[mask] = (*colour, alpha)
 
@@ -127,8 +167,9 @@ def _crop(raster: InstanceRaster, x0: int, y0: int, x1: int, y1: int) -> np.ndar
     ax0, ay0 = max(x0, raster.x0), max(y0, raster.y0)
     ax1, ay1 = min(x1, raster.x0 + w), min(y1, raster.y0 + h)
     if ax0 < ax1 and ay0 < ay1:
-        out[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0] = raster.mask[ay0 - raster.y0:ay1 - raster.y0,
-                                                                 ax0 - raster.x0:ax1 - raster.x0]
+        out[ay0 - y0 : ay1 - y0, ax0 - x0 : ax1 - x0] = raster.mask[
+            ay0 - raster.y0 : ay1 - raster.y0, ax0 - raster.x0 : ax1 - raster.x0
+        ]
     return out
 
 

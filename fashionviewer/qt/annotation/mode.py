@@ -52,23 +52,37 @@ class _Bridge(QObject):
 class AnnotationMode(QObject):
     redrawn = Signal()  # the annotation layer was drawn again (tests wait on it)
 
-    def __init__(self, session: ViewerSession, host: AnnotationHost, parent: QWidget, menu: QMenu) -> None:
+    def __init__(
+        self, session: ViewerSession, host: AnnotationHost, parent: QWidget, menu: QMenu
+    ) -> None:
         """``parent``: the widget whose shortcuts the mode's keys take over while it is on (closing it saves);
         ``menu``: the Annotate menu to fill. The caller places ``toolbar`` and ``problem_label``."""
         super().__init__(parent)
         self.session, self.host, self.parent_widget = session, host, parent
         self.canvas = host.canvas.canvas
-        self.state = AnnotationState(session, host.image_size, self._model_classes, self._model_label)
+        self.state = AnnotationState(
+            session, host.image_size, self._model_classes, self._model_label
+        )
         self._suspended: dict[QAction, list[QKeySequence]] = {}
         self._bridge = _Bridge(self)
-        self._bridge.saved.connect(lambda path: host.show_status(f"Annotations saved: {path}", 4000))
+        self._bridge.saved.connect(
+            lambda path: host.show_status(f"Annotations saved: {path}", 4000)
+        )
         self._bridge.error.connect(self.show_error)
         self.layer = AnnotationLayer(self.canvas, self.state.colour_label)
         self.tools = CanvasTools(self.canvas)
         self._build_widgets()
         self._fill_menu(menu)
-        self.drawing = Drawing(self.state, self.tools, self.layer, host, self.status, self.current_class,
-                               self.redraw, self)
+        self.drawing = Drawing(
+            self.state,
+            self.tools,
+            self.layer,
+            host,
+            self.status,
+            self.current_class,
+            self.redraw,
+            self,
+        )
         ev = self.state.events
         ev.editor_changed.connect(self._editor_changed)
         ev.annotations_changed.connect(self._annotations_changed)
@@ -79,7 +93,9 @@ class AnnotationMode(QObject):
         ev.message.connect(host.show_status)
         ev.error.connect(self.show_error)
         session.events.current_changed.connect(lambda _p: self._image_changed())
-        session.events.layers_changed.connect(lambda name, _v: name == "annotations" and self.redraw())
+        session.events.layers_changed.connect(
+            lambda name, _v: name == "annotations" and self.redraw()
+        )
         host.images.image_loaded.connect(lambda _p: self.redraw())
         host.models_loaded.connect(lambda _m: self._seed_categories())
         host.training.finished.connect(self._training_finished)
@@ -115,9 +131,21 @@ class AnnotationMode(QObject):
         return (
             Command("smaller", "Smaller Brush", ("[",), lambda: s.resize_brush(larger=False)),
             Command("larger", "Larger Brush", ("]",), lambda: s.resize_brush(larger=True)),
-            Command("accept", "Accept Selected Prediction", ("Return", "Enter"), self.accept_selected),
-            Command("accept_all", "Accept All Above the Threshold", ("Shift+Return", "Shift+Enter"), s.accept_all),
-            Command("delete", "Delete Annotation / Reject Prediction", ("Delete", "Backspace"), self.delete_selected),
+            Command(
+                "accept", "Accept Selected Prediction", ("Return", "Enter"), self.accept_selected
+            ),
+            Command(
+                "accept_all",
+                "Accept All Above the Threshold",
+                ("Shift+Return", "Shift+Enter"),
+                s.accept_all,
+            ),
+            Command(
+                "delete",
+                "Delete Annotation / Reject Prediction",
+                ("Delete", "Backspace"),
+                self.delete_selected,
+            ),
             Command("relabel", "Relabel…", ("L",), self.relabel_selected),
             Command("next", "Next Instance", ("Tab",), lambda: s.step(1)),
             Command("previous", "Previous Instance", ("Shift+Tab", "Backtab"), lambda: s.step(-1)),
@@ -125,8 +153,20 @@ class AnnotationMode(QObject):
             Command("undo", "Undo", ("Ctrl+Z",), s.undo),
             Command("redo", "Redo", ("Ctrl+Shift+Z", "Ctrl+Y"), s.redo),
             Command("save", "Save Annotations", ("Ctrl+S",), s.save),
-            Command("import", "Import Annotations…", (), lambda: annotations_dialog(s, self.parent_widget, False), True),
-            Command("export", "Export Annotations…", (), lambda: annotations_dialog(s, self.parent_widget, True), True),
+            Command(
+                "import",
+                "Import Annotations…",
+                (),
+                lambda: annotations_dialog(s, self.parent_widget, False),
+                True,
+            ),
+            Command(
+                "export",
+                "Export Annotations…",
+                (),
+                lambda: annotations_dialog(s, self.parent_widget, True),
+                True,
+            ),
         )
 
     def shortcuts(self) -> list[tuple[str, str]]:
@@ -136,25 +176,37 @@ class AnnotationMode(QObject):
     def _build_widgets(self) -> None:
         w = self.parent_widget
         self.toolbar = QToolBar("Annotate", objectName="annotateToolbar")
-        self.toggle_action = QAction("Annotation Mode", w, checkable=True, shortcut=QKeySequence(TOGGLE_KEY))
-        self.toggle_action.setToolTip(f"Annotation mode ({TOGGLE_KEY}): correct predictions into annotations")
+        self.toggle_action = QAction(
+            "Annotation Mode", w, checkable=True, shortcut=QKeySequence(TOGGLE_KEY)
+        )
+        self.toggle_action.setToolTip(
+            f"Annotation mode ({TOGGLE_KEY}): correct predictions into annotations"
+        )
         self.toggle_action.toggled.connect(self.set_active)
         w.addAction(self.toggle_action)
         self.toolbar.addAction(self.toggle_action)
         self.actions: dict[str, QAction] = {}
         self._always: set[QAction] = set()
         for tool in Tool:
-            self._add_action(tool.value, tool.text, tool.keys, lambda t=tool: self.set_tool(t), checkable=True)
+            self._add_action(
+                tool.value, tool.text, tool.keys, lambda t=tool: self.set_tool(t), checkable=True
+            )
             self.actions[tool.value].setIconText(tool.label)  # short on the toolbar
             self.toolbar.addAction(self.actions[tool.value])
         for command in self.commands():
-            self._add_action(command.name, command.text, command.keys, command.run, always=command.always)
+            self._add_action(
+                command.name, command.text, command.keys, command.run, always=command.always
+            )
         self.actions[Tool.SELECT.value].setChecked(True)
         self.class_box = QComboBox(editable=True, minimumContentsLength=14, enabled=False)
         self.class_box.setToolTip("Class of newly drawn instances (type to search)")
         self.class_box.completer().setFilterMode(Qt.MatchFlag.MatchContains)
-        self.class_box.completer().setCompletionMode(self.class_box.completer().CompletionMode.PopupCompletion)
-        self.radius_box = QSpinBox(minimum=1, maximum=200, value=int(self.state.radius), suffix=" px", enabled=False)
+        self.class_box.completer().setCompletionMode(
+            self.class_box.completer().CompletionMode.PopupCompletion
+        )
+        self.radius_box = QSpinBox(
+            minimum=1, maximum=200, value=int(self.state.radius), suffix=" px", enabled=False
+        )
         self.radius_box.setToolTip("Brush radius ([ and ])")
         self.radius_box.valueChanged.connect(self.state.set_radius)
         self.status = QLabel()
@@ -164,11 +216,20 @@ class AnnotationMode(QObject):
         self.toolbar.addWidget(self.status)
         # A bad record in the annotation file: one line, kept in the status bar while the folder is open.
         self.problem_label = QLabel(objectName="annotationProblem")
-        self.problem_label.setStyleSheet("QLabel { background: #7a2e2e; color: white; padding: 2px 6px; }")
+        self.problem_label.setStyleSheet(
+            "QLabel { background: #7a2e2e; color: white; padding: 2px 6px; }"
+        )
         self.problem_label.hide()
 
-    def _add_action(self, name: str, text: str, keys: tuple[str, ...], run: Callable[[], Any],
-                    checkable: bool = False, always: bool = False) -> None:
+    def _add_action(
+        self,
+        name: str,
+        text: str,
+        keys: tuple[str, ...],
+        run: Callable[[], Any],
+        checkable: bool = False,
+        always: bool = False,
+    ) -> None:
         action = QAction(text, self.parent_widget, checkable=checkable, enabled=always)
         action.setShortcuts([QKeySequence(k) for k in keys])
         action.setToolTip(f"{text} ({keys[0]})" if keys else text)
@@ -247,8 +308,10 @@ class AnnotationMode(QObject):
         editor.events.error.connect(self._bridge.error.emit)
         if editor.problems:
             more = f" (and {len(editor.problems) - 1} more)" if len(editor.problems) > 1 else ""
-            self.problem_label.setText(f"⚠ {editor.problems[0]}{more}. The rest is loaded; the file stays as it "
-                                       "is until you edit.")
+            self.problem_label.setText(
+                f"⚠ {editor.problems[0]}{more}. The rest is loaded; the file stays as it "
+                "is until you edit."
+            )
             self.problem_label.setToolTip("\n".join(editor.problems))
             self.problem_label.show()
         self.host.browser.refresh_marks()
@@ -311,14 +374,24 @@ class AnnotationMode(QObject):
             self.redrawn.emit()
             return
         annotations = self.annotations()
-        self.layer.render(annotations, editor.aset.category_name, size[1], size[0], self.state.selected,
-                          captions=self.session.layers["labels"])
+        self.layer.render(
+            annotations,
+            editor.aset.category_name,
+            size[1],
+            size[0],
+            self.state.selected,
+            captions=self.session.layers["labels"],
+        )
         done = " — done" if self.state.is_done() else ""
         self.status.setText(f"  {len(annotations)} annotated{done}  ")
         self.redrawn.emit()
 
     def _clicked(self, x: int, y: int) -> None:
-        if self.state.tool is not Tool.SELECT or self.editor is None or not self.session.layers["annotations"]:
+        if (
+            self.state.tool is not Tool.SELECT
+            or self.editor is None
+            or not self.session.layers["annotations"]
+        ):
             return
         hit = self.layer.annotation_at(x, y)
         if hit is not None:
@@ -356,32 +429,55 @@ class AnnotationMode(QObject):
         self.state.flush()  # the trainer reads the file
         has_file = folder is not None and (folder / DEFAULT_FILE_NAME).is_file()
         predictor = self.host.predictor()
-        init = (fine_tune_checkpoint(trainer, predictor.family, predictor.capabilities, predictor.weights_path)
-                if predictor is not None else "")
+        init = (
+            fine_tune_checkpoint(
+                trainer, predictor.family, predictor.capabilities, predictor.weights_path
+            )
+            if predictor is not None
+            else ""
+        )
         return {"annotations": str(folder) if has_file else "", "init_from": init}
 
     def fine_tune(self, train: Callable[[str], None]) -> None:
         """Train ▸ Fine-tune the Loaded Model…: the Train dialog of the trainer the loaded model's family declares,
         set to this folder's annotations (or one line saying what is missing)."""
         predictor = self.host.predictor()
-        trainer = fine_tune_trainer(predictor.family, predictor.capabilities) if predictor is not None else None
+        trainer = (
+            fine_tune_trainer(predictor.family, predictor.capabilities)
+            if predictor is not None
+            else None
+        )
         folder = self.session.folder
         if trainer is None or folder is None or not (folder / DEFAULT_FILE_NAME).is_file():
-            why = ("load a model first" if predictor is None else
-                   f"a {predictor.family} model cannot be fine-tuned here" if trainer is None else
-                   "annotate some images of this folder first (Annotate ▸ Annotation Mode)")
-            QMessageBox.information(self.parent_widget, "Fine-tune", f"Nothing to fine-tune yet: {why}.")
+            why = (
+                "load a model first"
+                if predictor is None
+                else f"a {predictor.family} model cannot be fine-tuned here"
+                if trainer is None
+                else "annotate some images of this folder first (Annotate ▸ Annotation Mode)"
+            )
+            QMessageBox.information(
+                self.parent_widget, "Fine-tune", f"Nothing to fine-tune yet: {why}."
+            )
             return
         train(trainer)
 
     def _training_finished(self, status: str) -> None:
         panel = self.host.training
         request = panel.request
-        if status != "completed" or request is None or request.dataset != "annotations" or not panel.progress.checkpoint:
+        if (
+            status != "completed"
+            or request is None
+            or request.dataset != "annotations"
+            or not panel.progress.checkpoint
+        ):
             return
-        answer = QMessageBox.question(self.parent_widget, "Training finished",
-                                      f"Load the model trained on your annotations ({panel.progress.checkpoint}) "
-                                      "and predict the folder again with it?")
+        answer = QMessageBox.question(
+            self.parent_widget,
+            "Training finished",
+            f"Load the model trained on your annotations ({panel.progress.checkpoint}) "
+            "and predict the folder again with it?",
+        )
         if answer == QMessageBox.StandardButton.Yes:
             panel.load_button.click()
 

@@ -28,8 +28,10 @@ def _pen(colour: QColor, dashed: bool = False) -> QPen:
 
 class CanvasTools(QObject):
     box_drawn = Signal(float, float, float, float)  # x0, y0, x1, y1
-    point_clicked = Signal(float, float, bool)  # x, y, positive (left) / negative (right): box tool refinement
-    object_clicked = Signal(float, float, bool)  # click tool: x, y, positive (left) / negative (right)
+    # x, y, positive (left) / negative (right): box tool refinement
+    point_clicked = Signal(float, float, bool)
+    # click tool: x, y, positive (left) / negative (right)
+    object_clicked = Signal(float, float, bool)
     stroke_started = Signal(float, float)  # brush / eraser
     stroke_moved = Signal(float, float)
     stroke_ended = Signal()
@@ -54,8 +56,13 @@ class CanvasTools(QObject):
             item.hide()
             canvas.view.addItem(item)
         # The mouse handler of each drawing tool (a new tool: one entry); Select leaves events to the canvas.
-        self.handlers = {Tool.BOX: self._box, Tool.BRUSH: self._brush, Tool.ERASER: self._brush,
-                         Tool.POLYGON: self._polygon, Tool.CLICK: self._click}
+        self.handlers = {
+            Tool.BOX: self._box,
+            Tool.BRUSH: self._brush,
+            Tool.ERASER: self._brush,
+            Tool.POLYGON: self._polygon,
+            Tool.CLICK: self._click,
+        }
         canvas.viewport().installEventFilter(self)
         canvas.viewport().setMouseTracking(True)
 
@@ -101,8 +108,12 @@ class CanvasTools(QObject):
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
         kind = event.type()
-        if kind not in (QEvent.Type.MouseButtonPress, QEvent.Type.MouseMove, QEvent.Type.MouseButtonRelease,
-                        QEvent.Type.MouseButtonDblClick):
+        if kind not in (
+            QEvent.Type.MouseButtonPress,
+            QEvent.Type.MouseMove,
+            QEvent.Type.MouseButtonRelease,
+            QEvent.Type.MouseButtonDblClick,
+        ):
             return False
         point = self._image_point(event)  # type: ignore[arg-type]
         if kind == QEvent.Type.MouseMove and self.tool.paints:
@@ -120,7 +131,11 @@ class CanvasTools(QObject):
             self._press = point
             self._press_button = event.button()
             return True
-        if kind == QEvent.Type.MouseMove and self._press is not None and self._press_button == Qt.MouseButton.LeftButton:
+        if (
+            kind == QEvent.Type.MouseMove
+            and self._press is not None
+            and self._press_button == Qt.MouseButton.LeftButton
+        ):
             self.rubber.setRect(QRectF(self._press, point).normalized())
             self.rubber.show()
             return True
@@ -128,17 +143,27 @@ class CanvasTools(QObject):
             start, self._press = self._press, None
             self.rubber.hide()
             rect = QRectF(start, point).normalized()
-            if self._press_button == Qt.MouseButton.LeftButton and rect.width() >= 3 and rect.height() >= 3:
+            if (
+                self._press_button == Qt.MouseButton.LeftButton
+                and rect.width() >= 3
+                and rect.height() >= 3
+            ):
                 self.box_drawn.emit(rect.left(), rect.top(), rect.right(), rect.bottom())
             else:  # a click: refine the instance being drawn
-                self.point_clicked.emit(point.x(), point.y(), self._press_button == Qt.MouseButton.LeftButton)
+                self.point_clicked.emit(
+                    point.x(), point.y(), self._press_button == Qt.MouseButton.LeftButton
+                )
             return True
         return kind != QEvent.Type.MouseMove
 
     def _click(self, kind: QEvent.Type, point: QPointF, event: QMouseEvent) -> bool:
-        if kind == QEvent.Type.MouseButtonPress and event.button() in (Qt.MouseButton.LeftButton,
-                                                                       Qt.MouseButton.RightButton):
-            self.object_clicked.emit(point.x(), point.y(), event.button() == Qt.MouseButton.LeftButton)
+        if kind == QEvent.Type.MouseButtonPress and event.button() in (
+            Qt.MouseButton.LeftButton,
+            Qt.MouseButton.RightButton,
+        ):
+            self.object_clicked.emit(
+                point.x(), point.y(), event.button() == Qt.MouseButton.LeftButton
+            )
             return True
         return kind != QEvent.Type.MouseMove
 
@@ -178,7 +203,9 @@ class CanvasTools(QObject):
     def _near_first(self, point: QPointF) -> bool:
         px, _ = self.canvas.view.viewPixelSize()  # image pixels per screen pixel
         x, y = self.polygon[0]
-        return ((point.x() - x) ** 2 + (point.y() - y) ** 2) ** 0.5 <= CLOSE_DISTANCE_PX * max(px, 1e-6)
+        return ((point.x() - x) ** 2 + (point.y() - y) ** 2) ** 0.5 <= CLOSE_DISTANCE_PX * max(
+            px, 1e-6
+        )
 
     def _draw_polygon(self, hover: QPointF | None) -> None:
         if not self.polygon:

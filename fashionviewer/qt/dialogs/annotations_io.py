@@ -67,8 +67,12 @@ class AnnotationsIODialog(QDialog):
         self.path = QLineEdit(str(folder.parent / f"{folder.name}-annotations") if export else "")
         self.ids = QComboBox()
         for mode in CATEGORY_ID_MODES:
-            self.ids.addItem({"dataset": "the dataset's own ids", "1-based": "1..K (tools that reserve id 0)"}[mode],
-                             mode)
+            self.ids.addItem(
+                {"dataset": "the dataset's own ids", "1-based": "1..K (tools that reserve id 0)"}[
+                    mode
+                ],
+                mode,
+            )
         self.problem = problem_label()
         form = QFormLayout()
         form.addRow("Format", self.fmt)
@@ -87,24 +91,39 @@ class AnnotationsIODialog(QDialog):
         row = QHBoxLayout(box)
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.path, 1)
-        for text, pick in (("File…", lambda: QFileDialog.getOpenFileName(box, "Annotation file", str(self.folder),
-                                                                         "Annotations (*.json *.xml *.csv)")[0]),
-                           ("Folder…", lambda: QFileDialog.getExistingDirectory(box, "Annotation folder",
-                                                                                str(self.folder)))):
+        for text, pick in (
+            (
+                "File…",
+                lambda: QFileDialog.getOpenFileName(
+                    box, "Annotation file", str(self.folder), "Annotations (*.json *.xml *.csv)"
+                )[0],
+            ),
+            (
+                "Folder…",
+                lambda: QFileDialog.getExistingDirectory(
+                    box, "Annotation folder", str(self.folder)
+                ),
+            ),
+        ):
             button = QPushButton(text)
-            button.clicked.connect(lambda _=False, pick=pick: (chosen := pick()) and self.path.setText(chosen))
+            button.clicked.connect(
+                lambda _=False, pick=pick: (chosen := pick()) and self.path.setText(chosen)
+            )
             row.addWidget(button)
         return box
 
     def request(self) -> AnnotationsIORequest:
         fmt = self.fmt.currentData()
-        return AnnotationsIORequest(Path(self.path.text().strip()), None if fmt == DETECT else fmt,
-                                    self.ids.currentData())
+        return AnnotationsIORequest(
+            Path(self.path.text().strip()), None if fmt == DETECT else fmt, self.ids.currentData()
+        )
 
     def _accept(self) -> None:
         request = self.request()
         if not str(request.path) or str(request.path) == ".":
-            self.problem.setText("Choose a folder." if self.export else "Choose a file or folder to import.")
+            self.problem.setText(
+                "Choose a folder." if self.export else "Choose a file or folder to import."
+            )
             return
         if not self.export:
             if not request.path.exists():
@@ -136,8 +155,13 @@ def run_export(state: Any, request: AnnotationsIORequest) -> str:
     state.flush()
     editor = state.ensure_editor()
     with _busy():
-        written = export_annotations(folder, request.path, request.fmt or "coco", request.category_ids,
-                                     annotation_set=editor.aset.copy() if editor is not None else None)
+        written = export_annotations(
+            folder,
+            request.path,
+            request.fmt or "coco",
+            request.category_ids,
+            annotation_set=editor.aset.copy() if editor is not None else None,
+        )
     return f"Exported {len(written)} file(s) to {request.path} ({request.fmt})"
 
 

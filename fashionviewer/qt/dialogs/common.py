@@ -23,7 +23,11 @@ def folder_field(edit: QLineEdit, caption: str) -> QWidget:
     row.setContentsMargins(0, 0, 0, 0)
     row.addWidget(edit, 1)
     button = QPushButton("Browse…")
-    button.clicked.connect(lambda: (d := QFileDialog.getExistingDirectory(box, caption, edit.text())) and edit.setText(d))
+    button.clicked.connect(
+        lambda: (
+            (d := QFileDialog.getExistingDirectory(box, caption, edit.text())) and edit.setText(d)
+        )
+    )
     row.addWidget(button)
     return box
 
@@ -36,7 +40,9 @@ def problem_label() -> QLabel:
 
 
 def ok_cancel(dialog: QDialog, ok_text: str, on_accept: Callable[[], None]) -> QDialogButtonBox:
-    buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+    buttons = QDialogButtonBox(
+        QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+    )
     buttons.button(QDialogButtonBox.StandardButton.Ok).setText(ok_text)
     buttons.accepted.connect(on_accept)
     buttons.rejected.connect(dialog.reject)

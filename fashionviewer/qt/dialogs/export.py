@@ -5,7 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtWidgets import QCheckBox, QDialog, QFormLayout, QLabel, QLineEdit, QRadioButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QRadioButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from fashionviewer.core.base.atomic import ensure_writable_dir
 from fashionviewer.core.base.errors import FashionViewerError
@@ -29,8 +38,14 @@ class ExportRequest:
 
 
 class ExportDialog(QDialog):
-    def __init__(self, out_dir: str, threshold: float, hidden_classes: list[str], folder_size: int,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        out_dir: str,
+        threshold: float,
+        hidden_classes: list[str],
+        folder_size: int,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export Masks")
         self.current = QRadioButton("Current image", checked=True)
@@ -38,7 +53,9 @@ class ExportDialog(QDialog):
         self.checks = {name: QCheckBox(FORMAT_LABELS[name], checked=True) for name in FORMATS}
         self.out = QLineEdit(out_dir)
         hidden = f"; hidden classes left out: {', '.join(hidden_classes)}" if hidden_classes else ""
-        note = QLabel(f"Exports what is shown: instances with score ≥ {threshold:.2f}{hidden}.", wordWrap=True)
+        note = QLabel(
+            f"Exports what is shown: instances with score ≥ {threshold:.2f}{hidden}.", wordWrap=True
+        )
         self.problem = problem_label()
         form = QFormLayout()
         form.addRow("Images", self.current)

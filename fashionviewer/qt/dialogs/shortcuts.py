@@ -20,8 +20,12 @@ def shortcut_text(rows: Sequence[tuple[str, str]]) -> str:
 
 def show_shortcuts(parent: QWidget, rows: Sequence[tuple[str, str]]) -> QMessageBox:
     """Open (not exec) the table of ``rows`` followed by ``VIEW_SHORTCUTS``."""
-    box = QMessageBox(QMessageBox.Icon.NoIcon, "Keyboard Shortcuts", shortcut_text([*rows, *VIEW_SHORTCUTS]),
-                      parent=parent)
+    box = QMessageBox(
+        QMessageBox.Icon.NoIcon,
+        "Keyboard Shortcuts",
+        shortcut_text([*rows, *VIEW_SHORTCUTS]),
+        parent=parent,
+    )
     box.setStyleSheet("QLabel { font-family: monospace; }")
     box.open()
     return box

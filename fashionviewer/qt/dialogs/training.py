@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtWidgets import QComboBox, QDialog, QFormLayout, QLineEdit, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QFormLayout,
+    QLineEdit,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from fashionviewer.core.base.errors import FashionViewerError
 from fashionviewer.core.viewer.trainer_menu import CHOICE, FOLDER, TRAINER_MENUS, MenuOption
@@ -31,14 +39,23 @@ def check_data(trainer: str, data_path: str, dataset: str = "") -> str | None:
 
         if not (Path(data_path) / DEFAULT_FILE_NAME).is_file():
             return f"{data_path}: no {DEFAULT_FILE_NAME} yet; annotate some images first (Annotate ▸ Annotation Mode)"
-    if not data_path and dataset in TRAINER_MENUS[trainer].datasets_need_folder:  # CCP has a default location
+    # CCP has a default location
+    if not data_path and dataset in TRAINER_MENUS[trainer].datasets_need_folder:
         return f"Choose the {dataset} dataset's folder."
     return None
 
 
 class TrainingDialog(QDialog):
-    def __init__(self, trainer: str, devices: list[str], default_device: str, out_dir: str,
-                 parent: QWidget | None = None, annotations: str = "", init_from: str = "") -> None:
+    def __init__(
+        self,
+        trainer: str,
+        devices: list[str],
+        default_device: str,
+        out_dir: str,
+        parent: QWidget | None = None,
+        annotations: str = "",
+        init_from: str = "",
+    ) -> None:
         """``annotations``: the open folder when it has an annotation file (offered first); ``init_from``: the
         loaded model's checkpoint when this trainer can fine-tune it, offered (and the default with the
         annotations) as a start."""
@@ -52,12 +69,20 @@ class TrainingDialog(QDialog):
             if option.shown:
                 widget = self._widget(option, devices, default_device, out_dir)
                 self.fields[option.key] = widget
-                setattr(self, option.key, widget)  # dialog.epochs, dialog.limit...: what tests and callers use
-                form.addRow(option.label, folder_field(widget, option.label) if option.kind == FOLDER else widget)
+                # dialog.epochs, dialog.limit...: what tests and callers use
+                setattr(self, option.key, widget)
+                form.addRow(
+                    option.label,
+                    folder_field(widget, option.label) if option.kind == FOLDER else widget,
+                )
         self.problem = problem_label()
-        if "weights" in self.fields and "model" in self.fields:  # fine-tuning keeps the loaded model's architecture
+        # fine-tuning keeps the loaded model's architecture
+        if "weights" in self.fields and "model" in self.fields:
             self.weights.currentTextChanged.connect(
-                lambda text: self.model.setEnabled(not (self.init_from and text == self._loaded_item())))
+                lambda text: self.model.setEnabled(
+                    not (self.init_from and text == self._loaded_item())
+                )
+            )
         if "dataset" in self.fields:
             self.dataset.currentTextChanged.connect(self._dataset_changed)
             self._dataset_changed(self.dataset.currentText())
@@ -67,13 +92,22 @@ class TrainingDialog(QDialog):
         layout.addWidget(self.problem)
         layout.addWidget(buttons)
 
-    def _widget(self, option: MenuOption, devices: list[str], default_device: str, out_dir: str) -> QWidget:
+    def _widget(
+        self, option: MenuOption, devices: list[str], default_device: str, out_dir: str
+    ) -> QWidget:
         if option.kind == FOLDER:
             text = out_dir if option.key == "out" else ""
-            return QLineEdit(text, placeholderText="default location" if option.key == "data_path" else "")
+            return QLineEdit(
+                text, placeholderText="default location" if option.key == "data_path" else ""
+            )
         if option.kind != CHOICE:
-            return QSpinBox(minimum=option.minimum, maximum=option.maximum, singleStep=option.step,
-                            value=option.default, specialValueText=option.special)
+            return QSpinBox(
+                minimum=option.minimum,
+                maximum=option.maximum,
+                singleStep=option.step,
+                value=option.default,
+                specialValueText=option.special,
+            )
         box = QComboBox()
         box.addItems(self._items(option, devices))
         box.setCurrentText(default_device if option.key == "device" else str(option.default))
@@ -90,8 +124,11 @@ class TrainingDialog(QDialog):
             from fashionviewer.core.viewer.model_choice import coco_weights_available
 
             # COCO weights only when already cached (nothing is downloaded); else train from scratch.
-            return (([self._loaded_item()] if self.init_from else []) + (["coco"] if coco_weights_available() else [])
-                    + list(option.choices))
+            return (
+                ([self._loaded_item()] if self.init_from else [])
+                + (["coco"] if coco_weights_available() else [])
+                + list(option.choices)
+            )
         return list(option.choices)
 
     def _loaded_item(self) -> str:
@@ -122,8 +159,13 @@ class TrainingDialog(QDialog):
             values["dataset"] = "annotations"
         if self.init_from and values.get("weights") == self._loaded_item():
             values["weights"], values["init_from"] = "", self.init_from
-        elif self.init_from and "weights" not in self.fields and values.get("dataset") == "annotations":
-            values["init_from"] = self.init_from  # a trainer that only fine-tunes on annotations (parsing)
+        elif (
+            self.init_from
+            and "weights" not in self.fields
+            and values.get("dataset") == "annotations"
+        ):
+            # a trainer that only fine-tunes on annotations (parsing)
+            values["init_from"] = self.init_from
         return TrainingRequest(trainer=self.trainer, **values)  # type: ignore[arg-type]
 
     def _accept(self) -> None:

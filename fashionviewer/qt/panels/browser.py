@@ -83,7 +83,8 @@ class ThumbnailModel(QAbstractListModel):
         self._broken = _placeholder("not an image", QColor(122, 46, 46))
         self._row: dict[Path, int] = {}
         self._folder: Path | None = None
-        self.marks: Callable[[Path], str] | None = None  # a prefix per image: annotated ✎ / done ✓ (annotation mode)
+        # a prefix per image: annotated ✎ / done ✓ (annotation mode)
+        self.marks: Callable[[Path], str] | None = None
         session.events.images_changed.connect(self._reset)
         session.events.image_error.connect(lambda p, m: self._mark_broken(p))
 
@@ -100,7 +101,9 @@ class ThumbnailModel(QAbstractListModel):
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex | None = None) -> int:  # noqa: N802
         return 0 if parent is not None and parent.isValid() else len(self.session.images)
 
-    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def data(
+        self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
         if not index.isValid() or index.row() >= len(self.session.images):
             return None
         path = self.session.images[index.row()]
@@ -124,7 +127,9 @@ class ThumbnailModel(QAbstractListModel):
         self._requested.add(path)
         self._requests.push(path)
         if self._worker is None:
-            self._worker = start_worker(_decode, self._requests, on_yield=self._on_thumb, on_finish=self._on_done)
+            self._worker = start_worker(
+                _decode, self._requests, on_yield=self._on_thumb, on_finish=self._on_done
+            )
 
     def _on_done(self) -> None:
         self._worker = None
@@ -135,7 +140,9 @@ class ThumbnailModel(QAbstractListModel):
 
     def _on_thumb(self, result: tuple[Path, Any]) -> None:
         path, value = result
-        self._icons[path] = QIcon(QPixmap.fromImage(value)) if isinstance(value, QImage) else self._broken
+        self._icons[path] = (
+            QIcon(QPixmap.fromImage(value)) if isinstance(value, QImage) else self._broken
+        )
         self._changed(path)
 
     def _mark_broken(self, path: Path) -> None:
@@ -153,7 +160,9 @@ class ThumbnailModel(QAbstractListModel):
         row = self._row.get(path, -1) if path is not None else -1
         first, last = (row, row) if row >= 0 else (0, self.rowCount() - 1)
         if path is None and last >= 0 or row >= 0:
-            self.dataChanged.emit(self.index(first), self.index(last), [Qt.ItemDataRole.DisplayRole])
+            self.dataChanged.emit(
+                self.index(first), self.index(last), [Qt.ItemDataRole.DisplayRole]
+            )
 
     def row_of(self, path: Path | None) -> int:
         return self._row.get(path, -1) if path is not None else -1
@@ -175,7 +184,8 @@ class BrowserPanel(QWidget):
         self.view.setViewMode(QListView.ViewMode.IconMode)
         self.view.setIconSize(QSize(THUMB, THUMB))
         self.view.setGridSize(QSize(THUMB + 16, THUMB + 24))
-        self.view.setUniformItemSizes(True)  # layout of 10,000 items without asking each for its size
+        # layout of 10,000 items without asking each for its size
+        self.view.setUniformItemSizes(True)
         self.view.setResizeMode(QListView.ResizeMode.Adjust)
         self.view.setMovement(QListView.Movement.Static)
         self.view.setLayoutMode(QListView.LayoutMode.Batched)

@@ -21,8 +21,11 @@ from fashionviewer.qt.workers import GeneratorWorker, start_worker
 InputKey = tuple[Any, str, Any, int]  # (image path, model, prediction's id, instance index or -1)
 
 
-def _make_input(cnn_input: Callable[[int | None], np.ndarray | None], index: int | None,
-                still_wanted: Callable[[], bool]) -> Generator[None, None, np.ndarray | None]:
+def _make_input(
+    cnn_input: Callable[[int | None], np.ndarray | None],
+    index: int | None,
+    still_wanted: Callable[[], bool],
+) -> Generator[None, None, np.ndarray | None]:
     """Worker body: the CNN's input, or None when the user moved on before or while it was made."""
     if not still_wanted():
         return None
@@ -39,22 +42,28 @@ def top_k(classes: list[str], probs: list[float], k: int = 3) -> list[tuple[str,
 def _bars(rows: list[tuple[str, float]]) -> str:
     cells = "".join(
         f"<tr><td>{name}</td><td><div style='background:#4a90d9;width:{int(p * 120)}px'>&nbsp;</div></td>"
-        f"<td align='right'>{p:.1%}</td></tr>" for name, p in rows)
+        f"<td align='right'>{p:.1%}</td></tr>"
+        for name, p in rows
+    )
     return f"<table cellspacing='2'>{cells}</table>"
 
 
 class DetailsPanel(QWidget):
-    def __init__(self, session: ViewerSession,
-                 cnn_input: Callable[[int | None], np.ndarray | None] | None = None,
-                 classes: Callable[[], list[str]] | None = None,
-                 ground_truth_summary: Callable[[], str | None] | None = None,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        session: ViewerSession,
+        cnn_input: Callable[[int | None], np.ndarray | None] | None = None,
+        classes: Callable[[], list[str]] | None = None,
+        ground_truth_summary: Callable[[], str | None] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.session = session
         self.cnn_input = cnn_input  # index (None: whole picture) -> the CNN's 28×28 uint8 input
         self.classes = classes  # the CNN's class names
         self.ground_truth_summary = ground_truth_summary
-        self._inputs: OrderedDict[InputKey, np.ndarray] = OrderedDict()  # CNN inputs made, newest last
+        # CNN inputs made, newest last
+        self._inputs: OrderedDict[InputKey, np.ndarray] = OrderedDict()
         self._wanted: InputKey | None = None  # the input the panel shows now
         self._maker: GeneratorWorker | None = None  # at most one at a time: each may take seconds
         self._making: InputKey | None = None
@@ -65,7 +74,9 @@ class DetailsPanel(QWidget):
         self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.crop = QLabel(alignment=Qt.AlignmentFlag.AlignCenter)
         self.crop.setFixedSize(28 * 4 + 4, 28 * 4 + 4)
-        self.crop.setToolTip("The exact 28×28 picture the Fashion-MNIST CNN classified (shown 4× enlarged)")
+        self.crop.setToolTip(
+            "The exact 28×28 picture the Fashion-MNIST CNN classified (shown 4× enlarged)"
+        )
         self.flag = QLabel(wordWrap=True, objectName="disagreeFlag")
         self.gt = QLabel(wordWrap=True)
         self.gt.setTextFormat(Qt.TextFormat.RichText)
@@ -78,8 +89,15 @@ class DetailsPanel(QWidget):
         layout.addWidget(self.gt_box)
         layout.addStretch(1)
         ev = session.events
-        for signal in (ev.selection_changed, ev.current_changed, ev.prediction_added, ev.threshold_changed,
-                       ev.classes_changed, ev.model_changed, ev.frames_known):
+        for signal in (
+            ev.selection_changed,
+            ev.current_changed,
+            ev.prediction_added,
+            ev.threshold_changed,
+            ev.classes_changed,
+            ev.model_changed,
+            ev.frames_known,
+        ):
             signal.connect(lambda *a: self.refresh())
         self.refresh()
 
@@ -100,17 +118,24 @@ class DetailsPanel(QWidget):
             scores = s.image_scores()
             if scores is not None and self.classes is not None:
                 single = shown <= 1
-                text += ("<br><br><b>Fashion-MNIST CNN on the whole picture</b>"
-                         + (" (single-product image)" if single else "") + _bars(top_k(self.classes(), scores)))
+                text += (
+                    "<br><br><b>Fashion-MNIST CNN on the whole picture</b>"
+                    + (" (single-product image)" if single else "")
+                    + _bars(top_k(self.classes(), scores))
+                )
                 self._show_input(None)
             self.info.setText(text)
         else:
             self.title.setText("<b>No prediction</b>")
-            self.info.setText("Predictions appear here as the model runs." if s.current is not None else "")
+            self.info.setText(
+                "Predictions appear here as the model runs." if s.current is not None else ""
+            )
         frames = s.frames.get(str(s.current)) if s.current is not None else None
         if frames and inst is None:
-            self.info.setText(f"Animated or multi-page file: showing and predicting the first of {frames} frames."
-                              "<br><br>" + self.info.text())
+            self.info.setText(
+                f"Animated or multi-page file: showing and predicting the first of {frames} frames."
+                "<br><br>" + self.info.text()
+            )
         summary = self.ground_truth_summary() if self.ground_truth_summary else None
         self.gt_box.setVisible(bool(summary))
         self.gt.setText(summary or "")
@@ -120,20 +145,29 @@ class DetailsPanel(QWidget):
         self.title.setText(f"<b>#{(index or 0) + 1} {inst.class_name}</b>")
         score = f"score <b>{inst.score:.3f}</b>"
         if getattr(inst, "detector_score", None) is not None:  # re-scored: say from what
-            score += (f" (detector {inst.detector_score:.3f}, weighted by the re-scoring CNN's probability of "
-                      f"{inst.class_name})")
-        rows = [score, f"area {int(inst.area):,} px",
-                f"box x {x0:.0f}–{x1:.0f}, y {y0:.0f}–{y1:.0f} ({x1 - x0:.0f}×{y1 - y0:.0f})"]
+            score += (
+                f" (detector {inst.detector_score:.3f}, weighted by the re-scoring CNN's probability of "
+                f"{inst.class_name})"
+            )
+        rows = [
+            score,
+            f"area {int(inst.area):,} px",
+            f"box x {x0:.0f}–{x1:.0f}, y {y0:.0f}–{y1:.0f} ({x1 - x0:.0f}×{y1 - y0:.0f})",
+        ]
         cnn = inst.classifier
         if cnn:
             ranked = top_k(list(cnn["classes"]), list(cnn["probs"]))
-            rows.append(f"<br><b>Fashion-MNIST CNN ({cnn.get('model') or 'classifier'}) on the masked crop</b>"
-                        + _bars(ranked))
+            rows.append(
+                f"<br><b>Fashion-MNIST CNN ({cnn.get('model') or 'classifier'}) on the masked crop</b>"
+                + _bars(ranked)
+            )
             verdict = disagreement(inst.class_name, ranked[0][0])
             if verdict is True:
                 expected = " or ".join(fmnist_classes_for(inst.class_name))
-                self.flag.setText(f"⚠ The models disagree: the detector says {inst.class_name} "
-                                  f"(Fashion-MNIST: {expected}), the CNN says {ranked[0][0]}.")
+                self.flag.setText(
+                    f"⚠ The models disagree: the detector says {inst.class_name} "
+                    f"(Fashion-MNIST: {expected}), the CNN says {ranked[0][0]}."
+                )
                 self.flag.setStyleSheet("color: #e0a030; font-weight: bold;")
                 self.flag.show()
             elif verdict is False:
@@ -160,9 +194,14 @@ class DetailsPanel(QWidget):
     def _start_maker(self, key: InputKey, index: int | None) -> None:
         assert self.cnn_input is not None
         self._making = key
-        self._maker = start_worker(_make_input, self.cnn_input, index, lambda: self._wanted == key,
-                                   on_return=lambda picture: self._input_made(key, picture),
-                                   on_finish=self._maker_finished)
+        self._maker = start_worker(
+            _make_input,
+            self.cnn_input,
+            index,
+            lambda: self._wanted == key,
+            on_return=lambda picture: self._input_made(key, picture),
+            on_finish=self._maker_finished,
+        )
 
     def _input_made(self, key: InputKey, picture: np.ndarray | None) -> None:
         if picture is None:
@@ -176,12 +215,19 @@ class DetailsPanel(QWidget):
     def _maker_finished(self) -> None:
         self._maker, made = None, self._making
         wanted = self._wanted
-        if wanted is not None and wanted != made and wanted not in self._inputs:  # asked for while it ran
+        # asked for while it ran
+        if wanted is not None and wanted != made and wanted not in self._inputs:
             self._start_maker(wanted, None if wanted[3] < 0 else wanted[3])
 
     def _set_input(self, picture: np.ndarray) -> None:
         picture = np.ascontiguousarray(picture, np.uint8)
         qimage = QImage(picture.data, 28, 28, 28, QImage.Format.Format_Grayscale8).copy()
         self.crop.show()
-        self.crop.setPixmap(QPixmap.fromImage(qimage).scaled(112, 112, Qt.AspectRatioMode.KeepAspectRatio,
-                                                              Qt.TransformationMode.FastTransformation))
+        self.crop.setPixmap(
+            QPixmap.fromImage(qimage).scaled(
+                112,
+                112,
+                Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.FastTransformation,
+            )
+        )

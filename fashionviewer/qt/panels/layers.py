@@ -19,8 +19,12 @@ from fashionviewer.core.viewer.session import LAYERS, ViewerSession
 
 # Layer -> (label, single-key shortcut); the window registers the same keys as actions.
 LAYER_KEYS: dict[str, tuple[str, str]] = {
-    "masks": ("Masks", "M"), "outlines": ("Outlines", "O"), "boxes": ("Boxes", "B"),
-    "labels": ("Labels", "L"), "scores": ("Scores", "S"), "ground_truth": ("Ground truth", "G"),
+    "masks": ("Masks", "M"),
+    "outlines": ("Outlines", "O"),
+    "boxes": ("Boxes", "B"),
+    "labels": ("Labels", "L"),
+    "scores": ("Scores", "S"),
+    "ground_truth": ("Ground truth", "G"),
     "annotations": ("Annotations", "Shift+A"),
 }
 
@@ -40,10 +44,16 @@ class LayersPanel(QWidget):
             self.checks[name] = check
             grid.addWidget(check)
 
-        self.opacity = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100, value=int(session.opacity * 100))
+        self.opacity = QSlider(
+            Qt.Orientation.Horizontal, minimum=0, maximum=100, value=int(session.opacity * 100)
+        )
         self.opacity.valueChanged.connect(lambda v: session.set_opacity(v / 100))
-        self.slider = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100, value=int(session.threshold * 100))
-        self.spin = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.05, decimals=2, value=session.threshold)
+        self.slider = QSlider(
+            Qt.Orientation.Horizontal, minimum=0, maximum=100, value=int(session.threshold * 100)
+        )
+        self.spin = QDoubleSpinBox(
+            minimum=0.0, maximum=1.0, singleStep=0.05, decimals=2, value=session.threshold
+        )
         self.spin.setKeyboardTracking(False)
         self.shown = QLabel("no predictions yet")
         self.shown.setObjectName("shownLabel")
@@ -70,8 +80,13 @@ class LayersPanel(QWidget):
         ev = session.events
         ev.layers_changed.connect(self._layer_changed)
         ev.threshold_changed.connect(self._threshold_changed)
-        for signal in (ev.threshold_changed, ev.classes_changed, ev.current_changed, ev.prediction_added,
-                       ev.model_changed):
+        for signal in (
+            ev.threshold_changed,
+            ev.classes_changed,
+            ev.current_changed,
+            ev.prediction_added,
+            ev.model_changed,
+        ):
             signal.connect(lambda *a: self.update_counts())
 
     def _slider_moved(self, value: int) -> None:
@@ -98,7 +113,9 @@ class LayersPanel(QWidget):
         if s.current is None:
             self.shown.setText("no image")
         elif s.prediction() is None:
-            self.shown.setText("not predicted yet" if str(s.current) not in s.errors else "unreadable image")
+            self.shown.setText(
+                "not predicted yet" if str(s.current) not in s.errors else "unreadable image"
+            )
         else:
             shown, total = s.counts()
             self.shown.setText(f"{shown} of {total} instances shown")

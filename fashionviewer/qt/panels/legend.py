@@ -30,15 +30,24 @@ class LegendPanel(QWidget):
         self._items: dict[str, QListWidgetItem] = {}
         self.list.itemChanged.connect(self._item_changed)
         ev = session.events
-        for signal in (ev.classes_changed, ev.current_changed, ev.prediction_added, ev.threshold_changed,
-                       ev.model_changed):
+        for signal in (
+            ev.classes_changed,
+            ev.current_changed,
+            ev.prediction_added,
+            ev.threshold_changed,
+            ev.model_changed,
+        ):
             signal.connect(lambda *a: self.refresh())
 
     def refresh(self) -> None:
         s = self.session
         prediction = s.prediction()
         totals = Counter(i.class_name for i in prediction.instances) if prediction else Counter()
-        shown = Counter(i.class_name for i in prediction.filter(min_score=s.threshold)) if prediction else Counter()
+        shown = (
+            Counter(i.class_name for i in prediction.filter(min_score=s.threshold))
+            if prediction
+            else Counter()
+        )
         self.list.blockSignals(True)
         for name, label in s.known_classes.items():
             item = self._items.get(name)
@@ -47,7 +56,9 @@ class LegendPanel(QWidget):
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
                 self._items[name] = item
                 self.list.addItem(item)
-            item.setCheckState(Qt.CheckState.Unchecked if name in s.hidden_classes else Qt.CheckState.Checked)
+            item.setCheckState(
+                Qt.CheckState.Unchecked if name in s.hidden_classes else Qt.CheckState.Checked
+            )
             count = f"  ({shown[name]}/{totals[name]})" if totals[name] else ""
             item.setText(f"{name}{count}")
         for name in [n for n in self._items if n not in s.known_classes]:
@@ -61,4 +72,6 @@ class LegendPanel(QWidget):
 
     def set_checked(self, name: str, visible: bool) -> None:
         """For tests and menus: the same as clicking the class's check box."""
-        self._items[name].setCheckState(Qt.CheckState.Checked if visible else Qt.CheckState.Unchecked)
+        self._items[name].setCheckState(
+            Qt.CheckState.Checked if visible else Qt.CheckState.Unchecked
+        )

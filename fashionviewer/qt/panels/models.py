@@ -1,13 +1,22 @@
-"""Toolbar: model selector (the real-photo garment model, the bundled demo, torchvision COCO when cached, checkpoint files), device
-selector, the random-weights opt-in, the several-views (test-time augmentation) switch, and the
-prediction progress with its Cancel button."""
+"""Toolbar: model selector (the real-photo garment model, the bundled demo, torchvision COCO when
+cached, checkpoint files), device selector, the random-weights opt-in, the several-views
+(test-time augmentation) switch, and the prediction progress with its Cancel button."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QFileDialog, QLabel, QProgressBar, QPushButton, QToolBar, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QToolBar,
+    QWidget,
+)
 
 from fashionviewer.core.inference.defaults import COCO_MODEL
 from fashionviewer.core.models.domain import DEMO_MODEL, PHOTO_MODEL
@@ -31,8 +40,10 @@ class ModelBar(QToolBar):
         super().__init__("Model", parent)
         self.setObjectName("modelBar")
         self.model = QComboBox(minimumContentsLength=18)
-        self.model.setToolTip("The model that predicts the folder: the garment model for photos, the demo model "
-                              "for the embedded Fashion-MNIST scenes")
+        self.model.setToolTip(
+            "The model that predicts the folder: the garment model for photos, the demo model "
+            "for the embedded Fashion-MNIST scenes"
+        )
         if photo_model_available():
             self.model.addItem("Garment model (real photos)", PHOTO_MODEL)
         if demo_available():
@@ -44,14 +55,19 @@ class ModelBar(QToolBar):
         self.device.addItems(available_devices())
         self.device.setCurrentText(default_device())
         self.allow_random = QCheckBox("Allow random weights")
-        self.allow_random.setToolTip("Untrained models predict nonsense; they are refused unless this is ticked, "
-                                     "and then labelled RANDOM WEIGHTS")
+        self.allow_random.setToolTip(
+            "Untrained models predict nonsense; they are refused unless this is ticked, "
+            "and then labelled RANDOM WEIGHTS"
+        )
         self.tta = QCheckBox("Several views", checked=True)
-        self.tta.setToolTip("When the model card asks for it, each photo is predicted at several sizes and "
-                            "mirrored, and the results merged: more accurate, several times slower")
+        self.tta.setToolTip(
+            "When the model card asks for it, each photo is predicted at several sizes and "
+            "mirrored, and the results merged: more accurate, several times slower"
+        )
         self.label = QLabel("No model")
         self.label.setObjectName("modelLabel")
-        self.user_chose = False  # once the user picks a model, opening a folder no longer changes it
+        # once the user picks a model, opening a folder no longer changes it
+        self.user_chose = False
         self.progress = QProgressBar(maximumWidth=180, textVisible=True)
         self.progress.setFormat("%v / %m")
         self.progress.hide()
@@ -78,7 +94,12 @@ class ModelBar(QToolBar):
         source = self.model.currentData()
         if source in (None, _BROWSE):
             return None
-        return ModelChoice(source, self.device.currentText(), self.allow_random.isChecked(), tta=self.tta.isChecked())
+        return ModelChoice(
+            source,
+            self.device.currentText(),
+            self.allow_random.isChecked(),
+            tta=self.tta.isChecked(),
+        )
 
     def emit_choice(self) -> None:
         choice = self.current_choice()
@@ -97,7 +118,9 @@ class ModelBar(QToolBar):
     def _model_activated(self, index: int) -> None:
         self.user_chose = True
         if self.model.itemData(index) == _BROWSE:
-            path, _ = QFileDialog.getOpenFileName(self, "Open a Mask R-CNN checkpoint", "", "Checkpoints (*.pt *.json)")
+            path, _ = QFileDialog.getOpenFileName(
+                self, "Open a Mask R-CNN checkpoint", "", "Checkpoints (*.pt *.json)"
+            )
             if not path:
                 self.model.setCurrentIndex(self._last_index)
                 return

@@ -9,14 +9,35 @@ from pathlib import Path
 
 import pyqtgraph as pg
 from PySide6.QtCore import QProcess, QProcessEnvironment, QTimer, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from fashionviewer.core.base.events import parse_event_line
 from fashionviewer.core.base.paths import REPO_DIR
-from fashionviewer.core.viewer.training import TRAINERS, TrainingProgress, TrainingRequest, explain_failure, format_eta
+from fashionviewer.core.viewer.training import (
+    TRAINERS,
+    TrainingProgress,
+    TrainingRequest,
+    explain_failure,
+    format_eta,
+)
 
-_PENS = {"step loss": (120, 120, 200), "train loss": (70, 130, 230), "val loss": (230, 130, 40),
-         "train acc": (60, 180, 90), "val acc": (200, 60, 160), "bbox ap": (200, 200, 60), "segm ap": (60, 200, 200)}
+_PENS = {
+    "step loss": (120, 120, 200),
+    "train loss": (70, 130, 230),
+    "val loss": (230, 130, 40),
+    "train acc": (60, 180, 90),
+    "val acc": (200, 60, 160),
+    "bbox ap": (200, 200, 60),
+    "segm ap": (60, 200, 200),
+}
 
 
 class TrainingPanel(QWidget):
@@ -86,7 +107,9 @@ class TrainingPanel(QWidget):
         process = QProcess(self)
         env = QProcessEnvironment.systemEnvironment()
         # The trainers are run from the source tree: make `-m trainers.X` importable from anywhere.
-        env.insert("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO_DIR), env.value("PYTHONPATH")])))
+        env.insert(
+            "PYTHONPATH", os.pathsep.join(filter(None, [str(REPO_DIR), env.value("PYTHONPATH")]))
+        )
         env.insert("PYTHONUNBUFFERED", "1")
         process.setProcessEnvironment(env)
         process.setWorkingDirectory(str(REPO_DIR))
@@ -106,11 +129,14 @@ class TrainingPanel(QWidget):
             self.message.setText("Cancelling… (the trainer stops after the current step)")
             self.process.terminate()  # type: ignore[union-attr]
             # A trainer stuck in data loading gets a hard kill after 10 s.
-            QTimer.singleShot(10_000, self.process, self.process.kill)  # dropped if the process object is gone
+            # dropped if the process object is gone
+            QTimer.singleShot(10_000, self.process, self.process.kill)
 
     # ----- process output --------------------------------------------------------------------
     def _read_stdout(self) -> None:
-        self._stdout_buffer += bytes(self.process.readAllStandardOutput()).decode("utf-8", "replace")  # type: ignore[union-attr]
+        self._stdout_buffer += bytes(self.process.readAllStandardOutput()).decode(
+            "utf-8", "replace"
+        )  # type: ignore[union-attr]
         *lines, self._stdout_buffer = self._stdout_buffer.split("\n")
         for line in lines:
             event = parse_event_line(line)
@@ -143,20 +169,29 @@ class TrainingPanel(QWidget):
             curve = self._curves.get(name)
             if curve is None:
                 plot = self.loss_plot if "loss" in name else self.metric_plot
-                curve = plot.plot([], [], name=name, pen=pg.mkPen(_PENS.get(name, (200, 200, 200)), width=2),
-                                  symbol=None if name == "step loss" else "o", symbolSize=5)
+                curve = plot.plot(
+                    [],
+                    [],
+                    name=name,
+                    pen=pg.mkPen(_PENS.get(name, (200, 200, 200)), width=2),
+                    symbol=None if name == "step loss" else "o",
+                    symbolSize=5,
+                )
                 self._curves[name] = curve
             curve.setData([x for x, _ in points], [y for _, y in points])
 
     def _error(self, error: QProcess.ProcessError) -> None:
         if error == QProcess.ProcessError.FailedToStart:
-            self.message.setText("Training could not start: the Python interpreter or the trainer was not found.")
+            self.message.setText(
+                "Training could not start: the Python interpreter or the trainer was not found."
+            )
             self._done("failed")
 
     def _finished(self, exit_code: int, exit_status: QProcess.ExitStatus) -> None:
         self._read_stdout()
         p = self.progress
-        if p.status in ("running", "starting"):  # no "end" event: killed, or crashed before reporting
+        # no "end" event: killed, or crashed before reporting
+        if p.status in ("running", "starting"):
             p.status = "cancelled" if self.message.text().startswith("Cancelling") else "failed"
         if p.status == "completed":
             self.bar.setValue(1000)
@@ -164,7 +199,11 @@ class TrainingPanel(QWidget):
             if p.checkpoint and Path(p.checkpoint).is_file():
                 self.load_button.show()
         elif p.status == "cancelled":
-            kept = f" The last checkpoint is kept: {p.checkpoint}" if p.checkpoint else " No epoch had finished, so no checkpoint was written."
+            kept = (
+                f" The last checkpoint is kept: {p.checkpoint}"
+                if p.checkpoint
+                else " No epoch had finished, so no checkpoint was written."
+            )
             self.message.setText("Training cancelled." + kept)
         else:
             self.message.setText(explain_failure(exit_code, p, self._stderr_tail))

@@ -15,7 +15,9 @@ from tests.core.data.test_annotation_formats import masks_by_class, project  # n
 dm = pytest.importorskip("datumaro")
 
 
-@pytest.mark.parametrize("fmt,dm_format", [("coco", "coco_instances"), ("cvat", "cvat"), ("voc", "voc_segmentation")])
+@pytest.mark.parametrize(
+    "fmt,dm_format", [("coco", "coco_instances"), ("cvat", "cvat"), ("voc", "voc_segmentation")]
+)
 def test_datumaro_reads_the_masks(project, tmp_path, fmt, dm_format):  # noqa: F811
     expected = masks_by_class(load_annotations(project / DEFAULT_FILE_NAME)[0])
     export_annotations(project, tmp_path / fmt, fmt)
@@ -37,7 +39,8 @@ def test_one_based_ids_keep_category_zero_labelled_in_datumaro(project, tmp_path
     from fashionviewer.core.data.annotations import save_annotations
 
     aset = load_annotations(project / DEFAULT_FILE_NAME)[0]
-    aset.categories = [{**c, "id": c["id"] - 1} for c in aset.categories]  # ids from 0, as iMaterialist's
+    # ids from 0, as iMaterialist's
+    aset.categories = [{**c, "id": c["id"] - 1} for c in aset.categories]
     for rec in aset.images.values():
         for ann in rec.annotations:
             ann.category_id -= 1
@@ -46,6 +49,11 @@ def test_one_based_ids_keep_category_zero_labelled_in_datumaro(project, tmp_path
     for mode in ("dataset", "1-based"):
         export_annotations(project, tmp_path / mode, "coco", category_ids=mode)
         dataset = dm.Dataset.import_from(str(tmp_path / mode), "coco_instances")
-        masks = [a for item in dataset for a in item.annotations if isinstance(a, dm.components.annotation.Mask)]
+        masks = [
+            a
+            for item in dataset
+            for a in item.annotations
+            if isinstance(a, dm.components.annotation.Mask)
+        ]
         unlabelled[mode] = sum(a.label is None for a in masks)
     assert unlabelled == {"dataset": 1, "1-based": 0}  # Datumaro reads id 0 as "no class"

@@ -42,7 +42,7 @@ def blob(seed: int, height: int = H, width: int = W) -> np.ndarray:
     rx, ry = rng.uniform(0.08, 0.3) * width, rng.uniform(0.08, 0.3) * height
     mask = ((xs - cx) / rx) ** 2 + ((ys - cy) / ry) ** 2 <= 1
     x0, y0 = rng.integers(0, width - 8), rng.integers(0, height - 8)
-    mask[y0:y0 + 6, x0:x0 + 7] = True
+    mask[y0 : y0 + 6, x0 : x0 + 7] = True
     return mask
 
 
@@ -64,8 +64,12 @@ def test_round_trip_keeps_everything(tmp_path):
     ed.save()
     aset, problems = load_annotations(ed.path)
     assert problems == []
-    assert {c["name"]: c["id"] for c in aset.categories} == {"shirt, blouse": 0, "pants": 6, "shoe": 23,
-                                                               "a new class": 24}
+    assert {c["name"]: c["id"] for c in aset.categories} == {
+        "shirt, blouse": 0,
+        "pants": 6,
+        "shoe": 23,
+        "a new class": 24,
+    }
     anns = {x.id: x for x in aset.images["sub/a.jpg"].annotations}
     assert anns[a].source == "predicted" and anns[a].origin == {"model": "fashion", "score": 0.87}
     assert anns[a].box == (3.5, 4.0, 30.0, 40.0)
@@ -82,17 +86,28 @@ def test_round_trip_keeps_everything(tmp_path):
 
 def test_unknown_class_is_one_clear_line():
     aset = AnnotationSet(categories_for(["pants"]))
-    with pytest.raises(FashionViewerError, match="'skirt' is not one of the annotation file's categories"):
+    with pytest.raises(
+        FashionViewerError, match="'skirt' is not one of the annotation file's categories"
+    ):
         aset.category_id("skirt")
 
 
 @pytest.mark.parametrize("ids", [[0, 1, 2], [3, 10, 42]])
 def test_dataset_own_category_ids_preserved(tmp_path, ids):
     """0-based and gapped ids written by another tool come back unchanged, through save too."""
-    coco = {"images": [{"id": 7, "file_name": "x.jpg", "width": W, "height": H}],
-            "categories": [{"id": i, "name": f"class{i}"} for i in ids],
-            "annotations": [{"id": 1, "image_id": 7, "category_id": ids[-1], "iscrowd": 0,
-                             "segmentation": encode_mask(blob(5))}]}
+    coco = {
+        "images": [{"id": 7, "file_name": "x.jpg", "width": W, "height": H}],
+        "categories": [{"id": i, "name": f"class{i}"} for i in ids],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 7,
+                "category_id": ids[-1],
+                "iscrowd": 0,
+                "segmentation": encode_mask(blob(5)),
+            }
+        ],
+    }
     path = tmp_path / "annotations.fashionviewer.json"
     path.write_text(json.dumps(coco))
     ed = editor(tmp_path, classes=["ignored"])  # the file's categories win over the model's classes
@@ -106,21 +121,35 @@ def test_dataset_own_category_ids_preserved(tmp_path, ids):
 
 
 def test_bad_records_are_named_rest_loads_and_file_kept_until_an_edit(tmp_path):
-    good = {"id": 1, "image_id": 1, "category_id": 1, "segmentation": encode_mask(blob(1)), "source": "drawn"}
-    coco = {"images": [{"id": 1, "file_name": "a.jpg", "width": W, "height": H},
-                       {"id": 2, "file_name": "b.jpg", "width": -5, "height": H}],
-            "categories": [{"id": 1, "name": "shirt"}],
-            "annotations": [good,
-                            {**good, "id": 2, "category_id": 9},
-                            {**good, "id": 3, "segmentation": {"size": [H, W], "counts": "#corrupt"}},
-                            {**good, "id": 4}]}
+    good = {
+        "id": 1,
+        "image_id": 1,
+        "category_id": 1,
+        "segmentation": encode_mask(blob(1)),
+        "source": "drawn",
+    }
+    coco = {
+        "images": [
+            {"id": 1, "file_name": "a.jpg", "width": W, "height": H},
+            {"id": 2, "file_name": "b.jpg", "width": -5, "height": H},
+        ],
+        "categories": [{"id": 1, "name": "shirt"}],
+        "annotations": [
+            good,
+            {**good, "id": 2, "category_id": 9},
+            {**good, "id": 3, "segmentation": {"size": [H, W], "counts": "#corrupt"}},
+            {**good, "id": 4},
+        ],
+    }
     path = tmp_path / "annotations.fashionviewer.json"
     original = json.dumps(coco)
     path.write_text(original)
     aset, problems = load_annotations(path)
     assert [a.id for a in aset.images["a.jpg"].annotations] == [1, 4]
     assert len(problems) == 3
-    assert problems[0].startswith("annotations.fashionviewer.json: image 1 (id 2): size -5x48 must be positive; skipped with its annotations")
+    assert problems[0].startswith(
+        "annotations.fashionviewer.json: image 1 (id 2): size -5x48 must be positive; skipped with its annotations"
+    )
     assert "annotation 1 (id 2): unknown category_id 9; skipped" in problems[1]
     assert "annotation 2 (id 3): segmentation" in problems[2]
     assert all("\n" not in p for p in problems)
@@ -134,7 +163,8 @@ def test_bad_records_are_named_rest_loads_and_file_kept_until_an_edit(tmp_path):
     ed.delete("a.jpg", 4)
     ed.flush()
     assert json.loads(path.read_text())["annotations"][0]["id"] == 1
-    assert (tmp_path / "annotations.fashionviewer.json.bak").read_text() == original  # skipped records kept aside
+    # skipped records kept aside
+    assert (tmp_path / "annotations.fashionviewer.json.bak").read_text() == original
 
 
 def test_unreadable_file_is_reported_and_opens_read_only(tmp_path, capsys):
@@ -148,7 +178,10 @@ def test_unreadable_file_is_reported_and_opens_read_only(tmp_path, capsys):
     with pytest.raises(FashionViewerError, match="read-only"):
         ed.save()
     ed.close()
-    assert path.read_text() == "{ not json" and not (tmp_path / "annotations.fashionviewer.json.bak").exists()
+    assert (
+        path.read_text() == "{ not json"
+        and not (tmp_path / "annotations.fashionviewer.json.bak").exists()
+    )
 
 
 # --------------------------------------------------------------------------- exports read back
@@ -162,14 +195,17 @@ def _set_with(classes, seeds_by_image) -> AnnotationSet:
     for name, items in seeds_by_image.items():
         rec = aset.image(name, W, H)
         for seed, cls in items:
-            rec.annotations.append(Annotation(next_id, aset.category_id(cls), encode_mask(blob(seed)), "drawn"))
+            rec.annotations.append(
+                Annotation(next_id, aset.category_id(cls), encode_mask(blob(seed)), "drawn")
+            )
             next_id += 1
     return aset
 
 
 def test_coco_export_reads_back_through_the_coco_loader(tmp_path):
     aset = _set_with(["a", "b", "c"], {"one.jpg": [(1, "a"), (2, "c")], "two.jpg": [(3, "b")]})
-    aset.categories = [{"id": 0, "name": "a"}, {"id": 4, "name": "b"}, {"id": 9, "name": "c"}]  # gapped, 0-based
+    # gapped, 0-based
+    aset.categories = [{"id": 0, "name": "a"}, {"id": 4, "name": "b"}, {"id": 9, "name": "c"}]
     for rec in aset.images.values():
         for ann in rec.annotations:
             ann.category_id = {1: 0, 2: 4, 3: 9}[ann.category_id]
@@ -179,9 +215,17 @@ def test_coco_export_reads_back_through_the_coco_loader(tmp_path):
     dataset = CocoDataset(tmp_path, "all", ann_file=tmp_path / "export.json", image_dir=tmp_path)
     assert dataset.category_ids == [0, 4, 9] and dataset.class_names == ["a", "b", "c"]
     gt = dataset.coco_ground_truth()
-    got = {(img["file_name"], a["category_id"]): decode_mask(a["segmentation"])
-           for img in gt["images"] for a in gt["annotations"] if a["image_id"] == img["id"]}
-    want = {(name, ann.category_id): ann.mask() for name, rec in aset.images.items() for ann in rec.annotations}
+    got = {
+        (img["file_name"], a["category_id"]): decode_mask(a["segmentation"])
+        for img in gt["images"]
+        for a in gt["annotations"]
+        if a["image_id"] == img["id"]
+    }
+    want = {
+        (name, ann.category_id): ann.mask()
+        for name, rec in aset.images.items()
+        for ann in rec.annotations
+    }
     assert got.keys() == want.keys()
     assert all(np.array_equal(got[k], want[k]) for k in want)
     image, target = dataset[[e.file_name for e in dataset.images].index("one.jpg")]
@@ -194,13 +238,24 @@ def test_imaterialist_export_reads_back_through_the_imaterialist_loader(tmp_path
     csv_path = tmp_path / "train.csv"
     export_imaterialist_csv(aset, csv_path)
     rows = read_imaterialist_csv(csv_path)
-    assert sorted((img, r.category) for img, rs in rows.items() for r in rs) == \
-        [("p1.jpg", 0), ("p1.jpg", 33), ("p2.jpg", 45)]
+    assert sorted((img, r.category) for img, rs in rows.items() for r in rs) == [
+        ("p1.jpg", 0),
+        ("p1.jpg", 33),
+        ("p2.jpg", 45),
+    ]
     dataset = IMaterialistDataset(csv_path, "all", require_images=False)
     gt = dataset.coco_ground_truth()
-    got = {(img["file_name"], a["category_id"]): decode_mask(a["segmentation"])
-           for img in gt["images"] for a in gt["annotations"] if a["image_id"] == img["id"]}
-    want = {(name, ann.category_id): ann.mask() for name, rec in aset.images.items() for ann in rec.annotations}
+    got = {
+        (img["file_name"], a["category_id"]): decode_mask(a["segmentation"])
+        for img in gt["images"]
+        for a in gt["annotations"]
+        if a["image_id"] == img["id"]
+    }
+    want = {
+        (name, ann.category_id): ann.mask()
+        for name, rec in aset.images.items()
+        for ann in rec.annotations
+    }
     assert got.keys() == want.keys() and all(np.array_equal(got[k], want[k]) for k in want)
 
 
@@ -226,7 +281,9 @@ def test_class_pngs_read_back_to_the_masks(tmp_path):
     big, small = (anns[0], anns[1]) if m0.sum() >= m1.sum() else (anns[1], anns[0])
     for ann in (big, small):
         visible = ann.mask() & ~(small.mask() if ann is big else np.zeros_like(m0))
-        assert np.array_equal(np.vectorize(lambda v: lookup.get(v, -1))(values) == ann.category_id, visible)
+        assert np.array_equal(
+            np.vectorize(lambda v: lookup.get(v, -1))(values) == ann.category_id, visible
+        )
 
 
 # --------------------------------------------------------------------------- dataset for retraining
@@ -235,8 +292,11 @@ def test_class_pngs_read_back_to_the_masks(tmp_path):
 def test_annotations_dataset_yields_the_corrections(tmp_path):
     for name in ("a.jpg", "b.jpg", "c.jpg", "d.jpg"):
         Image.fromarray(np.full((H, W, 3), 120, np.uint8)).save(tmp_path / name)
-    coco = {"images": [], "annotations": [],
-            "categories": [{"id": 3, "name": "pants"}, {"id": 0, "name": "shirt"}]}
+    coco = {
+        "images": [],
+        "annotations": [],
+        "categories": [{"id": 3, "name": "pants"}, {"id": 0, "name": "shirt"}],
+    }
     path = tmp_path / "annotations.fashionviewer.json"
     path.write_text(json.dumps(coco))
     ed = editor(tmp_path)
@@ -252,11 +312,19 @@ def test_annotations_dataset_yields_the_corrections(tmp_path):
     image, target = dataset[0]
     assert image.shape == (3, H, W)
     assert target["labels"].tolist() == [2, 1]  # pants (id 3) is label 2, shirt (id 0) label 1
-    assert np.array_equal(target["masks"][0].numpy(), blob(1)) and np.array_equal(target["masks"][1].numpy(), blob(2))
+    assert np.array_equal(target["masks"][0].numpy(), blob(1)) and np.array_equal(
+        target["masks"][1].numpy(), blob(2)
+    )
     assert target["boxes"].shape == (2, 4)
     assert dataset[1][1]["labels"].numel() == 0
-    train, val = build_dataset("annotations", tmp_path, "train"), build_dataset("annotations", tmp_path, "val")
-    assert sorted(e.file_name for e in train.images + val.images) == ["a.jpg", "b.jpg"] and len(val) == 1
+    train, val = (
+        build_dataset("annotations", tmp_path, "train"),
+        build_dataset("annotations", tmp_path, "val"),
+    )
+    assert (
+        sorted(e.file_name for e in train.images + val.images) == ["a.jpg", "b.jpg"]
+        and len(val) == 1
+    )
     gt = dataset.coco_ground_truth()
     assert {a["category_id"] for a in gt["annotations"]} == {0, 3}
 
@@ -319,7 +387,8 @@ def test_undo_history_is_bounded_and_strokes_are_one_step(tmp_path):
     with ed2.group("brush"):
         for x in range(10, 30, 2):
             ed2.paint("a.jpg", b, (x, 20), 2)
-    assert ed2.undo() and np.array_equal(ed2.annotation("a.jpg", b).mask(), blob(1))  # the whole stroke at once
+    # the whole stroke at once
+    assert ed2.undo() and np.array_equal(ed2.annotation("a.jpg", b).mask(), blob(1))
 
 
 def test_failed_edit_changes_nothing(tmp_path):
@@ -346,7 +415,9 @@ def test_autosave_is_debounced_and_reopen_restores(tmp_path):
     assert 1 <= len(saves) < 5 and not ed.dirty  # five quick edits, fewer saves
     reopened = editor(tmp_path)
     assert [a.id for a in reopened.annotations("a.jpg")] == ids
-    assert all(np.array_equal(reopened.annotation("a.jpg", i).mask(), blob(s)) for s, i in enumerate(ids))
+    assert all(
+        np.array_equal(reopened.annotation("a.jpg", i).mask(), blob(s)) for s, i in enumerate(ids)
+    )
     ed.undo()
     ed.flush()  # on close: written now, whatever the timer
     assert len(editor(tmp_path).annotations("a.jpg")) == 4
@@ -355,7 +426,9 @@ def test_autosave_is_debounced_and_reopen_restores(tmp_path):
 def test_autosave_failure_is_reported_not_raised(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    ed = AnnotationEditor(tmp_path, classes=["pants"], path=blocker / "annotations.json", autosave_delay=0.01)
+    ed = AnnotationEditor(
+        tmp_path, classes=["pants"], path=blocker / "annotations.json", autosave_delay=0.01
+    )
     errors = []
     ed.events.error.connect(errors.append)
     ed.add("a.jpg", W, H, blob(1), "pants")
@@ -419,10 +492,15 @@ def test_sigkill_mid_save_leaves_the_previous_or_the_new_file(tmp_path, autosave
     rng = random.Random(1234)
     last_count, torn = 0, 0
     for _round in range(8):
-        proc = subprocess.Popen([sys.executable, str(script), str(folder), str(autosave)],
-                                stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+        proc = subprocess.Popen(
+            [sys.executable, str(script), str(folder), str(autosave)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+        )
         start = proc.stdout.readline().split()
-        assert start[0] == "start" and int(start[1]) == last_count  # reopening found every saved edit
+        # reopening found every saved edit
+        assert start[0] == "start" and int(start[1]) == last_count
         saved = int(start[1])
         if autosave < 0:
             for _ in range(rng.randint(1, 3)):
@@ -442,7 +520,9 @@ def test_sigkill_mid_save_leaves_the_previous_or_the_new_file(tmp_path, autosave
         if autosave < 0:
             assert count in (saved, saved + 1)  # the last save reported, or the one under way
         assert count >= last_count
-        expected = np.kron(np.random.default_rng(count).random((75, 100)) < 0.3, np.ones((8, 8), bool))
+        expected = np.kron(
+            np.random.default_rng(count).random((75, 100)) < 0.3, np.ones((8, 8), bool)
+        )
         assert np.array_equal(aset.images["big.jpg"].annotations[-1].mask(), expected)
         last_count = count
     assert last_count >= 8

@@ -48,13 +48,30 @@ def _write_gt(path: Path, ids: list[int]) -> dict:
             mask = _rect(y0, y0 + rng.randrange(8, 16), x0, x0 + rng.randrange(8, 16))
             rle = encode_mask(mask)
             ys, xs = np.nonzero(mask)
-            annotations.append({
-                "id": len(annotations) + 1, "image_id": image_id, "category_id": ids[(image_id + k) % 3],
-                "segmentation": rle, "area": float(mask.sum()), "iscrowd": 0,
-                "bbox": [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)],
-            })
-    data = {"images": images, "annotations": annotations,
-            "categories": [{"id": cid, "name": name} for cid, name in zip(ids, ("top", "pants", "bag"), strict=False)]}
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": ids[(image_id + k) % 3],
+                    "segmentation": rle,
+                    "area": float(mask.sum()),
+                    "iscrowd": 0,
+                    "bbox": [
+                        float(xs.min()),
+                        float(ys.min()),
+                        float(xs.max() - xs.min() + 1),
+                        float(ys.max() - ys.min() + 1),
+                    ],
+                }
+            )
+    data = {
+        "images": images,
+        "annotations": annotations,
+        "categories": [
+            {"id": cid, "name": name}
+            for cid, name in zip(ids, ("top", "pants", "bag"), strict=False)
+        ],
+    }
     path.write_text(json.dumps(data))
     return data
 
@@ -68,8 +85,15 @@ def _damaged_results(gt: dict, seed: int = 1) -> list[dict]:
         if rng.random() < 0.4:
             mask = np.roll(mask, rng.choice([-3, 3]), axis=1)
         x, y, w, h = ann["bbox"]
-        results.append({"image_id": ann["image_id"], "category_id": ann["category_id"], "score": rng.random(),
-                        "segmentation": encode_mask(mask), "bbox": [x + rng.choice([-2, 0, 2]), y, w, h]})
+        results.append(
+            {
+                "image_id": ann["image_id"],
+                "category_id": ann["category_id"],
+                "score": rng.random(),
+                "segmentation": encode_mask(mask),
+                "bbox": [x + rng.choice([-2, 0, 2]), y, w, h],
+            }
+        )
     results.append({**results[0], "score": 0.01})
     return results
 
@@ -93,8 +117,21 @@ def _pycocotools(gt_path: Path, results_path: Path, iou_type: str) -> dict[str, 
 
 def _ours(gt_path: Path, results_path: Path, iou_type: str, tmp_path: Path) -> dict:
     out = tmp_path / f"metrics-{iou_type}.json"
-    assert evaluate_main(["--gt", str(gt_path), "--pred", str(results_path), "--iou", iou_type,
-                          "--json", str(out)]) == 0
+    assert (
+        evaluate_main(
+            [
+                "--gt",
+                str(gt_path),
+                "--pred",
+                str(results_path),
+                "--iou",
+                iou_type,
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     return json.loads(out.read_text())
 
 
@@ -106,7 +143,8 @@ def test_evaluate_equals_pycocotools_on_the_original_files(scheme, iou_type, tmp
     results_path.write_text(json.dumps(_damaged_results(gt)))
     expected = _pycocotools(tmp_path / "gt.json", results_path, iou_type)
     ours = _ours(tmp_path / "gt.json", results_path, iou_type, tmp_path)
-    assert 0.2 < expected["AP"] < 0.95  # damaged: neither perfect nor empty, so agreement means something
+    # damaged: neither perfect nor empty, so agreement means something
+    assert 0.2 < expected["AP"] < 0.95
     for key in STAT_KEYS:
         assert ours[key] == pytest.approx(expected[key], abs=1e-9), key
 
@@ -115,10 +153,20 @@ def test_evaluate_equals_pycocotools_on_the_original_files(scheme, iou_type, tmp
 def test_perfect_results_score_one_and_shifted_ids_score_lower(scheme, tmp_path):
     ids = ID_SCHEMES[scheme]
     gt = _write_gt(tmp_path / "gt.json", ids)
-    perfect = [{"image_id": a["image_id"], "category_id": a["category_id"], "score": 1.0,
-                "segmentation": a["segmentation"], "bbox": a["bbox"]} for a in gt["annotations"]]
+    perfect = [
+        {
+            "image_id": a["image_id"],
+            "category_id": a["category_id"],
+            "score": 1.0,
+            "segmentation": a["segmentation"],
+            "bbox": a["bbox"],
+        }
+        for a in gt["annotations"]
+    ]
     (tmp_path / "perfect.json").write_text(json.dumps(perfect))
-    assert _ours(tmp_path / "gt.json", tmp_path / "perfect.json", "segm", tmp_path)["AP"] == pytest.approx(1.0)
+    assert _ours(tmp_path / "gt.json", tmp_path / "perfect.json", "segm", tmp_path)[
+        "AP"
+    ] == pytest.approx(1.0)
 
     # every id moved to the next category's: the old off-by-one bug, as a user's file would show it
     following = {cid: ids[(i + 1) % len(ids)] for i, cid in enumerate(ids)}
@@ -138,7 +186,9 @@ def test_label_to_category_id_round_trip_and_errors():
         label_of_category(7, ids)
 
     mask = _rect(2, 10, 3, 12)
-    prediction = ImagePrediction("a.png", W, H, [Instance((3, 2, 12, 10), 2, "bag", 0.9, encode_mask(mask))])
+    prediction = ImagePrediction(
+        "a.png", W, H, [Instance((3, 2, 12, 10), 2, "bag", 0.9, encode_mask(mask))]
+    )
     records = prediction.to_coco_results(image_id=1, category_ids=ids)
     assert records[0]["category_id"] == 5
     back = from_coco_results(records, category_ids=ids)[0].instances[0]
@@ -147,7 +197,9 @@ def test_label_to_category_id_round_trip_and_errors():
 
 def test_kaggle_csv_writes_the_models_class_ids(tmp_path):
     mask = _rect(2, 10, 3, 12)
-    prediction = ImagePrediction("a.png", W, H, [Instance((3, 2, 12, 10), 1, "shirt, blouse", 0.9, encode_mask(mask))])
+    prediction = ImagePrediction(
+        "a.png", W, H, [Instance((3, 2, 12, 10), 1, "shirt, blouse", 0.9, encode_mask(mask))]
+    )
     path = write_kaggle_submission(tmp_path / "sub.csv", [prediction], category_ids=list(range(46)))
     assert path.read_text().splitlines()[1].endswith(",0")  # label 1 is iMaterialist ClassId 0
 
@@ -176,16 +228,63 @@ def test_a_model_trained_on_zero_based_ids_predicts_exports_and_evaluates_in_the
         path.write_text(json.dumps(data))
 
     out = tmp_path / "run"
-    maskrcnn.main(maskrcnn.get_args_parser().parse_args([
-        "--dataset", "coco", "--data-path", str(root), "--model", "maskrcnn_mobilenet_v3_light", "--weights", "none",
-        "--image-size", "96", "--batch-size", "2", "--steps-per-epoch", "2", "--epochs", "1", "--warmup-steps", "1",
-        "--bn-recalibration-steps", "1", "--workers", "0", "--device", "cpu", "--threads", "1", "--out", str(out)]))
+    maskrcnn.main(
+        maskrcnn.get_args_parser().parse_args(
+            [
+                "--dataset",
+                "coco",
+                "--data-path",
+                str(root),
+                "--model",
+                "maskrcnn_mobilenet_v3_light",
+                "--weights",
+                "none",
+                "--image-size",
+                "96",
+                "--batch-size",
+                "2",
+                "--steps-per-epoch",
+                "2",
+                "--epochs",
+                "1",
+                "--warmup-steps",
+                "1",
+                "--bn-recalibration-steps",
+                "1",
+                "--workers",
+                "0",
+                "--device",
+                "cpu",
+                "--threads",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+    )
     card = read_card(out / "model.pt")
     assert card["category_ids"] == list(range(10))
 
     predicted = tmp_path / "predicted"
-    assert predict_main([str(root / "val"), "--out", str(predicted), "--model", str(out / "model.pt"),
-                         "--min-score", "0", "--no-cache", "--export", "coco", "--device", "cpu"]) == 0
+    assert (
+        predict_main(
+            [
+                str(root / "val"),
+                "--out",
+                str(predicted),
+                "--model",
+                str(out / "model.pt"),
+                "--min-score",
+                "0",
+                "--no-cache",
+                "--export",
+                "coco",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     records = json.loads((predicted / "predictions.json").read_text())
     assert records and {r["category_id"] for r in records} <= set(range(10))
     run = json.loads((predicted / "run.json").read_text())

@@ -19,7 +19,12 @@ from fashionviewer.core.base.paths import ccp_dir
 from fashionviewer.core.data.datasets import build_dataset
 from fashionviewer.core.data.datasets.ccp import read_groundtruth, read_label_list
 from fashionviewer.core.data.fmnist import FashionMNIST, load_fashion_mnist
-from fashionviewer.core.data.masks import decode_mask, encode_mask, kaggle_rle_decode, kaggle_rle_encode
+from fashionviewer.core.data.masks import (
+    decode_mask,
+    encode_mask,
+    kaggle_rle_decode,
+    kaggle_rle_encode,
+)
 
 # --------------------------------------------------------------------------- iMaterialist
 
@@ -55,9 +60,16 @@ def make_imaterialist(root: Path, n_images: int = 6) -> list[list]:
         if i == 2:  # disagrees with the photo's size: must be reported and skipped
             rows.append([name, "1 5", IMH + 1, IMW, "4"])
     write_csv(root / "train.csv", rows)
-    labels = {"info": {}, "categories": json.loads(
-        (Path(__file__).resolve().parents[3] / "resources/labels/imaterialist2019_categories.json").read_text()
-    )["categories"], "attributes": [{"id": 100, "name": "attr-a"}]}
+    labels = {
+        "info": {},
+        "categories": json.loads(
+            (
+                Path(__file__).resolve().parents[3]
+                / "resources/labels/imaterialist2019_categories.json"
+            ).read_text()
+        )["categories"],
+        "attributes": [{"id": 100, "name": "attr-a"}],
+    }
     (root / "label_descriptions.json").write_text(json.dumps(labels))
     return rows
 
@@ -66,7 +78,11 @@ def test_imaterialist_loads_targets(tmp_path, caplog):
     rows = make_imaterialist(tmp_path)
     with caplog.at_level(logging.WARNING):
         ds = build_dataset("imaterialist", tmp_path, "all")
-    assert len(ds.class_names) == 46 and ds.class_names[0] == "shirt, blouse" and ds.class_names[45] == "tassel"
+    assert (
+        len(ds.class_names) == 46
+        and ds.class_names[0] == "shirt, blouse"
+        and ds.class_names[45] == "tassel"
+    )
     assert ds.attribute_names[100] == "attr-a"
     assert len(ds) == 6
     # the Height-mismatch row (CSV row 6: header is row 1) is skipped and reported
@@ -76,10 +92,16 @@ def test_imaterialist_loads_targets(tmp_path, caplog):
     assert "skipped 1 row" in caplog.text
 
     image, target = ds[0]
-    assert image.shape == (3, IMH, IMW) and image.dtype == torch.float32 and 0 <= image.min() <= image.max() <= 1
+    assert (
+        image.shape == (3, IMH, IMW)
+        and image.dtype == torch.float32
+        and 0 <= image.min() <= image.max() <= 1
+    )
     assert target["labels"].tolist() == [1, 34]  # category + 1
     assert target["attributes"] == [[100, 200], []]
-    np.testing.assert_array_equal(target["masks"][0].numpy(), kaggle_rle_decode(rows[0][1], IMH, IMW))
+    np.testing.assert_array_equal(
+        target["masks"][0].numpy(), kaggle_rle_decode(rows[0][1], IMH, IMW)
+    )
     assert target["boxes"][0].tolist() == [2, 1, 6, 5]
     assert target["area"].tolist() == [16, 45] and target["iscrowd"].tolist() == [0, 0]
     assert target["masks"].dtype == torch.uint8 and target["boxes"].dtype == torch.float32
@@ -90,7 +112,8 @@ def test_imaterialist_loads_targets(tmp_path, caplog):
 
     gt = ds.coco_ground_truth()
     assert len(gt["images"]) == 6 and len(gt["annotations"]) == 7
-    assert {c["id"] for c in gt["categories"]} == set(range(46))  # ClassId 0..45, as in label_descriptions.json
+    # ClassId 0..45, as in label_descriptions.json
+    assert {c["id"] for c in gt["categories"]} == set(range(46))
 
 
 def test_imaterialist_split_is_seeded_and_disjoint(tmp_path):
@@ -102,8 +125,13 @@ def test_imaterialist_split_is_seeded_and_disjoint(tmp_path):
     assert len(val_ids) == 3 and len(train_ids) == 7 and not train_ids & val_ids
     again = build_dataset("imaterialist", tmp_path, "val", val_fraction=0.3, seed=1)
     assert [e.image_id for e in again.images] == [e.image_id for e in val.images]
-    other = {frozenset(e.image_id for e in build_dataset("imaterialist", tmp_path, "val", val_fraction=0.3,
-                                                         seed=s).images) for s in range(2, 6)}
+    other = {
+        frozenset(
+            e.image_id
+            for e in build_dataset("imaterialist", tmp_path, "val", val_fraction=0.3, seed=s).images
+        )
+        for s in range(2, 6)
+    }
     assert len(other | {frozenset(val_ids)}) > 1  # the seed matters
     assert val.coco_ground_truth()["images"][0]["id"] in val_ids
 
@@ -113,11 +141,26 @@ def test_imaterialist_split_is_seeded_and_disjoint(tmp_path):
     [
         (["img0.jpg", "1 3", "abc", IMW, "3"], "train.csv: row 3: Height: 'abc' is not an integer"),
         (["img0.jpg", "1 3", IMH, "", "3"], "train.csv: row 3: Width: missing value"),
-        (["img0.jpg", "1 3", IMH, IMW, "46"], "train.csv: row 3: ClassId: category 46 out of range 0-45"),
-        (["img0.jpg", "1 3", IMH, IMW, "3_x"], "train.csv: row 3: ClassId attribute: 'x' is not an integer"),
-        (["img0.jpg", "1 3 5", IMH, IMW, "3"], "train.csv: row 3: EncodedPixels: odd number of values (3)"),
-        (["img0.jpg", "100 30", IMH, IMW, "3"], "train.csv: row 3: EncodedPixels: run 1 (100 30) runs past"),
-        (["img0.jpg", "9 3 1 2", IMH, IMW, "3"], "train.csv: row 3: EncodedPixels: run 2 (start 1) overlaps"),
+        (
+            ["img0.jpg", "1 3", IMH, IMW, "46"],
+            "train.csv: row 3: ClassId: category 46 out of range 0-45",
+        ),
+        (
+            ["img0.jpg", "1 3", IMH, IMW, "3_x"],
+            "train.csv: row 3: ClassId attribute: 'x' is not an integer",
+        ),
+        (
+            ["img0.jpg", "1 3 5", IMH, IMW, "3"],
+            "train.csv: row 3: EncodedPixels: odd number of values (3)",
+        ),
+        (
+            ["img0.jpg", "100 30", IMH, IMW, "3"],
+            "train.csv: row 3: EncodedPixels: run 1 (100 30) runs past",
+        ),
+        (
+            ["img0.jpg", "9 3 1 2", IMH, IMW, "3"],
+            "train.csv: row 3: EncodedPixels: run 2 (start 1) overlaps",
+        ),
         (["img0.jpg", "", IMH, IMW, "3"], "train.csv: row 3: EncodedPixels: missing value"),
         (["img0.jpg", "1 3", IMH], "train.csv: row 3: Width: missing value"),
     ],
@@ -151,17 +194,45 @@ def make_coco(root: Path) -> dict:
         Image.new("RGB", (CW, CH), (10, 20 * i, 30)).save(root / "train" / f"p{i}.png")
     crowd = rect(CH, CW, 12, 18, 2, 10)
     data = {
-        "images": [{"id": 7 + i, "file_name": f"p{i}.png", "width": CW, "height": CH} for i in range(3)],
-        "categories": [{"id": 9, "name": "shoe"}, {"id": 0, "name": "hat"}, {"id": 5, "name": "bag"}],
+        "images": [
+            {"id": 7 + i, "file_name": f"p{i}.png", "width": CW, "height": CH} for i in range(3)
+        ],
+        "categories": [
+            {"id": 9, "name": "shoe"},
+            {"id": 0, "name": "hat"},
+            {"id": 5, "name": "bag"},
+        ],
         "annotations": [
-            {"id": 10, "image_id": 7, "category_id": 5, "iscrowd": 0,
-             "segmentation": [[2, 2, 12, 2, 12, 8, 2, 8]], "bbox": [2, 2, 10, 6], "area": 60},
-            {"id": 11, "image_id": 7, "category_id": 0, "iscrowd": 0,
-             "segmentation": encode_mask(rect(CH, CW, 1, 4, 20, 28))},
-            {"id": 12, "image_id": 7, "category_id": 9, "iscrowd": 1,
-             "segmentation": {"size": [CH, CW], "counts": _uncompressed(crowd)}},
-            {"id": 13, "image_id": 8, "category_id": 9, "iscrowd": 0,
-             "segmentation": [[5, 5, 25, 5, 25, 15, 5, 15]]},
+            {
+                "id": 10,
+                "image_id": 7,
+                "category_id": 5,
+                "iscrowd": 0,
+                "segmentation": [[2, 2, 12, 2, 12, 8, 2, 8]],
+                "bbox": [2, 2, 10, 6],
+                "area": 60,
+            },
+            {
+                "id": 11,
+                "image_id": 7,
+                "category_id": 0,
+                "iscrowd": 0,
+                "segmentation": encode_mask(rect(CH, CW, 1, 4, 20, 28)),
+            },
+            {
+                "id": 12,
+                "image_id": 7,
+                "category_id": 9,
+                "iscrowd": 1,
+                "segmentation": {"size": [CH, CW], "counts": _uncompressed(crowd)},
+            },
+            {
+                "id": 13,
+                "image_id": 8,
+                "category_id": 9,
+                "iscrowd": 0,
+                "segmentation": [[5, 5, 25, 5, 25, 15, 5, 15]],
+            },
         ],
     }
     (root / "annotations" / "instances_train.json").write_text(json.dumps(data))
@@ -192,7 +263,12 @@ def test_coco_loader(tmp_path):
 
     gt = ds.coco_ground_truth()
     assert [c["id"] for c in gt["categories"]] == [0, 5, 9]  # the file's own ids
-    assert sorted((a["category_id"], a["iscrowd"]) for a in gt["annotations"]) == [(0, 0), (5, 0), (9, 0), (9, 1)]
+    assert sorted((a["category_id"], a["iscrowd"]) for a in gt["annotations"]) == [
+        (0, 0),
+        (5, 0),
+        (9, 0),
+        (9, 1),
+    ]
     assert len(gt["images"]) == 3
 
 
@@ -203,22 +279,37 @@ def test_coco_max_size_downscales(tmp_path):
     assert image.shape == (3, 10, 15) and target["masks"].shape == (1, 10, 15)
     assert target["boxes"][0].tolist() == pytest.approx([2.5, 2.5, 12.5, 7.5], abs=1)
     gt = ds.coco_ground_truth()
-    assert gt["images"][1]["width"] == 15 and decode_mask(gt["annotations"][-1]["segmentation"]).shape == (10, 15)
+    assert gt["images"][1]["width"] == 15 and decode_mask(
+        gt["annotations"][-1]["segmentation"]
+    ).shape == (10, 15)
 
 
 @pytest.mark.parametrize(
     "mutate, fragment",
     [
-        (lambda d: d["annotations"][1].pop("segmentation"), "annotation 1 (id 11): missing 'segmentation'"),
-        (lambda d: d["annotations"][0].update(category_id=4), "annotation 0 (id 10): unknown category_id 4"),
-        (lambda d: d["annotations"][3].update(image_id=99), "annotation 3 (id 13): unknown image_id 99"),
+        (
+            lambda d: d["annotations"][1].pop("segmentation"),
+            "annotation 1 (id 11): missing 'segmentation'",
+        ),
+        (
+            lambda d: d["annotations"][0].update(category_id=4),
+            "annotation 0 (id 10): unknown category_id 4",
+        ),
+        (
+            lambda d: d["annotations"][3].update(image_id=99),
+            "annotation 3 (id 13): unknown image_id 99",
+        ),
         (lambda d: d["annotations"][2].pop("id"), "annotation 2: missing 'id'"),
         (lambda d: d["images"][1].pop("width"), "image 1 (id 8): missing 'width'"),
         (lambda d: d.pop("categories"), "missing 'categories'"),
-        (lambda d: d["annotations"][1].update(segmentation={"size": [5, 5], "counts": "abc"}),
-         "annotation 1 (id 11): segmentation: RLE size [5, 5] does not match"),
-        (lambda d: d["annotations"][1].update(segmentation={"size": [CH, CW], "counts": [1, 2]}),
-         "annotation 1 (id 11): segmentation: uncompressed RLE counts sum to 3"),
+        (
+            lambda d: d["annotations"][1].update(segmentation={"size": [5, 5], "counts": "abc"}),
+            "annotation 1 (id 11): segmentation: RLE size [5, 5] does not match",
+        ),
+        (
+            lambda d: d["annotations"][1].update(segmentation={"size": [CH, CW], "counts": [1, 2]}),
+            "annotation 1 (id 11): segmentation: uncompressed RLE counts sum to 3",
+        ),
     ],
 )
 def test_coco_malformed(tmp_path, mutate, fragment):
@@ -245,14 +336,18 @@ def test_coco_bad_json_and_unknown_dataset(tmp_path):
 
 
 @pytest.mark.needs_ccp
-@pytest.mark.skipif(ccp_dir() is None, reason="Clothing Co-Parsing data not found in ../shared/data/ccp")
+@pytest.mark.skipif(
+    ccp_dir() is None, reason="Clothing Co-Parsing data not found in ../shared/data/ccp"
+)
 def test_ccp_real_photos():
     root = ccp_dir()
     train = build_dataset("ccp", None, "train")
     val = build_dataset("ccp", root, "val", max_size=200)
     assert len(train) == 700 and len(val) == 100
     assert not {e.image_id for e in train.images} & {e.image_id for e in val.images}
-    assert [e.image_id for e in build_dataset("ccp", None, "val").images] == [e.image_id for e in val.images]
+    assert [e.image_id for e in build_dataset("ccp", None, "val").images] == [
+        e.image_id for e in val.images
+    ]
     names = read_label_list(root / "label_list.mat")
     assert len(names) == 59
     assert train.class_names == [n for n in names if n not in ("null", "skin", "hair")]
@@ -298,8 +393,10 @@ def scenes(tmp_path_factory, fmnist) -> Path:
 
 
 def test_scenes_layout_and_occlusion(scenes, fmnist):
-    for split, n, source, labels in (("train", 16, "train", fmnist.train_labels),
-                                     ("val", 8, "test", fmnist.test_labels)):
+    for split, n, source, labels in (
+        ("train", 16, "train", fmnist.train_labels),
+        ("val", 8, "test", fmnist.test_labels),
+    ):
         data = json.loads((scenes / "annotations" / f"instances_{split}.json").read_text())
         assert len(data["images"]) == n and len(list((scenes / split).glob("*.png"))) == n
         assert [c["name"] for c in data["categories"]][:2] == ["T-shirt/top", "Trouser"]
@@ -322,8 +419,13 @@ def test_scenes_items_come_from_disjoint_splits(tmp_path, monkeypatch, fmnist):
     # Train items restricted to classes 0-4, test items to 5-9: any cross-over shows in the labels.
     train_keep = fmnist.train_labels < 5
     test_keep = fmnist.test_labels >= 5
-    fake = FashionMNIST(fmnist.train_images[train_keep][:500], fmnist.train_labels[train_keep][:500],
-                        fmnist.test_images[test_keep][:500], fmnist.test_labels[test_keep][:500], fmnist.source)
+    fake = FashionMNIST(
+        fmnist.train_images[train_keep][:500],
+        fmnist.train_labels[train_keep][:500],
+        fmnist.test_images[test_keep][:500],
+        fmnist.test_labels[test_keep][:500],
+        fmnist.source,
+    )
     monkeypatch.setattr(scenes_module, "load_fashion_mnist", lambda data_dir=None: fake)
     scenes_module.generate_scenes(tmp_path, n_train=10, n_val=10, seed=0)
     train = json.loads((tmp_path / "annotations" / "instances_train.json").read_text())
@@ -341,9 +443,13 @@ def test_scenes_deterministic(tmp_path, scenes):
     n_again = len(again["annotations"])
     assert again["annotations"] == first["annotations"][:n_again]  # same seed: same first scenes
     for name in ("000000.png", "000003.png"):
-        np.testing.assert_array_equal(np.asarray(Image.open(scenes / "train" / name)),
-                                      np.asarray(Image.open(tmp_path / "again" / "train" / name)))
-    assert [a["segmentation"] for a in other["annotations"]] != [a["segmentation"] for a in again["annotations"]]
+        np.testing.assert_array_equal(
+            np.asarray(Image.open(scenes / "train" / name)),
+            np.asarray(Image.open(tmp_path / "again" / "train" / name)),
+        )
+    assert [a["segmentation"] for a in other["annotations"]] != [
+        a["segmentation"] for a in again["annotations"]
+    ]
 
 
 def test_scenes_dataset(scenes):

@@ -34,13 +34,22 @@ def write_gt(path: Path) -> dict:
     """Three images, classes with non-contiguous ids 3 ("coat") and 8 ("bag")."""
     anns = []
     shapes = [
-        (1, 3, rect(2, 20, 3, 30)), (1, 8, rect(25, 38, 35, 58)),
+        (1, 3, rect(2, 20, 3, 30)),
+        (1, 8, rect(25, 38, 35, 58)),
         (2, 3, rect(5, 35, 10, 50)),
-        (3, 8, rect(0, 10, 0, 10)), (3, 8, rect(15, 30, 20, 45)),
+        (3, 8, rect(0, 10, 0, 10)),
+        (3, 8, rect(15, 30, 20, 45)),
     ]
     for i, (image_id, cat, mask) in enumerate(shapes):
-        anns.append({"id": 100 + i, "image_id": image_id, "category_id": cat, "iscrowd": 0,
-                     "segmentation": encode_mask(mask)})
+        anns.append(
+            {
+                "id": 100 + i,
+                "image_id": image_id,
+                "category_id": cat,
+                "iscrowd": 0,
+                "segmentation": encode_mask(mask),
+            }
+        )
     anns[0]["segmentation"] = [[3, 2, 29.5, 2, 29.5, 19.5, 3, 19.5]]  # polygons are accepted too
     data = {
         "images": [{"id": i, "file_name": f"p{i}.jpg", "width": W, "height": H} for i in (1, 2, 3)],
@@ -52,8 +61,16 @@ def write_gt(path: Path) -> dict:
 
 
 def gt_as_results(gt: dict, score: float = 1.0) -> list[dict]:
-    return [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": score,
-             "segmentation": a["segmentation"]} for a in gt["annotations"]]
+    return [
+        {
+            "image_id": a["image_id"],
+            "category_id": a["category_id"],
+            "bbox": a["bbox"],
+            "score": score,
+            "segmentation": a["segmentation"],
+        }
+        for a in gt["annotations"]
+    ]
 
 
 @pytest.fixture
@@ -100,7 +117,9 @@ def test_results_match_ground_truth_by_file_name(gt, tmp_path):
         instances = []
         for ann in (a for a in gt["annotations"] if a["image_id"] == img["id"]):
             x, y, w, h = ann["bbox"]
-            instances.append(Instance((x, y, x + w, y + h), ann["category_id"], "", 0.9, ann["segmentation"]))
+            instances.append(
+                Instance((x, y, x + w, y + h), ann["category_id"], "", 0.9, ann["segmentation"])
+            )
         # image ids deliberately unset and folders added: matching goes by base name
         preds.append(ImagePrediction(f"some/folder/{img['file_name']}", W, H, instances))
     path = save_coco_results(tmp_path / "results.json", reversed(preds))
@@ -114,7 +133,10 @@ def test_results_match_ground_truth_by_file_name(gt, tmp_path):
         ({"category_id": 99}, "record 2: category_id 99 is not a ground-truth category"),
         ({"image_id": 42}, "record 2: image_id 42 is not in the ground truth"),
         ({"file_name": "zzz.jpg"}, "record 2: file_name 'zzz.jpg' is not in the ground truth"),
-        ({"segmentation": encode_mask(np.zeros((5, 5), np.uint8))}, "record 2: mask size [5, 5] differs"),
+        (
+            {"segmentation": encode_mask(np.zeros((5, 5), np.uint8))},
+            "record 2: mask size [5, 5] differs",
+        ),
     ],
 )
 def test_bad_results_name_the_record(gt, change, fragment):
@@ -126,8 +148,15 @@ def test_bad_results_name_the_record(gt, change, fragment):
 
 
 def test_unknown_images_can_be_ignored_and_segm_needs_masks(gt):
-    results = gt_as_results(gt) + [{"image_id": 1, "file_name": "other.jpg", "category_id": 1, "score": 0.5,
-                                    "bbox": [0, 0, 5, 5]}]
+    results = gt_as_results(gt) + [
+        {
+            "image_id": 1,
+            "file_name": "other.jpg",
+            "category_id": 1,
+            "score": 0.5,
+            "bbox": [0, 0, 5, 5],
+        }
+    ]
     metrics = evaluate_coco(gt, results, "bbox", ignore_unknown_images=True)
     assert metrics["ignored_results"] == 1 and metrics["AP"] == pytest.approx(1.0)
     box_only = [{k: v for k, v in r.items() if k != "segmentation"} for r in gt_as_results(gt)]
@@ -148,7 +177,8 @@ def test_ground_truth_from_imaterialist_csv(tmp_path):
         writer.writerows(rows)
     gt = load_ground_truth(tmp_path / "train.csv")  # no photos needed
     assert [img["file_name"] for img in gt["images"]] == ["a.jpg", "b.jpg"]
-    assert sorted(a["category_id"] for a in gt["annotations"]) == [0, 0, 31]  # the file's own ClassIds
+    # the file's own ClassIds
+    assert sorted(a["category_id"] for a in gt["annotations"]) == [0, 0, 31]
     assert evaluate_coco(gt, gt_as_results(gt), "segm")["AP"] == pytest.approx(1.0)
     assert len(load_ground_truth(tmp_path, split="val")["images"]) == 1
 
@@ -157,8 +187,18 @@ def test_cli_writes_table_and_json(tmp_path, capsys):
     write_gt(tmp_path / "gt.json")
     gt = load_ground_truth(tmp_path / "gt.json")
     (tmp_path / "results.json").write_text(json.dumps(gt_as_results(gt)))
-    code = evaluate_main(["--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "results.json"),
-                          "--iou", "bbox", "--json", str(tmp_path / "m" / "metrics.json")])
+    code = evaluate_main(
+        [
+            "--gt",
+            str(tmp_path / "gt.json"),
+            "--pred",
+            str(tmp_path / "results.json"),
+            "--iou",
+            "bbox",
+            "--json",
+            str(tmp_path / "m" / "metrics.json"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "AP50" in out and "coat" in out and "1.000" in out
@@ -168,8 +208,12 @@ def test_cli_writes_table_and_json(tmp_path, capsys):
 
 def test_cli_user_error_is_one_line(tmp_path, capsys):
     write_gt(tmp_path / "gt.json")
-    (tmp_path / "results.json").write_text('[{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1]}]')
-    code = dispatch(["evaluate", "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "results.json")])
+    (tmp_path / "results.json").write_text(
+        '[{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1]}]'
+    )
+    code = dispatch(
+        ["evaluate", "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "results.json")]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("error: ") and "record 0: missing 'score'" in err and err.count("\n") == 1
@@ -186,13 +230,27 @@ def test_perfect_model_on_generated_scenes(tmp_path):
     for index in range(len(ds)):
         _, target = ds[index]
         n = len(target["labels"])
-        output = {"boxes": target["boxes"], "labels": target["labels"], "scores": torch.ones(n),
-                  "masks": target["masks"][:, None].float()}
+        output = {
+            "boxes": target["boxes"],
+            "labels": target["labels"],
+            "scores": torch.ones(n),
+            "masks": target["masks"][:, None].float(),
+        }
         info = ds.image_info(index)
         preds.append(ImagePrediction.from_torchvision(output, ds.class_names, info["file_name"]))
     save_coco_results(tmp_path / "results.json", preds)
-    code = evaluate_main(["--gt", str(tmp_path / "scenes"), "--split", "val", "--pred", str(tmp_path / "results.json"),
-                          "--json", str(tmp_path / "metrics.json")])
+    code = evaluate_main(
+        [
+            "--gt",
+            str(tmp_path / "scenes"),
+            "--split",
+            "val",
+            "--pred",
+            str(tmp_path / "results.json"),
+            "--json",
+            str(tmp_path / "metrics.json"),
+        ]
+    )
     assert code == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["AP"] == pytest.approx(1.0) and metrics["images"] == 6
@@ -207,10 +265,19 @@ def _kaggle_csv(path: Path, rows: list[list]) -> Path:
 
 
 def _coco_gt(path: Path, change) -> Path:
-    data = {"images": [{"id": 1, "file_name": "a.jpg", "width": W, "height": H}],
-            "categories": [{"id": 1, "name": "coat"}],
-            "annotations": [{"id": 5, "image_id": 1, "category_id": 1, "iscrowd": 0,
-                             "segmentation": encode_mask(rect(2, 20, 3, 30))}]}
+    data = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": W, "height": H}],
+        "categories": [{"id": 1, "name": "coat"}],
+        "annotations": [
+            {
+                "id": 5,
+                "image_id": 1,
+                "category_id": 1,
+                "iscrowd": 0,
+                "segmentation": encode_mask(rect(2, 20, 3, 30)),
+            }
+        ],
+    }
     change(data)
     path.write_text(json.dumps(data))
     return path
@@ -219,28 +286,71 @@ def _coco_gt(path: Path, change) -> Path:
 @pytest.mark.parametrize(
     "make_gt, fragment",
     [
-        (lambda d: _kaggle_csv(d / "train.csv", [["a.jpg", "1 3", H, W, "1"], ["a.jpg", f"{H * W - 10} 30", H, W, "1"]]),
-         f"train.csv: row 3: EncodedPixels: run 1 ({H * W - 10} 30) runs past the last pixel"),
-        (lambda d: _kaggle_csv(d / "train.csv", [["a.jpg", "1 3", H, W, "99"]]),
-         "train.csv: row 2: ClassId: category 99 out of range 0-45"),
-        (lambda d: _kaggle_csv(d / "train.csv", [["a.jpg", "1 3", H]]), "train.csv: row 2: Width: missing value"),
-        (lambda d: _kaggle_csv(d / "train.csv", [["a.jpg", "1 3", "tall", W, "1"]]),
-         "train.csv: row 2: Height: 'tall' is not an integer"),
-        (lambda d: _coco_gt(d / "gt.json", lambda g: g.pop("annotations")), "gt.json: missing 'annotations'"),
-        (lambda d: _coco_gt(d / "gt.json", lambda g: g["images"][0].pop("width")),
-         "gt.json: image 0 (id 1): missing 'width'"),
-        (lambda d: _coco_gt(d / "gt.json", lambda g: g["annotations"][0].update(category_id=7)),
-         "gt.json: annotation 0 (id 5): unknown category_id 7"),
-        (lambda d: (d / "gt.json").write_text('{"images": [') and d / "gt.json", "gt.json: not valid JSON"),
+        (
+            lambda d: _kaggle_csv(
+                d / "train.csv",
+                [["a.jpg", "1 3", H, W, "1"], ["a.jpg", f"{H * W - 10} 30", H, W, "1"]],
+            ),
+            f"train.csv: row 3: EncodedPixels: run 1 ({H * W - 10} 30) runs past the last pixel",
+        ),
+        (
+            lambda d: _kaggle_csv(d / "train.csv", [["a.jpg", "1 3", H, W, "99"]]),
+            "train.csv: row 2: ClassId: category 99 out of range 0-45",
+        ),
+        (
+            lambda d: _kaggle_csv(d / "train.csv", [["a.jpg", "1 3", H]]),
+            "train.csv: row 2: Width: missing value",
+        ),
+        (
+            lambda d: _kaggle_csv(d / "train.csv", [["a.jpg", "1 3", "tall", W, "1"]]),
+            "train.csv: row 2: Height: 'tall' is not an integer",
+        ),
+        (
+            lambda d: _coco_gt(d / "gt.json", lambda g: g.pop("annotations")),
+            "gt.json: missing 'annotations'",
+        ),
+        (
+            lambda d: _coco_gt(d / "gt.json", lambda g: g["images"][0].pop("width")),
+            "gt.json: image 0 (id 1): missing 'width'",
+        ),
+        (
+            lambda d: _coco_gt(d / "gt.json", lambda g: g["annotations"][0].update(category_id=7)),
+            "gt.json: annotation 0 (id 5): unknown category_id 7",
+        ),
+        (
+            lambda d: (d / "gt.json").write_text('{"images": [') and d / "gt.json",
+            "gt.json: not valid JSON",
+        ),
     ],
 )
 def test_cli_bad_ground_truth_is_one_error_line(tmp_path, capsys, make_gt, fragment):
     """Malformed annotations through ``fashionviewer evaluate``: exit 2, one line naming file, row/record
     and field, no traceback."""
     gt_path = make_gt(tmp_path)
-    (tmp_path / "results.json").write_text(json.dumps(
-        [{"image_id": 1, "file_name": "a.jpg", "category_id": 1, "bbox": [0, 0, 5, 5], "score": 0.5}]))
-    code = dispatch(["evaluate", "--gt", str(gt_path), "--pred", str(tmp_path / "results.json"), "--iou", "bbox"])
+    (tmp_path / "results.json").write_text(
+        json.dumps(
+            [
+                {
+                    "image_id": 1,
+                    "file_name": "a.jpg",
+                    "category_id": 1,
+                    "bbox": [0, 0, 5, 5],
+                    "score": 0.5,
+                }
+            ]
+        )
+    )
+    code = dispatch(
+        [
+            "evaluate",
+            "--gt",
+            str(gt_path),
+            "--pred",
+            str(tmp_path / "results.json"),
+            "--iou",
+            "bbox",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 2 and "Traceback" not in captured.err
     assert captured.err.startswith("error: ") and captured.err.count("\n") == 1

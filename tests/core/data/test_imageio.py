@@ -37,9 +37,16 @@ def test_other_files_leave_out_named_files_and_output_folders(tmp_path):
     for name in ("run.json", "predictions.json", "deeper/log.txt"):
         (tmp_path / "out" / name).write_text("{}")
     names = {p.relative_to(tmp_path).as_posix() for p in list_other_files(tmp_path)}
-    assert names == {"notes.txt", "annotations.fashionviewer.json", "out/run.json", "out/predictions.json",
-                     "out/deeper/log.txt"}
-    kept = list_other_files(tmp_path, skip_names={"annotations.fashionviewer.json"}, skip_folders_holding={"run.json"})
+    assert names == {
+        "notes.txt",
+        "annotations.fashionviewer.json",
+        "out/run.json",
+        "out/predictions.json",
+        "out/deeper/log.txt",
+    }
+    kept = list_other_files(
+        tmp_path, skip_names={"annotations.fashionviewer.json"}, skip_folders_holding={"run.json"}
+    )
     assert [p.name for p in kept] == ["notes.txt"]
 
 

@@ -24,10 +24,7 @@ from fashionviewer.core.data.masks import (
 )
 
 # Column-major, 1-indexed: column 0 holds pixels 1-3, column 1 pixels 4-6, ...
-HAND_MASK = np.array(
-    [[0, 1, 0, 0],
-     [1, 1, 0, 1],
-     [0, 0, 0, 1]], dtype=np.uint8)
+HAND_MASK = np.array([[0, 1, 0, 0], [1, 1, 0, 1], [0, 0, 0, 1]], dtype=np.uint8)
 HAND_STRING = "2 1 4 2 11 2"
 
 
@@ -58,7 +55,9 @@ def test_kaggle_empty():
 
 
 def test_kaggle_touching_runs_merge_to_canonical_rle():
-    np.testing.assert_array_equal(kaggle_rle_decode("1 2 3 2", 3, 4), kaggle_rle_decode("1 4", 3, 4))
+    np.testing.assert_array_equal(
+        kaggle_rle_decode("1 2 3 2", 3, 4), kaggle_rle_decode("1 4", 3, 4)
+    )
     assert kaggle_rle_to_coco("1 2 3 2", 3, 4) == kaggle_rle_to_coco("1 4", 3, 4)
 
 
@@ -109,7 +108,12 @@ def test_encode_decode_against_pycocotools():
         assert mask_area(rle) == int(mask.sum())
         if mask.any():
             ys, xs = np.nonzero(mask)
-            assert mask_bbox(rle) == [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
+            assert mask_bbox(rle) == [
+                xs.min(),
+                ys.min(),
+                xs.max() - xs.min() + 1,
+                ys.max() - ys.min() + 1,
+            ]
 
 
 def test_encode_masks_batch_matches_single():
@@ -125,7 +129,9 @@ def test_polygons_to_rle_matches_pycocotools():
     expected = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(polys, 12, 16)))
     np.testing.assert_array_equal(decode_mask(polygons_to_rle(polys, 12, 16)), expected)
     # a 2-point "polygon" is dropped rather than read as a box
-    np.testing.assert_array_equal(decode_mask(polygons_to_rle(polys + [[0, 0, 5, 5]], 12, 16)), expected)
+    np.testing.assert_array_equal(
+        decode_mask(polygons_to_rle(polys + [[0, 0, 5, 5]], 12, 16)), expected
+    )
 
 
 def test_uncompressed_rle():

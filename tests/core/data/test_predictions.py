@@ -66,7 +66,11 @@ def test_to_dict_from_dict_json_round_trip():
     pred.instances[0].classifier = {"model": "cnn3", "classes": ["a", "b"], "probs": [0.25, 0.75]}
     pred.instances[0].detector_score = 0.95  # re-scored: 0.9 = 0.95 x a classifier probability
     back = ImagePrediction.from_dict(json.loads(json.dumps(pred.to_dict())))
-    assert back == pred and back.instances[0].detector_score == 0.95 and back.instances[1].detector_score is None
+    assert (
+        back == pred
+        and back.instances[0].detector_score == 0.95
+        and back.instances[1].detector_score is None
+    )
     with pytest.raises(DataError, match="instance 1: missing 'score'"):
         data = pred.to_dict()
         del data["instances"][1]["score"]
@@ -80,7 +84,9 @@ def test_to_coco_results_fields():
     first = results[0]
     assert first["image_id"] == 3 and first["category_id"] == 1 and first["score"] == 0.9
     assert first["bbox"] == [2, 3, 8, 6]  # xywh
-    assert first["segmentation"] == pred.instances[0].rle and isinstance(first["segmentation"]["counts"], str)
+    assert first["segmentation"] == pred.instances[0].rle and isinstance(
+        first["segmentation"]["counts"], str
+    )
     assert "segmentation" not in results[2]
     assert {r["image_id"] for r in pred.to_coco_results(image_id=11)} == {11}
 
@@ -104,12 +110,22 @@ def test_save_load_coco_results_round_trip(tmp_path):
     "content, fragment",
     [
         ('[{"image_id": 1, "category_id": 2, "bbox": [0, 0, 1, 1]}]', "record 0: missing 'score'"),
-        ('[{"image_id": 1, "category_id": 2, "score": 0.5, "bbox": [0, 0, 1, 1]}, {"category_id": 1}]',
-         "record 1: missing 'image_id'"),
-        ('[{"image_id": 1, "category_id": 2, "score": 0.5}]', "record 0: missing 'bbox' and 'segmentation'"),
-        ('[{"image_id": 1, "category_id": 2, "score": 0.5, "segmentation": {"size": [2, 2]}}]',
-         "record 0: segmentation: missing 'counts'"),
-        ('[{"image_id": "x", "category_id": 2, "score": 0.5, "bbox": [0, 0, 1, 1]}]', "'image_id' must be an integer"),
+        (
+            '[{"image_id": 1, "category_id": 2, "score": 0.5, "bbox": [0, 0, 1, 1]}, {"category_id": 1}]',
+            "record 1: missing 'image_id'",
+        ),
+        (
+            '[{"image_id": 1, "category_id": 2, "score": 0.5}]',
+            "record 0: missing 'bbox' and 'segmentation'",
+        ),
+        (
+            '[{"image_id": 1, "category_id": 2, "score": 0.5, "segmentation": {"size": [2, 2]}}]',
+            "record 0: segmentation: missing 'counts'",
+        ),
+        (
+            '[{"image_id": "x", "category_id": 2, "score": 0.5, "bbox": [0, 0, 1, 1]}]',
+            "'image_id' must be an integer",
+        ),
         ('{"image_id": 1}', "expected a JSON list"),
         ('[{"image_id": 1,', "not valid JSON (line 1"),
     ],
@@ -135,7 +151,9 @@ def test_from_torchvision():
     probs[1, 0, 10:15, 10:20] = 0.9
     probs[2, 0, 0:3, 0:3] = 0.9
     output = {
-        "boxes": torch.tensor([[3.0, 2.0, 9.0, 6.0], [10.0, 10.0, 20.0, 15.0], [0.0, 0.0, 3.0, 3.0]]),
+        "boxes": torch.tensor(
+            [[3.0, 2.0, 9.0, 6.0], [10.0, 10.0, 20.0, 15.0], [0.0, 0.0, 3.0, 3.0]]
+        ),
         "labels": torch.tensor([2, 1, 5]),
         "scores": torch.tensor([0.6, 0.95, 0.1]),
         "masks": probs,
@@ -152,8 +170,12 @@ def test_from_torchvision():
 
 
 def test_from_torchvision_empty():
-    output = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64),
-              "scores": torch.zeros(0), "masks": torch.zeros(0, 1, H, W)}
+    output = {
+        "boxes": torch.zeros(0, 4),
+        "labels": torch.zeros(0, dtype=torch.int64),
+        "scores": torch.zeros(0),
+        "masks": torch.zeros(0, 1, H, W),
+    }
     pred = ImagePrediction.from_torchvision(output, ["a"], "e.jpg")
     assert pred.instances == [] and (pred.width, pred.height) == (W, H)
 
@@ -166,7 +188,9 @@ def test_write_kaggle_submission(tmp_path):
     assert rows[0]["ImageId"] == "abc.jpg"
     assert [r["ClassId"] for r in rows] == ["0", "6"]  # label - 1
     assert rows[0]["EncodedPixels"] == kaggle_rle_encode(box_mask(2, 3, 10, 9))
-    np.testing.assert_array_equal(kaggle_rle_decode(rows[1]["EncodedPixels"], H, W), box_mask(5, 5, 25, 18))
+    np.testing.assert_array_equal(
+        kaggle_rle_decode(rows[1]["EncodedPixels"], H, W), box_mask(5, 5, 25, 18)
+    )
 
 
 def test_write_kaggle_submission_remove_overlaps(tmp_path):

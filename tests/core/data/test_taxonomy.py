@@ -26,7 +26,12 @@ CCP_LABELS = (
 def test_imaterialist_taxonomy_is_the_46_categories_in_classid_order() -> None:
     names = imaterialist_names()
     assert len(names) == 46
-    assert names[0] == "shirt, blouse" and names[6] == "pants" and names[23] == "shoe" and names[45] == "tassel"
+    assert (
+        names[0] == "shirt, blouse"
+        and names[6] == "pants"
+        and names[23] == "shoe"
+        and names[45] == "tassel"
+    )
 
 
 def test_every_ccp_label_is_mapped_or_dropped_with_a_reason() -> None:
@@ -39,14 +44,27 @@ def test_every_ccp_label_is_mapped_or_dropped_with_a_reason() -> None:
         else:
             assert target in names, f"{label} -> {target!r} is not an iMaterialist category"
             assert label not in CCP_DROPPED
-    assert set(CCP_DROPPED) == {label for label, target in CCP_TO_IMATERIALIST.items() if target is None}
+    assert set(CCP_DROPPED) == {
+        label for label, target in CCP_TO_IMATERIALIST.items() if target is None
+    }
 
 
 def test_the_issues_examples() -> None:
     for label in ("jeans", "pants", "leggings"):
         assert CCP_TO_IMATERIALIST[label] == "pants"
     assert CCP_TO_IMATERIALIST["t-shirt"] == "top, t-shirt, sweatshirt"
-    for label in ("heels", "sneakers", "boots", "flats", "pumps", "loafers", "sandals", "wedges", "clogs", "shoes"):
+    for label in (
+        "heels",
+        "sneakers",
+        "boots",
+        "flats",
+        "pumps",
+        "loafers",
+        "sandals",
+        "wedges",
+        "clogs",
+        "shoes",
+    ):
         assert CCP_TO_IMATERIALIST[label] == "shoe"
     for label in ("purse", "wallet", "bag"):
         assert CCP_TO_IMATERIALIST[label] == "bag, wallet"
@@ -56,7 +74,8 @@ def test_the_issues_examples() -> None:
 
 def test_value_lookup_maps_pixels_to_labels_and_body() -> None:
     lut = ccp_value_lut(CCP_LABELS)
-    assert lut[CCP_LABELS.index("jeans")] == lut[CCP_LABELS.index("leggings")] == 7  # pants: ClassId 6, label 7
+    # pants: ClassId 6, label 7
+    assert lut[CCP_LABELS.index("jeans")] == lut[CCP_LABELS.index("leggings")] == 7
     assert lut[CCP_LABELS.index("skin")] == 0 and lut[CCP_LABELS.index("null")] == 0
     body = ccp_value_lut(CCP_LABELS, body=True)
     assert body[CCP_LABELS.index("skin")] == 47 and body[CCP_LABELS.index("hair")] == 48
@@ -75,5 +94,9 @@ def test_the_real_label_list_is_the_one_mapped(ccp_root) -> None:
 def test_viewer_ground_truth_matches_a_ccp_label_with_its_category() -> None:
     from fashionviewer.core.data.groundtruth import _compatible
 
-    assert _compatible("shoe", "heels") and _compatible("bag, wallet", "purse") and _compatible("pants", "jeans")
+    assert (
+        _compatible("shoe", "heels")
+        and _compatible("bag, wallet", "purse")
+        and _compatible("pants", "jeans")
+    )
     assert not _compatible("pants", "skirt") and not _compatible("shoe", "bag")

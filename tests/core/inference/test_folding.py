@@ -41,7 +41,10 @@ def test_every_batch_norm_is_folded_and_the_features_stay(name, ccp_root):
     folded = copy.deepcopy(model)
     assert fold_batch_norms(folded) == len(_norms(model)) > 0
     assert _norms(folded) == []
-    photo = torch.from_numpy(load_image(ccp_root / "photos" / "0001.jpg")).permute(2, 0, 1).float() / 255
+    photo = (
+        torch.from_numpy(load_image(ccp_root / "photos" / "0001.jpg")).permute(2, 0, 1).float()
+        / 255
+    )
     with torch.inference_mode():
         images, _ = model.transform([photo])
         want, got = model.backbone(images.tensors), folded.backbone(images.tensors)
@@ -49,18 +52,25 @@ def test_every_batch_norm_is_folded_and_the_features_stay(name, ccp_root):
         scale = want[level].abs().max()
         assert torch.allclose(got[level], want[level], rtol=1e-4, atol=1e-5 * float(scale)), level
     # The RPN and RoI heads (where v2 has batch norms too), fed the same features and boxes.
-    for fast, plain in zip(_head_outputs(folded, want, images.image_sizes),
-                           _head_outputs(model, want, images.image_sizes), strict=False):
+    for fast, plain in zip(
+        _head_outputs(folded, want, images.image_sizes),
+        _head_outputs(model, want, images.image_sizes),
+        strict=False,
+    ):
         torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-5 * float(plain.abs().max()))
 
 
-def _head_outputs(model: nn.Module, features: dict[str, torch.Tensor], sizes: list) -> list[torch.Tensor]:
+def _head_outputs(
+    model: nn.Module, features: dict[str, torch.Tensor], sizes: list
+) -> list[torch.Tensor]:
     boxes = [torch.tensor([[10.0, 20.0, 120.0, 200.0], [50.0, 60.0, 90.0, 150.0]])]
     heads = model.roi_heads
     with torch.inference_mode():
-        return [*model.rpn.head(list(features.values()))[0],
-                heads.box_head(heads.box_roi_pool(features, boxes, sizes)),
-                heads.mask_head(heads.mask_roi_pool(features, boxes, sizes))]
+        return [
+            *model.rpn.head(list(features.values()))[0],
+            heads.box_head(heads.box_roi_pool(features, boxes, sizes)),
+            heads.mask_head(heads.mask_roi_pool(features, boxes, sizes)),
+        ]
 
 
 def test_only_eval_mode_norms_after_a_convolution_are_folded():
@@ -69,10 +79,14 @@ def test_only_eval_mode_norms_after_a_convolution_are_folded():
     frozen.running_var.fill_(4.0)
     frozen.bias.fill_(0.5)
     model = nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), _with_statistics(nn.Sequential(nn.BatchNorm2d(8)))[0], nn.ReLU(),
-        nn.Conv2d(8, 8, 1, bias=False), frozen,  # torchvision's frozen norm, conv without bias
+        nn.Conv2d(3, 8, 3, padding=1),
+        _with_statistics(nn.Sequential(nn.BatchNorm2d(8)))[0],
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 1, bias=False),
+        frozen,  # torchvision's frozen norm, conv without bias
         nn.BatchNorm2d(8),  # follows a norm, not a convolution
-        nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8),  # training mode: statistics still move
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.BatchNorm2d(8),  # training mode: statistics still move
     )
     model[5].eval()
     x = torch.randn(2, 3, 12, 12)
@@ -106,6 +120,11 @@ def test_load_predictor_folds_and_predicts_what_the_plain_model_does():
     for path in sorted(DEMO_DIR.glob("*.png"))[:3]:
         image = load_image(path)
         got, want = fast.predict(image), plain.predict(image)
-        assert got.instances and [i.label for i in got.instances] == [i.label for i in want.instances]
-        assert np.allclose([i.score for i in got.instances], [i.score for i in want.instances], atol=1e-4)
-    assert predictor_settings(fast) != predictor_settings(plain)  # the cache keeps their results apart
+        assert got.instances and [i.label for i in got.instances] == [
+            i.label for i in want.instances
+        ]
+        assert np.allclose(
+            [i.score for i in got.instances], [i.score for i in want.instances], atol=1e-4
+        )
+    # the cache keeps their results apart
+    assert predictor_settings(fast) != predictor_settings(plain)

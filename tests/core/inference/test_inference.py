@@ -14,12 +14,17 @@ from fashionviewer.core.base.errors import FashionViewerError, WeightsError
 from fashionviewer.core.base.paths import MODELS_DIR
 from fashionviewer.core.data.masks import decode_mask, mask_area
 from fashionviewer.core.inference import predictor as inference
-from fashionviewer.core.inference.predictor import Predictor, best_device, load_predictor, paste_masks_as_rle
+from fashionviewer.core.inference.predictor import (
+    Predictor,
+    best_device,
+    load_predictor,
+    paste_masks_as_rle,
+)
 from fashionviewer.core.models.registry import get_model, save_checkpoint
 
 CLASS_NAMES = ["top", "trouser", "bag"]
-DEMO_SCENES_MIN_SEGM_AP50 = 0.6  # the shipped demo (re-scored, 10 views) scores 0.785 on resources/demo (12 scenes)
-
+# the shipped demo (re-scored, 10 views) scores 0.785 on resources/demo (12 scenes)
+DEMO_SCENES_MIN_SEGM_AP50 = 0.6
 
 
 def _calibrated_light_model(seed: int = 0) -> torch.nn.Module:
@@ -69,17 +74,22 @@ def test_predictor_agrees_with_plain_model_above_the_floor(model, image):
     assert len(scores) >= 4, "the calibrated model should detect something"
     ranked = scores.sort(descending=True).values
     half = len(ranked) // 2
-    floor = float(ranked[half - 1] + ranked[half]) / 2  # about half pass; no score sits on the floor
+    # about half pass; no score sits on the floor
+    floor = float(ranked[half - 1] + ranked[half]) / 2
     keep = scores >= floor
 
-    prediction = Predictor(model, CLASS_NAMES, score_floor=floor, model_name="light").predict(image, "a.png")
+    prediction = Predictor(model, CLASS_NAMES, score_floor=floor, model_name="light").predict(
+        image, "a.png"
+    )
     assert prediction.file_name == "a.png" and (prediction.width, prediction.height) == (190, 150)
     assert prediction.model == "light"
     assert len(prediction.instances) == int(keep.sum())
     got_scores = [inst.score for inst in prediction.instances]
     assert got_scores == sorted(got_scores, reverse=True)
     order = torch.argsort(scores[keep], descending=True, stable=True)
-    np.testing.assert_allclose([inst.box for inst in prediction.instances], plain["boxes"][keep][order], atol=1e-3)
+    np.testing.assert_allclose(
+        [inst.box for inst in prediction.instances], plain["boxes"][keep][order], atol=1e-3
+    )
     assert [inst.label for inst in prediction.instances] == plain["labels"][keep][order].tolist()
     assert prediction.instances[0].class_name == CLASS_NAMES[prediction.instances[0].label - 1]
 
@@ -120,7 +130,10 @@ def test_side_keeping_resize_is_torchvisions_on_ordinary_photos(model, size):
     ours = inference.side_keeping_transform(model.transform).resize(image)[0]
     assert ours.shape == model.transform.resize(image)[0].shape
     assert torch.equal(ours, model.transform.resize(image)[0])
-    assert inference.side_keeping_transform(model.transform) is not model.transform and model.transform.training is False
+    assert (
+        inference.side_keeping_transform(model.transform) is not model.transform
+        and model.transform.training is False
+    )
 
 
 def test_predict_batch_matches_single_predictions(model, image):
@@ -131,7 +144,9 @@ def test_predict_batch_matches_single_predictions(model, image):
     for got, want in zip(batch, singles, strict=False):
         assert got.image_id == want.image_id and len(got.instances) == len(want.instances)
         # Batched convolutions round differently: sub-pixel differences only.
-        np.testing.assert_allclose([i.box for i in got.instances], [i.box for i in want.instances], atol=0.1)
+        np.testing.assert_allclose(
+            [i.box for i in got.instances], [i.box for i in want.instances], atol=0.1
+        )
     with pytest.raises(ValueError, match="RGB uint8"):
         predictor.predict(image.astype(np.float32))
 
@@ -145,7 +160,9 @@ def test_bfloat16_backbone_keeps_float32_heads_and_outputs(model, image):
     finally:
         hook.remove()
     assert all(f.dtype == torch.float32 for f in features_seen[0].values())  # heads run in float32
-    assert prediction.instances and all(np.isfinite(inst.box).all() for inst in prediction.instances)
+    assert prediction.instances and all(
+        np.isfinite(inst.box).all() for inst in prediction.instances
+    )
     assert all(inst.rle["size"] == [150, 190] for inst in prediction.instances)
 
 
@@ -164,25 +181,37 @@ def test_cuda_out_of_memory_retries_the_image_on_cpu(model, image, monkeypatch):
     monkeypatch.setattr(Predictor, "_detect", detect)
     predictor.device = torch.device("cuda")  # pretend; the model itself stays on the CPU
     got = predictor.predict_batch([image, image], ["a", "b"])
-    assert devices == [("cuda", 2), ("cuda", 1), ("cpu", 1), ("cuda", 1), ("cpu", 1)]  # batch, then one by one
+    # batch, then one by one
+    assert devices == [("cuda", 2), ("cuda", 1), ("cpu", 1), ("cuda", 1), ("cpu", 1)]
     assert [len(p.instances) for p in got] == [len(expected.instances)] * 2
-    np.testing.assert_allclose([i.box for i in got[1].instances], [i.box for i in expected.instances], atol=1e-3)
+    np.testing.assert_allclose(
+        [i.box for i in got[1].instances], [i.box for i in expected.instances], atol=1e-3
+    )
 
 
 def test_paste_masks_as_rle_fills_the_box():
     probs = torch.ones(2, 1, 28, 28)
-    boxes = torch.tensor([[10.0, 20.0, 49.0, 59.0], [-30.0, -30.0, 5.0, 5.0]])  # the second is clipped
+    # the second is clipped
+    boxes = torch.tensor([[10.0, 20.0, 49.0, 59.0], [-30.0, -30.0, 5.0, 5.0]])
     rles = paste_masks_as_rle(probs, boxes, 80, 100)
     first = decode_mask(rles[0])
     # torchvision's geometry: box x2/y2 inclusive, 1-pixel padding that blurs the outermost pixels.
     assert first.shape == (80, 100) and first[21:59, 11:49].all()
-    assert first[:19].sum() == 0 and first[61:].sum() == 0 and first[:, :9].sum() == 0 and first[:, 51:].sum() == 0
+    assert (
+        first[:19].sum() == 0
+        and first[61:].sum() == 0
+        and first[:, :9].sum() == 0
+        and first[:, 51:].sum() == 0
+    )
     assert abs(mask_area(rles[0]) - 40 * 40) <= 4 * 40
-    assert decode_mask(rles[1])[:5, :5].all() and mask_area(rles[1]) <= 7 * 7  # clipped at the image corner
+    # clipped at the image corner
+    assert decode_mask(rles[1])[:5, :5].all() and mask_area(rles[1]) <= 7 * 7
 
 
 def test_load_predictor_from_checkpoint_and_errors(tmp_path, model):
-    save_checkpoint(model, tmp_path / "light.pt", {"class_names": CLASS_NAMES, "weights": "trained"})
+    save_checkpoint(
+        model, tmp_path / "light.pt", {"class_names": CLASS_NAMES, "weights": "trained"}
+    )
     predictor = load_predictor(tmp_path / "light.json")
     assert predictor.class_names == CLASS_NAMES and predictor.model_name == "light"
     assert predictor.card["weights"] == "trained"
@@ -202,7 +231,9 @@ def test_best_device_is_usable():
     assert inference.resolve_device("auto").type == best_device()
 
 
-@pytest.mark.skipif(not (MODELS_DIR / "maskrcnn_demo.json").is_file(), reason="demo model not shipped yet")
+@pytest.mark.skipif(
+    not (MODELS_DIR / "maskrcnn_demo.json").is_file(), reason="demo model not shipped yet"
+)
 def test_bundled_demo_model_loads_and_is_trained():
     predictor = load_predictor("demo")
     assert "demo" in inference.bundled_models()
@@ -211,7 +242,9 @@ def test_bundled_demo_model_loads_and_is_trained():
     assert (MODELS_DIR / "maskrcnn_demo.pt").stat().st_size < 25 * 2**20
 
 
-@pytest.mark.skipif(not (MODELS_DIR / "maskrcnn_demo.json").is_file(), reason="demo model not shipped yet")
+@pytest.mark.skipif(
+    not (MODELS_DIR / "maskrcnn_demo.json").is_file(), reason="demo model not shipped yet"
+)
 def test_bundled_demo_model_finds_the_bundled_demo_scenes():
     """The shipped weights and the shipped demo agree: real predictions, scored by the project's evaluator.
 
@@ -227,7 +260,9 @@ def test_bundled_demo_model_finds_the_bundled_demo_scenes():
     gt = read_coco_ground_truth(DEMO_DIR / "annotations.json")
     results = []
     for record in gt["images"]:
-        prediction = predictor.predict(load_image(DEMO_DIR / record["file_name"]), record["file_name"], record["id"])
+        prediction = predictor.predict(
+            load_image(DEMO_DIR / record["file_name"]), record["file_name"], record["id"]
+        )
         results += prediction.to_coco_results()
     metrics = evaluate_coco(gt, results, "segm")
     assert metrics["AP50"] >= DEMO_SCENES_MIN_SEGM_AP50, metrics
@@ -241,24 +276,56 @@ def test_predict_command_writes_results_and_counts_skipped(tmp_path, model, imag
     Image.fromarray(image).save(folder / "a.png")
     Image.fromarray(image[:100]).save(folder / "sub" / "b.jpg")
     (folder / "broken.jpg").write_bytes(b"not an image")
-    save_checkpoint(model, tmp_path / "light.pt", {"class_names": CLASS_NAMES, "weights": "trained"})
+    save_checkpoint(
+        model, tmp_path / "light.pt", {"class_names": CLASS_NAMES, "weights": "trained"}
+    )
 
     out = tmp_path / "out"
-    status = main([str(folder), "--out", str(out), "--model", str(tmp_path / "light.pt"), "--device", "cpu",
-                   "--min-score", "0.05"])
+    status = main(
+        [
+            str(folder),
+            "--out",
+            str(out),
+            "--model",
+            str(tmp_path / "light.pt"),
+            "--device",
+            "cpu",
+            "--min-score",
+            "0.05",
+        ]
+    )
     assert status == 3
     captured = capsys.readouterr()
     assert "broken.jpg" in captured.err and "skipped 1" in captured.out
 
     index = json.loads((out / "images.json").read_text())
-    assert [(i["file_name"], i["width"], i["height"]) for i in index] == [("a.png", 190, 150), ("sub/b.jpg", 190, 100)]
+    assert [(i["file_name"], i["width"], i["height"]) for i in index] == [
+        ("a.png", 190, 150),
+        ("sub/b.jpg", 190, 100),
+    ]
     results = json.loads((out / "predictions.json").read_text())
     ids = {i["file_name"]: i["image_id"] for i in index}
     assert results and {r["image_id"] for r in results} <= set(ids.values())
-    assert all(r["score"] >= 0.05 and r["segmentation"]["size"] in ([150, 190], [100, 190]) for r in results)
+    assert all(
+        r["score"] >= 0.05 and r["segmentation"]["size"] in ([150, 190], [100, 190])
+        for r in results
+    )
 
     (folder / "broken.jpg").unlink()
-    assert main([str(folder), "--out", str(out), "--model", str(tmp_path / "light.pt"), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                str(folder),
+                "--out",
+                str(out),
+                "--model",
+                str(tmp_path / "light.pt"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     with pytest.raises(FashionViewerError, match="no images found"):
         main([str(tmp_path / "out"), "--out", str(out), "--model", str(tmp_path / "light.pt")])
 
@@ -272,17 +339,27 @@ def test_predictor_serves_several_threads_and_restores_the_model(model, image):
     torch.set_num_threads(2)  # the box RoI pooling splits its 150 proposals over 2 threads
     try:
         predictor = Predictor(model, CLASS_NAMES, score_floor=0.2)
-        images = [image, np.ascontiguousarray(image[::-1]), np.ascontiguousarray(image[:, ::-1])] * 2
+        images = [
+            image,
+            np.ascontiguousarray(image[::-1]),
+            np.ascontiguousarray(image[:, ::-1]),
+        ] * 2
         sequential = [predictor.predict(img) for img in images]
         with ThreadPoolExecutor(3) as pool_of_callers:
             concurrent = list(pool_of_callers.map(predictor.predict, images))
     finally:
         torch.set_num_threads(saved)
     for got, want in zip(concurrent, sequential, strict=False):
-        assert [(i.box, i.label, i.score) for i in got.instances] == [(i.box, i.label, i.score) for i in want.instances]
+        assert [(i.box, i.label, i.score) for i in got.instances] == [
+            (i.box, i.label, i.score) for i in want.instances
+        ]
         assert all(i.score >= 0.2 for i in got.instances)
     # Borrowed, then given back.
-    assert heads.box_roi_pool is pool and heads.mask_roi_pool is mask_pool and heads.score_thresh == floor
+    assert (
+        heads.box_roi_pool is pool
+        and heads.mask_roi_pool is mask_pool
+        and heads.score_thresh == floor
+    )
 
 
 def test_predictors_sharing_a_model_keep_their_own_floors_and_describe_their_settings(model, image):
@@ -295,22 +372,31 @@ def test_predictors_sharing_a_model_keep_their_own_floors_and_describe_their_set
     high = Predictor(model, CLASS_NAMES, score_floor=floor)
     want_high = high.predict(image)
     assert len(want_low.instances) > len(want_high.instances) > 0
-    with ThreadPoolExecutor(4) as callers:  # overlapping calls of both: neither borrows the other's floor
+    # overlapping calls of both: neither borrows the other's floor
+    with ThreadPoolExecutor(4) as callers:
         got = list(callers.map(lambda p: p.predict(image), [low, high] * 4))
     for prediction, want in zip(got, [want_low, want_high] * 4, strict=False):
-        assert [(i.box, i.score) for i in prediction.instances] == [(i.box, i.score) for i in want.instances]
+        assert [(i.box, i.score) for i in prediction.instances] == [
+            (i.box, i.score) for i in want.instances
+        ]
     settings = low.settings()
     assert settings["score_floor"] == 0.05 and high.settings()["score_floor"] == floor
-    assert settings["class_names"] == CLASS_NAMES and settings["architecture"] == "maskrcnn_mobilenet_v3_light"
+    assert (
+        settings["class_names"] == CLASS_NAMES
+        and settings["architecture"] == "maskrcnn_mobilenet_v3_light"
+    )
     assert settings["nms"] == model.roi_heads.nms_thresh and settings["device"] == "cpu"
     assert low.describe() == "light" and high.describe() == "maskrcnn_mobilenet_v3_light"
 
 
 def test_channels_last_only_when_asked(image):
     model = _calibrated_light_model(seed=1)
-    first_conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3))
+    first_conv = next(
+        m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)
+    )
     Predictor(model, CLASS_NAMES).predict(image)
-    assert first_conv.weight.is_contiguous()  # a training model handed to evaluate() keeps its layout
+    # a training model handed to evaluate() keeps its layout
+    assert first_conv.weight.is_contiguous()
     fast = Predictor(model, CLASS_NAMES, channels_last=True)
     assert first_conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert fast.predict(image).instances
@@ -318,20 +404,33 @@ def test_channels_last_only_when_asked(image):
 
 def test_channels_last_predictor_pools_rois_with_the_sparse_product(image, monkeypatch):
     from fashionviewer.core.inference.roi_pool import SparseRoIAlign, ThreadedRoIPool
+
     used = []
     for pool_class in (SparseRoIAlign, ThreadedRoIPool):
+
         def counted(self, *args, _forward=pool_class.forward, **kwargs):
             used.append((type(self).__name__, self.pool.output_size))
             return _forward(self, *args, **kwargs)
+
         monkeypatch.setattr(pool_class, "forward", counted)
     model = _calibrated_light_model(seed=1)
     pools = model.roi_heads.box_roi_pool, model.roi_heads.mask_roi_pool
     exact = Predictor(copy.deepcopy(model), CLASS_NAMES).predict(image)
     fast = Predictor(model, CLASS_NAMES, channels_last=True).predict(image)
     assert fast.instances
-    assert used == [("ThreadedRoIPool", (7, 7)), ("ThreadedRoIPool", (14, 14)),  # boxes, then masks
-                    ("SparseRoIAlign", (7, 7)), ("SparseRoIAlign", (14, 14))]
-    assert (model.roi_heads.box_roi_pool, model.roi_heads.mask_roi_pool) == pools  # given back after the call
+    assert used == [
+        ("ThreadedRoIPool", (7, 7)),
+        ("ThreadedRoIPool", (14, 14)),  # boxes, then masks
+        ("SparseRoIAlign", (7, 7)),
+        ("SparseRoIAlign", (14, 14)),
+    ]
+    # given back after the call
+    assert (model.roi_heads.box_roi_pool, model.roi_heads.mask_roi_pool) == pools
     assert [i.label for i in fast.instances] == [i.label for i in exact.instances]
-    assert np.allclose([i.score for i in fast.instances], [i.score for i in exact.instances], atol=1e-4)
-    assert all(abs(mask_area(a.rle) - mask_area(b.rle)) <= 2 for a, b in zip(fast.instances, exact.instances, strict=False))
+    assert np.allclose(
+        [i.score for i in fast.instances], [i.score for i in exact.instances], atol=1e-4
+    )
+    assert all(
+        abs(mask_area(a.rle) - mask_area(b.rle)) <= 2
+        for a, b in zip(fast.instances, exact.instances, strict=False)
+    )

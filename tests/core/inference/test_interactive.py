@@ -28,7 +28,9 @@ def garments():
 
     root = ccp_dir()
     if root is None:
-        pytest.skip("Clothing Co-Parsing photos not found at ../shared/data/ccp (set FASHIONVIEWER_SHARED_DATA)")
+        pytest.skip(
+            "Clothing Co-Parsing photos not found at ../shared/data/ccp (set FASHIONVIEWER_SHARED_DATA)"
+        )
     dataset = CCPDataset(root, "val", taxonomy="imaterialist", limit=4)
     out = []
     for index, entry in enumerate(dataset.images):
@@ -48,16 +50,21 @@ def test_box_alone_finds_the_garment_and_a_wrong_box_does_not(garments):
         height, width = truth.shape
         bw, bh = box[2] - box[0], box[3] - box[1]
         # the same size of box, moved to where the garment covers least of it
-        candidates = [(x, y) for x in range(0, width - bw + 1, max(1, bw // 4) or 1)
-                      for y in range(0, height - bh + 1, max(1, bh // 4) or 1)]
-        x, y = min(candidates, key=lambda p: truth[p[1]:p[1] + bh, p[0]:p[0] + bw].sum())
+        candidates = [
+            (x, y)
+            for x in range(0, width - bw + 1, max(1, bw // 4) or 1)
+            for y in range(0, height - bh + 1, max(1, bh // 4) or 1)
+        ]
+        x, y = min(candidates, key=lambda p: truth[p[1] : p[1] + bh, p[0] : p[0] + bw].sum())
         wrong.append(iou(segment(image, (x, y, x + bw, y + bh)), truth))
     assert np.mean(tight) >= 0.6, tight
     assert np.mean(wrong) <= 0.35, wrong
     assert np.mean(tight) > np.mean(wrong) + 0.3
 
 
-def _largest_error(truth: np.ndarray, pred: np.ndarray, missed: bool) -> tuple[tuple[int, int], np.ndarray] | None:
+def _largest_error(
+    truth: np.ndarray, pred: np.ndarray, missed: bool
+) -> tuple[tuple[int, int], np.ndarray] | None:
     import cv2
 
     error = (truth & ~pred) if missed else (pred & ~truth)
@@ -65,7 +72,9 @@ def _largest_error(truth: np.ndarray, pred: np.ndarray, missed: bool) -> tuple[t
     if count < 2:
         return None
     k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    distance = cv2.distanceTransform(np.pad(labels == k, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    distance = cv2.distanceTransform(np.pad(labels == k, 1).astype(np.uint8), cv2.DIST_L2, 5)[
+        1:-1, 1:-1
+    ]
     y, x = np.unravel_index(int(np.argmax(distance)), distance.shape)
     return (int(x), int(y)), labels == k
 
@@ -82,7 +91,8 @@ def test_positive_click_adds_and_negative_click_removes(garments):
             (x, y), region = found
             after = segment(image, box, positives, session=session)
             assert after[y, x]  # honoured
-            assert (region & after).sum() >= 0.2 * region.sum()  # the missed region is (largely) added
+            # the missed region is (largely) added
+            assert (region & after).sum() >= 0.2 * region.sum()
             pred = after
             checked_positive += 1
         found = _largest_error(truth, pred, missed=False)
@@ -90,7 +100,8 @@ def test_positive_click_adds_and_negative_click_removes(garments):
             (x, y), region = found
             after = segment(image, box, positives, [(x, y)], session=session)
             assert not after[y, x]
-            assert (region & after).sum() <= 0.8 * region.sum()  # the spurious region is (largely) removed
+            # the spurious region is (largely) removed
+            assert (region & after).sum() <= 0.8 * region.sum()
             for x, y in positives:
                 assert after[y, x]  # the earlier click still holds
             checked_negative += 1
@@ -100,7 +111,7 @@ def test_positive_click_adds_and_negative_click_removes(garments):
 def test_clicks_are_honoured_without_a_session(garments):
     image, truth = garments[0]
     box = tight_box(truth)
-    ys, xs = np.nonzero(~truth[box[1]:box[3], box[0]:box[2]])
+    ys, xs = np.nonzero(~truth[box[1] : box[3], box[0] : box[2]])
     neg = (int(xs[len(xs) // 2]) + box[0], int(ys[len(ys) // 2]) + box[1])
     ys, xs = np.nonzero(truth)
     pos = (int(xs[0]), int(ys[0]))
@@ -108,20 +119,34 @@ def test_clicks_are_honoured_without_a_session(garments):
     assert pred[pos[1], pos[0]] and not pred[neg[1], neg[0]]
 
 
-@pytest.mark.parametrize("shape,box", [
-    ((1, 50), (0, 0, 50, 1)), ((50, 1), None), ((3, 3), (1, 1, 2, 2)), ((40, 60), (-20, -5, 500, 300)),
-    ((40, 60), (59, 39, 70, 45)), ((200, 7), (0, 10, 7, 190)), ((7, 300), (5, 0, 290, 7)),
-])
+@pytest.mark.parametrize(
+    "shape,box",
+    [
+        ((1, 50), (0, 0, 50, 1)),
+        ((50, 1), None),
+        ((3, 3), (1, 1, 2, 2)),
+        ((40, 60), (-20, -5, 500, 300)),
+        ((40, 60), (59, 39, 70, 45)),
+        ((200, 7), (0, 10, 7, 190)),
+        ((7, 300), (5, 0, 290, 7)),
+    ],
+)
 def test_strips_and_odd_boxes_do_not_crash(shape, box):
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, (*shape, 3), dtype=np.uint8)
-    image[shape[0] // 4: 3 * shape[0] // 4 + 1, shape[1] // 4: 3 * shape[1] // 4 + 1] = (200, 30, 30)
+    image[shape[0] // 4 : 3 * shape[0] // 4 + 1, shape[1] // 4 : 3 * shape[1] // 4 + 1] = (
+        200,
+        30,
+        30,
+    )
     mask = segment(image, box, positive=[(shape[1] // 2, shape[0] // 2)], negative=[(0, 0)])
     assert mask.shape == shape and mask.dtype == bool
     assert mask[shape[0] // 2, shape[1] // 2] and not mask[0, 0]
 
 
-@pytest.mark.parametrize("shape,box", [((3, 3000), (100, 0, 2000, 3)), ((3000, 3), (0, 100, 3, 2000))])
+@pytest.mark.parametrize(
+    "shape,box", [((3, 3000), (100, 0, 2000, 3)), ((3000, 3), (0, 100, 3, 2000))]
+)
 def test_strips_with_the_model_prior(shape, box):
     """The mask head's prior on a strip: the backbone's resize keeps every side at least one pixel."""
     from fashionviewer.core.inference.predictor import Predictor
@@ -130,8 +155,13 @@ def test_strips_with_the_model_prior(shape, box):
     rng = np.random.default_rng(1)
     image = rng.integers(0, 255, (*shape, 3), dtype=np.uint8)
     click = (box[0] + 400, 1) if shape[0] == 3 else (1, box[1] + 400)
-    mask = segment(image, box, positive=[click], predictor=Predictor(_calibrated_light_model(), CLASS_NAMES),
-                   method="grabcut")
+    mask = segment(
+        image,
+        box,
+        positive=[click],
+        predictor=Predictor(_calibrated_light_model(), CLASS_NAMES),
+        method="grabcut",
+    )
     assert mask.shape == shape and mask[click[1], click[0]]
 
 
@@ -151,9 +181,16 @@ def test_model_mask_head_prior_runs_once_per_image(garments):
     pred = segment(image, box, predictor=predictor, session=session, method="grabcut")
     features = session.features
     assert features is not None and session.model_class is not None
-    assert pred.shape == truth.shape and pred[box[1]:box[3], box[0]:box[2]].any()
+    assert pred.shape == truth.shape and pred[box[1] : box[3], box[0] : box[2]].any()
     ys, xs = np.nonzero(truth)
-    segment(image, box, [(int(xs[0]), int(ys[0]))], predictor=predictor, session=session, method="grabcut")
+    segment(
+        image,
+        box,
+        [(int(xs[0]), int(ys[0]))],
+        predictor=predictor,
+        session=session,
+        method="grabcut",
+    )
     assert session.features is features  # the backbone did not run again for the click
     prob = model_box_prior(predictor, image, box, session, category=1)
     assert prob.shape == (box[3] - box[1], box[2] - box[0]) and 0 <= prob.min() <= prob.max() <= 1
@@ -168,12 +205,17 @@ def test_a_collapsed_grabcut_is_anchored_and_runs_again():
 
     root = ccp_dir()
     if root is None:
-        pytest.skip("Clothing Co-Parsing photos not found at ../shared/data/ccp (set FASHIONVIEWER_SHARED_DATA)")
+        pytest.skip(
+            "Clothing Co-Parsing photos not found at ../shared/data/ccp (set FASHIONVIEWER_SHARED_DATA)"
+        )
     dataset = CCPDataset(root, "val", taxonomy="imaterialist")
     index = next(i for i, entry in enumerate(dataset.images) if entry.file_name == "0430.jpg")
     pants = dataset.category_ids.index(6) + 1  # iMaterialist id 6: pants
-    truth = next(np.asarray(a["segmentation"]).astype(bool) for a in dataset._annotations(index)
-                 if a["label"] == pants)
+    truth = next(
+        np.asarray(a["segmentation"]).astype(bool)
+        for a in dataset._annotations(index)
+        if a["label"] == pants
+    )
     image = load_image(dataset.images[index].path)
     box = tight_box(truth)
     box_area = (box[2] - box[0]) * (box[3] - box[1])
@@ -181,4 +223,5 @@ def test_a_collapsed_grabcut_is_anchored_and_runs_again():
     assert unguarded.sum() < 0.25 * box_area and iou(unguarded, truth) < 0.1
     guarded = segment(image, box, method="grabcut")
     assert iou(guarded, truth) > 0.45
-    assert np.array_equal(guarded, segment(image, box, method="grabcut"))  # GrabCut's generator is seeded: same input, same mask
+    # GrabCut's generator is seeded: same input, same mask
+    assert np.array_equal(guarded, segment(image, box, method="grabcut"))

@@ -25,7 +25,12 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 def padded_box(mask: np.ndarray, pad: int = 5) -> tuple[int, int, int, int]:
     ys, xs = np.nonzero(mask)
     h, w = mask.shape
-    return max(0, xs.min() - pad), max(0, ys.min() - pad), min(w, xs.max() + 1 + pad), min(h, ys.max() + 1 + pad)
+    return (
+        max(0, xs.min() - pad),
+        max(0, ys.min() - pad),
+        min(w, xs.max() + 1 + pad),
+        min(h, ys.max() + 1 + pad),
+    )
 
 
 def innermost(mask: np.ndarray) -> tuple[int, int]:
@@ -45,9 +50,13 @@ def val_garments():
 
     root = ccp_dir()
     if root is None:
-        pytest.skip("Clothing Co-Parsing photos not found at ../shared/data/ccp (set FASHIONVIEWER_SHARED_DATA)")
+        pytest.skip(
+            "Clothing Co-Parsing photos not found at ../shared/data/ccp (set FASHIONVIEWER_SHARED_DATA)"
+        )
     if interactive_model.bundled_model() is None:
-        pytest.fail(f"the bundled interactive model is missing: {interactive_model.bundled_model_problem()}")
+        pytest.fail(
+            f"the bundled interactive model is missing: {interactive_model.bundled_model_problem()}"
+        )
     dataset = CCPDataset(root, "val", taxonomy="imaterialist", limit=6)
     out = []
     for index, entry in enumerate(dataset.images):
@@ -93,7 +102,8 @@ def test_clicks_refine_and_reuse_the_crop_features(val_garments):
             for x, y in negative:
                 assert not pred[y, x]
         gains.append(iou(pred, truth) - first)
-        assert session.stats["encoder_runs"] == 1  # the box's crop was encoded once; clicks ran the decoder
+        # the box's crop was encoded once; clicks ran the decoder
+        assert session.stats["encoder_runs"] == 1
         assert session.stats["decoder_runs"] == 1 + len(positive) + len(negative)
     assert np.mean(gains) > 0.02, gains
 
@@ -114,7 +124,9 @@ def test_a_click_alone_gives_the_object_under_it(val_garments):
     assert not segment(image, None, [], [innermost(truth)]).any()
 
 
-def test_grabcut_is_the_fallback_when_the_model_file_is_missing(val_garments, monkeypatch, tmp_path):
+def test_grabcut_is_the_fallback_when_the_model_file_is_missing(
+    val_garments, monkeypatch, tmp_path
+):
     monkeypatch.setattr(interactive_model, "MODELS_DIR", tmp_path)
     monkeypatch.setattr(interactive_model, "_bundled", {})
     image, truth, _ = val_garments[0]
@@ -126,30 +138,47 @@ def test_grabcut_is_the_fallback_when_the_model_file_is_missing(val_garments, mo
         segment(image, padded_box(truth), method="learned")
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"box": (50, 60, 50, 200)}, "zero area"),
-    ({"box": (30, 30, 30, 30), "positive": [(30, 30)]}, "zero area"),
-    ({"box": (600, 900, 700, 1000)}, "outside the 550×"),
-    ({"box": (-100, -100, -10, -5)}, "outside the 550×"),
-    ({"box": (10, 10, 200, 200), "positive": [(100, 5000)]}, "positive click (100, 5000) lies outside"),
-    ({"positive": [(-40, 10)]}, "positive click (-40, 10) lies outside"),
-    ({"negative": [(10, 10), (551, 3)], "positive": [(20, 20)]}, "negative click (551, 3) lies outside"),
-    ({"box": (0, 0, float("nan"), 40)}, "non-finite"),
-    ({"positive": [(1, 2, 3)]}, "not an (x, y) pair"),
-    ({"box": (1, 2, 3, 4), "method": "magic"}, "method 'magic'"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"box": (50, 60, 50, 200)}, "zero area"),
+        ({"box": (30, 30, 30, 30), "positive": [(30, 30)]}, "zero area"),
+        ({"box": (600, 900, 700, 1000)}, "outside the 550×"),
+        ({"box": (-100, -100, -10, -5)}, "outside the 550×"),
+        (
+            {"box": (10, 10, 200, 200), "positive": [(100, 5000)]},
+            "positive click (100, 5000) lies outside",
+        ),
+        ({"positive": [(-40, 10)]}, "positive click (-40, 10) lies outside"),
+        (
+            {"negative": [(10, 10), (551, 3)], "positive": [(20, 20)]},
+            "negative click (551, 3) lies outside",
+        ),
+        ({"box": (0, 0, float("nan"), 40)}, "non-finite"),
+        ({"positive": [(1, 2, 3)]}, "not an (x, y) pair"),
+        ({"box": (1, 2, 3, 4), "method": "magic"}, "method 'magic'"),
+    ],
+)
 def test_bad_boxes_and_clicks_are_one_line_errors(val_garments, kwargs, message):
     image = val_garments[0][0]
     assert image.shape[1] == 550
-    with pytest.raises(InteractiveInputError, match=message.replace("(", r"\(").replace(")", r"\)")) as info:
+    with pytest.raises(
+        InteractiveInputError, match=message.replace("(", r"\(").replace(")", r"\)")
+    ) as info:
         segment(image, **kwargs)
     assert isinstance(info.value, FashionViewerError) and "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("shape,box,click", [
-    ((3, 3000), (100, 0, 2000, 3), (900, 1)), ((3000, 3), (0, 100, 3, 2000), (1, 900)),
-    ((1, 1), None, (0, 0)), ((1, 1), (0, 0, 1, 1), None), ((3, 3000), None, (2999, 2)),
-])
+@pytest.mark.parametrize(
+    "shape,box,click",
+    [
+        ((3, 3000), (100, 0, 2000, 3), (900, 1)),
+        ((3000, 3), (0, 100, 3, 2000), (1, 900)),
+        ((1, 1), None, (0, 0)),
+        ((1, 1), (0, 0, 1, 1), None),
+        ((3, 3000), None, (2999, 2)),
+    ],
+)
 def test_strips_and_a_single_pixel_give_a_mask(shape, box, click):
     assert interactive_model.bundled_model() is not None
     image = np.random.default_rng(0).integers(0, 255, (*shape, 3), dtype=np.uint8)
@@ -161,6 +190,10 @@ def test_strips_and_a_single_pixel_give_a_mask(shape, box, click):
 
 
 def test_non_rgb_images_are_one_line_errors():
-    for image in (np.zeros((10, 10), np.uint8), np.zeros((10, 10, 3), np.float32), np.zeros((0, 5, 3), np.uint8)):
+    for image in (
+        np.zeros((10, 10), np.uint8),
+        np.zeros((10, 10, 3), np.float32),
+        np.zeros((0, 5, 3), np.uint8),
+    ):
         with pytest.raises(InteractiveInputError, match="image"):
             segment(image, (0, 0, 5, 5))

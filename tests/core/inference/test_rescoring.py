@@ -42,7 +42,9 @@ def _prediction(scene) -> ImagePrediction:
     for k, (mask, label) in enumerate(zip(scene.masks, scene.labels, strict=False)):
         ys, xs = np.nonzero(mask)
         box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
-        instances.append(Instance(box, int(label), CLASSES[label - 1], 0.9 - 0.1 * k, encode_mask(mask)))
+        instances.append(
+            Instance(box, int(label), CLASSES[label - 1], 0.9 - 0.1 * k, encode_mask(mask))
+        )
     return ImagePrediction("scene.png", w, h, instances)
 
 
@@ -71,7 +73,8 @@ def test_card_names_the_rescorer_and_its_weights(tmp_path):
     card = {"class_names": list(CLASSES), "rescorer": {"classifier": "cnn3"}}
     rescorer = load_rescorer(card, tmp_path / "detector.pt")
     assert rescorer.name == "cnn3" and rescorer.key == sha256_file(MODELS_DIR / "cnn3.pt")
-    shutil.copy(MODELS_DIR / "fvnet.pt", tmp_path / "cnn3.pt")  # a classifier beside the checkpoint wins
+    # a classifier beside the checkpoint wins
+    shutil.copy(MODELS_DIR / "fvnet.pt", tmp_path / "cnn3.pt")
     shutil.copy(MODELS_DIR / "fvnet.json", tmp_path / "cnn3.json")
     assert load_rescorer(card, tmp_path / "detector.pt").key == sha256_file(tmp_path / "cnn3.pt")
     card["rescorer"]["weights_sha256"] = sha256_file(MODELS_DIR / "cnn3.pt")
@@ -97,9 +100,14 @@ def test_mirrored_crops_and_power(scene):
     expected = {}
     for inst, mask in zip(prediction.instances, scene.masks, strict=False):
         crop = cnn_input(scene.image, rasterize_mask(mask), preprocess_crop)
-        p = (classifier.predict(crop)[0] + classifier.predict(np.ascontiguousarray(crop[..., ::-1]))[0]) / 2
+        p = (
+            classifier.predict(crop)[0]
+            + classifier.predict(np.ascontiguousarray(crop[..., ::-1]))[0]
+        ) / 2
         expected[id(inst)] = inst.score * float(p[inst.label - 1]) ** 0.5
-    rescorer = Rescorer(classifier, preprocess_crop, list(CLASSES), name="cnn3", hflip=True, power=0.5)
+    rescorer = Rescorer(
+        classifier, preprocess_crop, list(CLASSES), name="cnn3", hflip=True, power=0.5
+    )
     rescorer.apply(prediction, scene.image)
     for inst in prediction.instances:
         assert inst.score == pytest.approx(expected[id(inst)], rel=1e-5)

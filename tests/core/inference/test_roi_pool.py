@@ -6,7 +6,11 @@ import pytest
 import torch
 from torchvision.ops import MultiScaleRoIAlign
 
-from fashionviewer.core.inference.roi_pool import MIN_ROIS_PER_THREAD, SparseRoIAlign, ThreadedRoIPool
+from fashionviewer.core.inference.roi_pool import (
+    MIN_ROIS_PER_THREAD,
+    SparseRoIAlign,
+    ThreadedRoIPool,
+)
 
 SHAPES = [(256, 320), (256, 320)]
 
@@ -19,7 +23,9 @@ def two_threads():
     torch.set_num_threads(saved)
 
 
-def _inputs(counts: list[int], channels_last: bool) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
+def _inputs(
+    counts: list[int], channels_last: bool
+) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
     generator = torch.Generator().manual_seed(0)
     features = {}
     for level, stride in zip(("0", "1", "2"), (8, 16, 32), strict=False):
@@ -49,13 +55,21 @@ def test_threaded_pool_is_bit_identical_to_torchvision(two_threads, channels_las
 def test_threaded_pool_passes_gradients_like_torchvision(two_threads):
     features, boxes = _inputs([100, 60], channels_last=False)
     grads = []
-    for pool in (MultiScaleRoIAlign(["0", "1", "2"], 7, 2),
-                 ThreadedRoIPool(MultiScaleRoIAlign(["0", "1", "2"], 7, 2))):
+    for pool in (
+        MultiScaleRoIAlign(["0", "1", "2"], 7, 2),
+        ThreadedRoIPool(MultiScaleRoIAlign(["0", "1", "2"], 7, 2)),
+    ):
         leaves = {name: f.clone().requires_grad_() for name, f in features.items()}
         pool(leaves, boxes, SHAPES).square().sum().backward()
         # A level no RoI maps to gets no gradient at all (None) instead of zeros.
-        grads.append([leaves[name].grad if leaves[name].grad is not None else torch.zeros_like(leaves[name])
-                      for name in ("0", "1", "2")])
+        grads.append(
+            [
+                leaves[name].grad
+                if leaves[name].grad is not None
+                else torch.zeros_like(leaves[name])
+                for name in ("0", "1", "2")
+            ]
+        )
     assert grads[0][0].abs().sum() > 0 and grads[0][1].abs().sum() > 0  # two levels got RoIs
     for got, want in zip(grads[1], grads[0], strict=False):
         torch.testing.assert_close(got, want)
@@ -86,14 +100,29 @@ def test_sparse_pool_matches_torchvision(two_threads, channels_last):
 def test_sparse_pool_follows_torchvision_at_the_borders():
     """Boxes on, across and beyond the map's edges, and boxes under a pixel (widened to 1)."""
     features, _ = _inputs([1, 1], channels_last=True)
-    boxes = [torch.tensor([[0.0, 0.0, 320.0, 256.0], [-20.0, -20.0, 10.0, 10.0], [300.0, 240.0, 330.0, 270.0],
-                           [5.0, 5.0, 5.5, 5.2], [100.0, 100.0, 400.0, 400.0]]),
-             torch.tensor([[0.0, 0.0, 1.0, 1.0], [319.0, 255.0, 320.0, 256.0], [10.0, 10.0, 200.0, 20.0]])]
+    boxes = [
+        torch.tensor(
+            [
+                [0.0, 0.0, 320.0, 256.0],
+                [-20.0, -20.0, 10.0, 10.0],
+                [300.0, 240.0, 330.0, 270.0],
+                [5.0, 5.0, 5.5, 5.2],
+                [100.0, 100.0, 400.0, 400.0],
+            ]
+        ),
+        torch.tensor(
+            [[0.0, 0.0, 1.0, 1.0], [319.0, 255.0, 320.0, 256.0], [10.0, 10.0, 200.0, 20.0]]
+        ),
+    ]
     for output_size, sampling_ratio in ((7, 2), (14, 2), ((5, 3), 1)):
         reference = MultiScaleRoIAlign(["0", "1", "2"], output_size, sampling_ratio)
         sparse = SparseRoIAlign(MultiScaleRoIAlign(["0", "1", "2"], output_size, sampling_ratio))
-        torch.testing.assert_close(sparse(features, boxes, SHAPES), reference(features, boxes, SHAPES),
-                                   rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            sparse(features, boxes, SHAPES),
+            reference(features, boxes, SHAPES),
+            rtol=1e-5,
+            atol=1e-5,
+        )
 
 
 def test_sparse_pool_handles_no_rois_and_refuses_adaptive_sampling():

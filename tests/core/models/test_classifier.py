@@ -32,7 +32,15 @@ def test_shipped_weights_are_small_and_carry_a_model_card(name):
     weights, card_path = resolve_classifier_path(name)
     card = json.loads(card_path.read_text())
     assert weights.stat().st_size < 6 * 1024 * 1024
-    assert {"architecture", "classes", "input", "training", "metrics", "date", "weights_sha256"} <= set(card)
+    assert {
+        "architecture",
+        "classes",
+        "input",
+        "training",
+        "metrics",
+        "date",
+        "weights_sha256",
+    } <= set(card)
     assert card["training"]["epochs"] == len(card["history"])  # the card's curve is the whole run
     assert card["training"]["recipe"] in ("paper", "improved")
 
@@ -51,8 +59,10 @@ def test_all_three_paper_cnns_are_shipped():
 
 
 def test_the_first_bundled_classifier_is_the_best_measured():
-    accuracies = [json.loads(resolve_classifier_path(n)[1].read_text())["metrics"]["test_accuracy"]
-                  for n in BUNDLED_CLASSIFIERS]
+    accuracies = [
+        json.loads(resolve_classifier_path(n)[1].read_text())["metrics"]["test_accuracy"]
+        for n in BUNDLED_CLASSIFIERS
+    ]
     assert accuracies[0] == max(accuracies)
 
 
@@ -133,11 +143,16 @@ def test_real_ccp_garment_crop_is_classified(ccp_root):
     labels = [str(x[0]) for x in scipy_io.loadmat(ccp_root / "label_list.mat")["label_list"][0]]
     truth = scipy_io.loadmat(ccp_root / "annotations" / "pixel-level" / "0001.mat")["groundtruth"]
     photo = np.asarray(Image.open(ccp_root / "photos" / "0001.jpg").convert("RGB"))
-    garment = max((k for k in np.unique(truth) if labels[k] not in ("null", "skin", "hair")),
-                  key=lambda k: (truth == k).sum())
+    garment = max(
+        (k for k in np.unique(truth) if labels[k] not in ("null", "skin", "hair")),
+        key=lambda k: (truth == k).sum(),
+    )
     mask = truth == garment
     ys, xs = np.nonzero(mask)
-    crop, crop_mask = photo[ys.min():ys.max() + 1, xs.min():xs.max() + 1], mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    crop, crop_mask = (
+        photo[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1],
+        mask[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1],
+    )
     x = preprocess_crop(crop, crop_mask)
     assert x.max() > 100 and x[0, 0] == 0
     top = load_classifier("fvnet").top_k(x, 3)

@@ -27,7 +27,9 @@ def test_network_gives_logits_at_the_input_size() -> None:
     with torch.no_grad():
         out = model(torch.zeros(1, 3, 96, 64))
     assert out.shape == (1, 49, 96, 64)
-    assert parsing_channels()[:2] == ["background", "shirt, blouse"] and parsing_channels()[-2:] == ["skin", "hair"]
+    assert parsing_channels()[:2] == ["background", "shirt, blouse"] and parsing_channels()[
+        -2:
+    ] == ["skin", "hair"]
 
 
 def test_class_regions_become_scored_instances() -> None:
@@ -41,15 +43,24 @@ def test_class_regions_become_scored_instances() -> None:
     assert torch.equal(first["field"] > 0, probs.argmax(0) == 1)
     assert first["score"] == pytest.approx(0.8 * (4.8 / 4.8) ** 0.5)
     assert torch.equal(second["field"] > 0, probs[2] > 0.15) and second["score"] < first["score"]
-    assert [f["label"] for f in parsing_to_instances(probs, 2, score_floor=0.0, min_pixels=2, extra=False)] == [1]
+    assert [
+        f["label"]
+        for f in parsing_to_instances(probs, 2, score_floor=0.0, min_pixels=2, extra=False)
+    ] == [1]
 
 
 def _save(tmp_path, weights: str = "trained"):
     torch.manual_seed(0)
     model = ParsingNet(len(parsing_channels()))
-    card = {"architecture": "parsing_resunet", "class_names": parsing_channels()[1:47],
-            "parsing_channels": parsing_channels(), "taxonomy": "imaterialist", "domain": "photos",
-            "weights": weights, "input": {"width": 64, "pad_multiple": 32}}
+    card = {
+        "architecture": "parsing_resunet",
+        "class_names": parsing_channels()[1:47],
+        "parsing_channels": parsing_channels(),
+        "taxonomy": "imaterialist",
+        "domain": "photos",
+        "weights": weights,
+        "input": {"width": 64, "pad_multiple": 32},
+    }
     return save_parsing_checkpoint(model, tmp_path / "parse.pt", card), tmp_path / "parse.pt"
 
 
@@ -58,7 +69,11 @@ def test_checkpoint_round_trip_through_the_registry(tmp_path) -> None:
     assert card["format"] == PARSING_CARD_FORMAT and card["num_classes"] == 47
     assert read_card(path)["weights_sha256"] == card["weights_sha256"]
     model, loaded = load_model(path)
-    assert isinstance(model, ParsingNet) and not model.training and loaded["taxonomy"] == "imaterialist"
+    assert (
+        isinstance(model, ParsingNet)
+        and not model.training
+        and loaded["taxonomy"] == "imaterialist"
+    )
     _save(tmp_path, weights="random")
     with pytest.raises(WeightsError, match="random"):
         load_predictor(path)
@@ -78,15 +93,23 @@ def test_load_predictor_gives_a_parsing_predictor_with_full_size_masks(tmp_path)
         ys, xs = np.nonzero(mask)
         assert inst.box == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
         assert 1 <= inst.label <= 46 and inst.class_name == predictor.class_names[inst.label - 1]
-    assert [i.score for i in prediction.instances] == sorted((i.score for i in prediction.instances), reverse=True)
+    assert [i.score for i in prediction.instances] == sorted(
+        (i.score for i in prediction.instances), reverse=True
+    )
 
 
-@pytest.mark.skipif("fashion" not in bundled_models(), reason="the bundled real-photo model is not installed")
+@pytest.mark.skipif(
+    "fashion" not in bundled_models(), reason="the bundled real-photo model is not installed"
+)
 def test_the_bundled_real_photo_model() -> None:
     predictor = load_predictor("fashion")
     card = predictor.card
     assert isinstance(predictor, ParsingPredictor)
-    assert card["domain"] == "photos" and card["taxonomy"] == "imaterialist" and card["weights"] == "trained"
+    assert (
+        card["domain"] == "photos"
+        and card["taxonomy"] == "imaterialist"
+        and card["weights"] == "trained"
+    )
     assert (predictor.model_name, len(predictor.class_names)) == ("fashion", 46)
 
 
@@ -98,7 +121,9 @@ def test_mirror_view_averages_the_photo_and_its_mirror_image(tmp_path) -> None:
     both = load_predictor(path)
     single = load_predictor(path, tta=False)
     assert both.tta is not None and both.tta.view_count == 2 and single.tta is None
-    image = torch.from_numpy(np.random.default_rng(1).integers(0, 255, (3, 100, 70), dtype=np.uint8))
+    image = torch.from_numpy(
+        np.random.default_rng(1).integers(0, 255, (3, 100, 70), dtype=np.uint8)
+    )
     expected = (single.probabilities(image) + single.probabilities(image.flip(-1)).flip(-1)) / 2
     assert torch.allclose(both.probabilities(image), expected, atol=1e-5)
 
@@ -112,7 +137,10 @@ def test_strips_are_parsed_with_a_bounded_input_and_full_size_masks(tmp_path, sh
     predictor = load_predictor(path, score_floor=0.0)
     image = np.random.default_rng(2).integers(0, 255, (*shape, 3), dtype=np.uint8)
     probs = predictor.probabilities(torch.from_numpy(image).permute(2, 0, 1))
-    assert probs.shape[1] <= MAX_INPUT_ASPECT * predictor.input_width and probs.shape[2] <= predictor.input_width
+    assert (
+        probs.shape[1] <= MAX_INPUT_ASPECT * predictor.input_width
+        and probs.shape[2] <= predictor.input_width
+    )
     prediction = predictor.predict(image)
     assert (prediction.height, prediction.width) == shape and prediction.instances
     assert {decode_mask(inst.rle).shape for inst in prediction.instances} == {shape}
@@ -121,13 +149,31 @@ def test_strips_are_parsed_with_a_bounded_input_and_full_size_masks(tmp_path, sh
 def test_a_region_is_offered_under_the_classes_the_network_half_believes_in() -> None:
     probs = torch.zeros(4, 4, 6)  # background, categories 1-2, skin
     probs[0] = 1.0
-    probs[0, :2, :3], probs[1, :2, :3], probs[2, :2, :3] = 0.1, 0.6, 0.3  # 1 wins the top-left, 2 is likely there
-    found = parsing_to_instances(probs, num_categories=2, score_floor=0.0, min_pixels=2, extra=False)
+    # 1 wins the top-left, 2 is likely there
+    probs[0, :2, :3], probs[1, :2, :3], probs[2, :2, :3] = 0.1, 0.6, 0.3
+    found = parsing_to_instances(
+        probs, num_categories=2, score_floor=0.0, min_pixels=2, extra=False
+    )
     assert [f["label"] for f in found] == [1, 2]
     first, alternative = found
     assert torch.equal(alternative["field"] > 0, first["field"] > 0)  # the same mask
     assert first["score"] == pytest.approx(0.6) and alternative["score"] == pytest.approx(0.3)
     # under the threshold, or switched off, the region is offered once
-    assert len(parsing_to_instances(probs, 2, score_floor=0.0, min_pixels=2, extra=False, alternatives=0.35)) == 1
-    assert len(parsing_to_instances(probs, 2, score_floor=0.0, min_pixels=2, extra=False, alternatives=None)) == 1
-    assert len(parsing_to_instances(probs, 2, score_floor=0.4, min_pixels=2, extra=False)) == 1  # the floor holds
+    assert (
+        len(
+            parsing_to_instances(
+                probs, 2, score_floor=0.0, min_pixels=2, extra=False, alternatives=0.35
+            )
+        )
+        == 1
+    )
+    assert (
+        len(
+            parsing_to_instances(
+                probs, 2, score_floor=0.0, min_pixels=2, extra=False, alternatives=None
+            )
+        )
+        == 1
+    )
+    # the floor holds
+    assert len(parsing_to_instances(probs, 2, score_floor=0.4, min_pixels=2, extra=False)) == 1

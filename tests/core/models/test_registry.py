@@ -12,11 +12,15 @@ import torchvision
 from fashionviewer.core.base.errors import WeightsError
 from fashionviewer.core.base.paths import sha256_file
 from fashionviewer.core.models import registry as models
-from fashionviewer.core.models.registry import get_model, list_models, load_checkpoint, save_checkpoint
+from fashionviewer.core.models.registry import (
+    get_model,
+    list_models,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 SIZE = 128
 CLASS_NAMES = ["top", "trouser"]  # num_classes = 3 with the background
-
 
 
 def synthetic_batch(seed: int = 0) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
@@ -34,13 +38,22 @@ def synthetic_batch(seed: int = 0) -> tuple[list[torch.Tensor], list[dict[str, t
             boxes.append([x1, y1, x2, y2])
             labels.append(label)
         images.append(image)
-        targets.append({"boxes": torch.tensor(boxes, dtype=torch.float32), "labels": torch.tensor(labels),
-                        "masks": torch.stack(masks)})
+        targets.append(
+            {
+                "boxes": torch.tensor(boxes, dtype=torch.float32),
+                "labels": torch.tensor(labels),
+                "masks": torch.stack(masks),
+            }
+        )
     return images, targets
 
 
 def test_registry_lists_the_three_architectures():
-    assert list_models() == ["maskrcnn_mobilenet_v3_light", "maskrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn_v2"]
+    assert list_models() == [
+        "maskrcnn_mobilenet_v3_light",
+        "maskrcnn_resnet50_fpn",
+        "maskrcnn_resnet50_fpn_v2",
+    ]
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -49,20 +62,30 @@ def test_each_model_trains_two_steps_and_predicts(name):
     model = get_model(name, num_classes=3, min_size=SIZE, max_size=SIZE)
     assert models.model_info(model)["weights"] == "random"
     images, targets = synthetic_batch()
-    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.005, momentum=0.9)
+    optimizer = torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad], lr=0.005, momentum=0.9
+    )
     before = {k: v.clone() for k, v in model.state_dict().items() if v.is_floating_point()}
     model.train()
     losses = []
     for _ in range(2):
         loss_dict = model(images, targets)
-        assert {"loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg"} <= set(loss_dict)
+        assert {
+            "loss_classifier",
+            "loss_box_reg",
+            "loss_mask",
+            "loss_objectness",
+            "loss_rpn_box_reg",
+        } <= set(loss_dict)
         loss = sum(loss_dict.values())
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         losses.append(loss.detach().item())
     assert all(math.isfinite(v) for v in losses), losses
-    changed = [k for k, v in model.state_dict().items() if k in before and not torch.equal(v, before[k])]
+    changed = [
+        k for k, v in model.state_dict().items() if k in before and not torch.equal(v, before[k])
+    ]
     assert any("mask_predictor" in k for k in changed) and any("backbone" in k for k in changed)
 
     model.eval()
@@ -71,7 +94,11 @@ def test_each_model_trains_two_steps_and_predicts(name):
     assert len(out) == 2
     for det, (h, w) in zip(out, [(SIZE, SIZE), (96, SIZE)], strict=False):
         n = det["boxes"].shape[0]
-        assert det["boxes"].shape == (n, 4) and det["labels"].shape == (n,) and det["scores"].shape == (n,)
+        assert (
+            det["boxes"].shape == (n, 4)
+            and det["labels"].shape == (n,)
+            and det["scores"].shape == (n,)
+        )
         assert det["masks"].shape == (n, 1, h, w)
         assert n == 0 or int(det["labels"].max()) <= 2
 
@@ -92,7 +119,9 @@ def test_r50_checkpoint_loads_in_plain_torchvision(tmp_path):
     torch.manual_seed(1)
     model = get_model("maskrcnn_resnet50_fpn", num_classes=3, min_size=SIZE, max_size=SIZE)
     path = tmp_path / "r50.pt"
-    card = save_checkpoint(model, path, {"class_names": CLASS_NAMES, "dataset": {"name": "synthetic"}})
+    card = save_checkpoint(
+        model, path, {"class_names": CLASS_NAMES, "dataset": {"name": "synthetic"}}
+    )
 
     written = json.loads((tmp_path / "r50.json").read_text())
     assert written == card
@@ -101,7 +130,9 @@ def test_r50_checkpoint_loads_in_plain_torchvision(tmp_path):
     assert written["min_size"] == SIZE and written["date"]
 
     # Exactly what a user without this project would write (no downloads: both weights None).
-    plain = torchvision.models.detection.maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=3)
+    plain = torchvision.models.detection.maskrcnn_resnet50_fpn(
+        weights=None, weights_backbone=None, num_classes=3
+    )
     plain.load_state_dict(torch.load(path))
     for key, value in model.state_dict().items():
         assert torch.equal(plain.state_dict()[key], value), key
@@ -119,7 +150,9 @@ def test_checkpoint_round_trip_and_random_refusal(tmp_path):
     for key, value in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
 
-    save_checkpoint(model, tmp_path / "trained.pt", {"class_names": CLASS_NAMES, "weights": "trained"})
+    save_checkpoint(
+        model, tmp_path / "trained.pt", {"class_names": CLASS_NAMES, "weights": "trained"}
+    )
     _, card = load_checkpoint(tmp_path / "trained.pt")
     assert card["weights"] == "trained"
 
@@ -160,7 +193,10 @@ def test_coco_weights_not_cached_name_the_file_and_folder(tmp_path, monkeypatch)
     with pytest.raises(WeightsError) as info:
         get_model("maskrcnn_resnet50_fpn", num_classes=47, weights="coco")
     message = str(info.value)
-    assert "maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth" in message and str(tmp_path / "hub" / "checkpoints") in message
+    assert (
+        "maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth" in message
+        and str(tmp_path / "hub" / "checkpoints") in message
+    )
     assert "\n" not in message
     with pytest.raises(WeightsError, match="no COCO weights"):
         get_model("maskrcnn_mobilenet_v3_light", num_classes=11, weights="coco")
@@ -169,7 +205,9 @@ def test_coco_weights_not_cached_name_the_file_and_folder(tmp_path, monkeypatch)
 def test_cached_coco_weights_are_loaded_and_heads_replaced(tmp_path, monkeypatch):
     """A stand-in COCO file in the cache is what get_model loads (no network involved)."""
     torch.manual_seed(3)
-    coco_like = torchvision.models.detection.maskrcnn_resnet50_fpn(weights=None, weights_backbone=None)
+    coco_like = torchvision.models.detection.maskrcnn_resnet50_fpn(
+        weights=None, weights_backbone=None
+    )
     cache = tmp_path / "hub" / "checkpoints"
     cache.mkdir(parents=True)
     torch.save(coco_like.state_dict(), cache / "maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth")

@@ -40,11 +40,13 @@ def test_cache_then_classify_then_cache_hit(predictor, photo, tmp_path):
             step = PerImageStep(predictor, bound, classifier, preprocess_crop, "fvnet", rasters=True)
             first = step(photo, "photo.png", 7)
             assert first.error is None and not first.cached and calls == [1]
-            assert first.prediction.instances and first.image is None  # the pixels are dropped after
+            # the pixels are dropped after
+            assert first.prediction.instances and first.image is None
             assert all(inst.classifier["model"] == "fvnet" for inst in first.prediction.instances)
             assert len(first.image_scores) == 10 and len(first.rasters) == len(first.prediction.instances)
             stored = cache.get(first.digest, bound.key)
-            assert stored is not None and all(inst.classifier is None for inst in stored.instances)  # never cached
+            # never cached
+            assert stored is not None and all(inst.classifier is None for inst in stored.instances)
 
             again = step(photo, "renamed.png", 9)
             assert again.cached and calls == [1]  # the detector did not run

@@ -17,14 +17,18 @@ def test_click_tool_starts_refines_and_moves_on(photo) -> None:  # noqa: F811
     state.set_active(True)
     state.set_tool(Tool.CLICK)
     assert state.click_object(50, 50, False) is None  # a right click with nothing to refine
-    garment = min((i for i in prediction.instances if i.mask().sum() >= 2000), key=lambda i: i.mask().sum())
+    garment = min(
+        (i for i in prediction.instances if i.mask().sum() >= 2000), key=lambda i: i.mask().sum()
+    )
     truth = garment.mask()
     ys, xs = np.nonzero(truth)
     k = len(xs) // 2
     x, y = float(xs[k]), float(ys[k])
     refine = state.click_object(x, y, True)
     assert refine is not None and refine.box is None and refine.points(True) == [(x, y)]
-    mask = segment(image, refine.box, refine.points(True), refine.points(False), session=state.interactive)
+    mask = segment(
+        image, refine.box, refine.points(True), refine.points(False), session=state.interactive
+    )
     assert state.interactive.method == METHOD_LEARNED and mask[int(y), int(x)]
     new = state.apply_segment("0001.jpg", refine.box, None, mask, garment.class_name)
     ann = state.editor.annotation("0001.jpg", new)
@@ -39,7 +43,11 @@ def test_click_tool_starts_refines_and_moves_on(photo) -> None:  # noqa: F811
     grow = 0.5 * max(x1 - x0, y1 - y0)
     height, width = image.shape[:2]
     corners = [(1.0, 1.0), (width - 2.0, 1.0), (1.0, height - 2.0), (width - 2.0, height - 2.0)]
-    outside = [c for c in corners if not (x0 - grow <= c[0] <= x1 + grow and y0 - grow <= c[1] <= y1 + grow)]
+    outside = [
+        c
+        for c in corners
+        if not (x0 - grow <= c[0] <= x1 + grow and y0 - grow <= c[1] <= y1 + grow)
+    ]
     assert outside
     far = state.click_object(*outside[0], True)
     assert far is state.refine and far.target is None and far.points(True) == [outside[0]]

@@ -25,9 +25,12 @@ def test_small_files_are_shown_as_decoded_and_bad_ones_give_the_same_reason(bad_
     for name, want in expect.items():
         if want["error"] is None:
             display = load_display_image(root / name)
-            assert (display.width, display.height) == tuple(want["size"]) and display.frames == want["frames"], name
+            assert (display.width, display.height) == tuple(
+                want["size"]
+            ) and display.frames == want["frames"], name
             if max(want["size"]) <= DISPLAY_MAX_SIDE:
-                assert np.array_equal(display.pixels, load_image(root / name)), name  # first frame, EXIF applied
+                # first frame, EXIF applied
+                assert np.array_equal(display.pixels, load_image(root / name)), name
             else:  # the 3000-pixel strips: a level with every side kept
                 assert display.reduced and max(display.pixels.shape[:2]) == DISPLAY_MAX_SIDE, name
                 assert min(display.pixels.shape[:2]) >= 1, name
@@ -39,7 +42,8 @@ def test_small_files_are_shown_as_decoded_and_bad_ones_give_the_same_reason(bad_
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
 def test_a_large_rotated_photo_gets_a_small_level_of_the_same_picture(tmp_path, fmt):
     rng = np.random.default_rng(0)
-    stored = np.zeros((900, 2400, 3), np.uint8)  # stored landscape, shown portrait (EXIF orientation 6)
+    # stored landscape, shown portrait (EXIF orientation 6)
+    stored = np.zeros((900, 2400, 3), np.uint8)
     stored[..., 0] = np.linspace(0, 255, 2400).astype(np.uint8)[None, :]
     stored[100:400, 200:900] = (20, 200, 60)
     stored[..., 2] = rng.integers(0, 30, (900, 2400))
@@ -56,7 +60,8 @@ def test_a_large_rotated_photo_gets_a_small_level_of_the_same_picture(tmp_path, 
     h, w = display.pixels.shape[:2]
     assert abs(h / w - 2400 / 900) < 0.02  # same picture, same proportions
     expected = np.asarray(Image.fromarray(full).resize((w, h), Image.Resampling.BOX), np.float32)
-    assert np.abs(display.pixels.astype(np.float32) - expected).mean() < 8  # the same picture, smaller
+    # the same picture, smaller
+    assert np.abs(display.pixels.astype(np.float32) - expected).mean() < 8
 
 
 def test_masks_resampled_onto_the_display_level_line_up():
@@ -90,25 +95,33 @@ def test_mask_rasters_built_from_runs_equal_the_decoded_masks():
         elif kind == 1:  # a box
             y0, y1 = sorted(rng.integers(0, h, 2))
             x0, x1 = sorted(rng.integers(0, w, 2))
-            mask[y0:y1 + 1, x0:x1 + 1] = True
+            mask[y0 : y1 + 1, x0 : x1 + 1] = True
         elif kind == 2:  # runs that cross columns: full-height stripes and a left edge
-            mask[:, int(rng.integers(0, w)):] = True
-            mask[int(rng.integers(0, h)):, 0] = True
+            mask[:, int(rng.integers(0, w)) :] = True
+            mask[int(rng.integers(0, h)) :, 0] = True
         elif kind == 3:
             mask[:] = trial % 2 == 0  # everything or nothing
         else:  # a single pixel
             mask[int(rng.integers(0, h)), int(rng.integers(0, w))] = True
         shapes.append(mask)
     yy, xx = np.ogrid[:3000, :2000]
-    shapes.append(((yy - 1500) / 1200) ** 2 + ((xx - 1000) / 700) ** 2 < 1)  # large: long counts in the string
+    # large: long counts in the string
+    shapes.append(((yy - 1500) / 1200) ** 2 + ((xx - 1000) / 700) ** 2 < 1)
     for mask in shapes:
         rle = encode_mask(mask.view(np.uint8))
         want, got = rasterize_mask(decode_mask(rle)), raster_from_rle(rle)
         assert (got.x0, got.y0) == (want.x0, want.y0), mask.shape
-        assert np.array_equal(got.mask, want.mask) and np.array_equal(got.outline, want.outline), mask.shape
-        rows, cols = np.nonzero(want.outline)  # the outline's pixels in image coordinates, as np.nonzero orders them
-        assert all(np.array_equal(a, b) for a, b in zip(got.edge_pixels, (rows + want.y0, cols + want.x0), strict=False))
+        assert np.array_equal(got.mask, want.mask) and np.array_equal(got.outline, want.outline), (
+            mask.shape
+        )
+        # the outline's pixels in image coordinates, as np.nonzero orders them
+        rows, cols = np.nonzero(want.outline)
+        assert all(
+            np.array_equal(a, b)
+            for a, b in zip(got.edge_pixels, (rows + want.y0, cols + want.x0), strict=False)
+        )
         assert int(rle_counts(rle).sum()) == mask.size
-    plain = {"size": [3, 2], "counts": [1, 2, 3]}  # an uncompressed RLE: pixels 1 and 2 (column-major)
+    # an uncompressed RLE: pixels 1 and 2 (column-major)
+    plain = {"size": [3, 2], "counts": [1, 2, 3]}
     raster = raster_from_rle(plain)
     assert (raster.x0, raster.y0, raster.mask.tolist()) == (0, 1, [[True], [True]])

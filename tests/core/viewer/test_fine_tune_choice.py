@@ -17,11 +17,27 @@ def test_the_card_summary_names_what_the_weights_came_from():
     text = card_summary(predictor.card, predictor.weights_path)
     assert str(predictor.weights_path) in text and predictor.card["weights_sha256"] in text
     assert predictor.card["date"] in text and "parsing_resunet" in text
-    card = {"architecture": "parsing_resunet", "class_names": ["a"], "epochs": 2, "date": "2026-12-06",
-            "annotations": {"file": "/p/annotations.fashionviewer.json", "sha256": "ab" * 32, "images": 3,
-                            "instances": 9},
-            "fine_tuned_from": {"checkpoint": "/m/fashion.pt", "sha256": "cd" * 32, "classes_added": ["obi"]}}
+    card = {
+        "architecture": "parsing_resunet",
+        "class_names": ["a"],
+        "epochs": 2,
+        "date": "2026-12-06",
+        "annotations": {
+            "file": "/p/annotations.fashionviewer.json",
+            "sha256": "ab" * 32,
+            "images": 3,
+            "instances": 9,
+        },
+        "fine_tuned_from": {
+            "checkpoint": "/m/fashion.pt",
+            "sha256": "cd" * 32,
+            "classes_added": ["obi"],
+        },
+    }
     text = card_summary(card, "/runs/model.pt")
-    assert "trained on /p/annotations.fashionviewer.json (SHA-256 abababababab…, 3 images, 9 instances)" in text
+    assert (
+        "trained on /p/annotations.fashionviewer.json (SHA-256 abababababab…, 3 images, 9 instances)"
+        in text
+    )
     assert "fine-tuned from /m/fashion.pt" in text and "classes added: obi" in text
     assert card_summary({}, None) == "built in memory: no model card"

@@ -74,12 +74,14 @@ def test_threshold_and_classes_filter_cached_prediction(tmp_path: Path) -> None:
     assert s.visible_indices() == [0, 1] and s.visible_classes() == ["Dress"]
     s.set_threshold(0.1)
     assert s.counts() == (3, 4)
-    s.select(3)  # Bag is hidden... selection of hidden instances is dropped on the next filter change
+    # Bag is hidden... selection of hidden instances is dropped on the next filter change
+    s.select(3)
     s.set_threshold(0.15)
     assert s.selected is None
     rasters = s.rasters()
     assert rasters is s.rasters()  # decoded once, cached
-    assert rasters.instance_at(5, 5, s.visible_indices()) == 0  # the top-scoring of the overlapping instances
+    # the top-scoring of the overlapping instances
+    assert rasters.instance_at(5, 5, s.visible_indices()) == 0
     assert rasters.instance_at(25, 15, s.visible_indices()) is None
 
 
@@ -100,7 +102,8 @@ def test_pending_order_is_current_then_neighbours(tmp_path: Path) -> None:
     s.add_prediction(s.images[4], _prediction("img04.png"))
     s.add_error(s.images[2], "img02.png: not an image file")
     order = [p.name for p in s.pending_order()]
-    assert order == ["img03.png", "img05.png", "img01.png", "img06.png", "img00.png"]  # forward first
+    # forward first
+    assert order == ["img03.png", "img05.png", "img01.png", "img06.png", "img00.png"]
 
 
 def test_work_queue_reorders_and_never_hands_out_twice() -> None:

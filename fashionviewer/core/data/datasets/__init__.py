@@ -39,18 +39,29 @@ DATASETS: dict[str, Callable[..., DetectionDataset]] = {
     "coco": CocoDataset,
     "ccp": CCPDataset,
     "fmnist-scenes": _fmnist_scenes,
-    "annotations": AnnotationsDataset,  # a photo folder's own annotations (the viewer's project file)
+    # a photo folder's own annotations (the viewer's project file)
+    "annotations": AnnotationsDataset,
 }
 
 __all__ = [
-    "DATASETS", "build_dataset", "DetectionDataset", "ImageEntry", "build_target",
-    "IMaterialistDataset", "CocoDataset", "CCPDataset", "AnnotationsDataset", "FmnistScenesDataset",
-    "generate_scenes", "read_coco_ground_truth",
+    "DATASETS",
+    "build_dataset",
+    "DetectionDataset",
+    "ImageEntry",
+    "build_target",
+    "IMaterialistDataset",
+    "CocoDataset",
+    "CCPDataset",
+    "AnnotationsDataset",
+    "FmnistScenesDataset",
+    "generate_scenes",
+    "read_coco_ground_truth",
 ]
 
 
-def build_dataset(name: str, root: str | os.PathLike[str] | None, split: str = "train",
-                  **options: Any) -> DetectionDataset:
+def build_dataset(
+    name: str, root: str | os.PathLike[str] | None, split: str = "train", **options: Any
+) -> DetectionDataset:
     """The dataset ``name`` ("imaterialist", "coco", "ccp", "fmnist-scenes", "annotations") at ``root``.
 
     ``root`` may be None for "ccp" (the shared CCP folder). Common options:

@@ -33,16 +33,26 @@ log = logging.getLogger(__name__)
 class AnnotationsDataset(DetectionDataset):
     """The viewer's annotations of a photo folder as torchvision detection samples (see the module docstring)."""
 
-    def __init__(self, root: str | os.PathLike[str], split: str = "train", *,
-                 ann_file: str | os.PathLike[str] | None = None, val_fraction: float = 0.1, seed: int = 0,
-                 max_size: int | None = None, limit: int | None = None) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        split: str = "train",
+        *,
+        ann_file: str | os.PathLike[str] | None = None,
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        max_size: int | None = None,
+        limit: int | None = None,
+    ) -> None:
         super().__init__(split, max_size=max_size, limit=limit)
         self.root = Path(root)
         if not self.root.is_dir():
             raise DataError(f"{self.root}: photo folder not found")
         self.ann_file = Path(ann_file) if ann_file is not None else self.root / DEFAULT_FILE_NAME
         if not self.ann_file.is_file():
-            raise DataError(f"{self.ann_file}: no annotation file (annotate some photos in the viewer first)")
+            raise DataError(
+                f"{self.ann_file}: no annotation file (annotate some photos in the viewer first)"
+            )
         aset, problems = load_annotations(self.ann_file)
         self.skipped_rows = list(problems)
         categories = sorted(aset.categories, key=lambda c: int(c["id"]))
@@ -66,14 +76,24 @@ class AnnotationsDataset(DetectionDataset):
                 self.skipped_rows.append(f"{rec.file_name}: photo not found in {self.root}")
                 continue
             entries.append(ImageEntry(rec.image_id, rec.file_name, photo, rec.width, rec.height))
-            self._anns.append([{"label": label_of[a.category_id], "segmentation": a.rle, "iscrowd": 0}
-                               for a in rec.annotations])
+            self._anns.append(
+                [
+                    {"label": label_of[a.category_id], "segmentation": a.rle, "iscrowd": 0}
+                    for a in rec.annotations
+                ]
+            )
         if self.skipped_rows:
-            log.warning("%s: skipped %d record(s), e.g. %s", self.ann_file.name, len(self.skipped_rows),
-                        self.skipped_rows[0])
+            log.warning(
+                "%s: skipped %d record(s), e.g. %s",
+                self.ann_file.name,
+                len(self.skipped_rows),
+                self.skipped_rows[0],
+            )
         if chosen and not entries:
-            raise DataError(f"{self.ann_file}: none of the {len(chosen)} annotated images of split '{split}' has "
-                            f"its photo in {self.root}")
+            raise DataError(
+                f"{self.ann_file}: none of the {len(chosen)} annotated images of split '{split}' has "
+                f"its photo in {self.root}"
+            )
         self._set_images(entries)
         self._anns = self._anns[: len(self.images)]
 

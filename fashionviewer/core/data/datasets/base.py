@@ -63,10 +63,12 @@ def resize_masks(masks: np.ndarray, width: int, height: int) -> np.ndarray:
         return masks
     out = np.empty((n, height, width), dtype=np.uint8)
     for start in range(0, n, _CV2_MAX_CHANNELS):
-        chunk = masks[start:start + _CV2_MAX_CHANNELS].transpose(1, 2, 0) * np.uint8(255)
-        resized = cv2.resize(np.ascontiguousarray(chunk), (width, height), interpolation=cv2.INTER_AREA)
+        chunk = masks[start : start + _CV2_MAX_CHANNELS].transpose(1, 2, 0) * np.uint8(255)
+        resized = cv2.resize(
+            np.ascontiguousarray(chunk), (width, height), interpolation=cv2.INTER_AREA
+        )
         resized = resized.reshape(height, width, -1)
-        out[start:start + chunk.shape[2]] = (resized.transpose(2, 0, 1) >= 128)
+        out[start : start + chunk.shape[2]] = resized.transpose(2, 0, 1) >= 128
     return out
 
 
@@ -86,8 +88,13 @@ def boxes_from_masks(masks: np.ndarray) -> np.ndarray:
     return boxes
 
 
-def build_target(masks: np.ndarray, labels: Sequence[int], image_id: int,
-                 iscrowd: Sequence[int] | None = None, extra: dict[str, list] | None = None) -> dict[str, Any]:
+def build_target(
+    masks: np.ndarray,
+    labels: Sequence[int],
+    image_id: int,
+    iscrowd: Sequence[int] | None = None,
+    extra: dict[str, list] | None = None,
+) -> dict[str, Any]:
     """torchvision detection target from N×H×W masks; empty masks are dropped (torchvision
     rejects zero-size boxes). ``extra`` per-instance lists are filtered alongside."""
     masks = np.asarray(masks, dtype=np.uint8)
@@ -95,7 +102,11 @@ def build_target(masks: np.ndarray, labels: Sequence[int], image_id: int,
     keep = np.flatnonzero(areas > 0)
     masks = masks[keep]
     labels_arr = np.asarray(labels, dtype=np.int64).reshape(-1)[keep]
-    crowd = np.zeros(len(keep), dtype=np.int64) if iscrowd is None else np.asarray(iscrowd, dtype=np.int64)[keep]
+    crowd = (
+        np.zeros(len(keep), dtype=np.int64)
+        if iscrowd is None
+        else np.asarray(iscrowd, dtype=np.int64)[keep]
+    )
     target: dict[str, Any] = {
         "boxes": torch.from_numpy(boxes_from_masks(masks)),
         "labels": torch.from_numpy(labels_arr),
@@ -112,10 +123,17 @@ def build_target(masks: np.ndarray, labels: Sequence[int], image_id: int,
 def image_to_tensor(image: np.ndarray) -> torch.Tensor:
     """H×W×3 uint8 -> float32 3×H×W in [0, 1]."""
     # np.require copies only read-only or non-contiguous arrays (PIL's are read-only).
-    return torch.from_numpy(np.require(image, requirements=["C", "W"])).permute(2, 0, 1).float().div_(255.0)
+    return (
+        torch.from_numpy(np.require(image, requirements=["C", "W"]))
+        .permute(2, 0, 1)
+        .float()
+        .div_(255.0)
+    )
 
 
-def seeded_split(keys: Sequence[Any], split: str, val_size: int, seed: int, source: str) -> list[int]:
+def seeded_split(
+    keys: Sequence[Any], split: str, val_size: int, seed: int, source: str
+) -> list[int]:
     """Indices of ``keys`` in ``split`` ("train", "val" or "all"): a seeded permutation puts
     ``val_size`` keys in val, the rest in train; both come back in the original order."""
     if split == "all":
@@ -139,8 +157,13 @@ class DetectionDataset(Dataset):
 
     class_names: list[str]
 
-    def __init__(self, split: str, max_size: int | None = None, limit: int | None = None,
-                 include_crowd: bool = False) -> None:
+    def __init__(
+        self,
+        split: str,
+        max_size: int | None = None,
+        limit: int | None = None,
+        include_crowd: bool = False,
+    ) -> None:
         self.split = split
         self.max_size = int(max_size) if max_size else None
         self.limit = limit
@@ -180,8 +203,13 @@ class DetectionDataset(Dataset):
         masks = resize_masks(masks, new_w, new_h)
         extra_keys = sorted({k for a in anns for k in a} - _CORE_KEYS)
         extra = {k: [a.get(k) for a in anns] for k in extra_keys}
-        target = build_target(masks, [a["label"] for a in anns], entry.image_id,
-                              [a.get("iscrowd", 0) for a in anns], extra)
+        target = build_target(
+            masks,
+            [a["label"] for a in anns],
+            entry.image_id,
+            [a.get("iscrowd", 0) for a in anns],
+            extra,
+        )
         return image_to_tensor(image), target
 
     @staticmethod
@@ -201,7 +229,12 @@ class DetectionDataset(Dataset):
         """COCO ``images`` record of an image as this dataset yields it (after ``max_size``)."""
         entry = self.images[index]
         width, height = scaled_size(entry.width, entry.height, self.max_size)
-        return {"id": entry.image_id, "file_name": entry.file_name, "width": width, "height": height}
+        return {
+            "id": entry.image_id,
+            "file_name": entry.file_name,
+            "width": width,
+            "height": height,
+        }
 
     @property
     def category_ids(self) -> list[int]:
@@ -215,7 +248,10 @@ class DetectionDataset(Dataset):
         self._category_ids = [int(i) for i in ids]
 
     def categories(self) -> list[dict[str, Any]]:
-        return [{"id": cid, "name": name} for cid, name in zip(self.category_ids, self.class_names, strict=False)]
+        return [
+            {"id": cid, "name": name}
+            for cid, name in zip(self.category_ids, self.class_names, strict=False)
+        ]
 
     def coco_ground_truth(self) -> dict[str, Any]:
         """COCO instances dict of this split with the dataset's own category ids (:attr:`category_ids`),
@@ -239,15 +275,17 @@ class DetectionDataset(Dataset):
                 area = mask_area(rle)
                 if area == 0:
                     continue
-                annotations.append({
-                    "id": len(annotations) + 1,
-                    "image_id": entry.image_id,
-                    "category_id": category_ids[int(ann["label"]) - 1],
-                    "segmentation": {"size": list(rle["size"]), "counts": rle["counts"]},
-                    "area": float(area),
-                    "bbox": mask_bbox(rle),
-                    "iscrowd": int(ann.get("iscrowd", 0)),
-                })
+                annotations.append(
+                    {
+                        "id": len(annotations) + 1,
+                        "image_id": entry.image_id,
+                        "category_id": category_ids[int(ann["label"]) - 1],
+                        "segmentation": {"size": list(rle["size"]), "counts": rle["counts"]},
+                        "area": float(area),
+                        "bbox": mask_bbox(rle),
+                        "iscrowd": int(ann.get("iscrowd", 0)),
+                    }
+                )
         return {"images": images, "annotations": annotations, "categories": self.categories()}
 
 

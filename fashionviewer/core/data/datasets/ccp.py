@@ -35,7 +35,13 @@ from fashionviewer.core.base.errors import DataError
 from fashionviewer.core.base.paths import ccp_dir
 from fashionviewer.core.data.datasets.base import DetectionDataset, ImageEntry, seeded_split
 from fashionviewer.core.data.imageio import read_image_size
-from fashionviewer.core.data.taxonomy import CCP, IMATERIALIST, TAXONOMIES, ccp_value_lut, imaterialist_names
+from fashionviewer.core.data.taxonomy import (
+    CCP,
+    IMATERIALIST,
+    TAXONOMIES,
+    ccp_value_lut,
+    imaterialist_names,
+)
 
 BODY_CLASSES = ("skin", "hair")
 DEFAULT_VAL_SIZE = 100
@@ -59,7 +65,10 @@ def read_label_list(path: str | os.PathLike[str]) -> list[str]:
     if "label_list" not in data:
         raise DataError(f"{path}: no 'label_list' variable")
     try:
-        return [str(np.asarray(cell).reshape(-1)[0]) for cell in np.asarray(data["label_list"]).reshape(-1)]
+        return [
+            str(np.asarray(cell).reshape(-1)[0])
+            for cell in np.asarray(data["label_list"]).reshape(-1)
+        ]
     except (IndexError, TypeError) as exc:
         raise DataError(f"{path}: 'label_list' is not a cell of names") from exc
 
@@ -83,9 +92,18 @@ class CCPDataset(DetectionDataset):
     ``root`` defaults to ``fashionviewer.core.base.paths.ccp_dir()``.
     """
 
-    def __init__(self, root: str | os.PathLike[str] | None = None, split: str = "train", *,
-                 include_body: bool = False, val_size: int = DEFAULT_VAL_SIZE, seed: int = 0,
-                 max_size: int | None = None, limit: int | None = None, taxonomy: str = CCP) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        split: str = "train",
+        *,
+        include_body: bool = False,
+        val_size: int = DEFAULT_VAL_SIZE,
+        seed: int = 0,
+        max_size: int | None = None,
+        limit: int | None = None,
+        taxonomy: str = CCP,
+    ) -> None:
         super().__init__(split, max_size=max_size, limit=limit)
         if taxonomy not in TAXONOMIES:
             raise DataError(f"taxonomy {taxonomy!r}: choose one of {', '.join(TAXONOMIES)}")
@@ -93,8 +111,10 @@ class CCPDataset(DetectionDataset):
         if root is None:
             root = ccp_dir()
             if root is None:
-                raise DataError("Clothing Co-Parsing data not found (expected ../shared/data/ccp; "
-                                "set FASHIONVIEWER_SHARED_DATA or pass root)")
+                raise DataError(
+                    "Clothing Co-Parsing data not found (expected ../shared/data/ccp; "
+                    "set FASHIONVIEWER_SHARED_DATA or pass root)"
+                )
         self.root = Path(root)
         photos, ann_dir = self.root / "photos", self.root / "annotations" / "pixel-level"
         for folder in (photos, ann_dir):
@@ -119,10 +139,14 @@ class CCPDataset(DetectionDataset):
                     self._label_of_value[value] = len(self.class_names)
             self.category_ids = values  # CCP's own label values (label_list index)
 
-        annotated = sorted(p for p in ann_dir.glob("*.mat") if (photos / (p.stem + ".jpg")).is_file())
+        annotated = sorted(
+            p for p in ann_dir.glob("*.mat") if (photos / (p.stem + ".jpg")).is_file()
+        )
         if not annotated:
             raise DataError(f"{ann_dir}: no .mat annotation with a matching photo in {photos}")
-        chosen = seeded_split([p.stem for p in annotated], split, min(val_size, len(annotated)), seed, str(self.root))
+        chosen = seeded_split(
+            [p.stem for p in annotated], split, min(val_size, len(annotated)), seed, str(self.root)
+        )
         entries = []
         self._ann_paths: list[Path] = []
         for i in chosen:
@@ -139,11 +163,17 @@ class CCPDataset(DetectionDataset):
         entry, path = self.images[index], self._ann_paths[index]
         gt = read_groundtruth(path)
         if gt.shape != (entry.height, entry.width):
-            raise DataError(f"{path}: groundtruth is {gt.shape[1]}x{gt.shape[0]} but {entry.file_name} is "
-                            f"{entry.width}x{entry.height}")
+            raise DataError(
+                f"{path}: groundtruth is {gt.shape[1]}x{gt.shape[0]} but {entry.file_name} is "
+                f"{entry.width}x{entry.height}"
+            )
         if gt.size and (int(gt.max()) >= self._num_values or int(gt.min()) < 0):
-            raise DataError(f"{path}: groundtruth values {int(gt.min())}-{int(gt.max())} outside the "
-                            f"label list 0-{self._num_values - 1}")
+            raise DataError(
+                f"{path}: groundtruth values {int(gt.min())}-{int(gt.max())} outside the "
+                f"label list 0-{self._num_values - 1}"
+            )
         labels = self._label_of_value[gt.astype(np.int64, copy=False)]
         present = np.unique(labels)
-        return [{"label": int(k), "segmentation": labels == k, "iscrowd": 0} for k in present if k > 0]
+        return [
+            {"label": int(k), "segmentation": labels == k, "iscrowd": 0} for k in present if k > 0
+        ]

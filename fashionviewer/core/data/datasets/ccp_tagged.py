@@ -36,17 +36,23 @@ def ccp_tagged_dir() -> Path | None:
 class CCPTagged:
     """The tag-only CCP photos, sorted by number; ``photos[i]`` has ``tags(i)``."""
 
-    def __init__(self, root: str | os.PathLike[str] | None = None, *, limit: int | None = None) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str] | None = None, *, limit: int | None = None
+    ) -> None:
         if root is None:
             root = ccp_tagged_dir()
             if root is None:
-                raise DataError("Clothing Co-Parsing tagged photos not found (expected ../shared/data/ccp-tagged)")
+                raise DataError(
+                    "Clothing Co-Parsing tagged photos not found (expected ../shared/data/ccp-tagged)"
+                )
         self.root = Path(root)
         self.photo_dir = self.root / "photos"
         self.tag_dir = self.root / "annotations" / "image-level"
         for folder in (self.photo_dir, self.tag_dir):
             if not folder.is_dir():
-                raise DataError(f"{folder}: not found (expected the Clothing Co-Parsing ccp-tagged layout)")
+                raise DataError(
+                    f"{folder}: not found (expected the Clothing Co-Parsing ccp-tagged layout)"
+                )
         self.label_list = read_label_list(self.root / "label_list.mat")
         self.photos = sorted(self.photo_dir.glob("*.jpg"))[:limit]
         if not self.photos:
@@ -71,7 +77,9 @@ class CCPTagged:
             raise DataError(f"{path}: 'tags' holds {values.dtype} values, expected label indices")
         bad = [int(v) for v in values if not 0 <= int(v) < len(self.label_list)]
         if bad:
-            raise DataError(f"{path}: tag {bad[0]} is outside the label list 0-{len(self.label_list) - 1}")
+            raise DataError(
+                f"{path}: tag {bad[0]} is outside the label list 0-{len(self.label_list) - 1}"
+            )
         return [self.label_list[int(v)] for v in values]
 
     def class_ids(self, index: int) -> list[int]:

@@ -47,12 +47,21 @@ class CocoIndex:
         annotations = []
         for img in images:
             for ann in self.anns_by_image.get(img["id"], []):
-                annotations.append({
-                    "id": ann["id"], "image_id": img["id"], "category_id": self.category_ids[ann["label"] - 1],
-                    "segmentation": ann["segmentation"], "area": ann["area"], "bbox": ann["bbox"],
-                    "iscrowd": ann["iscrowd"],
-                })
-        categories = [{"id": cid, "name": n} for cid, n in zip(self.category_ids, self.class_names, strict=False)]
+                annotations.append(
+                    {
+                        "id": ann["id"],
+                        "image_id": img["id"],
+                        "category_id": self.category_ids[ann["label"] - 1],
+                        "segmentation": ann["segmentation"],
+                        "area": ann["area"],
+                        "bbox": ann["bbox"],
+                        "iscrowd": ann["iscrowd"],
+                    }
+                )
+        categories = [
+            {"id": cid, "name": n}
+            for cid, n in zip(self.category_ids, self.class_names, strict=False)
+        ]
         return {"images": images, "annotations": annotations, "categories": categories}
 
 
@@ -93,7 +102,9 @@ def parse_coco(data: Any, source: str) -> CocoIndex:
     images: list[dict[str, Any]] = []
     sizes: dict[int, tuple[int, int]] = {}
     for i, img in enumerate(data["images"]):
-        where = f"{source}: image {i}" + (f" (id {img['id']})" if isinstance(img, dict) and "id" in img else "")
+        where = f"{source}: image {i}" + (
+            f" (id {img['id']})" if isinstance(img, dict) and "id" in img else ""
+        )
         _need(img, ("id", "file_name", "width", "height"), where)
         iid = _int(img["id"], where, "id")
         width, height = _int(img["width"], where, "width"), _int(img["height"], where, "height")
@@ -102,13 +113,17 @@ def parse_coco(data: Any, source: str) -> CocoIndex:
         if iid in sizes:
             raise DataError(f"{where}: duplicate image id {iid}")
         sizes[iid] = (height, width)
-        images.append({"id": iid, "file_name": str(img["file_name"]), "width": width, "height": height})
+        images.append(
+            {"id": iid, "file_name": str(img["file_name"]), "width": width, "height": height}
+        )
 
     anns_by_image: dict[int, list[dict[str, Any]]] = {img["id"]: [] for img in images}
     skipped: list[str] = []
     seen_ids: set[int] = set()
     for i, ann in enumerate(data["annotations"]):
-        where = f"{source}: annotation {i}" + (f" (id {ann['id']})" if isinstance(ann, dict) and "id" in ann else "")
+        where = f"{source}: annotation {i}" + (
+            f" (id {ann['id']})" if isinstance(ann, dict) and "id" in ann else ""
+        )
         _need(ann, ("id", "image_id", "category_id", "segmentation"), where)
         aid = _int(ann["id"], where, "id")
         if aid in seen_ids:
@@ -119,7 +134,9 @@ def parse_coco(data: Any, source: str) -> CocoIndex:
         if iid not in sizes:
             raise DataError(f"{where}: unknown image_id {iid}")
         if cid not in label_of:
-            raise DataError(f"{where}: unknown category_id {cid} (categories: {_id_range(category_ids)})")
+            raise DataError(
+                f"{where}: unknown category_id {cid} (categories: {_id_range(category_ids)})"
+            )
         height, width = sizes[iid]
         try:
             rle = segmentation_to_rle(ann["segmentation"], height, width)
@@ -132,13 +149,26 @@ def parse_coco(data: Any, source: str) -> CocoIndex:
             skipped.append(f"annotation {i} (id {aid}): empty mask")
             continue
         iscrowd = _int(ann.get("iscrowd", 0), where, "iscrowd")
-        anns_by_image[iid].append({
-            "id": aid, "label": label_of[cid], "segmentation": rle, "iscrowd": 1 if iscrowd else 0,
-            "area": float(area), "bbox": mask_bbox(rle),
-        })
+        anns_by_image[iid].append(
+            {
+                "id": aid,
+                "label": label_of[cid],
+                "segmentation": rle,
+                "iscrowd": 1 if iscrowd else 0,
+                "area": float(area),
+                "bbox": mask_bbox(rle),
+            }
+        )
     if skipped:
-        log.warning("%s: skipped %d annotation(s) with empty masks, e.g. %s", source, len(skipped), skipped[0])
-    return CocoIndex(source, [cats[c] for c in category_ids], category_ids, images, anns_by_image, skipped)
+        log.warning(
+            "%s: skipped %d annotation(s) with empty masks, e.g. %s",
+            source,
+            len(skipped),
+            skipped[0],
+        )
+    return CocoIndex(
+        source, [cats[c] for c in category_ids], category_ids, images, anns_by_image, skipped
+    )
 
 
 def _id_range(ids: list[int]) -> str:
@@ -163,18 +193,30 @@ def find_annotation_file(root: Path, split: str) -> Path:
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        raise DataError(f"{root}: no annotation file for split '{split}' (expected {exact.relative_to(root)})")
-    raise DataError(f"{ann_dir}: several files match split '{split}' ({', '.join(m.name for m in matches)}); "
-                    "pass ann_file")
+        raise DataError(
+            f"{root}: no annotation file for split '{split}' (expected {exact.relative_to(root)})"
+        )
+    raise DataError(
+        f"{ann_dir}: several files match split '{split}' ({', '.join(m.name for m in matches)}); "
+        "pass ann_file"
+    )
 
 
 class CocoDataset(DetectionDataset):
     """A COCO instances file as torchvision detection samples (see the module docstring)."""
 
-    def __init__(self, root: str | os.PathLike[str], split: str = "train", *,
-                 ann_file: str | os.PathLike[str] | None = None, image_dir: str | os.PathLike[str] | None = None,
-                 include_crowd: bool = False, skip_empty: bool = False,
-                 max_size: int | None = None, limit: int | None = None) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        split: str = "train",
+        *,
+        ann_file: str | os.PathLike[str] | None = None,
+        image_dir: str | os.PathLike[str] | None = None,
+        include_crowd: bool = False,
+        skip_empty: bool = False,
+        max_size: int | None = None,
+        limit: int | None = None,
+    ) -> None:
         super().__init__(split, max_size=max_size, limit=limit, include_crowd=include_crowd)
         root = Path(root)
         if ann_file is not None:
@@ -195,14 +237,27 @@ class CocoDataset(DetectionDataset):
             images = [img for img in images if self.index.anns_by_image[img["id"]]]
         base = root if root.is_dir() else ann_path.parent.parent
         self.image_dir = self._find_image_dir(image_dir, base, ann_path, split, images)
-        self._set_images([
-            ImageEntry(img["id"], img["file_name"], self.image_dir / img["file_name"], img["width"], img["height"])
-            for img in images
-        ])
+        self._set_images(
+            [
+                ImageEntry(
+                    img["id"],
+                    img["file_name"],
+                    self.image_dir / img["file_name"],
+                    img["width"],
+                    img["height"],
+                )
+                for img in images
+            ]
+        )
 
     @staticmethod
-    def _find_image_dir(image_dir: str | os.PathLike[str] | None, base: Path, ann_path: Path, split: str,
-                        images: list[dict[str, Any]]) -> Path:
+    def _find_image_dir(
+        image_dir: str | os.PathLike[str] | None,
+        base: Path,
+        ann_path: Path,
+        split: str,
+        images: list[dict[str, Any]],
+    ) -> Path:
         if image_dir is not None:
             folder = Path(image_dir)
             if not folder.is_dir():
@@ -215,12 +270,17 @@ class CocoDataset(DetectionDataset):
         for candidate in candidates:
             if (candidate / probe).is_file():
                 return candidate
-        raise DataError(f"{ann_path.name}: image {probe} not found in {', '.join(str(c) for c in candidates[:4])}; "
-                        "pass image_dir")
+        raise DataError(
+            f"{ann_path.name}: image {probe} not found in {', '.join(str(c) for c in candidates[:4])}; "
+            "pass image_dir"
+        )
 
     def _annotations(self, index: int) -> list[dict[str, Any]]:
         anns = self.index.anns_by_image[self.images[index].image_id]
-        return [{"label": a["label"], "segmentation": a["segmentation"], "iscrowd": a["iscrowd"]} for a in anns]
+        return [
+            {"label": a["label"], "segmentation": a["segmentation"], "iscrowd": a["iscrowd"]}
+            for a in anns
+        ]
 
     def coco_ground_truth(self) -> dict[str, Any]:
         if self.max_size:  # the base class rescales masks to what __getitem__ yields

@@ -34,7 +34,12 @@ from typing import Any
 
 from fashionviewer.core.base.errors import DataError
 from fashionviewer.core.base.paths import LABELS_DIR
-from fashionviewer.core.data.datasets.base import DetectionDataset, ImageEntry, first_existing_dir, seeded_split
+from fashionviewer.core.data.datasets.base import (
+    DetectionDataset,
+    ImageEntry,
+    first_existing_dir,
+    seeded_split,
+)
 from fashionviewer.core.data.imageio import read_image_size
 from fashionviewer.core.data.masks import kaggle_rle_to_coco
 
@@ -76,10 +81,14 @@ def _int_field(value: str | None, source: str, row: int, field: str) -> int:
     try:
         return int(value.strip())
     except ValueError:
-        raise DataError(f"{source}: row {row}: {field}: {value.strip()[:30]!r} is not an integer") from None
+        raise DataError(
+            f"{source}: row {row}: {field}: {value.strip()[:30]!r} is not an integer"
+        ) from None
 
 
-def read_imaterialist_csv(csv_path: str | os.PathLike[str], num_categories: int = 46) -> dict[str, list[_Row]]:
+def read_imaterialist_csv(
+    csv_path: str | os.PathLike[str], num_categories: int = 46
+) -> dict[str, list[_Row]]:
     """Parse and validate train.csv; rows grouped by ImageId in file order."""
     csv_path = Path(csv_path)
     source = csv_path.name
@@ -93,8 +102,10 @@ def read_imaterialist_csv(csv_path: str | os.PathLike[str], num_categories: int 
         header = reader.fieldnames or []
         missing = [c for c in REQUIRED_COLUMNS if c not in header]
         if missing:
-            raise DataError(f"{source}: missing column(s) {', '.join(missing)} "
-                            f"(header has: {', '.join(header) or 'nothing'})")
+            raise DataError(
+                f"{source}: missing column(s) {', '.join(missing)} "
+                f"(header has: {', '.join(header) or 'nothing'})"
+            )
         has_attr_col = "AttributesIds" in header
         try:
             for rec in reader:
@@ -105,7 +116,9 @@ def read_imaterialist_csv(csv_path: str | os.PathLike[str], num_categories: int 
                 height = _int_field(rec.get("Height"), source, row, "Height")
                 width = _int_field(rec.get("Width"), source, row, "Width")
                 if height <= 0 or width <= 0:
-                    raise DataError(f"{source}: row {row}: Height/Width: {height}x{width} must be positive")
+                    raise DataError(
+                        f"{source}: row {row}: Height/Width: {height}x{width} must be positive"
+                    )
                 class_id = (rec.get("ClassId") or "").strip()
                 if not class_id:
                     raise DataError(f"{source}: row {row}: ClassId: missing value")
@@ -113,8 +126,10 @@ def read_imaterialist_csv(csv_path: str | os.PathLike[str], num_categories: int 
                 category = _int_field(parts[0], source, row, "ClassId")
                 attributes = [_int_field(p, source, row, "ClassId attribute") for p in parts[1:]]
                 if has_attr_col and (rec.get("AttributesIds") or "").strip():
-                    attributes += [_int_field(p, source, row, "AttributesIds")
-                                   for p in rec["AttributesIds"].split(",")]
+                    attributes += [
+                        _int_field(p, source, row, "AttributesIds")
+                        for p in rec["AttributesIds"].split(",")
+                    ]
                 if not 0 <= category < num_categories:
                     raise DataError(
                         f"{source}: row {row}: ClassId: category {category} out of range 0-{num_categories - 1}"
@@ -126,7 +141,9 @@ def read_imaterialist_csv(csv_path: str | os.PathLike[str], num_categories: int 
                     rle = kaggle_rle_to_coco(encoded, height, width)
                 except DataError as exc:
                     raise DataError(f"{source}: row {row}: EncodedPixels: {exc}") from None
-                by_image.setdefault(image_id, []).append(_Row(row, height, width, category, attributes, rle))
+                by_image.setdefault(image_id, []).append(
+                    _Row(row, height, width, category, attributes, rle)
+                )
         except csv.Error as exc:
             raise DataError(f"{source}: row {reader.line_num}: malformed CSV ({exc})") from exc
     return by_image
@@ -141,9 +158,19 @@ class IMaterialistDataset(DetectionDataset):
     without photos (ground truth only).
     """
 
-    def __init__(self, root: str | os.PathLike[str], split: str = "train", *,
-                 image_dir: str | os.PathLike[str] | None = None, val_fraction: float = 0.1, seed: int = 0, check_sizes: bool = True, require_images: bool = True,
-                 max_size: int | None = None, limit: int | None = None) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        split: str = "train",
+        *,
+        image_dir: str | os.PathLike[str] | None = None,
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        check_sizes: bool = True,
+        require_images: bool = True,
+        max_size: int | None = None,
+        limit: int | None = None,
+    ) -> None:
         super().__init__(split, max_size=max_size, limit=limit)
         root = Path(root)
         csv_path = root if root.is_file() else root / "train.csv"
@@ -153,7 +180,8 @@ class IMaterialistDataset(DetectionDataset):
         self.root = folder
         self.csv_path = csv_path
         self.class_names = load_category_names()
-        self.category_ids = list(range(len(self.class_names)))  # ClassId 0..45, label k is ClassId k-1
+        # ClassId 0..45, label k is ClassId k-1
+        self.category_ids = list(range(len(self.class_names)))
         self.attribute_names = self._read_label_descriptions(folder / "label_descriptions.json")
         by_image = read_imaterialist_csv(csv_path, len(self.class_names))
         if image_dir is not None:
@@ -163,7 +191,9 @@ class IMaterialistDataset(DetectionDataset):
         else:
             self.image_dir = first_existing_dir([folder / "train", folder / "images"])
         if self.image_dir is None and require_images:
-            raise DataError(f"{folder}: no image folder (expected train/ or images/ beside {csv_path.name})")
+            raise DataError(
+                f"{folder}: no image folder (expected train/ or images/ beside {csv_path.name})"
+            )
 
         all_ids = sorted(by_image)
         n_val = round(val_fraction * len(all_ids))
@@ -192,14 +222,23 @@ class IMaterialistDataset(DetectionDataset):
                     self._skip([r], f"Height {r.height}, Width {r.width} disagree with {what}")
             if not good:
                 continue
-            file_name = path.name if path is not None else (name if Path(name).suffix else name + ".jpg")
+            file_name = (
+                path.name if path is not None else (name if Path(name).suffix else name + ".jpg")
+            )
             entries.append(ImageEntry(position + 1, file_name, path, width, height))
             self._rows.append(good)
         if self.skipped_rows:
-            log.warning("%s: skipped %d row(s), e.g. %s", csv_path.name, len(self.skipped_rows), self.skipped_rows[0])
+            log.warning(
+                "%s: skipped %d row(s), e.g. %s",
+                csv_path.name,
+                len(self.skipped_rows),
+                self.skipped_rows[0],
+            )
         if chosen and not entries:
-            raise DataError(f"{csv_path}: none of the {len(chosen)} images of split '{split}' is usable "
-                            f"(first problem: {self.skipped_rows[0] if self.skipped_rows else 'unknown'})")
+            raise DataError(
+                f"{csv_path}: none of the {len(chosen)} images of split '{split}' is usable "
+                f"(first problem: {self.skipped_rows[0] if self.skipped_rows else 'unknown'})"
+            )
         self._set_images(entries)
         self._rows = self._rows[: len(self.images)]
 
@@ -227,12 +266,19 @@ class IMaterialistDataset(DetectionDataset):
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise DataError(f"{path}: malformed label descriptions ({exc})") from exc
         if cats and [cats.get(i) for i in range(len(self.class_names))] != self.class_names:
-            log.warning("%s: categories differ from the bundled iMaterialist 2019 list; using the bundled names",
-                        path)
+            log.warning(
+                "%s: categories differ from the bundled iMaterialist 2019 list; using the bundled names",
+                path,
+            )
         return attrs
 
     def _annotations(self, index: int) -> list[dict[str, Any]]:
         return [
-            {"label": r.category + 1, "segmentation": r.rle, "iscrowd": 0, "attributes": list(r.attributes)}
+            {
+                "label": r.category + 1,
+                "segmentation": r.rle,
+                "iscrowd": 0,
+                "attributes": list(r.attributes),
+            }
             for r in self._rows[index]
         ]

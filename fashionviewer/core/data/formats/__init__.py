@@ -27,8 +27,10 @@ from fashionviewer.core.data.formats.common import check_category_ids, resolve_i
 MODULES: dict[str, ModuleType] = {m.NAME: m for m in (coco, labelme, yolo, voc, cvat, imaterialist)}
 FORMATS: tuple[str, ...] = tuple(MODULES)
 IMPORT_FORMATS: tuple[str, ...] = FORMATS
-OTHER_TOOLS: tuple[str, ...] = (labelme.NAME, yolo.NAME, voc.NAME, cvat.NAME)  # formats read via read_ground_truth
-CCP = "ccp"  # a Clothing Co-Parsing folder (photos/ + annotations/pixel-level/): ground truth, not imported
+# formats read via read_ground_truth
+OTHER_TOOLS: tuple[str, ...] = (labelme.NAME, yolo.NAME, voc.NAME, cvat.NAME)
+# a Clothing Co-Parsing folder (photos/ + annotations/pixel-level/): ground truth, not imported
+CCP = "ccp"
 
 
 def detect_format(path: str | os.PathLike[str]) -> str | None:
@@ -56,7 +58,9 @@ def _module(name: str) -> ModuleType:
     return MODULES[name]
 
 
-def read_format(source: str | os.PathLike[str], fmt: str | None = None) -> tuple[AnnotationSet, list[str], str]:
+def read_format(
+    source: str | os.PathLike[str], fmt: str | None = None
+) -> tuple[AnnotationSet, list[str], str]:
     """(the set, problems, the format) of a file or folder in ``fmt`` (detected when None)."""
     source = Path(source)
     if not source.exists():
@@ -80,8 +84,12 @@ def load_project(folder: Path) -> AnnotationSet | None:
     return aset
 
 
-def import_annotations(source: str | os.PathLike[str], folder: str | os.PathLike[str], fmt: str | None = None,
-                       replace: bool = False) -> tuple[Path, int, int, list[str]]:
+def import_annotations(
+    source: str | os.PathLike[str],
+    folder: str | os.PathLike[str],
+    fmt: str | None = None,
+    replace: bool = False,
+) -> tuple[Path, int, int, list[str]]:
     """Read ``source`` and add its instances to ``folder``'s project file (categories matched by name, new
     ones added; ``replace`` drops the existing annotations of the images it describes). Every image must be
     in ``folder``. Returns (project file, images, instances, problems). Nothing is written on an error; the
@@ -94,14 +102,18 @@ def import_annotations(source: str | os.PathLike[str], folder: str | os.PathLike
     project = load_project(folder)
     target = project if project is not None else AnnotationSet(categories=[])
     if project is None:
-        target.categories = [dict(c) for c in incoming.categories]  # a new project takes the file's own ids
+        # a new project takes the file's own ids
+        target.categories = [dict(c) for c in incoming.categories]
     if fmt == coco.NAME and project is None:
         target.info, target.extra = dict(incoming.info), dict(incoming.extra)
     # The source's own image and annotation ids are kept where they are free (a COCO ground truth's ids
     # stay its ids); the others get new ones.
     used_images = {r.image_id for r in target.images.values() if r.image_id > 0}
     used_anns = {a.id for r in target.images.values() for a in r.annotations}
-    next_id = max(used_anns | {a.id for r in incoming.images.values() for a in r.annotations}, default=0) + 1
+    next_id = (
+        max(used_anns | {a.id for r in incoming.images.values() for a in r.annotations}, default=0)
+        + 1
+    )
     count = 0
     for name, rec in incoming.images.items():
         new_image = name not in target.images
@@ -122,8 +134,14 @@ def import_annotations(source: str | os.PathLike[str], folder: str | os.PathLike
             used_anns.add(ann.id)
             mine.annotations.append(ann)
             count += 1
-    target.provenance.setdefault("imported", []).append({"format": fmt, "source": str(Path(source).resolve()),
-                                                         "images": len(incoming.images), "instances": count})
+    target.provenance.setdefault("imported", []).append(
+        {
+            "format": fmt,
+            "source": str(Path(source).resolve()),
+            "images": len(incoming.images),
+            "instances": count,
+        }
+    )
     path = folder / DEFAULT_FILE_NAME
     if project is not None and project.written_by != FORMAT:
         shutil.copy2(path, path.with_name(path.name + ".bak"))
@@ -145,8 +163,13 @@ def _category_in(target: AnnotationSet, incoming: AnnotationSet, category_id: in
     return new_id
 
 
-def export_annotations(folder: str | os.PathLike[str], out_dir: str | os.PathLike[str], fmt: str,
-                       category_ids: str = "dataset", annotation_set: AnnotationSet | None = None) -> list[Path]:
+def export_annotations(
+    folder: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    fmt: str,
+    category_ids: str = "dataset",
+    annotation_set: AnnotationSet | None = None,
+) -> list[Path]:
     """Write ``folder``'s annotations (its project file, or ``annotation_set``) in ``fmt`` under ``out_dir``.
     The files are written into a temporary folder beside ``out_dir`` and moved in only when all are done."""
     folder, out_dir = Path(folder), Path(out_dir)
@@ -187,15 +210,24 @@ def image_ids_from(path: str | os.PathLike[str]) -> dict[str, int]:
 
     path = Path(path)
     if path.is_dir():
-        path = path / DEFAULT_FILE_NAME if (path / DEFAULT_FILE_NAME).is_file() else coco.coco_file(path)
+        path = (
+            path / DEFAULT_FILE_NAME
+            if (path / DEFAULT_FILE_NAME).is_file()
+            else coco.coco_file(path)
+        )
     data = read_json(path)
     records = data.get("images") if isinstance(data, dict) else data
     if not isinstance(records, list):
-        raise DataError(f"{path}: neither a COCO instances file nor an images index (no 'images' list)")
+        raise DataError(
+            f"{path}: neither a COCO instances file nor an images index (no 'images' list)"
+        )
     ids: dict[str, int] = {}
     for i, rec in enumerate(records):
         try:
-            name, image_id = str(rec["file_name"]).replace("\\", "/"), int(rec.get("id", rec.get("image_id")))
+            name, image_id = (
+                str(rec["file_name"]).replace("\\", "/"),
+                int(rec.get("id", rec.get("image_id"))),
+            )
         except (KeyError, TypeError, ValueError, AttributeError):
             raise DataError(f"{path}: image {i}: needs 'file_name' and 'id'") from None
         if name in ids:
@@ -204,7 +236,9 @@ def image_ids_from(path: str | os.PathLike[str]) -> dict[str, int]:
     return ids
 
 
-def match_image_ids(file_names: list[str], ids: dict[str, int], source: str) -> tuple[dict[str, int], list[str]]:
+def match_image_ids(
+    file_names: list[str], ids: dict[str, int], source: str
+) -> tuple[dict[str, int], list[str]]:
     """Each file name's id in ``ids`` (the same relative path, else the one entry with its base name); files
     the ground truth does not list get ids after its largest, in order, and are returned as the second item."""
     by_base: dict[str, list[str]] = {}
@@ -218,7 +252,9 @@ def match_image_ids(file_names: list[str], ids: dict[str, int], source: str) -> 
             continue
         found = by_base.get(Path(name).name, [])
         if len(found) > 1:
-            raise DataError(f"{source}: {name} matches {len(found)} images ({', '.join(found[:3])})")
+            raise DataError(
+                f"{source}: {name} matches {len(found)} images ({', '.join(found[:3])})"
+            )
         if found:
             out[name] = ids[found[0]]
         else:
@@ -229,5 +265,16 @@ def match_image_ids(file_names: list[str], ids: dict[str, int], source: str) -> 
     return out, missing
 
 
-__all__ = ["read_ground_truth", "image_ids_from", "match_image_ids", "FORMATS", "IMPORT_FORMATS", "MODULES", "detect_format", "read_format", "import_annotations",
-           "export_annotations", "load_project"]
+__all__ = [
+    "read_ground_truth",
+    "image_ids_from",
+    "match_image_ids",
+    "FORMATS",
+    "IMPORT_FORMATS",
+    "MODULES",
+    "detect_format",
+    "read_format",
+    "import_annotations",
+    "export_annotations",
+    "load_project",
+]

@@ -10,7 +10,11 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
-from fashionviewer.core.base.atomic import atomic_write_bytes, atomic_write_json, ensure_writable_dir
+from fashionviewer.core.base.atomic import (
+    atomic_write_bytes,
+    atomic_write_json,
+    ensure_writable_dir,
+)
 from fashionviewer.core.base.errors import DataError
 from fashionviewer.core.base.jsonio import read_json
 from fashionviewer.core.data.annotations import CLASS_LABELS_FILE, AnnotationSet
@@ -20,7 +24,10 @@ from fashionviewer.core.data.overlay import palette_bytes
 
 def class_values(aset: AnnotationSet) -> dict[int, int]:
     """Category id -> pixel value of the class PNGs (1..K in increasing id order; 0 is background)."""
-    return {int(c["id"]): k for k, c in enumerate(sorted(aset.categories, key=lambda c: int(c["id"])), start=1)}
+    return {
+        int(c["id"]): k
+        for k, c in enumerate(sorted(aset.categories, key=lambda c: int(c["id"])), start=1)
+    }
 
 
 def class_map(aset: AnnotationSet, file_name: str) -> np.ndarray:
@@ -57,7 +64,10 @@ def write_class_pngs(aset: AnnotationSet, out_dir: str | os.PathLike[str]) -> li
         img.save(buf, format="PNG")
         target = out / PurePosixPath(name).with_suffix(".png")
         written.append(atomic_write_bytes(target, buf.getvalue()))
-    labels = [{"value": v, "id": cid, "name": names[cid]} for cid, v in sorted(values.items(), key=lambda t: t[1])]
+    labels = [
+        {"value": v, "id": cid, "name": names[cid]}
+        for cid, v in sorted(values.items(), key=lambda t: t[1])
+    ]
     written.append(atomic_write_json(out / CLASS_LABELS_FILE, {"background": 0, "labels": labels}))
     return written
 

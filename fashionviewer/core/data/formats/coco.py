@@ -26,8 +26,9 @@ _PROJECT_KEYS = ("source", "box", "origin")
 
 def detect(path: Path) -> bool:
     if path.is_dir():
-        return any(detect(p) for p in sorted(path.glob("*.json"))[:20]) or \
-            any(detect(p) for p in sorted((path / "annotations").glob("*.json"))[:20])
+        return any(detect(p) for p in sorted(path.glob("*.json"))[:20]) or any(
+            detect(p) for p in sorted((path / "annotations").glob("*.json"))[:20]
+        )
     if path.suffix.lower() != ".json" or not path.is_file():
         return False
     head = _head(path)
@@ -43,10 +44,16 @@ def coco_file(path: Path) -> Path:
     """The COCO file of a path: itself, or the one COCO JSON in a folder (or its annotations/)."""
     if path.is_file():
         return path
-    found = [p for p in sorted(path.glob("*.json")) + sorted((path / "annotations").glob("*.json")) if detect(p)]
+    found = [
+        p
+        for p in sorted(path.glob("*.json")) + sorted((path / "annotations").glob("*.json"))
+        if detect(p)
+    ]
     if len(found) != 1:
-        raise DataError(f"{path}: {'no' if not found else len(found)} COCO instances JSON files here"
-                        + (f" ({', '.join(p.name for p in found[:3])}); name one" if found else ""))
+        raise DataError(
+            f"{path}: {'no' if not found else len(found)} COCO instances JSON files here"
+            + (f" ({', '.join(p.name for p in found[:3])}); name one" if found else "")
+        )
     return found[0]
 
 
@@ -59,28 +66,39 @@ def to_plain_coco(aset: AnnotationSet, category_ids: str = "dataset") -> dict[st
     data = aset.to_coco()
     for ann in data["annotations"]:
         for key in _PROJECT_KEYS:
-            if key in ann and not (key == "source" and ann[key] not in ("predicted", "edited", "drawn", "imported")):
+            if key in ann and not (
+                key == "source" and ann[key] not in ("predicted", "edited", "drawn", "imported")
+            ):
                 del ann[key]
     for img in data["images"]:
         img.pop("done", None)
-    data["info"] = {**data["info"], "description": data["info"].get("description") or "FashionViewer annotations"}
+    data["info"] = {
+        **data["info"],
+        "description": data["info"].get("description") or "FashionViewer annotations",
+    }
     if check_category_ids(category_ids) == "1-based":
         mapping = one_based(aset)
         for cat in data["categories"]:
             cat["id"] = mapping[int(cat["id"])]
         for ann in data["annotations"]:
             ann["category_id"] = mapping[int(ann["category_id"])]
-        data["info"]["category_ids"] = {"numbering": "1-based",
-                                        "dataset_ids": {str(new): old for old, new in mapping.items()}}
+        data["info"]["category_ids"] = {
+            "numbering": "1-based",
+            "dataset_ids": {str(new): old for old, new in mapping.items()},
+        }
     return data
 
 
-def write_coco(aset: AnnotationSet, path: str | os.PathLike[str], category_ids: str = "dataset") -> Path:
+def write_coco(
+    aset: AnnotationSet, path: str | os.PathLike[str], category_ids: str = "dataset"
+) -> Path:
     """A standard COCO instances file (see the module docstring), written atomically."""
     return atomic_write_json(path, to_plain_coco(aset, category_ids), indent=None)
 
 
-def write(aset: AnnotationSet, out_dir: Path, folder: Path, category_ids: str = "dataset") -> list[Path]:
+def write(
+    aset: AnnotationSet, out_dir: Path, folder: Path, category_ids: str = "dataset"
+) -> list[Path]:
     """``annotations/instances_default.json`` and the images under ``images/`` (hard links where possible):
     the COCO dataset layout CVAT exports and Datumaro imports."""
     from fashionviewer.core.data.formats.yolo import link_or_copy

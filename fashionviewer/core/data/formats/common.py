@@ -60,7 +60,10 @@ def polygons_rle(polygons: Sequence[Sequence[float]], height: int, width: int, w
 
 def one_based(aset: AnnotationSet) -> dict[int, int]:
     """Dataset id -> 1..K in increasing id order (for tools that reserve id 0)."""
-    return {int(c["id"]): k for k, c in enumerate(sorted(aset.categories, key=lambda c: int(c["id"])), start=1)}
+    return {
+        int(c["id"]): k
+        for k, c in enumerate(sorted(aset.categories, key=lambda c: int(c["id"])), start=1)
+    }
 
 
 def check_category_ids(mode: str) -> str:
@@ -69,7 +72,9 @@ def check_category_ids(mode: str) -> str:
     return mode
 
 
-def resolve_images(aset: AnnotationSet, folder: str | os.PathLike[str], source: str) -> AnnotationSet:
+def resolve_images(
+    aset: AnnotationSet, folder: str | os.PathLike[str], source: str
+) -> AnnotationSet:
     """File names made relative to ``folder``: the same relative path, else the one image there with that
     base name. A missing image, an ambiguous name or a size that differs is a one-line error naming it."""
     folder = Path(folder)
@@ -80,19 +85,27 @@ def resolve_images(aset: AnnotationSet, folder: str | os.PathLike[str], source: 
     out = aset.copy()
     out.images = {}
     for name, rec in aset.images.items():
-        candidates = [name] if (folder / name).is_file() else by_base.get(PurePosixPath(name).name, [])
+        candidates = (
+            [name] if (folder / name).is_file() else by_base.get(PurePosixPath(name).name, [])
+        )
         if not candidates:
             raise DataError(f"{source}: image {name} is not in {folder}")
         if len(candidates) > 1:
-            raise DataError(f"{source}: image {name} matches {len(candidates)} files in {folder} "
-                            f"({', '.join(candidates[:3])}); keep the sub-folders as in the file")
+            raise DataError(
+                f"{source}: image {name} matches {len(candidates)} files in {folder} "
+                f"({', '.join(candidates[:3])}); keep the sub-folders as in the file"
+            )
         rel = candidates[0]
         width, height = read_image_size(folder / rel)
         if (width, height) != (rec.width, rec.height):
-            raise DataError(f"{source}: image {name} is {width}x{height} in {folder} but {rec.width}x{rec.height} "
-                            "in the file")
+            raise DataError(
+                f"{source}: image {name} is {width}x{height} in {folder} but {rec.width}x{rec.height} "
+                "in the file"
+            )
         if rel in out.images:
-            raise DataError(f"{source}: images {name} and {out.images[rel].file_name} are both {rel}")
+            raise DataError(
+                f"{source}: images {name} and {out.images[rel].file_name} are both {rel}"
+            )
         rec = rec.__class__(**{**rec.__dict__, "file_name": rel})
         out.images[rel] = rec
     return out

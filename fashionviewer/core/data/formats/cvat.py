@@ -16,7 +16,12 @@ import numpy as np
 
 from fashionviewer.core.base.atomic import atomic_write_bytes
 from fashionviewer.core.base.errors import DataError
-from fashionviewer.core.data.annotations import Annotation, AnnotationSet, ImageAnnotations, categories_for
+from fashionviewer.core.data.annotations import (
+    Annotation,
+    AnnotationSet,
+    ImageAnnotations,
+    categories_for,
+)
 from fashionviewer.core.data.formats.common import polygons_rle
 from fashionviewer.core.data.formats.yolo import link_or_copy
 from fashionviewer.core.data.masks import encode_mask, mask_bbox, polygons_to_rle
@@ -36,19 +41,23 @@ def detect(path: Path) -> bool:
 
 def _rle(mask: np.ndarray) -> tuple[str, int, int, int, int]:
     x, y, w, h = (int(v) for v in mask_bbox(encode_mask(mask)))
-    crop = mask[y:y + h, x:x + w].ravel().astype(np.int8)
+    crop = mask[y : y + h, x : x + w].ravel().astype(np.int8)
     changes = np.flatnonzero(np.diff(np.concatenate([[0], crop, [1 - crop[-1]]])))
     counts = np.diff(np.concatenate([[0], changes]))
     return ", ".join(str(int(c)) for c in counts), x, y, w, h
 
 
-def write(aset: AnnotationSet, out_dir: Path, folder: Path, category_ids: str = "dataset") -> list[Path]:
+def write(
+    aset: AnnotationSet, out_dir: Path, folder: Path, category_ids: str = "dataset"
+) -> list[Path]:
     root = ET.Element("annotations")
     ET.SubElement(root, "version").text = "1.1"
     meta = ET.SubElement(ET.SubElement(root, "meta"), "task")
     ET.SubElement(meta, "name").text = folder.name
     ET.SubElement(meta, "size").text = str(len(aset.images))
-    ET.SubElement(meta, "created").text = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    ET.SubElement(meta, "created").text = dt.datetime.now(dt.timezone.utc).isoformat(
+        timespec="seconds"
+    )
     labels = ET.SubElement(meta, "labels")
     for cat in sorted(aset.categories, key=lambda c: int(c["id"])):
         label = ET.SubElement(labels, "label")
@@ -57,20 +66,36 @@ def write(aset: AnnotationSet, out_dir: Path, folder: Path, category_ids: str = 
         ET.SubElement(label, "attributes")
     for index, name in enumerate(sorted(aset.images)):
         rec = aset.images[name]
-        image = ET.SubElement(root, "image", id=str(index), name=name, width=str(rec.width), height=str(rec.height))
+        image = ET.SubElement(
+            root, "image", id=str(index), name=name, width=str(rec.width), height=str(rec.height)
+        )
         for ann in rec.annotations:
             mask = ann.mask()
             if not mask.any():
                 continue
             counts, x, y, w, h = _rle(mask)
-            shape = ET.SubElement(image, "mask", label=aset.category_name(ann.category_id), source="manual",
-                                  occluded="0", rle=counts, left=str(x), top=str(y), width=str(w), height=str(h),
-                                  z_order="0")
-            for key, value in (ann.extra.get("attributes") or {}).items() if isinstance(
-                    ann.extra.get("attributes"), dict) else ():
+            shape = ET.SubElement(
+                image,
+                "mask",
+                label=aset.category_name(ann.category_id),
+                source="manual",
+                occluded="0",
+                rle=counts,
+                left=str(x),
+                top=str(y),
+                width=str(w),
+                height=str(h),
+                z_order="0",
+            )
+            for key, value in (
+                (ann.extra.get("attributes") or {}).items()
+                if isinstance(ann.extra.get("attributes"), dict)
+                else ()
+            ):
                 ET.SubElement(shape, "attribute", name=str(key)).text = str(value)
     written = []
-    for name in sorted(aset.images):  # images/ beside the XML: CVAT's dataset layout, as Datumaro reads it
+    # images/ beside the XML: CVAT's dataset layout, as Datumaro reads it
+    for name in sorted(aset.images):
         link_or_copy(folder / name, out_dir / "images" / name)
         written.append(out_dir / "images" / name)
     ET.indent(root)
@@ -88,10 +113,14 @@ def read(path: str | os.PathLike[str]) -> tuple[AnnotationSet, list[str]]:
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if root.tag != "annotations":
-        raise DataError(f"{path}: not CVAT for images XML (root <{root.tag}>, expected <annotations>)")
+        raise DataError(
+            f"{path}: not CVAT for images XML (root <{root.tag}>, expected <annotations>)"
+        )
     names = [el.text or "" for el in root.iterfind("./meta//labels/label/name")]
     for image in root.iter("image"):
-        names += [str(s.get("label")) for s in image if s.get("label") and s.get("label") not in names]
+        names += [
+            str(s.get("label")) for s in image if s.get("label") and s.get("label") not in names
+        ]
     aset = AnnotationSet(categories=categories_for(names))
     problems: list[str] = []
     next_id = 1
@@ -110,8 +139,11 @@ def read(path: str | os.PathLike[str]) -> tuple[AnnotationSet, list[str]]:
                 continue
             attributes = {a.get("name"): a.text for a in shape.iter("attribute") if a.get("name")}
             extra = {"attributes": attributes} if attributes else {}
-            rec.annotations.append(Annotation(next_id, aset.category_id(str(shape.get("label"))), rle, "imported",
-                                              extra=extra))
+            rec.annotations.append(
+                Annotation(
+                    next_id, aset.category_id(str(shape.get("label"))), rle, "imported", extra=extra
+                )
+            )
             next_id += 1
         if name in aset.images:
             raise DataError(f"{path}: image {name} is listed twice")
@@ -122,7 +154,12 @@ def read(path: str | os.PathLike[str]) -> tuple[AnnotationSet, list[str]]:
 def _shape_rle(shape: ET.Element, height: int, width: int, where: str) -> dict | None:
     try:
         if shape.tag == "polygon":
-            points = [float(v) for pair in (shape.get("points") or "").split(";") if pair for v in pair.split(",")]
+            points = [
+                float(v)
+                for pair in (shape.get("points") or "").split(";")
+                if pair
+                for v in pair.split(",")
+            ]
             return polygons_rle([points], height, width, where)
         if shape.tag == "box":
             x0, y0, x1, y1 = (float(shape.get(k, "")) for k in ("xtl", "ytl", "xbr", "ybr"))
@@ -133,10 +170,12 @@ def _shape_rle(shape: ET.Element, height: int, width: int, where: str) -> dict |
             if sum(counts) != w * h or any(c < 0 for c in counts):
                 raise DataError(f"{where}: rle counts sum to {sum(counts)}, the box is {w}x{h}")
             if x < 0 or y < 0 or x + w > width or y + h > height:
-                raise DataError(f"{where}: mask box {x},{y} {w}x{h} lies outside the {width}x{height} image")
+                raise DataError(
+                    f"{where}: mask box {x},{y} {w}x{h} lies outside the {width}x{height} image"
+                )
             values = np.repeat(np.arange(len(counts)) % 2, counts).astype(bool).reshape(h, w)
             mask = np.zeros((height, width), bool)
-            mask[y:y + h, x:x + w] = values
+            mask[y : y + h, x : x + w] = values
             return encode_mask(mask)
     except ValueError:
         raise DataError(f"{where}: malformed numbers") from None

@@ -32,8 +32,10 @@ def detect(path: Path) -> bool:
 def write_csv(aset: AnnotationSet, path: str | os.PathLike[str]) -> Path:
     """The CSV (needs the categories to be iMaterialist's); an empty mask has no row in this format."""
     if aset.taxonomy != IMATERIALIST:
-        raise FashionViewerError("iMaterialist export: the annotation file's categories are not the iMaterialist "
-                                 "taxonomy (ids 0-45 with its names)")
+        raise FashionViewerError(
+            "iMaterialist export: the annotation file's categories are not the iMaterialist "
+            "taxonomy (ids 0-45 with its names)"
+        )
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["ImageId", "EncodedPixels", "Height", "Width", "ClassId"])
@@ -44,7 +46,11 @@ def write_csv(aset: AnnotationSet, path: str | os.PathLike[str]) -> Path:
             if encoded:
                 attributes = ann.extra.get("attributes")
                 class_id = str(ann.category_id)
-                if isinstance(attributes, list) and attributes and all(isinstance(a, int) for a in attributes):
+                if (
+                    isinstance(attributes, list)
+                    and attributes
+                    and all(isinstance(a, int) for a in attributes)
+                ):
                     class_id += "_" + "_".join(str(a) for a in attributes)
                 writer.writerow([rec.file_name, encoded, rec.height, rec.width, class_id])
     return atomic_write_text(path, buf.getvalue())
@@ -64,14 +70,20 @@ def read(path: str | os.PathLike[str]) -> tuple[AnnotationSet, list[str]]:
         rec = ImageAnnotations(image_id, rows[0].width, rows[0].height)
         for row in rows:
             if (row.height, row.width) != (rec.height, rec.width):
-                raise DataError(f"{path.name}: row {row.row}: {image_id} is {row.width}x{row.height} here but "
-                                f"{rec.width}x{rec.height} in an earlier row")
+                raise DataError(
+                    f"{path.name}: row {row.row}: {image_id} is {row.width}x{row.height} here but "
+                    f"{rec.width}x{rec.height} in an earlier row"
+                )
             extra = {"attributes": list(row.attributes)} if row.attributes else {}
-            rec.annotations.append(Annotation(next_id, row.category, row.rle, "imported", extra=extra))
+            rec.annotations.append(
+                Annotation(next_id, row.category, row.rle, "imported", extra=extra)
+            )
             next_id += 1
         aset.images[image_id] = rec
     return aset, []
 
 
-def write(aset: AnnotationSet, out_dir: Path, folder: Path, category_ids: str = "dataset") -> list[Path]:
+def write(
+    aset: AnnotationSet, out_dir: Path, folder: Path, category_ids: str = "dataset"
+) -> list[Path]:
     return [write_csv(aset, out_dir / FILE_NAME)]

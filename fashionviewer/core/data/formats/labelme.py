@@ -22,7 +22,12 @@ from PIL import Image
 
 from fashionviewer.core.base.atomic import atomic_write_json
 from fashionviewer.core.base.errors import DataError
-from fashionviewer.core.data.annotations import Annotation, AnnotationSet, ImageAnnotations, categories_for
+from fashionviewer.core.data.annotations import (
+    Annotation,
+    AnnotationSet,
+    ImageAnnotations,
+    categories_for,
+)
 from fashionviewer.core.data.formats.common import mask_to_polygons, polygons_rle
 from fashionviewer.core.data.masks import decode_mask, disc_mask, encode_mask, polygons_to_rle
 
@@ -32,7 +37,11 @@ _REGION_SHAPES = ("polygon", "rectangle", "circle", "mask")
 
 
 def detect(path: Path) -> bool:
-    files = [path] if path.is_file() else (sorted(path.glob("*.json")) + sorted(path.glob("*/*.json")))[:20]
+    files = (
+        [path]
+        if path.is_file()
+        else (sorted(path.glob("*.json")) + sorted(path.glob("*/*.json")))[:20]
+    )
     for file in files:
         if file.suffix.lower() == ".json" and file.is_file():
             with open(file, "rb") as fh:
@@ -42,7 +51,9 @@ def detect(path: Path) -> bool:
     return False
 
 
-def write(aset: AnnotationSet, out_dir: Path, folder: Path, category_ids: str = "dataset") -> list[Path]:
+def write(
+    aset: AnnotationSet, out_dir: Path, folder: Path, category_ids: str = "dataset"
+) -> list[Path]:
     written = []
     for name in sorted(aset.images):
         rec = aset.images[name]
@@ -54,13 +65,27 @@ def write(aset: AnnotationSet, out_dir: Path, folder: Path, category_ids: str = 
             polygons = mask_to_polygons(ann.mask())
             for polygon in polygons:
                 points = np.asarray(polygon).reshape(-1, 2).tolist()
-                shapes.append({"label": aset.category_name(ann.category_id), "points": points,
-                               "group_id": ann.id if len(polygons) > 1 else None,
-                               "description": str(ann.extra.get("description", "")), "shape_type": "polygon",
-                               "flags": dict(ann.extra.get("flags") or {}), "mask": None})
+                shapes.append(
+                    {
+                        "label": aset.category_name(ann.category_id),
+                        "points": points,
+                        "group_id": ann.id if len(polygons) > 1 else None,
+                        "description": str(ann.extra.get("description", "")),
+                        "shape_type": "polygon",
+                        "flags": dict(ann.extra.get("flags") or {}),
+                        "mask": None,
+                    }
+                )
         image_path = os.path.relpath(folder.resolve() / name, target.parent.resolve())
-        doc = {"version": VERSION, "flags": {}, "shapes": shapes, "imagePath": Path(image_path).as_posix(),
-               "imageData": None, "imageHeight": rec.height, "imageWidth": rec.width}
+        doc = {
+            "version": VERSION,
+            "flags": {},
+            "shapes": shapes,
+            "imagePath": Path(image_path).as_posix(),
+            "imageData": None,
+            "imageHeight": rec.height,
+            "imageWidth": rec.width,
+        }
         written.append(atomic_write_json(target, doc))
     return written
 
@@ -93,7 +118,9 @@ def read(path: str | os.PathLike[str]) -> tuple[AnnotationSet, list[str]]:
             raise DataError(f"{path}: two labelme files describe the image {image_name}")
         rec = ImageAnnotations(image_name, width, height)
         for label, rle, extra in instances:
-            rec.annotations.append(Annotation(next_id, aset.category_id(label), rle, "imported", extra=extra))
+            rec.annotations.append(
+                Annotation(next_id, aset.category_id(label), rle, "imported", extra=extra)
+            )
             next_id += 1
         aset.images[image_name] = rec
     return aset, problems
@@ -123,7 +150,10 @@ def _read_one(file: Path, doc: dict, root: Path, problems: list[str]) -> tuple[s
         if kind not in _REGION_SHAPES:
             skipped[kind] = skipped.get(kind, 0) + 1
             continue
-        key = (str(shape["label"]), shape.get("group_id") if shape.get("group_id") is not None else ("shape", i))
+        key = (
+            str(shape["label"]),
+            shape.get("group_id") if shape.get("group_id") is not None else ("shape", i),
+        )
         if key not in groups:
             order.append(key)
         groups.setdefault(key, []).append({**shape, "_where": where})
@@ -154,7 +184,9 @@ def _shape_mask(shape: dict, height: int, width: int) -> np.ndarray:
         return _decode(polygons_to_rle([[x0, y0, x1, y0, x1, y1, x0, y1]], height, width))
     if kind == "circle":
         radius = float(np.hypot(*(points[1] - points[0])))
-        return disc_mask((float(points[0][0]), float(points[0][1])), radius, height, width).astype(bool)
+        return disc_mask((float(points[0][0]), float(points[0][1])), radius, height, width).astype(
+            bool
+        )
     try:  # mask: a PNG over the box, top-left at the first point
         with Image.open(io.BytesIO(base64.b64decode(shape["mask"]))) as img:
             part = np.asarray(img) != 0
@@ -166,10 +198,9 @@ def _shape_mask(shape: dict, height: int, width: int) -> np.ndarray:
     h, w = min(part.shape[0], height - top), min(part.shape[1], width - left)
     if top < 0 or left < 0 or h <= 0 or w <= 0:
         raise DataError(f"{where}: mask box lies outside the {width}x{height} image")
-    out[top:top + h, left:left + w] = part[:h, :w]
+    out[top : top + h, left : left + w] = part[:h, :w]
     return out
 
 
 def _decode(rle: dict) -> np.ndarray:
     return decode_mask(rle).astype(bool)
-

@@ -19,7 +19,12 @@ import numpy as np
 
 from fashionviewer.core.base.atomic import atomic_write_text
 from fashionviewer.core.base.errors import DataError
-from fashionviewer.core.data.annotations import Annotation, AnnotationSet, ImageAnnotations, categories_for
+from fashionviewer.core.data.annotations import (
+    Annotation,
+    AnnotationSet,
+    ImageAnnotations,
+    categories_for,
+)
 from fashionviewer.core.data.formats.common import image_size, mask_to_polygons, polygons_rle
 from fashionviewer.core.data.imageio import IMAGE_EXTENSIONS
 
@@ -61,7 +66,9 @@ def joined_polygon(polygons: list[list[float]]) -> np.ndarray:
     return np.concatenate(out)
 
 
-def write(aset: AnnotationSet, out_dir: Path, folder: Path, category_ids: str = "dataset") -> list[Path]:
+def write(
+    aset: AnnotationSet, out_dir: Path, folder: Path, category_ids: str = "dataset"
+) -> list[Path]:
     cats = sorted(aset.categories, key=lambda c: int(c["id"]))
     index = {int(c["id"]): k for k, c in enumerate(cats)}
     written = []
@@ -76,7 +83,11 @@ def write(aset: AnnotationSet, out_dir: Path, folder: Path, category_ids: str = 
             coords = " ".join(f"{v:.6f}" for v in np.clip(points, 0.0, 1.0).ravel())
             lines.append(f"{index[ann.category_id]} {coords}")
         rel = PurePosixPath(name)
-        written.append(atomic_write_text(out_dir / "labels" / rel.with_suffix(".txt"), "".join(f"{x}\n" for x in lines)))
+        written.append(
+            atomic_write_text(
+                out_dir / "labels" / rel.with_suffix(".txt"), "".join(f"{x}\n" for x in lines)
+            )
+        )
         link_or_copy(folder / name, out_dir / "images" / rel)
         written.append(out_dir / "images" / rel)
     names = "\n".join(f"  {k}: {_quote(str(c['name']))}" for k, c in enumerate(cats))
@@ -112,7 +123,7 @@ def read_names(path: Path) -> list[str]:
     if match.group(1).strip().startswith("["):
         return [_unquote(n) for n in match.group(1).strip()[1:-1].split(",") if n.strip()]
     names: list[str] = []
-    for line in text[match.end():].splitlines():
+    for line in text[match.end() :].splitlines():
         if not line.startswith((" ", "\t")):
             break
         item = re.match(r"\s*(?:-|\d+\s*:)\s*(.*)$", line)
@@ -135,8 +146,11 @@ def read(path: str | os.PathLike[str]) -> tuple[AnnotationSet, list[str]]:
     names = read_names(root / DATA_FILE)
     aset = AnnotationSet(categories=categories_for(names))
     ids = [int(c["id"]) for c in aset.categories]
-    images = {p.relative_to(root / "images").with_suffix("").as_posix(): p
-              for p in sorted((root / "images").rglob("*")) if p.suffix.lower() in IMAGE_EXTENSIONS}
+    images = {
+        p.relative_to(root / "images").with_suffix("").as_posix(): p
+        for p in sorted((root / "images").rglob("*"))
+        if p.suffix.lower() in IMAGE_EXTENSIONS
+    }
     next_id = 1
     for label_file in sorted((root / "labels").rglob("*.txt")):
         stem = label_file.relative_to(root / "labels").with_suffix("").as_posix()
@@ -164,13 +178,25 @@ def _line_mask(line: str, where: str, classes: int, width: int, height: int) -> 
     except ValueError:
         raise DataError(f"{where}: expected a class index and numbers") from None
     if not 0 <= k < classes:
-        raise DataError(f"{where}: class index {k} out of range 0-{classes - 1} (data.yaml names {classes})")
+        raise DataError(
+            f"{where}: class index {k} out of range 0-{classes - 1} (data.yaml names {classes})"
+        )
     if any(not 0.0 <= v <= 1.0 for v in values):
         raise DataError(f"{where}: coordinates must be normalised to 0-1")
     if len(values) == 4:  # a box line: cx cy w h
         cx, cy, w, h = values[0] * width, values[1] * height, values[2] * width, values[3] * height
-        polygon = [cx - w / 2, cy - h / 2, cx + w / 2, cy - h / 2, cx + w / 2, cy + h / 2, cx - w / 2, cy + h / 2]
+        polygon = [
+            cx - w / 2,
+            cy - h / 2,
+            cx + w / 2,
+            cy - h / 2,
+            cx + w / 2,
+            cy + h / 2,
+            cx - w / 2,
+            cy + h / 2,
+        ]
     else:
         scale = np.resize(np.array([width, height], dtype=np.float64), len(values))
-        polygon = (np.asarray(values) * scale).tolist()  # an odd count or < 3 points fails just below
+        # an odd count or < 3 points fails just below
+        polygon = (np.asarray(values) * scale).tolist()
     return polygons_rle([polygon], height, width, where), k

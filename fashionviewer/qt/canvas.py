@@ -130,7 +130,7 @@ class ImageCanvas(pg.GraphicsView):
             item.clear()
             return
         # uint8 without levels is shown as it is (a QImage over the array, no copy); levels of (0, 255) would
-        # make pyqtgraph rescale every pixel again on each render, on the GUI thread (2048x1536: ~50 ms).
+        # make pyqtgraph rescale every pixel on each render, on the GUI thread (benchmarks/viewer_responsiveness.py).
         item.setImage(pixels, levels=None if pixels.dtype == np.uint8 else (0, 255))
         h, w = self.image_shape or pixels.shape[:2]
         item.setRect(QRectF(0, 0, w, h))  # any layer's resolution covers the photo's own pixels

@@ -10,6 +10,7 @@ from collections import OrderedDict
 from typing import Any, Callable, Generator
 
 import numpy as np
+import shiboken6
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QGroupBox, QLabel, QVBoxLayout, QWidget
@@ -206,6 +207,8 @@ class DetailsPanel(QWidget):
     def _input_made(self, key: InputKey, picture: np.ndarray | None) -> None:
         if picture is None:
             return  # not made: the full pixels are not decoded yet, or the user moved on
+        if not shiboken6.isValid(self.crop):
+            return  # the window closed while the worker ran
         self._inputs[key] = picture
         while len(self._inputs) > 64:
             self._inputs.popitem(last=False)
@@ -214,6 +217,8 @@ class DetailsPanel(QWidget):
 
     def _maker_finished(self) -> None:
         self._maker, made = None, self._making
+        if not shiboken6.isValid(self.crop):
+            return
         wanted = self._wanted
         # asked for while it ran
         if wanted is not None and wanted != made and wanted not in self._inputs:

@@ -123,31 +123,38 @@ def _normalise_gt(gt: Any, iou_type: str) -> dict[str, Any]:
         if "id" not in cat:
             raise DataError(f"ground truth: category {i}: missing 'id'")
         categories.append({"id": cat["id"], "name": str(cat.get("name", cat["id"]))})
-    annotations = []
-    for i, ann in enumerate(gt["annotations"]):
-        for key in ("image_id", "category_id"):
-            if key not in ann:
-                raise DataError(f"ground truth: annotation {i}: missing '{key}'")
-        if ann["image_id"] not in sizes:
-            raise DataError(f"ground truth: annotation {i}: unknown image_id {ann['image_id']}")
-        out = dict(ann)
-        out["id"] = i + 1  # pycocotools needs unique nonzero ids
-        out["iscrowd"] = int(ann.get("iscrowd", 0))
-        if "segmentation" in ann:
-            rle = segmentation_to_rle(ann["segmentation"], *sizes[ann["image_id"]])
-            out["segmentation"] = rle
-            out.setdefault("area", float(mask_area(rle)))
-            out.setdefault("bbox", mask_bbox(rle))
-        elif iou_type == "segm":
-            raise DataError(
-                f"ground truth: annotation {i}: missing 'segmentation' (needed for mask AP)"
-            )
-        elif "bbox" not in ann:
-            raise DataError(f"ground truth: annotation {i}: missing 'bbox' and 'segmentation'")
-        else:
-            out.setdefault("area", float(ann["bbox"][2] * ann["bbox"][3]))
-        annotations.append(out)
+    annotations = [
+        _normalise_gt_annotation(i, ann, sizes, iou_type) for i, ann in enumerate(gt["annotations"])
+    ]
     return {"images": images, "annotations": annotations, "categories": categories}
+
+
+def _normalise_gt_annotation(
+    i: int, ann: dict[str, Any], sizes: dict[Any, tuple[int, int]], iou_type: str
+) -> dict[str, Any]:
+    """A copy of ground-truth annotation ``i`` with id i + 1, RLE segmentation, area and bbox."""
+    for key in ("image_id", "category_id"):
+        if key not in ann:
+            raise DataError(f"ground truth: annotation {i}: missing '{key}'")
+    if ann["image_id"] not in sizes:
+        raise DataError(f"ground truth: annotation {i}: unknown image_id {ann['image_id']}")
+    out = dict(ann)
+    out["id"] = i + 1  # pycocotools needs unique nonzero ids
+    out["iscrowd"] = int(ann.get("iscrowd", 0))
+    if "segmentation" in ann:
+        rle = segmentation_to_rle(ann["segmentation"], *sizes[ann["image_id"]])
+        out["segmentation"] = rle
+        out.setdefault("area", float(mask_area(rle)))
+        out.setdefault("bbox", mask_bbox(rle))
+    elif iou_type == "segm":
+        raise DataError(
+            f"ground truth: annotation {i}: missing 'segmentation' (needed for mask AP)"
+        )
+    elif "bbox" not in ann:
+        raise DataError(f"ground truth: annotation {i}: missing 'bbox' and 'segmentation'")
+    else:
+        out.setdefault("area", float(ann["bbox"][2] * ann["bbox"][3]))
+    return out
 
 
 # --------------------------------------------------------------------------- results

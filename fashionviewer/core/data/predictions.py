@@ -330,38 +330,43 @@ def validate_coco_results(results: Any, source: str = "results") -> list[dict]:
             f"{source}: expected a JSON list of COCO results, got {type(results).__name__}"
         )
     for i, rec in enumerate(results):
-        if not isinstance(rec, dict):
-            raise DataError(f"{source}: record {i}: expected an object, got {type(rec).__name__}")
-        for key in _RESULT_KEYS:
-            if key not in rec:
-                raise DataError(f"{source}: record {i}: missing '{key}'")
-        if "bbox" not in rec and "segmentation" not in rec:
-            raise DataError(
-                f"{source}: record {i}: missing 'bbox' and 'segmentation' (needs at least one)"
-            )
-        for key in ("image_id", "category_id"):
-            if isinstance(rec[key], bool) or not isinstance(rec[key], int):
-                raise DataError(
-                    f"{source}: record {i}: '{key}' must be an integer, got {rec[key]!r}"
-                )
-        if isinstance(rec["score"], bool) or not isinstance(rec["score"], (int, float)):
-            raise DataError(f"{source}: record {i}: 'score' must be a number, got {rec['score']!r}")
-        if "bbox" in rec:
-            bbox = rec["bbox"]
-            if not (
-                isinstance(bbox, list)
-                and len(bbox) == 4
-                and all(isinstance(v, (int, float)) for v in bbox)
-            ):
-                raise DataError(f"{source}: record {i}: 'bbox' must be [x, y, w, h], got {bbox!r}")
-        if "segmentation" in rec:
-            seg = rec["segmentation"]
-            if not isinstance(seg, dict):
-                raise DataError(f"{source}: record {i}: 'segmentation' must be an RLE object")
-            for key in ("size", "counts"):
-                if key not in seg:
-                    raise DataError(f"{source}: record {i}: segmentation: missing '{key}'")
+        _check_result_record(rec, f"{source}: record {i}")
     return results
+
+
+def _check_result_record(rec: Any, where: str) -> None:
+    """One COCO results record: the required keys, their types, and a bbox or an RLE segmentation."""
+    if not isinstance(rec, dict):
+        raise DataError(f"{where}: expected an object, got {type(rec).__name__}")
+    for key in _RESULT_KEYS:
+        if key not in rec:
+            raise DataError(f"{where}: missing '{key}'")
+    if "bbox" not in rec and "segmentation" not in rec:
+        raise DataError(f"{where}: missing 'bbox' and 'segmentation' (needs at least one)")
+    for key in ("image_id", "category_id"):
+        if isinstance(rec[key], bool) or not isinstance(rec[key], int):
+            raise DataError(f"{where}: '{key}' must be an integer, got {rec[key]!r}")
+    if isinstance(rec["score"], bool) or not isinstance(rec["score"], (int, float)):
+        raise DataError(f"{where}: 'score' must be a number, got {rec['score']!r}")
+    if "bbox" in rec:
+        _check_result_bbox(rec["bbox"], where)
+    if "segmentation" in rec:
+        _check_result_segmentation(rec["segmentation"], where)
+
+
+def _check_result_bbox(bbox: Any, where: str) -> None:
+    if not (
+        isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)
+    ):
+        raise DataError(f"{where}: 'bbox' must be [x, y, w, h], got {bbox!r}")
+
+
+def _check_result_segmentation(seg: Any, where: str) -> None:
+    if not isinstance(seg, dict):
+        raise DataError(f"{where}: 'segmentation' must be an RLE object")
+    for key in ("size", "counts"):
+        if key not in seg:
+            raise DataError(f"{where}: segmentation: missing '{key}'")
 
 
 def from_coco_results(

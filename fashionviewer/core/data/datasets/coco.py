@@ -85,9 +85,33 @@ def parse_coco(data: Any, source: str) -> CocoIndex:
     for key in ("images", "annotations", "categories"):
         if not isinstance(data[key], list):
             raise DataError(f"{source}: '{key}' must be a list")
+    cats = _parse_categories(data["categories"], source)
+    category_ids = sorted(cats)
+    images, sizes = _parse_images(data["images"], source)
+    anns_by_image, skipped = _parse_annotations(data["annotations"], source, sizes, category_ids)
+    if skipped:
+        log.warning(
+            "%s: skipped %d annotation(s) with empty masks, e.g. %s",
+            source,
+            len(skipped),
+            skipped[0],
+        )
+    return CocoIndex(
+        source, [cats[c] for c in category_ids], category_ids, images, anns_by_image, skipped
+    )
 
+
+def _record_where(source: str, kind: str, i: int, record: Any) -> str:
+    """``source: kind i (id N)`` for error messages; the id only when the record has one."""
+    return f"{source}: {kind} {i}" + (
+        f" (id {record['id']})" if isinstance(record, dict) and "id" in record else ""
+    )
+
+
+def _parse_categories(categories: list[Any], source: str) -> dict[int, str]:
+    """Category id -> name; ids must be distinct integers and there must be at least one."""
     cats: dict[int, str] = {}
-    for i, cat in enumerate(data["categories"]):
+    for i, cat in enumerate(categories):
         where = f"{source}: category {i}"
         _need(cat, ("id", "name"), where)
         cid = _int(cat["id"], where, "id")
@@ -96,15 +120,17 @@ def parse_coco(data: Any, source: str) -> CocoIndex:
         cats[cid] = str(cat["name"])
     if not cats:
         raise DataError(f"{source}: no categories")
-    category_ids = sorted(cats)
-    label_of = {cid: k for k, cid in enumerate(category_ids, start=1)}
+    return cats
 
+
+def _parse_images(
+    records: list[Any], source: str
+) -> tuple[list[dict[str, Any]], dict[int, tuple[int, int]]]:
+    """The image records (id, file_name, width, height) and each image id's (height, width)."""
     images: list[dict[str, Any]] = []
     sizes: dict[int, tuple[int, int]] = {}
-    for i, img in enumerate(data["images"]):
-        where = f"{source}: image {i}" + (
-            f" (id {img['id']})" if isinstance(img, dict) and "id" in img else ""
-        )
+    for i, img in enumerate(records):
+        where = _record_where(source, "image", i, img)
         _need(img, ("id", "file_name", "width", "height"), where)
         iid = _int(img["id"], where, "id")
         width, height = _int(img["width"], where, "width"), _int(img["height"], where, "height")
@@ -116,14 +142,23 @@ def parse_coco(data: Any, source: str) -> CocoIndex:
         images.append(
             {"id": iid, "file_name": str(img["file_name"]), "width": width, "height": height}
         )
+    return images, sizes
 
-    anns_by_image: dict[int, list[dict[str, Any]]] = {img["id"]: [] for img in images}
+
+def _parse_annotations(
+    records: list[Any],
+    source: str,
+    sizes: dict[int, tuple[int, int]],
+    category_ids: list[int],
+) -> tuple[dict[int, list[dict[str, Any]]], list[str]]:
+    """Each image's annotations (labels 1..K in ``category_ids`` order, RLE masks), and a note
+    for each annotation skipped because its mask is empty."""
+    anns_by_image: dict[int, list[dict[str, Any]]] = {iid: [] for iid in sizes}
+    label_of = {cid: k for k, cid in enumerate(category_ids, start=1)}
     skipped: list[str] = []
     seen_ids: set[int] = set()
-    for i, ann in enumerate(data["annotations"]):
-        where = f"{source}: annotation {i}" + (
-            f" (id {ann['id']})" if isinstance(ann, dict) and "id" in ann else ""
-        )
+    for i, ann in enumerate(records):
+        where = _record_where(source, "annotation", i, ann)
         _need(ann, ("id", "image_id", "category_id", "segmentation"), where)
         aid = _int(ann["id"], where, "id")
         if aid in seen_ids:
@@ -137,13 +172,7 @@ def parse_coco(data: Any, source: str) -> CocoIndex:
             raise DataError(
                 f"{where}: unknown category_id {cid} (categories: {_id_range(category_ids)})"
             )
-        height, width = sizes[iid]
-        try:
-            rle = segmentation_to_rle(ann["segmentation"], height, width)
-        except DataError as exc:
-            raise DataError(f"{where}: segmentation: {exc}") from None
-        except (TypeError, ValueError) as exc:
-            raise DataError(f"{where}: segmentation: malformed ({exc})") from None
+        rle = _segmentation_rle(ann["segmentation"], sizes[iid], where)
         area = mask_area(rle)
         if area == 0:
             skipped.append(f"annotation {i} (id {aid}): empty mask")
@@ -159,16 +188,18 @@ def parse_coco(data: Any, source: str) -> CocoIndex:
                 "bbox": mask_bbox(rle),
             }
         )
-    if skipped:
-        log.warning(
-            "%s: skipped %d annotation(s) with empty masks, e.g. %s",
-            source,
-            len(skipped),
-            skipped[0],
-        )
-    return CocoIndex(
-        source, [cats[c] for c in category_ids], category_ids, images, anns_by_image, skipped
-    )
+    return anns_by_image, skipped
+
+
+def _segmentation_rle(segmentation: Any, size: tuple[int, int], where: str) -> dict[str, Any]:
+    """Any COCO segmentation as compressed RLE for an image of ``size`` (height, width)."""
+    height, width = size
+    try:
+        return segmentation_to_rle(segmentation, height, width)
+    except DataError as exc:
+        raise DataError(f"{where}: segmentation: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{where}: segmentation: malformed ({exc})") from None
 
 
 def _id_range(ids: list[int]) -> str:

@@ -117,7 +117,8 @@ def rasterize_mask(mask: np.ndarray) -> InstanceRaster:
 
 def _raster_of_crop(crop: np.ndarray, x0: int, y0: int) -> InstanceRaster:
     # Pad so pixels on the crop's border count as edge pixels.
-    # bool and uint8 0/1 share their bytes: views, not casts (a cast of 48 MP holds the GIL for ~40 ms).
+    # bool and uint8 0/1 share their bytes: views, not casts (casting a 48-megapixel crop holds
+    # the GIL long enough to stall the GUI thread).
     padded = np.pad(crop.astype(bool, copy=False), 1)
     eroded = cv2.erode(padded.view(np.uint8), np.ones((3, 3), np.uint8))[1:-1, 1:-1].view(bool)
     return InstanceRaster(x0, y0, crop, crop & ~eroded)
@@ -147,7 +148,7 @@ def scaled_rasters(rasters: "PredictionRasters", height: int, width: int) -> "Pr
 
 def rle_counts(rle: dict) -> np.ndarray:
     """The run lengths of a COCO RLE (compressed string or plain list), as pycocotools' rleFrString reads
-    them: vectorised, so a 48-megapixel mask's runs cost milliseconds and never hold the GIL for long."""
+    them: vectorised, so even a 48-megapixel mask's runs never hold the GIL for long."""
     counts = rle["counts"]
     if isinstance(counts, list):
         return np.asarray(counts, np.int64)
@@ -172,7 +173,8 @@ def rle_counts(rle: dict) -> np.ndarray:
 def raster_from_rle(rle: dict) -> InstanceRaster:
     """The raster of a COCO RLE built straight from its runs, only over the mask's bounding box: the same
     pixels as ``rasterize_mask(decode_mask(rle))`` without a full-size mask (pycocotools' decode of a
-    48-megapixel mask holds the GIL for ~90 ms, which stalls the GUI thread while a worker decodes)."""
+    48-megapixel mask holds the GIL long enough to stall the GUI thread while a worker decodes;
+    measured by ``benchmarks/viewer_responsiveness.py --case parts``)."""
     height, width = (int(v) for v in rle["size"])
     ends = np.cumsum(rle_counts(rle))
     starts = np.concatenate(([0], ends[:-1]))

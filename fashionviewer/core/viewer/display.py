@@ -16,8 +16,9 @@ from PIL import Image, ImageOps
 
 from fashionviewer.core.data.imageio import _decode_error, _open, _to_rgb
 
-# Sharp when fitted to a window on a 2K screen; the canvas uploads 2048x1536 in about 60 ms on a busy
-# 2-core machine, a 48-megapixel texture in 1.4 s (the full pixels are only zoomed into at 1:1).
+# Sharp when fitted to a window on a 2K screen, and a texture the canvas uploads without stalling
+# the GUI thread, which a 48-megapixel one does (benchmarks/viewer_responsiveness.py compares the
+# two); the full pixels are only zoomed into at 1:1.
 DISPLAY_MAX_SIDE = 2048
 
 

@@ -1,62 +1,43 @@
 """The main window: composes the canvas, panels, menus and controllers around one ViewerSession.
 
-State lives in ``core.session``; pixels in ``core.overlay``; models in ``PredictionController``;
-this class only wires them together and handles menus, drag and drop, export and training."""
+State lives in ``core.viewer.session``; pixels in ``core.data.overlay``; models in ``qt/prediction.py``;
+the menus are built by ``qt/menus.py``, exporting and training run in ``qt/export_flow.py`` and
+``qt/training_flow.py``. This class wires them together and handles folders, drag and drop and models."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import (
-    QDockWidget,
-    QFileDialog,
-    QFrame,
-    QLabel,
-    QMainWindow,
-    QMenu,
-    QMessageBox,
-    QScrollArea,
-)
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QFrame, QLabel, QMainWindow, QScrollArea
 
 from fashionviewer.core.base.errors import FashionViewerError
 from fashionviewer.core.base.paths import DEMO_DIR
-from fashionviewer.core.data.imageio import load_image
 from fashionviewer.core.models.classifier import cnn_input
 from fashionviewer.core.models.domain import default_model_for, domain_notice
-from fashionviewer.core.runs.analysis import open_cache_for
-from fashionviewer.core.runs.cache import default_cache_path
-from fashionviewer.core.runs.export import export_paths, provenance
-from fashionviewer.core.runs.step import PerImageStep
-from fashionviewer.core.viewer.model_choice import (
-    LoadedModels,
-    ModelChoice,
-    available_devices,
-    default_device,
-)
+from fashionviewer.core.viewer.model_choice import LoadedModels, ModelChoice
 from fashionviewer.core.viewer.session import ViewerSession
-from fashionviewer.core.viewer.training import TRAINERS, TrainingRequest
+from fashionviewer.core.viewer.training import TrainingRequest
 from fashionviewer.qt.annotation.mode import AnnotationHost, AnnotationMode
 from fashionviewer.qt.canvas import CanvasWidget
-from fashionviewer.qt.dialogs.export import ExportDialog, ExportRequest
+from fashionviewer.qt.dialogs.export import ExportRequest
 from fashionviewer.qt.dialogs.shortcuts import show_shortcuts
-from fashionviewer.qt.dialogs.training import TrainingDialog
+from fashionviewer.qt.export_flow import start_export
 from fashionviewer.qt.ground_truth import GroundTruthController
+from fashionviewer.qt.menus import MenuCommands, RecentFolders, add_action, build_menus
 from fashionviewer.qt.panels.browser import BrowserPanel
 from fashionviewer.qt.panels.details import DetailsPanel
-from fashionviewer.qt.panels.layers import LAYER_KEYS, LayersPanel
+from fashionviewer.qt.panels.layers import LayersPanel
 from fashionviewer.qt.panels.legend import LegendPanel
 from fashionviewer.qt.panels.models import ModelBar
 from fashionviewer.qt.panels.training import TrainingPanel
 from fashionviewer.qt.prediction import PredictionController
 from fashionviewer.qt.presenter import CanvasPresenter
-from fashionviewer.qt.workers import GeneratorWorker, start_worker, wait_all
-
-MAX_RECENT = 10
+from fashionviewer.qt.training_flow import load_trained, start_training
+from fashionviewer.qt.workers import GeneratorWorker, wait_all
 
 
 class MainWindow(QMainWindow):
@@ -116,7 +97,8 @@ class MainWindow(QMainWindow):
             Qt.Orientation.Vertical,
         )
         self.export_worker: GeneratorWorker | None = None
-        self._build_menus()
+        self.recent = RecentFolders(self.settings)
+        self._add_menus()
         # its own toolbar, menu, layer and tools
         self.annotation = AnnotationMode(
             s,
@@ -135,7 +117,8 @@ class MainWindow(QMainWindow):
         self.addToolBarBreak()  # the Annotate toolbar: a row of its own under the model bar
         self.addToolBar(self.annotation.toolbar)
         self.statusBar().addPermanentWidget(self.annotation.problem_label)
-        self._action(
+        add_action(
+            self,
             self.menuBar().addMenu("&Help"),
             "Keyboard Shortcuts",
             lambda: show_shortcuts(self, self.annotation.shortcuts()),
@@ -153,94 +136,39 @@ class MainWindow(QMainWindow):
         s.events.current_changed.connect(lambda _p: self._update_title())
         s.events.folder_changed.connect(self._update_title)
 
-    # ----- menus -----------------------------------------------------------------------------
-    def _action(
-        self,
-        menu: QMenu,
-        text: str,
-        slot: Callable[[], Any],
-        *keys: str | QKeySequence.StandardKey,
-        checkable: bool = False,
-    ) -> QAction:
-        action = QAction(text, self, checkable=checkable)
-        action.setShortcuts([QKeySequence(k) for k in keys])
-        action.triggered.connect(lambda *_: slot())
-        menu.addAction(action)
-        self.addAction(action)  # shortcuts work whichever dock has focus
-        return action
-
-    def _build_menus(self) -> None:
-        bar = self.menuBar()
-        file = bar.addMenu("&File")
-        self._action(file, "Open Folder…", self.choose_folder, QKeySequence.StandardKey.Open)
-        self.recent_menu = file.addMenu("Open Recent")
-        self.recent_menu.aboutToShow.connect(self._fill_recent)
-        self._action(file, "Open Demo", self.open_demo)
-        file.addSeparator()
-        self._action(file, "Export Masks…", self.export_masks, "Ctrl+E")
-        file.addSeparator()
-        self._action(file, "Quit", self.close, QKeySequence.StandardKey.Quit)
-        view = bar.addMenu("&View")
-        s = self.session
-        for text, slot, keys in (
-            ("Previous Image", s.previous, ("Left", "A")),
-            ("Next Image", s.next, ("Right", "D")),
-            ("First Image", s.first, ("Home",)),
-            ("Last Image", s.last, ("End",)),
-        ):
-            self._action(view, text, slot, *keys)
-        view.addSeparator()
-        c = self.canvas_widget.canvas
-        self._action(view, "Zoom to Fit", c.fit, "F")
-        self._action(view, "Actual Size (1:1)", c.actual_size, "1")
-        self._action(view, "Zoom In", lambda: c.zoom(1.25), "+", "=")
-        self._action(view, "Zoom Out", lambda: c.zoom(0.8), "-")
-        self._action(view, "Clear Selection", lambda: s.select(None), "Escape")
-        view.addSeparator()
-        self.layer_actions: dict[str, QAction] = {}
-        for name, (label, key) in LAYER_KEYS.items():
-            action = self._action(
-                view, f"Show {label}", lambda n=name: s.toggle_layer(n), key, checkable=True
-            )
-            action.setChecked(s.layers[name])
-            self.layer_actions[name] = action
-        s.events.layers_changed.connect(lambda n, v: self.layer_actions[n].setChecked(v))
-        view.addSeparator()
-        for dock in self.docks.values():
-            view.addAction(dock.toggleViewAction())
-        model = bar.addMenu("&Model")
-        self._action(
-            model,
-            "Open Checkpoint…",
-            lambda: self.model_bar._model_activated(self.model_bar.model.count() - 1),
+    def _add_menus(self) -> None:
+        """File, View, Model and Train (qt/menus.py); Annotate and Help follow in ``__init__``."""
+        self.menus = build_menus(
+            self,
+            self.session,
+            self.canvas_widget.canvas,
+            self.docks.values(),
+            self.recent,
+            MenuCommands(
+                choose_folder=self.choose_folder,
+                open_folder=self.open_folder,
+                open_demo=self.open_demo,
+                export_masks=self.export_masks,
+                quit=self.close,
+                open_checkpoint=lambda: self.model_bar._model_activated(
+                    self.model_bar.model.count() - 1
+                ),
+                predict_again=self._repredict,
+                train=self.train,
+                fine_tune=lambda: self.annotation.fine_tune(self.train),
+                cancel_training=self.training.cancel,
+            ),
         )
-        self._action(model, "Predict Folder Again", self._repredict)
-        train = bar.addMenu("&Train")
-        # every declared trainer (core.viewer.trainer_menu): train_NAME_action
-        for name, title in TRAINERS.items():
-            setattr(
-                self,
-                f"train_{name}_action",
-                self._action(train, f"{title}…", lambda n=name: self.train(n)),
-            )
-        self._action(
-            train,
-            "Fine-tune Loaded Model on Annotations…",
-            lambda: self.annotation.fine_tune(self.train),
-        )
-        self._action(train, "Cancel Training", self.training.cancel)
-
-    def _fill_recent(self) -> None:
-        self.recent_menu.clear()
-        for folder in self.recent_folders():
-            self.recent_menu.addAction(folder, lambda f=folder: self.open_folder(f))
-        if self.recent_menu.isEmpty():
-            self.recent_menu.addAction("(none)").setEnabled(False)
+        self.layer_actions = self.menus.layer_actions
+        for (
+            name,
+            action,
+        ) in self.menus.train_actions.items():  # train_NAME_action per declared trainer
+            setattr(self, f"train_{name}_action", action)
 
     # ----- folders ---------------------------------------------------------------------------
     def recent_folders(self) -> list[str]:
-        value = self.settings.value("recentFolders", [])
-        return [str(v) for v in (value if isinstance(value, list) else [value]) if v]
+        return self.recent.folders()
 
     def choose_folder(self) -> None:
         start = (self.recent_folders() or [str(Path.home())])[0]
@@ -258,8 +186,7 @@ class MainWindow(QMainWindow):
             )
             return False
         if remember:
-            recent = [str(folder)] + [f for f in self.recent_folders() if f != str(folder)]
-            self.settings.setValue("recentFolders", recent[:MAX_RECENT])
+            self.recent.remember(folder)
         if not self.session.images:
             self.canvas_widget.show_notice(
                 f"{folder} holds no images (.jpg, .png, .bmp, .tif, .webp).", warning=False
@@ -376,130 +303,36 @@ class MainWindow(QMainWindow):
         models = self.prediction.models
         return list(models.classifier.classes) if models and models.classifier else []
 
-    # ----- export ----------------------------------------------------------------------------
+    # ----- export and training (qt/export_flow.py, qt/training_flow.py) -----------------------
     def export_masks(self, request: ExportRequest | None = None) -> GeneratorWorker | None:
-        s, models = self.session, self.prediction.models
-        if s.current is None or models is None:
-            QMessageBox.information(self, "Export Masks", "Open a folder and load a model first.")
-            return None
-        if request is None:
-            default = self.settings.value("exportFolder", str(Path.home() / "fashionviewer-export"))
-            dialog = ExportDialog(
-                str(default), s.threshold, sorted(s.hidden_classes), len(s.images), self
-            )
-            if not dialog.exec():
-                return None
-            request = dialog.request()
-        self.settings.setValue("exportFolder", str(request.out_dir))
-        paths = list(s.images) if request.whole_folder else [s.current]
-        cached = {p: (s.prediction(p), s.rasters(p) if p == s.current else None) for p in paths}
-        predictor = models.predictor
-        cache = open_cache_for(
-            predictor, default_cache_path() if self.prediction.use_cache else None
+        worker = start_export(
+            self,
+            self.session,
+            self.prediction.models,
+            self.settings,
+            self.prediction.use_cache,
+            self.statusBar().showMessage,
+            request,
         )
-        step = PerImageStep(predictor, cache, keep_image=True)  # what the background analysis runs
+        if worker is not None:
+            self.export_worker = worker
+        return worker
 
-        def obtain(path: Path) -> tuple[Any, np.ndarray, Any]:  # runs in the worker thread
-            prediction, rasters = cached[path]
-            if prediction is not None:
-                return prediction, load_image(path), rasters
-            result = step(path)
-            if result.prediction is None:
-                raise FashionViewerError(str(result.error))
-            return result.prediction, result.image, None
-
-        card = predictor.card
-        info = provenance(
-            model=models.label,
-            weights=models.choice.source if Path(models.choice.source).suffix else None,
-            weights_sha256=card.get("weights_sha256"),
-            min_score=s.threshold,
-            classes=s.visible_classes(),
-            exported=datetime.now().astimezone().isoformat(timespec="seconds"),
-        )
-        problems: list[str] = []
-
-        def progress(item: tuple[int, int, Path, str | None]) -> None:
-            done, total, _path, problem = item
-            if problem:
-                problems.append(problem)
-            self.statusBar().showMessage(f"Exporting masks: {done} / {total}")
-
-        def finished(files: list[Path]) -> None:
-            skipped = (
-                f"; skipped {len(problems)} unreadable image(s): {problems[0]}" if problems else ""
-            )
-            self.statusBar().showMessage(
-                f"Exported {len(files)} files to {request.out_dir}{skipped}", 15000
-            )
-
-        self.export_worker = start_worker(
-            export_paths,
-            paths,
-            obtain,
-            request.out_dir,
-            request.formats,
-            s.threshold,
-            s.visible_classes(),
-            info,
-            s.folder,
-            predictor.category_ids,
-            on_yield=progress,
-            on_return=finished,
-            on_error=lambda exc: QMessageBox.warning(self, "Export failed", str(exc)),
-        )
-        return self.export_worker
-
-    # ----- training --------------------------------------------------------------------------
     def train(self, trainer: str, request: TrainingRequest | None = None) -> None:
-        if self.training.running:
-            QMessageBox.information(
-                self, "Training", "A training run is already going; cancel it first."
-            )
-            return
-        if request is None:
-            out = self.settings.value(
-                f"trainOut/{trainer}", str(Path.home() / "fashionviewer-runs" / trainer)
-            )
-            dialog = TrainingDialog(
-                trainer,
-                available_devices(),
-                default_device(),
-                str(out),
-                self,
-                **self.annotation.training_options(trainer),
-            )
-            if not dialog.exec():
-                return
-            request = dialog.request()
-        self.settings.setValue(f"trainOut/{trainer}", request.out)
-        self.docks["training"].show()
-        self.docks["training"].raise_()
-        self.training.start(request)
+        start_training(
+            self,
+            self.settings,
+            self.training,
+            self.docks["training"],
+            trainer,
+            self.annotation.training_options,
+            request,
+        )
 
     def _load_trained(self, payload: tuple[TrainingRequest, str]) -> None:
-        request, checkpoint = payload
-        if request.trainer == "fmnist":
-            if self.prediction.models is not None:
-                self.prediction.set_classifier(checkpoint)
-                return
-            choice = self.model_bar.current_choice()
-            if choice is None:
-                self.statusBar().showMessage(
-                    f"New CNN weights: {checkpoint}; load a detector to use them.", 15000
-                )
-                return
-            choice.classifier = checkpoint
-        else:
-            self.model_bar.add_checkpoint(checkpoint)
-            choice = ModelChoice(
-                checkpoint,
-                self.model_bar.device.currentText(),
-                self.model_bar.allow_random.isChecked(),
-                self.prediction.models.choice.classifier if self.prediction.models else None,
-                tta=self.model_bar.tta.isChecked(),
-            )
-        self.load_model(choice)
+        load_trained(
+            payload, self.prediction, self.model_bar, self.load_model, self.statusBar().showMessage
+        )
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
         if self.training.running:

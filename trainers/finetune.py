@@ -136,7 +136,8 @@ def finetune_model(plan: FinetunePlan, min_size: int, max_size: int) -> nn.Modul
 
 def annotation_summary(folder: str | Path | None, file: str | Path | None = None) -> dict[str, Any]:
     """What a model card records about the annotation file trained on: path, SHA-256, images and instances."""
-    from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME, load_annotations
+    from fashionviewer.core.data.annotation_file import load_annotations
+    from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME
 
     path = Path(file) if file else Path(folder or ".") / DEFAULT_FILE_NAME
     aset, _problems = load_annotations(path)

@@ -35,7 +35,8 @@ from torch import Tensor, nn
 
 from fashionviewer.core.base.errors import DataError, FashionViewerError
 from fashionviewer.core.base.paths import ccp_dir, sha256_file
-from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME, load_annotations
+from fashionviewer.core.data.annotation_file import load_annotations
+from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME
 from fashionviewer.core.data.datasets.base import seeded_split
 from fashionviewer.core.data.imageio import load_image
 from fashionviewer.core.data.taxonomy import BODY_LABELS

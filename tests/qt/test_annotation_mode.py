@@ -14,7 +14,8 @@ from fv_qt_helpers import BlobPredictor, install_blob_models
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
 
-from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME, load_annotations
+from fashionviewer.core.data.annotation_file import load_annotations
+from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME
 from fashionviewer.core.data.masks import encode_mask
 from fashionviewer.qt.annotation.class_picker import ClassPicker, matching
 

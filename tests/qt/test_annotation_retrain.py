@@ -15,7 +15,8 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QMessageBox
 
 from fashionviewer.core.base.paths import MODELS_DIR, sha256_file
-from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME, load_annotations
+from fashionviewer.core.data.annotation_file import load_annotations
+from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME
 from fashionviewer.core.viewer.model_choice import ModelChoice
 from fashionviewer.core.viewer.training import TrainingRequest
 from fashionviewer.qt.annotation import mode as mode_module

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import scipy.io
 
-from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME, load_annotations
+from fashionviewer.core.data.annotation_file import load_annotations
+from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME
 from fashionviewer.core.data.formats import export_annotations
 from fashionviewer.core.viewer.annotating import AnnotationEditor
 from fashionviewer.core.viewer.annotation_state import AnnotationState

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME, load_annotations
+from fashionviewer.core.data.annotation_file import load_annotations
+from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME
 from fashionviewer.core.data.datasets.ccp import CCPDataset
 from fashionviewer.core.data.imageio import load_image
 from fashionviewer.core.data.masks import decode_mask

@@ -32,6 +32,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from fashionviewer.core.base.errors import FashionViewerError
+from fashionviewer.core.data.annotation_file import load_annotations, save_annotations
 from fashionviewer.core.data.annotations import (
     DEFAULT_FILE_NAME,
     FORMAT,
@@ -40,8 +41,6 @@ from fashionviewer.core.data.annotations import (
     AnnotationSet,
     ImageAnnotations,
     categories_for,
-    load_annotations,
-    save_annotations,
 )
 from fashionviewer.core.data.masks import decode_mask, encode_mask, polygon_mask
 from fashionviewer.core.viewer.annotation_tools import stamp_segment

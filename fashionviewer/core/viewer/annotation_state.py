@@ -2,9 +2,9 @@
 
 ``AnnotationState`` sits between a ``ViewerSession`` and the folder's ``AnnotationEditor`` (which owns the
 data, undo/redo and the autosave). It holds what the user is doing: whether annotation mode is on, the
-current ``Tool``, the selected annotation, the brush radius, the instance being refined by clicks
-(``Refinement``) and the brush stroke being painted (``Stroke``; both in ``annotation_tools``), and it
-applies the accept / reject rules. Every change is announced through a ``Signal`` of
+current ``Tool``, the selected annotation and the brush radius, and it applies the accept / reject rules.
+The instance being drawn (box and click refinement, brush strokes) is its base class
+``annotation_drawing.InstanceDrawing``. Every change is announced through a ``Signal`` of
 ``AnnotationStateEvents``; ``qt/annotation/`` only draws and forwards input.
 """
 
@@ -18,18 +18,9 @@ import numpy as np
 
 from fashionviewer.core.base.errors import FashionViewerError
 from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME, Annotation, categories_for
-from fashionviewer.core.inference.interactive import InteractiveSession
 from fashionviewer.core.viewer.annotating import AnnotationEditor
-from fashionviewer.core.viewer.annotation_tools import (
-    MIN_RADIUS,
-    Box,
-    Click,
-    Refinement,
-    Square,
-    Stroke,
-    Tool,
-    stamp_segment,
-)
+from fashionviewer.core.viewer.annotation_drawing import InstanceDrawing
+from fashionviewer.core.viewer.annotation_tools import MIN_RADIUS, Tool
 from fashionviewer.core.viewer.session import Signal, ViewerSession
 
 
@@ -49,7 +40,7 @@ class AnnotationStateEvents:
     error: Signal = field(default_factory=Signal)
 
 
-class AnnotationState:
+class AnnotationState(InstanceDrawing):
     """What the user is doing while annotating one folder (see the module docstring).
 
     ``image_size``: the current image's (width, height), None while it loads; ``model_classes`` and
@@ -74,10 +65,7 @@ class AnnotationState:
         self.tool = Tool.SELECT
         self.radius = 8.0
         self.selected: int | None = None  # annotation id
-        self.refine: Refinement | None = None
-        # the image's features and last result, reused between clicks
-        self.interactive = InteractiveSession()
-        self.stroke: Stroke | None = None
+        self.reset_drawing()
         ev = session.events
         ev.folder_changed.connect(self._folder_changed)
         ev.current_changed.connect(lambda _path: self._image_changed())
@@ -186,8 +174,8 @@ class AnnotationState:
     def _folder_changed(self) -> None:
         if self.editor is not None:
             self.flush()
-        self.editor, self.selected, self.refine, self.stroke = None, None, None, None
-        self.interactive = InteractiveSession()
+        self.editor, self.selected = None, None
+        self.reset_drawing()
         self.events.editor_changed.emit(None)
         folder = self.session.folder
         if folder is not None and (self.active or (folder / DEFAULT_FILE_NAME).is_file()):
@@ -222,8 +210,8 @@ class AnnotationState:
         return rec is not None and rec.done
 
     def _image_changed(self) -> None:
-        self.selected, self.refine, self.stroke = None, None, None
-        self.interactive = InteractiveSession()
+        self.selected = None
+        self.reset_drawing()
 
     def _annotations_changed(self, file_name: str) -> None:
         if (
@@ -391,131 +379,6 @@ class AnnotationState:
         )
         self.select(new)
         return new
-
-    # ----- box and click refinement ------------------------------------------------------------
-    def begin_box(self, box: Box) -> Refinement:
-        """A box was drawn: a new instance to segment; clicks made before its result arrives refine it."""
-        self.refine = Refinement(None, tuple(float(v) for v in box))  # type: ignore[arg-type]
-        return self.refine
-
-    def add_click(
-        self, x: float, y: float, positive: bool, box_pending: bool = False
-    ) -> Refinement | None:
-        """Box tool click: refine the instance being drawn (``box_pending``: its box is still being segmented),
-        else the selected annotation within its box. Returns what to segment again, None when nothing applies."""
-        click, refine = Click(float(x), float(y), bool(positive)), self.refine
-        if refine is not None and refine.target is None and box_pending:
-            refine.clicks.append(click)  # the box's result takes the click
-            return refine
-        if refine is None or refine.target != self.selected:
-            if self.selected is None or self.editor is None:
-                return None
-            box = self.editor.annotation(self.file_name(), self.selected).bbox_xyxy()
-            refine = self.refine = Refinement(self.selected, tuple(float(v) for v in box))  # type: ignore[arg-type]
-            self.interactive = InteractiveSession()  # another box: nothing cached applies
-        refine.clicks.append(click)
-        return refine
-
-    def click_object(
-        self, x: float, y: float, positive: bool, pending: bool = False
-    ) -> Refinement | None:
-        """Click tool: a left click starts a new instance from that click alone (the object under it); later
-        clicks refine it (left adds, right removes) while they fall within its extent grown by a half (or
-        while its first result is pending); a left click beyond that starts the next object. Returns what to
-        segment, None when the click applies to nothing."""
-        click, refine = Click(float(x), float(y), bool(positive)), self.refine
-        if (
-            refine is not None
-            and refine.box is None
-            and (pending or not positive or self._near(refine, x, y))
-        ):
-            refine.clicks.append(click)
-            return refine
-        if not positive:
-            self.notify("Left-click an object first; right clicks then remove parts of it.", 4000)
-            return None
-        self.refine = Refinement(None, None, [click])
-        self.interactive = InteractiveSession()  # another object: nothing cached applies
-        return self.refine
-
-    def _near(self, refine: Refinement, x: float, y: float) -> bool:
-        if refine.target is None or self.editor is None:
-            return True
-        x0, y0, x1, y1 = self.editor.annotation(self.file_name(), refine.target).bbox_xyxy()
-        grow = 0.5 * max(x1 - x0, y1 - y0)
-        return x0 - grow <= x <= x1 + grow and y0 - grow <= y <= y1 + grow
-
-    def apply_segment(
-        self, file_name: str, box: Box | None, target: int | None, mask: np.ndarray, class_name: str
-    ) -> int | None:
-        """A segmentation result: a new instance (``target`` None, of ``class_name``) or ``target``'s new mask.
-        Returns the annotation id, None when it no longer applies (another image) or the mask is empty."""
-        if file_name != self.file_name() or self.editor is None:
-            return None  # the user moved on
-        if not mask.any():
-            self.notify(
-                "The box gave an empty mask; draw it again."
-                if box is not None
-                else "The click gave an empty mask; click inside the object."
-            )
-            return None
-        if target is None:
-            clicks = list(self.refine.clicks) if self.refine is not None else []
-            origin = (
-                {"box": [round(float(v), 1) for v in box]}
-                if box is not None
-                else {"clicks": [[round(c.x, 1), round(c.y, 1), c.positive] for c in clicks]}
-            )
-            target = self.add_drawn(mask, class_name, origin)
-            self.refine = Refinement(target, box, clicks)
-        else:
-            self.editor.set_mask(file_name, target, mask)
-        return target
-
-    # ----- brush and eraser strokes ------------------------------------------------------------
-    def begin_stroke(self, x: float, y: float, class_name: str) -> Stroke | None:
-        """Brush: paint into the selected annotation (nothing selected: a new one of ``class_name``); eraser:
-        erase from the selected one. Call ``extend_stroke`` for every point, the first included."""
-        size = self.image_size()
-        if size is None or self.ensure_editor() is None:
-            return None
-        erase = self.tool is Tool.ERASER
-        if erase and self.selected is None:
-            self.notify("Select the annotation to erase from first.")
-            return None
-        if self.selected is not None:
-            ann = self.editor.annotation(self.file_name(), self.selected)  # type: ignore[union-attr]
-            mask = np.array(ann.mask(), dtype=np.uint8)
-            class_name = self.editor.aset.category_name(ann.category_id)  # type: ignore[union-attr]
-        else:
-            mask = np.zeros((size[1], size[0]), np.uint8)
-        self.stroke = Stroke(mask, self.selected, erase, class_name, (float(x), float(y)))
-        return self.stroke
-
-    def extend_stroke(self, x: float, y: float) -> Square | None:
-        """Paint from the stroke's last point to (x, y) with the brush radius; returns the square changed."""
-        stroke = self.stroke
-        if stroke is None:
-            return None
-        r = int(round(self.radius))
-        lx, ly = stroke.last
-        square = stamp_segment(
-            stroke.mask, (round(lx), round(ly)), (round(x), round(y)), r, 0 if stroke.erase else 1
-        )
-        stroke.last, stroke.changed = (float(x), float(y)), True
-        return square
-
-    def end_stroke(self) -> None:
-        """Commit the stroke as one edit (an annotation erased away entirely is deleted)."""
-        stroke, self.stroke = self.stroke, None
-        if stroke is None or not stroke.changed or self.editor is None:
-            return
-        if stroke.target is None:
-            self.add_drawn(stroke.mask.astype(bool), stroke.class_name)
-        elif stroke.mask.any():
-            self.editor.set_mask(self.file_name(), stroke.target, stroke.mask.astype(bool))
-        else:
-            self.editor.delete(self.file_name(), stroke.target)
 
 
 __all__ = ["AnnotationState", "AnnotationStateEvents"]

@@ -1,5 +1,6 @@
 """The annotation tools as plain data (no Qt): the ``Tool`` list, refinement clicks, brush strokes and their
-rasterisation (``stamp_segment``). ``annotation_state.AnnotationState`` holds and applies them."""
+rasterisation (``stamp_segment``). ``annotation_state.AnnotationState`` holds them and applies them through its base
+``annotation_drawing.InstanceDrawing``."""
 
 from __future__ import annotations
 

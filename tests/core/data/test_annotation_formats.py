@@ -16,13 +16,8 @@ from PIL import Image
 
 from fashionviewer.__main__ import main as cli
 from fashionviewer.core.base.errors import FashionViewerError
-from fashionviewer.core.data.annotations import (
-    DEFAULT_FILE_NAME,
-    FORMAT,
-    AnnotationSet,
-    load_annotations,
-    save_annotations,
-)
+from fashionviewer.core.data.annotation_file import load_annotations, save_annotations
+from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME, FORMAT, AnnotationSet
 from fashionviewer.core.data.formats import (
     detect_format,
     export_annotations,

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME, load_annotations
+from fashionviewer.core.data.annotation_file import load_annotations
+from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME
 from fashionviewer.core.data.formats import export_annotations
 from tests.core.data.test_annotation_formats import masks_by_class, project  # noqa: F401 (fixture)
 
@@ -36,7 +37,7 @@ def test_datumaro_reads_the_masks(project, tmp_path, fmt, dm_format):  # noqa: F
 
 
 def test_one_based_ids_keep_category_zero_labelled_in_datumaro(project, tmp_path):  # noqa: F811
-    from fashionviewer.core.data.annotations import save_annotations
+    from fashionviewer.core.data.annotation_file import save_annotations
 
     aset = load_annotations(project / DEFAULT_FILE_NAME)[0]
     # ids from 0, as iMaterialist's

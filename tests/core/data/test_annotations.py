@@ -18,7 +18,8 @@ import pytest
 from PIL import Image
 
 from fashionviewer.core.base.errors import FashionViewerError
-from fashionviewer.core.data.annotations import AnnotationSet, categories_for, load_annotations
+from fashionviewer.core.data.annotation_file import load_annotations
+from fashionviewer.core.data.annotations import AnnotationSet, categories_for
 from fashionviewer.core.data.datasets import build_dataset
 from fashionviewer.core.data.datasets.coco import CocoDataset, read_coco_ground_truth
 from fashionviewer.core.data.datasets.imaterialist import IMaterialistDataset, read_imaterialist_csv
@@ -447,7 +448,7 @@ WRITER = textwrap.dedent("""
 
     import numpy as np
 
-    import fashionviewer.core.data.annotations as annotations_module
+    import fashionviewer.core.data.annotation_file as annotation_file_module
     from fashionviewer.core.base.atomic import atomic_path
     from fashionviewer.core.viewer.annotating import AnnotationEditor
 
@@ -463,7 +464,7 @@ WRITER = textwrap.dedent("""
                     fh.flush()
                     time.sleep(0.004)
 
-    annotations_module.atomic_write_text = slow_write_text
+    annotation_file_module.atomic_write_text = slow_write_text
 
     def blocky(k):  # a ragged mask, so each record is long
         rng = np.random.default_rng(k)

@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 from scipy.io import loadmat
 
-from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME, load_annotations
+from fashionviewer.core.data.annotation_file import load_annotations
+from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME
 from fashionviewer.core.data.masks import decode_mask, encode_mask
 from fashionviewer.core.data.predictions import ImagePrediction, Instance
 from fashionviewer.core.inference.interactive import segment

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from fashionviewer.core.base.errors import DataError
-from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME, load_annotations
+from fashionviewer.core.data.annotation_file import load_annotations
+from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME
 from fashionviewer.core.data.datasets.base import DetectionDataset, ImageEntry, seeded_split
 
 log = logging.getLogger(__name__)

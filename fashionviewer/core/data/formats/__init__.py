@@ -14,13 +14,8 @@ from pathlib import Path
 from types import ModuleType
 
 from fashionviewer.core.base.errors import DataError
-from fashionviewer.core.data.annotations import (
-    DEFAULT_FILE_NAME,
-    FORMAT,
-    AnnotationSet,
-    load_annotations,
-    save_annotations,
-)
+from fashionviewer.core.data.annotation_file import load_annotations, save_annotations
+from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME, FORMAT, AnnotationSet
 from fashionviewer.core.data.formats import coco, cvat, imaterialist, labelme, voc, yolo
 from fashionviewer.core.data.formats.common import check_category_ids, resolve_images
 

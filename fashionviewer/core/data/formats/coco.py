@@ -16,7 +16,8 @@ from typing import Any
 from fashionviewer.core.base.atomic import atomic_write_json
 from fashionviewer.core.base.errors import DataError
 from fashionviewer.core.base.jsonio import read_json
-from fashionviewer.core.data.annotations import AnnotationSet, parse_annotations
+from fashionviewer.core.data.annotation_file import parse_annotations, to_coco
+from fashionviewer.core.data.annotations import AnnotationSet
 from fashionviewer.core.data.formats.common import check_category_ids, one_based
 
 NAME = "coco"
@@ -63,7 +64,7 @@ def read(path: str | os.PathLike[str]) -> tuple[AnnotationSet, list[str]]:
 
 
 def to_plain_coco(aset: AnnotationSet, category_ids: str = "dataset") -> dict[str, Any]:
-    data = aset.to_coco()
+    data = to_coco(aset)
     for ann in data["annotations"]:
         for key in _PROJECT_KEYS:
             if key in ann and not (

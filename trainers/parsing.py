@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -73,7 +73,7 @@ from .parsing_data import (
     normalize,
     pad_to,
 )
-from .parsing_finetune import DEFAULT_INIT, epoch_order, prepare_finetune
+from .parsing_finetune import DEFAULT_INIT, FinetuneSetup, epoch_order, prepare_finetune
 
 log = logging.getLogger("trainers.parsing")
 
@@ -369,11 +369,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     """Train, validate and checkpoint every epoch; returns the last model card (rank 0; ``{}`` elsewhere)."""
     if args.export:
         return export(args)
-    defaults = FINETUNE_DEFAULTS if args.dataset == "annotations" else SCRATCH_DEFAULTS
-    default_epochs = args.epochs is None
-    for key, value in defaults.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    default_epochs = _fill_defaults(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     # its errors come before --out exists
@@ -389,32 +385,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     tagged_images, tagged_targets = (
         load_tagged(args.tagged, args.image_width) if args.tagged else ([], torch.zeros(0))
     )
-    if setup is None:
-        train = load_split(
-            args.data_path, "train", args.image_width, args.val_size, args.seed, args.limit
-        )
-        val = (
-            load_split(args.data_path, "val", args.image_width, args.val_size, args.seed)
-            if info.rank == 0
-            else []
-        )
-        channels = parsing_channels()
-        num_categories = len(imaterialist_names())
-        weights = class_weights(train, len(channels)).to(device)
-        model = build_parsing_model(args.architecture, len(channels)).to(device)
-        order_of = partial(_shuffled, len(train), args.seed)
-    else:
-        train, val = setup.train, setup.user.val if info.rank == 0 else []
-        channels, num_categories = setup.plan.channels, setup.plan.num_categories
-        weights = setup.weights.to(device)
-        model = setup.model.to(device)
-        order_of = partial(
-            epoch_order, len(setup.user.train), len(setup.replay), args.replay_share, seed=args.seed
-        )
-    per_rank = math.ceil(len(order_of(1)) / info.world_size)
-    steps = max(1, math.ceil(per_rank / args.batch_size))
-    if args.steps_per_epoch:
-        steps = min(steps, args.steps_per_epoch)
+    data = _training_data(args, setup, info.rank, device)
+    model = data.model
+    steps = _steps_per_epoch(len(data.order_of(1)), info.world_size, args)
     total = steps * args.epochs
     groups = setup.parameter_groups(args.lr) if setup is not None else model.parameters()
     optimizer = torch.optim.AdamW(groups, lr=args.lr, weight_decay=args.weight_decay)
@@ -437,7 +410,6 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     stop = install_cancel_handler()
     last_path = out / f"{LAST_NAME}.pt"
     card: dict[str, Any] = {}
-    crop = (args.crop_height, args.image_width)
     with EventWriter(args.events if info.rank == 0 else None) as events:
         events.emit(
             "start",
@@ -453,30 +425,21 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             for epoch in range(progress.first_epoch, args.epochs + 1):
                 t0 = time.perf_counter()
                 model.train()
-                mine = np.asarray(order_of(epoch))[info.rank :: info.world_size]
+                mine = np.asarray(data.order_of(epoch))[info.rank :: info.world_size]
                 running = 0.0
                 for step in range(steps):
                     if stop["requested"]:
                         raise Cancelled()
-                    chosen = mine[step * args.batch_size : (step + 1) * args.batch_size]
-                    if len(chosen) == 0:
-                        chosen = mine[: args.batch_size]
-                    views = [augment(train[i], crop, rng) for i in chosen]
-                    images = torch.stack([v[0] for v in views]).to(device)
-                    targets = torch.stack([v[1] for v in views]).to(device)
-                    loss = F.cross_entropy(
-                        model(images), targets, weight=weights, ignore_index=IGNORE
+                    batch = [data.train[i] for i in _step_indices(mine, step, args.batch_size)]
+                    loss = _batch_loss(
+                        model,
+                        batch,
+                        data.weights,
+                        (tagged_images, tagged_targets),
+                        args,
+                        rng,
+                        device,
                     )
-                    if tagged_images:
-                        loss = loss + args.tag_weight * _tag_loss(
-                            model,
-                            tagged_images,
-                            tagged_targets,
-                            crop,
-                            rng,
-                            args.tagged_batch,
-                            device,
-                        )
                     if not torch.isfinite(loss):
                         raise FashionViewerError(
                             f"epoch {epoch} step {step + 1}: the loss is {loss.item()}; "
@@ -497,8 +460,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                         lr=optimizer.param_groups[0]["lr"],
                     )
                 record: dict[str, Any] = {"epoch": epoch, "train_loss": round(running / steps, 5)}
-                if info.rank == 0 and val:
-                    record.update(pixel_scores(confusion(core, val, num_categories)))
+                if info.rank == 0 and data.val:
+                    record.update(pixel_scores(confusion(core, data.val, data.num_categories)))
                 seconds = time.perf_counter() - t0
                 record["seconds"] = round(seconds, 1)
                 progress.history.append(record)
@@ -507,10 +470,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                     card = model_card(
                         args,
                         progress,
-                        len(train),
-                        len(val),
+                        len(data.train),
+                        len(data.val),
                         info.world_size,
-                        weights.cpu(),
+                        data.weights.cpu(),
                         len(tagged_images),
                         setup.card_extra if setup is not None else None,
                     )
@@ -527,6 +490,106 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                     events.emit("epoch", epochs=args.epochs, checkpoint=str(last_path), **record)
                 distributed.barrier()
     return card
+
+
+def _fill_defaults(args: argparse.Namespace) -> bool:
+    """Give ``--epochs``, ``--lr`` and ``--warmup-steps`` left unset the from-scratch or the
+    fine-tune default; True when ``--epochs`` was unset (a fine-tune adding classes then trains longer)."""
+    defaults = FINETUNE_DEFAULTS if args.dataset == "annotations" else SCRATCH_DEFAULTS
+    default_epochs = args.epochs is None
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return default_epochs
+
+
+@dataclass
+class TrainingData:
+    """What the epochs train on: the photos (validation photos on rank 0 only), the classes scored,
+    the loss's class weights, the model, and each epoch's photo order."""
+
+    train: list[Sample]
+    val: list[Sample]
+    num_categories: int
+    weights: Tensor
+    model: nn.Module
+    order_of: Callable[[int], list[int]]
+
+
+def _training_data(
+    args: argparse.Namespace, setup: FinetuneSetup | None, rank: int, device: torch.device
+) -> TrainingData:
+    """The CCP training split and a new model from scratch, or the fine-tune's folder, replay photos
+    and start model (``setup``)."""
+    if setup is None:
+        train = load_split(
+            args.data_path, "train", args.image_width, args.val_size, args.seed, args.limit
+        )
+        val = (
+            load_split(args.data_path, "val", args.image_width, args.val_size, args.seed)
+            if rank == 0
+            else []
+        )
+        channels = parsing_channels()
+        return TrainingData(
+            train,
+            val,
+            len(imaterialist_names()),
+            class_weights(train, len(channels)).to(device),
+            build_parsing_model(args.architecture, len(channels)).to(device),
+            partial(_shuffled, len(train), args.seed),
+        )
+    return TrainingData(
+        setup.train,
+        setup.user.val if rank == 0 else [],
+        setup.plan.num_categories,
+        setup.weights.to(device),
+        setup.model.to(device),
+        partial(
+            epoch_order, len(setup.user.train), len(setup.replay), args.replay_share, seed=args.seed
+        ),
+    )
+
+
+def _steps_per_epoch(photos: int, world_size: int, args: argparse.Namespace) -> int:
+    """Steps that cover one process's share of an epoch's photos, at most ``--steps-per-epoch``."""
+    per_rank = math.ceil(photos / world_size)
+    steps = max(1, math.ceil(per_rank / args.batch_size))
+    if args.steps_per_epoch:
+        steps = min(steps, args.steps_per_epoch)
+    return steps
+
+
+def _step_indices(mine: np.ndarray, step: int, batch_size: int) -> np.ndarray:
+    """This process's photos for ``step``; the first batch again when its share runs out."""
+    chosen = mine[step * batch_size : (step + 1) * batch_size]
+    if len(chosen) == 0:
+        chosen = mine[:batch_size]
+    return chosen
+
+
+def _batch_loss(
+    model: nn.Module,
+    batch: list[Sample],
+    weights: Tensor,
+    tagged: tuple[list[Tensor], Tensor],
+    args: argparse.Namespace,
+    rng: np.random.Generator,
+    device: torch.device,
+) -> Tensor:
+    """Class-weighted cross-entropy on augmented crops of ``batch``, plus ``--tag-weight`` times the
+    tag loss when there are tag-only photos (``tagged``: their images and tag targets)."""
+    crop = (args.crop_height, args.image_width)
+    views = [augment(sample, crop, rng) for sample in batch]
+    images = torch.stack([v[0] for v in views]).to(device)
+    targets = torch.stack([v[1] for v in views]).to(device)
+    loss = F.cross_entropy(model(images), targets, weight=weights, ignore_index=IGNORE)
+    tagged_images, tagged_targets = tagged
+    if tagged_images:
+        loss = loss + args.tag_weight * _tag_loss(
+            model, tagged_images, tagged_targets, crop, rng, args.tagged_batch, device
+        )
+    return loss
 
 
 def _shuffled(count: int, seed: int, epoch: int) -> list[int]:

@@ -1,8 +1,9 @@
 """The main window: composes the canvas, panels, menus and controllers around one ViewerSession.
 
 State lives in ``core.viewer.session``; pixels in ``core.data.overlay``; models in ``qt/prediction.py``;
-the menus are built by ``qt/menus.py``, exporting and training run in ``qt/export_flow.py`` and
-``qt/training_flow.py``. This class wires them together and handles folders, drag and drop and models."""
+the docks and menus are built by ``qt/docks.py`` and ``qt/menus.py``, exporting and training run in
+``qt/export_flow.py`` and ``qt/training_flow.py``. This class wires them together and handles folders,
+drag and drop and models."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QFrame, QLabel, QMainWindow, QScrollArea
+from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow
 
 from fashionviewer.core.base.errors import FashionViewerError
 from fashionviewer.core.base.paths import DEMO_DIR
@@ -25,6 +26,7 @@ from fashionviewer.qt.annotation.mode import AnnotationHost, AnnotationMode
 from fashionviewer.qt.canvas import CanvasWidget
 from fashionviewer.qt.dialogs.export import ExportRequest
 from fashionviewer.qt.dialogs.shortcuts import show_shortcuts
+from fashionviewer.qt.docks import add_docks
 from fashionviewer.qt.export_flow import start_export
 from fashionviewer.qt.ground_truth import GroundTruthController
 from fashionviewer.qt.menus import MenuCommands, RecentFolders, add_action, build_menus
@@ -71,30 +73,8 @@ class MainWindow(QMainWindow):
             s, self._cnn_input, self._cnn_classes, self.ground_truth.summary
         )
         self.training = TrainingPanel()
-        self.docks: dict[str, QDockWidget] = {}
-        for key, title, widget, area in (
-            ("browser", "Images", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea),
-            ("layers", "Layers", self.layers, Qt.DockWidgetArea.RightDockWidgetArea),
-            ("legend", "Classes", self.legend, Qt.DockWidgetArea.RightDockWidgetArea),
-            ("details", "Details", self.details, Qt.DockWidgetArea.RightDockWidgetArea),
-            ("training", "Training", self.training, Qt.DockWidgetArea.BottomDockWidgetArea),
-        ):
-            dock = QDockWidget(title, self, objectName=f"{key}Dock")
-            if key == "details":  # long texts (top-3, ground truth) scroll instead of being cut
-                scroll = QScrollArea(widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
-                scroll.setWidget(widget)
-                widget = scroll
-            dock.setWidget(widget)
-            self.addDockWidget(area, dock)
-            self.docks[key] = dock
-        self.docks["training"].hide()
-        self.resizeDocks(
-            [self.docks["browser"], self.docks["details"]], [280, 330], Qt.Orientation.Horizontal
-        )
-        self.resizeDocks(
-            [self.docks["layers"], self.docks["legend"], self.docks["details"]],
-            [300, 160, 420],
-            Qt.Orientation.Vertical,
+        self.docks = add_docks(
+            self, self.browser, self.layers, self.legend, self.details, self.training
         )
         self.export_worker: GeneratorWorker | None = None
         self.recent = RecentFolders(self.settings)

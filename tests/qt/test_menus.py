@@ -1,6 +1,6 @@
-"""The window's menus (qt/menus.py), File ▸ Open Recent, and the seams of the export and training flows
-(qt/export_flow.py, qt/training_flow.py) that need no model run: refusing to export without a model, and
-where a finished run's checkpoint goes."""
+"""The window's menus and docks (qt/menus.py, qt/docks.py), File ▸ Open Recent, and the seams of the
+export and training flows (qt/export_flow.py, qt/training_flow.py) that need no model run: refusing to
+export without a model, and where a finished run's checkpoint goes."""
 
 from __future__ import annotations
 
@@ -141,3 +141,22 @@ def test_trained_cnn_without_a_detector_waits_for_one(window, tmp_path: Path) ->
     assert (
         len(loads) == 1 and loads[0].classifier == cnn and loads[0].source == bar.model.itemData(0)
     )
+
+
+def test_docks_and_their_view_entries(window) -> None:
+    docks = window.docks
+    assert list(docks) == ["browser", "layers", "legend", "details", "training"]
+    assert [d.windowTitle() for d in docks.values()] == [
+        "Images",
+        "Layers",
+        "Classes",
+        "Details",
+        "Training",
+    ]
+    assert [d.isVisible() for d in docks.values()] == [True, True, True, True, False]
+    assert docks["details"].widget().widget() is window.details  # scrolled, not cut
+    view = next(a.menu() for a in window.menuBar().actions() if a.text() == "&View")
+    toggles = view.actions()[-len(docks) :]
+    assert toggles == [d.toggleViewAction() for d in docks.values()]
+    toggles[-1].trigger()  # View ▸ Training shows the panel
+    assert docks["training"].isVisible()

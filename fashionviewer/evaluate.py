@@ -35,7 +35,7 @@ from fashionviewer.core.data.parsing_metrics import (
     format_parsing_metrics,
     parsing_metrics,
 )
-from fashionviewer.core.data.predictions import load_coco_results, validate_coco_results
+from fashionviewer.core.data.prediction_files import load_coco_results, validate_coco_results
 from fashionviewer.core.data.taxonomy import (
     CCP,
     CCP_TO_IMATERIALIST,

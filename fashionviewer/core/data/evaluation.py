@@ -6,7 +6,7 @@ models predict and what :meth:`ImagePrediction.to_coco_results` writes as
 ``category_id``.
 
 How results find their image (:func:`match_results`): a result with a
-``file_name`` (everything :func:`~fashionviewer.core.data.predictions.save_coco_results`
+``file_name`` (everything :func:`~fashionviewer.core.data.prediction_files.save_coco_results`
 writes has one) is matched to the ground-truth image with the same file name,
 else the same base name (folders dropped), else the same stem (extension dropped);
 its ``image_id`` is then ignored. A result without ``file_name`` must carry the
@@ -26,7 +26,7 @@ import numpy as np
 
 from fashionviewer.core.base.errors import DataError, FashionViewerError
 from fashionviewer.core.data.masks import mask_area, mask_bbox, segmentation_to_rle
-from fashionviewer.core.data.predictions import validate_coco_results
+from fashionviewer.core.data.prediction_files import validate_coco_results
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,8 @@ from typing import Any, Iterator
 
 from fashionviewer.core.base.atomic import atomic_write_json
 from fashionviewer.core.base.errors import FashionViewerError
-from fashionviewer.core.data.predictions import ImagePrediction, load_coco_results
+from fashionviewer.core.data.prediction_files import load_coco_results
+from fashionviewer.core.data.predictions import ImagePrediction
 from fashionviewer.core.runs.export import export_folder, provenance
 from fashionviewer.core.runs.folder_run import INDEX_FILE, RESULTS_FILE, RUN_FILE, Shard, write_list
 from fashionviewer.core.runs.step import first_line
@@ -119,7 +120,7 @@ def _load_index(path: Path) -> list[dict[str, Any]]:
 def _grouped(index: list[dict[str, Any]], records: list[dict[str, Any]], folder: Path,
              category_ids: list[int] | None = None) -> Iterator[tuple[ImagePrediction, None, Path]]:
     """(prediction, no image, source path) per indexed image, from sorted COCO results records."""
-    from fashionviewer.core.data.predictions import from_coco_results
+    from fashionviewer.core.data.prediction_files import from_coco_results
 
     by_id: dict[int, list[dict[str, Any]]] = {}
     for record in records:

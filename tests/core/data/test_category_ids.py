@@ -17,13 +17,12 @@ from pycocotools.cocoeval import COCOeval
 
 from fashionviewer.core.base.errors import DataError
 from fashionviewer.core.data.masks import decode_mask, encode_mask
+from fashionviewer.core.data.prediction_files import from_coco_results, write_kaggle_submission
 from fashionviewer.core.data.predictions import (
     ImagePrediction,
     Instance,
     category_id_of,
-    from_coco_results,
     label_of_category,
-    write_kaggle_submission,
 )
 from fashionviewer.evaluate import main as evaluate_main
 

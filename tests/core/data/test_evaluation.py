@@ -18,7 +18,8 @@ from fashionviewer.core.data.datasets import build_dataset
 from fashionviewer.core.data.datasets.fmnist_scenes import generate_scenes
 from fashionviewer.core.data.evaluation import evaluate_coco, load_ground_truth
 from fashionviewer.core.data.masks import decode_mask, encode_mask, kaggle_rle_encode
-from fashionviewer.core.data.predictions import ImagePrediction, Instance, save_coco_results
+from fashionviewer.core.data.prediction_files import save_coco_results
+from fashionviewer.core.data.predictions import ImagePrediction, Instance
 from fashionviewer.evaluate import main as evaluate_main
 
 H, W = 40, 60

@@ -12,14 +12,13 @@ import torch
 import fashionviewer.core.data.predictions as predictions_module
 from fashionviewer.core.base.errors import DataError
 from fashionviewer.core.data.masks import encode_mask, kaggle_rle_decode, kaggle_rle_encode
-from fashionviewer.core.data.predictions import (
-    ImagePrediction,
-    Instance,
+from fashionviewer.core.data.prediction_files import (
     from_coco_results,
     load_coco_results,
     save_coco_results,
     write_kaggle_submission,
 )
+from fashionviewer.core.data.predictions import ImagePrediction, Instance
 
 H, W = 20, 30
 

@@ -33,15 +33,21 @@ one image's calls; a new image or box resets what depended on it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Generator, Sequence
 
 import cv2
 import numpy as np
 
-from fashionviewer.core.base.errors import FashionViewerError
+from fashionviewer.core.inference.interactive_input import (
+    InteractiveInputError,
+    check_box,
+    check_image,
+    check_points,
+)
 
 __all__ = [
     "segment",
+    "segment_steps",
     "grabcut_segment",
     "InteractiveSession",
     "InteractiveInputError",
@@ -59,10 +65,6 @@ _MIN_BOX = 2  # px: a thinner box is widened to this
 METHOD_LEARNED = "learned model"
 METHOD_GRABCUT = "GrabCut"
 METHODS = ("auto", "learned", "grabcut")
-
-
-class InteractiveInputError(FashionViewerError, ValueError):
-    """A box, click or image that interactive segmentation cannot use (one line, says which and why)."""
 
 
 @dataclass
@@ -190,7 +192,7 @@ def model_box_prior(
     import torch
     from torchvision.models.detection.roi_heads import paste_masks_in_image
 
-    from fashionviewer.core.inference.predictor import side_keeping_transform
+    from fashionviewer.core.inference.rcnn_ops import side_keeping_transform
 
     model = _mask_rcnn(predictor)
     device = next(model.parameters()).device
@@ -293,7 +295,7 @@ def grabcut_segment(
 ) -> np.ndarray:
     """The GrabCut path: one object's bool H×W mask from a box ``(x0, y0, x1, y1)`` (None: the whole image)
     and clicks (full-image pixel coordinates). See the module docstring for the method and the options."""
-    image = _check_image(image_rgb)
+    image = check_image(image_rgb)
     height, width = image.shape[:2]
     session = session if session is not None else InteractiveSession()
     session.method = METHOD_GRABCUT
@@ -390,57 +392,6 @@ def grabcut_segment(
 # --------------------------------------------------------------------------- the entry point
 
 
-def _check_image(image_rgb: np.ndarray) -> np.ndarray:
-    image = np.asarray(image_rgb)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise InteractiveInputError(
-            f"segment expects an H×W×3 uint8 RGB image, got {image.dtype} {image.shape}"
-        )
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise InteractiveInputError(
-            f"segment got an empty image ({image.shape[1]}×{image.shape[0]})"
-        )
-    return image
-
-
-def _check_points(
-    points: Sequence[tuple[float, float]], kind: str, height: int, width: int
-) -> list[tuple[float, float]]:
-    out = []
-    for point in points:
-        try:
-            x, y = (float(v) for v in point)
-        except (TypeError, ValueError):
-            raise InteractiveInputError(f"{kind} click {point!r} is not an (x, y) pair") from None
-        if not (np.isfinite(x) and np.isfinite(y)):
-            raise InteractiveInputError(f"{kind} click ({x}, {y}) is not a finite point")
-        if not (-0.5 <= x < width + 0.5 and -0.5 <= y < height + 0.5):
-            raise InteractiveInputError(
-                f"{kind} click ({x:g}, {y:g}) lies outside the {width}×{height} image"
-            )
-        out.append((min(max(x, 0.0), width - 0.5), min(max(y, 0.0), height - 0.5)))
-    return out
-
-
-def _check_box(box: Sequence[float], height: int, width: int) -> tuple[float, float, float, float]:
-    try:
-        x0, y0, x1, y1 = (float(v) for v in box)
-    except (TypeError, ValueError):
-        raise InteractiveInputError(f"box {box!r} is not (x0, y0, x1, y1)") from None
-    if not all(np.isfinite(v) for v in (x0, y0, x1, y1)):
-        raise InteractiveInputError(f"box ({x0}, {y0}, {x1}, {y1}) has a non-finite corner")
-    x0, x1 = sorted((x0, x1))
-    y0, y1 = sorted((y0, y1))
-    if x1 - x0 <= 0 or y1 - y0 <= 0:
-        raise InteractiveInputError(f"box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) has zero area")
-    cx0, cy0, cx1, cy1 = max(x0, 0.0), max(y0, 0.0), min(x1, float(width)), min(y1, float(height))
-    if cx1 <= cx0 or cy1 <= cy0:
-        raise InteractiveInputError(
-            f"box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) lies outside the {width}×{height} image"
-        )
-    return cx0, cy0, cx1, cy1
-
-
 def segment(
     image_rgb: np.ndarray,
     box: Sequence[float] | None = None,
@@ -457,13 +408,46 @@ def segment(
     coordinates; with neither, the box is the whole image). ``model``: an ``InteractiveNet`` to use instead
     of the bundled one; ``predictor``: a detector whose Mask R-CNN mask head is the GrabCut path's prior;
     ``grabcut_options``: that path's options (see :func:`grabcut_segment`)."""
+    steps = segment_steps(
+        image_rgb,
+        box,
+        positive,
+        negative,
+        predictor,
+        session=session,
+        method=method,
+        model=model,
+        **grabcut_options,
+    )
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def segment_steps(
+    image_rgb: np.ndarray,
+    box: Sequence[float] | None = None,
+    positive: Sequence[tuple[float, float]] = (),
+    negative: Sequence[tuple[float, float]] = (),
+    predictor: Any = None,
+    *,
+    session: InteractiveSession | None = None,
+    method: str = "auto",
+    model: Any = None,
+    **grabcut_options: Any,
+) -> Generator[np.ndarray, None, np.ndarray]:
+    """:func:`segment` as it goes, for a viewer that shows the mask as it is computed: yields the coarse mask
+    when a zoom-in pass follows (clicks only, learned model), then returns the final mask. Input is checked
+    before the first step; closing the generator between steps skips the rest (a superseded request)."""
     if method not in METHODS:
         raise InteractiveInputError(f"method {method!r}: choose one of {', '.join(METHODS)}")
-    image = _check_image(image_rgb)
+    image = check_image(image_rgb)
     height, width = image.shape[:2]
-    checked_box = _check_box(box, height, width) if box is not None else None
-    positive = _check_points(positive, "positive", height, width)
-    negative = _check_points(negative, "negative", height, width)
+    checked_box = check_box(box, height, width) if box is not None else None
+    positive = check_points(positive, "positive", height, width)
+    negative = check_points(negative, "negative", height, width)
     session = session if session is not None else InteractiveSession()
     if method != "grabcut" and model is None:
         from fashionviewer.core.inference.interactive_model import (
@@ -478,7 +462,7 @@ def segment(
         return grabcut_segment(
             image, checked_box, positive, negative, predictor, session=session, **grabcut_options
         )
-    from fashionviewer.core.inference.interactive_model import learned_segment
+    from fashionviewer.core.inference.interactive_model import learned_segment_steps
 
     if checked_box is None and not positive and not negative:
         # nothing given: the whole image, as GrabCut
@@ -487,4 +471,6 @@ def segment(
         return np.zeros((height, width), dtype=bool)  # only negative clicks: no object chosen yet
     session._bind(image, checked_box, model)
     session.method = METHOD_LEARNED
-    return learned_segment(model, image, checked_box, positive, negative, session)
+    return (
+        yield from learned_segment_steps(model, image, checked_box, positive, negative, session)
+    )

@@ -13,7 +13,10 @@ the clicks, pasted back into the photo at full resolution.
   garments: box-only IoU +0.01, box NoC@85 -0.26, at about 1.4x the time).
 
 ``bundled_model()`` loads ``resources/models/interactive.pt`` once (thread-safe); None when it is missing or
-unreadable, and ``bundled_model_problem()`` then says why (the caller falls back to GrabCut).
+unreadable, and ``bundled_model_problem()`` then says why (the caller falls back to GrabCut). ``use_model(path)``
+puts a newly trained network (``python -m trainers.interactive``) in its place for the rest of the session.
+
+``learned_segment_steps`` yields the coarse mask before each zoom-in pass, so a viewer can show it at once.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Generator, Sequence
 
 import numpy as np
 
@@ -54,7 +57,8 @@ def bundled_model_path() -> Path:
 
 
 def bundled_model() -> InteractiveNet | None:
-    """The shipped network (loaded once), or None when its file is missing or unreadable."""
+    """The network ``segment`` uses by default: the shipped one (loaded once) unless :func:`use_model` chose
+    another; None when the shipped file is missing or unreadable."""
     with _lock:
         if "model" not in _bundled:
             path = bundled_model_path()
@@ -70,6 +74,25 @@ def bundled_model() -> InteractiveNet | None:
 def bundled_model_problem() -> str | None:
     """Why the bundled model could not be loaded (None: loaded, or not tried yet)."""
     return _bundled.get("problem")
+
+
+def use_model(path: str | Path | None) -> Path:
+    """From now on ``segment`` uses the network in ``path`` (a trained ``model.pt`` with its card) instead of
+    the bundled one; None: the bundled one again. Returns the file in use; a file that cannot be used raises
+    ``WeightsError`` (one line) and changes nothing."""
+    if path is None:
+        with _lock:
+            _bundled.clear()  # loaded again from the bundled file on the next call
+        return bundled_model_path()
+    model, _ = load_interactive_checkpoint(path)
+    with _lock:
+        _bundled.update(model=model, problem=None, path=Path(path))
+    return Path(path)
+
+
+def model_in_use_path() -> Path:
+    """The file of the network ``segment`` uses by default (the bundled one unless :func:`use_model` chose)."""
+    return _bundled.get("path") or bundled_model_path()
 
 
 def _run(
@@ -163,6 +186,24 @@ def learned_segment(
 ) -> np.ndarray:
     """A bool H×W mask (see the module docstring). ``box``: clipped photo coordinates, or None (clicks only);
     ``session`` is an ``InteractiveSession`` already bound to this image and box."""
+    steps = learned_segment_steps(model, image, box, positive, negative, session)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def learned_segment_steps(
+    model: InteractiveNet,
+    image: np.ndarray,
+    box: tuple[float, float, float, float] | None,
+    positive: Sequence[tuple[float, float]],
+    negative: Sequence[tuple[float, float]],
+    session: Any,
+) -> Generator[np.ndarray, None, np.ndarray]:
+    """:func:`learned_segment` that yields the coarse mask (the first crop's) before each zoom-in pass and
+    returns the final mask; the session's previous result is set only by the final one."""
     height, width = image.shape[:2]
     longer = max(height, width)
     if box is not None:
@@ -208,11 +249,29 @@ def learned_segment(
             )
         if grown == window:
             break
+        yield _finish(logits, window, box, positive, negative, height, width)
         window = grown
         logits = _run(
             model, session, image, window, box, positive, negative, _previous_in(session, window)
         )
 
+    full = _finish(logits, window, box, positive, negative, height, width)
+    prob = 1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))
+    session.net_previous = (prob.astype(np.float32), window, full)
+    return full
+
+
+def _finish(
+    logits: np.ndarray,
+    window: CropWindow,
+    box: tuple[float, float, float, float] | None,
+    positive: Sequence[tuple[float, float]],
+    negative: Sequence[tuple[float, float]],
+    height: int,
+    width: int,
+) -> np.ndarray:
+    """The crop's logits as the photo's bool mask: inside the box (unless a positive click lies outside it),
+    each click's own pixel what it says."""
     up, (x0, y0, x1, y1) = window.paste(logits, height, width)
     full = np.zeros((height, width), dtype=bool)
     full[y0:y1, x0:x1] = up
@@ -227,6 +286,4 @@ def learned_segment(
     for value, points in ((True, positive), (False, negative)):
         for x, y in points:
             full[int(np.clip(y, 0, height - 1)), int(np.clip(x, 0, width - 1))] = value
-    prob = 1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))
-    session.net_previous = (prob.astype(np.float32), window, full)
     return full

@@ -3,7 +3,8 @@
 ``CanvasTools`` filters the canvas's mouse events while a drawing tool is active (the select tool leaves
 them to the canvas: drag pans, a click selects; the wheel always zooms) and reports what was drawn in
 image coordinates through signals. It also draws the transient shapes: the rubber-band box, the polygon
-being drawn and the brush's circle.
+being drawn and the brush's circle, and while a box or clicks are being segmented (``show_pending``) their
+outline and markers with a busy cursor.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fashionviewer.core.viewer.annotation_tools import Tool
 from fashionviewer.qt.canvas import ImageCanvas
 
 CLOSE_DISTANCE_PX = 8  # screen pixels: a polygon click this near its first vertex closes it
+MARKER_PX = 5  # screen pixels: the radius of a pending click's marker
 
 
 def _pen(colour: QColor, dashed: bool = False) -> QPen:
@@ -51,7 +53,25 @@ class CanvasTools(QObject):
         self.path_item.setPen(_pen(QColor(255, 220, 0)))
         self.cursor = QGraphicsEllipseItem()
         self.cursor.setPen(_pen(QColor(255, 255, 255)))
-        for z, item in enumerate((self.rubber, self.path_item, self.cursor)):
+        # the box and clicks being segmented (show_pending): yellow outline, green / red click markers
+        self.pending_box = QGraphicsRectItem()
+        self.pending_box.setPen(_pen(QColor(255, 220, 0), dashed=True))
+        self.pending_clicks = QGraphicsPathItem()
+        self.pending_clicks.setPen(_pen(QColor(255, 255, 255)))
+        self.pending_clicks.setBrush(QColor(60, 200, 90))
+        self.pending_removals = QGraphicsPathItem()
+        self.pending_removals.setPen(_pen(QColor(255, 255, 255)))
+        self.pending_removals.setBrush(QColor(230, 60, 60))
+        self.pending = False
+        items = (
+            self.rubber,
+            self.path_item,
+            self.cursor,
+            self.pending_box,
+            self.pending_clicks,
+            self.pending_removals,
+        )
+        for z, item in enumerate(items):
             item.setZValue(10 + z)
             item.hide()
             canvas.view.addItem(item)
@@ -72,8 +92,45 @@ class CanvasTools(QObject):
         self.cancel()
         self.tool = tool
         self.cursor.setVisible(tool.paints)
-        cursor = Qt.CursorShape.ArrowCursor if tool is Tool.SELECT else Qt.CursorShape.CrossCursor
+        self._set_cursor()
+
+    def _set_cursor(self) -> None:
+        if self.pending:  # still segmenting: the tool keeps working, the cursor says so
+            cursor = Qt.CursorShape.BusyCursor
+        elif self.tool is Tool.SELECT:
+            cursor = Qt.CursorShape.ArrowCursor
+        else:
+            cursor = Qt.CursorShape.CrossCursor
         self.canvas.viewport().setCursor(cursor)
+
+    def show_pending(
+        self,
+        box: tuple[float, float, float, float] | None,
+        clicks: list[tuple[float, float, bool]],
+    ) -> None:
+        """A box and clicks (x, y, positive) being segmented: their outline and markers, a busy cursor."""
+        self.pending = True
+        if box is not None:
+            x0, y0, x1, y1 = box
+            self.pending_box.setRect(QRectF(QPointF(x0, y0), QPointF(x1, y1)).normalized())
+        self.pending_box.setVisible(box is not None)
+        px, _ = self.canvas.view.viewPixelSize()  # image pixels per screen pixel
+        r = MARKER_PX * max(px, 1e-6)
+        for item, positive in ((self.pending_clicks, True), (self.pending_removals, False)):
+            path = QPainterPath()
+            for x, y, sign in clicks:
+                if sign == positive:
+                    path.addEllipse(QPointF(x, y), r, r)
+            item.setPath(path)
+            item.setVisible(not path.isEmpty())
+        self._set_cursor()
+
+    def clear_pending(self) -> None:
+        """Nothing being segmented any more: the markers go, the tool's cursor comes back."""
+        self.pending = False
+        for item in (self.pending_box, self.pending_clicks, self.pending_removals):
+            item.hide()
+        self._set_cursor()
 
     def set_radius(self, radius: float) -> None:
         self.radius = max(1.0, float(radius))

@@ -46,6 +46,7 @@ from fashionviewer.core.data.datasets.ccp import CCPDataset
 from fashionviewer.core.data.imageio import load_image
 from fashionviewer.core.models.interactive_net import (
     CROP_SIZE,
+    INTERACTIVE_ARCHITECTURES,
     CropWindow,
     box_map,
     build_interactive_net,
@@ -53,6 +54,7 @@ from fashionviewer.core.models.interactive_net import (
     normalize_crop,
     save_interactive_checkpoint,
 )
+from fashionviewer.core.viewer.trainer_menu import TRAINER_MENUS
 
 from . import checkpointing, distributed
 from .common import (
@@ -65,6 +67,10 @@ from .common import (
 )
 
 log = logging.getLogger("trainers.interactive")
+
+# What the viewer's Train menu offers, declared in the core (which never imports trainers) and checked
+# against get_args_parser by tests/trainers/test_menu_options.py.
+MENU = TRAINER_MENUS["interactive"]
 
 STATE_FILE = checkpointing.STATE_FILE
 LAST_NAME = "model"
@@ -80,6 +86,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
         add_help=add_help,
     )
     p.add_argument("--data-path", default=None, help="CCP root (default ../shared/data/ccp)")
+    p.add_argument(
+        "--architecture", choices=INTERACTIVE_ARCHITECTURES, default=INTERACTIVE_ARCHITECTURES[0]
+    )
     p.add_argument("--epochs", type=positive_int, default=20)
     p.add_argument("--steps-per-epoch", type=positive_int, default=200)
     p.add_argument("--batch-size", type=positive_int, default=16, help="crops per process and step")
@@ -587,7 +596,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         val_objects = find_objects(val, args.min_area, parts=False)
         step = max(1, len(val_objects) // args.val_objects)
         views = validation_views(val, val_objects[::step][: args.val_objects])
-    model = build_interactive_net().to(device)
+    model = build_interactive_net(args.architecture).to(device)
     total = args.steps_per_epoch * args.epochs
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     warmup = max(1, min(args.warmup_steps, total // 4))
@@ -613,7 +622,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         events.emit(
             "start",
             trainer="interactive",
-            model="interactive_unet",
+            model=args.architecture,
             epochs=args.epochs,
             steps_per_epoch=args.steps_per_epoch,
             device=str(device),
@@ -627,24 +636,28 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 model.train()
                 running = 0.0
                 for step in range(args.steps_per_epoch):
-                    if stop["requested"]:
-                        raise Cancelled()
                     chosen = rng.integers(0, len(objects), size=args.batch_size)
                     samples = [
                         make_sample(train, objects[int(i)], rng, args.max_iterations)
                         for i in chosen
                     ]
                     loss = train_step(model, samples, device)
-                    if not torch.isfinite(loss):
+                    # every rank sees the same loss and the same stop request, so all of them stop at the
+                    # same step (one rank alone would leave the others waiting in the gradient all-reduce)
+                    asked = torch.tensor(float(stop["requested"]), device=loss.device)
+                    agreed = distributed.reduce_mean({"loss": loss.detach(), "stop": asked})
+                    if float(agreed["stop"]) > 0:
+                        raise Cancelled()
+                    value = float(agreed["loss"])
+                    if not math.isfinite(value):
                         raise FashionViewerError(
-                            f"epoch {epoch} step {step + 1}: the loss is {loss.item()}; "
+                            f"epoch {epoch} step {step + 1}: the loss is {value}; "
                             "lower --lr and start again"
                         )
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
                     scheduler.step()
-                    value = float(distributed.reduce_mean({"loss": loss.detach()})["loss"])
                     running += value
                     progress.samples += args.batch_size * info.world_size
                     events.emit(

@@ -1,9 +1,14 @@
 """``python -m trainers.interactive``: a short run on real CCP photos learns (loss drops), logs events,
-resumes, exports a shipped model + card that ``segment`` can use; bad files are one-line errors."""
+resumes, exports a shipped model + card that ``segment`` can use; bad files are one-line errors; two
+processes under torchrun (gloo on CPU) train one model and resume it."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -173,3 +178,64 @@ def test_crop_window_round_trip_on_a_real_mask(tmp_path) -> None:
         assert up.shape == part.shape
         iou = (up & part).sum() / max(1, (up | part).sum())
         assert iou > 0.9, (window, iou)
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+@pytest.mark.needs_ccp
+def test_torchrun_two_processes_gloo(ccp_root, tmp_path) -> None:
+    out, events_file = tmp_path / "ddp", tmp_path / "ddp.jsonl"
+
+    def torchrun(*extra: str) -> None:
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "trainers.interactive",
+            "--data-path",
+            str(ccp_root),
+            "--out",
+            str(out),
+            "--limit",
+            "4",
+            "--steps-per-epoch",
+            "2",
+            "--batch-size",
+            "2",
+            "--val-objects",
+            "4",
+            "--max-iterations",
+            "1",
+            "--events",
+            str(events_file),
+            *extra,
+        ]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+        result = subprocess.run(
+            command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+
+    torchrun("--epochs", "1")
+    events = [parse_event_line(line) for line in events_file.read_text().splitlines()]
+    assert events[0]["world_size"] == 2 and events[0]["steps_per_epoch"] == 2  # rank 0 alone writes
+    assert [e["event"] for e in events].count("step") == 2 and events[-1]["status"] == "completed"
+    epoch = [e for e in events if e["event"] == "epoch"][0]
+    assert 0.0 <= epoch["val_box_iou"] <= 1.0 and epoch["checkpoint"] == str(out / "model.pt")
+    card = json.loads((out / "model.json").read_text())
+    # 2 steps of 2 crops on each of the 2 processes
+    assert card["training"]["world_size"] == 2 and card["training"]["samples_seen"] == 8
+    assert card["weights_sha256"] == sha256_file(out / "model.pt")
+
+    torchrun("--epochs", "2", "--resume", "auto")  # both processes continue from the saved state
+    events = [parse_event_line(line) for line in events_file.read_text().splitlines()]
+    assert [e["epoch"] for e in events if e["event"] == "epoch"] == [1, 2]  # appended: epoch 2 only
+    card = json.loads((out / "model.json").read_text())
+    assert card["epochs"] == 2 and card["training"]["samples_seen"] == 16
+    assert [row["epoch"] for row in card["history"]] == [1, 2]
+    load_interactive_checkpoint(out / "model.pt")  # the weights read back against the card

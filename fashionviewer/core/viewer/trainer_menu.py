@@ -111,6 +111,8 @@ MASKRCNN_MODELS = (
 )
 MASKRCNN_DATASETS = ("fmnist-scenes", "imaterialist", "coco", "ccp")  # core.data.datasets names
 PARSING_ARCHITECTURES = ("parsing_resunet",)
+# core.models.interactive_net's (checked by the menu test)
+INTERACTIVE_ARCHITECTURES = ("interactive_unet",)
 
 TRAINER_MENUS: dict[str, TrainerMenu] = {
     menu.trainer: menu
@@ -227,6 +229,48 @@ TRAINER_MENUS: dict[str, TrainerMenu] = {
                     ),
                 ]
                 + _tail()
+            ),
+        ),
+        TrainerMenu(
+            "interactive",
+            "Interactive segmentation (box / click tools)",
+            "interactive",
+            tuple(
+                _common("--architecture", INTERACTIVE_ARCHITECTURES, "interactive_unet", 20)
+                + [
+                    MenuOption("data_path", "--data-path", "CCP folder", FOLDER, "", skip=""),
+                    MenuOption(
+                        "limit",
+                        "--steps-per-epoch",
+                        "Steps per epoch",
+                        INT,
+                        0,
+                        step=50,
+                        special="trainer default (200)",
+                        field="limit_train",
+                    ),
+                    *_tail()[:2],  # batch size, device
+                    MenuOption(
+                        "threads",
+                        "--threads",
+                        "CPU threads",
+                        INT,
+                        1,
+                        maximum=256,
+                        skip=None,
+                        special="torch default",
+                    ),
+                    MenuOption(
+                        "resume",
+                        "--resume",
+                        "Resume (auto: the output folder's last epoch)",
+                        CHOICE,
+                        "no",
+                        ("no", "auto"),
+                        skip="no",
+                    ),
+                    _tail()[2],  # output folder
+                ]
             ),
         ),
     )

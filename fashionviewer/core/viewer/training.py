@@ -16,7 +16,7 @@ TRAINERS = {name: menu.title for name, menu in TRAINER_MENUS.items()}
 
 @dataclass
 class TrainingRequest:
-    trainer: str  # a TRAINER_MENUS key: "fmnist" | "maskrcnn" | "parsing"
+    trainer: str  # a TRAINER_MENUS key: "fmnist" | "maskrcnn" | "parsing" | "interactive"
     model: str
     out: str
     epochs: int = 1
@@ -32,6 +32,8 @@ class TrainingRequest:
     limit_train: int = 0
     weights: str = ""  # maskrcnn: coco | none | PATH (the trainer's --weights)
     init_from: str = ""  # fine-tune this checkpoint (its classes; new ones extend the heads)
+    threads: int = 1  # interactive: torch CPU threads per process (0: torch's default)
+    resume: str = "no"  # interactive: "auto" continues from OUT/training_state.pt, "no" starts over
     extra: list[str] = field(default_factory=list)
 
     def arguments(self) -> list[str]:
@@ -150,6 +152,9 @@ class TrainingProgress:
             "segm_ap",
             "pixel_accuracy",
             "miou",
+            "val_box_iou",
+            "val_box_2clicks_iou",
+            "val_click_iou",
         ):
             series = [
                 (float(r["epoch"]), float(r[key]))
@@ -168,6 +173,8 @@ class TrainingProgress:
             ("val_acc", "val acc"),
             ("segm_ap", "mask AP"),
             ("miou", "val mIoU"),
+            ("val_box_iou", "val box IoU"),
+            ("val_click_iou", "val click IoU"),
         ):
             if last.get(key) is not None:
                 parts.append(f"{name} {float(last[key]):.4f}")

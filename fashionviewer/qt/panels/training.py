@@ -1,6 +1,7 @@
 """Training panel: runs a trainer as a QProcess (events on its stdout), shows progress, ETA and curves,
 cancels with SIGTERM (the trainer stops at the next step; the last checkpoint stays valid), and when
-the run completes offers to load the new weights."""
+the run completes offers to load the new weights (the interactive segmentation network: to use it for the
+box and click tools instead of the bundled one, for the rest of the session)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from fashionviewer.core.base.errors import WeightsError
 from fashionviewer.core.base.events import parse_event_line
 from fashionviewer.core.base.paths import REPO_DIR
 from fashionviewer.core.viewer.training import (
@@ -37,7 +39,12 @@ _PENS = {
     "val acc": (200, 60, 160),
     "bbox ap": (200, 200, 60),
     "segm ap": (60, 200, 200),
+    "val box iou": (230, 90, 60),
+    "val box 2clicks iou": (150, 90, 220),
+    "val click iou": (90, 200, 130),
 }
+# the trainer whose model the box and click tools use (``core.inference.interactive_model.use_model``)
+INTERACTIVE_TRAINER = "interactive"
 
 
 class TrainingPanel(QWidget):
@@ -59,9 +66,12 @@ class TrainingPanel(QWidget):
         self.load_button = QPushButton("Load the new weights and re-run the folder")
         self.load_button.hide()
         self.load_button.clicked.connect(self._load_clicked)
+        self.use_button = QPushButton("Use the new model for the box and click tools")
+        self.use_button.hide()
+        self.use_button.clicked.connect(self._use_clicked)
         self.message = QLabel(wordWrap=True, objectName="trainingMessage")
         self.loss_plot = pg.PlotWidget(title="loss")
-        self.metric_plot = pg.PlotWidget(title="accuracy / AP")
+        self.metric_plot = pg.PlotWidget(title="accuracy / AP / IoU")
         for plot in (self.loss_plot, self.metric_plot):
             plot.addLegend(offset=(5, 5))
             plot.setLabel("bottom", "epoch")
@@ -82,6 +92,7 @@ class TrainingPanel(QWidget):
         layout.addWidget(self.bar)
         layout.addWidget(self.message)
         layout.addWidget(self.load_button)
+        layout.addWidget(self.use_button)
         layout.addLayout(plots, 1)
         layout.addWidget(self.log)
         self._plot_timer = QTimer(self, singleShot=True, interval=250)  # redraw curves at most 4×/s
@@ -101,6 +112,7 @@ class TrainingPanel(QWidget):
         self.log.clear()
         self.message.setText("")
         self.load_button.hide()
+        self.use_button.hide()
         self.bar.setValue(0)
         self.eta.setText("")
         self.title.setText(f"Training {TRAINERS[request.trainer]} {request.model} → {request.out}")
@@ -196,7 +208,16 @@ class TrainingPanel(QWidget):
         if p.status == "completed":
             self.bar.setValue(1000)
             self.message.setText(f"Training finished: {p.summary()}. Weights: {p.checkpoint}")
-            if p.checkpoint and Path(p.checkpoint).is_file():
+            written = bool(p.checkpoint) and Path(p.checkpoint).is_file()
+            if self.request is not None and self.request.trainer == INTERACTIVE_TRAINER:
+                best = Path(p.checkpoint or "").with_name("model_best.pt")
+                self.message.setText(
+                    f"Training finished: {p.summary()}. Model written to {p.checkpoint}"
+                    + (f" (best validation score: {best})" if best.is_file() else "")
+                    + ". The box and click tools keep the bundled model unless you choose this one."
+                )
+                self.use_button.setVisible(written)
+            elif written:
                 self.load_button.show()
         elif p.status == "cancelled":
             kept = (
@@ -222,3 +243,20 @@ class TrainingPanel(QWidget):
         if self.request is not None and self.progress.checkpoint:
             self.load_button.hide()
             self.load_requested.emit((self.request, self.progress.checkpoint))
+
+    def _use_clicked(self) -> None:
+        """The box and click tools segment with the new network from now on (this session)."""
+        from fashionviewer.core.inference.interactive_model import use_model
+
+        checkpoint = self.progress.checkpoint
+        if not checkpoint:
+            return
+        try:
+            path = use_model(checkpoint)
+        except WeightsError as exc:
+            self.message.setText(f"The new model cannot be used: {exc}")
+            return
+        self.use_button.hide()
+        self.message.setText(
+            f"The box and click tools now use {path} (until the viewer closes; then the bundled model again)."
+        )

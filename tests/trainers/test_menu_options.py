@@ -48,8 +48,21 @@ def test_skipped_values_leave_the_trainers_defaults() -> None:
     assert quick[quick.index("--limit-test") + 1] == "500"  # a quick run is also scored quickly
 
 
+def test_interactive_resume_and_threads_reach_the_trainer() -> None:
+    from trainers.interactive import get_args_parser
+
+    quick = TrainingRequest("interactive", "interactive_unet", "/o", limit_train=2, threads=0)
+    args = quick.arguments()
+    assert "--resume" not in args  # "no" (the default) leaves the flag out: a fresh run
+    parsed = get_args_parser().parse_args(args[2:])
+    assert (parsed.steps_per_epoch, parsed.threads, parsed.resume) == (2, 0, None)
+    resumed = TrainingRequest("interactive", "interactive_unet", "/o", resume="auto").arguments()
+    assert get_args_parser().parse_args(resumed[2:]).resume == "auto"
+
+
 def test_declared_models_are_the_trainers_own() -> None:
     from fashionviewer.core.models import cnn
+    from fashionviewer.core.models.interactive_net import INTERACTIVE_ARCHITECTURES
     from fashionviewer.core.models.parsing import PARSING_ARCHITECTURES
     from fashionviewer.core.models.registry import list_models
 
@@ -57,12 +70,13 @@ def test_declared_models_are_the_trainers_own() -> None:
         "fmnist": sorted(cnn.ARCHITECTURES),
         "maskrcnn": list_models(),
         "parsing": list(PARSING_ARCHITECTURES),
+        "interactive": list(INTERACTIVE_ARCHITECTURES),
     }
     assert {name: list(menu.option("model").choices) for name, menu in TRAINER_MENUS.items()} == own
 
 
 def test_the_menu_offers_every_trainer_and_fine_tuning_is_declared_by_the_family() -> None:
-    assert set(TRAINERS) == {"fmnist", "maskrcnn", "parsing"}
+    assert set(TRAINERS) == {"fmnist", "maskrcnn", "parsing", "interactive"}
     for menu in TRAINER_MENUS.values():
         family = FAMILIES.get(menu.family)
         # a model family names its own trainer

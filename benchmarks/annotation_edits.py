@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from fashionviewer.core.base.paths import MODELS_DIR
     from fashionviewer.core.data.imageio import load_image
+    from fashionviewer.core.inference.families import load_predictor
     from fashionviewer.core.inference.interactive import InteractiveSession, segment
-    from fashionviewer.core.inference.predictor import load_predictor
     from fashionviewer.core.viewer.annotating import AnnotationEditor
     from fashionviewer.qt.annotation.layer import AnnotationLayer
     from fashionviewer.qt.canvas import ImageCanvas

@@ -165,7 +165,7 @@ def _timing(model: str, val: CCPDataset) -> tuple[float, float]:
     import time
 
     from fashionviewer.core.data.imageio import load_image
-    from fashionviewer.core.inference.predictor import load_predictor
+    from fashionviewer.core.inference.families import load_predictor
 
     predictor = load_predictor(model, "cpu")
     walls, cpus = [], []

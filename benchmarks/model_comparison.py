@@ -30,8 +30,8 @@ from fashionviewer.core.base.atomic import atomic_write_json, atomic_write_text 
 from fashionviewer.core.data.datasets.ccp import CCPDataset  # noqa: E402
 from fashionviewer.core.data.evaluation import evaluate_coco  # noqa: E402
 from fashionviewer.core.data.imageio import load_image  # noqa: E402
-from fashionviewer.core.inference.predictor import (  # noqa: E402
-    load_model,  # noqa: E402
+from fashionviewer.core.inference.families import (  # noqa: E402
+    load_model,
     load_predictor,
     resolve_model_path,
 )

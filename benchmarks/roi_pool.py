@@ -32,7 +32,8 @@ sys.path.insert(0, str(REPO))
 from fashionviewer.core.base.atomic import atomic_write_json  # noqa: E402
 from fashionviewer.core.base.paths import DEMO_DIR, ccp_dir  # noqa: E402
 from fashionviewer.core.data.imageio import load_image  # noqa: E402
-from fashionviewer.core.inference.predictor import Predictor, load_predictor  # noqa: E402
+from fashionviewer.core.inference.families import load_predictor  # noqa: E402
+from fashionviewer.core.inference.predictor import Predictor  # noqa: E402
 from fashionviewer.core.inference.roi_pool import SparseRoIAlign, ThreadedRoIPool  # noqa: E402
 from fashionviewer.core.models.registry import get_model  # noqa: E402
 

@@ -234,7 +234,7 @@ def main(
 
         torch.set_num_threads(args.threads)
 
-    from fashionviewer.core.inference.predictor import load_predictor
+    from fashionviewer.core.inference.families import load_predictor
     from fashionviewer.core.models.domain import card_domain, default_model_for, domain_notice
 
     if args.model is None:  # photos get the real-photo model; the embedded demo its own

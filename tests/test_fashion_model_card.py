@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from fashionviewer.core.inference.predictor import bundled_models
+from fashionviewer.core.inference.families import bundled_models
 from fashionviewer.core.models.checkpoint import read_card
 
 

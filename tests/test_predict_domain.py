@@ -8,7 +8,7 @@ import json
 import pytest
 
 from fashionviewer.core.base.paths import DEMO_DIR
-from fashionviewer.core.inference.predictor import bundled_models
+from fashionviewer.core.inference.families import bundled_models
 from fashionviewer.predict import main
 
 BUNDLED = bundled_models()

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 
 from fashionviewer.core.base.errors import FashionViewerError
-from fashionviewer.core.inference import predictor as inference
+from fashionviewer.core.inference import devices
 
 
 class Cancelled(Exception):
@@ -50,7 +50,7 @@ def positive_int(text: str) -> int:
 def resolve_device(name: str) -> torch.device:
     """``--device`` value → a usable device, or a one-line error naming the flag."""
     try:
-        return inference.resolve_device(name)
+        return devices.resolve_device(name)
     except FashionViewerError as exc:
         raise FashionViewerError(f"--device {name}: {str(exc).split(': ', 1)[-1]}") from exc
 

@@ -343,7 +343,7 @@ def model_card(
 def export(args: argparse.Namespace) -> dict[str, Any]:
     """Write ``--out/--name.pt`` + card from a trained checkpoint: prior correction folded in, test-time views
     named in the card, the training card's history and settings kept."""
-    from fashionviewer.core.inference.predictor import load_model
+    from fashionviewer.core.inference.families import load_model
     from fashionviewer.core.models.parsing import apply_prior_correction
 
     out = ensure_writable_dir(args.out)

@@ -82,7 +82,7 @@ class ParsingFinetunePlan:
 
 def resolve_init(name_or_path: str) -> Path:
     """The weights file of ``--init-from``: a bundled model name (``fashion``) or a checkpoint path."""
-    from fashionviewer.core.inference.predictor import resolve_model_path
+    from fashionviewer.core.inference.families import resolve_model_path
 
     path = resolve_model_path(name_or_path)
     if not path.is_file():
@@ -358,7 +358,7 @@ class FinetuneSetup:
 def prepare_finetune(args: argparse.Namespace) -> FinetuneSetup:
     """Check the folder and its annotation file, plan the classes, load the start model and the samples.
     Raises one-line errors before anything is written."""
-    from fashionviewer.core.inference.predictor import load_model
+    from fashionviewer.core.inference.families import load_model
 
     if not args.data_path:
         raise FashionViewerError(

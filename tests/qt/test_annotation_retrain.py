@@ -264,7 +264,7 @@ def test_annotate_three_ccp_photos_then_retrain_from_the_menu(
     ] == [NEW_CLASS]
 
     from fashionviewer.core.data.imageio import load_image
-    from fashionviewer.core.inference.predictor import load_predictor
+    from fashionviewer.core.inference.families import load_predictor
 
     predictor = load_predictor(checkpoint, tta=False)
     result = predictor.predict(load_image(photos / "0001.jpg"), file_name="0001.jpg")

@@ -8,7 +8,7 @@ import importlib
 
 import pytest
 
-from fashionviewer.core.inference.predictor import FAMILIES
+from fashionviewer.core.inference.families import FAMILIES
 from fashionviewer.core.inference.protocol import Capability
 from fashionviewer.core.viewer.trainer_menu import CHOICE, FOLDER, TRAINER_MENUS
 from fashionviewer.core.viewer.training import TRAINERS, TrainingRequest, fine_tune_checkpoint

@@ -20,7 +20,7 @@ from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME
 from fashionviewer.core.data.datasets.ccp import CCPDataset
 from fashionviewer.core.data.imageio import load_image
 from fashionviewer.core.data.masks import decode_mask
-from fashionviewer.core.inference.predictor import load_model
+from fashionviewer.core.inference.families import load_model
 from tests.fixtures.annotated_folder import write_annotated_folder
 from trainers.parsing_data import IGNORE, normalize, pad_to, resize_labels, resize_photo
 from trainers.parsing_finetune import (
@@ -178,7 +178,7 @@ def test_fine_tune_adds_a_class_and_the_result_predicts(ccp_photos, tmp_path):
     ]
     assert card["annotations"]["images"] == 4 and card["annotations"]["sha256"]
     assert card["dataset"]["replay_images"] == 8 and card["epochs"] == 1
-    from fashionviewer.core.inference.predictor import load_predictor
+    from fashionviewer.core.inference.families import load_predictor
 
     predictor = load_predictor(out / "model.pt")
     assert predictor.class_names[-1] == "my shoe"

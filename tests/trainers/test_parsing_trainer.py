@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from fashionviewer.core.base.events import parse_event_line
+from fashionviewer.core.inference.families import load_predictor
 from fashionviewer.core.inference.parsing import ParsingPredictor
-from fashionviewer.core.inference.predictor import load_predictor
 from trainers.parsing import cli
 
 # An untrained network's weighted cross-entropy over its 49 channels is about ln(49) = 3.89; eight steps on

@@ -3,7 +3,7 @@
 An :class:`~fashionviewer.core.inference.protocol.InstancePredictor`, so ``fashionviewer predict``,
 the viewer, the cache and ``evaluate`` use it as they use a Mask R-CNN;
 :data:`PARSING_FAMILY` is its entry in the family registry
-(``core.inference.predictor.FAMILIES``), so ``load_predictor`` returns one for a parsing card.
+(``core.inference.families.FAMILIES``), so ``load_predictor`` returns one for a parsing card.
 
 Each photo is shrunk to the card's input width (the network was trained at that scale),
 padded to a multiple of 32, classified per pixel, and the class probabilities are resized

@@ -10,26 +10,23 @@ speed and memory on large photos:
   per detection (100 x 12 MP x 4 bytes = 4.8 GB for a phone photo).
 
 On the CPU the RoI pooling is also shared across threads (:mod:`.roi_pool`,
-same numbers). :func:`load_predictor` folds batch norms into the convolutions
-(:mod:`.folding`) and, on the CPU, puts the model in channels-last memory order
-(faster convolutions; float rounding differs by about 1e-6 for each).
+same numbers). :meth:`Predictor.from_checkpoint` (how the loader, :mod:`.families`, makes one)
+folds batch norms into the convolutions (:mod:`.folding`) and, on the CPU, puts the model in
+channels-last memory order (faster convolutions; float rounding differs by about 1e-6 for each).
 One Predictor may serve several threads at once.
 
 A model card may ask for test-time augmentation (:mod:`.tta`): the photo is then
 seen at several sizes and mirrored, and the views' detections are merged.
 
 The pasting arithmetic is torchvision's own (``paste_masks_in_image``, in :mod:`.rcnn_ops`), so
-masks agree with ``model(images)`` thresholded at 0.5. The model families and ``load_predictor``
-are at the end of this module.
+masks agree with ``model(images)`` thresholded at 0.5. :data:`MASKRCNN_FAMILY`, at the end of this
+module, is the Mask R-CNN entry in the family registry (:data:`.families.FAMILIES`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import json
 import logging
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -40,19 +37,11 @@ from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
 
-from fashionviewer.core.base.errors import FashionViewerError, WeightsError
-from fashionviewer.core.base.paths import MODELS_DIR
 from fashionviewer.core.data.predictions import ImagePrediction, Instance
 from fashionviewer.core.inference import rcnn_ops
-from fashionviewer.core.inference.defaults import COCO_MODEL, PIPELINE_VERSION, SCORE_FLOOR
+from fashionviewer.core.inference.defaults import PIPELINE_VERSION, SCORE_FLOOR
 from fashionviewer.core.inference.folding import fold_batch_norms
-from fashionviewer.core.inference.parsing import PARSING_FAMILY
-from fashionviewer.core.inference.protocol import (
-    Capability,
-    InstancePredictor,
-    ModelFamily,
-    PredictorOptions,
-)
+from fashionviewer.core.inference.protocol import Capability, ModelFamily, PredictorOptions
 from fashionviewer.core.inference.rcnn_ops import paste_masks_as_rle, side_keeping_transform
 from fashionviewer.core.inference.rescoring import Rescorer, load_rescorer
 from fashionviewer.core.inference.roi_pool import SparseRoIAlign, ThreadedRoIPool
@@ -66,43 +55,8 @@ MASKRCNN_CAPABILITIES = frozenset(
 )
 
 
-def best_device() -> str:
-    """``"cuda"`` when a CUDA GPU is usable, else ``"mps"`` (Apple), else ``"cpu"``."""
-    if torch.cuda.is_available():
-        return "cuda"
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-def resolve_device(name: str | torch.device) -> torch.device:
-    """``"auto"`` -> :func:`best_device`; any other name is checked to be usable here."""
-    if str(name) == "auto":
-        return torch.device(best_device())
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError) as exc:
-        raise FashionViewerError(
-            f"device {name!r}: not a device name (use cpu, cuda, cuda:N, mps or auto)"
-        ) from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise FashionViewerError(
-            f"device {name!r}: CUDA is not available on this machine (use cpu)"
-        )
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise FashionViewerError(
-            f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) here"
-        )
-    if device.type == "mps" and not (
-        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
-    ):
-        raise FashionViewerError(f"device {name!r}: MPS is not available on this machine (use cpu)")
-    return device
-
-
 class Predictor:
-    """A Mask R-CNN in eval mode plus what is needed to name its outputs (an :class:`InstancePredictor`).
+    """A Mask R-CNN in eval mode plus what names its outputs: an ``InstancePredictor`` (:mod:`.protocol`).
 
     ``class_names[k-1]`` names label k. Detections scoring below ``score_floor``
     are not returned (filter higher later with ``ImagePrediction.filter``).
@@ -129,7 +83,7 @@ class Predictor:
     ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
-        # Both in place: the caller hands the model over (load_predictor does). Each changes the
+        # Both in place: the caller hands the model over (from_checkpoint does). Each changes the
         # float rounding slightly, so both are part of the cache key (settings()).
         if fold_batch_norm:
             fold_batch_norms(self.model)
@@ -461,7 +415,7 @@ class Predictor:
         return self.class_names[label - 1] if 1 <= label <= len(self.class_names) else str(label)
 
 
-# --------------------------------------------------------------------------- the model families
+# --------------------------------------------------------------------------- the family
 
 BUNDLED_PREFIX = "maskrcnn_"  # resources/models/maskrcnn_demo.pt is bundled model "demo"
 
@@ -477,132 +431,3 @@ MASKRCNN_FAMILY = ModelFamily(
     trainer="maskrcnn",
     bundled_prefix=BUNDLED_PREFIX,
 )
-
-# The registry: a card's architecture -> its family. A new family is one module (network, predictor and its
-# ModelFamily) plus one entry here; tests and plug-ins may add one with register_family().
-FAMILIES: dict[str, ModelFamily] = {
-    family.name: family for family in (MASKRCNN_FAMILY, PARSING_FAMILY)
-}
-
-
-def register_family(family: ModelFamily) -> ModelFamily:
-    """Add ``family`` to the registry (ValueError when its name or an architecture is taken)."""
-    taken = {arch for known in FAMILIES.values() for arch in known.architectures}
-    if family.name in FAMILIES or taken.intersection(family.architectures):
-        raise ValueError(
-            f"model family {family.name!r}: its name or an architecture is already registered"
-        )
-    FAMILIES[family.name] = family
-    return family
-
-
-def unregister_family(name: str) -> None:
-    """Remove a family that :func:`register_family` added (tests)."""
-    FAMILIES.pop(name, None)
-
-
-def family_for_card(card: dict[str, Any], where: str = "") -> ModelFamily:
-    """The family whose network the card's ``architecture`` names (WeightsError naming ``where`` otherwise)."""
-    architecture = card.get("architecture")
-    for family in FAMILIES.values():
-        if architecture in family.architectures:
-            return family
-    known = ", ".join(arch for family in FAMILIES.values() for arch in family.architectures)
-    raise WeightsError(
-        f"{where + ': ' if where else ''}unknown model {architecture!r}; choose one of {known}"
-    )
-
-
-def load_model(
-    path: str | os.PathLike[str], device: str | torch.device = "cpu", allow_random: bool = False
-) -> tuple[nn.Module, dict[str, Any]]:
-    """Any family's checkpoint ``NAME.pt`` (+ ``NAME.json``): ``(network in eval mode, card)``; the card's
-    family is :func:`family_for_card`.
-
-    WeightsError for a missing or corrupt file, a card that does not match the file, an unknown
-    architecture, weights that do not fit it, or random weights when ``allow_random`` is false."""
-    weights_file = Path(path).with_suffix(".pt")
-    card = checkpoint.read_card(weights_file)
-    family = family_for_card(card, str(checkpoint.card_path(weights_file)))
-    checkpoint.refuse_random(card, weights_file, allow_random)
-    state = checkpoint.read_state_dict(weights_file, card)
-    model = family.build(card)
-    checkpoint.load_state(model, state, weights_file)
-    return model.to(device).eval(), card
-
-
-def bundled_models() -> list[str]:
-    """Names of the instance models shipped in ``resources/models`` (e.g. ``["ccp", "demo", "fashion"]``):
-    each family's cards there, less the family's prefix (``maskrcnn_demo.json`` is ``demo``)."""
-    formats = {family.card_format: family.bundled_prefix for family in FAMILIES.values()}
-    names = []
-    for card_file in sorted(MODELS_DIR.glob("*.json")):
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            prefix = formats.get(json.loads(card_file.read_text(encoding="utf-8")).get("format"))
-            if prefix is not None and card_file.stem.startswith(prefix):
-                names.append(card_file.stem[len(prefix) :])
-    return sorted(names)
-
-
-def resolve_model_path(name_or_path: str | os.PathLike[str]) -> Path:
-    """The ``.pt`` file of a bundled model name or of a checkpoint path (``.pt`` or ``.json``)."""
-    text = str(name_or_path)
-    path = Path(name_or_path).expanduser()
-    if path.suffix in (".pt", ".json") or path.is_file():
-        return path.with_suffix(".pt")
-    prefixes = [family.bundled_prefix for family in FAMILIES.values() if family.bundled_prefix]
-    for stem in [prefix + text for prefix in prefixes] + [text]:
-        if (MODELS_DIR / f"{stem}.json").is_file():
-            return MODELS_DIR / f"{stem}.pt"
-    available = ", ".join(bundled_models()) or "none installed"
-    raise WeightsError(f"{text}: no such checkpoint file or bundled model (bundled: {available})")
-
-
-def load_predictor(
-    name_or_path: str | os.PathLike[str],
-    device: str | torch.device = "cpu",
-    allow_random: bool = False,
-    score_floor: float = SCORE_FLOOR,
-    rescore: bool = True,
-    tta: bool = True,
-) -> InstancePredictor:
-    """The predictor of a bundled model (``"demo"``), torchvision's COCO model (``"coco"``, from the
-    torch cache: WeightsError naming the file when it is not there) or a checkpoint ``NAME.pt``/``NAME.json``,
-    made by the card's family (:data:`FAMILIES`).
-
-    ``device="auto"`` picks :func:`best_device`. Random-weight checkpoints are
-    refused unless ``allow_random``. When the model card names a re-scoring
-    classifier (:mod:`.rescoring`) it is used unless ``rescore=False``; when it
-    asks for test-time augmentation (:mod:`.tta`) that is used unless ``tta=False``.
-    """
-    resolved = resolve_device(device)
-    if str(name_or_path) == COCO_MODEL:
-        return _coco_predictor(resolved, score_floor)
-    path = resolve_model_path(name_or_path)
-    model, card = load_model(path, allow_random=allow_random)
-    family = family_for_card(card)
-    return family.make_predictor(
-        model, card, path, PredictorOptions(resolved, score_floor, rescore, tta)
-    )
-
-
-def _coco_predictor(device: torch.device, score_floor: float) -> Predictor:
-    """torchvision's COCO Mask R-CNN (ResNet-50 FPN) from the torch cache, named with COCO's classes
-    (label k is COCO category id k), prepared for the CPU as load_predictor prepares every model."""
-    from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
-
-    weights = MaskRCNN_ResNet50_FPN_Weights.COCO_V1
-    # WeightsError naming the file and folder when absent
-    path = registry.cached_weights_file(weights)
-    model = registry.get_model("maskrcnn_resnet50_fpn", 91, weights=COCO_MODEL)
-    names = list(weights.meta["categories"])[1:]  # drop __background__
-    return Predictor(
-        model,
-        names,
-        device,
-        score_floor,
-        model_name=COCO_MODEL,
-        channels_last=device.type == "cpu",
-        fold_batch_norm=True,
-        weights_path=path,
-    )

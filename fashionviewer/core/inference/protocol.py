@@ -107,7 +107,7 @@ def card_taxonomy(card: dict[str, Any]) -> str | None:
 
 @dataclass(frozen=True)
 class PredictorOptions:
-    """How :func:`~fashionviewer.core.inference.predictor.load_predictor` was asked to run a model."""
+    """How :func:`~fashionviewer.core.inference.families.load_predictor` was asked to run a model."""
 
     device: torch.device
     score_floor: float
@@ -119,7 +119,7 @@ class PredictorOptions:
 class ModelFamily:
     """One kind of garment model: how its cards look, how its network is built, saved and run.
 
-    The registry (``core.inference.predictor.FAMILIES``) maps a card's ``architecture`` to its family;
+    The registry (``core.inference.families.FAMILIES``) maps a card's ``architecture`` to its family;
     loading, saving, the cache, predict and the viewer go through these fields only."""
 
     name: str  # "maskrcnn", "parsing"

@@ -15,7 +15,7 @@ A checkpoint's model card names its re-scorer::
 (``hflip``: the probabilities of each crop and of its mirror image are averaged;
 ``power`` defaults to 1)
 
-and :func:`~fashionviewer.core.inference.predictor.load_predictor` loads it (the classifier is
+and :func:`~fashionviewer.core.inference.families.load_predictor` loads it (the classifier is
 looked up next to the checkpoint, then among the bundled models).
 """
 

@@ -90,12 +90,9 @@ def maskrcnn_mobilenet_v3_light(
       (re-estimate its statistics before evaluating, see
       ``trainers.engine.recalibrate_batchnorm``).
 
-    Size and speed (measured with torch 2.14 on a shared 2-core x86 CPU,
-    ``torch.set_num_threads(1)``, ``Predictor.predict`` on the trained demo
-    model, median of 7): 5,581,200 parameters (22.5 MB state_dict); 0.11 s per
-    image at the default 320 px shorter side and 0.077 s at 224 px. For
-    comparison ``maskrcnn_resnet50_fpn`` has 44.0 M parameters and its
-    backbone alone takes 0.95 s at 512 px on the same CPU.
+    Its parameter count and seconds per photo beside ``maskrcnn_resnet50_fpn`` are measured by
+    ``benchmarks/model_comparison.py`` (``benchmarks/results/model_comparison.md``); the demo
+    model's speed by ``benchmarks/predict_speed.py`` (``benchmarks/results/predict_speed_*.md``).
     """
     trunk = mobilenet_v3_large(weights=weights_backbone).features
     # strides 8, 16, 32; block 16 (1x1 to 960) is for classification
@@ -313,7 +310,7 @@ def load_checkpoint(
     """Build the card's architecture and load ``NAME.pt`` into it; returns ``(model, card)`` in eval mode.
 
     Mask R-CNN checkpoints only: any family's loads through the family registry
-    (``core.inference.predictor.load_model``).
+    (``core.inference.families.load_model``).
 
     Raises WeightsError for a missing/corrupt file, a card that does not match
     the file (sha256), weights that do not fit the architecture, or random

@@ -60,7 +60,7 @@ def available_devices() -> list[str]:
 
 def default_device() -> str:
     try:
-        from fashionviewer.core.inference.predictor import best_device
+        from fashionviewer.core.inference.devices import best_device
 
         return str(best_device())
     except ImportError:
@@ -81,14 +81,14 @@ def coco_weights_available() -> bool:
 
 
 def demo_available() -> bool:
-    from fashionviewer.core.inference.predictor import bundled_models
+    from fashionviewer.core.inference.families import bundled_models
 
     return DEMO_MODEL in bundled_models()
 
 
 def photo_model_available() -> bool:
     """Whether the bundled real-photo model (``fashion``) is installed."""
-    from fashionviewer.core.inference.predictor import bundled_models
+    from fashionviewer.core.inference.families import bundled_models
 
     return PHOTO_MODEL in bundled_models()
 
@@ -96,7 +96,7 @@ def photo_model_available() -> bool:
 def load_models(choice: ModelChoice) -> Generator[str, None, LoadedModels]:
     """Worker body: yields status lines, returns the loaded models (errors propagate as WeightsError)."""
     from fashionviewer.core.base.errors import FashionViewerError
-    from fashionviewer.core.inference.predictor import load_predictor
+    from fashionviewer.core.inference.families import load_predictor
     from fashionviewer.core.models.classifier import load_classifier
 
     yield f"Loading {choice.title} on {choice.device}…"

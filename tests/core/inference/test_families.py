@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from fashionviewer.core.base.errors import WeightsError
 from fashionviewer.core.data.masks import decode_mask, encode_mask
 from fashionviewer.core.data.predictions import ImagePrediction, Instance
-from fashionviewer.core.inference import predictor as inference
+from fashionviewer.core.inference import families
 from fashionviewer.core.inference.protocol import (
     Capability,
     InstancePredictor,
@@ -48,9 +48,9 @@ SAMPLE_CARDS: dict[str, dict[str, Any]] = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(inference.FAMILIES))
+@pytest.mark.parametrize("name", sorted(families.FAMILIES))
 def test_every_family_round_trips_a_checkpoint_and_predicts(name: str, tmp_path: Path) -> None:
-    family = inference.FAMILIES[name]
+    family = families.FAMILIES[name]
     assert name in SAMPLE_CARDS, f"family {name}: add a sample card to this test"
     torch.manual_seed(0)
     model = family.build(SAMPLE_CARDS[name])
@@ -58,15 +58,15 @@ def test_every_family_round_trips_a_checkpoint_and_predicts(name: str, tmp_path:
         model, tmp_path / "m.pt", family.complete_card(model, SAMPLE_CARDS[name])
     )
     assert written["format"] == family.card_format and read_card(tmp_path / "m.pt") == written
-    assert inference.family_for_card(written) is family
+    assert families.family_for_card(written) is family
 
-    loaded, card = inference.load_model(tmp_path / "m.pt")
+    loaded, card = families.load_model(tmp_path / "m.pt")
     assert type(loaded) is type(model) and not loaded.training
     assert all(
         torch.equal(a, b)
         for a, b in zip(loaded.state_dict().values(), model.state_dict().values(), strict=False)
     )
-    predictor = inference.load_predictor(tmp_path / "m.pt", score_floor=0.0)
+    predictor = families.load_predictor(tmp_path / "m.pt", score_floor=0.0)
     assert isinstance(predictor, InstancePredictor)
     assert (predictor.family, predictor.capabilities) == (family.name, family.capabilities)
     assert (
@@ -81,7 +81,7 @@ def test_every_family_round_trips_a_checkpoint_and_predicts(name: str, tmp_path:
     prediction = predictor.predict(image, "x.png", 4)
     assert (prediction.width, prediction.height, prediction.image_id) == (90, 70, 4)
     assert predictor_key(predictor) == predictor_key(
-        inference.load_predictor(tmp_path / "m.pt", score_floor=0.0)
+        families.load_predictor(tmp_path / "m.pt", score_floor=0.0)
     )
 
 
@@ -91,7 +91,7 @@ def test_unknown_architecture_names_the_card_and_the_known_ones(tmp_path: Path) 
     with pytest.raises(
         WeightsError, match=r"odd.json: unknown model 'resnet9000'; choose one of .*parsing_resunet"
     ):
-        inference.load_predictor(tmp_path / "odd.pt")
+        families.load_predictor(tmp_path / "odd.pt")
 
 
 # --------------------------------------------------------------------------- a family added in a test
@@ -217,9 +217,9 @@ BRIGHT = ModelFamily(
 
 @pytest.fixture
 def bright_family():
-    inference.register_family(BRIGHT)
+    families.register_family(BRIGHT)
     yield BRIGHT
-    inference.unregister_family(BRIGHT.name)
+    families.unregister_family(BRIGHT.name)
 
 
 def test_a_family_registered_in_a_test_loads_caches_and_predicts(
@@ -233,7 +233,7 @@ def test_a_family_registered_in_a_test_loads_caches_and_predicts(
             model, {"architecture": "bright_net", "class_names": ["garment"], "weights": "trained"}
         ),
     )
-    predictor = inference.load_predictor(tmp_path / "bright.pt", score_floor=0.1)
+    predictor = families.load_predictor(tmp_path / "bright.pt", score_floor=0.1)
     assert isinstance(predictor, BrightPredictor) and isinstance(predictor, InstancePredictor)
     assert predictor.describe() == "bright (bright pixels)" and predictor.device == torch.device(
         "cpu"
@@ -259,7 +259,7 @@ def test_a_family_registered_in_a_test_loads_caches_and_predicts(
 
 def test_registering_a_taken_name_or_architecture_is_refused(bright_family) -> None:
     with pytest.raises(ValueError, match="already registered"):
-        inference.register_family(BRIGHT)
+        families.register_family(BRIGHT)
     clash = ModelFamily(
         name="other",
         title="x",
@@ -270,4 +270,4 @@ def test_registering_a_taken_name_or_architecture_is_refused(bright_family) -> N
         make_predictor=BrightPredictor,
     )
     with pytest.raises(ValueError, match="already registered"):
-        inference.register_family(clash)
+        families.register_family(clash)

@@ -12,8 +12,9 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 from fashionviewer.core.base.paths import DEMO_DIR, MODELS_DIR
 from fashionviewer.core.data.imageio import load_image
+from fashionviewer.core.inference.families import load_predictor
 from fashionviewer.core.inference.folding import fold_batch_norms
-from fashionviewer.core.inference.predictor import Predictor, load_predictor
+from fashionviewer.core.inference.predictor import Predictor
 from fashionviewer.core.models.registry import get_model, list_models, load_checkpoint
 from fashionviewer.core.runs.cache import predictor_settings
 

@@ -13,13 +13,10 @@ from PIL import Image
 from fashionviewer.core.base.errors import FashionViewerError, WeightsError
 from fashionviewer.core.base.paths import MODELS_DIR
 from fashionviewer.core.data.masks import decode_mask, mask_area
-from fashionviewer.core.inference import predictor as inference
-from fashionviewer.core.inference.predictor import (
-    Predictor,
-    best_device,
-    load_predictor,
-    paste_masks_as_rle,
-)
+from fashionviewer.core.inference.devices import best_device, resolve_device
+from fashionviewer.core.inference.families import bundled_models, load_predictor
+from fashionviewer.core.inference.predictor import Predictor
+from fashionviewer.core.inference.rcnn_ops import paste_masks_as_rle, side_keeping_transform
 from fashionviewer.core.models.registry import get_model, save_checkpoint
 
 CLASS_NAMES = ["top", "trouser", "bag"]
@@ -127,11 +124,11 @@ def test_strips_are_predicted_with_masks_at_their_own_size(model, shape):
 def test_side_keeping_resize_is_torchvisions_on_ordinary_photos(model, size):
     """Ordinary photos are resized exactly as torchvision does (cached predictions stay valid)."""
     image = torch.rand(3, *size)
-    ours = inference.side_keeping_transform(model.transform).resize(image)[0]
+    ours = side_keeping_transform(model.transform).resize(image)[0]
     assert ours.shape == model.transform.resize(image)[0].shape
     assert torch.equal(ours, model.transform.resize(image)[0])
     assert (
-        inference.side_keeping_transform(model.transform) is not model.transform
+        side_keeping_transform(model.transform) is not model.transform
         and model.transform.training is False
     )
 
@@ -228,7 +225,7 @@ def test_load_predictor_from_checkpoint_and_errors(tmp_path, model):
 
 def test_best_device_is_usable():
     assert best_device() in ("cuda", "mps", "cpu")
-    assert inference.resolve_device("auto").type == best_device()
+    assert resolve_device("auto").type == best_device()
 
 
 @pytest.mark.skipif(
@@ -236,7 +233,7 @@ def test_best_device_is_usable():
 )
 def test_bundled_demo_model_loads_and_is_trained():
     predictor = load_predictor("demo")
-    assert "demo" in inference.bundled_models()
+    assert "demo" in bundled_models()
     assert predictor.card["weights"] == "trained" and len(predictor.class_names) == 10
     assert predictor.card["metrics"]["segm_ap"] > 0
     assert (MODELS_DIR / "maskrcnn_demo.pt").stat().st_size < 25 * 2**20

@@ -171,8 +171,8 @@ def test_rejects_a_non_rgb_image():
 
 
 def test_model_mask_head_prior_runs_once_per_image(garments):
+    from fashionviewer.core.inference.families import load_predictor
     from fashionviewer.core.inference.interactive import model_box_prior
-    from fashionviewer.core.inference.predictor import load_predictor
 
     predictor = load_predictor("maskrcnn_ccp", rescore=False, tta=False)
     image, truth = garments[0]

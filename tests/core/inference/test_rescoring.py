@@ -14,7 +14,7 @@ from fashionviewer.core.data.fmnist import CLASSES
 from fashionviewer.core.data.masks import encode_mask
 from fashionviewer.core.data.overlay import rasterize_mask
 from fashionviewer.core.data.predictions import ImagePrediction, Instance
-from fashionviewer.core.inference.predictor import load_predictor
+from fashionviewer.core.inference.families import load_predictor
 from fashionviewer.core.inference.rescoring import Rescorer, load_rescorer
 from fashionviewer.core.models.classifier import cnn_input, load_classifier, preprocess_crop
 from fashionviewer.core.runs.cache import predictor_key

@@ -8,7 +8,8 @@ import torch
 
 from fashionviewer.core.base.errors import WeightsError
 from fashionviewer.core.data.masks import decode_mask
-from fashionviewer.core.inference.predictor import Predictor, load_predictor
+from fashionviewer.core.inference.families import load_predictor
+from fashionviewer.core.inference.predictor import Predictor
 from fashionviewer.core.inference.tta import TestTimeAugmentation, maskness, merge_views, unflip
 from fashionviewer.core.models.registry import save_checkpoint
 from fashionviewer.core.runs.cache import predictor_key

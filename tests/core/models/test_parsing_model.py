@@ -10,8 +10,8 @@ import torch
 
 from fashionviewer.core.base.errors import WeightsError
 from fashionviewer.core.data.masks import decode_mask
+from fashionviewer.core.inference.families import bundled_models, load_model, load_predictor
 from fashionviewer.core.inference.parsing import ParsingPredictor
-from fashionviewer.core.inference.predictor import bundled_models, load_model, load_predictor
 from fashionviewer.core.models.checkpoint import read_card
 from fashionviewer.core.models.parsing import (
     PARSING_CARD_FORMAT,

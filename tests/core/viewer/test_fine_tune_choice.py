@@ -1,6 +1,6 @@
 """Which trainer fine-tunes the loaded model, and what the model bar says about its card (no Qt)."""
 
-from fashionviewer.core.inference.predictor import load_predictor
+from fashionviewer.core.inference.families import load_predictor
 from fashionviewer.core.viewer.model_choice import card_summary
 from fashionviewer.core.viewer.training import fine_tune_trainer
 

@@ -40,20 +40,40 @@ class Analysis:
 
 
 def _analysis(result: ImageResult, model: str) -> Analysis:
-    return Analysis(result.path, model, result.prediction, result.rasters, result.image_scores, result.error,
-                    result.seconds, {"cached": result.cached})
+    return Analysis(
+        result.path,
+        model,
+        result.prediction,
+        result.rasters,
+        result.image_scores,
+        result.error,
+        result.seconds,
+        {"cached": result.cached},
+    )
 
 
-def analyse_queue(take: Callable[[], Path | None], predictor: InstancePredictor, model: str, classifier: Any | None = None,
-                  preprocess: Callable[..., np.ndarray] | None = None, classifier_name: str = "",
-                  cache_path: str | os.PathLike[str] | None = None) -> Generator[Analysis, None, int]:
+def analyse_queue(
+    take: Callable[[], Path | None],
+    predictor: InstancePredictor,
+    model: str,
+    classifier: Any | None = None,
+    preprocess: Callable[..., np.ndarray] | None = None,
+    classifier_name: str = "",
+    cache_path: str | os.PathLike[str] | None = None,
+) -> Generator[Analysis, None, int]:
     """Analyse images handed out by ``take`` (a ``WorkQueue.take``) until it returns None.
 
     ``cache_path``: the persistent prediction cache to consult and fill (None: none). It is opened
     here, in the worker thread, because checking a large cache file takes a moment.
     """
-    step = PerImageStep(predictor, open_cache_for(predictor, cache_path), classifier, preprocess, classifier_name,
-                        rasters=True)
+    step = PerImageStep(
+        predictor,
+        open_cache_for(predictor, cache_path),
+        classifier,
+        preprocess,
+        classifier_name,
+        rasters=True,
+    )
     done = 0
     while (path := take()) is not None:
         yield _analysis(step(path), model)
@@ -61,7 +81,9 @@ def analyse_queue(take: Callable[[], Path | None], predictor: InstancePredictor,
     return done
 
 
-def open_cache_for(predictor: InstancePredictor, cache_path: str | os.PathLike[str] | None) -> BoundCache | None:
+def open_cache_for(
+    predictor: InstancePredictor, cache_path: str | os.PathLike[str] | None
+) -> BoundCache | None:
     """The persistent cache bound to ``predictor``, or None (no path, or it cannot be opened: the
     viewer then simply predicts, and says why in the log)."""
     if cache_path is None:

@@ -55,7 +55,11 @@ class DamagedRecord(Exception):
 def default_cache_path() -> Path:
     from platformdirs import user_cache_dir
 
-    return Path(os.environ.get("FASHIONVIEWER_CACHE", Path(user_cache_dir("fashionviewer")) / "predictions.sqlite3"))
+    return Path(
+        os.environ.get(
+            "FASHIONVIEWER_CACHE", Path(user_cache_dir("fashionviewer")) / "predictions.sqlite3"
+        )
+    )
 
 
 def model_key(weights_sha256: str, settings: Mapping[str, Any]) -> str:
@@ -83,7 +87,12 @@ class PredictionCache:
             raise
         except sqlite3.DatabaseError as exc:
             aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
-            log.warning("%s: prediction cache is unreadable (%s); moved aside to %s and rebuilt", self.path, exc, aside)
+            log.warning(
+                "%s: prediction cache is unreadable (%s); moved aside to %s and rebuilt",
+                self.path,
+                exc,
+                aside,
+            )
             os.replace(self.path, aside)
             for suffix in ("-wal", "-shm"):
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
@@ -107,13 +116,23 @@ class PredictionCache:
     def _upgrade(self, conn: sqlite3.Connection) -> None:
         """A cache written by an older version (no checksums) is emptied: its records cannot be
         verified, and predicting again is always correct."""
-        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        tables = {
+            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
         if "predictions" not in tables:
             return
-        found = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone() if "meta" in tables else None
+        found = (
+            conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if "meta" in tables
+            else None
+        )
         if found is None or found[0] != str(SCHEMA_VERSION):
-            log.info("%s: prediction cache of format %s; emptied for format %s", self.path,
-                     found[0] if found else "?", SCHEMA_VERSION)
+            log.info(
+                "%s: prediction cache of format %s; emptied for format %s",
+                self.path,
+                found[0] if found else "?",
+                SCHEMA_VERSION,
+            )
             conn.execute("DROP TABLE predictions")
 
     def image_hash(self, image_path: str | os.PathLike[str]) -> str:
@@ -129,8 +148,11 @@ class PredictionCache:
         when the stored payload fails its checksum or does not decode."""
         with self._lock:
             try:
-                row = self._conn.execute("SELECT payload, payload_sha256 FROM predictions "
-                                         "WHERE image_sha256=? AND model_key=?", (image_sha256, key)).fetchone()
+                row = self._conn.execute(
+                    "SELECT payload, payload_sha256 FROM predictions "
+                    "WHERE image_sha256=? AND model_key=?",
+                    (image_sha256, key),
+                ).fetchone()
             except sqlite3.DatabaseError as exc:
                 log.warning("%s: cache read failed (%s); treating as a miss", self.path, exc)
                 return None
@@ -150,11 +172,15 @@ class PredictionCache:
 
     def put(self, image_sha256: str, key: str, prediction: ImagePrediction) -> None:
         payload = json.dumps(prediction.to_dict(), separators=(",", ":")).encode()
-        self._write("INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?)",
-                    (image_sha256, key, payload, hashlib.sha256(payload).hexdigest(), time.time()))
+        self._write(
+            "INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?)",
+            (image_sha256, key, payload, hashlib.sha256(payload).hexdigest(), time.time()),
+        )
 
     def delete(self, image_sha256: str, key: str) -> None:
-        self._write("DELETE FROM predictions WHERE image_sha256=? AND model_key=?", (image_sha256, key))
+        self._write(
+            "DELETE FROM predictions WHERE image_sha256=? AND model_key=?", (image_sha256, key)
+        )
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> None:
         with self._lock:
@@ -163,7 +189,9 @@ class PredictionCache:
                     self._conn.execute("BEGIN")
                     self._conn.execute(sql, args)
             except sqlite3.DatabaseError as exc:
-                log.warning("%s: cache write failed (%s); continuing without caching", self.path, exc)
+                log.warning(
+                    "%s: cache write failed (%s); continuing without caching", self.path, exc
+                )
 
     def __len__(self) -> int:
         with self._lock:
@@ -218,7 +246,9 @@ def open_cache(path: str | os.PathLike[str] | None = None) -> PredictionCache:
                 cache = PredictionCache(target)
             except (OSError, sqlite3.Error) as exc:
                 reason = getattr(exc, "strerror", None) or str(exc)
-                raise FashionViewerError(f"{target}: cannot open the prediction cache ({reason})") from exc
+                raise FashionViewerError(
+                    f"{target}: cannot open the prediction cache ({reason})"
+                ) from exc
             _shared[target.resolve()] = cache
     return cache
 
@@ -244,8 +274,9 @@ class BoundCache:
     model_name: str = ""
     warn: Callable[[str], None] = log.warning
 
-    def lookup(self, path: str | os.PathLike[str], file_name: str, image_id: int = 0
-               ) -> tuple[str | None, ImagePrediction | None]:
+    def lookup(
+        self, path: str | os.PathLike[str], file_name: str, image_id: int = 0
+    ) -> tuple[str | None, ImagePrediction | None]:
         """``(content hash, cached prediction or None)``; the hash is None when the file cannot be
         read (the decoder then reports why). The hit carries this file's name and id, not the name
         the same bytes had when they were cached."""
@@ -259,7 +290,9 @@ class BoundCache:
             self.warn(f"{path}: damaged prediction cache record ({exc}); dropped, predicting again")
             return digest, None
         if hit is not None:
-            hit = replace(hit, file_name=file_name, image_id=image_id, model=self.model_name or hit.model)
+            hit = replace(
+                hit, file_name=file_name, image_id=image_id, model=self.model_name or hit.model
+            )
         return digest, hit
 
     def store(self, digest: str | None, prediction: ImagePrediction) -> None:
@@ -268,8 +301,11 @@ class BoundCache:
             self.cache.put(digest, self.key, prediction)
 
 
-def bind_cache(cache: PredictionCache | None, predictor: InstancePredictor,
-               warn: Callable[[str], None] = log.warning) -> BoundCache | None:
+def bind_cache(
+    cache: PredictionCache | None,
+    predictor: InstancePredictor,
+    warn: Callable[[str], None] = log.warning,
+) -> BoundCache | None:
     """``cache`` bound to ``predictor``'s key, or None when either is missing."""
     if cache is None:
         return None

@@ -31,11 +31,21 @@ from typing import Any, Callable, Generator, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
-from fashionviewer.core.base.atomic import atomic_write_bytes, atomic_write_json, ensure_writable_dir
+from fashionviewer.core.base.atomic import (
+    atomic_write_bytes,
+    atomic_write_json,
+    ensure_writable_dir,
+)
 from fashionviewer.core.base.errors import FashionViewerError
 from fashionviewer.core.data.annotations import CLASS_LABELS_FILE
 from fashionviewer.core.data.masks import mask_area
-from fashionviewer.core.data.overlay import PredictionRasters, blend, composite, draw_boxes_and_labels, palette_bytes
+from fashionviewer.core.data.overlay import (
+    PredictionRasters,
+    blend,
+    composite,
+    draw_boxes_and_labels,
+    palette_bytes,
+)
 from fashionviewer.core.data.predictions import category_id_of
 
 PNG_FORMATS: tuple[str, ...] = ("instances", "index", "class", "overlay")
@@ -45,21 +55,29 @@ COCO_FILE = "predictions.coco.json"
 
 def parse_formats(spec: str | Iterable[str]) -> tuple[str, ...]:
     """``"png,coco"`` -> the formats; ``png`` means all four PNG kinds. Unknown names are a user error."""
-    names = [s.strip().lower() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
+    names = [
+        s.strip().lower() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()
+    ]
     out: list[str] = []
     for name in names:
         expanded = PNG_FORMATS if name == "png" else (name,)
         for item in expanded:
             if item not in FORMATS:
-                raise FashionViewerError(f"--export {name}: unknown format (use png, coco, or any of {', '.join(FORMATS)})")
+                raise FashionViewerError(
+                    f"--export {name}: unknown format (use png, coco, or any of {', '.join(FORMATS)})"
+                )
             if item not in out:
                 out.append(item)
     if not out:
-        raise FashionViewerError("--export: no format given (use png, coco, or any of " + ", ".join(FORMATS) + ")")
+        raise FashionViewerError(
+            "--export: no format given (use png, coco, or any of " + ", ".join(FORMATS) + ")"
+        )
     return tuple(out)
 
 
-def selected_indices(prediction: Any, min_score: float = 0.0, classes: Sequence[str] | None = None) -> list[int]:
+def selected_indices(
+    prediction: Any, min_score: float = 0.0, classes: Sequence[str] | None = None
+) -> list[int]:
     """Indices of the instances that pass the threshold and class filter (as the viewer shows them)."""
     keep = {id(inst) for inst in prediction.filter(min_score=min_score, classes=classes)}
     return [i for i, inst in enumerate(prediction.instances) if id(inst) in keep]
@@ -115,7 +133,9 @@ def export_image(
         for number, idx in enumerate(indices, start=1):
             inst = prediction.instances[idx]
             mask = rasters[idx].full_mask(h, w) * np.uint8(255)
-            written.append(_write_png(out / f"{stem}_{number:03d}_{safe_name(inst.class_name)}.png", mask))
+            written.append(
+                _write_png(out / f"{stem}_{number:03d}_{safe_name(inst.class_name)}.png", mask)
+            )
     if "index" in wanted:
         dtype = np.uint8 if len(indices) <= 255 else np.uint16
         written.append(_write_png(out / f"{stem}_instances.png", rasters.index_map(indices, dtype)))
@@ -125,7 +145,9 @@ def export_image(
         background = class_png_background(list(category_ids) if category_ids is not None else ids)
         class_map = np.array([background] + ids, np.int64)[index_map]
         if background <= 255:
-            written.append(_write_png(out / f"{stem}_classes.png", class_map.astype(np.uint8), palette_bytes()))
+            written.append(
+                _write_png(out / f"{stem}_classes.png", class_map.astype(np.uint8), palette_bytes())
+            )
         else:  # more categories than a palette holds: plain 16-bit ids
             written.append(_write_png(out / f"{stem}_classes.png", class_map.astype(np.uint16)))
     if "overlay" in wanted:
@@ -144,8 +166,14 @@ def class_png_background(category_ids: Sequence[int]) -> int:
     return 255 if max(category_ids, default=0) < 255 else 65535
 
 
-def provenance(model: str = "", weights: str | os.PathLike[str] | None = None, weights_sha256: str | None = None,
-               min_score: float = 0.0, classes: Sequence[str] | None = None, **extra: Any) -> dict[str, Any]:
+def provenance(
+    model: str = "",
+    weights: str | os.PathLike[str] | None = None,
+    weights_sha256: str | None = None,
+    min_score: float = 0.0,
+    classes: Sequence[str] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     """The ``info`` block of the COCO export: what made these masks, and when."""
     if weights_sha256 is None and weights is not None and Path(weights).is_file():
         from fashionviewer.core.base.paths import sha256_file
@@ -190,27 +218,54 @@ class FolderExporter:
             for label, name in enumerate(self.class_names, start=1):
                 self.categories[category_id_of(label, self.category_ids)] = str(name)
 
-    def add(self, prediction: Any, image: np.ndarray | None = None, path: str | os.PathLike[str] | None = None,
-            rasters: PredictionRasters | None = None) -> list[Path]:
+    def add(
+        self,
+        prediction: Any,
+        image: np.ndarray | None = None,
+        path: str | os.PathLike[str] | None = None,
+        rasters: PredictionRasters | None = None,
+    ) -> list[Path]:
         source = Path(path) if path is not None else Path(prediction.file_name)
         relative = _relative(source, self.root)
         folder = self.out_dir / relative.parent
-        files = export_image(prediction, image, folder, [f for f in self.formats if f != "coco"] or ["png"],
-                             self.min_score, self.classes, stem=relative.stem, rasters=rasters,
-                             category_ids=self._png_category_ids()) \
-            if any(f in self.formats for f in PNG_FORMATS) else []
+        files = (
+            export_image(
+                prediction,
+                image,
+                folder,
+                [f for f in self.formats if f != "coco"] or ["png"],
+                self.min_score,
+                self.classes,
+                stem=relative.stem,
+                rasters=rasters,
+                category_ids=self._png_category_ids(),
+            )
+            if any(f in self.formats for f in PNG_FORMATS)
+            else []
+        )
         own_id = int(getattr(prediction, "image_id", 0) or 0)
         used = {img["id"] for img in self.images}
         image_id = own_id if own_id > 0 and own_id not in used else max(used, default=0) + 1
-        self.images.append({"id": image_id, "file_name": str(relative), "width": int(prediction.width),
-                            "height": int(prediction.height)})
+        self.images.append(
+            {
+                "id": image_id,
+                "file_name": str(relative),
+                "width": int(prediction.width),
+                "height": int(prediction.height),
+            }
+        )
         keep = set(selected_indices(prediction, self.min_score, self.classes))
         kept = [inst for i, inst in enumerate(prediction.instances) if i in keep]
         for inst in kept:
-            self.categories.setdefault(category_id_of(inst.label, self.category_ids), inst.class_name)
+            self.categories.setdefault(
+                category_id_of(inst.label, self.category_ids), inst.class_name
+            )
         results = replace(prediction, instances=kept, file_name=str(relative)).to_coco_results(
-            image_id=image_id, category_ids=self.category_ids)
-        for number, (result, inst) in enumerate(zip(results, kept), start=len(self.annotations) + 1):
+            image_id=image_id, category_ids=self.category_ids
+        )
+        for number, (result, inst) in enumerate(
+            zip(results, kept, strict=True), start=len(self.annotations) + 1
+        ):
             result.setdefault("id", number)
             result["iscrowd"] = 0
             x, y, w, h = result["bbox"]
@@ -222,15 +277,24 @@ class FolderExporter:
     def _png_category_ids(self) -> list[int] | None:
         """Every category id the export may hold (for the class PNGs' background value)."""
         if self.class_names is not None:
-            return [category_id_of(k, self.category_ids) for k in range(1, len(self.class_names) + 1)]
+            return [
+                category_id_of(k, self.category_ids) for k in range(1, len(self.class_names) + 1)
+            ]
         return list(self.category_ids) if self.category_ids is not None else None
 
     def finish(self) -> list[Path]:
         if "class" in self.formats and self.images:
             ids = self._png_category_ids() or sorted(self.categories)
-            labels = [{"value": cid, "id": cid, "name": self.categories.get(cid, "")} for cid in sorted(ids)]
-            self.written.append(atomic_write_json(self.out_dir / CLASS_LABELS_FILE,
-                                                  {"background": class_png_background(ids), "labels": labels}))
+            labels = [
+                {"value": cid, "id": cid, "name": self.categories.get(cid, "")}
+                for cid in sorted(ids)
+            ]
+            self.written.append(
+                atomic_write_json(
+                    self.out_dir / CLASS_LABELS_FILE,
+                    {"background": class_png_background(ids), "labels": labels},
+                )
+            )
         if "coco" in self.formats:
             document = {
                 "info": self.info,
@@ -252,7 +316,9 @@ def _relative(source: Path, root: Path | None) -> Path:
 
 
 def export_folder(
-    items: Iterable[tuple[Any, np.ndarray | None] | tuple[Any, np.ndarray | None, str | os.PathLike[str]]],
+    items: Iterable[
+        tuple[Any, np.ndarray | None] | tuple[Any, np.ndarray | None, str | os.PathLike[str]]
+    ],
     out_dir: str | os.PathLike[str],
     formats: str | Iterable[str] = ("png", "coco"),
     min_score: float = 0.0,
@@ -265,10 +331,16 @@ def export_folder(
 ) -> list[Path]:
     """Export ``(prediction, image[, source path])`` items; ``progress(n_done, path)`` returning
     ``False`` stops early (the COCO file then holds the images done so far). Returns the files written."""
-    exporter = FolderExporter(Path(out_dir), parse_formats(formats), min_score, classes,
-                              info if info is not None else provenance(min_score=min_score, classes=classes),
-                              Path(root) if root is not None else None, category_ids=category_ids,
-                              class_names=class_names)
+    exporter = FolderExporter(
+        Path(out_dir),
+        parse_formats(formats),
+        min_score,
+        classes,
+        info if info is not None else provenance(min_score=min_score, classes=classes),
+        Path(root) if root is not None else None,
+        category_ids=category_ids,
+        class_names=class_names,
+    )
     for n, item in enumerate(items, start=1):
         prediction, image = item[0], item[1]
         path = item[2] if len(item) > 2 else None
@@ -297,10 +369,16 @@ def export_paths(
     Closing the generator early (cancel) still writes the COCO file for the images done so far.
     Returns the files written.
     """
-    exporter = FolderExporter(Path(out_dir), parse_formats(formats), min_score, classes,
-                              info if info is not None else provenance(min_score=min_score, classes=classes),
-                              Path(root) if root is not None else None, category_ids=category_ids,
-                              class_names=class_names)
+    exporter = FolderExporter(
+        Path(out_dir),
+        parse_formats(formats),
+        min_score,
+        classes,
+        info if info is not None else provenance(min_score=min_score, classes=classes),
+        Path(root) if root is not None else None,
+        category_ids=category_ids,
+        class_names=class_names,
+    )
     try:
         for n, path in enumerate(paths, start=1):
             problem = None

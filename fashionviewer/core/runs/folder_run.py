@@ -23,7 +23,13 @@ import numpy as np
 from fashionviewer.core.base.atomic import atomic_path
 from fashionviewer.core.base.errors import FashionViewerError
 from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME as ANNOTATIONS_FILE
-from fashionviewer.core.data.imageio import IMAGE_EXTENSIONS, ImageReadError, list_images, list_other_files, load_image
+from fashionviewer.core.data.imageio import (
+    IMAGE_EXTENSIONS,
+    ImageReadError,
+    list_images,
+    list_other_files,
+    load_image,
+)
 from fashionviewer.core.data.predictions import ImagePrediction
 from fashionviewer.core.runs.export import export_folder
 from fashionviewer.core.runs.journal import PARTIAL_FILE, ImageJob, PartialResults
@@ -81,8 +87,10 @@ class RunSummary:
         origin = f" ({', '.join(sources)})" if sources else ""
         skipped = f"; skipped {len(self.skipped)} unreadable file(s)" if self.skipped else ""
         others = f"; {len(self.other_files)} other file(s) ignored" if self.other_files else ""
-        return (f"predicted {self.done} image(s){origin}, {self.instances} instance(s) with {model} on {device}"
-                f"{rate}{skipped}{others}; wrote {results}")
+        return (
+            f"predicted {self.done} image(s){origin}, {self.instances} instance(s) with {model} on {device}"
+            f"{rate}{skipped}{others}; wrote {results}"
+        )
 
 
 def parse_shard(text: str) -> Shard:
@@ -100,8 +108,13 @@ def list_jobs(folder: Path) -> list[ImageJob]:
     """Images under ``folder`` in sorted order, numbered from 1."""
     paths = list_images(folder)
     if not paths:
-        raise FashionViewerError(f"{folder}: no images found ({', '.join(sorted(IMAGE_EXTENSIONS))})")
-    return [ImageJob(i, path, path.relative_to(folder).as_posix()) for i, path in enumerate(paths, start=1)]
+        raise FashionViewerError(
+            f"{folder}: no images found ({', '.join(sorted(IMAGE_EXTENSIONS))})"
+        )
+    return [
+        ImageJob(i, path, path.relative_to(folder).as_posix())
+        for i, path in enumerate(paths, start=1)
+    ]
 
 
 def list_ignored_files(folder: Path, out: Path | None = None) -> list[str]:
@@ -110,8 +123,12 @@ def list_ignored_files(folder: Path, out: Path | None = None) -> list[str]:
     ``out`` or in an earlier run's output folder (one holding a run file or a journal)."""
     root = folder.resolve()
     inside = out.resolve() if out is not None else None
-    files = list_other_files(root, skip_names={ANNOTATIONS_FILE}, skip_folders_holding={RUN_FILE, PARTIAL_FILE})
-    return [p.relative_to(root).as_posix() for p in files if inside is None or inside not in p.parents]
+    files = list_other_files(
+        root, skip_names={ANNOTATIONS_FILE}, skip_folders_holding={RUN_FILE, PARTIAL_FILE}
+    )
+    return [
+        p.relative_to(root).as_posix() for p in files if inside is None or inside not in p.parents
+    ]
 
 
 @contextlib.contextmanager
@@ -121,13 +138,22 @@ def os_errors_as_user_errors(out: Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        raise FashionViewerError(f"{exc.filename or out}: cannot write ({exc.strerror or exc}); "
-                                 "run again to resume") from exc
+        raise FashionViewerError(
+            f"{exc.filename or out}: cannot write ({exc.strerror or exc}); run again to resume"
+        ) from exc
 
 
-def run_jobs(step: PerImageStep, jobs: Sequence[ImageJob], partial: PartialResults, summary: RunSummary,
-             workers: int = 2, ahead: int = 4, report: Callable[[str], None] = print,
-             progress: Callable[[int], None] | None = None, on_image: Callable[[int], None] | None = None) -> None:
+def run_jobs(
+    step: PerImageStep,
+    jobs: Sequence[ImageJob],
+    partial: PartialResults,
+    summary: RunSummary,
+    workers: int = 2,
+    ahead: int = 4,
+    report: Callable[[str], None] = print,
+    progress: Callable[[int], None] | None = None,
+    on_image: Callable[[int], None] | None = None,
+) -> None:
     """Send every job ``partial`` does not hold yet through ``step``, appending each result to it.
 
     The step's stat, cache look-up and decoding run ``ahead`` images in advance on ``workers``
@@ -140,8 +166,12 @@ def run_jobs(step: PerImageStep, jobs: Sequence[ImageJob], partial: PartialResul
     if progress is not None and summary.resumed:
         progress(summary.resumed)
     count = 0
-    for prepared in prefetch(todo, lambda job: step.prepare(job.path, job.file_name, job.image_id),
-                             workers=workers, ahead=ahead):
+    for prepared in prefetch(
+        todo,
+        lambda job: step.prepare(job.path, job.file_name, job.image_id),
+        workers=workers,
+        ahead=ahead,
+    ):
         result = step.finish(prepared)
         if result.prediction is None:
             summary.skipped.append(str(result.error))
@@ -159,8 +189,15 @@ def run_jobs(step: PerImageStep, jobs: Sequence[ImageJob], partial: PartialResul
             on_image(count)
 
 
-def write_results(out: Path, shard: Shard, jobs: Sequence[ImageJob], partial: PartialResults, min_score: float,
-                  summary: RunSummary, category_ids: Sequence[int] | None = None) -> tuple[Path, Path]:
+def write_results(
+    out: Path,
+    shard: Shard,
+    jobs: Sequence[ImageJob],
+    partial: PartialResults,
+    min_score: float,
+    summary: RunSummary,
+    category_ids: Sequence[int] | None = None,
+) -> tuple[Path, Path]:
     """Stream the partial results, in image-id order, into the COCO results file and the images index.
 
     One image is in memory at a time. Instances below ``min_score`` are dropped here (the partial
@@ -174,14 +211,24 @@ def write_results(out: Path, shard: Shard, jobs: Sequence[ImageJob], partial: Pa
             prediction = partial.get(job)
             if prediction is None:
                 continue  # skipped: unreadable
-            kept = replace(prediction, instances=prediction.filter(min_score), file_name=job.file_name)
+            kept = replace(
+                prediction, instances=prediction.filter(min_score), file_name=job.file_name
+            )
             summary.instances += len(kept.instances)
-            entry = {"image_id": job.image_id, "file_name": job.file_name, "width": prediction.width,
-                     "height": prediction.height}
+            entry = {
+                "image_id": job.image_id,
+                "file_name": job.file_name,
+                "width": prediction.width,
+                "height": prediction.height,
+            }
             yield entry, kept.to_coco_results(image_id=job.image_id, category_ids=category_ids)
 
-    with atomic_path(results_path) as tmp_results, atomic_path(index_path) as tmp_index, \
-            JsonListWriter(tmp_results) as results, JsonListWriter(tmp_index) as index:
+    with (
+        atomic_path(results_path) as tmp_results,
+        atomic_path(index_path) as tmp_index,
+        JsonListWriter(tmp_results) as results,
+        JsonListWriter(tmp_index) as index,
+    ):
         for entry, recs in records():
             index.add(entry)
             for record in recs:
@@ -189,11 +236,20 @@ def write_results(out: Path, shard: Shard, jobs: Sequence[ImageJob], partial: Pa
     return results_path, index_path
 
 
-def export_partial(partial: PartialResults, jobs: Sequence[ImageJob], out: Path, formats: Sequence[str],
-                   min_score: float, folder: Path, info: dict[str, Any], workers: int = 2,
-                   category_ids: Sequence[int] | None = None, report: Callable[[str], None] = print,
-                   progress: Callable[[int], None] | None = None,
-                   class_names: Sequence[str] | None = None) -> list[Path]:
+def export_partial(
+    partial: PartialResults,
+    jobs: Sequence[ImageJob],
+    out: Path,
+    formats: Sequence[str],
+    min_score: float,
+    folder: Path,
+    info: dict[str, Any],
+    workers: int = 2,
+    category_ids: Sequence[int] | None = None,
+    report: Callable[[str], None] = print,
+    progress: Callable[[int], None] | None = None,
+    class_names: Sequence[str] | None = None,
+) -> list[Path]:
     """``--export``: PNG and/or COCO export of the finished images (images decoded only for overlays)."""
     need_image = "overlay" in formats
     done = [job for job in jobs if partial.holds(job)]
@@ -213,14 +269,28 @@ def export_partial(partial: PartialResults, jobs: Sequence[ImageJob], out: Path,
                 continue
             prediction = partial.get(job)
             if prediction is not None:
-                yield replace(prediction, file_name=job.file_name, image_id=job.image_id), image, job.path
+                yield (
+                    replace(prediction, file_name=job.file_name, image_id=job.image_id),
+                    image,
+                    job.path,
+                )
 
     def advance(_done: int, _path: Path) -> None:
         if progress is not None:
             progress(1)
 
-    return export_folder(items(), out, formats, min_score, None, info=info, root=folder, progress=advance,
-                         category_ids=category_ids, class_names=class_names)
+    return export_folder(
+        items(),
+        out,
+        formats,
+        min_score,
+        None,
+        info=info,
+        root=folder,
+        progress=advance,
+        category_ids=category_ids,
+        class_names=class_names,
+    )
 
 
 class JsonListWriter:

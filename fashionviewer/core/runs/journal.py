@@ -74,7 +74,9 @@ class PartialResults:
         header = _parse_line(first)
         if header != self.header:
             if first:
-                log.warning("%s: results of another model, settings or folder; starting over", self.path)
+                log.warning(
+                    "%s: results of another model, settings or folder; starting over", self.path
+                )
             self._truncate(0)
             self._write_line(self.header)
             return
@@ -100,7 +102,9 @@ class PartialResults:
         assert self._writer is not None
         self._writer.seek(0, os.SEEK_END)
         offset = self._writer.tell()
-        self._writer.write(json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n")
+        self._writer.write(
+            json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+        )
         self._writer.flush()  # in the OS's hands now: survives the process being killed
         return offset
 
@@ -110,7 +114,9 @@ class PartialResults:
         return entry is not None and entry[1] is not None and entry[1] == _stat(job.path)
 
     def append(self, file_name: str, stat: list[int] | None, prediction: ImagePrediction) -> None:
-        offset = self._write_line({"file_name": file_name, "stat": stat, "prediction": prediction.to_dict()})
+        offset = self._write_line(
+            {"file_name": file_name, "stat": stat, "prediction": prediction.to_dict()}
+        )
         self._offsets[file_name] = (offset, stat)
 
     def get(self, job: ImageJob) -> ImagePrediction | None:
@@ -121,7 +127,9 @@ class PartialResults:
             self._reader = open(self.path, "rb")
         self._reader.seek(self._offsets[job.file_name][0])
         entry = json.loads(self._reader.readline())
-        return ImagePrediction.from_dict(entry["prediction"], source=f"{self.path}: {job.file_name}")
+        return ImagePrediction.from_dict(
+            entry["prediction"], source=f"{self.path}: {job.file_name}"
+        )
 
     def remove(self) -> None:
         """Delete the file (the final outputs are written)."""
@@ -157,5 +165,7 @@ def _lock(fh: IO[bytes], path: Path) -> None:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         fh.close()
-        raise FashionViewerError(f"{path}: another `fashionviewer predict` is writing these results; "
-                                 "wait for it or choose another --out") from None
+        raise FashionViewerError(
+            f"{path}: another `fashionviewer predict` is writing these results; "
+            "wait for it or choose another --out"
+        ) from None

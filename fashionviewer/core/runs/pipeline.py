@@ -16,7 +16,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def prefetch(items: Iterable[T], fn: Callable[[T], R], workers: int = 2, ahead: int = 4) -> Iterator[R]:
+def prefetch(
+    items: Iterable[T], fn: Callable[[T], R], workers: int = 2, ahead: int = 4
+) -> Iterator[R]:
     """``map(fn, items)`` computed ``ahead`` items in advance on ``workers`` threads, in order.
 
     An exception raised by ``fn`` is re-raised when its result is reached (so ``fn`` should turn

@@ -29,8 +29,10 @@ class MergeResult:
 
     def line(self) -> str:
         skipped = f"; {len(self.skipped)} file(s) were skipped" if self.skipped else ""
-        return (f"merged {self.shards} shard(s): {self.images} image(s), {self.instances} instance(s)"
-                f"{skipped}; wrote {self.results}")
+        return (
+            f"merged {self.shards} shard(s): {self.images} image(s), {self.instances} instance(s)"
+            f"{skipped}; wrote {self.results}"
+        )
 
 
 def merge(out: Path) -> MergeResult:
@@ -48,28 +50,38 @@ def merge(out: Path) -> MergeResult:
             meta = json.loads(path.read_text(encoding="utf-8"))
             index, count = (int(v) for v in meta["shard"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise FashionViewerError(f"{path}: unreadable shard record ({first_line(exc)})") from exc
+            raise FashionViewerError(
+                f"{path}: unreadable shard record ({first_line(exc)})"
+            ) from exc
         counts.add(count)
         metas[index] = meta | {"_path": path}
     if not metas:
-        raise FashionViewerError(f"{out}: no shard results to merge (run.shard-I-of-N.json); run "
-                                 f"`fashionviewer predict FOLDER --out {out} --shard I/N` for every I first")
+        raise FashionViewerError(
+            f"{out}: no shard results to merge (run.shard-I-of-N.json); run "
+            f"`fashionviewer predict FOLDER --out {out} --shard I/N` for every I first"
+        )
     if len(counts) > 1:
         splits = ", ".join(f"N={n}" for n in sorted(counts))
-        raise FashionViewerError(f"{out}: shard results of different splits ({splits}); "
-                                 "delete the stale run.shard-*.json files")
+        raise FashionViewerError(
+            f"{out}: shard results of different splits ({splits}); "
+            "delete the stale run.shard-*.json files"
+        )
     count = counts.pop()
     missing = [i for i in range(count) if i not in metas]
     if missing:
         names = ", ".join(Shard(i, count).name(RUN_FILE) for i in missing)
-        raise FashionViewerError(f"{out}: shard(s) {', '.join(f'{i}/{count}' for i in missing)} not finished "
-                                 f"(no {names})")
+        raise FashionViewerError(
+            f"{out}: shard(s) {', '.join(f'{i}/{count}' for i in missing)} not finished "
+            f"(no {names})"
+        )
     first = metas[0]
     for meta in metas.values():
         for key in ("model_key", "folder", "min_score", "limit"):
             if meta.get(key) != first.get(key):
-                raise FashionViewerError(f"{meta['_path']}: {key} differs from shard 0's ({meta.get(key)!r} vs "
-                                         f"{first.get(key)!r}); rerun that shard with the same arguments")
+                raise FashionViewerError(
+                    f"{meta['_path']}: {key} differs from shard 0's ({meta.get(key)!r} vs "
+                    f"{first.get(key)!r}); rerun that shard with the same arguments"
+                )
 
     records: list[dict[str, Any]] = []
     index: list[dict[str, Any]] = []
@@ -81,28 +93,57 @@ def merge(out: Path) -> MergeResult:
     records.sort(key=lambda r: r["image_id"])  # stable: each image keeps its score order
     ids = [e["image_id"] for e in index]
     if len(set(ids)) != len(ids):
-        raise FashionViewerError(f"{out}: the shards overlap (an image id appears twice); rerun them with the same N")
+        raise FashionViewerError(
+            f"{out}: the shards overlap (an image id appears twice); rerun them with the same N"
+        )
 
     results_path = write_list(out / RESULTS_FILE, records)
     write_list(out / INDEX_FILE, index)
     skipped = [reason for i in range(count) for reason in metas[i].get("skipped", [])]
-    merged = {k: v for k, v in first.items() if k not in ("_path", "shard", "results", "index", "seconds", "device")}
+    merged = {
+        k: v
+        for k, v in first.items()
+        if k not in ("_path", "shard", "results", "index", "seconds", "device")
+    }
     merged.update(
-        shards=count, results=RESULTS_FILE, index=INDEX_FILE, skipped=skipped,
+        shards=count,
+        results=RESULTS_FILE,
+        index=INDEX_FILE,
+        skipped=skipped,
         devices=sorted({str(metas[i].get("device")) for i in range(count)}),
         seconds=max(float(metas[i].get("seconds", 0)) for i in range(count)),
-        **{key: sum(int(metas[i].get(key, 0)) for i in range(count))
-           for key in ("images", "predicted", "from_cache", "resumed", "model_runs", "instances")},
+        **{
+            key: sum(int(metas[i].get(key, 0)) for i in range(count))
+            for key in ("images", "predicted", "from_cache", "resumed", "model_runs", "instances")
+        },
     )
     if "coco" in first.get("export", []):
-        info = provenance(model=first.get("model", ""), weights=first.get("weights"),
-                          weights_sha256=first.get("weights_sha256"), min_score=float(first.get("min_score", 0)),
-                          shards=count)
-        cats = [c for c in first.get("categories") or [] if isinstance(c, dict) and "id" in c and "name" in c]
-        ids, names = ([int(c["id"]) for c in cats], [str(c["name"]) for c in cats]) if cats else (None, None)
-        export_folder(_grouped(index, records, Path(first["folder"]), ids), out, ("coco",),
-                      float(first.get("min_score", 0)), None, info=info, root=first["folder"], category_ids=ids,
-                      class_names=names)
+        info = provenance(
+            model=first.get("model", ""),
+            weights=first.get("weights"),
+            weights_sha256=first.get("weights_sha256"),
+            min_score=float(first.get("min_score", 0)),
+            shards=count,
+        )
+        cats = [
+            c
+            for c in first.get("categories") or []
+            if isinstance(c, dict) and "id" in c and "name" in c
+        ]
+        ids, names = (
+            ([int(c["id"]) for c in cats], [str(c["name"]) for c in cats]) if cats else (None, None)
+        )
+        export_folder(
+            _grouped(index, records, Path(first["folder"]), ids),
+            out,
+            ("coco",),
+            float(first.get("min_score", 0)),
+            None,
+            info=info,
+            root=first["folder"],
+            category_ids=ids,
+            class_names=names,
+        )
     atomic_write_json(out / RUN_FILE, merged)
     return MergeResult(count, int(merged["predicted"]), len(records), skipped, results_path)
 
@@ -113,12 +154,18 @@ def _load_index(path: Path) -> list[dict[str, Any]]:
     except (OSError, ValueError) as exc:
         raise FashionViewerError(f"{path}: unreadable images index ({first_line(exc)})") from exc
     if not isinstance(data, list) or not all(isinstance(e, dict) and "image_id" in e for e in data):
-        raise FashionViewerError(f"{path}: not an images index (a list of {{image_id, file_name, width, height}})")
+        raise FashionViewerError(
+            f"{path}: not an images index (a list of {{image_id, file_name, width, height}})"
+        )
     return data
 
 
-def _grouped(index: list[dict[str, Any]], records: list[dict[str, Any]], folder: Path,
-             category_ids: list[int] | None = None) -> Iterator[tuple[ImagePrediction, None, Path]]:
+def _grouped(
+    index: list[dict[str, Any]],
+    records: list[dict[str, Any]],
+    folder: Path,
+    category_ids: list[int] | None = None,
+) -> Iterator[tuple[ImagePrediction, None, Path]]:
     """(prediction, no image, source path) per indexed image, from sorted COCO results records."""
     from fashionviewer.core.data.prediction_files import from_coco_results
 
@@ -127,8 +174,13 @@ def _grouped(index: list[dict[str, Any]], records: list[dict[str, Any]], folder:
         by_id.setdefault(record["image_id"], []).append(record)
     for entry in index:
         found = from_coco_results(by_id.get(entry["image_id"], []), category_ids=category_ids)
-        prediction = ImagePrediction(entry["file_name"], int(entry["width"]), int(entry["height"]),
-                                     found[0].instances if found else [], image_id=entry["image_id"])
+        prediction = ImagePrediction(
+            entry["file_name"],
+            int(entry["width"]),
+            int(entry["height"]),
+            found[0].instances if found else [],
+            image_id=entry["image_id"],
+        )
         yield prediction, None, folder / entry["file_name"]
 
 
@@ -147,7 +199,9 @@ def device_for(name: str, local_rank: int | None) -> str:
         return name
     import torch
 
-    return f"cuda:{local_rank}" if torch.cuda.is_available() else ("cpu" if name == "auto" else name)
+    return (
+        f"cuda:{local_rank}" if torch.cuda.is_available() else ("cpu" if name == "auto" else name)
+    )
 
 
 def merge_under_torchrun(out: Path, torchrun: tuple[int, int, int]) -> MergeResult | None:

@@ -52,15 +52,25 @@ class ImageResult:
     seconds: float = 0.0
 
 
-def classify(prediction: ImagePrediction, image: np.ndarray, rasters: PredictionRasters, classifier: Any,
-             preprocess: Callable[..., np.ndarray], name: str = "") -> list[float]:
+def classify(
+    prediction: ImagePrediction,
+    image: np.ndarray,
+    rasters: PredictionRasters,
+    classifier: Any,
+    preprocess: Callable[..., np.ndarray],
+    name: str = "",
+) -> list[float]:
     """Fill every instance's ``classifier`` field; return the whole picture's probabilities."""
     inputs = [cnn_input(image, rasters[i], preprocess) for i in range(len(rasters))]
     inputs.append(cnn_input(image, None, preprocess))
     probs = np.asarray(classifier.predict(np.stack(inputs)), np.float64)
     classes = list(classifier.classes)
-    for inst, p in zip(prediction.instances, probs[:-1]):
-        inst.classifier = {"model": name, "classes": classes, "probs": [round(float(v), 5) for v in p]}
+    for inst, p in zip(prediction.instances, probs[:-1], strict=True):
+        inst.classifier = {
+            "model": name,
+            "classes": classes,
+            "probs": [round(float(v), 5) for v in p],
+        }
     return [float(v) for v in probs[-1]]
 
 
@@ -70,9 +80,16 @@ class PerImageStep:
     ``rasters``: decode the masks once for fast redraws (the viewer); ``keep_image``: leave the
     decoded pixels on the result (an export that draws overlays)."""
 
-    def __init__(self, predictor: InstancePredictor, cache: BoundCache | None = None, classifier: Any | None = None,
-                 preprocess: Callable[..., np.ndarray] | None = None, classifier_name: str = "",
-                 rasters: bool = False, keep_image: bool = False) -> None:
+    def __init__(
+        self,
+        predictor: InstancePredictor,
+        cache: BoundCache | None = None,
+        classifier: Any | None = None,
+        preprocess: Callable[..., np.ndarray] | None = None,
+        classifier_name: str = "",
+        rasters: bool = False,
+        keep_image: bool = False,
+    ) -> None:
         self.predictor = predictor
         self.cache = cache
         self.classifier = classifier if preprocess is not None else None
@@ -81,10 +98,14 @@ class PerImageStep:
         self.rasters = rasters
         self.keep_image = keep_image
 
-    def __call__(self, path: str | os.PathLike[str], file_name: str | None = None, image_id: int = 0) -> ImageResult:
+    def __call__(
+        self, path: str | os.PathLike[str], file_name: str | None = None, image_id: int = 0
+    ) -> ImageResult:
         return self.finish(self.prepare(path, file_name, image_id))
 
-    def prepare(self, path: str | os.PathLike[str], file_name: str | None = None, image_id: int = 0) -> ImageResult:
+    def prepare(
+        self, path: str | os.PathLike[str], file_name: str | None = None, image_id: int = 0
+    ) -> ImageResult:
         """stat -> cache look-up -> decode (only when the models will need the pixels)."""
         start = time.perf_counter()
         path = Path(path)
@@ -103,7 +124,9 @@ class PerImageStep:
             except ImageReadError as exc:
                 result.error, result.prediction = str(exc), None
             except Exception as exc:  # noqa: BLE001 - a decoder bug on one odd file must not stop the folder
-                result.error = f"{path}: cannot decode image ({type(exc).__name__}: {first_line(exc)})"
+                result.error = (
+                    f"{path}: cannot decode image ({type(exc).__name__}: {first_line(exc)})"
+                )
                 result.prediction = None
         result.seconds = time.perf_counter() - start
         return result
@@ -117,7 +140,9 @@ class PerImageStep:
         except FashionViewerError as exc:
             result.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - one image the model chokes on must not stop the folder
-            result.error = f"{result.path}: prediction failed ({type(exc).__name__}: {first_line(exc)})"
+            result.error = (
+                f"{result.path}: prediction failed ({type(exc).__name__}: {first_line(exc)})"
+            )
         if result.error is not None:
             result.prediction = result.rasters = result.image_scores = None
         if not self.keep_image:
@@ -128,17 +153,30 @@ class PerImageStep:
     def _run_models(self, result: ImageResult) -> None:
         if result.prediction is None:
             assert result.image is not None
-            result.prediction = self.predictor.predict(result.image, file_name=result.file_name,
-                                                       image_id=result.image_id)
+            result.prediction = self.predictor.predict(
+                result.image, file_name=result.file_name, image_id=result.image_id
+            )
             if self.cache is not None:
                 # as predicted, before the CNN writes in it
                 self.cache.store(result.digest, result.prediction)
         prediction = result.prediction
         if self.rasters or self.classifier is not None:
-            rasters = PredictionRasters(prediction.instances, prediction.height, prediction.width).decode_all()
-            if self.classifier is not None and self.preprocess is not None and result.image is not None:
-                result.image_scores = classify(prediction, result.image, rasters, self.classifier,
-                                               self.preprocess, self.classifier_name)
+            rasters = PredictionRasters(
+                prediction.instances, prediction.height, prediction.width
+            ).decode_all()
+            if (
+                self.classifier is not None
+                and self.preprocess is not None
+                and result.image is not None
+            ):
+                result.image_scores = classify(
+                    prediction,
+                    result.image,
+                    rasters,
+                    self.classifier,
+                    self.preprocess,
+                    self.classifier_name,
+                )
             result.rasters = rasters if self.rasters else None
 
 

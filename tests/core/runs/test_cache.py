@@ -21,9 +21,16 @@ def prediction(n: int = 3, name: str = "a.jpg") -> ImagePrediction:
     instances = []
     for i in range(n):
         mask = np.zeros((40, 50), np.uint8)
-        mask[i:i + 10, 2 * i:2 * i + 20] = 1
-        instances.append(Instance(box=(2 * i, i, 2 * i + 20, i + 10), label=i + 1, class_name=f"c{i}",
-                                  score=0.9 - 0.1 * i, rle=encode_mask(mask)))
+        mask[i : i + 10, 2 * i : 2 * i + 20] = 1
+        instances.append(
+            Instance(
+                box=(2 * i, i, 2 * i + 20, i + 10),
+                label=i + 1,
+                class_name=f"c{i}",
+                score=0.9 - 0.1 * i,
+                rle=encode_mask(mask),
+            )
+        )
     return ImagePrediction(file_name=name, width=50, height=40, instances=instances, model="demo")
 
 
@@ -40,8 +47,13 @@ def test_round_trip_and_keys(tmp_path):
     with PredictionCache(tmp_path / "c.sqlite3") as cache:  # persists across sessions
         assert cache.get(digest, key) is not None
         # New weights or other settings never return the old result.
-        assert cache.get(digest, model_key("weights-B", {"score_floor": 0.05, "min_size": 512})) is None
-        assert cache.get(digest, model_key("weights-A", {"score_floor": 0.3, "min_size": 512})) is None
+        assert (
+            cache.get(digest, model_key("weights-B", {"score_floor": 0.05, "min_size": 512}))
+            is None
+        )
+        assert (
+            cache.get(digest, model_key("weights-A", {"score_floor": 0.3, "min_size": 512})) is None
+        )
         image.write_bytes(b"other content")
         assert cache.get(cache.image_hash(image), key) is None
 
@@ -72,8 +84,12 @@ def test_killed_writer_leaves_a_readable_cache(tmp_path):
             if i == 5:
                 print("ready", flush=True)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", writer], stdout=subprocess.PIPE, text=True,
-                            cwd=str(__import__("pathlib").Path(__file__).resolve().parents[3]))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", writer],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=str(__import__("pathlib").Path(__file__).resolve().parents[3]),
+    )
     assert proc.stdout.readline().strip() == "ready"
     time.sleep(0.3)
     proc.send_signal(signal.SIGKILL)
@@ -93,7 +109,7 @@ def overwrite_inside(path, marker: bytes, count: int = 40) -> int:
     start = data.find(marker)
     while start >= 0:
         at = start + len(marker)
-        data[at:at + count] = bytes(b ^ 0x5A for b in data[at:at + count])
+        data[at : at + count] = bytes(b ^ 0x5A for b in data[at : at + count])
         hits += 1
         start = data.find(marker, at + count)
     path.write_bytes(bytes(data))
@@ -107,7 +123,10 @@ def test_damaged_records_are_dropped_and_reported(tmp_path):
             cache.put(name, "k", prediction(5, name))
     # Closed: the write-ahead log is folded into the file, so the payloads are in its pages.
     assert overwrite_inside(path, b'"file_name":"a.jpg"') == 1
-    assert overwrite_inside(path, b'"file_name":"b.jpg","width":50,"height":40,"model":"demo",', 40) == 1
+    assert (
+        overwrite_inside(path, b'"file_name":"b.jpg","width":50,"height":40,"model":"demo",', 40)
+        == 1
+    )
 
     with PredictionCache(path) as cache:
         assert len(cache) == 3  # SQLite itself sees nothing wrong
@@ -134,7 +153,10 @@ def test_bound_cache_names_the_image_of_a_damaged_record(tmp_path):
         bound.store(digest, prediction(2, "shirt.jpg"))
         # A payload that passes its checksum but is not a prediction (a writer's bug) is dropped too.
         bad = b'{"width": 3}'
-        cache._write("UPDATE predictions SET payload=?, payload_sha256=?", (bad, hashlib.sha256(bad).hexdigest()))
+        cache._write(
+            "UPDATE predictions SET payload=?, payload_sha256=?",
+            (bad, hashlib.sha256(bad).hexdigest()),
+        )
         assert bound.lookup(image, "shirt.jpg") == (digest, None)
         assert len(cache) == 0
     assert len(warnings) == 1 and str(image) in warnings[0] and "undecodable payload" in warnings[0]
@@ -149,7 +171,9 @@ def test_a_cache_of_the_older_format_is_emptied_not_crashed_on(tmp_path, caplog)
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         INSERT INTO meta VALUES ('schema', '1');
     """)
-    old.execute("INSERT INTO predictions VALUES ('h', 'k', ?, 0)", (json.dumps(prediction().to_dict()),))
+    old.execute(
+        "INSERT INTO predictions VALUES ('h', 'k', ?, 0)", (json.dumps(prediction().to_dict()),)
+    )
     old.commit()
     old.close()
     with caplog.at_level(logging.INFO), PredictionCache(path) as cache:

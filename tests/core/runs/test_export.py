@@ -24,7 +24,9 @@ from fashionviewer.core.runs.export import (
 )
 
 
-def _instance(label: int, name: str, score: float, box: tuple[int, int, int, int], h: int = 40, w: int = 60) -> Instance:
+def _instance(
+    label: int, name: str, score: float, box: tuple[int, int, int, int], h: int = 40, w: int = 60
+) -> Instance:
     mask = np.zeros((h, w), np.uint8)
     x0, y0, x1, y1 = box
     mask[y0:y1, x0:x1] = 1
@@ -32,9 +34,15 @@ def _instance(label: int, name: str, score: float, box: tuple[int, int, int, int
 
 
 def _prediction(n_extra: int = 0) -> ImagePrediction:
-    insts = [_instance(1, "Dress", 0.9, (5, 5, 25, 30)), _instance(8, "Sneaker", 0.3, (30, 10, 50, 20)),
-             _instance(9, "Bag, wallet", 0.7, (20, 20, 40, 35))]
-    insts += [_instance(1, "Dress", 0.95, (i % 60, i // 60, i % 60 + 1, i // 60 + 1)) for i in range(n_extra)]
+    insts = [
+        _instance(1, "Dress", 0.9, (5, 5, 25, 30)),
+        _instance(8, "Sneaker", 0.3, (30, 10, 50, 20)),
+        _instance(9, "Bag, wallet", 0.7, (20, 20, 40, 35)),
+    ]
+    insts += [
+        _instance(1, "Dress", 0.95, (i % 60, i // 60, i % 60 + 1, i // 60 + 1))
+        for i in range(n_extra)
+    ]
     return ImagePrediction("street.jpg", 60, 40, insts, model="demo")
 
 
@@ -53,10 +61,19 @@ def test_export_image_all_pngs(tmp_path: Path) -> None:
     files = export_image(_prediction(), _image(), tmp_path, "png", min_score=0.5)
     names = sorted(p.name for p in files)
     # the 0.3 sneaker is below the threshold; numbering follows the kept instances
-    assert names == ["street_001_Dress.png", "street_002_Bag_wallet.png", "street_classes.png",
-                     "street_instances.png", "street_overlay.png"]
+    assert names == [
+        "street_001_Dress.png",
+        "street_002_Bag_wallet.png",
+        "street_classes.png",
+        "street_instances.png",
+        "street_overlay.png",
+    ]
     dress = np.asarray(Image.open(tmp_path / "street_001_Dress.png"))
-    assert dress.dtype == np.uint8 and set(np.unique(dress)) == {0, 255} and (dress == 255).sum() == 20 * 25
+    assert (
+        dress.dtype == np.uint8
+        and set(np.unique(dress)) == {0, 255}
+        and (dress == 255).sum() == 20 * 25
+    )
     index = np.asarray(Image.open(tmp_path / "street_instances.png"))
     assert index.dtype == np.uint8 and set(np.unique(index)) == {0, 1, 2}
     assert index[25, 22] == 1  # dress (0.9) is painted over the bag (0.7) where they overlap
@@ -69,7 +86,9 @@ def test_export_image_all_pngs(tmp_path: Path) -> None:
 
 
 def test_class_filter_and_16_bit_index(tmp_path: Path) -> None:
-    files = export_image(_prediction(n_extra=300), None, tmp_path, ["index", "instances"], classes=["Dress"])
+    files = export_image(
+        _prediction(n_extra=300), None, tmp_path, ["index", "instances"], classes=["Dress"]
+    )
     index = Image.open(tmp_path / "street_instances.png")
     assert np.asarray(index).max() > 255 and np.asarray(index).dtype in (np.uint16, np.int32)
     assert not any("Bag" in p.name for p in files)
@@ -78,10 +97,17 @@ def test_class_filter_and_16_bit_index(tmp_path: Path) -> None:
 
 def test_folder_export_coco_with_provenance(tmp_path: Path) -> None:
     sub = Path("/photos/a/street.jpg")
-    written = export_folder([(_prediction(), _image(), sub), (_prediction(), _image(), Path("/photos/b/street.jpg"))],
-                            tmp_path / "out", "index,coco", min_score=0.5, root="/photos",
-                            info={"model": "demo", "weights_sha256": "ab" * 32, "threshold": 0.5})
-    assert (tmp_path / "out/a/street_instances.png").is_file() and (tmp_path / "out/b/street_instances.png").is_file()
+    written = export_folder(
+        [(_prediction(), _image(), sub), (_prediction(), _image(), Path("/photos/b/street.jpg"))],
+        tmp_path / "out",
+        "index,coco",
+        min_score=0.5,
+        root="/photos",
+        info={"model": "demo", "weights_sha256": "ab" * 32, "threshold": 0.5},
+    )
+    assert (tmp_path / "out/a/street_instances.png").is_file() and (
+        tmp_path / "out/b/street_instances.png"
+    ).is_file()
     doc = json.loads((tmp_path / "out" / COCO_FILE).read_text())
     assert doc["info"]["model"] == "demo" and doc["info"]["weights_sha256"] == "ab" * 32
     assert [im["file_name"] for im in doc["images"]] == ["a/street.jpg", "b/street.jpg"]

@@ -16,8 +16,13 @@ from tests.core.inference.test_inference import CLASS_NAMES, _calibrated_light_m
 
 @pytest.fixture(scope="module")
 def predictor() -> Predictor:
-    return Predictor(_calibrated_light_model(), CLASS_NAMES, score_floor=0.05, model_name="light",
-                     card={"weights_sha256": "light-weights"})
+    return Predictor(
+        _calibrated_light_model(),
+        CLASS_NAMES,
+        score_floor=0.05,
+        model_name="light",
+        card={"weights_sha256": "light-weights"},
+    )
 
 
 @pytest.fixture
@@ -37,13 +42,17 @@ def test_cache_then_classify_then_cache_hit(predictor, photo, tmp_path):
     try:
         with PredictionCache(tmp_path / "c.sqlite3") as cache:
             bound = bind_cache(cache, predictor)
-            step = PerImageStep(predictor, bound, classifier, preprocess_crop, "fvnet", rasters=True)
+            step = PerImageStep(
+                predictor, bound, classifier, preprocess_crop, "fvnet", rasters=True
+            )
             first = step(photo, "photo.png", 7)
             assert first.error is None and not first.cached and calls == [1]
             # the pixels are dropped after
             assert first.prediction.instances and first.image is None
             assert all(inst.classifier["model"] == "fvnet" for inst in first.prediction.instances)
-            assert len(first.image_scores) == 10 and len(first.rasters) == len(first.prediction.instances)
+            assert len(first.image_scores) == 10 and len(first.rasters) == len(
+                first.prediction.instances
+            )
             stored = cache.get(first.digest, bound.key)
             # never cached
             assert stored is not None and all(inst.classifier is None for inst in stored.instances)
@@ -51,10 +60,18 @@ def test_cache_then_classify_then_cache_hit(predictor, photo, tmp_path):
             again = step(photo, "renamed.png", 9)
             assert again.cached and calls == [1]  # the detector did not run
             assert (again.prediction.file_name, again.prediction.image_id) == ("renamed.png", 9)
-            assert [i.score for i in again.prediction.instances] == [round(i.score, 5) for i in first.prediction.instances]
-            assert again.prediction.instances[0].classifier == first.prediction.instances[0].classifier
+            assert [i.score for i in again.prediction.instances] == [
+                round(i.score, 5) for i in first.prediction.instances
+            ]
+            assert (
+                again.prediction.instances[0].classifier == first.prediction.instances[0].classifier
+            )
             plain = PerImageStep(predictor, bound)(photo)  # no CNN: a hit is not even decoded
-            assert plain.cached and plain.image is None and plain.prediction.instances[0].classifier is None
+            assert (
+                plain.cached
+                and plain.image is None
+                and plain.prediction.instances[0].classifier is None
+            )
     finally:
         del predictor.predict
 

@@ -66,3 +66,15 @@ def test_code_is_ruff_formatted():
     if "No module named ruff" in result.stderr:
         pytest.skip("ruff is not installed (pip install -e '.[test]')")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def test_modules_stay_small():
+    """No module of the package over 500 lines, the main window under 400 (labelme's grew to ~3,000)."""
+    sizes = {
+        path.relative_to(ROOT).as_posix(): len(path.read_text(encoding="utf-8").splitlines())
+        for path in (ROOT / "fashionviewer").rglob("*.py")
+    }
+    assert len(sizes) > 50
+    too_long = {name: n for name, n in sizes.items() if n > 500}
+    assert not too_long, f"split these modules: {too_long}"
+    assert sizes["fashionviewer/qt/main_window.py"] < 400

@@ -239,3 +239,69 @@ def test_torchrun_two_processes_gloo(ccp_root, tmp_path) -> None:
     assert card["epochs"] == 2 and card["training"]["samples_seen"] == 16
     assert [row["epoch"] for row in card["history"]] == [1, 2]
     load_interactive_checkpoint(out / "model.pt")  # the weights read back against the card
+
+
+def _rank_pids(launcher: subprocess.Popen) -> dict[int, int]:
+    """RANK -> pid of the launcher's worker processes (read from their environment)."""
+    children = Path(f"/proc/{launcher.pid}/task/{launcher.pid}/children").read_text().split()
+    ranks = {}
+    for pid in map(int, children):
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        rank = [item[5:] for item in environ if item.startswith(b"RANK=")]
+        if rank:
+            ranks[int(rank[0])] = pid
+    return ranks
+
+
+@pytest.mark.slow
+@pytest.mark.needs_ccp
+def test_a_cancel_seen_by_one_torchrun_rank_stops_both_at_the_same_step(ccp_root, tmp_path) -> None:
+    """SIGTERM reaching rank 1 alone: every rank agrees on it at the next step, so rank 0 reports a clean
+    cancel instead of waiting in the gradient all-reduce for a rank that has left."""
+    import signal
+    import time
+
+    if not Path("/proc/self/task").is_dir():
+        pytest.skip("needs /proc to find the worker processes")
+    events_file = tmp_path / "ddp.jsonl"
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "trainers.interactive",
+        "--data-path",
+        str(ccp_root),
+        "--out",
+        str(tmp_path / "ddp"),
+        "--limit",
+        "4",
+        "--steps-per-epoch",
+        "500",
+        "--batch-size",
+        "2",
+        "--val-objects",
+        "0",
+        "--events",
+        str(events_file),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    launcher = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not (events_file.is_file() and '"step"' in events_file.read_text()):
+            assert launcher.poll() is None and time.monotonic() < deadline, "no step event"
+            time.sleep(0.5)
+        os.kill(_rank_pids(launcher)[1], signal.SIGTERM)
+        _out, err = launcher.communicate(timeout=120)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    events = [parse_event_line(line) for line in events_file.read_text().splitlines()]
+    assert events[-1]["event"] == "end" and events[-1]["status"] == "cancelled", err[-2000:]
+    steps = [e["step"] for e in events if e["event"] == "step"]
+    assert steps == list(range(1, len(steps) + 1)) and len(steps) < 500

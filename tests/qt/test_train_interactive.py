@@ -106,3 +106,18 @@ def test_cancelling_an_interactive_run_stops_it_at_the_next_step(
     # the trainer stopped itself on SIGTERM (not the 10 s kill)
     assert "cancelled: the last completed epoch's checkpoint is kept" in panel.log.toPlainText()
     assert not panel.use_button.isVisible() and not panel.load_button.isVisible()
+
+
+def test_the_dialog_refuses_a_missing_ccp_folder_and_resumes_on_request(
+    qtbot, tmp_path: Path
+) -> None:
+    dialog = TrainingDialog("interactive", ["cpu"], "cpu", str(tmp_path / "out"))
+    qtbot.addWidget(dialog)
+    dialog.data_path.setText(str(tmp_path / "no-ccp-here"))
+    dialog._accept()
+    assert dialog.result() != TrainingDialog.DialogCode.Accepted
+    assert "no-ccp-here: no such folder" in dialog.problem.text()
+    dialog.data_path.clear()  # the default location
+    dialog.resume.setCurrentText("auto")
+    args = dialog.request().arguments()
+    assert args[args.index("--resume") + 1] == "auto" and "--data-path" not in args

@@ -27,7 +27,12 @@ from torch import Tensor
 from fashionviewer.core.data.masks import encode_mask
 from fashionviewer.core.data.predictions import ImagePrediction, Instance
 from fashionviewer.core.inference.defaults import PIPELINE_VERSION, SCORE_FLOOR
-from fashionviewer.core.inference.protocol import Capability, ModelFamily, PredictorOptions
+from fashionviewer.core.inference.protocol import (
+    ArrayInputs,
+    Capability,
+    ModelFamily,
+    PredictorOptions,
+)
 from fashionviewer.core.models import parsing
 from fashionviewer.core.models.checkpoint import card_category_ids
 from fashionviewer.core.models.parsing import (
@@ -57,7 +62,7 @@ class MirrorView:
         return {"hflip": self.hflip, "kind": "parsing-mirror"}
 
 
-class ParsingPredictor:
+class ParsingPredictor(ArrayInputs):
     """A :class:`ParsingNet` in eval mode plus the card that names its classes.
 
     A card's ``"test_time_augmentation": {"hflip": true}`` averages the class probabilities of the
@@ -138,26 +143,6 @@ class ParsingPredictor:
     def describe(self) -> str:
         """What runs, in a few words (``fashion (2 views)``)."""
         return self.model_name + (f" ({self.tta.view_count} views)" if self.tta is not None else "")
-
-    def predict(self, image: np.ndarray, file_name: str = "", image_id: int = 0) -> ImagePrediction:
-        """Instances found in one RGB uint8 H×W×3 image (boxes and masks in its pixels)."""
-        return self.predict_batch([image], [file_name], [image_id])[0]
-
-    def predict_batch(
-        self,
-        images: Sequence[np.ndarray],
-        file_names: Sequence[str] | None = None,
-        image_ids: Sequence[int] | None = None,
-    ) -> list[ImagePrediction]:
-        for image in images:
-            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-                raise ValueError(
-                    f"expected RGB uint8 H×W×3 images, got {image.dtype} {image.shape}"
-                )
-        tensors = [
-            torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1) for image in images
-        ]
-        return self.predict_tensors(tensors, file_names, image_ids)
 
     def predict_tensors(
         self,

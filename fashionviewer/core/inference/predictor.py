@@ -30,7 +30,6 @@ import logging
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from torchvision.models.detection import MaskRCNN
@@ -41,7 +40,12 @@ from fashionviewer.core.data.predictions import ImagePrediction, Instance
 from fashionviewer.core.inference import rcnn_ops
 from fashionviewer.core.inference.defaults import PIPELINE_VERSION, SCORE_FLOOR
 from fashionviewer.core.inference.folding import fold_batch_norms
-from fashionviewer.core.inference.protocol import Capability, ModelFamily, PredictorOptions
+from fashionviewer.core.inference.protocol import (
+    ArrayInputs,
+    Capability,
+    ModelFamily,
+    PredictorOptions,
+)
 from fashionviewer.core.inference.rcnn_ops import paste_masks_as_rle, side_keeping_transform
 from fashionviewer.core.inference.rescoring import Rescorer, load_rescorer
 from fashionviewer.core.inference.roi_pool import SparseRoIAlign, ThreadedRoIPool
@@ -55,7 +59,7 @@ MASKRCNN_CAPABILITIES = frozenset(
 )
 
 
-class Predictor:
+class Predictor(ArrayInputs):
     """A Mask R-CNN in eval mode plus what names its outputs: an ``InstancePredictor`` (:mod:`.protocol`).
 
     ``class_names[k-1]`` names label k. Detections scoring below ``score_floor``
@@ -202,28 +206,6 @@ class Predictor:
         if self.tta is not None:
             text += f" ({self.tta.view_count} views)"
         return text
-
-    def predict(self, image: np.ndarray, file_name: str = "", image_id: int = 0) -> ImagePrediction:
-        """Instances found in one RGB uint8 H×W×3 image (boxes and masks in its pixels)."""
-        return self.predict_batch([image], [file_name], [image_id])[0]
-
-    def predict_batch(
-        self,
-        images: Sequence[np.ndarray],
-        file_names: Sequence[str] | None = None,
-        image_ids: Sequence[int] | None = None,
-    ) -> list[ImagePrediction]:
-        """:meth:`predict` for several images in one forward pass (sizes may differ)."""
-        for image in images:
-            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-                raise ValueError(
-                    f"expected RGB uint8 H×W×3 images, got {image.dtype} {image.shape}"
-                )
-        # Converted to float on the device: uint8 is 4x less to copy than float32.
-        tensors = [
-            torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1) for image in images
-        ]
-        return self.predict_tensors(tensors, file_names, image_ids)
 
     def predict_tensors(
         self,

@@ -105,6 +105,41 @@ def card_taxonomy(card: dict[str, Any]) -> str | None:
     return str(value) if value else None
 
 
+class ArrayInputs:
+    """``predict`` and ``predict_batch`` on RGB uint8 arrays for a predictor that implements
+    ``predict_tensors``: the check and the conversion every family shares."""
+
+    def predict_tensors(
+        self,
+        images: Sequence[Tensor],
+        file_names: Sequence[str] | None = None,
+        image_ids: Sequence[int] | None = None,
+    ) -> list[ImagePrediction]:
+        raise NotImplementedError
+
+    def predict(self, image: np.ndarray, file_name: str = "", image_id: int = 0) -> ImagePrediction:
+        """Instances found in one RGB uint8 H×W×3 image (boxes and masks in its pixels)."""
+        return self.predict_batch([image], [file_name], [image_id])[0]
+
+    def predict_batch(
+        self,
+        images: Sequence[np.ndarray],
+        file_names: Sequence[str] | None = None,
+        image_ids: Sequence[int] | None = None,
+    ) -> list[ImagePrediction]:
+        """:meth:`predict` for several images (sizes may differ)."""
+        for image in images:
+            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+                raise ValueError(
+                    f"expected RGB uint8 H×W×3 images, got {image.dtype} {image.shape}"
+                )
+        # Converted to float on the device: uint8 is 4x less to copy than float32.
+        tensors = [
+            torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1) for image in images
+        ]
+        return self.predict_tensors(tensors, file_names, image_ids)
+
+
 @dataclass(frozen=True)
 class PredictorOptions:
     """How :func:`~fashionviewer.core.inference.families.load_predictor` was asked to run a model."""

@@ -85,3 +85,45 @@ def test_a_click_shows_its_marker_then_the_coarse_mask_then_the_final_one(
     mask = mode.editor.annotation(mode.file_name(), new).mask()
     assert not mask[int(y1), int(x1)] and not mask[int(y2), int(x2)] and mask[y, x]
     assert len(mode.annotations()) == 1 and not tools.pending
+
+
+def test_a_click_on_the_next_image_made_while_the_last_one_still_segments_is_not_lost(
+    qtbot, window, tmp_path: Path, ccp_root: Path, monkeypatch
+) -> None:
+    import threading
+
+    from fashionviewer.qt.annotation import drawing as drawing_module
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("0003.jpg", "0004.jpg"):
+        shutil.copy(ccp_root / "photos" / name, folder / name)
+    # the first photo's segmentation waits until the test lets it go: a slow click, deterministically
+    gate, entered, real = threading.Event(), threading.Event(), drawing_module.segment_steps
+
+    def gated(*args, **kwargs):
+        entered.set()
+        gate.wait(60)
+        return (yield from real(*args, **kwargs))
+
+    monkeypatch.setattr(drawing_module, "segment_steps", gated)
+    mode = window.annotation
+    window.open_folder(folder)
+    qtbot.waitUntil(lambda: window.presenter.current_image() is not None, timeout=60_000)
+    key(window, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    key(window, Qt.Key.Key_C)
+    assert mode.file_name() == "0003.jpg"
+    click(window, 275, 420)
+    assert mode.drawing.segmenting
+    assert entered.wait(30)  # past the worker's cancel point: running until the gate opens
+    window.session.next()
+    qtbot.waitUntil(lambda: mode.file_name() == "0004.jpg", timeout=60_000)
+    qtbot.waitUntil(lambda: window.presenter.current_image() is not None, timeout=60_000)
+    assert mode.drawing.segmenting  # the first photo's click is still running
+    with qtbot.waitSignal(mode.drawing.segmented, timeout=60_000) as drawn:
+        click(window, 275, 420)  # asked while busy: runs when the stale one ends
+        gate.set()
+    ann = mode.editor.annotation("0004.jpg", drawn.args[0])
+    assert ann.mask()[420, 275] and len(mode.annotations()) == 1
+    qtbot.waitUntil(lambda: not mode.drawing.segmenting, timeout=10_000)
+    assert mode.editor.annotations("0003.jpg") == []  # the first photo's result was not applied

@@ -157,7 +157,7 @@ class Drawing(QObject):
             on_yield=lambda mask: self._coarse(file_name, target, mask),
             on_return=lambda mask: self._finished(file_name, box, target, mask),
             on_error=lambda exc: self._finished(file_name, box, target, None, exc),
-            on_finish=lambda: self._idle(file_name),
+            on_finish=self._idle,
         )
 
     def _coarse(self, file_name: str, target: int | None, mask: np.ndarray | None) -> None:
@@ -204,12 +204,13 @@ class Drawing(QObject):
                 self.redraw()  # the final mask replaces any coarse one
                 self.segmented.emit(applied)
 
-    def _idle(self, file_name: str) -> None:
-        """The worker is done (returned, failed or cancelled): run what was asked meanwhile, else settle."""
+    def _idle(self) -> None:
+        """The worker is done (returned, failed or cancelled): run what was asked meanwhile, else settle.
+        ``reset`` drops what was asked before another image, so what is pending is for the image shown."""
         self._worker = None
         pending, self._pending = self._pending, None
         refine = self.state.refine
-        if pending is not None and file_name == self.state.file_name() and refine is not None:
+        if pending is not None and refine is not None:
             self.run_segment(refine.box, refine.target)  # the clicks made meanwhile
             return
         self.tools.clear_pending()

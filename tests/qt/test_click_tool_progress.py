@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import Qt
 
-from tests.qt.test_annotation_retrain import click, key
+from tests.qt.test_annotation_retrain import click, drag, key
 
 
 def _zooming_click(ccp_root: Path) -> tuple[Path, tuple[int, int]]:
@@ -127,3 +127,28 @@ def test_a_click_on_the_next_image_made_while_the_last_one_still_segments_is_not
     assert ann.mask()[420, 275] and len(mode.annotations()) == 1
     qtbot.waitUntil(lambda: not mode.drawing.segmenting, timeout=10_000)
     assert mode.editor.annotations("0003.jpg") == []  # the first photo's result was not applied
+
+
+def test_a_box_keeps_its_outline_and_a_busy_cursor_until_its_mask_arrives(
+    qtbot, window, tmp_path: Path, ccp_root: Path
+) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(ccp_root / "photos" / "0003.jpg", folder / "0003.jpg")
+    mode = window.annotation
+    window.open_folder(folder)
+    qtbot.waitUntil(lambda: window.presenter.current_image() is not None, timeout=60_000)
+    key(window, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    key(window, Qt.Key.Key_B)
+    tools = mode.tools
+    viewport = window.canvas_widget.canvas.viewport()
+    with qtbot.waitSignal(mode.drawing.segmented, timeout=60_000) as drawn:
+        drag(qtbot, window, [(180, 300), (260, 420), (360, 520)])
+        assert tools.pending and tools.pending_box.isVisible()
+        rect = tools.pending_box.rect()
+        assert abs(rect.left() - 180) <= 1 and abs(rect.bottom() - 520) <= 1
+        assert viewport.cursor().shape() == Qt.CursorShape.BusyCursor
+    qtbot.waitUntil(lambda: not mode.drawing.segmenting, timeout=10_000)
+    assert not tools.pending_box.isVisible()
+    assert viewport.cursor().shape() == Qt.CursorShape.CrossCursor
+    assert mode.editor.annotation(mode.file_name(), drawn.args[0]).mask().any()

@@ -105,7 +105,9 @@ class AnnotationLayer:
         self.rgba = composite(
             rasters, list(range(len(self.shown))), OPACITY, True, True, highlight=index
         )
-        self.item.setImage(self.rgba, levels=(0, 255), autoLevels=False)
+        # uint8 RGBA without levels is shown as it is (a QImage over the array); levels of (0, 255) made
+        # pyqtgraph rescale every pixel on the GUI thread at each render, brush strokes included.
+        self.item.setImage(self.rgba, levels=None)
         specs = [
             BoxSpec(
                 s.box,

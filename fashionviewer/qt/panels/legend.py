@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
 from fashionviewer.core.data.overlay import class_color
 from fashionviewer.core.viewer.session import ViewerSession
+
+REFRESH_MS = 100  # at most this late after a result, at most one refresh per interval
 
 
 def swatch(label: int, size: int = 14) -> QIcon:
@@ -29,17 +31,25 @@ class LegendPanel(QWidget):
         layout.addWidget(self.list)
         self._items: dict[str, QListWidgetItem] = {}
         self.list.itemChanged.connect(self._item_changed)
+        # A burst of results (a folder read from the cache) makes one refresh, not one per photo.
+        self._pending = QTimer(self, singleShot=True, interval=REFRESH_MS)
+        self._pending.timeout.connect(lambda: self.refresh())
         ev = session.events
+        ev.prediction_added.connect(lambda *a: self._refresh_soon())
         for signal in (
             ev.classes_changed,
             ev.current_changed,
-            ev.prediction_added,
             ev.threshold_changed,
             ev.model_changed,
         ):
             signal.connect(lambda *a: self.refresh())
 
+    def _refresh_soon(self) -> None:
+        if not self._pending.isActive():  # the first result of a burst sets the time
+            self._pending.start()
+
     def refresh(self) -> None:
+        self._pending.stop()
         s = self.session
         prediction = s.prediction()
         totals = Counter(i.class_name for i in prediction.instances) if prediction else Counter()
@@ -72,6 +82,8 @@ class LegendPanel(QWidget):
 
     def set_checked(self, name: str, visible: bool) -> None:
         """For tests and menus: the same as clicking the class's check box."""
+        if self._pending.isActive():
+            self.refresh()
         self._items[name].setCheckState(
             Qt.CheckState.Checked if visible else Qt.CheckState.Unchecked
         )

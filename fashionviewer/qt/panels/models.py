@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -30,6 +30,7 @@ from fashionviewer.core.viewer.model_choice import (
 )
 
 _BROWSE = "__browse__"
+PROGRESS_MS = 100  # the progress count is repainted at most this often
 
 
 class ModelBar(QToolBar):
@@ -70,10 +71,12 @@ class ModelBar(QToolBar):
         self.user_chose = False
         self.progress = QProgressBar(maximumWidth=180, textVisible=True)
         self.progress.setFormat("%v / %m")
-        self.progress.hide()
+        self._progress = (0, 0)  # the latest (done, total); shown by _show_progress
+        self._progress_shown = False
+        self._progress_timer = QTimer(self, singleShot=True, interval=PROGRESS_MS)
+        self._progress_timer.timeout.connect(self._show_progress)
         self.cancel = QPushButton("Cancel")
         self.cancel.setToolTip("Stop predicting the rest of the folder (cached results stay)")
-        self.cancel.hide()
         self.cancel.clicked.connect(self.cancel_requested.emit)
         for text, widget in (("Model ", self.model), ("  Device ", self.device)):
             self.addWidget(QLabel(text))
@@ -82,8 +85,11 @@ class ModelBar(QToolBar):
         self.addWidget(self.tta)
         self.addSeparator()
         self.addWidget(self.label)
-        self.addWidget(self.progress)
-        self.addWidget(self.cancel)
+        # a toolbar shows and hides its widgets through their actions (QWidget.setVisible does not hold)
+        self.progress_action = self.addWidget(self.progress)
+        self.cancel_action = self.addWidget(self.cancel)
+        self.progress_action.setVisible(False)
+        self.cancel_action.setVisible(False)
         self._last_index = 0
         self.model.activated.connect(self._model_activated)
         self.device.activated.connect(lambda _i: self.emit_choice())
@@ -144,9 +150,24 @@ class ModelBar(QToolBar):
         self.label.setToolTip(details)
 
     def set_progress(self, done: int, total: int) -> None:
+        """Shown or hidden at once; while it runs, the count at most every PROGRESS_MS (one repaint
+        of the toolbar costs ~2 ms of the GUI thread, and cached results arrive hundreds a second)."""
+        self._progress = (done, total)
         running = total > 0
-        self.progress.setVisible(running)
-        self.cancel.setVisible(running)
+        if not (running and self._progress_shown):  # shown or hidden now
+            self._show_progress()
+        elif not self._progress_timer.isActive():
+            self._progress_timer.start()
+
+    def _show_progress(self) -> None:
+        self._progress_timer.stop()
+        done, total = self._progress
+        running = self._progress_shown = total > 0
+        self.progress_action.setVisible(running)
+        self.cancel_action.setVisible(running)
+        if not running:  # gone now, not at the toolbar's next layout pass
+            self.progress.hide()
+            self.cancel.hide()
         if running:
             self.progress.setMaximum(total)
             self.progress.setValue(done)

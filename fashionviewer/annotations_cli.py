@@ -12,10 +12,12 @@ import argparse
 import sys
 from typing import Sequence
 
+from tqdm import tqdm
+
 from fashionviewer.core.data.formats import (
     FORMATS,
     IMPORT_FORMATS,
-    export_annotations,
+    export_steps,
     import_annotations,
 )
 from fashionviewer.core.data.formats.common import CATEGORY_ID_MODES
@@ -53,7 +55,11 @@ def get_args_parser() -> argparse.ArgumentParser:
         "(recorded in the file's info)",
     )
     imp = commands.add_parser("import", help="add another tool's annotations to FOLDER")
-    imp.add_argument("source", help="the file or folder to read")
+    imp.add_argument(
+        "source",
+        help="the file or folder to read (FOLDER's own project file, when another tool wrote it, is "
+        "converted in place: the original is kept as .bak)",
+    )
     imp.add_argument("--into", required=True, help="the folder of images the annotations describe")
     imp.add_argument(
         "--from", dest="fmt", choices=IMPORT_FORMATS, help="the source's format (default: detected)"
@@ -72,7 +78,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # -h or a usage error (argparse already printed why)
         return int(exc.code or 0)
     if args.command == "export":
-        written = export_annotations(args.folder, args.out, args.to, category_ids=args.category_ids)
+        # one step per image on stderr (off when stderr is not a terminal); Ctrl+C writes nothing into --out
+        steps = export_steps(args.folder, args.out, args.to, category_ids=args.category_ids)
+        with tqdm(desc=f"export {args.to}", unit="image", file=sys.stderr, disable=None) as bar:
+            while True:
+                try:
+                    done, bar.total = next(steps)
+                except StopIteration as stop:
+                    written = stop.value
+                    break
+                bar.update(done - bar.n)
         print(f"wrote {len(written)} file(s) to {args.out} ({args.to})")
         return 0
     path, images, instances, problems = import_annotations(

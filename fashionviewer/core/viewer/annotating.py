@@ -13,7 +13,10 @@ Opening never writes: the file is written by the first edit (or ``save()``), so 
 left as it is until the user changes something. When the file had problems, or another program wrote it,
 that first save keeps the original beside it as ``NAME.bak`` (the skipped records are not lost). A file that
 is not COCO instances at all (a labelme JSON at the project path) is reported in one line (``problems`` and
-stderr) and the editor is ``read_only``: every edit and save raises, nothing is written over it.
+stderr) and the editor is ``read_only``: what the file holds is shown when ``core.data.formats`` recognises
+it (``foreign_format``; read through that format's reader, images relative to the folder), every edit and
+save raises that line, and nothing is written over it (``formats.import_annotations`` of the file itself
+converts it, keeping the original as ``NAME.bak``).
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ from fashionviewer.core.data.annotations import (
     ImageAnnotations,
     categories_for,
 )
+from fashionviewer.core.data.formats import CCP, detect_format, read_format
+from fashionviewer.core.data.formats.common import resolve_images
 from fashionviewer.core.data.masks import decode_mask, encode_mask, polygon_mask
 from fashionviewer.core.viewer.annotation_tools import stamp_segment
 from fashionviewer.core.viewer.session import Signal
@@ -86,16 +91,15 @@ class AnnotationEditor:
         self.autosave_delay = float(autosave_delay)
         self.problems: list[str] = []
         self.read_only = False  # the file is not the project's COCO: shown, never written over
+        self.foreign_format: str | None = None  # a read-only file's format when it was recognised
         if self.path.is_file():
             try:
                 self.aset, self.problems = load_annotations(self.path)
             except FashionViewerError as exc:
-                self.aset, self.problems, self.read_only = (
-                    AnnotationSet(),
-                    [f"{exc}; opened read-only"],
-                    True,
-                )
-                print(f"warning: {self.problems[0]}", file=sys.stderr)
+                self.read_only = True
+                self.aset, self.foreign_format, line = read_foreign(self.path, self.folder, exc)
+                self.problems = [line]
+                print(f"warning: {line}", file=sys.stderr)
         else:
             self.aset = AnnotationSet()
         if not self.aset.categories and classes:
@@ -349,7 +353,7 @@ class AnnotationEditor:
 
     def _check_writable(self) -> None:
         if self.read_only:
-            raise FashionViewerError(f"{self.path.name} is read-only here: {self.problems[0]}")
+            raise FashionViewerError(self.problems[0])
 
     def _apply(self, records: dict[str, ImageAnnotations | None], categories: list[dict]) -> None:
         self._check_writable()
@@ -422,3 +426,22 @@ class AnnotationEditor:
                 f"{rec.file_name}: a predicted mask is {rle['size'][1]}x{rle['size'][0]}, the "
                 f"image is {rec.width}x{rec.height}"
             )
+
+
+def read_foreign(
+    path: Path, folder: Path, error: FashionViewerError
+) -> tuple[AnnotationSet, str | None, str]:
+    """(what it holds, its format or None, the one line saying so) of a project file that is not COCO
+    instances (``error``: why not): read through its format's reader when ``detect_format`` knows it."""
+    name, fmt = path.name, detect_format(path)
+    tail = "shown read-only, nothing is saved over it"
+    if fmt is None or fmt in ("coco", CCP):
+        return AnnotationSet(), None, f"{name} is not a COCO instances file ({error}): {tail}"
+    convert = f"Annotate ▸ Import… converts it (the original is kept as {name}.bak)"
+    try:
+        aset, _problems, fmt = read_format(path, fmt)
+        aset = resolve_images(aset, folder, name)
+    except FashionViewerError as exc:
+        why = str(exc).removeprefix(f"{name}: ").removeprefix(f"{path}: ")
+        return AnnotationSet(), fmt, f"{name} is a {fmt} file that cannot be shown ({why}): {tail}"
+    return aset, fmt, f"{name} is a {fmt} file: {tail} — {convert}"

@@ -6,6 +6,10 @@ current ``Tool``, the selected annotation and the brush radius, and it applies t
 The instance being drawn (box and click refinement, brush strokes) is its base class
 ``annotation_drawing.InstanceDrawing``. Every change is announced through a ``Signal`` of
 ``AnnotationStateEvents``; ``qt/annotation/`` only draws and forwards input.
+
+A read-only editor (another program's file at the project path, see ``annotating``) still opens the mode:
+its instances are shown and can be selected and stepped through, but every edit (a drawing tool, accept,
+reject, delete, relabel, done, undo, redo, save) is refused with the editor's one line on ``error``.
 """
 
 from __future__ import annotations
@@ -79,12 +83,9 @@ class AnnotationState(InstanceDrawing):
         self.active = on
         if on:
             editor = self.ensure_editor()
-            # another program's file at the project path: never edited
+            # another program's file at the project path: shown, never edited
             if editor is not None and editor.read_only:
-                self.active = False
-                self.fail(editor.problems[0])
-                self.events.active_changed.emit(False)
-                return
+                self.notify(editor.problems[0], 30000)
         else:  # back to viewing: the select tool, nothing being drawn
             self.tool, self.refine = Tool.SELECT, None
             self.events.tool_changed.emit(Tool.SELECT)
@@ -95,6 +96,8 @@ class AnnotationState(InstanceDrawing):
     def set_tool(self, tool: Tool | str) -> None:
         """Choose a tool; choosing Select again clears both selections (Escape twice)."""
         tool = Tool(tool)
+        if tool is not Tool.SELECT and self.refuses_edit():
+            return
         if tool is Tool.SELECT and self.tool is Tool.SELECT:
             self.select(None)
             self.session.select(None)
@@ -123,6 +126,18 @@ class AnnotationState(InstanceDrawing):
     def fail(self, message: str) -> None:
         self.events.error.emit(message)
 
+    @property
+    def read_only(self) -> bool:
+        """The folder's project file is another program's: shown, never written over."""
+        return self.editor is not None and self.editor.read_only
+
+    def refuses_edit(self) -> bool:
+        """True (after one line on ``error``) when the file is read-only: the caller then edits nothing."""
+        if self.read_only:
+            self.fail(self.editor.problems[0])  # type: ignore[union-attr]
+            return True
+        return False
+
     # ----- the folder's editor -----------------------------------------------------------------
     def ensure_editor(self) -> AnnotationEditor | None:
         """The open folder's editor, created on first use (None without a folder)."""
@@ -134,6 +149,9 @@ class AnnotationState(InstanceDrawing):
         )
         editor.events.changed.connect(self._annotations_changed)
         self.editor = editor
+        if editor.read_only and self.tool is not Tool.SELECT:  # a drawing tool would edit it
+            self.tool, self.refine = Tool.SELECT, None
+            self.events.tool_changed.emit(Tool.SELECT)
         self.events.editor_changed.emit(editor)
         return editor
 
@@ -147,7 +165,7 @@ class AnnotationState(InstanceDrawing):
             self.fail(str(exc))
 
     def save(self) -> Path | None:
-        if self.ensure_editor() is None:
+        if self.ensure_editor() is None or self.refuses_edit():
             return None
         try:
             path = self.editor.save()  # type: ignore[union-attr]
@@ -159,7 +177,13 @@ class AnnotationState(InstanceDrawing):
 
     def seed_categories(self) -> None:
         """A file without categories yet takes the loaded model's (with the model's own category ids)."""
-        if self.editor is not None and not self.editor.aset.categories and not self.editor.dirty:
+        editor = self.editor
+        if (
+            editor is not None
+            and not editor.aset.categories
+            and not editor.dirty
+            and not editor.read_only
+        ):
             self.editor.aset.categories = categories_for(list(self.model_classes()))
 
     def class_names(self) -> list[str]:
@@ -296,6 +320,8 @@ class AnnotationState(InstanceDrawing):
     def accept_selected(self) -> int | None:
         """Enter: the selected prediction becomes an annotation (and is selected); returns its id."""
         instance, index = self.session.selected_instance(), self.session.selected
+        if self.refuses_edit():
+            return None
         if instance is None or index is None or self.ensure_editor() is None:
             self.notify("Select a prediction first (click it, or Tab).")
             return None
@@ -315,6 +341,8 @@ class AnnotationState(InstanceDrawing):
         """Shift+Enter: every prediction shown (above the threshold, classes not hidden), as one undo step."""
         s = self.session
         p, indices = s.prediction(), s.visible_indices()
+        if self.refuses_edit():
+            return []
         if p is None or not indices or self.ensure_editor() is None:
             return []
         ids = self.editor.accept_predictions(
@@ -330,6 +358,8 @@ class AnnotationState(InstanceDrawing):
 
     def delete_selected(self) -> None:
         """Delete: the selected annotation, else reject the selected prediction (it leaves the layer)."""
+        if self.refuses_edit():
+            return
         if self.selected is not None and self.editor is not None:
             self.editor.delete(self.file_name(), self.selected)
             self.select(None)
@@ -344,20 +374,28 @@ class AnnotationState(InstanceDrawing):
         )
 
     def relabel_selected(self, class_name: str) -> None:
+        if self.refuses_edit():
+            return
         if self.selected is not None and self.editor is not None:
             self.editor.relabel(self.file_name(), self.selected, class_name)
 
     def toggle_done(self) -> None:
         name, size = self.file_name(), self.image_size()
+        if self.refuses_edit():
+            return
         if name is None or size is None or self.ensure_editor() is None:
             return
         self.editor.set_done(name, not self.is_done(), size[0], size[1])  # type: ignore[union-attr]
 
     def undo(self) -> None:
+        if self.refuses_edit():
+            return
         if self.editor is not None and not self.editor.undo():
             self.notify("Nothing to undo.", 3000)
 
     def redo(self) -> None:
+        if self.refuses_edit():
+            return
         if self.editor is not None and not self.editor.redo():
             self.notify("Nothing to redo.", 3000)
 
@@ -366,6 +404,8 @@ class AnnotationState(InstanceDrawing):
     ) -> int | None:
         """A drawn instance (box, brush, polygon) of ``class_name``; it becomes the selection."""
         size = self.image_size()
+        if self.refuses_edit():
+            return None
         if size is None or not mask.any() or self.ensure_editor() is None:
             return None
         new = self.editor.add(

@@ -112,10 +112,10 @@ def test_labelme_file_at_the_project_path_survives_opening_editing_and_saving(tm
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [
         DEFAULT_FILE_NAME
     ]
-    # importing into that folder refuses too, naming the file
-    with pytest.raises(FashionViewerError, match="labelme"):
+    # converting it needs its image in the folder: refused naming it, nothing written (no .bak either)
+    with pytest.raises(FashionViewerError, match="image 0001.jpg is not in"):
         import_annotations(path, tmp_path, "labelme")
-    assert path.read_bytes() == before
+    assert path.read_bytes() == before and len(list(tmp_path.iterdir())) == 1
 
 
 def third_party_coco(ccp_root: Path) -> dict:

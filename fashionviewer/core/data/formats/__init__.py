@@ -1,8 +1,11 @@
 """Annotation file formats, one module each with ``detect(path)``, ``read(path) -> (AnnotationSet, problems)``
-and ``write(aset, out_dir, folder, category_ids) -> files``: :mod:`.coco`, :mod:`.labelme`, :mod:`.yolo`
-(Ultralytics segmentation), :mod:`.voc` (class and object PNGs), :mod:`.cvat` (CVAT for images 1.1 XML),
-:mod:`.imaterialist` (``train.csv``). :func:`detect_format` is the one place that tells them apart;
-:func:`import_annotations` and :func:`export_annotations` are what the command line and the viewer call.
+and ``write_steps(aset, out_dir, folder, category_ids)`` (a generator: one step per image, returning the
+files written): :mod:`.coco`, :mod:`.labelme`, :mod:`.yolo` (Ultralytics segmentation), :mod:`.voc` (class
+and object PNGs), :mod:`.cvat` (CVAT for images 1.1 XML), :mod:`.imaterialist` (``train.csv``).
+:func:`detect_format` is the one place that tells them apart; :func:`import_annotations` and
+:func:`export_annotations` (:func:`export_steps` with progress and cancel) are what the command line and the
+viewer call. Importing the project file itself converts another tool's file found at the project path (it
+is kept as ``NAME.bak``).
 """
 
 from __future__ import annotations
@@ -10,14 +13,16 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Generator
 from pathlib import Path
 from types import ModuleType
 
+from fashionviewer.core.base.atomic import atomic_path
 from fashionviewer.core.base.errors import DataError
 from fashionviewer.core.data.annotation_file import load_annotations, save_annotations
 from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME, FORMAT, AnnotationSet
 from fashionviewer.core.data.formats import coco, cvat, imaterialist, labelme, voc, yolo
-from fashionviewer.core.data.formats.common import check_category_ids, resolve_images
+from fashionviewer.core.data.formats.common import check_category_ids, drain, resolve_images
 
 MODULES: dict[str, ModuleType] = {m.NAME: m for m in (coco, labelme, yolo, voc, cvat, imaterialist)}
 FORMATS: tuple[str, ...] = tuple(MODULES)
@@ -88,13 +93,19 @@ def import_annotations(
     """Read ``source`` and add its instances to ``folder``'s project file (categories matched by name, new
     ones added; ``replace`` drops the existing annotations of the images it describes). Every image must be
     in ``folder``. Returns (project file, images, instances, problems). Nothing is written on an error; the
-    first write over a file another program wrote keeps it as ``NAME.bak``."""
+    first write over a file another program wrote keeps it as ``NAME.bak``. ``source`` may be the project
+    file itself when another tool wrote it (a labelme JSON there): it is converted, the original kept as
+    ``NAME.bak`` before the project file is written (temp file + rename)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder")
+    path = folder / DEFAULT_FILE_NAME
+    converting = Path(source).resolve() == path.resolve()
     incoming, problems, fmt = read_format(source, fmt)
+    if converting and fmt == coco.NAME:
+        raise DataError(f"{path.name} is already a COCO file: nothing to convert (just open it)")
     incoming = resolve_images(incoming, folder, str(source))
-    project = load_project(folder)
+    project = None if converting else load_project(folder)
     target = project if project is not None else AnnotationSet(categories=[])
     if project is None:
         # a new project takes the file's own ids
@@ -137,11 +148,30 @@ def import_annotations(
             "instances": count,
         }
     )
-    path = folder / DEFAULT_FILE_NAME
-    if project is not None and project.written_by != FORMAT:
-        shutil.copy2(path, path.with_name(path.name + ".bak"))
+    if converting or (project is not None and project.written_by != FORMAT):
+        keep_backup(path)
     save_annotations(path, target)
     return path, len(incoming.images), count, problems
+
+
+def keep_backup(path: Path) -> Path:
+    """Copy ``path`` to ``NAME.bak`` (temp file + rename) before it is written over; an older ``.bak``
+    with other content is not replaced: the copy goes to ``NAME.bak.2``, ``.3``, ... instead."""
+    backup = backup_path(path)
+    with atomic_path(backup) as tmp:
+        shutil.copy2(path, tmp)
+    return backup
+
+
+def backup_path(path: Path) -> Path:
+    """Where :func:`keep_backup` copies ``path``: ``NAME.bak`` unless that holds other bytes, then the first
+    ``NAME.bak.N`` (N = 2, 3, ...) that is free or holds the same bytes."""
+    data = path.read_bytes()
+    backup, number = path.with_name(path.name + ".bak"), 1
+    while backup.exists() and backup.read_bytes() != data:
+        number += 1
+        backup = path.with_name(f"{path.name}.bak.{number}")
+    return backup
 
 
 def _category_in(target: AnnotationSet, incoming: AnnotationSet, category_id: int) -> int:
@@ -165,8 +195,22 @@ def export_annotations(
     category_ids: str = "dataset",
     annotation_set: AnnotationSet | None = None,
 ) -> list[Path]:
-    """Write ``folder``'s annotations (its project file, or ``annotation_set``) in ``fmt`` under ``out_dir``.
-    The files are written into a temporary folder beside ``out_dir`` and moved in only when all are done."""
+    """Write ``folder``'s annotations (its project file, or ``annotation_set``) in ``fmt`` under ``out_dir``
+    (:func:`export_steps` run to its end); returns the files written."""
+    return drain(export_steps(folder, out_dir, fmt, category_ids, annotation_set))
+
+
+def export_steps(
+    folder: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    fmt: str,
+    category_ids: str = "dataset",
+    annotation_set: AnnotationSet | None = None,
+) -> Generator[tuple[int, int], None, list[Path]]:
+    """:func:`export_annotations` yielding ``(images done, images)`` before each image and once at the end;
+    returns the files written. The files are written into a temporary folder beside ``out_dir`` and moved
+    in after the last yield: closing the generator (a cancel) removes that folder, so ``out_dir`` gets
+    every file of the export or none of them."""
     folder, out_dir = Path(folder), Path(out_dir)
     module = _module(fmt)
     check_category_ids(category_ids)
@@ -177,8 +221,19 @@ def export_annotations(
         raise DataError(f"--out {out_dir}: choose a folder other than the annotated folder")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    total = len(aset.images)
     try:
-        written = module.write(aset, staging, folder, category_ids=category_ids)
+        steps = module.write_steps(aset, staging, folder, category_ids=category_ids)
+        done = 0
+        while True:
+            try:
+                next(steps)
+            except StopIteration as stop:
+                written = stop.value
+                break
+            yield done, total
+            done += 1
+        yield total, total  # the last cancel point: after it the files are only moved in
         out_dir.mkdir(exist_ok=True)
         moved = []
         for file in written:
@@ -271,5 +326,8 @@ __all__ = [
     "read_format",
     "import_annotations",
     "export_annotations",
+    "export_steps",
+    "keep_backup",
+    "backup_path",
     "load_project",
 ]

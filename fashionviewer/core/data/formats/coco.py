@@ -10,6 +10,7 @@ mapping in ``info["category_ids"]``.
 from __future__ import annotations
 
 import os
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -97,15 +98,16 @@ def write_coco(
     return atomic_write_json(path, to_plain_coco(aset, category_ids), indent=None)
 
 
-def write(
+def write_steps(
     aset: AnnotationSet, out_dir: Path, folder: Path, category_ids: str = "dataset"
-) -> list[Path]:
+) -> Generator[str, None, list[Path]]:
     """``annotations/instances_default.json`` and the images under ``images/`` (hard links where possible):
     the COCO dataset layout CVAT exports and Datumaro imports."""
     from fashionviewer.core.data.formats.yolo import link_or_copy
 
     written = []
     for name in sorted(aset.images):
+        yield name  # progress, and a cancel point
         link_or_copy(folder / name, out_dir / "images" / name)
         written.append(out_dir / "images" / name)
     return written + [write_coco(aset, out_dir / FILE_NAME, category_ids)]

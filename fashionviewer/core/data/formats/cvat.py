@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import xml.etree.ElementTree as ET
+from collections.abc import Generator
 from pathlib import Path
 
 import numpy as np
@@ -47,9 +48,9 @@ def _rle(mask: np.ndarray) -> tuple[str, int, int, int, int]:
     return ", ".join(str(int(c)) for c in counts), x, y, w, h
 
 
-def write(
+def write_steps(
     aset: AnnotationSet, out_dir: Path, folder: Path, category_ids: str = "dataset"
-) -> list[Path]:
+) -> Generator[str, None, list[Path]]:
     root = ET.Element("annotations")
     ET.SubElement(root, "version").text = "1.1"
     meta = ET.SubElement(ET.SubElement(root, "meta"), "task")
@@ -65,6 +66,7 @@ def write(
         ET.SubElement(label, "type").text = "mask"
         ET.SubElement(label, "attributes")
     for index, name in enumerate(sorted(aset.images)):
+        yield name  # progress, and a cancel point
         rec = aset.images[name]
         image = ET.SubElement(
             root, "image", id=str(index), name=name, width=str(rec.width), height=str(rec.height)

@@ -8,11 +8,13 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Generator
 from pathlib import Path
 
 from fashionviewer.core.base.atomic import atomic_write_text
 from fashionviewer.core.base.errors import DataError, FashionViewerError
 from fashionviewer.core.data.annotations import Annotation, AnnotationSet, ImageAnnotations
+from fashionviewer.core.data.formats.common import drain
 from fashionviewer.core.data.masks import coco_to_kaggle_rle
 from fashionviewer.core.data.taxonomy import IMATERIALIST, imaterialist_names
 
@@ -31,6 +33,10 @@ def detect(path: Path) -> bool:
 
 def write_csv(aset: AnnotationSet, path: str | os.PathLike[str]) -> Path:
     """The CSV (needs the categories to be iMaterialist's); an empty mask has no row in this format."""
+    return drain(_csv_steps(aset, path))
+
+
+def _csv_steps(aset: AnnotationSet, path: str | os.PathLike[str]) -> Generator[str, None, Path]:
     if aset.taxonomy != IMATERIALIST:
         raise FashionViewerError(
             "iMaterialist export: the annotation file's categories are not the iMaterialist "
@@ -40,6 +46,7 @@ def write_csv(aset: AnnotationSet, path: str | os.PathLike[str]) -> Path:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["ImageId", "EncodedPixels", "Height", "Width", "ClassId"])
     for name in sorted(aset.images):
+        yield name  # progress, and a cancel point
         rec = aset.images[name]
         for ann in rec.annotations:
             encoded = coco_to_kaggle_rle(ann.rle)
@@ -83,7 +90,7 @@ def read(path: str | os.PathLike[str]) -> tuple[AnnotationSet, list[str]]:
     return aset, []
 
 
-def write(
+def write_steps(
     aset: AnnotationSet, out_dir: Path, folder: Path, category_ids: str = "dataset"
-) -> list[Path]:
-    return [write_csv(aset, out_dir / FILE_NAME)]
+) -> Generator[str, None, list[Path]]:
+    return [(yield from _csv_steps(aset, out_dir / FILE_NAME))]

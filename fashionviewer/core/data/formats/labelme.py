@@ -14,6 +14,7 @@ import base64
 import io
 import json
 import os
+from collections.abc import Generator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -51,11 +52,12 @@ def detect(path: Path) -> bool:
     return False
 
 
-def write(
+def write_steps(
     aset: AnnotationSet, out_dir: Path, folder: Path, category_ids: str = "dataset"
-) -> list[Path]:
+) -> Generator[str, None, list[Path]]:
     written = []
     for name in sorted(aset.images):
+        yield name  # progress, and a cancel point
         rec = aset.images[name]
         if not rec.annotations:
             continue

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Generator
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -60,9 +61,9 @@ def _png(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def write(
+def write_steps(
     aset: AnnotationSet, out_dir: Path, folder: Path, category_ids: str = "dataset"
-) -> list[Path]:
+) -> Generator[str, None, list[Path]]:
     cats = sorted(aset.categories, key=lambda c: int(c["id"]))
     if len(cats) > 254:
         raise DataError(
@@ -72,6 +73,7 @@ def write(
     cmap = voc_colormap()
     written, stems = [], []
     for name in sorted(aset.images):
+        yield name  # progress, and a cancel point
         rec = aset.images[name]
         if len(rec.annotations) > 254:
             raise DataError(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Generator
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -66,13 +67,14 @@ def joined_polygon(polygons: list[list[float]]) -> np.ndarray:
     return np.concatenate(out)
 
 
-def write(
+def write_steps(
     aset: AnnotationSet, out_dir: Path, folder: Path, category_ids: str = "dataset"
-) -> list[Path]:
+) -> Generator[str, None, list[Path]]:
     cats = sorted(aset.categories, key=lambda c: int(c["id"]))
     index = {int(c["id"]): k for k, c in enumerate(cats)}
     written = []
     for name in sorted(aset.images):
+        yield name  # progress, and a cancel point
         rec = aset.images[name]
         lines = []
         for ann in rec.annotations:

@@ -18,8 +18,8 @@ from fashionviewer.core.viewer.session import ViewerSession
 from fashionviewer.qt.dialogs.annotations_io import (
     AnnotationsIODialog,
     AnnotationsIORequest,
-    run_export,
     run_import,
+    start_export,
 )
 
 
@@ -52,16 +52,17 @@ def _state(folder):
     return state, messages, errors
 
 
-def test_import_then_export_through_the_viewer_state(qapp, folders, tmp_path):
+def test_import_then_export_through_the_viewer_state(qtbot, folders, tmp_path):
     source, target, labelme = folders
-    state, _, _ = _state(target)
+    state, messages, _ = _state(target)
     line = run_import(state, AnnotationsIORequest(labelme, None))
     assert line.startswith("Imported 3 instance(s) on 1 image(s)")
     assert len(state.editor.annotations("0001.jpg")) == 3  # the editor reopened the imported file
     state.editor.delete("0001.jpg", state.editor.annotations("0001.jpg")[0].id)
-    line = run_export(state, AnnotationsIORequest(tmp_path / "yolo", "yolo"))
+    start_export(state, AnnotationsIORequest(tmp_path / "yolo", "yolo"), None)
+    qtbot.waitUntil(lambda: any(m.startswith("Exported") for m in messages), timeout=30_000)
     assert (
-        "yolo" in line
+        "yolo" in messages[-1]
         and len((tmp_path / "yolo" / "labels" / "0001.txt").read_text().splitlines()) == 2
     )
     # unsaved edits were written first

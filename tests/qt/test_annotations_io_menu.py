@@ -1,4 +1,4 @@
-"""In the viewer: a labelme file at the project path is shown in one line and never written over (annotation
+"""In the viewer: a labelme file at the project path is reported in one line and never written over (annotation
 mode opens read-only), and Annotate ▸ Import / Export Annotations… are in the menu."""
 
 from __future__ import annotations
@@ -55,13 +55,14 @@ def test_labelme_at_the_project_path_opens_read_only(qtbot, window, folder: Path
         timeout=30_000,
     )
     window.session.set_threshold(0.0)
-    # annotation mode: refused
+    # annotation mode: opens read-only (its shapes cannot be shown here: the file says 10x10)
     QTest.keyClick(window, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
     mode = window.annotation
-    assert not mode.active and not mode.toggle_action.isChecked() and mode.editor.read_only
+    assert mode.active and mode.toggle_action.isChecked() and mode.editor.read_only
     assert "labelme" in mode.problem_label.text() and "read-only" in mode.problem_label.text()
     assert "read-only" in window.statusBar().currentMessage()
-    # accept all: not in the mode
+    assert not mode.actions["accept_all"].isEnabled() and not mode.actions["save"].isEnabled()
+    # accept all, save: disabled
     QTest.keyClick(window, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
     QTest.keyClick(window, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
     window.close()
@@ -70,7 +71,7 @@ def test_labelme_at_the_project_path_opens_read_only(qtbot, window, folder: Path
         "scene_00.png",
         "scene_01.png",
     ]
-    assert capsys.readouterr().err.count("opened read-only") == 1
+    assert capsys.readouterr().err.count("shown read-only") == 1
 
 
 def test_import_and_export_are_in_the_annotate_menu(

@@ -27,6 +27,7 @@ from fashionviewer.qt.annotation.class_picker import pick_class
 from fashionviewer.qt.annotation.drawing import Drawing
 from fashionviewer.qt.annotation.host import AnnotationHost
 from fashionviewer.qt.annotation.layer import AnnotationLayer
+from fashionviewer.qt.annotation.read_only import enable_actions, problem_text
 from fashionviewer.qt.annotation.tools import CanvasTools
 from fashionviewer.qt.dialogs.annotations_io import open_annotations_dialog as annotations_dialog
 
@@ -269,11 +270,13 @@ class AnnotationMode(QObject):
             for action, keys in self._suspended.items():
                 action.setShortcuts(keys)
             self._suspended.clear()
-        for action in self.actions.values():
-            action.setEnabled(on or action in self._always)
-        self.class_box.setEnabled(on)
-        self.radius_box.setEnabled(on)
+        self._enable()
         self.redraw()
+
+    def _enable(self) -> None:
+        """The actions for the mode and the file: a read-only file leaves only selecting and inspecting."""
+        widgets = (self.class_box, self.radius_box)
+        enable_actions(self.actions, self._always, widgets, self.active, self.state.read_only)
 
     def trigger(self, name: str) -> None:
         """Run an action by name (what its shortcut and menu entry do)."""
@@ -306,14 +309,10 @@ class AnnotationMode(QObject):
             return
         editor.events.saved.connect(self._bridge.saved.emit)
         editor.events.error.connect(self._bridge.error.emit)
-        if editor.problems:
-            more = f" (and {len(editor.problems) - 1} more)" if len(editor.problems) > 1 else ""
-            self.problem_label.setText(
-                f"⚠ {editor.problems[0]}{more}. The rest is loaded; the file stays as it "
-                "is until you edit."
-            )
-            self.problem_label.setToolTip("\n".join(editor.problems))
-            self.problem_label.show()
+        self.problem_label.setText(problem_text(editor) if editor.problems else "")
+        self.problem_label.setToolTip("\n".join(editor.problems))
+        self.problem_label.setVisible(bool(editor.problems))
+        self._enable()  # a converted file is writable again
         self.host.browser.refresh_marks()
         self._update_classes()
 

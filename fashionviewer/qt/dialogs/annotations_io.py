@@ -1,12 +1,17 @@
 """Annotate ▸ Import Annotations… / Export Annotations…: another tool's annotations into the open folder's
 project file, or the project file out to COCO, labelme, YOLO, VOC, CVAT or iMaterialist's CSV
-(:mod:`fashionviewer.core.data.formats` does the work; this is the dialog and the hand-over to the editor)."""
+(:mod:`fashionviewer.core.data.formats` does the work; this is the dialog and the hand-over to the editor).
+
+Import… while the project file is another program's (the editor is read-only) offers that file itself as
+the source: importing it converts it (the original kept as ``NAME.bak``) and the editor reopens writable.
+Export… runs in a worker thread (``qt.workers``) behind a progress dialog with Cancel; a cancelled export
+writes nothing into the output folder (its files are staged beside it and moved in only at the end)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generator
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
@@ -17,6 +22,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLineEdit,
+    QProgressDialog,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -26,12 +32,14 @@ from fashionviewer.core.base.errors import FashionViewerError
 from fashionviewer.core.data.formats import (
     FORMATS,
     IMPORT_FORMATS,
+    backup_path,
     detect_format,
-    export_annotations,
+    export_steps,
     import_annotations,
 )
 from fashionviewer.core.data.formats.common import CATEGORY_ID_MODES
 from fashionviewer.qt.dialogs.common import folder_field, ok_cancel, problem_label
+from fashionviewer.qt.workers import GeneratorWorker, start_worker
 
 FORMAT_LABELS = {
     "coco": "COCO instances JSON",
@@ -137,32 +145,79 @@ class AnnotationsIODialog(QDialog):
 
 def run_import(state: Any, request: AnnotationsIORequest) -> str:
     """Import into the open folder: unsaved edits are written first, then the editor reopens the file.
-    Returns the line to show; raises FashionViewerError (one line) when nothing was imported."""
+    Importing a read-only editor's own file converts it (kept as ``NAME.bak`` first). Returns the line to
+    show; raises FashionViewerError (one line) when nothing was imported."""
     folder = _folder(state)
     state.flush()
-    if state.editor is not None and state.editor.read_only:
-        raise FashionViewerError(state.editor.problems[0])
+    editor = state.editor
+    read_only = editor is not None and editor.read_only
+    converting = read_only and request.path.resolve() == editor.path.resolve()
+    if read_only and not converting:
+        raise FashionViewerError(editor.problems[0])
+    # the name import_annotations keeps the original under (it writes that copy before the new file)
+    backup = backup_path(editor.path) if converting else None
     with _busy():
         path, images, instances, problems = import_annotations(request.path, folder, request.fmt)
     state.editor = None  # read the file again: the import is on disk, the old editor's copy is not
     state.ensure_editor()
+    state.select(None)  # the layer is drawn again from the reopened file
     note = f"; {len(problems)} skipped ({problems[0]})" if problems else ""
+    if backup is not None:
+        return (
+            f"Converted {path.name} to COCO ({instances} instance(s) on {images} image(s)); the "
+            f"original is kept as {backup.name}{note}"
+        )
     return f"Imported {instances} instance(s) on {images} image(s) into {path.name}{note}"
 
 
-def run_export(state: Any, request: AnnotationsIORequest) -> str:
+def start_export(state: Any, request: AnnotationsIORequest, parent: QWidget) -> GeneratorWorker:
+    """Export the open folder's annotations in a worker behind a progress dialog with Cancel; the result
+    (or that the export was cancelled and nothing was written) is reported through the state's events."""
     folder = _folder(state)
     state.flush()
     editor = state.ensure_editor()
-    with _busy():
-        written = export_annotations(
-            folder,
-            request.path,
-            request.fmt or "coco",
-            request.category_ids,
-            annotation_set=editor.aset.copy() if editor is not None else None,
+    aset = editor.aset.copy() if editor is not None else None  # the worker's own copy
+    fmt = request.fmt or "coco"
+    dialog = QProgressDialog(f"Exporting annotations as {fmt}…", "Cancel", 0, 0, parent)
+    dialog.setWindowTitle("Export Annotations")
+    dialog.setWindowModality(Qt.WindowModality.WindowModal)
+    dialog.setMinimumDuration(300)
+    dialog.setAutoReset(False)
+    written: list[Path] = []
+    over: list[bool] = []  # the worker finished: closing the dialog is no Cancel
+
+    def job() -> Generator[tuple[int, int], None, list[Path]]:
+        # kept here too: a Cancel that comes while the files are moved in does not stop them
+        written.extend(
+            (yield from export_steps(folder, request.path, fmt, request.category_ids, aset))
         )
-    return f"Exported {len(written)} file(s) to {request.path} ({request.fmt})"
+        return written
+
+    def progress(step: tuple[int, int]) -> None:
+        done, total = step
+        dialog.setMaximum(max(total, 1))
+        dialog.setValue(done)
+        dialog.setLabelText(f"Exporting annotations as {fmt}: {done} of {total} image(s)")
+
+    def finished() -> None:
+        over.append(True)
+        dialog.hide()
+        dialog.deleteLater()
+        if written:  # complete, even when Cancel came while the files were being moved in
+            state.notify(f"Exported {len(written)} file(s) to {request.path} ({fmt})")
+        elif worker.cancelled:
+            state.notify(f"Export cancelled: nothing was written to {request.path}")
+
+    worker = start_worker(
+        job,
+        on_yield=progress,
+        on_error=lambda exc: state.fail(
+            str(exc) if isinstance(exc, FashionViewerError) else f"Export failed: {exc}"
+        ),
+        on_finish=finished,
+    )
+    dialog.canceled.connect(lambda: over or worker.cancel())
+    return worker
 
 
 def _folder(state: Any) -> Path:
@@ -188,9 +243,17 @@ def open_annotations_dialog(state: Any, parent: QWidget, export: bool) -> None:
         state.fail("Open a folder first.")
         return
     dialog = AnnotationsIODialog(export, Path(folder), parent)
+    editor = state.editor
+    if not export and editor is not None and editor.read_only:
+        dialog.path.setText(
+            str(editor.path)
+        )  # the one import that helps: converting the file itself
     if dialog.exec() != QDialog.DialogCode.Accepted:
         return
     try:
-        state.notify((run_export if export else run_import)(state, dialog.request()))
+        if export:
+            start_export(state, dialog.request(), parent)
+        else:
+            state.notify(run_import(state, dialog.request()))
     except FashionViewerError as exc:
         state.fail(str(exc))

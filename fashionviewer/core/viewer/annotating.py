@@ -436,7 +436,18 @@ def read_foreign(
     name, fmt = path.name, detect_format(path)
     tail = "shown read-only, nothing is saved over it"
     if fmt is None or fmt in ("coco", CCP):
-        return AnnotationSet(), None, f"{name} is not a COCO instances file ({error}): {tail}"
+        why = str(error).removeprefix(f"{path}: ").removeprefix(f"{name}: ")
+        why = why.split("; it is left as it is")[0]
+        looks = "not a COCO instances file ("
+        if why.startswith(looks) and why.endswith(
+            ")"
+        ):  # what it is instead: a COCO results list, ...
+            return (
+                AnnotationSet(),
+                None,
+                f"{name} is {why[len(looks) : -1]}, not COCO instances: {tail}",
+            )
+        return AnnotationSet(), None, f"{name} is not a COCO instances file ({why}): {tail}"
     convert = f"Annotate ▸ Import… converts it (the original is kept as {name}.bak)"
     try:
         aset, _problems, fmt = read_format(path, fmt)

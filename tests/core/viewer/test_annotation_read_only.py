@@ -201,3 +201,21 @@ def test_an_older_backup_with_other_bytes_is_never_replaced(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [DEFAULT_FILE_NAME, f"{DEFAULT_FILE_NAME}.bak", f"{DEFAULT_FILE_NAME}.bak.2"]
     )
+
+
+def test_a_file_in_no_known_format_says_what_it_is_and_stays(tmp_path, capsys):
+    path = tmp_path / DEFAULT_FILE_NAME
+    results = [{"image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4], "score": 0.9}]
+    path.write_text(json.dumps(results))
+    before = path.read_bytes()
+    editor = AnnotationEditor(tmp_path, autosave_delay=0.01)
+    assert editor.read_only and editor.foreign_format is None and editor.aset.images == {}
+    assert editor.problems == [
+        f"{DEFAULT_FILE_NAME} is a COCO results list, not COCO instances: shown read-only, "
+        "nothing is saved over it"
+    ]
+    assert capsys.readouterr().err == f"warning: {editor.problems[0]}\n"
+    with pytest.raises(FashionViewerError, match="results list"):
+        editor.set_done("a.png", True, 4, 4)
+    editor.close()
+    assert path.read_bytes() == before and len(list(tmp_path.iterdir())) == 1

@@ -186,3 +186,15 @@ def test_export_runs_in_a_worker_and_cancel_leaves_nothing(qtbot, window, big_pr
     for name, rec in original.images.items():
         got = sorted(a.mask().sum() for a in back.images[name].annotations)
         assert got == sorted(a.mask().sum() for a in rec.annotations)
+    # a failing export: one line, nothing written
+    errors: list[str] = []
+    state.events.error.connect(errors.append)
+    worker = start_export(state, AnnotationsIORequest(tmp_path / "csv", "imaterialist"), window)
+    qtbot.waitUntil(worker.done.is_set, timeout=30_000)
+    qtbot.waitUntil(lambda: bool(errors), timeout=10_000)
+    assert errors == [
+        "iMaterialist export: the annotation file's categories are not the iMaterialist taxonomy "
+        "(ids 0-45 with its names)"
+    ]
+    assert not (tmp_path / "csv").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

@@ -36,6 +36,43 @@ def end_event(events: Any, last_path: Path) -> Iterator[None]:
     events.emit("end", status="completed", checkpoint=str(last_path))
 
 
+def add_run_arguments(
+    p: argparse.ArgumentParser, *, out: str, device: str, threads: int, state_file: str
+) -> None:
+    """The options every resumable trainer shares: device, threads, resume, out, events, seed."""
+    p.add_argument("--device", default=device, help="cpu, cuda, cuda:N, mps or auto")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=threads,
+        help="torch CPU threads per process (0: torch's default)",
+    )
+    p.add_argument(
+        "--resume",
+        default=None,
+        help=f"a {state_file} to continue from, or 'auto' (OUT/{state_file} when present)",
+    )
+    p.add_argument("--out", default=out, help="output folder (checked writable before training)")
+    p.add_argument(
+        "--events", default=None, help="JSON-lines progress events to PATH, or '-' for stdout"
+    )
+    p.add_argument("--seed", type=int, default=0)
+
+
+def add_export_arguments(
+    p: argparse.ArgumentParser, *, name: str, name_help: str
+) -> argparse._ArgumentGroup:
+    """``--export CHECKPOINT`` and ``--name``: turn a trained model.pt into a shipped NAME.pt + card."""
+    g = p.add_argument_group("export a trained checkpoint for shipping (no training)")
+    g.add_argument(
+        "--export",
+        metavar="CHECKPOINT",
+        help="a trained model.pt to export to --out/NAME.pt (+ card)",
+    )
+    g.add_argument("--name", default=name, help=name_help)
+    return g
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1 (argparse turns the error into one usage line)."""
     try:

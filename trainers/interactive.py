@@ -59,6 +59,8 @@ from fashionviewer.core.viewer.trainer_menu import TRAINER_MENUS
 from . import checkpointing, distributed
 from .common import (
     Cancelled,
+    add_export_arguments,
+    add_run_arguments,
     end_event,
     install_cancel_handler,
     positive_int,
@@ -110,30 +112,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument(
         "--limit", type=int, default=None, help="use only the first N training photos (tests)"
     )
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto")
-    p.add_argument(
-        "--threads", type=int, default=1, help="torch CPU threads per process (0: torch's default)"
-    )
-    p.add_argument(
-        "--resume",
-        default=None,
-        help=f"a {STATE_FILE} to continue from, or 'auto' (OUT/{STATE_FILE} when present)",
-    )
-    p.add_argument(
-        "--out", default="runs/interactive", help="output folder (checked writable before training)"
-    )
-    p.add_argument(
-        "--events", default=None, help="JSON-lines progress events to PATH, or '-' for stdout"
-    )
-    p.add_argument("--seed", type=int, default=0)
-    g = p.add_argument_group("export a trained checkpoint for shipping (no training)")
-    g.add_argument(
-        "--export",
-        metavar="CHECKPOINT",
-        help="a trained model.pt to export to --out/NAME.pt (+ card)",
-    )
-    g.add_argument(
-        "--name", default="interactive", help="exported file stem (bundled name: interactive)"
+    add_run_arguments(p, out="runs/interactive", device="cpu", threads=1, state_file=STATE_FILE)
+    g = add_export_arguments(
+        p, name="interactive", name_help="exported file stem (bundled name: interactive)"
     )
     g.add_argument(
         "--benchmark", default=None, help="a benchmarks/results JSON whose figures go into the card"

@@ -54,7 +54,14 @@ from fashionviewer.core.viewer.trainer_menu import TRAINER_MENUS
 
 from . import checkpointing, distributed
 from .checkpointing import STATE_FILE
-from .common import end_event, install_cancel_handler, positive_int, resolve_device, run_cli
+from .common import (
+    add_run_arguments,
+    end_event,
+    install_cancel_handler,
+    positive_int,
+    resolve_device,
+    run_cli,
+)
 from .engine import (
     StepControl,
     collate_fn,
@@ -176,23 +183,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
         "--hflip-prob", type=float, default=0.5, help="horizontal flip probability in training"
     )
     p.add_argument("--workers", type=int, default=2, help="data-loading worker processes per rank")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto")
-    p.add_argument(
-        "--threads", type=int, default=0, help="torch CPU threads per process (0: torch's default)"
-    )
     p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
-    p.add_argument(
-        "--resume",
-        default=None,
-        help=f"a {STATE_FILE} to continue from, or 'auto' (OUT/{STATE_FILE} when present)",
-    )
-    p.add_argument(
-        "--out", default="runs/maskrcnn", help="output folder (checked writable before training)"
-    )
-    p.add_argument(
-        "--events", default=None, help="JSON-lines progress events to PATH, or '-' for stdout"
-    )
-    p.add_argument("--seed", type=int, default=0)
+    add_run_arguments(p, out="runs/maskrcnn", device="auto", threads=0, state_file=STATE_FILE)
     return p
 
 

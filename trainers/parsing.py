@@ -57,6 +57,8 @@ from . import checkpointing, distributed
 from .checkpointing import STATE_FILE
 from .common import (
     Cancelled,
+    add_export_arguments,
+    add_run_arguments,
     end_event,
     install_cancel_handler,
     positive_int,
@@ -192,32 +194,11 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument(
         "--limit", type=int, default=None, help="use only the first N training photos (tests)"
     )
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto")
-    p.add_argument(
-        "--threads", type=int, default=1, help="torch CPU threads per process (0: torch's default)"
-    )
-    p.add_argument(
-        "--resume",
-        default=None,
-        help=f"a {STATE_FILE} to continue from, or 'auto' (OUT/{STATE_FILE} when present)",
-    )
-    p.add_argument(
-        "--out", default="runs/fashion", help="output folder (checked writable before training)"
-    )
-    p.add_argument(
-        "--events", default=None, help="JSON-lines progress events to PATH, or '-' for stdout"
-    )
-    p.add_argument("--seed", type=int, default=0)
-    g = p.add_argument_group("export a trained checkpoint for shipping (no training)")
-    g.add_argument(
-        "--export",
-        metavar="CHECKPOINT",
-        help="a trained model.pt to export to --out/NAME.pt (+ card)",
-    )
-    g.add_argument(
-        "--name",
-        default="fashion",
-        help="exported file stem (resources/models/fashion: bundled name fashion)",
+    add_run_arguments(p, out="runs/fashion", device="cpu", threads=1, state_file=STATE_FILE)
+    g = add_export_arguments(
+        p,
+        name="fashion",
+        name_help="exported file stem (resources/models/fashion: bundled name fashion)",
     )
     g.add_argument(
         "--prior-correction",

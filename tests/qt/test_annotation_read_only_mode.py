@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QDialog, QProgressDialog, QPushButton
+from PySide6.QtWidgets import QDialog, QProgressBar, QProgressDialog, QPushButton
 
 from fashionviewer.core.data.annotation_file import load_annotations
 from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME, FORMAT
@@ -173,12 +173,13 @@ def test_export_runs_in_a_worker_and_cancel_leaves_nothing(qtbot, window, big_pr
     assert worker.cancelled and worker.done.is_set()
     assert messages == [f"Export cancelled: nothing was written to {out}"]
     assert not out.exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
-    # again, to the end: progress per image, then the files, complete
-    progress: list[tuple[int, int]] = []
+    # again, to the end: the dialog's bar steps through every image, then the files, complete
+    progress: list[int] = []
     worker = start_export(state, AnnotationsIORequest(out, "voc"), window)
-    worker.signals.yielded.connect(progress.append)
+    [bar] = [d for d in window.findChildren(QProgressDialog) if d is not dialog]
+    bar.findChild(QProgressBar).valueChanged.connect(progress.append)  # set on the GUI thread
     qtbot.waitUntil(lambda: any(m.startswith("Exported") for m in messages), timeout=60_000)
-    assert progress == [(i, IMAGES) for i in range(IMAGES)] + [(IMAGES, IMAGES)]
+    assert progress == list(range(IMAGES + 1))
     assert messages[-1] == f"Exported {3 * IMAGES + 2} file(s) to {out} (voc)"
     back, problems, fmt = read_format(out)
     original, _ = load_annotations(big_project / DEFAULT_FILE_NAME)

@@ -96,7 +96,7 @@ def read_image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     """(width, height) after EXIF orientation, from the header only."""
     with _open(Path(path)) as img:
         width, height = img.size
-        orientation = img.getexif().get(0x0112, 1)
+        orientation = _orientation(img, Path(path))
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
@@ -115,11 +115,10 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
     path = Path(path)
     with _open(path) as img:
         try:
-            orientation = img.getexif().get(0x0112, 1)
             if _opencv_decodes_alike(img):
-                rgb = _decode_by_opencv(path, img.format)
+                rgb = _decode_by_opencv(path, img)
                 if rgb is not None:
-                    return _orient(rgb, orientation)
+                    return rgb
             ImageOps.exif_transpose(img, in_place=True)  # no copy when there is nothing to turn
             return _to_rgb(img)
         except (OSError, ValueError, SyntaxError) as exc:
@@ -216,22 +215,63 @@ def _opencv_decodes_alike(img: Image.Image) -> bool:
     )
 
 
-def _decode_by_opencv(path: Path, file_format: str) -> np.ndarray | None:
-    """The RGB pixels of a complete JPEG or PNG by OpenCV (which lets go of the GIL throughout); None
-    when Pillow should decode it instead: a file that does not end as a complete one does (OpenCV
-    would fill a truncated JPEG's missing rows instead of saying so), or one OpenCV refuses."""
-    data = np.fromfile(path, dtype=np.uint8)
-    ending = _COMPLETE_ENDINGS[file_format]
-    if data.size <= len(ending) or data[-len(ending) :].tobytes() != ending:
+def _decode_by_opencv(path: Path, img: Image.Image) -> np.ndarray | None:
+    """The RGB pixels of a complete JPEG or PNG by OpenCV (which lets go of the GIL throughout),
+    EXIF orientation applied; None when Pillow should decode it instead: a file that does not end
+    as a complete one does (OpenCV would fill a truncated JPEG's missing rows instead of saying so),
+    a PNG that may hold an orientation, or one OpenCV refuses."""
+    raw = path.read_bytes()
+    if not raw.endswith(_COMPLETE_ENDINGS[str(img.format)]) or (
+        img.format == "PNG" and _png_may_hold_orientation(path)
+    ):
         return None
+    orientation = _orientation(img, path)
     flags = cv2.IMREAD_IGNORE_ORIENTATION  # orientation is applied as Pillow reads it
     try:
-        decoded = cv2.imdecode(data, flags | (_CV_RGB_FLAG or cv2.IMREAD_COLOR))
+        decoded = cv2.imdecode(
+            np.frombuffer(raw, np.uint8), flags | (_CV_RGB_FLAG or cv2.IMREAD_COLOR)
+        )
     except cv2.error:
         return None
     if decoded is None or decoded.ndim != 3 or decoded.shape[2] != 3 or decoded.dtype != np.uint8:
         return None
-    return decoded if _CV_RGB_FLAG is not None else cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+    if _CV_RGB_FLAG is None:
+        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+    return _orient(decoded, orientation)
+
+
+def _orientation(img: Image.Image, path: Path) -> int:
+    """The EXIF orientation Pillow's exif_transpose reads (1: upright). Pillow finds a PNG's eXIf
+    chunk after the pixels only by decoding the whole picture: a PNG without any chunk that can
+    hold one is upright without that."""
+    if img.format == "PNG" and not _png_may_hold_orientation(path):
+        return 1
+    value = img.getexif().get(0x0112, 1)
+    return value if isinstance(value, int) else 1  # exif_transpose turns for 2..8 only
+
+
+def _png_may_hold_orientation(path: Path) -> bool:
+    """Whether a PNG has an eXIf chunk or a text chunk with EXIF or XMP (where Pillow looks for an
+    orientation); walks the chunk headers only. True when the chunks do not parse: Pillow judges."""
+    with open(path, "rb") as file:
+        file.seek(8)  # the signature
+        while header := file.read(8):
+            if len(header) < 8:
+                return True
+            length, kind = int.from_bytes(header[:4], "big"), header[4:]
+            if kind == b"eXIf":
+                return True
+            if kind in (b"tEXt", b"zTXt", b"iTXt"):
+                key = file.read(min(length, 80)).split(b"\0", 1)[0].lower()
+                if b"exif" in key or b"xmp" in key:
+                    return True
+                file.seek(length - min(length, 80), os.SEEK_CUR)
+            elif kind == b"IEND":
+                return False
+            else:
+                file.seek(length, os.SEEK_CUR)
+            file.seek(4, os.SEEK_CUR)  # the CRC
+    return True
 
 
 def _orient(rgb: np.ndarray, orientation: int) -> np.ndarray:

@@ -138,16 +138,17 @@ def test_opencv_decodes_complete_jpegs_and_pngs_and_pillow_the_rest(variants, mo
     decoded_by_opencv: list[str] = []
     real = imageio._decode_by_opencv
 
-    def recording(path: Path, file_format: str):
-        result = real(path, file_format)
+    def recording(path: Path, img: Image.Image):
+        result = real(path, img)
         if result is not None:
             decoded_by_opencv.append(path.name)
         return result
 
     monkeypatch.setattr(imageio, "_decode_by_opencv", recording)
-    for name in ("exif_6.jpg", "exif_3.png", "grey.jpg", "progressive.jpg", "grey_4bit.png"):
+    for name in ("exif_6.jpg", "subsampling_1.jpg", "grey.jpg", "progressive.jpg", "grey_4bit.png"):
         assert_same_pixels(variants / name)
     pillow_only = (
+        "exif_3.png",  # a PNG's orientation: Pillow reads it (after decoding, when it follows the pixels)
         "cmyk.jpg",
         "grey_transparent.png",
         "rgb_transparent.png",
@@ -159,11 +160,61 @@ def test_opencv_decodes_complete_jpegs_and_pngs_and_pillow_the_rest(variants, mo
         assert_same_pixels(variants / name)
     assert decoded_by_opencv == [
         "exif_6.jpg",
-        "exif_3.png",
+        "subsampling_1.jpg",
         "grey.jpg",
         "progressive.jpg",
         "grey_4bit.png",
     ]
+
+
+def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(kind, the whole chunk) of each chunk after the signature."""
+    chunks, offset = [], 8
+    while offset < len(data):
+        length = struct.unpack(">I", data[offset : offset + 4])[0]
+        chunks.append((data[offset + 4 : offset + 8], data[offset : offset + 12 + length]))
+        offset += 12 + length
+    return chunks
+
+
+def test_png_orientation_wherever_it_is_kept(variants: Path, tmp_path: Path) -> None:
+    """An eXIf chunk after the pixels (Pillow finds it only by decoding) and an XMP orientation:
+    both turn the picture as before."""
+    data = (variants / "exif_6.png").read_bytes()
+    chunks = png_chunks(data)
+    exif = [whole for kind, whole in chunks if kind == b"eXIf"]
+    assert len(exif) == 1
+    others = [whole for kind, whole in chunks if kind not in (b"eXIf", b"IEND")]
+    late = tmp_path / "late_exif.png"
+    late.write_bytes(data[:8] + b"".join(others) + exif[0] + chunks[-1][1])
+    with Image.open(late) as img:
+        assert "exif" not in img.info  # not known before the pixels are decoded
+    assert assert_same_pixels(late).shape[:2] == (211, 157)
+
+    xmp = (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf'
+        '-syntax-ns#"><rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" '
+        'tiff:Orientation="8"/></rdf:RDF></x:xmpmeta>'
+    )
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", xmp)
+    Image.fromarray(photo_like()).save(tmp_path / "xmp.png", pnginfo=info)
+    assert assert_same_pixels(tmp_path / "xmp.png").shape[:2] == (211, 157)
+    assert imageio.read_image_size(tmp_path / "xmp.png") == (157, 211)
+
+
+def test_a_plain_png_is_decoded_once(variants: Path, monkeypatch) -> None:
+    """Pillow's getexif decodes a whole PNG to look for a late eXIf chunk: not for one without it."""
+    from PIL import ImageFile
+
+    def refuse(self):
+        raise AssertionError(f"Pillow decoded {self.filename}")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", refuse)
+    assert load_image(variants / "grey_2bit.png").shape == (29, 53, 3)
+    assert imageio.read_image_size(variants / "bgr16.png") == (97, 61)
 
 
 def test_no_whole_picture_bytes_copy(variants, monkeypatch):

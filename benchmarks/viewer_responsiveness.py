@@ -515,6 +515,117 @@ def predict_case(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker_gil_and_per_result_steps(app: Any, photo: Any, mask: Any) -> list[tuple]:
+    """The parts case's steps for what kept the GUI thread out from a worker (the GIL held) or held
+    it per result: (name, where, before, how before, now, how now)."""
+    import numpy as np
+    import pyqtgraph as pg
+    from PIL import Image, ImageOps
+    from pycocotools import mask as mask_utils
+    from PySide6.QtCore import QSettings
+
+    from fashionviewer.core.data.imageio import load_image
+    from fashionviewer.core.data.masks import encode_mask
+    from fashionviewer.qt.main_window import MainWindow
+
+    height, width = mask.shape
+    work = Path(tempfile.mkdtemp())
+    huge, huge_png = work / "huge.jpg", work / "huge.png"
+    Image.fromarray(photo).save(huge, quality=88)
+    Image.fromarray(photo).save(huge_png, compress_level=1)
+
+    def pycocotools_encode() -> None:
+        """encode_mask before: one pycocotools call, the GIL held throughout."""
+        mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
+
+    def pillow_load(path: Path) -> Callable[[], np.ndarray]:  # load_image before: Pillow's copies
+        def run() -> np.ndarray:
+            with Image.open(path) as img:
+                rgb = np.asarray(ImageOps.exif_transpose(img).convert("RGB"), dtype=np.uint8)
+                return np.array(rgb, order="C")
+
+        return run
+
+    annotation_rgba = np.zeros((height, width, 4), np.uint8)
+    annotation_rgba[2000:6000, 1000:5000] = (200, 30, 40, 140)
+    annotation_item = pg.ImageItem(axisOrder="row-major")
+
+    def annotation_layer(levels: Any) -> Callable[[], None]:
+        def run() -> None:
+            if levels is None:
+                annotation_item.setImage(annotation_rgba, levels=None)
+            else:
+                annotation_item.setImage(annotation_rgba, levels=levels, autoLevels=False)
+            annotation_item.render()  # what its next paint does
+
+        return run
+
+    # the bar in the window: a new count re-lays out and repaints the window's toolbar
+    window = MainWindow(settings=QSettings(str(work / "s.ini"), QSettings.Format.IniFormat))
+    window.resize(1200, 800)
+    window.show()
+    bar = window.model_bar
+
+    def progress_burst(coalesced: bool) -> Callable[[], None]:
+        """100 results, each in its own turn of the event loop (queued signals from the worker)."""
+
+        def run() -> None:
+            bar.set_progress(0, 1000)
+            app.processEvents()  # the bar shown
+            for done in range(1, 101):
+                if coalesced:
+                    bar.set_progress(done, 1000)
+                else:  # the old set_progress: every count painted
+                    bar.progress.setValue(done)
+                app.processEvents()
+            bar.set_progress(0, 0)
+
+        return run
+
+    return [
+        (
+            "the model's RLE of one 48-megapixel mask (core.data.masks.encode_mask)",
+            "worker",
+            pycocotools_encode,
+            "pycocotools, GIL held throughout",
+            lambda: encode_mask(mask.view(np.uint8)),
+            "numpy, the same string",
+        ),
+        (
+            "a 48-megapixel JPEG decoded for the model (core.data.imageio.load_image)",
+            "worker",
+            pillow_load(huge),
+            "Pillow, np.asarray joins all pixels under the GIL",
+            lambda: load_image(huge),
+            "OpenCV, the same pixels",
+        ),
+        (
+            "a 48-megapixel PNG decoded for the model (core.data.imageio.load_image)",
+            "worker",
+            pillow_load(huge_png),
+            "Pillow, np.asarray joins all pixels under the GIL",
+            lambda: load_image(huge_png),
+            "OpenCV, the same pixels",
+        ),
+        (
+            "the annotation layer of a 48-megapixel photo shown (qt.annotation.layer)",
+            "GUI thread",
+            annotation_layer((0, 255)),
+            "levels (0, 255): rescaled per render",
+            annotation_layer(None),
+            "no levels: shown as it is",
+        ),
+        (
+            "100 results in a burst: the model bar's progress (qt.panels.models)",
+            "GUI thread",
+            progress_burst(coalesced=False),
+            "each count painted",
+            progress_burst(coalesced=True),
+            "the latest count every 100 ms",
+        ),
+    ]
+
+
 # ----- the parts case: each cause alone ---------------------------------------------------------------
 def parts_case(args: argparse.Namespace) -> int:
     """Each heavy step of showing a 48-megapixel photo's prediction, as the viewer did it before and does now,
@@ -523,11 +634,9 @@ def parts_case(args: argparse.Namespace) -> int:
     import threading
 
     import numpy as np
-    from PIL import Image
     from PySide6.QtWidgets import QApplication
 
     from fashionviewer.core.base.atomic import atomic_write_json, atomic_write_text
-    from fashionviewer.core.data.imageio import load_image
     from fashionviewer.core.data.masks import decode_mask, encode_mask
     from fashionviewer.core.data.overlay import (
         PredictionRasters,
@@ -639,27 +748,7 @@ def parts_case(args: argparse.Namespace) -> int:
             "the same, in a worker",
         ),
     ]
-    huge = Path(tempfile.mkdtemp()) / "huge.jpg"
-    Image.fromarray(photo).save(huge, quality=88)
-    # what still keeps the GUI thread out from a worker (outside the viewer's code: the next causes)
-    steps += [
-        (
-            "the model's RLE of one 48-megapixel mask (core.data.masks.encode_mask)",
-            "worker",
-            lambda: encode_mask(mask.view(np.uint8)),
-            "unchanged",
-            lambda: encode_mask(mask.view(np.uint8)),
-            "unchanged",
-        ),
-        (
-            "a 48-megapixel JPEG decoded for the model (core.data.imageio.load_image)",
-            "worker",
-            lambda: load_image(huge),
-            "unchanged",
-            lambda: load_image(huge),
-            "unchanged",
-        ),
-    ]
+    steps += _worker_gil_and_per_result_steps(app, photo, mask)
     results = []
     for name, where, before, before_how, after, after_how in steps:
         results.append(

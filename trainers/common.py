@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import signal
 import sys
 from contextlib import contextmanager
@@ -14,6 +15,8 @@ import torch
 
 from fashionviewer.core.base.errors import FashionViewerError
 from fashionviewer.core.inference import devices
+
+from . import distributed
 
 
 class Cancelled(Exception):
@@ -71,6 +74,33 @@ def add_export_arguments(
     )
     g.add_argument("--name", default=name, help=name_help)
     return g
+
+
+def agreed_loss(loss: torch.Tensor, stop_requested: bool) -> float:
+    """The step's loss averaged over the ranks; raises :class:`Cancelled` on every rank as soon as
+    any rank was asked to stop (a rank stopping alone would leave the others waiting in the
+    gradient all-reduce)."""
+    asked = torch.tensor(float(stop_requested), device=loss.device)
+    agreed = distributed.reduce_mean({"loss": loss.detach(), "stop": asked})
+    if float(agreed["stop"]) > 0:
+        raise Cancelled()
+    return float(agreed["loss"])
+
+
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-step factor: linear warm-up over ``warmup_steps`` (at most a quarter of training), then
+    cosine to 0 at ``total_steps``."""
+    total = max(1, total_steps)
+    warmup = max(1, min(warmup_steps, total // 4))
+
+    def factor(step: int) -> float:
+        return (
+            min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+        )
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def positive_int(text: str) -> int:

@@ -28,7 +28,7 @@ from fashionviewer.core.inference.predictor import Predictor
 from fashionviewer.core.models.registry import unwrap
 
 from . import distributed
-from .common import Cancelled
+from .common import agreed_loss
 
 log = logging.getLogger(__name__)
 
@@ -84,15 +84,13 @@ def train_one_epoch(
     )
     loss_sum, count = 0.0, 0
     for step, (images, targets) in enumerate(bar, start=1):
-        if control.should_stop is not None and control.should_stop():
-            raise Cancelled()
         images, targets = _to_device(images, targets, device)
         with torch.autocast(device.type, enabled=scaler is not None):
             loss_dict = model(images, targets)
         loss = sum(loss_dict.values())
-        # all ranks see the same value
-        logged = distributed.reduce_mean({"loss": loss.detach()})["loss"]
-        if not math.isfinite(float(logged)):
+        # all ranks see the same value and stop at the same step
+        logged = agreed_loss(loss, control.should_stop is not None and control.should_stop())
+        if not math.isfinite(logged):
             kept = control.last_checkpoint or "none yet (no epoch finished)"
             raise FashionViewerError(
                 f"loss became {float(logged)} at epoch {epoch} step {step}; last good checkpoint kept at {kept} "

@@ -58,14 +58,15 @@ from fashionviewer.core.viewer.trainer_menu import TRAINER_MENUS
 
 from . import checkpointing, distributed
 from .common import (
-    Cancelled,
     add_export_arguments,
     add_run_arguments,
+    agreed_loss,
     end_event,
     install_cancel_handler,
     positive_int,
     resolve_device,
     run_cli,
+    warmup_cosine,
 )
 
 log = logging.getLogger("trainers.interactive")
@@ -580,13 +581,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     model = build_interactive_net(args.architecture).to(device)
     total = args.steps_per_epoch * args.epochs
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    warmup = max(1, min(args.warmup_steps, total // 4))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda s: (
-            min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
-        ),
-    )
+    scheduler = warmup_cosine(optimizer, args.warmup_steps, total)
     progress = Progress()
     if start is not None:
         progress = _restore(start, model, optimizer, scheduler)
@@ -623,13 +618,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                         for i in chosen
                     ]
                     loss = train_step(model, samples, device)
-                    # every rank sees the same loss and the same stop request, so all of them stop at the
-                    # same step (one rank alone would leave the others waiting in the gradient all-reduce)
-                    asked = torch.tensor(float(stop["requested"]), device=loss.device)
-                    agreed = distributed.reduce_mean({"loss": loss.detach(), "stop": asked})
-                    if float(agreed["stop"]) > 0:
-                        raise Cancelled()
-                    value = float(agreed["loss"])
+                    value = agreed_loss(loss, stop["requested"])
                     if not math.isfinite(value):
                         raise FashionViewerError(
                             f"epoch {epoch} step {step + 1}: the loss is {value}; "

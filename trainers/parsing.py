@@ -56,14 +56,15 @@ from fashionviewer.core.viewer.trainer_menu import TRAINER_MENUS
 from . import checkpointing, distributed
 from .checkpointing import STATE_FILE
 from .common import (
-    Cancelled,
     add_export_arguments,
     add_run_arguments,
+    agreed_loss,
     end_event,
     install_cancel_handler,
     positive_int,
     resolve_device,
     run_cli,
+    warmup_cosine,
 )
 from .parsing_data import (
     IGNORE,
@@ -372,13 +373,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     total = steps * args.epochs
     groups = setup.parameter_groups(args.lr) if setup is not None else model.parameters()
     optimizer = torch.optim.AdamW(groups, lr=args.lr, weight_decay=args.weight_decay)
-    warmup = max(1, min(args.warmup_steps, total // 4))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda s: (
-            min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
-        ),
-    )
+    scheduler = warmup_cosine(optimizer, args.warmup_steps, total)
     progress = Progress()
     if start is not None:
         progress = _restore(start, model, optimizer, scheduler)
@@ -409,8 +404,6 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 mine = np.asarray(data.order_of(epoch))[info.rank :: info.world_size]
                 running = 0.0
                 for step in range(steps):
-                    if stop["requested"]:
-                        raise Cancelled()
                     batch = [data.train[i] for i in _step_indices(mine, step, args.batch_size)]
                     loss = _batch_loss(
                         model,
@@ -421,16 +414,16 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                         rng,
                         device,
                     )
-                    if not torch.isfinite(loss):
+                    value = agreed_loss(loss, stop["requested"])
+                    if not math.isfinite(value):
                         raise FashionViewerError(
-                            f"epoch {epoch} step {step + 1}: the loss is {loss.item()}; "
+                            f"epoch {epoch} step {step + 1}: the loss is {value}; "
                             "lower --lr and start again"
                         )
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
                     scheduler.step()
-                    value = float(distributed.reduce_mean({"loss": loss.detach()})["loss"])
                     running += value
                     events.emit(
                         "step",

@@ -335,7 +335,7 @@ def run_arm(args: argparse.Namespace) -> int:
     ).stdout.strip()
     record = {
         "source_tree": str(tree),
-        "commit": commit,
+        "commit": commit or tree.name,  # a `git archive` copy: its folder's name
         "seconds": round(elapsed, 1),
         "key_presses": state["steps"],
         "gaps": _lateness_summary(intervals, PREDICT_HEARTBEAT_MS),

@@ -1,4 +1,4 @@
-"""Drawing tools on the canvas: box, click refinement, brush / eraser, polygon (``core.viewer.annotation_state.Tool``).
+"""Drawing tools on the canvas: box, click refinement, brush / eraser, polygon (``core.viewer.annotation_tools.Tool``).
 
 ``CanvasTools`` filters the canvas's mouse events while a drawing tool is active (the select tool leaves
 them to the canvas: drag pans, a click selects; the wheel always zooms) and reports what was drawn in

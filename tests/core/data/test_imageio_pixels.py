@@ -115,6 +115,10 @@ def variants(tmp_path_factory) -> Path:
     rgb.save(root / "rgb_transparent.png", transparency=(200, 20, 60))
     good = (root / "subsampling_2.jpg").read_bytes()
     (root / "trailing_bytes_after_end.jpg").write_bytes(good + b"\x00" * 37 + b"junk")
+    # damaged but decodable (libjpeg warns, both fill in): bytes before the scan, the middle cut out
+    scan = good.find(b"\xff\xda")
+    (root / "junk_before_scan.jpg").write_bytes(good[:scan] + b"\x00\x00junk" + good[scan:])
+    (root / "middle_cut_out.jpg").write_bytes(good[: len(good) // 2] + good[-2:])
     rgb.save(root / "photo.webp", quality=80)
     rgb.save(root / "photo.tiff")
     rgb.save(root / "photo.bmp")

@@ -109,8 +109,8 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
 
     Every step of a large photo's decode lets other threads run (the viewer's GUI thread waits for
     the GIL otherwise): a complete 8-bit JPEG or PNG in colour or grey without transparency is
-    decoded by OpenCV, the same pixels as Pillow gives, in half the time; other files are decoded by
-    Pillow and copied out in blocks.
+    decoded by OpenCV, the same pixels as Pillow gives (a JPEG in about half the time, no
+    whole-picture copies); other files are decoded by Pillow and copied out in blocks.
     """
     path = Path(path)
     with _open(path) as img:

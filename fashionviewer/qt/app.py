@@ -37,6 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setOrganizationName("FashionViewer")
 
     from fashionviewer.core.viewer.model_choice import ModelChoice, default_device
+    from fashionviewer.qt.gc_pauses import freeze_long_lived
     from fashionviewer.qt.main_window import make_window
 
     window = make_window(args.folder, load_model=False)
@@ -53,4 +54,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         window.load_model()
     window.show()
+    freeze_long_lived()
     return int(app.exec())

@@ -28,6 +28,7 @@ from fashionviewer.qt.dialogs.export import ExportRequest
 from fashionviewer.qt.dialogs.shortcuts import show_shortcuts
 from fashionviewer.qt.docks import add_docks
 from fashionviewer.qt.export_flow import start_export
+from fashionviewer.qt.gc_pauses import freeze_long_lived
 from fashionviewer.qt.ground_truth import GroundTruthController
 from fashionviewer.qt.menus import MenuCommands, RecentFolders, add_action, build_menus
 from fashionviewer.qt.panels.browser import BrowserPanel
@@ -243,6 +244,7 @@ class MainWindow(QMainWindow):
         self.domain_notice.setVisible(bool(notice))
 
     def _models_loaded(self, models: LoadedModels) -> None:
+        freeze_long_lived()  # the model lives until the next load: keep it out of full collections
         self.model_bar.show_loaded(models.label, models.random, models.details)
         self.ground_truth.model_classes = list(models.predictor.class_names)
         if (

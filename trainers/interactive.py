@@ -93,6 +93,13 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
         "--architecture", choices=INTERACTIVE_ARCHITECTURES, default=INTERACTIVE_ARCHITECTURES[0]
     )
     p.add_argument("--epochs", type=positive_int, default=20)
+    p.add_argument(
+        "--init-from",
+        default=None,
+        metavar="MODEL",
+        help="start from trained weights: the bundled 'interactive' or a model.pt "
+        "(the optimizer and learning-rate schedule start afresh)",
+    )
     p.add_argument("--steps-per-epoch", type=positive_int, default=200)
     p.add_argument("--batch-size", type=positive_int, default=16, help="crops per process and step")
     p.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate")
@@ -440,6 +447,30 @@ class Progress:
     seconds: float = 0.0
     best_score: float = -1.0
     samples: int = 0
+    # --init-from: the start weights (name, SHA-256, their epochs); kept across --resume
+    init: dict[str, Any] | None = None
+
+
+def _initial_weights(args: argparse.Namespace, model: nn.Module) -> dict[str, Any] | None:
+    """``--init-from``: copy a trained network's weights into ``model`` (the optimizer and schedule
+    start afresh); returns what the card records of it."""
+    if not args.init_from:
+        return None
+    from fashionviewer.core.inference.interactive_model import BUNDLED_NAME, bundled_model_path
+    from fashionviewer.core.models.interactive_net import load_interactive_checkpoint
+
+    path = bundled_model_path() if args.init_from == BUNDLED_NAME else Path(args.init_from)
+    trained, card = load_interactive_checkpoint(path)
+    if card.get("architecture") != args.architecture:
+        raise FashionViewerError(
+            f"{path}: a {card.get('architecture')} network, not --architecture {args.architecture}"
+        )
+    model.load_state_dict(trained.state_dict())
+    return {
+        "from": args.init_from,
+        "weights_sha256": card.get("weights_sha256"),
+        "epochs": card.get("epochs"),
+    }
 
 
 def model_card(
@@ -454,7 +485,7 @@ def model_card(
     return {
         "task": "interactive segmentation: a box and/or positive/negative clicks -> one object's mask, class-agnostic",
         "weights": "trained",
-        "init": "none",
+        "init": progress.init or "none",
         "domain": "photos",
         "dataset": {
             "name": "ccp",
@@ -579,10 +610,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         step = max(1, len(val_objects) // args.val_objects)
         views = validation_views(val, val_objects[::step][: args.val_objects])
     model = build_interactive_net(args.architecture).to(device)
+    init = _initial_weights(args, model) if start is None else None
     total = args.steps_per_epoch * args.epochs
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     scheduler = warmup_cosine(optimizer, args.warmup_steps, total)
-    progress = Progress()
+    progress = Progress(init=init)
     if start is not None:
         progress = _restore(start, model, optimizer, scheduler)
     core = model
@@ -684,6 +716,7 @@ def _restore(
         seconds=state["seconds"],
         best_score=state["best_score"],
         samples=state.get("samples", 0),
+        init=state.get("init"),
     )
 
 
@@ -721,6 +754,7 @@ def _save_epoch(
             "seconds": progress.seconds,
             "best_score": progress.best_score,
             "samples": progress.samples,
+            "init": progress.init,
             "args": vars(args),
         },
     )

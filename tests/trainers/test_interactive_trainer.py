@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from fashionviewer.core.base.events import parse_event_line
 from fashionviewer.core.base.paths import sha256_file
@@ -113,6 +114,29 @@ def test_short_interactive_run_on_real_photos(ccp_root, tmp_path) -> None:
     session = InteractiveSession()
     mask = segment(image, (100, 200, 300, 500), [(200, 350)], session=session, model=model)
     assert mask.shape == image.shape[:2] and mask[350, 200] and session.method == METHOD_LEARNED
+
+
+@pytest.mark.needs_ccp
+def test_init_from_the_bundled_model_starts_from_its_weights(ccp_root, tmp_path) -> None:
+    """--init-from copies the trained weights (at lr 0 they come out as they went in) and the card
+    names the start model by its SHA-256."""
+    from fashionviewer.core.inference.interactive_model import bundled_model_path
+
+    out = tmp_path / "run"
+    args = ["--data-path", str(ccp_root), "--out", str(out), "--limit", "2", "--batch-size", "2"]
+    args += ["--steps-per-epoch", "1", "--epochs", "1", "--val-objects", "2", "--lr", "0"]
+    assert cli([*args, "--init-from", "interactive"]) == 0
+    start, start_card = load_interactive_checkpoint(bundled_model_path())
+    trained, card = load_interactive_checkpoint(out / "model.pt")
+    start_params = dict(start.named_parameters())
+    for name, value in trained.named_parameters():
+        assert torch.equal(value, start_params[name]), name
+    assert card["init"] == {
+        "from": "interactive",
+        "weights_sha256": start_card["weights_sha256"],
+        "epochs": start_card["epochs"],
+    }
+    assert cli([*args, "--out", str(tmp_path / "bad"), "--init-from", str(tmp_path / "x.pt")]) == 2
 
 
 def test_bad_resume_and_export_files_are_one_line_errors(tmp_path, capsys) -> None:

@@ -27,6 +27,7 @@ and then this tree, in alternating order over ``--rounds``. See ``predict_case``
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -582,6 +583,22 @@ def _worker_gil_and_per_result_steps(app: Any, photo: Any, mask: Any) -> list[tu
 
         return run
 
+    from fashionviewer.core.inference.families import load_predictor
+
+    # what is alive in the viewer once it predicts: torch, Qt and the real-photo model
+    predictor = load_predictor("fashion")
+
+    def full_collection(frozen: bool) -> Callable[[], None]:
+        def run() -> None:
+            if frozen:
+                gc.freeze()  # what qt.gc_pauses.freeze_long_lived does after a model load
+            gc.collect()
+            if frozen:
+                gc.unfreeze()
+            run.keep = predictor  # type: ignore[attr-defined]
+
+        return run
+
     return [
         (
             "the model's RLE of one 48-megapixel mask (core.data.masks.encode_mask)",
@@ -614,6 +631,14 @@ def _worker_gil_and_per_result_steps(app: Any, photo: Any, mask: Any) -> list[tu
             "levels (0, 255): rescaled per render",
             annotation_layer(None),
             "no levels: shown as it is",
+        ),
+        (
+            "a full garbage collection, `fashion` loaded (whichever thread runs it holds the GIL)",
+            "any thread",
+            full_collection(frozen=False),
+            "every object walked",
+            full_collection(frozen=True),
+            "long-lived objects frozen (gc.freeze)",
         ),
         (
             "100 results in a burst: the model bar's progress (qt.panels.models)",

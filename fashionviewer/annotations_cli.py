@@ -1,7 +1,8 @@
 """``fashionviewer annotations export|import``: a folder's annotations to and from other tools' formats.
 
 ``export FOLDER --to FORMAT --out DIR`` writes the folder's project file (``annotations.fashionviewer.json``)
-as COCO, labelme, YOLO segmentation, Pascal VOC masks, CVAT for images 1.1 XML or iMaterialist's CSV;
+as COCO, labelme, YOLO segmentation, Pascal VOC masks, CVAT for images 1.1 XML, iMaterialist's CSV or,
+with the optional Datumaro, any format it writes (``datumaro:FORMAT``);
 ``import SRC --into FOLDER [--from FORMAT]`` adds another tool's annotations to it (the format is detected
 when not named). The work is :mod:`fashionviewer.core.data.formats`; this module parses and prints.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from typing import Callable, Sequence
 
 from tqdm import tqdm
 
@@ -21,6 +22,7 @@ from fashionviewer.core.data.formats import (
     import_annotations,
 )
 from fashionviewer.core.data.formats.common import CATEGORY_ID_MODES
+from fashionviewer.core.data.formats.datumaro_bridge import PREFIX
 
 EPILOG = """formats:
   coco          OUT/annotations/instances_default.json, OUT/images/ (COCO instances; unknown keys are kept)
@@ -29,8 +31,24 @@ EPILOG = """formats:
   voc           OUT/SegmentationClass/*.png, OUT/SegmentationObject/*.png, OUT/labelmap.txt, OUT/JPEGImages/
   cvat          OUT/annotations.xml and OUT/images/ (CVAT for images 1.1, masks; polygons and boxes are read too)
   imaterialist  OUT/train.csv (iMaterialist-Fashion 2019; needs its 46 categories)
+  datumaro:FMT  any format Datumaro writes (export) or reads (import): datumaro:cityscapes,
+                datumaro:kitti_segmentation, datumaro:ade20k2020 (import), ... Needs the optional
+                extra: pip install 'fashionviewer[datumaro]'. Datumaro converts from or to COCO.
 
 exit status: 0 done, 2 a user error (one "error:" line naming the file or row; nothing is written)."""
+
+
+def _format_type(names: Sequence[str]) -> Callable[[str], str]:
+    """One of ``names`` or ``datumaro:NAME`` (checked when used: Datumaro is an optional extra)."""
+
+    def check(value: str) -> str:
+        if value in names or (value.startswith(PREFIX) and len(value) > len(PREFIX)):
+            return value
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {value!r} (choose from {', '.join(names)}, {PREFIX}FORMAT)"
+        )
+
+    return check
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -41,11 +59,20 @@ def get_args_parser() -> argparse.ArgumentParser:
         description="Export a folder's annotations to other tools, or import theirs.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    export = commands.add_parser("export", help="write FOLDER's annotations in another format")
+    sub = {"epilog": EPILOG, "formatter_class": argparse.RawDescriptionHelpFormatter}
+    export = commands.add_parser(
+        "export", help="write FOLDER's annotations in another format", **sub
+    )
     export.add_argument(
         "folder", help="the annotated folder (holding annotations.fashionviewer.json)"
     )
-    export.add_argument("--to", required=True, choices=FORMATS, help="the format to write")
+    export.add_argument(
+        "--to",
+        required=True,
+        type=_format_type(FORMATS),
+        metavar="FORMAT",
+        help=f"the format to write: {', '.join(FORMATS)} or datumaro:FORMAT (see below)",
+    )
     export.add_argument("--out", required=True, help="output folder")
     export.add_argument(
         "--category-ids",
@@ -54,7 +81,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         help="coco: the dataset's own ids (default) or 1..K for tools that reserve id 0 "
         "(recorded in the file's info)",
     )
-    imp = commands.add_parser("import", help="add another tool's annotations to FOLDER")
+    imp = commands.add_parser("import", help="add another tool's annotations to FOLDER", **sub)
     imp.add_argument(
         "source",
         help="the file or folder to read (FOLDER's own project file, when another tool wrote it, is "
@@ -62,7 +89,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     )
     imp.add_argument("--into", required=True, help="the folder of images the annotations describe")
     imp.add_argument(
-        "--from", dest="fmt", choices=IMPORT_FORMATS, help="the source's format (default: detected)"
+        "--from",
+        dest="fmt",
+        type=_format_type(IMPORT_FORMATS),
+        metavar="FORMAT",
+        help=f"the source's format: {', '.join(IMPORT_FORMATS)} or datumaro:FORMAT "
+        "(default: detected)",
     )
     imp.add_argument(
         "--replace",

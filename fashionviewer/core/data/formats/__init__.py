@@ -5,7 +5,8 @@ and object PNGs), :mod:`.cvat` (CVAT for images 1.1 XML), :mod:`.imaterialist` (
 :func:`detect_format` is the one place that tells them apart; :func:`import_annotations` and
 :func:`export_annotations` (:func:`export_steps` with progress and cancel) are what the command line and the
 viewer call. Importing the project file itself converts another tool's file found at the project path (it
-is kept as ``NAME.bak``).
+is kept as ``NAME.bak``). ``datumaro:FORMAT`` is any format Datumaro reads or writes
+(:mod:`.datumaro_bridge`, the optional ``datumaro`` extra).
 """
 
 from __future__ import annotations
@@ -21,7 +22,15 @@ from fashionviewer.core.base.atomic import atomic_path
 from fashionviewer.core.base.errors import DataError
 from fashionviewer.core.data.annotation_file import load_annotations, save_annotations
 from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME, FORMAT, AnnotationSet
-from fashionviewer.core.data.formats import coco, cvat, imaterialist, labelme, voc, yolo
+from fashionviewer.core.data.formats import (
+    coco,
+    cvat,
+    datumaro_bridge,
+    imaterialist,
+    labelme,
+    voc,
+    yolo,
+)
 from fashionviewer.core.data.formats.common import check_category_ids, drain, resolve_images
 
 MODULES: dict[str, ModuleType] = {m.NAME: m for m in (coco, labelme, yolo, voc, cvat, imaterialist)}
@@ -52,7 +61,9 @@ def detect_format(path: str | os.PathLike[str]) -> str | None:
     return None
 
 
-def _module(name: str) -> ModuleType:
+def _module(name: str, export: bool = False) -> ModuleType:
+    if datumaro_bridge.is_datumaro(name):
+        return datumaro_bridge.module_for(name, export)  # type: ignore[return-value]
     if name not in MODULES:
         raise DataError(f"unknown annotation format {name!r} (use one of {', '.join(FORMATS)})")
     return MODULES[name]
@@ -212,7 +223,7 @@ def export_steps(
     in after the last yield: closing the generator (a cancel) removes that folder, so ``out_dir`` gets
     every file of the export or none of them."""
     folder, out_dir = Path(folder), Path(out_dir)
-    module = _module(fmt)
+    module = _module(fmt, export=True)
     check_category_ids(category_ids)
     aset = annotation_set if annotation_set is not None else load_project(folder)
     if aset is None:
@@ -221,7 +232,7 @@ def export_steps(
         raise DataError(f"--out {out_dir}: choose a folder other than the annotated folder")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    total = len(aset.images)
+    total = len(aset.images) + getattr(module, "EXTRA_STEPS", 0)
     try:
         steps = module.write_steps(aset, staging, folder, category_ids=category_ids)
         done = 0

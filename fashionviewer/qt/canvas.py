@@ -1,6 +1,6 @@
 """The image canvas: the photo, RGBA overlay layers, boxes and captions; zoom, pan, click-to-select.
 
-Pixels are prepared elsewhere (``core.overlay``); this widget only displays arrays and reports
+Pixels are prepared elsewhere (``core.data.overlay``); this widget only displays arrays and reports
 clicks in image coordinates. Boxes and captions for all instances are painted by one item, with
 captions drawn in screen pixels so they stay readable at any zoom.
 """

@@ -1,7 +1,7 @@
 """Runs the models in the background: loads the detector and the CNN off the GUI thread, then predicts
 the folder in the session's order (current image, neighbours, the rest), re-ordering when the user
 moves. Results go into the session's cache; nothing here knows about widgets. The persistent
-prediction cache (core.cache, shared with ``fashionviewer predict``) is consulted by the worker, so
+prediction cache (core.runs.cache, shared with ``fashionviewer predict``) is consulted by the worker, so
 a folder predicted before shows its overlays without running the detector."""
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class PredictionController(QObject):
         self._queue: WorkQueue | None = None
         self._done = 0
         self.last_seconds: list[float] = []
-        # the persistent prediction cache (path: core.cache.default_cache_path)
+        # the persistent prediction cache (path: core.runs.cache.default_cache_path)
         self.use_cache = True
         session.events.current_changed.connect(lambda _p: self._reorder())
         session.events.images_changed.connect(self.restart)

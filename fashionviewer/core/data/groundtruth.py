@@ -4,7 +4,7 @@ Found automatically (``find_ground_truth``): a COCO instances JSON beside the im
 ``train.csv`` (in the folder or its parent), or the Clothing Co-Parsing layout (the folder or its
 parent holds ``annotations/pixel-level/`` and ``label_list.mat``). Matching (``match_image``) pairs
 predictions with annotations greedily by mask IoU, best score first; classes must correspond: the
-same name, or the same Fashion-MNIST class (``core.classmap``) when the label spaces differ.
+same name, or the same Fashion-MNIST class (``core.data.classmap``) when the label spaces differ.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class GTInstance:
     class_name: str
     rle: dict
     box: tuple[float, float, float, float]  # xyxy
-    score: float = 1.0  # so annotations paint like predictions (core.overlay)
+    score: float = 1.0  # so annotations paint like predictions (core.data.overlay)
 
     def mask(self) -> np.ndarray:
         from fashionviewer.core.data.masks import decode_mask
@@ -71,7 +71,7 @@ class GroundTruth:
 
 
 class CocoGroundTruth(GroundTruth):
-    """A COCO instances dict in label space (COCO JSON, or an iMaterialist CSV converted by core.datasets)."""
+    """A COCO instances dict in label space (COCO JSON, or an iMaterialist CSV converted by core.data.datasets)."""
 
     def __init__(self, kind: str, source: Path, gt: dict[str, Any]) -> None:
         names = {int(c["id"]): str(c.get("name", c["id"])) for c in gt["categories"]}

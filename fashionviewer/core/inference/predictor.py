@@ -94,7 +94,7 @@ class Predictor(ArrayInputs):
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.fold_batch_norm, self.channels_last = fold_batch_norm, channels_last
-        # The CPU RoI pool (core.roi_pool): the sparse product where the numbers differ by ~1e-6
+        # The CPU RoI pool (core.inference.roi_pool): the sparse product where the numbers differ by ~1e-6
         # anyway (channels-last), else the exact threaded kernel; benchmarks set it either way.
         self.sparse_roi_pool = channels_last if sparse_roi_pool is None else sparse_roi_pool
         self.class_names = list(class_names)
@@ -109,7 +109,7 @@ class Predictor(ArrayInputs):
         # Opt-in reduced precision for the backbone+FPN only (e.g. torch.bfloat16 on CPUs with
         # AVX512-BF16 or on GPUs); RPN and heads stay float32 so boxes and masks stay close.
         self.backbone_dtype = backbone_dtype
-        # scores x a Fashion-MNIST CNN's probability of the class (core.rescoring)
+        # scores x a Fashion-MNIST CNN's probability of the class (core.inference.rescoring)
         self.rescorer = rescorer
         self.tta = tta
         # where the weights came from (run records), None when built in memory
@@ -353,7 +353,7 @@ class Predictor(ArrayInputs):
         return detections
 
     def _roi_pool(self, device: torch.device) -> type[nn.Module] | None:
-        """On the CPU: the sparse product or the exact threaded torchvision kernel (core.roi_pool);
+        """On the CPU: the sparse product or the exact threaded torchvision kernel (core.inference.roi_pool);
         elsewhere the model's own."""
         if device.type != "cpu":
             return None

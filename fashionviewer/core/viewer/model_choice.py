@@ -22,7 +22,7 @@ class ModelChoice:
     device: str = "cpu"
     allow_random: bool = False
     classifier: str | None = None  # a name/path; None: the first bundled one found
-    tta: bool = True  # test-time augmentation when the model card asks for it (core.tta)
+    tta: bool = True  # test-time augmentation when the model card asks for it (core.inference.tta)
 
     @property
     def title(self) -> str:

@@ -1,5 +1,5 @@
 """Training runs started from the viewer (no Qt): the trainer command line, and progress bookkeeping
-from the trainers' JSON-lines events (``core.events``): fraction done, ETA, curves, plain-words outcome."""
+from the trainers' JSON-lines events (``core.base.events``): fraction done, ETA, curves, plain-words outcome."""
 
 from __future__ import annotations
 

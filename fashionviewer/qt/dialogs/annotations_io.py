@@ -1,5 +1,6 @@
 """Annotate ▸ Import Annotations… / Export Annotations…: another tool's annotations into the open folder's
-project file, or the project file out to COCO, labelme, YOLO, VOC, CVAT or iMaterialist's CSV
+project file, or the project file out to COCO, labelme, YOLO, VOC, CVAT or iMaterialist's CSV, and Datumaro's
+formats where it is installed
 (:mod:`fashionviewer.core.data.formats` does the work; this is the dialog and the hand-over to the editor).
 
 Import… while the project file is another program's (the editor is read-only) offers that file itself as
@@ -33,6 +34,7 @@ from fashionviewer.core.data.formats import (
     FORMATS,
     IMPORT_FORMATS,
     backup_path,
+    datumaro_bridge,
     detect_format,
     export_steps,
     import_annotations,
@@ -70,8 +72,10 @@ class AnnotationsIODialog(QDialog):
         self.fmt = QComboBox()
         if not export:
             self.fmt.addItem("Detect from the file", DETECT)
-        for name in FORMATS if export else IMPORT_FORMATS:
-            self.fmt.addItem(FORMAT_LABELS[name], name)
+        # Datumaro's formats where the optional extra is installed (datumaro_bridge.formats is () else)
+        for name in (FORMATS if export else IMPORT_FORMATS) + datumaro_bridge.formats(export):
+            label = FORMAT_LABELS.get(name) or f"Datumaro: {name[len(datumaro_bridge.PREFIX) :]}"
+            self.fmt.addItem(label, name)
         self.path = QLineEdit(str(folder.parent / f"{folder.name}-annotations") if export else "")
         self.ids = QComboBox()
         for mode in CATEGORY_ID_MODES:
@@ -197,7 +201,8 @@ def start_export(state: Any, request: AnnotationsIORequest, parent: QWidget) -> 
         done, total = step
         dialog.setMaximum(max(total, 1))
         dialog.setValue(done)
-        dialog.setLabelText(f"Exporting annotations as {fmt}: {done} of {total} image(s)")
+        unit = "step(s)" if datumaro_bridge.is_datumaro(fmt) else "image(s)"  # + Datumaro's stages
+        dialog.setLabelText(f"Exporting annotations as {fmt}: {done} of {total} {unit}")
 
     def finished() -> None:
         over.append(True)

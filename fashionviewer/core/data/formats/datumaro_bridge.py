@@ -28,9 +28,9 @@ NOT_INSTALLED = "Datumaro is not installed: pip install 'fashionviewer[datumaro]
 # Export stages after the per-image ones: Datumaro reads the COCO, Datumaro writes FORMAT.
 EXTRA_STEPS = 2
 _HAND_OVER = "coco_instances"
-_CROWD = (
-    "fashionviewer_is_crowd"  # an attribute that carries Datumaro's crowd flag through its COCO
-)
+# an attribute that carries Datumaro's own crowd flag through its COCO writer
+_CROWD = "fashionviewer_is_crowd"
+_LABEL_0_IS_BACKGROUND = ("kitti", "kitti_segmentation")
 
 
 def is_datumaro(fmt: str | None) -> bool:
@@ -110,7 +110,7 @@ def write_steps(
         yield "datumaro: read the COCO hand-over"
         try:
             dataset = dm.Dataset.import_from(str(hand_over), _HAND_OVER)
-            dataset = _for_export(dm, dataset)
+            dataset = _for_export(dataset, name)
         except Exception as exc:  # Datumaro's own errors, one line
             raise DataError(
                 f"Datumaro could not read the COCO hand-over: {_one_line(exc)}"
@@ -125,14 +125,14 @@ def write_steps(
     return sorted(p for p in out_dir.rglob("*") if p.is_file())
 
 
-def _for_export(dm: ModuleType, dataset: Any) -> Any:
+def _for_export(dataset: Any, name: str) -> Any:
     """The hand-over as Datumaro's writers want it: read now (the folder goes), label 0 a "background"
-    with no instances (the class-per-pixel writers such as KITTI's take label 0 as the background), and
-    no ``is_crowd`` False attributes (CVAT's writer warns about each undeclared one)."""
+    with no instances for the writers that take label 0 as the background (KITTI's: its first class
+    would be lost), and no ``is_crowd`` False attributes (CVAT's writer warns about each one)."""
     from datumaro.components.annotation import AnnotationType
 
     names = [label.name for label in dataset.categories()[AnnotationType.label]]
-    if "background" not in names:
+    if name in _LABEL_0_IS_BACKGROUND and "background" not in names:
         dataset = dataset.transform("project_labels", dst_labels=["background"] + names)
     dataset.init_cache()
     for item in list(dataset):

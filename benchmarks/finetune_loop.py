@@ -59,9 +59,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--model", default="fashion", help="the start model (default fashion)")
     parser.add_argument(
-        "--cases", default="photos,scenes", help="which cases to run (default both)"
-    )
-    parser.add_argument(
         "--extra", default="", help="extra trainer options, e.g. '--epochs 4' (default: none)"
     )
     parsed = parse_ccp_benchmark(parser, argv, default_threads=2)

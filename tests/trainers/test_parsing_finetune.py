@@ -188,6 +188,34 @@ def test_fine_tune_adds_a_class_and_the_result_predicts(ccp_photos, tmp_path):
 
 
 @pytest.mark.slow
+def test_fine_tune_under_torchrun_two_processes(ccp_photos, tmp_path):
+    """Two gloo processes share the folder's photos; resuming continues with both."""
+    folder = _folder(tmp_path, ccp_photos)
+    out = tmp_path / "out"
+
+    def torchrun(epochs: str, *extra: str) -> None:
+        command = [
+            sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+            "-m", "trainers.parsing", "--dataset", "annotations", "--data-path", str(folder),
+            "--init-from", "fashion", "--out", str(out), "--epochs", epochs,
+            "--steps-per-epoch", "2", "--batch-size", "1", "--replay-data", "none", *extra,
+        ]  # fmt: skip
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+        result = subprocess.run(
+            command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    torchrun("1")
+    card = json.loads((out / "model.json").read_text())
+    assert card["training"]["world_size"] == 2 and card["epochs"] == 1
+    torchrun("2", "--resume", "auto")
+    card = json.loads((out / "model.json").read_text())
+    assert card["epochs"] == 2 and [row["epoch"] for row in card["history"]] == [1, 2]
+    load_model(out / "model.pt")  # the weights read back against the card
+
+
+@pytest.mark.slow
 def test_a_killed_fine_tune_resumes_where_it_stopped(ccp_photos, tmp_path):
     folder = _folder(tmp_path, ccp_photos)
     out = tmp_path / "out"

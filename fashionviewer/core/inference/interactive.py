@@ -43,6 +43,7 @@ from fashionviewer.core.inference.interactive_input import (
     check_box,
     check_image,
     check_points,
+    honour_clicks,
 )
 
 __all__ = [
@@ -373,20 +374,8 @@ def grabcut_segment(
     else:
         up = small_mask
     full[crop.y0 : crop.y1, crop.x0 : crop.x1] = up
-    full_radius = max(1, int(round(radius / crop.scale)))
-    painted = full.astype(np.uint8)
-    # negatives last: a click on a click is a removal
-    for value, points in ((1, positive), (0, negative)):
-        for x, y in points:
-            cv2.circle(painted, (int(round(x)), int(round(y))), full_radius, value, -1)
-    # each click's own pixel says what it was, always
-    for value, points in ((1, positive), (0, negative)):
-        for x, y in points:
-            painted[int(np.clip(round(y), 0, height - 1)), int(np.clip(round(x), 0, width - 1))] = (
-                value
-            )
-    full = painted.astype(bool)
-    return full
+    # each click's disc is what it says, so earlier clicks stay honoured
+    return honour_clicks(full, positive, negative, max(1, int(round(radius / crop.scale))))
 
 
 # --------------------------------------------------------------------------- the entry point

@@ -63,3 +63,28 @@ def check_box(box: Sequence[float], height: int, width: int) -> tuple[float, flo
             f"box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) lies outside the {width}×{height} image"
         )
     return cx0, cy0, cx1, cy1
+
+
+def honour_clicks(
+    mask: np.ndarray,
+    positive: Sequence[tuple[float, float]],
+    negative: Sequence[tuple[float, float]],
+    radius: int,
+) -> np.ndarray:
+    """``mask`` with each click's disc (``radius`` photo pixels, at the click rounded to the nearest pixel)
+    what the click says: foreground for a positive, background for a negative, so a click is never left
+    contradicted by the result. Negatives are painted last: a click on a click is a removal."""
+    import cv2
+
+    height, width = mask.shape
+    painted = mask.astype(np.uint8)
+    for value, points in ((1, positive), (0, negative)):
+        for x, y in points:
+            cv2.circle(painted, (int(round(x)), int(round(y))), max(0, int(radius)), value, -1)
+    # the click's own pixel, even for a click on the photo's last row or column
+    for value, points in ((1, positive), (0, negative)):
+        for x, y in points:
+            row = int(np.clip(round(y), 0, height - 1))
+            col = int(np.clip(round(x), 0, width - 1))
+            painted[row, col] = value
+    return painted.astype(bool)

@@ -30,7 +30,9 @@ import numpy as np
 
 from fashionviewer.core.base.errors import WeightsError
 from fashionviewer.core.base.paths import MODELS_DIR
+from fashionviewer.core.inference.interactive_input import honour_clicks
 from fashionviewer.core.models.interactive_net import (
+    CLICK_RADIUS,
     CropWindow,
     InteractiveNet,
     box_map,
@@ -271,7 +273,7 @@ def _finish(
     width: int,
 ) -> np.ndarray:
     """The crop's logits as the photo's bool mask: inside the box (unless a positive click lies outside it),
-    each click's own pixel what it says."""
+    each click's disc (the one the network was given) what the click says."""
     up, (x0, y0, x1, y1) = window.paste(logits, height, width)
     full = np.zeros((height, width), dtype=bool)
     full[y0:y1, x0:x1] = up
@@ -282,8 +284,5 @@ def _finish(
         keep = np.zeros_like(full)
         keep[int(box[1]) : int(np.ceil(box[3])), int(box[0]) : int(np.ceil(box[2]))] = True
         full &= keep
-    # each click's own pixel says what it was
-    for value, points in ((True, positive), (False, negative)):
-        for x, y in points:
-            full[int(np.clip(y, 0, height - 1)), int(np.clip(x, 0, width - 1))] = value
-    return full
+    # each click's disc, as the network saw it, is what the click says (a negative is never left inside)
+    return honour_clicks(full, positive, negative, int(round(CLICK_RADIUS / window.scale)))

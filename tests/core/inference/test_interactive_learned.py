@@ -124,6 +124,24 @@ def test_a_click_alone_gives_the_object_under_it(val_garments):
     assert not segment(image, None, [], [innermost(truth)]).any()
 
 
+def test_negative_clicks_inside_the_mask_always_remove_their_disc(val_garments):
+    """Right clicks inside the garment, as the click tool gives them (fractional screen coordinates): the
+    network may well keep the garment whole, but no part of a click's disc, centred on the pixel nearest
+    the click, is left in the result, on both paths."""
+    for image, truth, _name in val_garments[:6]:
+        x, y = innermost(truth)
+        inside = np.argwhere(truth)
+        pixels = [tuple(int(v) for v in inside[k * len(inside) // 4][::-1]) for k in (1, 3)]
+        negative = [(px - 0.4, py + 0.45) for px, py in pixels]  # each rounds to its pixel
+        for method in ("learned", "grabcut"):
+            session = InteractiveSession()
+            segment(image, None, [(x, y)], session=session, method=method)
+            after = segment(image, None, [(x, y)], negative, session=session, method=method)
+            for px, py in pixels:
+                assert not after[py - 1 : py + 2, px - 1 : px + 2].any(), (method, px, py)
+            assert after[y, x], method
+
+
 def test_grabcut_is_the_fallback_when_the_model_file_is_missing(
     val_garments, monkeypatch, tmp_path
 ):

@@ -32,7 +32,6 @@ from fashionviewer.core.base.errors import WeightsError
 from fashionviewer.core.base.paths import MODELS_DIR
 from fashionviewer.core.inference.interactive_input import honour_clicks
 from fashionviewer.core.models.interactive_net import (
-    CLICK_RADIUS,
     CropWindow,
     InteractiveNet,
     box_map,
@@ -48,6 +47,7 @@ BOX_MARGIN = 0.2
 CLICK_WINDOW = 0.4  # share of the photo's longer side: the first crop around a lone click
 ZOOM_MARGIN = 0.25
 MAX_REWINDOWS = 2
+CLICK_HONOUR_RADIUS = 2  # photo px
 MIRROR = True  # also run the mirrored crop and average the two
 
 _lock = threading.Lock()
@@ -273,7 +273,7 @@ def _finish(
     width: int,
 ) -> np.ndarray:
     """The crop's logits as the photo's bool mask: inside the box (unless a positive click lies outside it),
-    each click's disc (the one the network was given) what the click says."""
+    the pixels within ``CLICK_HONOUR_RADIUS`` of each click what the click says."""
     up, (x0, y0, x1, y1) = window.paste(logits, height, width)
     full = np.zeros((height, width), dtype=bool)
     full[y0:y1, x0:x1] = up
@@ -284,5 +284,6 @@ def _finish(
         keep = np.zeros_like(full)
         keep[int(box[1]) : int(np.ceil(box[3])), int(box[0]) : int(np.ceil(box[2]))] = True
         full &= keep
-    # each click's disc, as the network saw it, is what the click says (a negative is never left inside)
-    return honour_clicks(full, positive, negative, int(round(CLICK_RADIUS / window.scale)))
+    # the few pixels round each click say what it was (a right click is never left inside); wider discs
+    # would spill over edges, and the network already had the click's disc as guidance
+    return honour_clicks(full, positive, negative, CLICK_HONOUR_RADIUS)

@@ -47,6 +47,7 @@ from fashionviewer.core.data.taxonomy import IMATERIALIST, imaterialist_names
 from fashionviewer.core.models.parsing import (
     IMAGE_MEAN,
     IMAGE_STD,
+    INSTANCE_RULES,
     build_parsing_model,
     parsing_channels,
     save_parsing_checkpoint,
@@ -159,6 +160,13 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
         type=float,
         default=0.4,
         help="share of each epoch's photos that are replayed",
+    )
+    f.add_argument(
+        "--instances",
+        choices=["auto", *INSTANCE_RULES],
+        default="auto",
+        help="what one predicted instance is: all pixels of a class (per_class, as in CCP) or each "
+        "connected part (components); auto: components when the folder's images often show a class twice",
     )
     f.add_argument(
         "--annotations-val", type=float, default=0.1, help="share of the folder's images held out"

@@ -14,7 +14,9 @@ starts from the model's weights and class list (:func:`plan_parsing_finetune`):
   marked done only teaches its instances (the rest is ignored), and an image with neither is not used;
 * it does not forget: each epoch replays photos of the model's own training data (``--replay-data``,
   by default the Clothing Co-Parsing photos when present), ``--replay-share`` of every batch, so the
-  user's photos weigh more (:func:`epoch_order`).
+  user's photos weigh more (:func:`epoch_order`);
+* what one predicted instance is follows the folder (:func:`instance_rule`, ``--instances``): all pixels of
+  a class, as in CCP's photos, or each connected part when its images often show a class twice (scenes).
 
 The loss keeps the start model's balance: its card's class weights raised to ``1 - prior_correction``
 (the share of the prior shift the shipped model did not have folded out), 1 for new classes.
@@ -320,6 +322,26 @@ def loss_weights(plan: ParsingFinetunePlan) -> Tensor:
     return weights
 
 
+# a folder whose images show one class twice this often is scored per connected part (scenes), not per class
+REPEATED_CLASS_SHARE = 0.1
+
+
+def instance_rule(aset: Any, requested: str, start_card: dict[str, Any]) -> str:
+    """What one predicted instance is after the fine-tune (``core.models.parsing.INSTANCE_RULES``):
+    ``requested`` unless ``auto``; ``auto`` is ``components`` when at least ``REPEATED_CLASS_SHARE`` of the
+    annotated images have two instances of one class (CCP's photos never do: one instance per class),
+    else the start model's rule."""
+    if requested != "auto":
+        return requested
+    annotated = [rec for rec in aset.images.values() if rec.annotations]
+    repeated = sum(
+        len({a.category_id for a in rec.annotations}) < len(rec.annotations) for rec in annotated
+    )
+    if annotated and repeated >= REPEATED_CLASS_SHARE * len(annotated):
+        return "components"
+    return str(start_card.get("instances") or "per_class")
+
+
 # new classes' rows start from nothing: at the base rate they barely move in a short run
 HEAD_LR_FACTOR = 10.0
 
@@ -385,9 +407,10 @@ def prepare_finetune(args: argparse.Namespace) -> FinetuneSetup:
     if plan.added:
         extend_head(model, plan.old_channels, plan.channels)
     replay = load_replay(args.replay_data, plan, args.image_width, args.seed, args.limit)
+    rule = instance_rule(aset, args.instances, plan.card)
     log.info(
         "fine-tuning %s on %s: %d images (%d train, %d val), %d instances, %d marked done with none, "
-        "%d partly annotated; classes added: %s",
+        "%d partly annotated; classes added: %s; one instance: %s",
         checkpoint.name,
         ann_path,
         user.images,
@@ -397,6 +420,7 @@ def prepare_finetune(args: argparse.Namespace) -> FinetuneSetup:
         user.negatives,
         user.partial,
         ", ".join(plan.added) or "none",
+        rule,
     )
     summary = {
         "file": str(ann_path.resolve()),
@@ -415,6 +439,7 @@ def prepare_finetune(args: argparse.Namespace) -> FinetuneSetup:
         "input": plan.card.get("input"),
         "test_time_augmentation": plan.card.get("test_time_augmentation"),
         "prior_correction": plan.card.get("prior_correction", 0.0),
+        "instances": rule,
         "dataset": {
             "name": "annotations",
             "train_images": len(user.train),

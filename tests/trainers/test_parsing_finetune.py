@@ -27,6 +27,7 @@ from trainers.parsing_finetune import (
     annotation_samples,
     epoch_order,
     extend_head,
+    instance_rule,
     plan_parsing_finetune,
     resolve_init,
 )
@@ -123,6 +124,25 @@ def test_the_folders_photos_become_targets_done_images_teach_background(ccp_phot
     assert np.mean(done.numpy()[mask] == channel) > 0.5
 
 
+def test_scenes_with_a_class_twice_are_scored_per_connected_part_photos_per_class(
+    ccp_photos, tmp_path
+):
+    from fashionviewer.core.data.datasets.fmnist_scenes import generate_scenes
+
+    photos, _ = load_annotations(_folder(tmp_path, ccp_photos) / DEFAULT_FILE_NAME)
+    assert instance_rule(photos, "auto", {}) == "per_class"  # CCP: one instance per class
+    assert instance_rule(photos, "auto", {"instances": "components"}) == "components"  # kept
+    generate_scenes(tmp_path / "scenes", 20, 0, seed=0)
+    gt = json.loads((tmp_path / "scenes" / "annotations" / "instances_train.json").read_text())
+    folder = tmp_path / "scenes" / "train"
+    write_annotated_folder(
+        folder, gt, {i["file_name"]: folder / i["file_name"] for i in gt["images"]}
+    )
+    scenes, _ = load_annotations(folder / DEFAULT_FILE_NAME)
+    assert instance_rule(scenes, "auto", {}) == "components"
+    assert instance_rule(scenes, "per_class", {}) == "per_class"  # asked for
+
+
 def test_each_epoch_holds_every_user_photo_once_and_a_share_of_replay():
     order = epoch_order(60, 700, 0.4, epoch=3, seed=0)
     assert sorted(i for i in order if i < 60) == list(range(60))
@@ -177,6 +197,7 @@ def test_fine_tune_adds_a_class_and_the_result_predicts(ccp_photos, tmp_path):
         "hair",
     ]
     assert card["annotations"]["images"] == 4 and card["annotations"]["sha256"]
+    assert card["instances"] == "per_class"  # CCP photos: one instance per class
     assert card["dataset"]["replay_images"] == 8 and card["epochs"] == 1
     from fashionviewer.core.inference.families import load_predictor
 

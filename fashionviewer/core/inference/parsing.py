@@ -97,6 +97,8 @@ class ParsingPredictor(ArrayInputs):
         spec = card.get("test_time_augmentation") or {}
         self.tta = MirrorView() if tta and spec.get("hflip") else None
         self.random_weights = card.get("weights") == "random"
+        # what one instance is (core.models.parsing.INSTANCE_RULES): a fine-tune on scenes says components
+        self.instance_rule = str(card.get("instances") or "per_class")
         # eval-mode forward is thread-safe; the lock keeps peak memory to one photo
         self._lock = threading.Lock()
         self.weights_path = weights_path  # where the weights came from (None: built in memory)
@@ -136,6 +138,7 @@ class ParsingPredictor(ArrayInputs):
             "input_width": self.input_width,
             "pad_multiple": self.pad_multiple,
             "score_floor": self.score_floor,
+            "instances": self.instance_rule,
             "tta": self.tta.to_dict() if self.tta is not None else None,
             "device": self.device.type,
         }
@@ -188,7 +191,9 @@ class ParsingPredictor(ArrayInputs):
         height, width = int(image.shape[-2]), int(image.shape[-1])
         with torch.inference_mode():
             probs = self.probabilities(image).float().cpu()
-            found = parsing_to_instances(probs, len(self.class_names), score_floor=self.score_floor)
+            found = parsing_to_instances(
+                probs, len(self.class_names), score_floor=self.score_floor, rule=self.instance_rule
+            )
             instances = []
             for item in found:
                 # Each instance's field resized to the photo, then thresholded: smooth edges at full size.

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -116,6 +117,21 @@ def build_parsing_model(architecture: str, num_channels: int) -> ParsingNet:
 ALTERNATIVE_MEAN = 0.05  # a region also offers a class whose mean probability over it reaches this
 
 
+INSTANCE_RULES = ("per_class", "components")
+
+
+def _regions(region: Tensor, rule: str, min_pixels: int) -> list[Tensor]:
+    """Where one category wins: the whole region (``per_class``, CCP's instance definition), or each
+    8-connected part of at least ``min_pixels`` (``components``: scenes with several items of a class)."""
+    if rule == "per_class":
+        return [region]
+    import cv2
+
+    count, labels = cv2.connectedComponents(region.numpy().astype(np.uint8), connectivity=8)
+    parts = torch.from_numpy(labels.astype(np.int32))
+    return [parts == k for k in range(1, count) if int((parts == k).sum()) >= min_pixels]
+
+
 def parsing_to_instances(
     probs: Tensor,
     num_categories: int,
@@ -124,6 +140,7 @@ def parsing_to_instances(
     min_pixels: int = 4,
     extra: bool = True,
     alternatives: float | None = ALTERNATIVE_MEAN,
+    rule: str = "per_class",
 ) -> list[dict[str, Any]]:
     """Instances from C×h×w class probabilities (channel 0 background, 1..num_categories the categories).
 
@@ -134,11 +151,17 @@ def parsing_to_instances(
     likely-somewhere instance, its probability minus half its largest. See the module docstring
     for the scores.
 
+    ``rule`` says what one instance is: all pixels where a category wins (``per_class``), or each
+    connected part of them (``components``), scored alike: the mean probability over it times the square
+    root of the share of the category's probability mass it holds.
+
     With ``alternatives``, each region where a category wins is offered under every other category
     whose mean probability over it is at least that much too (the same mask, scored the same way
     for that category), as a Mask R-CNN scores one RoI for every class: a shirt the network half
     takes for a top is found by both classes, each ranked by its own score.
     """
+    if rule not in INSTANCE_RULES:
+        raise ValueError(f"unknown instance rule {rule!r} (one of {', '.join(INSTANCE_RULES)})")
     top2 = probs.topk(2, dim=0)
     winner = top2.indices[0]
     found: list[dict[str, Any]] = []
@@ -146,16 +169,19 @@ def parsing_to_instances(
     for label in range(1, num_categories + 1):
         prob = probs[label]
         mass = float(prob.sum()) + 1e-6
-        region = winner == label
-        pixels = int(region.sum())
-        if pixels >= min_pixels:
-            inside = prob[region]
-            score = float(inside.mean()) * (float(inside.sum()) / mass) ** 0.5
-            if score >= score_floor:
-                # probability minus the best other class: > 0 exactly where this class wins
-                other = torch.where(region, top2.values[1], top2.values[0])
-                found.append({"label": label, "score": score, "field": prob - other})
-                regions.append((label, region, found[-1]["field"]))
+        won = winner == label
+        if int(won.sum()) >= min_pixels:
+            # probability minus the best other class: > 0 exactly where this class wins
+            margin = torch.where(won, top2.values[1], top2.values[0])
+            for region in _regions(won, rule, min_pixels):
+                inside = prob[region]
+                score = float(inside.mean()) * (float(inside.sum()) / mass) ** 0.5
+                if score >= score_floor:
+                    field_ = prob - margin
+                    if rule != "per_class":  # only this part: elsewhere clearly outside
+                        field_ = torch.where(region, field_, torch.full_like(field_, -1.0))
+                    found.append({"label": label, "score": score, "field": field_})
+                    regions.append((label, region, field_))
             continue
         if not extra:
             continue
@@ -226,5 +252,10 @@ def build_parsing_from_card(card: dict[str, Any]) -> ParsingNet:
     if not isinstance(channels, list) or len(channels) < 2:
         raise WeightsError(
             f"{card['architecture']} model card: 'parsing_channels' must list the output channels"
+        )
+    if card.get("instances", "per_class") not in INSTANCE_RULES:
+        raise WeightsError(
+            f"{card['architecture']} model card: 'instances' is {card['instances']!r}, not one of "
+            + ", ".join(INSTANCE_RULES)
         )
     return build_parsing_model(card["architecture"], len(channels))

@@ -49,6 +49,26 @@ def test_class_regions_become_scored_instances() -> None:
     ] == [1]
 
 
+def test_the_components_rule_makes_each_connected_part_an_instance() -> None:
+    """Two separate blobs where category 1 wins: one instance (CCP's definition) or two (scenes)."""
+    probs = torch.zeros(3, 20, 20)
+    probs[0] = 1.0
+    probs[0, 2:6, 2:6], probs[1, 2:6, 2:6] = 0.1, 0.9
+    probs[0, 10:15, 10:15], probs[1, 10:15, 10:15] = 0.2, 0.8
+    (whole,) = parsing_to_instances(probs, 2, score_floor=0.0, extra=False)
+    parts = parsing_to_instances(probs, 2, score_floor=0.0, extra=False, rule="components")
+    assert [p["label"] for p in parts] == [1, 1]
+    masks = [p["field"] > 0 for p in parts]
+    assert not (masks[0] & masks[1]).any() and torch.equal(masks[0] | masks[1], whole["field"] > 0)
+    assert sorted(int(m.sum()) for m in masks) == [16, 25]
+    # each scored as the whole is: mean probability times the root of its share of the mass
+    assert [p["score"] for p in parts] == pytest.approx(
+        [0.8 * (20 / 34.4) ** 0.5, 0.9 * (14.4 / 34.4) ** 0.5]
+    )
+    with pytest.raises(ValueError, match="unknown instance rule"):
+        parsing_to_instances(probs, 2, rule="blobs")
+
+
 def _save(tmp_path, weights: str = "trained"):
     torch.manual_seed(0)
     model = ParsingNet(len(parsing_channels()))

@@ -39,6 +39,7 @@ from fashionviewer.qt.panels.models import ModelBar
 from fashionviewer.qt.panels.training import TrainingPanel
 from fashionviewer.qt.prediction import PredictionController
 from fashionviewer.qt.presenter import CanvasPresenter
+from fashionviewer.qt.tool_model import ToolModelChoice
 from fashionviewer.qt.training_flow import load_trained, start_training
 from fashionviewer.qt.workers import GeneratorWorker, wait_all
 
@@ -79,6 +80,8 @@ class MainWindow(QMainWindow):
         )
         self.export_worker: GeneratorWorker | None = None
         self.recent = RecentFolders(self.settings)
+        self.tool_model = ToolModelChoice(self.settings, self.statusBar().showMessage)
+        self.training.tool_model_chosen.connect(self.tool_model.remember)
         self._add_menus()
         # its own toolbar, menu, layer and tools
         self.annotation = AnnotationMode(
@@ -114,6 +117,7 @@ class MainWindow(QMainWindow):
         self.ground_truth.changed.connect(self.details.refresh)
         self.ground_truth.changed.connect(self.presenter.schedule_redraw)
         self.training.load_requested.connect(self._load_trained)
+        self.tool_model.restore()  # the box and click tools' model chosen in an earlier session
         s.events.current_changed.connect(lambda _p: self._update_title())
         s.events.folder_changed.connect(self._update_title)
 
@@ -138,6 +142,7 @@ class MainWindow(QMainWindow):
                 train=self.train,
                 fine_tune=lambda: self.annotation.fine_tune(self.train),
                 cancel_training=self.training.cancel,
+                use_bundled_tool_model=self.tool_model.use_bundled,
             ),
         )
         self.layer_actions = self.menus.layer_actions

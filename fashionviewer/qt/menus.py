@@ -75,6 +75,7 @@ class MenuCommands:
     train: Callable[[str], Any]  # a core.viewer.training.TRAINERS key
     fine_tune: Callable[[], Any]
     cancel_training: Callable[[], Any]
+    use_bundled_tool_model: Callable[[], Any]
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,8 @@ def build_menus(
     }
     add_action(window, train, "Fine-tune Loaded Model on Annotations…", commands.fine_tune)
     add_action(window, train, "Cancel Training", commands.cancel_training)
+    train.addSeparator()
+    add_action(window, train, "Use the Bundled Box/Click Model", commands.use_bundled_tool_model)
     return Menus(recent_menu, layer_actions, train_actions)
 
 

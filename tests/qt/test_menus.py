@@ -41,6 +41,7 @@ def test_file_model_and_train_menus(window) -> None:
     assert train == [f"{title}…" for title in TRAINERS.values()] + [
         "Fine-tune Loaded Model on Annotations…",
         "Cancel Training",
+        "Use the Bundled Box/Click Model",
     ]
     for name, title in TRAINERS.items():
         assert getattr(window, f"train_{name}_action").text() == f"{title}…"

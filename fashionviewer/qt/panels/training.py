@@ -50,6 +50,7 @@ INTERACTIVE_TRAINER = "interactive"
 class TrainingPanel(QWidget):
     load_requested = Signal(object)  # (TrainingRequest, checkpoint path)
     finished = Signal(str)  # final status
+    tool_model_chosen = Signal(str)  # a trained interactive model the box and click tools now use
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -245,7 +246,7 @@ class TrainingPanel(QWidget):
             self.load_requested.emit((self.request, self.progress.checkpoint))
 
     def _use_clicked(self) -> None:
-        """The box and click tools segment with the new network from now on (this session)."""
+        """The box and click tools segment with the new network from now on (remembered by the window)."""
         from fashionviewer.core.inference.interactive_model import use_model
 
         checkpoint = self.progress.checkpoint
@@ -258,5 +259,7 @@ class TrainingPanel(QWidget):
             return
         self.use_button.hide()
         self.message.setText(
-            f"The box and click tools now use {path} (until the viewer closes; then the bundled model again)."
+            f"The box and click tools now use {path} (also after a restart; Train ▸ Use the Bundled "
+            "Box/Click Model goes back)."
         )
+        self.tool_model_chosen.emit(str(path))

@@ -169,6 +169,14 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
         "connected part (components); auto: components when the folder's images often show a class twice",
     )
     f.add_argument(
+        "--new-classes",
+        choices=["auto", "extend", "branch"],
+        default="auto",
+        help="how classes the model lacks are learnt: extend its head, or a decoder branch of their own with "
+        "the start model frozen (branch: its classes predict as before); auto: branch when none of the "
+        "folder's classes is the model's",
+    )
+    f.add_argument(
         "--annotations-val", type=float, default=0.1, help="share of the folder's images held out"
     )
     p.add_argument(

@@ -15,6 +15,10 @@ starts from the model's weights and class list (:func:`plan_parsing_finetune`):
 * it does not forget: each epoch replays photos of the model's own training data (``--replay-data``,
   by default the Clothing Co-Parsing photos when present), ``--replay-share`` of every batch, so the
   user's photos weigh more (:func:`epoch_order`);
+* classes the model lacks extend its head (their rows added), or, when none of the folder's classes is the
+  model's (a new label set, likely a new domain: ``--new-classes auto``), get a decoder branch of their own
+  (``ParsingNet.add_branch``) while the start model stays frozen, its BatchNorm statistics included, so its
+  own classes predict exactly as before (:func:`uses_branch`);
 * what one predicted instance is follows the folder (:func:`instance_rule`, ``--instances``): all pixels of
   a class, as in CCP's photos, or each connected part when its images often show a class twice (scenes).
 
@@ -117,6 +121,12 @@ def plan_parsing_finetune(
         )
     body = old_channels[len(old_names) + 1 :]
     added = [n for n in dict.fromkeys(dataset_names) if n not in old_names and n not in body]
+    if added and card.get("parsing_branch"):
+        raise FashionViewerError(
+            f"{checkpoint.with_suffix('.json')}: this model already added classes in a new domain "
+            f"({', '.join(card['parsing_branch']['channels'])}); it cannot add {added[0]!r} too: "
+            "fine-tune the bundled model on a folder with all of them"
+        )
     names = old_names + added
     ids = list(card_category_ids(card))
     taken = set(ids)
@@ -342,6 +352,17 @@ def instance_rule(aset: Any, requested: str, start_card: dict[str, Any]) -> str:
     return str(start_card.get("instances") or "per_class")
 
 
+def uses_branch(plan: ParsingFinetunePlan, requested: str, folder_names: Sequence[str]) -> bool:
+    """Whether the added classes get a decoder branch of their own (``--new-classes``): ``auto`` does when
+    none of the folder's classes is the model's (a new label set, likely a new domain: the start model's
+    own decoder and head then stay exactly as they were), else their head rows are added (``extend``)."""
+    if not plan.added or requested == "extend":
+        return False
+    if requested == "branch":
+        return True
+    return not any(name in plan.old_channels for name in folder_names)
+
+
 # new classes' rows start from nothing: at the base rate they barely move in a short run
 HEAD_LR_FACTOR = 10.0
 
@@ -357,6 +378,7 @@ class FinetuneSetup:
     weights: Tensor
     ann_path: Path
     card_extra: dict[str, Any]
+    branch: bool = False  # the added classes have a decoder branch of their own; the rest is frozen
 
     @property
     def train(self) -> list[Any]:
@@ -367,6 +389,12 @@ class FinetuneSetup:
         the added rows: the kept classes' rows get no gradient, so the faster rate cannot make them forget."""
         if not self.plan.added:
             return [{"params": list(self.model.parameters()), "lr": lr}]
+        if self.branch:  # only the branch learns (its head, from nothing, faster)
+            branch = self.model.branch
+            assert branch is not None
+            head = list(branch.head.parameters())
+            rest = [p for p in branch.parameters() if all(p is not h for h in head)]
+            return [{"params": rest, "lr": lr}, {"params": head, "lr": lr * HEAD_LR_FACTOR}]
         added = torch.tensor([name in self.plan.added for name in self.plan.channels])
         for parameter in self.model.head.parameters():
             shape = (-1,) + (1,) * (parameter.dim() - 1)
@@ -404,13 +432,18 @@ def prepare_finetune(args: argparse.Namespace) -> FinetuneSetup:
         val_fraction=args.annotations_val,
         seed=args.seed,
     )
-    if plan.added:
+    branch = uses_branch(plan, args.new_classes, [str(c["name"]) for c in categories])
+    if branch:
+        at = plan.channels.index(plan.added[0])
+        model.add_branch(len(plan.added), at)
+        model.freeze_base()
+    elif plan.added:
         extend_head(model, plan.old_channels, plan.channels)
     replay = load_replay(args.replay_data, plan, args.image_width, args.seed, args.limit)
     rule = instance_rule(aset, args.instances, plan.card)
     log.info(
         "fine-tuning %s on %s: %d images (%d train, %d val), %d instances, %d marked done with none, "
-        "%d partly annotated; classes added: %s; one instance: %s",
+        "%d partly annotated; classes added: %s%s; one instance: %s",
         checkpoint.name,
         ann_path,
         user.images,
@@ -420,6 +453,7 @@ def prepare_finetune(args: argparse.Namespace) -> FinetuneSetup:
         user.negatives,
         user.partial,
         ", ".join(plan.added) or "none",
+        " (a decoder branch of their own; the start model's classes frozen)" if branch else "",
         rule,
     )
     summary = {
@@ -440,6 +474,11 @@ def prepare_finetune(args: argparse.Namespace) -> FinetuneSetup:
         "test_time_augmentation": plan.card.get("test_time_augmentation"),
         "prior_correction": plan.card.get("prior_correction", 0.0),
         "instances": rule,
+        "parsing_branch": (
+            {"channels": list(plan.added), "insert_at": plan.channels.index(plan.added[0])}
+            if branch
+            else None
+        ),
         "dataset": {
             "name": "annotations",
             "train_images": len(user.train),
@@ -452,4 +491,4 @@ def prepare_finetune(args: argparse.Namespace) -> FinetuneSetup:
         "fine_tuned_from": plan.card_entry(),
         "annotations": summary,
     }
-    return FinetuneSetup(plan, model, user, replay, loss_weights(plan), ann_path, extra)
+    return FinetuneSetup(plan, model, user, replay, loss_weights(plan), ann_path, extra, branch)

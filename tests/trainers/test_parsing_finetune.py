@@ -30,6 +30,7 @@ from trainers.parsing_finetune import (
     instance_rule,
     plan_parsing_finetune,
     resolve_init,
+    uses_branch,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -127,17 +128,10 @@ def test_the_folders_photos_become_targets_done_images_teach_background(ccp_phot
 def test_scenes_with_a_class_twice_are_scored_per_connected_part_photos_per_class(
     ccp_photos, tmp_path
 ):
-    from fashionviewer.core.data.datasets.fmnist_scenes import generate_scenes
-
     photos, _ = load_annotations(_folder(tmp_path, ccp_photos) / DEFAULT_FILE_NAME)
     assert instance_rule(photos, "auto", {}) == "per_class"  # CCP: one instance per class
     assert instance_rule(photos, "auto", {"instances": "components"}) == "components"  # kept
-    generate_scenes(tmp_path / "scenes", 20, 0, seed=0)
-    gt = json.loads((tmp_path / "scenes" / "annotations" / "instances_train.json").read_text())
-    folder = tmp_path / "scenes" / "train"
-    write_annotated_folder(
-        folder, gt, {i["file_name"]: folder / i["file_name"] for i in gt["images"]}
-    )
+    folder = _scenes_folder(tmp_path, 20)
     scenes, _ = load_annotations(folder / DEFAULT_FILE_NAME)
     assert instance_rule(scenes, "auto", {}) == "components"
     assert instance_rule(scenes, "per_class", {}) == "per_class"  # asked for
@@ -206,6 +200,60 @@ def test_fine_tune_adds_a_class_and_the_result_predicts(ccp_photos, tmp_path):
     photo = load_image(folder / sorted(ccp_photos[1])[0])
     prediction = predictor.predict(photo)
     assert prediction.instances and all(0 <= i.label <= 47 for i in prediction.instances)
+
+
+def _scenes_folder(tmp_path: Path, count: int) -> Path:
+    from fashionviewer.core.data.datasets.fmnist_scenes import generate_scenes
+
+    generate_scenes(tmp_path / "scenes", count, 0, seed=0)
+    gt = json.loads((tmp_path / "scenes" / "annotations" / "instances_train.json").read_text())
+    folder = tmp_path / "scenes" / "train"
+    write_annotated_folder(
+        folder, gt, {i["file_name"]: folder / i["file_name"] for i in gt["images"]}
+    )
+    return folder
+
+
+def test_a_new_label_set_gets_a_branch_and_a_new_class_among_known_ones_extends_the_head():
+    checkpoint = resolve_init("fashion")
+    scenes = ["T-shirt/top", "Trouser", "Bag"]
+    plan = plan_parsing_finetune(checkpoint, scenes, [1, 2, 9])
+    assert uses_branch(plan, "auto", scenes) and not uses_branch(plan, "extend", scenes)
+    photos = ["shoe", "my scarf"]
+    plan = plan_parsing_finetune(checkpoint, photos, [23, 1])
+    assert not uses_branch(plan, "auto", photos) and uses_branch(plan, "branch", photos)
+    plan = plan_parsing_finetune(checkpoint, ["shoe"], [23])
+    assert not uses_branch(plan, "branch", ["shoe"])  # nothing added: nothing to branch
+
+
+@pytest.mark.slow
+def test_fine_tune_on_scenes_trains_a_branch_and_keeps_the_start_model_s_weights(tmp_path):
+    folder = _scenes_folder(tmp_path, 6)
+    out = tmp_path / "out"
+    result = _trainer(
+        "--dataset", "annotations", "--data-path", str(folder), "--init-from", "fashion",
+        "--out", str(out), "--epochs", "1", "--limit", "4", "--threads", "1",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "a decoder branch of their own" in result.stderr
+    card = json.loads((out / "model.json").read_text())
+    added = card["fine_tuned_from"]["classes_added"]
+    assert len(added) >= 5 and card["parsing_branch"]["channels"] == added
+    assert card["instances"] == "components"  # scenes show a class twice
+    start, _ = load_model(resolve_init("fashion"))
+    tuned, _ = load_model(out / "model.pt")
+    base = start.state_dict()
+    for name, tensor in tuned.state_dict().items():
+        if not name.startswith("branch."):
+            assert torch.equal(tensor, base[name]), name  # weights and BatchNorm statistics
+    assert any(not torch.equal(v, start.state_dict()[k.removeprefix("branch.")])
+               for k, v in tuned.state_dict().items()
+               if k.startswith("branch.") and not k.startswith("branch.head"))  # fmt: skip
+    from fashionviewer.core.inference.families import load_predictor
+
+    predictor = load_predictor(out / "model.pt")
+    prediction = predictor.predict(load_image(next(folder.glob("*.png"))))
+    assert prediction.instances and predictor.instance_rule == "components"
 
 
 @pytest.mark.slow

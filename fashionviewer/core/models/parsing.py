@@ -62,6 +62,39 @@ class _Block(nn.Module):
         return F.relu(self.conv2(self.conv1(x)) + identity, inplace=True)
 
 
+DECODER_PARTS = ("context", "lateral", "smooth", "reduce", "lateral_fine", "fuse")
+
+
+def _decode(m: nn.Module, c1: Tensor, c2: Tensor, c3: Tensor, c4: Tensor, size: Any) -> Tensor:
+    """The decoder and head of ``m`` (a ParsingNet or its DecoderBranch: the same parts) on the features."""
+    p = m.lateral[2](c4) + m.context(c4)
+    for level, feature in ((1, c3), (0, c2)):
+        p = F.interpolate(p, size=feature.shape[-2:], mode="bilinear", align_corners=False)
+        p = m.smooth[level](p + m.lateral[level](feature))
+    p = F.interpolate(m.reduce(p), size=c1.shape[-2:], mode="bilinear", align_corners=False)
+    p = m.fuse(torch.cat([p, m.lateral_fine(c1)], 1))
+    return F.interpolate(m.head(p), size=size, mode="bilinear", align_corners=False)
+
+
+class DecoderBranch(nn.Module):
+    """A decoder and head of their own for the classes a fine-tune adds in a new domain: the start model's
+    decoder copied (a good start), a head for the added channels only. Its logits are inserted into the
+    model's at ``insert_at``, so the start model's own decoder and head, and what they predict, stay as
+    they were."""
+
+    def __init__(self, base: ParsingNet, num_channels: int, insert_at: int) -> None:
+        super().__init__()
+        import copy
+
+        for part in DECODER_PARTS:
+            setattr(self, part, copy.deepcopy(getattr(base, part)))
+        self.head = nn.Conv2d(base.head.in_channels, num_channels, 1)
+        with torch.no_grad():  # added classes start from nothing, at the start model's mean bias
+            nn.init.normal_(self.head.weight, std=0.01)
+            self.head.bias.fill_(float(base.head.bias.mean()))
+        self.insert_at = int(insert_at)
+
+
 class ParsingNet(nn.Module):
     """Residual encoder-decoder for per-pixel classification; input sides must be multiples of 32."""
 
@@ -91,6 +124,30 @@ class ParsingNet(nn.Module):
         self.lateral_fine = nn.Conv2d(w[1], fine // 2, 1)
         self.fuse = _conv_bn(fine, fine)
         self.head = nn.Conv2d(fine, num_channels, 1)
+        self.branch: DecoderBranch | None = None
+        self.base_frozen = False
+
+    def add_branch(self, num_channels: int, insert_at: int) -> DecoderBranch:
+        """Give the classes a fine-tune adds a decoder and head of their own (:class:`DecoderBranch`)."""
+        if self.branch is not None:
+            raise ValueError("this parsing model already has a branch for added classes")
+        self.branch = DecoderBranch(self, num_channels, insert_at)
+        return self.branch
+
+    def freeze_base(self) -> None:
+        """Train the branch only: everything else keeps its weights and its BatchNorm statistics."""
+        for name, parameter in self.named_parameters():
+            parameter.requires_grad_(name.startswith("branch."))
+        self.base_frozen = True
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> ParsingNet:
+        super().train(mode)
+        if self.base_frozen:  # frozen BatchNorm layers must not learn the new domain's statistics
+            for name, child in self.named_children():
+                if name != "branch":
+                    child.eval()
+        return self
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits at the input resolution (N×C×H×W)."""
@@ -99,13 +156,12 @@ class ParsingNet(nn.Module):
         c2 = self.stage2(c1)
         c3 = self.stage3(c2)
         c4 = self.stage4(c3)
-        p = self.lateral[2](c4) + self.context(c4)
-        for level, feature in ((1, c3), (0, c2)):
-            p = F.interpolate(p, size=feature.shape[-2:], mode="bilinear", align_corners=False)
-            p = self.smooth[level](p + self.lateral[level](feature))
-        p = F.interpolate(self.reduce(p), size=c1.shape[-2:], mode="bilinear", align_corners=False)
-        p = self.fuse(torch.cat([p, self.lateral_fine(c1)], 1))
-        return F.interpolate(self.head(p), size=size, mode="bilinear", align_corners=False)
+        logits = _decode(self, c1, c2, c3, c4, size)
+        if self.branch is None:
+            return logits
+        added = _decode(self.branch, c1, c2, c3, c4, size)
+        at = self.branch.insert_at
+        return torch.cat([logits[:, :at], added, logits[:, at:]], 1)
 
 
 def build_parsing_model(architecture: str, num_channels: int) -> ParsingNet:
@@ -258,4 +314,16 @@ def build_parsing_from_card(card: dict[str, Any]) -> ParsingNet:
             f"{card['architecture']} model card: 'instances' is {card['instances']!r}, not one of "
             + ", ".join(INSTANCE_RULES)
         )
-    return build_parsing_model(card["architecture"], len(channels))
+    branch = card.get("parsing_branch")
+    if not branch:
+        return build_parsing_model(card["architecture"], len(channels))
+    added = list(branch.get("channels") or [])
+    at = int(branch.get("insert_at", -1))
+    if not added or channels[at : at + len(added)] != added:
+        raise WeightsError(
+            f"{card['architecture']} model card: 'parsing_branch' must name added channels found in "
+            "'parsing_channels' at its 'insert_at'"
+        )
+    model = build_parsing_model(card["architecture"], len(channels) - len(added))
+    model.add_branch(len(added), at)
+    return model

@@ -197,3 +197,48 @@ def test_a_region_is_offered_under_the_classes_the_network_half_believes_in() ->
     )
     # the floor holds
     assert len(parsing_to_instances(probs, 2, score_floor=0.4, min_pixels=2, extra=False)) == 1
+
+
+def test_a_branch_for_added_classes_leaves_the_model_s_own_outputs_as_they_were(tmp_path) -> None:
+    """A new domain's classes get a decoder branch of their own: the start model's logits are unchanged
+    before training, frozen (weights and BatchNorm statistics) while the branch trains, and the branch
+    goes through the checkpoint and the registry."""
+    torch.manual_seed(0)
+    channels = ["background", "a", "b", "skin", "hair"]
+    model = ParsingNet(len(channels)).eval()
+    x = torch.randn(2, 3, 64, 64)
+    before = model(x)
+    model.add_branch(2, insert_at=3)  # background, a, b, NEW1, NEW2, skin, hair
+    after = model(x)
+    assert after.shape[1] == 7
+    assert torch.equal(after[:, :3], before[:, :3]) and torch.equal(after[:, 5:], before[:, 3:])
+    model.freeze_base()
+    model.train()
+    assert {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad} == {"branch"}
+    assert not model.stage2.training and not model.fuse.training and model.branch.training
+    stats = model.stage2[0].conv1[1].running_mean.clone()
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    model(x * 3 + 1).logsumexp(1).mean().backward()  # another domain's statistics
+    optimizer.step()
+    model.eval()
+    trained = model(x)
+    assert torch.equal(model.stage2[0].conv1[1].running_mean, stats)
+    assert torch.equal(trained[:, :3], before[:, :3]) and torch.equal(trained[:, 5:], before[:, 3:])
+    assert not torch.equal(trained[:, 3:5], after[:, 3:5])
+    with pytest.raises(ValueError, match="already has a branch"):
+        model.add_branch(1, 3)
+
+    card = {
+        "architecture": "parsing_resunet",
+        "class_names": ["a", "b", "new 1", "new 2"],
+        "parsing_channels": ["background", "a", "b", "new 1", "new 2", "skin", "hair"],
+        "parsing_branch": {"channels": ["new 1", "new 2"], "insert_at": 3},
+        "input": {"width": 64, "pad_multiple": 32},
+    }
+    save_parsing_checkpoint(model, tmp_path / "branch.pt", card)
+    loaded, _ = load_model(tmp_path / "branch.pt")
+    assert torch.equal(loaded(x), trained)
+    card["parsing_branch"]["insert_at"] = 2  # does not name where the added channels are
+    save_parsing_checkpoint(model, tmp_path / "bad.pt", card)
+    with pytest.raises(WeightsError, match="parsing_branch"):
+        load_model(tmp_path / "bad.pt")

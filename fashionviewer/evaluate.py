@@ -118,6 +118,19 @@ def recorded_taxonomy(results_path: Path) -> str | None:
     return None
 
 
+def recorded_added_classes(results_path: Path) -> set[str]:
+    """Classes a fine-tune added beyond the results' taxonomy (``classes_beyond_taxonomy`` in ``run.json``
+    beside them): a ground truth in that taxonomy cannot list them, so their results are left out and
+    counted like those of classes it does not list."""
+    path = results_path.parent / "run.json"
+    try:
+        data = read_json(path) if path.is_file() else {}
+    except FashionViewerError:
+        return set()
+    added = data.get("classes_beyond_taxonomy") if isinstance(data, dict) else None
+    return {str(name) for name in added} if isinstance(added, list) else set()
+
+
 def _is_ccp_folder(path: Path) -> bool:
     return (
         path.is_dir()
@@ -170,12 +183,13 @@ def ccp_names_to_imaterialist(gt: dict) -> dict:
 
 
 def drop_unlisted_classes(
-    gt: dict, results: list[dict], taxonomy: str | None = None
+    gt: dict, results: list[dict], taxonomy: str | None = None, added: set[str] | None = None
 ) -> tuple[list[dict], dict[str, int]]:
     """A ground truth that lists only the classes present (as FiftyOne, CVAT and labelme2coco write COCO):
     results of the results' taxonomy that it does not list are left out and counted by class. A class name
     outside that taxonomy is kept for ``align_results`` to refuse (the results are in another taxonomy);
-    without a taxonomy, results are dropped only when some of them are listed."""
+    without a taxonomy, results are dropped only when some of them are listed. ``added``: classes a fine-tune
+    added to that taxonomy, part of the results' vocabulary."""
     names = {str(c.get("name")) for c in gt.get("categories", [])}
     vocabulary = (
         set(imaterialist_names())
@@ -184,6 +198,8 @@ def drop_unlisted_classes(
         if taxonomy == CCP
         else None
     )
+    if vocabulary is not None and added:
+        vocabulary = vocabulary | added
     if vocabulary is None and not any(str(r.get("class_name")) in names for r in results):
         return results, {}
     # the ground truth is in another taxonomy
@@ -212,7 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = load_coco_results(results_path)
     taxonomy = args.taxonomy if args.taxonomy != "auto" else recorded_taxonomy(results_path)
     gt = _ground_truth(Path(args.gt), args.split, taxonomy)
-    results, unlisted = drop_unlisted_classes(gt, results, taxonomy)
+    added = recorded_added_classes(results_path) if taxonomy is not None else set()
+    results, unlisted = drop_unlisted_classes(gt, results, taxonomy, added)
     if unlisted:
         classes = ", ".join(sorted(unlisted)[:5]) + (" ..." if len(unlisted) > 5 else "")
         print(

@@ -315,6 +315,8 @@ def main(
             "domain": card_domain(card),
             "domain_notice": notice,
             "taxonomy": card.get("taxonomy"),
+            # a fine-tune's new classes beside that taxonomy's (evaluate leaves them out against it)
+            "classes_beyond_taxonomy": list(card.get("classes_beyond_taxonomy") or []),
             "categories": [
                 {"id": i, "name": n}
                 for i, n in zip(category_ids, predictor.class_names, strict=False)

@@ -468,12 +468,20 @@ def prepare_finetune(args: argparse.Namespace) -> FinetuneSetup:
         "class_names": plan.class_names,
         "category_ids": plan.category_ids,
         "parsing_channels": plan.channels,
-        "taxonomy": plan.card.get("taxonomy") if not plan.added else None,
+        # the kept classes are still the start model's taxonomy; the added ones are named beside it
+        "taxonomy": plan.card.get("taxonomy"),
+        "classes_beyond_taxonomy": list(plan.added) if plan.card.get("taxonomy") else [],
         "domain": plan.card.get("domain", "photos"),
         "input": plan.card.get("input"),
         "test_time_augmentation": plan.card.get("test_time_augmentation"),
         "prior_correction": plan.card.get("prior_correction", 0.0),
         "instances": rule,
+        # the folder's classes follow its convention; the model's others keep the start model's
+        "instances_classes": (
+            [str(c["name"]) for c in categories]
+            if rule != (plan.card.get("instances") or "per_class")
+            else plan.card.get("instances_classes")
+        ),
         "parsing_branch": (
             {"channels": list(plan.added), "insert_at": plan.channels.index(plan.added[0])}
             if branch

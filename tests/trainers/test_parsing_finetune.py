@@ -240,6 +240,9 @@ def test_fine_tune_on_scenes_trains_a_branch_and_keeps_the_start_model_s_weights
     added = card["fine_tuned_from"]["classes_added"]
     assert len(added) >= 5 and card["parsing_branch"]["channels"] == added
     assert card["instances"] == "components"  # scenes show a class twice
+    # ... the scenes' classes do; the model's own keep one instance per class, in their taxonomy
+    assert card["instances_classes"] == added and card["taxonomy"] == "imaterialist"
+    assert card["classes_beyond_taxonomy"] == added
     start, _ = load_model(resolve_init("fashion"))
     tuned, _ = load_model(out / "model.pt")
     base = start.state_dict()

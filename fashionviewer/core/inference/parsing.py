@@ -99,6 +99,13 @@ class ParsingPredictor(ArrayInputs):
         self.random_weights = card.get("weights") == "random"
         # what one instance is (core.models.parsing.INSTANCE_RULES): a fine-tune on scenes says components
         self.instance_rule = str(card.get("instances") or "per_class")
+        # the classes it applies to (None: all): a fine-tune's folder classes, the others keep per_class
+        named = card.get("instances_classes")
+        self.instance_labels = (
+            {self.class_names.index(n) + 1 for n in named if n in self.class_names}
+            if named
+            else None
+        )
         # eval-mode forward is thread-safe; the lock keeps peak memory to one photo
         self._lock = threading.Lock()
         self.weights_path = weights_path  # where the weights came from (None: built in memory)
@@ -139,6 +146,7 @@ class ParsingPredictor(ArrayInputs):
             "pad_multiple": self.pad_multiple,
             "score_floor": self.score_floor,
             "instances": self.instance_rule,
+            "instances_labels": sorted(self.instance_labels) if self.instance_labels else None,
             "tta": self.tta.to_dict() if self.tta is not None else None,
             "device": self.device.type,
         }
@@ -192,7 +200,11 @@ class ParsingPredictor(ArrayInputs):
         with torch.inference_mode():
             probs = self.probabilities(image).float().cpu()
             found = parsing_to_instances(
-                probs, len(self.class_names), score_floor=self.score_floor, rule=self.instance_rule
+                probs,
+                len(self.class_names),
+                score_floor=self.score_floor,
+                rule=self.instance_rule,
+                rule_labels=self.instance_labels,
             )
             instances = []
             for item in found:

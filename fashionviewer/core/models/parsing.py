@@ -197,6 +197,7 @@ def parsing_to_instances(
     extra: bool = True,
     alternatives: float | None = ALTERNATIVE_MEAN,
     rule: str = "per_class",
+    rule_labels: set[int] | None = None,
 ) -> list[dict[str, Any]]:
     """Instances from C×h×w class probabilities (channel 0 background, 1..num_categories the categories).
 
@@ -209,7 +210,8 @@ def parsing_to_instances(
 
     ``rule`` says what one instance is: all pixels where a category wins (``per_class``), or each
     connected part of them (``components``), scored alike: the mean probability over it times the square
-    root of the share of the category's probability mass it holds.
+    root of the share of the category's probability mass it holds. ``rule_labels``: the categories the rule
+    applies to (None: all); the others are ``per_class``.
 
     With ``alternatives``, each region where a category wins is offered under every other category
     whose mean probability over it is at least that much too (the same mask, scored the same way
@@ -229,12 +231,13 @@ def parsing_to_instances(
         if int(won.sum()) >= min_pixels:
             # probability minus the best other class: > 0 exactly where this class wins
             margin = torch.where(won, top2.values[1], top2.values[0])
-            for region in _regions(won, rule, min_pixels):
+            own = rule if rule_labels is None or label in rule_labels else "per_class"
+            for region in _regions(won, own, min_pixels):
                 inside = prob[region]
                 score = float(inside.mean()) * (float(inside.sum()) / mass) ** 0.5
                 if score >= score_floor:
                     field_ = prob - margin
-                    if rule != "per_class":  # only this part: elsewhere clearly outside
+                    if own != "per_class":  # only this part: elsewhere clearly outside
                         field_ = torch.where(region, field_, torch.full_like(field_, -1.0))
                     found.append({"label": label, "score": score, "field": field_})
                     regions.append((label, region, field_))

@@ -356,3 +356,31 @@ def test_cli_bad_ground_truth_is_one_error_line(tmp_path, capsys, make_gt, fragm
     assert code == 2 and "Traceback" not in captured.err
     assert captured.err.startswith("error: ") and captured.err.count("\n") == 1
     assert fragment in captured.err, captured.err
+
+
+def test_classes_a_fine_tune_added_are_left_out_against_its_taxonomy(tmp_path, capsys):
+    """Results of a fine-tuned model whose card keeps the iMaterialist taxonomy and names its added classes:
+    scored on a ground truth in that taxonomy, the added classes' results are left out and counted (they
+    cannot be listed there); without that record the names outside the taxonomy are refused."""
+    data = write_gt(tmp_path / "gt.json")
+    data["categories"] = [{"id": 8, "name": "bag, wallet"}, {"id": 3, "name": "coat"}]
+    (tmp_path / "gt.json").write_text(json.dumps(data))
+    gt = load_ground_truth(tmp_path / "gt.json")
+    names = {c["id"]: c["name"] for c in gt["categories"]}
+    results = [{**r, "class_name": names[r["category_id"]]} for r in gt_as_results(gt)]
+    added = [{**r, "category_id": 50, "class_name": "Trouser", "score": 0.99} for r in results]
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "predictions.json").write_text(json.dumps(results + added))
+    record = {"taxonomy": "imaterialist", "classes_beyond_taxonomy": ["Trouser"]}
+    (run / "run.json").write_text(json.dumps(record))
+    args = ["--gt", str(tmp_path / "gt.json"), "--pred", str(run / "predictions.json")]
+    assert evaluate_main([*args, "--json", str(tmp_path / "m.json")]) == 0
+    assert "5 predictions of 1 classes the ground truth does not list ignored: Trouser" in (
+        capsys.readouterr().out
+    )
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["AP"] == pytest.approx(1.0) and metrics["ignored_unlisted_classes"] == 5
+    (run / "run.json").write_text(json.dumps({"taxonomy": "imaterialist"}))
+    assert dispatch(["evaluate", *args]) == 2
+    assert "Trouser" in capsys.readouterr().err

@@ -67,6 +67,11 @@ def test_the_components_rule_makes_each_connected_part_an_instance() -> None:
     )
     with pytest.raises(ValueError, match="unknown instance rule"):
         parsing_to_instances(probs, 2, rule="blobs")
+    # the rule for some categories only (a fine-tune's folder classes): category 1 keeps its whole region
+    kept = parsing_to_instances(
+        probs, 2, score_floor=0.0, extra=False, rule="components", rule_labels={2}
+    )
+    assert len(kept) == 1 and torch.equal(kept[0]["field"] > 0, whole["field"] > 0)
 
 
 def _save(tmp_path, weights: str = "trained"):

@@ -170,11 +170,11 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     )
     f.add_argument(
         "--new-classes",
-        choices=["auto", "extend", "branch"],
-        default="auto",
-        help="how classes the model lacks are learnt: extend its head, or a decoder branch of their own with "
-        "the start model frozen (branch: its classes predict as before); auto: branch when none of the "
-        "folder's classes is the model's",
+        choices=["extend", "branch"],
+        default="extend",
+        help="how classes the model lacks are learnt: rows added to its head, the whole network learning "
+        "(extend), or a decoder branch of their own with the start model frozen, so its classes predict "
+        "exactly as before (branch)",
     )
     f.add_argument(
         "--annotations-val", type=float, default=0.1, help="share of the folder's images held out"

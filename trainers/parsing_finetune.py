@@ -15,10 +15,9 @@ starts from the model's weights and class list (:func:`plan_parsing_finetune`):
 * it does not forget: each epoch replays photos of the model's own training data (``--replay-data``,
   by default the Clothing Co-Parsing photos when present), ``--replay-share`` of every batch, so the
   user's photos weigh more (:func:`epoch_order`);
-* classes the model lacks extend its head (their rows added), or, when none of the folder's classes is the
-  model's (a new label set, likely a new domain: ``--new-classes auto``), get a decoder branch of their own
-  (``ParsingNet.add_branch``) while the start model stays frozen, its BatchNorm statistics included, so its
-  own classes predict exactly as before (:func:`uses_branch`);
+* classes the model lacks extend its head (their rows added), or, with ``--new-classes branch``, get a
+  decoder branch of their own (``ParsingNet.add_branch``) while the start model stays frozen, its BatchNorm
+  statistics included, so its own classes predict exactly as before (:func:`uses_branch`);
 * what one predicted instance is follows the folder (:func:`instance_rule`, ``--instances``): all pixels of
   a class, as in CCP's photos, or each connected part when its images often show a class twice (scenes).
 
@@ -352,15 +351,12 @@ def instance_rule(aset: Any, requested: str, start_card: dict[str, Any]) -> str:
     return str(start_card.get("instances") or "per_class")
 
 
-def uses_branch(plan: ParsingFinetunePlan, requested: str, folder_names: Sequence[str]) -> bool:
-    """Whether the added classes get a decoder branch of their own (``--new-classes``): ``auto`` does when
-    none of the folder's classes is the model's (a new label set, likely a new domain: the start model's
-    own decoder and head then stay exactly as they were), else their head rows are added (``extend``)."""
-    if not plan.added or requested == "extend":
-        return False
-    if requested == "branch":
-        return True
-    return not any(name in plan.old_channels for name in folder_names)
+def uses_branch(plan: ParsingFinetunePlan, requested: str) -> bool:
+    """Whether the added classes get a decoder branch of their own (``--new-classes branch``: the start
+    model frozen, so its classes predict exactly as before) rather than rows added to its head (``extend``,
+    the default: the whole network learns; on benchmarks/finetune_loop.py's scenes it learnt at least as well
+    and still kept the photos' AP)."""
+    return bool(plan.added) and requested == "branch"
 
 
 # new classes' rows start from nothing: at the base rate they barely move in a short run
@@ -432,7 +428,7 @@ def prepare_finetune(args: argparse.Namespace) -> FinetuneSetup:
         val_fraction=args.annotations_val,
         seed=args.seed,
     )
-    branch = uses_branch(plan, args.new_classes, [str(c["name"]) for c in categories])
+    branch = uses_branch(plan, args.new_classes)
     if branch:
         at = plan.channels.index(plan.added[0])
         model.add_branch(len(plan.added), at)

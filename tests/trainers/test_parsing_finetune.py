@@ -214,16 +214,12 @@ def _scenes_folder(tmp_path: Path, count: int) -> Path:
     return folder
 
 
-def test_a_new_label_set_gets_a_branch_and_a_new_class_among_known_ones_extends_the_head():
+def test_added_classes_get_a_branch_only_when_asked():
     checkpoint = resolve_init("fashion")
-    scenes = ["T-shirt/top", "Trouser", "Bag"]
-    plan = plan_parsing_finetune(checkpoint, scenes, [1, 2, 9])
-    assert uses_branch(plan, "auto", scenes) and not uses_branch(plan, "extend", scenes)
-    photos = ["shoe", "my scarf"]
-    plan = plan_parsing_finetune(checkpoint, photos, [23, 1])
-    assert not uses_branch(plan, "auto", photos) and uses_branch(plan, "branch", photos)
+    plan = plan_parsing_finetune(checkpoint, ["T-shirt/top", "Trouser", "Bag"], [1, 2, 9])
+    assert uses_branch(plan, "branch") and not uses_branch(plan, "extend")
     plan = plan_parsing_finetune(checkpoint, ["shoe"], [23])
-    assert not uses_branch(plan, "branch", ["shoe"])  # nothing added: nothing to branch
+    assert not uses_branch(plan, "branch")  # nothing added: nothing to branch
 
 
 @pytest.mark.slow
@@ -232,7 +228,7 @@ def test_fine_tune_on_scenes_trains_a_branch_and_keeps_the_start_model_s_weights
     out = tmp_path / "out"
     result = _trainer(
         "--dataset", "annotations", "--data-path", str(folder), "--init-from", "fashion",
-        "--out", str(out), "--epochs", "1", "--limit", "4", "--threads", "1",
+        "--out", str(out), "--epochs", "1", "--limit", "4", "--threads", "1", "--new-classes", "branch",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "a decoder branch of their own" in result.stderr

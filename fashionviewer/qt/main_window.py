@@ -28,7 +28,7 @@ from fashionviewer.qt.dialogs.export import ExportRequest
 from fashionviewer.qt.dialogs.shortcuts import show_shortcuts
 from fashionviewer.qt.docks import add_docks
 from fashionviewer.qt.export_flow import start_export
-from fashionviewer.qt.gc_pauses import freeze_long_lived
+from fashionviewer.qt.gc_pauses import collect_in_gui_thread, freeze_long_lived
 from fashionviewer.qt.ground_truth import GroundTruthController
 from fashionviewer.qt.menus import MenuCommands, RecentFolders, add_action, build_menus
 from fashionviewer.qt.panels.browser import BrowserPanel
@@ -49,6 +49,7 @@ class MainWindow(QMainWindow):
         self, session: ViewerSession | None = None, settings: QSettings | None = None
     ) -> None:
         super().__init__()
+        collect_in_gui_thread()  # workers must never free Qt objects (qt/gc_pauses.py)
         self.session = s = session or ViewerSession()
         self.settings = settings or QSettings("FashionViewer", "FashionViewer")
         self.setWindowTitle("FashionViewer")

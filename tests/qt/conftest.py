@@ -24,6 +24,19 @@ from fashionviewer.core.models.domain import DEMO_MODEL
 from fashionviewer.core.viewer.model_choice import ModelChoice, demo_available
 
 
+@pytest.fixture(scope="package", autouse=True)
+def _collection_back_to_normal_after_the_qt_tests() -> Iterator[None]:
+    """Windows keep Python's cycle collection in the GUI thread (qt/gc_pauses.py); the tests after these
+    have no event loop to run its timer, so automatic collection comes back when the Qt tests end."""
+    yield
+    import gc
+
+    from fashionviewer.qt.gc_pauses import collect_anywhere
+
+    gc.collect()
+    collect_anywhere()
+
+
 @pytest.fixture(scope="session")
 def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("photos")

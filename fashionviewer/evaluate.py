@@ -102,10 +102,11 @@ def _results_path(path: Path) -> Path:
     return path
 
 
-def recorded_taxonomy(results_path: Path) -> str | None:
-    """The taxonomy recorded with a results file: ``run.json`` beside it, or its own COCO ``info``."""
-    candidates = [results_path.parent / "run.json", results_path]
-    for path in candidates:
+def _recorded(results_path: Path) -> list[dict]:
+    """What was recorded with a results file, nearest first: ``run.json`` beside it, then its own COCO
+    ``info`` (each read once, unreadable ones left out)."""
+    found = []
+    for path in (results_path.parent / "run.json", results_path):
         if not path.is_file() or (path == results_path and path.stat().st_size > 1 << 26):
             continue
         try:
@@ -113,22 +114,29 @@ def recorded_taxonomy(results_path: Path) -> str | None:
         except FashionViewerError:
             continue
         info = data.get("info", data) if isinstance(data, dict) else None
-        if isinstance(info, dict) and info.get("taxonomy") in TAXONOMIES:
+        if isinstance(info, dict):
+            found.append(info)
+    return found
+
+
+def recorded_taxonomy(records: list[dict]) -> str | None:
+    """The taxonomy recorded with a results file (``_recorded``): ``run.json`` beside it, or its own COCO
+    ``info``."""
+    for info in records:
+        if info.get("taxonomy") in TAXONOMIES:
             return str(info["taxonomy"])
     return None
 
 
-def recorded_added_classes(results_path: Path) -> set[str]:
-    """Classes a fine-tune added beyond the results' taxonomy (``classes_beyond_taxonomy`` in ``run.json``
-    beside them): a ground truth in that taxonomy cannot list them, so their results are left out and
-    counted like those of classes it does not list."""
-    path = results_path.parent / "run.json"
-    try:
-        data = read_json(path) if path.is_file() else {}
-    except FashionViewerError:
-        return set()
-    added = data.get("classes_beyond_taxonomy") if isinstance(data, dict) else None
-    return {str(name) for name in added} if isinstance(added, list) else set()
+def recorded_added_classes(records: list[dict]) -> set[str]:
+    """Classes a fine-tune added beyond the results' taxonomy (``classes_beyond_taxonomy``, recorded beside
+    them): a ground truth in that taxonomy cannot list them, so their results are left out and counted like
+    those of classes it does not list."""
+    for info in records:
+        added = info.get("classes_beyond_taxonomy")
+        if isinstance(added, list):
+            return {str(name) for name in added}
+    return set()
 
 
 def _is_ccp_folder(path: Path) -> bool:
@@ -226,9 +234,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     results_path = _results_path(Path(args.pred))
     results = load_coco_results(results_path)
-    taxonomy = args.taxonomy if args.taxonomy != "auto" else recorded_taxonomy(results_path)
+    records = _recorded(results_path)
+    taxonomy = args.taxonomy if args.taxonomy != "auto" else recorded_taxonomy(records)
     gt = _ground_truth(Path(args.gt), args.split, taxonomy)
-    added = recorded_added_classes(results_path) if taxonomy is not None else set()
+    added = recorded_added_classes(records) if taxonomy is not None else set()
     results, unlisted = drop_unlisted_classes(gt, results, taxonomy, added)
     if unlisted:
         classes = ", ".join(sorted(unlisted)[:5]) + (" ..." if len(unlisted) > 5 else "")

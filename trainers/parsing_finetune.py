@@ -359,6 +359,15 @@ def uses_branch(plan: ParsingFinetunePlan, requested: str) -> bool:
     return bool(plan.added) and requested == "branch"
 
 
+def branch_card(model: ParsingNet, channels: Sequence[str]) -> dict[str, Any] | None:
+    """The card's ``parsing_branch`` for ``model``: the channels its branch predicts, and where (None: no
+    branch). Read from the model, so a start model's branch is kept as well as a new one recorded."""
+    if model.branch is None:
+        return None
+    at, count = model.branch.insert_at, model.branch.head.out_channels
+    return {"channels": list(channels[at : at + count]), "insert_at": at}
+
+
 # new classes' rows start from nothing: at the base rate they barely move in a short run
 HEAD_LR_FACTOR = 10.0
 
@@ -430,8 +439,7 @@ def prepare_finetune(args: argparse.Namespace) -> FinetuneSetup:
     )
     branch = uses_branch(plan, args.new_classes)
     if branch:
-        at = plan.channels.index(plan.added[0])
-        model.add_branch(len(plan.added), at)
+        model.add_branch(len(plan.added), plan.channels.index(plan.added[0]))
         model.freeze_base()
     elif plan.added:
         extend_head(model, plan.old_channels, plan.channels)
@@ -478,11 +486,7 @@ def prepare_finetune(args: argparse.Namespace) -> FinetuneSetup:
             if rule != (plan.card.get("instances") or "per_class")
             else plan.card.get("instances_classes")
         ),
-        "parsing_branch": (
-            {"channels": list(plan.added), "insert_at": plan.channels.index(plan.added[0])}
-            if branch
-            else None
-        ),
+        "parsing_branch": branch_card(model, plan.channels),
         "dataset": {
             "name": "annotations",
             "train_images": len(user.train),

@@ -18,9 +18,8 @@ def freeze_long_lived() -> None:
     gc.freeze()
 
 
-_collector: object | None = (
-    None  # pyqtgraph's GarbageCollector while collection is kept to the GUI thread
-)
+# pyqtgraph's GarbageCollector while collection is kept to the GUI thread
+_collector: object | None = None
 
 
 def collect_in_gui_thread() -> None:

@@ -25,6 +25,7 @@ from tests.fixtures.annotated_folder import write_annotated_folder
 from trainers.parsing_data import IGNORE, normalize, pad_to, resize_labels, resize_photo
 from trainers.parsing_finetune import (
     annotation_samples,
+    branch_card,
     epoch_order,
     extend_head,
     instance_rule,
@@ -220,6 +221,16 @@ def test_added_classes_get_a_branch_only_when_asked():
     assert uses_branch(plan, "branch") and not uses_branch(plan, "extend")
     plan = plan_parsing_finetune(checkpoint, ["shoe"], [23])
     assert not uses_branch(plan, "branch")  # nothing added: nothing to branch
+
+
+def test_the_card_records_the_branch_the_model_has_a_start_model_s_one_included():
+    from fashionviewer.core.models.parsing import ParsingNet
+
+    channels = ["background", "a", "new", "skin", "hair"]
+    model = ParsingNet(4)
+    assert branch_card(model, channels) is None
+    model.add_branch(1, insert_at=2)  # made now, or loaded with the start model: the same record
+    assert branch_card(model, channels) == {"channels": ["new"], "insert_at": 2}
 
 
 @pytest.mark.slow

@@ -81,7 +81,8 @@ def honour_clicks(
     for value, points in ((1, positive), (0, negative)):
         for x, y in points:
             cv2.circle(painted, (int(round(x)), int(round(y))), max(0, int(radius)), value, -1)
-    # the click's own pixel, even for a click on the photo's last row or column
+    # then each click's own pixel, over any other click's disc (and clipped: a click on the last half
+    # pixel rounds past the edge)
     for value, points in ((1, positive), (0, negative)):
         for x, y in points:
             row = int(np.clip(round(y), 0, height - 1))

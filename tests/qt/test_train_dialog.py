@@ -53,7 +53,13 @@ def test_parsing_fine_tunes_the_loaded_model_on_the_folders_annotations(
     assert (
         args[args.index("--dataset") + 1] == "annotations"
         and args[args.index("--init-from") + 1] == "/models/fashion.pt"
+        and "--new-classes" not in args  # the trainer's default: the head is extended
     )
+    dialog.new_classes.setCurrentText("branch")
+    dialog.instances.setCurrentText("components")
+    args = dialog.request().arguments()
+    assert args[args.index("--new-classes") + 1] == "branch"
+    assert args[args.index("--instances") + 1] == "components"
     dialog.dataset.setCurrentText("ccp")  # from scratch on CCP: no start model, no folder
     args = dialog.request().arguments()
     assert "--init-from" not in args and "--data-path" not in args

@@ -73,6 +73,30 @@ def test_declared_models_are_the_trainers_own() -> None:
         "interactive": list(INTERACTIVE_ARCHITECTURES),
     }
     assert {name: list(menu.option("model").choices) for name, menu in TRAINER_MENUS.items()} == own
+    from fashionviewer.core.models.parsing import INSTANCE_RULES
+
+    assert TRAINER_MENUS["parsing"].option("instances").choices == ("auto", *INSTANCE_RULES)
+
+
+def test_parsing_fine_tune_choices_reach_the_trainer_and_defaults_leave_them_out() -> None:
+    from trainers.parsing import get_args_parser
+
+    plain = TrainingRequest("parsing", "parsing_resunet", "/o", init_from="fashion").arguments()
+    assert "--new-classes" not in plain and "--instances" not in plain
+    chosen = TrainingRequest(
+        "parsing",
+        "parsing_resunet",
+        "/o",
+        init_from="fashion",
+        new_classes="branch",
+        instances="components",
+    ).arguments()
+    parsed = get_args_parser().parse_args(chosen[2:])
+    assert (parsed.init_from, parsed.new_classes, parsed.instances) == (
+        "fashion",
+        "branch",
+        "components",
+    )
 
 
 def test_the_menu_offers_every_trainer_and_fine_tuning_is_declared_by_the_family() -> None:

@@ -86,6 +86,24 @@ def _common(
     ]
 
 
+def _steps_per_epoch(step: int = 100, special: str = "all") -> MenuOption:
+    return MenuOption(
+        "limit",
+        "--steps-per-epoch",
+        "Steps per epoch",
+        INT,
+        0,
+        step=step,
+        special=special,
+        field="limit_train",
+    )
+
+
+def _fine_tune() -> MenuOption:
+    """Set by "Start from weights" / the fine-tune menu item, not a row of its own."""
+    return MenuOption("init_from", "--init-from", "Fine-tune", FOLDER, "", skip="", shown=False)
+
+
 def _tail() -> list[MenuOption]:
     return [
         MenuOption(
@@ -111,6 +129,8 @@ MASKRCNN_MODELS = (
 )
 MASKRCNN_DATASETS = ("fmnist-scenes", "imaterialist", "coco", "ccp")  # core.data.datasets names
 PARSING_ARCHITECTURES = ("parsing_resunet",)
+# core.models.parsing.INSTANCE_RULES (checked by the menu test; the menu does not import torch)
+INSTANCE_RULES = ("per_class", "components")
 # core.models.interactive_net's (checked by the menu test)
 INTERACTIVE_ARCHITECTURES = ("interactive_unet",)
 
@@ -167,19 +187,8 @@ TRAINER_MENUS: dict[str, TrainerMenu] = {
                         step=32,
                         special="model default",
                     ),
-                    MenuOption(
-                        "limit",
-                        "--steps-per-epoch",
-                        "Steps per epoch",
-                        INT,
-                        0,
-                        step=100,
-                        special="all",
-                        field="limit_train",
-                    ),
-                    MenuOption(
-                        "init_from", "--init-from", "Fine-tune", FOLDER, "", skip="", shown=False
-                    ),
+                    _steps_per_epoch(),
+                    _fine_tune(),
                     MenuOption(
                         "weights",
                         "--weights",
@@ -214,18 +223,25 @@ TRAINER_MENUS: dict[str, TrainerMenu] = {
                         step=32,
                         special="trainer default (224)",
                     ),
+                    _steps_per_epoch(),
+                    _fine_tune(),
                     MenuOption(
-                        "limit",
-                        "--steps-per-epoch",
-                        "Steps per epoch",
-                        INT,
-                        0,
-                        step=100,
-                        special="all",
-                        field="limit_train",
+                        "new_classes",
+                        "--new-classes",
+                        "Classes the model lacks (fine-tuning)",
+                        CHOICE,
+                        "extend",
+                        ("extend", "branch"),
+                        skip="extend",
                     ),
                     MenuOption(
-                        "init_from", "--init-from", "Fine-tune", FOLDER, "", skip="", shown=False
+                        "instances",
+                        "--instances",
+                        "One instance is (fine-tuning)",
+                        CHOICE,
+                        "auto",
+                        ("auto", *INSTANCE_RULES),
+                        skip="auto",
                     ),
                 ]
                 + _tail()
@@ -239,16 +255,7 @@ TRAINER_MENUS: dict[str, TrainerMenu] = {
                 _common("--architecture", INTERACTIVE_ARCHITECTURES, "interactive_unet", 20)
                 + [
                     MenuOption("data_path", "--data-path", "CCP folder", FOLDER, "", skip=""),
-                    MenuOption(
-                        "limit",
-                        "--steps-per-epoch",
-                        "Steps per epoch",
-                        INT,
-                        0,
-                        step=50,
-                        special="trainer default (200)",
-                        field="limit_train",
-                    ),
+                    _steps_per_epoch(step=50, special="trainer default (200)"),
                     *_tail()[:2],  # batch size, device
                     MenuOption(
                         "threads",

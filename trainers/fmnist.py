@@ -392,6 +392,34 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
     generator = torch.Generator().manual_seed(args.seed * 1000 + start_epoch)
     card: dict[str, Any] = {}
+
+    def save(epoch: int, report: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The card (with the test report once there is one), weights and training state, as of now."""
+        card = _model_card(
+            args,
+            name,
+            model,
+            history,
+            seconds_total,
+            len(train_x),
+            len(val_x),
+            report,
+            distillation,
+        )
+        _save(
+            model,
+            card,
+            optimizer,
+            scheduler,
+            history,
+            epoch,
+            seconds_total,
+            weights_path,
+            card_path,
+            state_path,
+        )
+        return card
+
     stop = install_cancel_handler()
     with EventWriter(args.events) as events:
         events.emit(
@@ -439,28 +467,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 seconds_total += seconds
                 record.update(seconds=round(seconds, 2), cpu_seconds=round(cpu_seconds, 2))
                 history.append(record)
-                card = _model_card(
-                    args,
-                    name,
-                    model,
-                    history,
-                    seconds_total,
-                    len(train_x),
-                    len(val_x),
-                    distillation=distillation,
-                )
-                _save(
-                    model,
-                    card,
-                    optimizer,
-                    scheduler,
-                    history,
-                    epoch,
-                    seconds_total,
-                    weights_path,
-                    card_path,
-                    state_path,
-                )
+                card = save(epoch)
                 log.info(
                     "epoch %d/%d train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1fs",
                     epoch,
@@ -475,29 +482,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             test_loss, test_pred = evaluate(model, test_x, test_y, device, tta_flip=args.tta_flip)
             report = classification_report(test_y.numpy(), test_pred, len(CLASSES))
             report["loss"] = test_loss
-            card = _model_card(
-                args,
-                name,
-                model,
-                history,
-                seconds_total,
-                len(train_x),
-                len(val_x),
-                report,
-                distillation,
-            )
-            _save(
-                model,
-                card,
-                optimizer,
-                scheduler,
-                history,
-                args.epochs,
-                seconds_total,
-                weights_path,
-                card_path,
-                state_path,
-            )
+            card = save(args.epochs, report)
             log.info(
                 "test accuracy %.4f, micro F1 %.4f, macro F1 %.4f",
                 report["accuracy"],

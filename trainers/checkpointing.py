@@ -22,6 +22,10 @@ from fashionviewer.core.models.checkpoint import plain_state_dict
 log = logging.getLogger("trainers")
 
 STATE_FILE = "training_state.pt"
+LAST_NAME, BEST_NAME = (
+    "model",
+    "model_best",
+)  # OUT/model.pt every epoch, OUT/model_best.pt at the best
 
 
 def resume_file(resume: str | None, default: Path) -> Path | None:
@@ -113,8 +117,8 @@ def save_epoch_checkpoints(
     out: Path,
     card: dict[str, Any],
     *,
-    last: str = "model",
-    best: str = "model_best",
+    last: str = LAST_NAME,
+    best: str = BEST_NAME,
     improved: bool = False,
 ) -> dict[str, Any]:
     """``out/last.pt`` + card every epoch, and ``out/best.pt`` + card when the score improved; returns the
@@ -122,4 +126,32 @@ def save_epoch_checkpoints(
     written = write(model, out / f"{last}.pt", card)
     if improved:
         write(model, out / f"{best}.pt", card)
+    return written
+
+
+def save_epoch(
+    write: Callable[[nn.Module, Path, dict[str, Any]], dict[str, Any]],
+    model: nn.Module,
+    out: Path,
+    card: dict[str, Any],
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any | None,
+    fields: Mapping[str, Any],
+    *,
+    improved: bool,
+    scaler: torch.amp.GradScaler | None = None,
+    with_scaler: bool = False,
+) -> dict[str, Any]:
+    """An epoch's end: ``model.pt`` (and ``model_best.pt`` when ``improved``) with their cards, then the
+    training state ``--resume`` continues from; returns the card written."""
+    written = save_epoch_checkpoints(write, model, out, card, improved=improved)
+    save_training_state(
+        out / STATE_FILE,
+        model,
+        optimizer,
+        scheduler,
+        fields,
+        scaler=scaler,
+        with_scaler=with_scaler,
+    )
     return written

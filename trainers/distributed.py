@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -110,3 +111,12 @@ def average_buffers(tensors: list[torch.Tensor]) -> None:
     for tensor in tensors:
         dist.all_reduce(tensor)
         tensor /= get_world_size()
+
+
+def wrap_model(model: nn.Module, info: DistributedInfo, device: torch.device) -> nn.Module:
+    """``model`` in DistributedDataParallel when this is one of several processes; as it is otherwise."""
+    if not info.enabled:
+        return model
+    return nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None
+    )

@@ -76,8 +76,6 @@ log = logging.getLogger("trainers.interactive")
 MENU = TRAINER_MENUS["interactive"]
 
 STATE_FILE = checkpointing.STATE_FILE
-LAST_NAME = "model"
-BEST_NAME = "model_best"
 # Share of box views trained on the box alone (no click, no previous mask): the box tool's first answer is
 # the figure users judge first, and the gradient-free passes never train it.
 BOX_ONLY_SHARE = 0.35
@@ -618,13 +616,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     if start is not None:
         progress = _restore(start, model, optimizer, scheduler)
     core = model
-    if info.enabled:
-        model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
+    model = distributed.wrap_model(model, info, device)
 
     stop = install_cancel_handler()
-    last_path = out / f"{LAST_NAME}.pt"
+    last_path = out / f"{checkpointing.LAST_NAME}.pt"
     card: dict[str, Any] = {}
     with EventWriter(args.events if info.rank == 0 else None) as events:
         events.emit(
@@ -733,18 +728,11 @@ def _save_epoch(
     improved = score > progress.best_score
     if improved:
         progress.best_score = score
-    written = checkpointing.save_epoch_checkpoints(
+    return checkpointing.save_epoch(
         save_interactive_checkpoint,
         model,
         out,
         card,
-        last=LAST_NAME,
-        best=BEST_NAME,
-        improved=improved,
-    )
-    checkpointing.save_training_state(
-        out / STATE_FILE,
-        model,
         optimizer,
         scheduler,
         {
@@ -757,8 +745,8 @@ def _save_epoch(
             "init": progress.init,
             "args": vars(args),
         },
+        improved=improved,
     )
-    return written
 
 
 def cli(argv: Sequence[str] | None = None) -> int:

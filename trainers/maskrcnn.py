@@ -78,8 +78,6 @@ log = logging.getLogger("trainers.maskrcnn")
 # against get_args_parser by tests/trainers/test_menu_options.py.
 MENU = TRAINER_MENUS["maskrcnn"]
 
-LAST_NAME = "model"
-BEST_NAME = "model_best"
 _MAX_TO_MIN = 1333 / 800  # torchvision's longer/shorter side ratio, as in core.models
 
 
@@ -438,12 +436,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     progress = Progress(init=model_info(model).get("init", "none"))
     if start is not None:
         progress = _restore(start, args.model, model, optimizer, scheduler, scaler)
-    if info.enabled:
-        model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
+    model = distributed.wrap_model(model, info, device)
 
-    last_path = out / f"{LAST_NAME}.pt"
+    last_path = out / f"{checkpointing.LAST_NAME}.pt"
     stop = install_cancel_handler()
     n_train = len(train_loader.dataset)  # type: ignore[arg-type]
     n_val = len(val_loader.dataset.dataset) if val_loader is not None else 0  # type: ignore[attr-defined]
@@ -624,19 +619,13 @@ def _save_epoch(
     """Write model.pt/.json, model_best.pt/.json when mask AP improved, and the training state;
     returns the model card as written."""
     segm_ap = progress.history[-1].get("segm_ap", -1.0)
-    written = checkpointing.save_epoch_checkpoints(
+    improved = segm_ap > progress.best_segm_ap
+    progress.best_segm_ap = max(progress.best_segm_ap, segm_ap)
+    return checkpointing.save_epoch(
         save_checkpoint,
         model,
         out,
         card,
-        last=LAST_NAME,
-        best=BEST_NAME,
-        improved=segm_ap > progress.best_segm_ap,
-    )
-    progress.best_segm_ap = max(progress.best_segm_ap, segm_ap)
-    checkpointing.save_training_state(
-        out / STATE_FILE,
-        model,
         optimizer,
         scheduler,
         {
@@ -647,10 +636,10 @@ def _save_epoch(
             "init": progress.init,
             "args": vars(args),
         },
+        improved=improved,
         scaler=scaler,
         with_scaler=True,
     )
-    return written
 
 
 def _log_epoch(record: dict[str, Any], epochs: int) -> None:

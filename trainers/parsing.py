@@ -85,8 +85,6 @@ log = logging.getLogger("trainers.parsing")
 # against get_args_parser by tests/trainers/test_menu_options.py.
 MENU = TRAINER_MENUS["parsing"]
 
-LAST_NAME = "model"
-BEST_NAME = "model_best"
 # Fine-tuning starts from a trained model: a short schedule at a quarter of the peak learning rate
 # (100 photos + replay: about 4 minutes on 2 CPU threads).
 SCRATCH_DEFAULTS = {"epochs": 30, "lr": 2e-3, "warmup_steps": 100}
@@ -394,13 +392,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     if start is not None:
         progress = _restore(start, model, optimizer, scheduler)
     core = model
-    if info.enabled:
-        model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
+    model = distributed.wrap_model(model, info, device)
 
     stop = install_cancel_handler()
-    last_path = out / f"{LAST_NAME}.pt"
+    last_path = out / f"{checkpointing.LAST_NAME}.pt"
     card: dict[str, Any] = {}
     with EventWriter(args.events if info.rank == 0 else None) as events:
         events.emit(
@@ -642,19 +637,13 @@ def _save_epoch(
     progress: Progress,
 ) -> dict[str, Any]:
     miou = progress.history[-1].get("miou", -1.0)
-    written = checkpointing.save_epoch_checkpoints(
+    improved = miou > progress.best_miou
+    progress.best_miou = max(progress.best_miou, miou)
+    return checkpointing.save_epoch(
         save_parsing_checkpoint,
         model,
         out,
         card,
-        last=LAST_NAME,
-        best=BEST_NAME,
-        improved=miou > progress.best_miou,
-    )
-    progress.best_miou = max(progress.best_miou, miou)
-    checkpointing.save_training_state(
-        out / STATE_FILE,
-        model,
         optimizer,
         scheduler,
         {
@@ -665,8 +654,8 @@ def _save_epoch(
             "best_miou": progress.best_miou,
             "args": vars(args),
         },
+        improved=improved,
     )
-    return written
 
 
 def cli(argv: Sequence[str] | None = None) -> int:

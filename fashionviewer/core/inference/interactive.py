@@ -38,6 +38,7 @@ from typing import Any, Generator, Sequence
 import cv2
 import numpy as np
 
+from fashionviewer.core.base.steps import drain
 from fashionviewer.core.inference.interactive_input import (
     InteractiveInputError,
     check_box,
@@ -408,11 +409,7 @@ def segment(
         model=model,
         **grabcut_options,
     )
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            return done.value
+    return drain(steps)
 
 
 def segment_steps(

@@ -30,6 +30,7 @@ import numpy as np
 
 from fashionviewer.core.base.errors import WeightsError
 from fashionviewer.core.base.paths import MODELS_DIR
+from fashionviewer.core.base.steps import drain
 from fashionviewer.core.inference.interactive_input import honour_clicks
 from fashionviewer.core.models.interactive_net import (
     CropWindow,
@@ -189,11 +190,7 @@ def learned_segment(
     """A bool H×W mask (see the module docstring). ``box``: clipped photo coordinates, or None (clicks only);
     ``session`` is an ``InteractiveSession`` already bound to this image and box."""
     steps = learned_segment_steps(model, image, box, positive, negative, session)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            return done.value
+    return drain(steps)
 
 
 def learned_segment_steps(

@@ -20,6 +20,7 @@ from types import ModuleType
 
 from fashionviewer.core.base.atomic import atomic_path
 from fashionviewer.core.base.errors import DataError
+from fashionviewer.core.base.steps import drain
 from fashionviewer.core.data.annotation_file import load_annotations, save_annotations
 from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME, FORMAT, AnnotationSet
 from fashionviewer.core.data.formats import (
@@ -31,7 +32,7 @@ from fashionviewer.core.data.formats import (
     voc,
     yolo,
 )
-from fashionviewer.core.data.formats.common import check_category_ids, drain, resolve_images
+from fashionviewer.core.data.formats.common import check_category_ids, resolve_images
 
 MODULES: dict[str, ModuleType] = {m.NAME: m for m in (coco, labelme, yolo, voc, cvat, imaterialist)}
 FORMATS: tuple[str, ...] = tuple(MODULES)

@@ -8,9 +8,8 @@ hold holes; the mask formats keep them).
 from __future__ import annotations
 
 import os
-from collections.abc import Generator
 from pathlib import Path, PurePosixPath
-from typing import Sequence, TypeVar
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -21,16 +20,6 @@ from fashionviewer.core.data.imageio import list_images, read_image_size
 from fashionviewer.core.data.masks import polygons_to_rle
 
 CATEGORY_ID_MODES = ("dataset", "1-based")
-T = TypeVar("T")
-
-
-def drain(steps: Generator[object, None, T]) -> T:
-    """Run a generator of progress steps to its end; its return value."""
-    while True:
-        try:
-            next(steps)
-        except StopIteration as stop:
-            return stop.value
 
 
 def mask_to_polygons(mask: np.ndarray, min_points: int = 3) -> list[list[float]]:

@@ -19,9 +19,9 @@ from types import ModuleType, SimpleNamespace
 from typing import Any
 
 from fashionviewer.core.base.errors import DataError
+from fashionviewer.core.base.steps import drain
 from fashionviewer.core.data.annotations import AnnotationSet
 from fashionviewer.core.data.formats import coco
-from fashionviewer.core.data.formats.common import drain
 
 PREFIX = "datumaro:"
 NOT_INSTALLED = "Datumaro is not installed: pip install 'fashionviewer[datumaro]'"

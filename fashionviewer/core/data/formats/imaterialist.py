@@ -13,8 +13,8 @@ from pathlib import Path
 
 from fashionviewer.core.base.atomic import atomic_write_text
 from fashionviewer.core.base.errors import DataError, FashionViewerError
+from fashionviewer.core.base.steps import drain
 from fashionviewer.core.data.annotations import Annotation, AnnotationSet, ImageAnnotations
-from fashionviewer.core.data.formats.common import drain
 from fashionviewer.core.data.masks import coco_to_kaggle_rle
 from fashionviewer.core.data.taxonomy import IMATERIALIST, imaterialist_names
 

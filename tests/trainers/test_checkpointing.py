@@ -51,15 +51,15 @@ def test_a_saved_epoch_restores_exactly_and_its_checkpoints_read_back(tmp_path: 
     model, optimizer, scheduler = _run(0)
     _step(model, optimizer, scheduler)
     card = {"architecture": "tiny", "num_classes": 3, "class_names": ["a", "b"]}
-    written = checkpointing.save_epoch_checkpoints(
-        write_checkpoint, model, tmp_path, card, improved=True
-    )
-    checkpointing.save_training_state(
-        tmp_path / checkpointing.STATE_FILE,
+    written = checkpointing.save_epoch(  # what every trainer calls at an epoch's end
+        write_checkpoint,
         model,
+        tmp_path,
+        card,
         optimizer,
         scheduler,
         {"trainer": "tiny", "epoch": 1, "history": [{"epoch": 1}]},
+        improved=True,
     )
     assert read_card(tmp_path / "model.pt") == written
     for name in ("model", "model_best"):

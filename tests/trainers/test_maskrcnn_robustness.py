@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from fashionviewer.core.base.errors import DataError
 from fashionviewer.core.base.events import parse_event_line
 from fashionviewer.core.models.registry import load_checkpoint
+from tests.fixtures.scenes import maskrcnn_argv, scene_dataset
 from trainers import maskrcnn
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,47 +24,20 @@ STEPS = 4
 
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory):
-    from fashionviewer.core.data.datasets import generate_scenes
-
-    root = tmp_path_factory.mktemp("scenes")
-    try:
-        generate_scenes(root, n_train=STEPS, n_val=1, seed=0, image_size=96)
-    except DataError as exc:
-        pytest.skip(f"real Fashion-MNIST not installed ({exc})")
-    return root
+    return scene_dataset(tmp_path_factory.mktemp("scenes"), n_train=STEPS, n_val=1, image_size=96)
 
 
 def _argv(scenes: Path, out: Path, *extra: str) -> list[str]:
     """Four one-image steps per epoch, no evaluation: only the checkpoint bookkeeping matters here."""
-    return [
-        "--dataset",
-        "fmnist-scenes",
-        "--data-path",
-        str(scenes),
-        "--model",
-        "maskrcnn_mobilenet_v3_light",
-        "--weights",
-        "none",
-        "--image-size",
-        "96",
-        "--batch-size",
-        "1",
-        "--steps-per-epoch",
-        str(STEPS),
-        "--warmup-steps",
-        "1",
-        "--workers",
-        "0",
-        "--device",
-        "cpu",
-        "--val-steps",
-        "-1",
-        "--bn-recalibration-steps",
-        "1",
-        "--out",
-        str(out),
+    return maskrcnn_argv(
+        scenes,
+        out,
         *extra,
-    ]
+        batch_size=1,
+        steps_per_epoch=STEPS,
+        val_steps=-1,
+        bn_recalibration_steps=1,
+    )
 
 
 def _events(path: Path) -> list[dict]:

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from fashionviewer.core.base.errors import DataError, FashionViewerError
+from fashionviewer.core.base.errors import FashionViewerError
 from fashionviewer.core.base.events import parse_event_line
 from fashionviewer.core.models.registry import load_checkpoint
+from tests.fixtures.scenes import maskrcnn_argv, scene_dataset
 from trainers import engine, maskrcnn
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,46 +23,19 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory):
-    from fashionviewer.core.data.datasets import generate_scenes
-
-    root = tmp_path_factory.mktemp("scenes")
-    try:
-        generate_scenes(root, n_train=4, n_val=2, seed=0, image_size=96)
-    except DataError as exc:
-        pytest.skip(f"real Fashion-MNIST not installed ({exc})")
-    return root
+    return scene_dataset(tmp_path_factory.mktemp("scenes"), n_train=4, n_val=2, image_size=96)
 
 
 def _argv(scenes: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        "--dataset",
-        "fmnist-scenes",
-        "--data-path",
-        str(scenes),
-        "--model",
-        "maskrcnn_mobilenet_v3_light",
-        "--weights",
-        "none",
-        "--image-size",
-        "96",
-        "--batch-size",
-        "2",
-        "--steps-per-epoch",
-        "2",
-        "--warmup-steps",
-        "1",
-        "--bn-recalibration-steps",
-        "2",
-        "--workers",
-        "0",
-        "--device",
-        "cpu",
-        "--threads",
-        "1",
-        "--out",
-        str(out),
+    return maskrcnn_argv(
+        scenes,
+        out,
         *extra,
-    ]
+        batch_size=2,
+        steps_per_epoch=2,
+        bn_recalibration_steps=2,
+        threads=1,
+    )
 
 
 def _events(path: Path) -> list[dict]:

@@ -7,26 +7,19 @@ import json
 import numpy as np
 import pytest
 
-from fashionviewer.core.base.errors import DataError
 from fashionviewer.core.base.paths import sha256_file
 from fashionviewer.core.data.fmnist import CLASSES
 from fashionviewer.core.data.imageio import load_image
 from fashionviewer.core.data.masks import decode_mask
 from fashionviewer.core.data.overlay import rasterize_mask
 from fashionviewer.core.models.classifier import cnn_input, load_classifier, preprocess_crop
+from tests.fixtures.scenes import scene_dataset
 from trainers import scene_classifier
 
 
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory):
-    from fashionviewer.core.data.datasets import generate_scenes
-
-    root = tmp_path_factory.mktemp("scenes")
-    try:
-        generate_scenes(root, n_train=24, n_val=6, seed=0)
-    except DataError as exc:
-        pytest.skip(f"real Fashion-MNIST not installed ({exc})")
-    return root
+    return scene_dataset(tmp_path_factory.mktemp("scenes"), n_train=24, n_val=6)
 
 
 def test_item_crops_are_the_viewers_cnn_inputs(scenes):

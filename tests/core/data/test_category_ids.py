@@ -25,6 +25,7 @@ from fashionviewer.core.data.predictions import (
     label_of_category,
 )
 from fashionviewer.evaluate import main as evaluate_main
+from tests.fixtures.scenes import scene_dataset
 
 H, W = 48, 64
 ID_SCHEMES = {"zero-based": [0, 1, 2], "one-based": [1, 2, 3], "with-gaps": [1, 27, 90]}
@@ -207,16 +208,11 @@ def test_kaggle_csv_writes_the_models_class_ids(tmp_path):
 def test_a_model_trained_on_zero_based_ids_predicts_exports_and_evaluates_in_them(tmp_path):
     """Train 2 steps on a COCO dataset whose ids start at 0, predict its val images with `fashionviewer
     predict`, and score predictions.json both ways: the CLI and pycocotools agree, in the file's ids."""
-    from fashionviewer.core.data.datasets import generate_scenes
     from fashionviewer.core.models.registry import read_card
     from fashionviewer.predict import main as predict_main
     from trainers import maskrcnn
 
-    root = tmp_path / "scenes"
-    try:
-        generate_scenes(root, n_train=4, n_val=3, seed=0, image_size=96)
-    except DataError as exc:
-        pytest.skip(f"real Fashion-MNIST not installed ({exc})")
+    root = scene_dataset(tmp_path / "scenes", n_train=4, n_val=3, image_size=96)
     for split in ("train", "val"):  # re-number the categories 0..9, as Fashionpedia numbers its own
         path = root / "annotations" / f"instances_{split}.json"
         data = json.loads(path.read_text())

@@ -114,6 +114,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def fraction(text: str) -> float:
+    """argparse type: a number from 0 to 1 (argparse turns the error into one usage line)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value:g} is not between 0 and 1")
+    return value
+
+
 def resolve_device(name: str) -> torch.device:
     """``--device`` value → a usable device, or a one-line error naming the flag."""
     try:

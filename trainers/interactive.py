@@ -11,8 +11,9 @@ object as the inference zoom-in makes), resized to 160 px, mirrored, colour-jitt
 (inside the object: positive, around it: negative); then iterative training: the network runs 0-3 times
 (each view its own number) without gradients on the same cached encoder features, each time adding a click at
 the centre of the largest error region (the benchmark's oracle rule) and feeding its mask back as the previous
-mask; loss BCE + dice on the last pass. A share of the box views (``BOX_ONLY_SHARE``) is the box alone, no
-click: the box tool's first answer, which the gradient-free passes would never train.
+mask; loss BCE + dice on the last pass. A share of the box views (``--box-only-share``, default
+``BOX_ONLY_SHARE``) is the box alone, no click: the box tool's first answer, which the gradient-free passes
+would never train.
 
 Multi-process: ``torchrun --nproc_per_node=N -m trainers.interactive ...``; rank 0 validates and saves.
 Files in ``--out``, written atomically every epoch: ``model.pt`` + ``model.json``, ``model_best.*`` (best
@@ -62,6 +63,7 @@ from .common import (
     add_run_arguments,
     agreed_loss,
     end_event,
+    fraction,
     install_cancel_handler,
     positive_int,
     resolve_device,
@@ -105,6 +107,12 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--warmup-steps", type=int, default=100)
     p.add_argument(
         "--max-iterations", type=int, default=3, help="at most this many gradient-free click passes"
+    )
+    p.add_argument(
+        "--box-only-share",
+        type=fraction,
+        default=BOX_ONLY_SHARE,
+        help="share of the box views trained on the box alone, no click (the box tool's first answer)",
     )
     p.add_argument(
         "--min-area", type=positive_int, default=400, help="objects of at least this many pixels"
@@ -236,7 +244,11 @@ def _random_point(mask: np.ndarray, rng: np.random.Generator) -> tuple[float, fl
 
 
 def make_sample(
-    photos: Sequence[Photo], obj: TrainObject, rng: np.random.Generator, max_passes: int = 3
+    photos: Sequence[Photo],
+    obj: TrainObject,
+    rng: np.random.Generator,
+    max_passes: int = 3,
+    box_only_share: float = BOX_ONLY_SHARE,
 ) -> Sample:
     """One random training view of ``obj`` (see the module docstring)."""
     photo = photos[obj.photo]
@@ -281,7 +293,7 @@ def make_sample(
     if first is not None:
         sample.positive.append(window.to_crop(*first))
     # the box alone, no click yet: the first answer
-    if box is not None and rng.random() < BOX_ONLY_SHARE:
+    if box is not None and rng.random() < box_only_share:
         return _flip_and_jitter(sample, rng)
     sample.passes = int(rng.integers(0, max_passes + 1))
     # random extra clicks, as users click: inside the object, and on nearby non-object pixels
@@ -505,6 +517,7 @@ def model_card(
             "world_size": world_size,
             "warmup_steps": args.warmup_steps,
             "max_iterations": args.max_iterations,
+            "box_only_share": args.box_only_share,
             "seed": args.seed,
             "seconds": round(progress.seconds, 1),
             "samples_seen": progress.samples,
@@ -641,7 +654,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 for step in range(args.steps_per_epoch):
                     chosen = rng.integers(0, len(objects), size=args.batch_size)
                     samples = [
-                        make_sample(train, objects[int(i)], rng, args.max_iterations)
+                        make_sample(
+                            train, objects[int(i)], rng, args.max_iterations, args.box_only_share
+                        )
                         for i in chosen
                     ]
                     loss = train_step(model, samples, device)

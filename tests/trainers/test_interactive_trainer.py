@@ -172,6 +172,13 @@ def test_training_views_hold_the_object_and_clicks_say_what_is_under_them(ccp_ro
             assert sample.truth[min(159, int(y)), min(159, int(x))]
         for x, y in sample.negative:
             assert not sample.truth[min(159, int(y)), min(159, int(x))]
+    # --box-only-share: every box view is the box alone at 1; at 0, most have clicks or click passes
+    for share in (1.0, 0.0):
+        rng = np.random.default_rng(1)
+        views = [make_sample(photos, o, rng, box_only_share=share) for o in objects[:12] * 4]
+        boxed = [v for v in views if v.box.any()]
+        guided = sum(bool(v.passes or v.positive or v.negative) for v in boxed)
+        assert boxed and (guided == 0 if share == 1.0 else guided > len(boxed) / 2)
     # the oracle's click: in the missed part when that is the larger error
     truth = np.zeros((40, 40), bool)
     truth[5:35, 5:35] = True

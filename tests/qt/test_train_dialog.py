@@ -55,6 +55,7 @@ def test_parsing_fine_tunes_the_loaded_model_on_the_folders_annotations(
         and args[args.index("--init-from") + 1] == "/models/fashion.pt"
         and "--new-classes" not in args  # the trainer's default: the head is extended
     )
+    assert "frozen" in dialog.new_classes.toolTip()  # the choices explained where they are made
     dialog.new_classes.setCurrentText("branch")
     dialog.instances.setCurrentText("components")
     args = dialog.request().arguments()

@@ -39,6 +39,7 @@ class MenuOption:
     # also pass FLAG max(value, N) (a quick run is scored quickly)
     companion: tuple[str, int] | None = None
     shown: bool = True  # False: set by another row (fine-tuning is an item of "Start from weights")
+    tip: str = ""  # the row's tooltip: what the choices mean
 
     @property
     def request_field(self) -> str:
@@ -233,6 +234,8 @@ TRAINER_MENUS: dict[str, TrainerMenu] = {
                         "extend",
                         ("extend", "branch"),
                         skip="extend",
+                        tip="extend: rows added to the model's head, the whole network learns; branch: a "
+                        "decoder branch of their own, the loaded model frozen so its classes predict as before",
                     ),
                     MenuOption(
                         "instances",
@@ -242,6 +245,8 @@ TRAINER_MENUS: dict[str, TrainerMenu] = {
                         "auto",
                         ("auto", *INSTANCE_RULES),
                         skip="auto",
+                        tip="per_class: all pixels of a class (one shirt per photo); components: each "
+                        "connected part (two shoes); auto: components when the folder often shows a class twice",
                     ),
                 ]
                 + _tail()

@@ -68,6 +68,7 @@ class TrainingDialog(QDialog):
         for option in self.menu.options:
             if option.shown:
                 widget = self._widget(option, devices, default_device, out_dir)
+                widget.setToolTip(option.tip)
                 self.fields[option.key] = widget
                 # dialog.epochs, dialog.limit...: what tests and callers use
                 setattr(self, option.key, widget)

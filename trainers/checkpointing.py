@@ -22,10 +22,8 @@ from fashionviewer.core.models.checkpoint import plain_state_dict
 log = logging.getLogger("trainers")
 
 STATE_FILE = "training_state.pt"
-LAST_NAME, BEST_NAME = (
-    "model",
-    "model_best",
-)  # OUT/model.pt every epoch, OUT/model_best.pt at the best
+LAST_NAME = "model"  # OUT/model.pt + card, every epoch
+BEST_NAME = "model_best"  # OUT/model_best.pt + card, at the best validation score
 
 
 def resume_file(resume: str | None, default: Path) -> Path | None:
@@ -117,15 +115,13 @@ def save_epoch_checkpoints(
     out: Path,
     card: dict[str, Any],
     *,
-    last: str = LAST_NAME,
-    best: str = BEST_NAME,
     improved: bool = False,
 ) -> dict[str, Any]:
-    """``out/last.pt`` + card every epoch, and ``out/best.pt`` + card when the score improved; returns the
-    card written. ``write`` is the family's saver (it completes the card: format, classes...)."""
-    written = write(model, out / f"{last}.pt", card)
+    """``out/model.pt`` + card every epoch, and ``out/model_best.pt`` + card when the score improved; returns
+    the card written. ``write`` is the family's saver (it completes the card: format, classes...)."""
+    written = write(model, out / f"{LAST_NAME}.pt", card)
     if improved:
-        write(model, out / f"{best}.pt", card)
+        write(model, out / f"{BEST_NAME}.pt", card)
     return written
 
 

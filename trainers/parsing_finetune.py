@@ -19,7 +19,9 @@ starts from the model's weights and class list (:func:`plan_parsing_finetune`):
   decoder branch of their own (``ParsingNet.add_branch``) while the start model stays frozen, its BatchNorm
   statistics included, so its own classes predict exactly as before (:func:`uses_branch`);
 * what one predicted instance is follows the folder (:func:`instance_rule`, ``--instances``): all pixels of
-  a class, as in CCP's photos, or each connected part when its images often show a class twice (scenes).
+  a class, as in CCP's photos, or, when its images often show a class twice (scenes), each item: the model
+  then also learns an item border channel from the folder's masks (:func:`item_borders`), along which
+  touching items split, and a classifier of cut-out items names them (``trainers.parsing_items``).
 
 The loss keeps the start model's balance: its card's class weights raised to ``1 - prior_correction``
 (the share of the prior shift the shipped model did not have folded out), 1 for new classes.
@@ -45,7 +47,8 @@ from fashionviewer.core.data.annotations import DEFAULT_FILE_NAME
 from fashionviewer.core.data.datasets.base import seeded_split
 from fashionviewer.core.data.imageio import load_image
 from fashionviewer.core.data.taxonomy import BODY_LABELS
-from fashionviewer.core.models.parsing import PARSING_CARD_FORMAT, ParsingNet
+from fashionviewer.core.models.checkpoint import card_category_ids, read_card
+from fashionviewer.core.models.parsing import ITEM_BORDER, PARSING_CARD_FORMAT, ParsingNet
 
 from .parsing_data import IGNORE, Sample, load_split, normalize, pad_to, resize_labels, resize_photo
 
@@ -72,6 +75,16 @@ class ParsingFinetunePlan:
     def num_categories(self) -> int:
         return len(self.class_names)
 
+    @property
+    def border_channel(self) -> int | None:
+        """The ``ITEM_BORDER`` channel's index (None: the model learns no item borders)."""
+        return self.channels.index(ITEM_BORDER) if ITEM_BORDER in self.channels else None
+
+    @property
+    def new_channels(self) -> list[str]:
+        """Channels the start model lacks, in order: the added classes, then the item border when new."""
+        return [name for name in self.channels if name not in self.old_channels]
+
     def old_to_new(self) -> list[int]:
         """Channel index in the start model -> channel index after the merge."""
         return [self.channels.index(name) for name in self.old_channels]
@@ -96,13 +109,16 @@ def resolve_init(name_or_path: str) -> Path:
 
 
 def plan_parsing_finetune(
-    checkpoint: str | Path, dataset_names: Sequence[str], dataset_category_ids: Sequence[int]
+    checkpoint: str | Path,
+    dataset_names: Sequence[str],
+    dataset_category_ids: Sequence[int],
+    borders: bool = False,
 ) -> ParsingFinetunePlan:
     """The channel list a fine-tune of parsing ``checkpoint`` on classes ``dataset_names`` trains.
 
     Kept classes keep the model's category ids; an added class keeps the folder's id unless the model
-    uses it, then takes the next free one."""
-    from fashionviewer.core.models.checkpoint import card_category_ids, read_card
+    uses it, then takes the next free one. With ``borders`` (or a start model that has one) the
+    ``ITEM_BORDER`` channel follows the classes."""
 
     checkpoint = Path(checkpoint).with_suffix(".pt")
     card = read_card(checkpoint)
@@ -118,13 +134,23 @@ def plan_parsing_finetune(
             f"{checkpoint.with_suffix('.json')}: parsing_channels do not start with "
             "background and the class names"
         )
-    body = old_channels[len(old_names) + 1 :]
-    added = [n for n in dict.fromkeys(dataset_names) if n not in old_names and n not in body]
+    body = [c for c in old_channels[len(old_names) + 1 :] if c != ITEM_BORDER]
+    border = [ITEM_BORDER] if borders or ITEM_BORDER in old_channels else []
+    added = [
+        n
+        for n in dict.fromkeys(dataset_names)
+        if n not in old_names and n not in body and n != ITEM_BORDER
+    ]
     if added and card.get("parsing_branch"):
         raise FashionViewerError(
             f"{checkpoint.with_suffix('.json')}: this model already added classes in a new domain "
             f"({', '.join(card['parsing_branch']['channels'])}); it cannot add {added[0]!r} too: "
             "fine-tune the bundled model on a folder with all of them"
+        )
+    if border and ITEM_BORDER not in old_channels and card.get("parsing_branch"):
+        raise FashionViewerError(
+            f"{checkpoint.with_suffix('.json')}: this model already added classes in a new domain; it "
+            "cannot learn item borders too: fine-tune the bundled model with --instances borders"
         )
     names = old_names + added
     ids = list(card_category_ids(card))
@@ -136,7 +162,7 @@ def plan_parsing_finetune(
             wanted = max(taken) + 1
         taken.add(wanted)
         ids.append(wanted)
-    channels = ["background", *names, *body]
+    channels = ["background", *names, *border, *body]
     return ParsingFinetunePlan(
         checkpoint,
         card,
@@ -247,18 +273,46 @@ def annotation_samples(
                 (int(mask.sum()), mask.astype(bool), plan.channel_of_name[name_of[ann.category_id]])
             )
         # small ones stay visible
-        for _area, mask, channel in sorted(masks, key=lambda item: -item[0]):
+        items = np.zeros((height, width_px), dtype=np.int32)
+        for item, (_area, mask, channel) in enumerate(sorted(masks, key=lambda m: -m[0]), 1):
             labels[mask] = channel
+            items[mask] = item
         instances += len(masks)
         negatives += int(rec.done and not masks)
         partial += int(not rec.done and bool(masks))
         small_image = resize_photo(image, width)
         small_labels = resize_labels(labels, width)
+        if plan.border_channel is not None and len(masks) > 1:
+            # as the labels are resized (nearest), in float: more than 255 items stay apart
+            small_items = torch.nn.functional.interpolate(
+                torch.from_numpy(items.astype(np.float32))[None, None],
+                size=tuple(small_labels.shape),
+                mode="nearest",
+            )[0, 0].numpy()
+            small_labels[torch.from_numpy(item_borders(small_items))] = plan.border_channel
         if rec.done and body_model is not None:
             small_labels = _label_body(body_model, small_image, small_labels, plan)
         sample = Sample(small_image, small_labels, rec.image_id)
         (val if position in val_positions else train).append(sample)
     return FolderSamples(train, val, len(used), instances, negatives, partial)
+
+
+# the bands are thin and few: at weight 1 a short fine-tune predicts them too rarely to cut items apart
+BORDER_WEIGHT = 5.0
+# px at the network's input scale: the band is twice this wide where two items meet
+BORDER_RADIUS = 2
+
+
+def item_borders(items: np.ndarray, radius: int = BORDER_RADIUS) -> np.ndarray:
+    """Bool mask of the item pixels (``items`` > 0, one id per item) within ``radius`` px of another item:
+    the bands the ``ITEM_BORDER`` channel learns, so that touching items split along them."""
+    import cv2
+
+    window = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+    ids = items.astype(np.float32)
+    highest = cv2.dilate(ids, window)
+    lowest = cv2.erode(np.where(items > 0, ids, np.float32(np.inf)).astype(np.float32), window)
+    return (items > 0) & ((highest > ids) | (lowest < ids))
 
 
 def _label_body(
@@ -328,6 +382,8 @@ def loss_weights(plan: ParsingFinetunePlan) -> Tensor:
     weights = torch.ones(len(plan.channels))
     for index, name in enumerate(plan.old_channels):
         weights[plan.channels.index(name)] = float(old[index]) ** power
+    if plan.border_channel is not None:
+        weights[plan.border_channel] = BORDER_WEIGHT
     return weights
 
 
@@ -337,9 +393,10 @@ REPEATED_CLASS_SHARE = 0.1
 
 def instance_rule(aset: Any, requested: str, start_card: dict[str, Any]) -> str:
     """What one predicted instance is after the fine-tune (``core.models.parsing.INSTANCE_RULES``):
-    ``requested`` unless ``auto``; ``auto`` is ``components`` when at least ``REPEATED_CLASS_SHARE`` of the
-    annotated images have two instances of one class (CCP's photos never do: one instance per class),
-    else the start model's rule."""
+    ``requested`` unless ``auto``; ``auto`` is ``borders`` (each item as the learnt item borders cut it
+    out: touching items of one class stay apart, which connected parts alone cannot do) when at least
+    ``REPEATED_CLASS_SHARE`` of the annotated images have two instances of one class (CCP's photos never
+    do: one instance per class), else the start model's rule."""
     if requested != "auto":
         return requested
     annotated = [rec for rec in aset.images.values() if rec.annotations]
@@ -347,7 +404,7 @@ def instance_rule(aset: Any, requested: str, start_card: dict[str, Any]) -> str:
         len({a.category_id for a in rec.annotations}) < len(rec.annotations) for rec in annotated
     )
     if annotated and repeated >= REPEATED_CLASS_SHARE * len(annotated):
-        return "components"
+        return "borders"
     return str(start_card.get("instances") or "per_class")
 
 
@@ -384,6 +441,8 @@ class FinetuneSetup:
     ann_path: Path
     card_extra: dict[str, Any]
     branch: bool = False  # the added classes have a decoder branch of their own; the rest is frozen
+    aset: Any = None  # the folder's annotation set
+    folder_classes: list[str] = field(default_factory=list)
 
     @property
     def train(self) -> list[Any]:
@@ -392,7 +451,7 @@ class FinetuneSetup:
     def parameter_groups(self, lr: float) -> list[dict[str, Any]]:
         """AdamW groups: when classes were added, the head learns ``HEAD_LR_FACTOR`` times faster, and only in
         the added rows: the kept classes' rows get no gradient, so the faster rate cannot make them forget."""
-        if not self.plan.added:
+        if not self.plan.new_channels:
             return [{"params": list(self.model.parameters()), "lr": lr}]
         if self.branch:  # only the branch learns (its head, from nothing, faster)
             branch = self.model.branch
@@ -400,7 +459,7 @@ class FinetuneSetup:
             head = list(branch.head.parameters())
             rest = [p for p in branch.parameters() if all(p is not h for h in head)]
             return [{"params": rest, "lr": lr}, {"params": head, "lr": lr * HEAD_LR_FACTOR}]
-        added = torch.tensor([name in self.plan.added for name in self.plan.channels])
+        added = torch.tensor([name in self.plan.new_channels for name in self.plan.channels])
         for parameter in self.model.head.parameters():
             shape = (-1,) + (1,) * (parameter.dim() - 1)
             keep = added.to(parameter.device, parameter.dtype).view(shape)
@@ -422,8 +481,12 @@ def prepare_finetune(args: argparse.Namespace) -> FinetuneSetup:
     ann_path, aset = check_annotation_file(args.data_path, args.annotations)
     checkpoint = resolve_init(args.init_from or DEFAULT_INIT)
     categories = sorted(aset.categories, key=lambda c: int(c["id"]))
+    rule = instance_rule(aset, args.instances, read_card(checkpoint))
     plan = plan_parsing_finetune(
-        checkpoint, [str(c["name"]) for c in categories], [int(c["id"]) for c in categories]
+        checkpoint,
+        [str(c["name"]) for c in categories],
+        [int(c["id"]) for c in categories],
+        borders=rule == "borders",
     )
     model, _card = load_model(checkpoint)
     args.image_width = int(plan.card.get("input", {}).get("width", args.image_width))
@@ -438,13 +501,12 @@ def prepare_finetune(args: argparse.Namespace) -> FinetuneSetup:
         seed=args.seed,
     )
     branch = uses_branch(plan, args.new_classes)
-    if branch:
-        model.add_branch(len(plan.added), plan.channels.index(plan.added[0]))
+    if branch:  # the added classes and a new item border: contiguous, so one branch predicts them
+        model.add_branch(len(plan.new_channels), plan.channels.index(plan.new_channels[0]))
         model.freeze_base()
-    elif plan.added:
+    elif plan.new_channels:
         extend_head(model, plan.old_channels, plan.channels)
     replay = load_replay(args.replay_data, plan, args.image_width, args.seed, args.limit)
-    rule = instance_rule(aset, args.instances, plan.card)
     log.info(
         "fine-tuning %s on %s: %d images (%d train, %d val), %d instances, %d marked done with none, "
         "%d partly annotated; classes added: %s%s; one instance: %s",
@@ -499,4 +561,15 @@ def prepare_finetune(args: argparse.Namespace) -> FinetuneSetup:
         "fine_tuned_from": plan.card_entry(),
         "annotations": summary,
     }
-    return FinetuneSetup(plan, model, user, replay, loss_weights(plan), ann_path, extra, branch)
+    return FinetuneSetup(
+        plan,
+        model,
+        user,
+        replay,
+        loss_weights(plan),
+        ann_path,
+        extra,
+        branch,
+        aset,
+        [str(c["name"]) for c in categories],
+    )

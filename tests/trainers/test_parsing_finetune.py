@@ -126,7 +126,7 @@ def test_the_folders_photos_become_targets_done_images_teach_background(ccp_phot
     assert np.mean(done.numpy()[mask] == channel) > 0.5
 
 
-def test_scenes_with_a_class_twice_are_scored_per_connected_part_photos_per_class(
+def test_scenes_with_a_class_twice_are_scored_per_item_by_borders_photos_per_class(
     ccp_photos, tmp_path
 ):
     photos, _ = load_annotations(_folder(tmp_path, ccp_photos) / DEFAULT_FILE_NAME)
@@ -134,8 +134,49 @@ def test_scenes_with_a_class_twice_are_scored_per_connected_part_photos_per_clas
     assert instance_rule(photos, "auto", {"instances": "components"}) == "components"  # kept
     folder = _scenes_folder(tmp_path, 20)
     scenes, _ = load_annotations(folder / DEFAULT_FILE_NAME)
-    assert instance_rule(scenes, "auto", {}) == "components"
+    assert instance_rule(scenes, "auto", {}) == "borders"
     assert instance_rule(scenes, "per_class", {}) == "per_class"  # asked for
+
+
+def test_item_borders_are_painted_where_annotated_items_touch(tmp_path):
+    """With the borders rule the plan gains the item border channel after the classes, and a scene's
+    labels take it in a band along every seam between two of its items, never at an item's outer edge."""
+    from fashionviewer.core.models.parsing import ITEM_BORDER
+    from trainers.parsing_finetune import check_annotation_file, item_borders
+
+    folder = _scenes_folder(tmp_path, 6)
+    path, aset = check_annotation_file(folder, None)
+    names = [str(c["name"]) for c in sorted(aset.categories, key=lambda c: int(c["id"]))]
+    plain = plan_parsing_finetune(resolve_init("fashion"), names, list(range(len(names))))
+    assert plain.border_channel is None and plain.new_channels == plain.added
+    plan = plan_parsing_finetune(
+        resolve_init("fashion"), names, list(range(len(names))), borders=True
+    )
+    assert plan.channels[plan.num_categories + 1] == ITEM_BORDER == plan.new_channels[-1]
+    assert plan.channels[-2:] == ["skin", "hair"] and plan.border_channel == plan.num_categories + 1
+    samples = annotation_samples(folder, aset, path, plan, 224, val_fraction=0)
+    assert len(samples.train) == 6
+    banded = 0
+    records = sorted(aset.images.values(), key=lambda r: r.file_name)
+    for sample, rec in zip(samples.train, records, strict=True):
+        band = (sample.labels == plan.border_channel).numpy()
+        # rebuilt from the annotation file: the band lies on item pixels next to another item
+        items = np.zeros((rec.height, rec.width), np.int32)
+        masks = sorted((a.mask() for a in rec.annotations), key=lambda m: -int(m.sum()))
+        for k, mask in enumerate(masks, 1):
+            items[mask.astype(bool)] = k
+        small = (
+            torch.nn.functional.interpolate(
+                torch.from_numpy(items).float()[None, None], size=band.shape, mode="nearest"
+            )[0, 0]
+            .int()
+            .numpy()
+        )
+        if len(masks) > 1:
+            assert np.array_equal(band, item_borders(small))
+        assert not band[small == 0].any()
+        banded += int(band.sum() > 0)
+    assert banded >= 2  # scenes with touching items have bands
 
 
 def test_each_epoch_holds_every_user_photo_once_and_a_share_of_replay():
@@ -235,7 +276,7 @@ def test_the_card_records_the_branch_the_model_has_a_start_model_s_one_included(
 
 @pytest.mark.slow
 def test_fine_tune_on_scenes_trains_a_branch_and_keeps_the_start_model_s_weights(tmp_path):
-    folder = _scenes_folder(tmp_path, 6)
+    folder = _scenes_folder(tmp_path, 12)
     out = tmp_path / "out"
     result = _trainer(
         "--dataset", "annotations", "--data-path", str(folder), "--init-from", "fashion",
@@ -245,8 +286,9 @@ def test_fine_tune_on_scenes_trains_a_branch_and_keeps_the_start_model_s_weights
     assert "a decoder branch of their own" in result.stderr
     card = json.loads((out / "model.json").read_text())
     added = card["fine_tuned_from"]["classes_added"]
-    assert len(added) >= 5 and card["parsing_branch"]["channels"] == added
-    assert card["instances"] == "components"  # scenes show a class twice
+    assert len(added) >= 5
+    assert card["instances"] == "borders"  # scenes show a class twice
+    assert card["parsing_branch"]["channels"] == [*added, "item border"]
     # ... the scenes' classes do; the model's own keep one instance per class, in their taxonomy
     assert card["instances_classes"] == added and card["taxonomy"] == "imaterialist"
     assert card["classes_beyond_taxonomy"] == added
@@ -263,7 +305,31 @@ def test_fine_tune_on_scenes_trains_a_branch_and_keeps_the_start_model_s_weights
 
     predictor = load_predictor(out / "model.pt")
     prediction = predictor.predict(load_image(next(folder.glob("*.png"))))
-    assert prediction.instances and predictor.instance_rule == "components"
+    assert prediction.instances and predictor.instance_rule == "borders"
+    # items are named by a classifier of cut-out items trained beside the network on the folder's items
+    assert "item classifier" in result.stderr and card["rescorer"]["partial"] is True
+    items_card = json.loads((out / "model_items.json").read_text())
+    assert items_card["classes"] == added and items_card["training"]["items"] >= 20
+    assert card["rescorer"]["weights_sha256"] == items_card["weights_sha256"]
+    assert predictor.rescoring()["classifier"] == "model_items"
+    assert "re-scored by model_items" in predictor.describe()
+    # one short epoch teaches the added classes little: raised here so that they win, every offer kept
+    everything = load_predictor(out / "model.pt", score_floor=0.0)
+    with torch.no_grad():
+        everything.model.branch.head.bias[: len(added)] += 20.0
+    prediction = everything.predict(load_image(next(folder.glob("*.png"))))
+    rescored = [i for i in prediction.instances if i.class_name in added]
+    assert rescored and all(i.classifier["classes"] == added for i in rescored)
+    # each item is offered under every folder class, and the classifier's probability ranks them
+    one = [i for i in rescored if i.rle["counts"] == rescored[0].rle["counts"]]
+    assert {i.class_name for i in one} == set(added)
+    for inst in one:
+        p = inst.classifier["probs"][added.index(inst.class_name)]
+        assert inst.score == pytest.approx(inst.detector_score * p, abs=inst.detector_score * 1e-5)
+    assert (
+        predictor.settings()["rescorer"]
+        and load_predictor(out / "model.pt", rescore=False).rescorer is None
+    )
 
 
 @pytest.mark.slow
@@ -380,3 +446,52 @@ def test_bad_input_is_one_error_line_and_nothing_is_written(case, ccp_photos, tm
     assert len(errors) == 1 and expected in errors[0], result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert not out.is_dir()
+
+
+def test_the_item_classifier_learns_the_folder_s_cut_out_items_and_a_resume_keeps_it(tmp_path):
+    from types import SimpleNamespace
+
+    from fashionviewer.core.data.overlay import rasterize_mask
+    from fashionviewer.core.models.classifier import cnn_input, load_classifier, preprocess_crop
+    from trainers import parsing_items
+    from trainers.parsing_finetune import check_annotation_file
+
+    folder = _scenes_folder(tmp_path, 10)
+    path, aset = check_annotation_file(folder, None)
+    classes = sorted(str(c["name"]) for c in aset.categories)
+    files = sorted(aset.images)
+    items, labels = parsing_items.folder_items(folder, aset, files, classes)
+    count = sum(len(aset.images[f].annotations) for f in files)
+    assert items.shape == (count, 28, 28) and items.dtype == np.uint8 and len(labels) == count
+    # the first item is its annotation's mask cut out as the re-scorer cuts a predicted one
+    rec = aset.images[files[0]]
+    first = rec.annotations[0]
+    expected = cnn_input(load_image(folder / files[0]), rasterize_mask(first.mask().astype(bool)),
+                         preprocess_crop)  # fmt: skip
+    assert np.array_equal(items[0], expected)
+    assert classes[labels[0]] == aset.category_name(first.category_id)
+
+    out = tmp_path / "out"
+    out.mkdir()
+    sha = "0" * 64
+    spec = parsing_items.train_item_classifier(items, labels, classes, out, seed=0,
+                                               annotations_sha256=sha, epochs=2)  # fmt: skip
+    classifier = load_classifier(out / "model_items.pt")
+    assert list(classifier.classes) == classes and spec["partial"] and spec["hflip"]
+    assert classifier.predict(items[:3]).shape == (3, len(classes))
+    # a resumed fine-tune on the same file keeps it; another file trains a new one
+    plan = SimpleNamespace(class_names=["top", *classes])
+    setup = SimpleNamespace(plan=plan, folder_classes=classes, aset=aset,
+                            card_extra={"annotations": {"sha256": sha}},
+                            user=SimpleNamespace(train=[SimpleNamespace(image_id=aset.images[f].image_id)
+                                                        for f in files]))  # fmt: skip
+    before = (out / "model_items.pt").stat().st_mtime_ns
+    assert parsing_items.item_rescorer(setup, str(folder), out, 0) == spec
+    assert (out / "model_items.pt").stat().st_mtime_ns == before
+    setup.card_extra["annotations"]["sha256"] = "1" * 64
+    parsing_items.ITEM_EPOCHS, saved = 1, parsing_items.ITEM_EPOCHS
+    try:
+        again = parsing_items.item_rescorer(setup, str(folder), out, 0)
+    finally:
+        parsing_items.ITEM_EPOCHS = saved
+    assert again is not None and (out / "model_items.pt").stat().st_mtime_ns != before

@@ -33,6 +33,8 @@ from fashionviewer.core.inference.protocol import (
     ModelFamily,
     PredictorOptions,
 )
+from fashionviewer.core.inference.rcnn_ops import as_uint8_hwc
+from fashionviewer.core.inference.rescoring import Rescorer, load_rescorer
 from fashionviewer.core.models import parsing
 from fashionviewer.core.models.checkpoint import card_category_ids
 from fashionviewer.core.models.parsing import (
@@ -69,8 +71,10 @@ class ParsingPredictor(ArrayInputs):
     photo and its mirror image (``tta=False`` turns it off, as for the Mask R-CNNs)."""
 
     family = "parsing"
-    # trainers.parsing --init-from
-    capabilities = frozenset({Capability.TEST_TIME_VIEWS, Capability.FINE_TUNE})
+    # trainers.parsing --init-from; a fine-tune on items (borders) trains a re-scoring classifier
+    capabilities = frozenset(
+        {Capability.TEST_TIME_VIEWS, Capability.FINE_TUNE, Capability.RESCORING}
+    )
 
     def __init__(
         self,
@@ -81,6 +85,7 @@ class ParsingPredictor(ArrayInputs):
         model_name: str = "",
         tta: bool = True,
         weights_path: Path | None = None,
+        rescorer: Rescorer | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
@@ -97,8 +102,12 @@ class ParsingPredictor(ArrayInputs):
         spec = card.get("test_time_augmentation") or {}
         self.tta = MirrorView() if tta and spec.get("hflip") else None
         self.random_weights = card.get("weights") == "random"
-        # what one instance is (core.models.parsing.INSTANCE_RULES): a fine-tune on scenes says components
+        # what one instance is (core.models.parsing.INSTANCE_RULES): a fine-tune on scenes says borders
         self.instance_rule = str(card.get("instances") or "per_class")
+        channels = list(card.get("parsing_channels") or [])
+        self.border_channel = (
+            channels.index(parsing.ITEM_BORDER) if parsing.ITEM_BORDER in channels else None
+        )
         # the classes it applies to (None: all): a fine-tune's folder classes, the others keep per_class
         named = card.get("instances_classes")
         self.instance_labels = (
@@ -106,6 +115,8 @@ class ParsingPredictor(ArrayInputs):
             if named
             else None
         )
+        # the card's classifier of cut-out items: scores x its probability of the class (core.inference.rescoring)
+        self.rescorer = rescorer
         # eval-mode forward is thread-safe; the lock keeps peak memory to one photo
         self._lock = threading.Lock()
         self.weights_path = weights_path  # where the weights came from (None: built in memory)
@@ -114,7 +125,9 @@ class ParsingPredictor(ArrayInputs):
     def from_checkpoint(
         cls, model: ParsingNet, card: dict[str, Any], path: Path, options: PredictorOptions
     ) -> ParsingPredictor:
-        """The parsing family's predictor for a loaded checkpoint (``options.rescore`` does not apply)."""
+        """The parsing family's predictor for a loaded checkpoint, with the card's re-scorer unless
+        ``options.rescore`` is off."""
+        rescorer = load_rescorer(card, path) if options.rescore and card.get("rescorer") else None
         return cls(
             model,
             card,
@@ -123,6 +136,7 @@ class ParsingPredictor(ArrayInputs):
             model_name=path.stem,
             tta=options.tta,
             weights_path=path,
+            rescorer=rescorer,
         )
 
     @property
@@ -133,7 +147,14 @@ class ParsingPredictor(ArrayInputs):
         return str(self.card["weights_sha256"]) if self.card.get("weights_sha256") else None
 
     def rescoring(self) -> dict[str, Any] | None:
-        return None  # no re-scoring classifier in this family
+        if self.rescorer is None:
+            return None
+        return {
+            "classifier": self.rescorer.name,
+            "weights_sha256": self.rescorer.weights_sha256,
+            "hflip": self.rescorer.hflip,
+            "power": self.rescorer.power,
+        }
 
     def settings(self) -> dict[str, Any]:
         """Everything besides the weights that changes the output (the prediction cache's key)."""
@@ -148,12 +169,14 @@ class ParsingPredictor(ArrayInputs):
             "instances": self.instance_rule,
             "instances_labels": sorted(self.instance_labels) if self.instance_labels else None,
             "tta": self.tta.to_dict() if self.tta is not None else None,
+            "rescorer": self.rescorer.key if self.rescorer is not None else None,
             "device": self.device.type,
         }
 
     def describe(self) -> str:
         """What runs, in a few words (``fashion (2 views)``)."""
-        return self.model_name + (f" ({self.tta.view_count} views)" if self.tta is not None else "")
+        text = self.model_name + (f" ({self.tta.view_count} views)" if self.tta is not None else "")
+        return text + (f" re-scored by {self.rescorer.name}" if self.rescorer is not None else "")
 
     def predict_tensors(
         self,
@@ -205,6 +228,7 @@ class ParsingPredictor(ArrayInputs):
                 score_floor=self.score_floor,
                 rule=self.instance_rule,
                 rule_labels=self.instance_labels,
+                border_channel=self.border_channel,
             )
             instances = []
             for item in found:
@@ -230,9 +254,12 @@ class ParsingPredictor(ArrayInputs):
                         rle=encode_mask(mask.view(np.uint8)),
                     )
                 )
-        return ImagePrediction(
+        prediction = ImagePrediction(
             file_name, width, height, instances, model=self.model_name, image_id=image_id
         )
+        if self.rescorer is not None:
+            self.rescorer.apply(prediction, as_uint8_hwc(image))
+        return prediction
 
 
 PARSING_FAMILY = ModelFamily(

@@ -13,7 +13,8 @@ A checkpoint's model card names its re-scorer::
     "rescorer": {"classifier": "fvnet_scenes", "weights_sha256": "...", "hflip": true, "power": 0.5}
 
 (``hflip``: the probabilities of each crop and of its mirror image are averaged;
-``power`` defaults to 1)
+``power`` defaults to 1; ``"partial": true``: the classifier knows only some of the model's classes, a
+fine-tune's folder classes, and the others keep their scores)
 
 and :func:`~fashionviewer.core.inference.families.load_predictor` loads it (the classifier is
 looked up next to the checkpoint, then among the bundled models).
@@ -50,9 +51,13 @@ class Rescorer:
         weights_sha256: str = "",
         hflip: bool = False,
         power: float = 1.0,
+        partial: bool = False,
     ) -> None:
         classes = list(classifier.classes)
         unknown = [c for c in detector_classes if c not in classes]
+        if partial:  # it re-scores the classes it knows; the detector's others keep their scores
+            detector_classes = [c for c in detector_classes if c in classes]
+            unknown = [] if detector_classes else unknown
         if unknown:
             raise WeightsError(
                 f"re-scoring classifier {name or '?'} does not know the detector's classes "
@@ -64,25 +69,34 @@ class Rescorer:
         self.weights_sha256 = weights_sha256
         self.hflip = hflip  # average the probabilities of each crop and its mirror image
         self.power = power  # score x p ** power
-        options = ("+hflip" if hflip else "") + (f"+power{power:g}" if power != 1.0 else "")
+        options = (
+            ("+hflip" if hflip else "")
+            + (f"+power{power:g}" if power != 1.0 else "")
+            + ("+partial" if partial else "")
+        )
         self.key = (weights_sha256 or name) + options  # what the prediction cache keys on
 
     def apply(self, prediction: ImagePrediction, image: np.ndarray) -> ImagePrediction:
         """Re-score ``prediction`` (of RGB uint8 ``image``) in place and re-sort it; returns it."""
-        if not prediction.instances:
+        known = [inst for inst in prediction.instances if inst.class_name in self.columns]
+        if not known:
             return prediction
         h, w = prediction.height, prediction.width
-        inputs = np.stack(
-            [
-                cnn_input(image, rasterize_instance(inst, h, w), self.preprocess)
-                for inst in prediction.instances
-            ]
-        )
+        # an instance offered under several classes has one mask: it is classified once
+        first: dict[Any, int] = {}
+        crops = []
+        for inst in known:
+            key = _mask_key(inst)
+            if key not in first:
+                first[key] = len(crops)
+                crops.append(cnn_input(image, rasterize_instance(inst, h, w), self.preprocess))
+        inputs = np.stack(crops)
         probs = np.asarray(self.classifier.predict(inputs), np.float64)
         if self.hflip:
             mirrored = np.ascontiguousarray(inputs[..., ::-1])
             probs = (probs + np.asarray(self.classifier.predict(mirrored), np.float64)) / 2
-        for inst, p in zip(prediction.instances, probs, strict=False):
+        for inst in known:
+            p = probs[first[_mask_key(inst)]]
             inst.detector_score = inst.score
             inst.score = inst.score * float(p[self.columns[inst.class_name]]) ** self.power
             inst.classifier = {
@@ -92,6 +106,11 @@ class Rescorer:
             }
         prediction.instances.sort(key=lambda inst: inst.score, reverse=True)
         return prediction
+
+
+def _mask_key(instance: Any) -> Any:
+    """The same for instances with one mask (an item offered under several classes)."""
+    return instance.rle["counts"] if instance.rle is not None else id(instance)
 
 
 def load_rescorer(card: dict[str, Any], checkpoint: Path) -> Rescorer:
@@ -117,6 +136,7 @@ def load_rescorer(card: dict[str, Any], checkpoint: Path) -> Rescorer:
         weights_sha256=sha,
         hflip=bool(spec.get("hflip", False)),
         power=_power(spec, checkpoint),
+        partial=bool(spec.get("partial", False)),
     )
 
 

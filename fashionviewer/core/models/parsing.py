@@ -173,7 +173,9 @@ def build_parsing_model(architecture: str, num_channels: int) -> ParsingNet:
 ALTERNATIVE_MEAN = 0.05  # a region also offers a class whose mean probability over it reaches this
 
 
-INSTANCE_RULES = ("per_class", "components")
+INSTANCE_RULES = ("per_class", "components", "borders")
+# the output channel a fine-tune with ``borders`` adds: the band where two annotated items meet
+ITEM_BORDER = "item border"
 
 
 def _regions(region: Tensor, rule: str, min_pixels: int) -> list[Tensor]:
@@ -191,6 +193,20 @@ def _regions(region: Tensor, rule: str, min_pixels: int) -> list[Tensor]:
     return [parts == k for k in range(1, count) if areas[k] >= min_pixels]
 
 
+def _likely_somewhere(
+    prob: Tensor, label: int, mass: float, min_pixels: int, score_floor: float
+) -> list[dict[str, Any]]:
+    """The low-scoring instance of a category that wins nowhere: where its probability passes half its peak."""
+    peak = float(prob.max())
+    likely = prob > 0.5 * peak
+    if int(likely.sum()) < min_pixels:
+        return []
+    score = 0.5 * float(prob[likely].mean()) * (float(prob[likely].sum()) / mass) ** 0.5
+    if score < score_floor:
+        return []
+    return [{"label": label, "score": score, "field": prob - 0.5 * peak}]
+
+
 def parsing_to_instances(
     probs: Tensor,
     num_categories: int,
@@ -201,6 +217,7 @@ def parsing_to_instances(
     alternatives: float | None = ALTERNATIVE_MEAN,
     rule: str = "per_class",
     rule_labels: set[int] | None = None,
+    border_channel: int | None = None,
 ) -> list[dict[str, Any]]:
     """Instances from C×h×w class probabilities (channel 0 background, 1..num_categories the categories).
 
@@ -214,7 +231,9 @@ def parsing_to_instances(
     ``rule`` says what one instance is: all pixels where a category wins (``per_class``), or each
     connected part of them (``components``), scored alike: the mean probability over it times the square
     root of the share of the category's probability mass it holds. ``rule_labels``: the categories the rule
-    applies to (None: all); the others are ``per_class``.
+    applies to (None: all); the others are ``per_class``. ``borders`` (a model with an ``ITEM_BORDER``
+    channel, ``border_channel``): the categories of ``rule_labels`` form items (:func:`bordered_items`,
+    each item offered under every one of them), the others stay ``per_class``.
 
     With ``alternatives``, each region where a category wins is offered under every other category
     whose mean probability over it is at least that much too (the same mask, scored the same way
@@ -223,11 +242,24 @@ def parsing_to_instances(
     """
     if rule not in INSTANCE_RULES:
         raise ValueError(f"unknown instance rule {rule!r} (one of {', '.join(INSTANCE_RULES)})")
+    every = set(range(1, num_categories + 1))
+    found: list[dict[str, Any]] = []
+    if rule == "borders":  # its categories are items; the others stay per_class
+        found = bordered_items(
+            probs,
+            num_categories,
+            border_channel,
+            score_floor=score_floor,
+            min_pixels=min_pixels,
+            alternatives=alternatives,
+            offered=rule_labels,
+        )
+        every -= rule_labels or every
+        rule, rule_labels = "per_class", None
     top2 = probs.topk(2, dim=0)
     winner = top2.indices[0]
-    found: list[dict[str, Any]] = []
     regions: list[tuple[int, Tensor, Tensor]] = []
-    for label in range(1, num_categories + 1):
+    for label in sorted(every):
         prob = probs[label]
         mass = float(prob.sum()) + 1e-6
         won = winner == label
@@ -245,14 +277,8 @@ def parsing_to_instances(
                     found.append({"label": label, "score": score, "field": field_})
                     regions.append((label, region, field_))
             continue
-        if not extra:
-            continue
-        peak = float(prob.max())
-        likely = prob > 0.5 * peak
-        if int(likely.sum()) >= min_pixels:
-            score = 0.5 * float(prob[likely].mean()) * (float(prob[likely].sum()) / mass) ** 0.5
-            if score >= score_floor:
-                found.append({"label": label, "score": score, "field": prob - 0.5 * peak})
+        if extra:
+            found.extend(_likely_somewhere(prob, label, mass, min_pixels, score_floor))
     if alternatives:
         mass = probs[1 : num_categories + 1].sum(dim=(1, 2)) + 1e-6
         for label, region, field_ in regions:
@@ -264,6 +290,91 @@ def parsing_to_instances(
                     found.append(
                         {"label": index + 1, "score": float(scores[index]), "field": field_}
                     )
+    found.sort(key=lambda item: -item["score"])
+    return found
+
+
+def item_regions(
+    probs: Tensor,
+    num_categories: int,
+    border_channel: int,
+    min_pixels: int = 4,
+    item_labels: set[int] | None = None,
+) -> Tensor:
+    """h×w int32 item ids (0: none) from class probabilities with an item border channel.
+
+    The items' pixels are where one of ``item_labels`` (None: every category) or the border wins. Where
+    such a category wins, each 4-connected part of at least ``min_pixels`` is one item's core: the border
+    bands cut touching items apart. Every other item pixel (the bands, and cores too small to count)
+    joins the nearest core."""
+    import cv2
+
+    winner = probs.argmax(0)
+    is_item = torch.zeros(probs.shape[0], dtype=torch.bool)
+    is_item[sorted(item_labels) if item_labels else slice(1, num_categories + 1)] = True
+    garment = is_item[winner]
+    items = garment | (winner == border_channel)
+    count, cores, stats, _ = cv2.connectedComponentsWithStats(
+        garment.numpy().astype(np.uint8), connectivity=4
+    )
+    keep = np.zeros(count, dtype=np.int32)
+    kept = [k for k in range(1, count) if stats[k, cv2.CC_STAT_AREA] >= min_pixels]
+    keep[kept] = np.arange(1, len(kept) + 1, dtype=np.int32)
+    cores = keep[cores]
+    if not kept:
+        return torch.zeros(winner.shape, dtype=torch.int32)
+    # each pixel's nearest core pixel: the distance transform of "not a core" labels its zeros' pixels
+    _, nearest = cv2.distanceTransformWithLabels(
+        (cores == 0).astype(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    core_of_pixel = np.zeros(int(nearest.max()) + 1, dtype=np.int32)
+    core_of_pixel[nearest[cores > 0]] = cores[cores > 0]
+    regions = core_of_pixel[nearest]
+    regions[~items.numpy()] = 0
+    return torch.from_numpy(regions)
+
+
+def bordered_items(
+    probs: Tensor,
+    num_categories: int,
+    border_channel: int | None,
+    *,
+    score_floor: float = 0.05,
+    min_pixels: int = 4,
+    alternatives: float | None = ALTERNATIVE_MEAN,
+    offered: set[int] | None = None,
+) -> list[dict[str, Any]]:
+    """Instances of the ``borders`` rule: each item of :func:`item_regions`, offered under the category
+    with the highest mean probability over it, under every category of ``offered`` (a fine-tune's folder
+    classes, which alone make items when given: a re-scoring classifier then ranks them) and, with
+    ``alternatives``, under every other category whose mean reaches that much, as in
+    :func:`parsing_to_instances`. Each is scored by its mean probability over the item times the square
+    root of the share of the category's probability mass the item holds.
+
+    The item's field is its pixels' probability of being an item minus that of background (> 0 inside, for
+    smooth edges towards background when resized) inside the item, and -1 elsewhere."""
+    if border_channel is None:
+        raise ValueError("instance rule 'borders' needs the model's item border channel")
+    regions = item_regions(probs, num_categories, border_channel, min_pixels, offered)
+    categories = probs[1 : num_categories + 1]
+    mass = categories.sum(dim=(1, 2)) + 1e-6
+    background = probs[0]
+    found: list[dict[str, Any]] = []
+    for item in range(1, int(regions.max()) + 1):
+        region = regions == item
+        if int(region.sum()) < min_pixels:
+            continue
+        inside = categories[:, region]  # K×pixels
+        means = inside.mean(1)
+        scores = means * (inside.sum(1) / mass).sqrt()
+        best = int(means.argmax())
+        labels = {best, *(label - 1 for label in offered or ())}
+        if alternatives:
+            labels.update((means >= alternatives).nonzero().flatten().tolist())
+        field_ = torch.where(region, (1.0 - 2.0 * background).clamp(min=1e-3), -1.0)
+        for index in labels:
+            if float(scores[index]) >= score_floor:
+                found.append({"label": index + 1, "score": float(scores[index]), "field": field_})
     found.sort(key=lambda item: -item["score"])
     return found
 
@@ -319,6 +430,11 @@ def build_parsing_from_card(card: dict[str, Any]) -> ParsingNet:
         raise WeightsError(
             f"{card['architecture']} model card: 'instances' is {card['instances']!r}, not one of "
             + ", ".join(INSTANCE_RULES)
+        )
+    if card.get("instances") == "borders" and ITEM_BORDER not in channels:
+        raise WeightsError(
+            f"{card['architecture']} model card: 'instances' is 'borders' but 'parsing_channels' has no "
+            f"{ITEM_BORDER!r} channel"
         )
     branch = card.get("parsing_branch")
     if not branch:

@@ -131,7 +131,7 @@ MASKRCNN_MODELS = (
 MASKRCNN_DATASETS = ("fmnist-scenes", "imaterialist", "coco", "ccp")  # core.data.datasets names
 PARSING_ARCHITECTURES = ("parsing_resunet",)
 # core.models.parsing.INSTANCE_RULES (checked by the menu test; the menu does not import torch)
-INSTANCE_RULES = ("per_class", "components")
+INSTANCE_RULES = ("per_class", "components", "borders")
 # core.models.interactive_net's (checked by the menu test)
 INTERACTIVE_ARCHITECTURES = ("interactive_unet",)
 
@@ -246,7 +246,8 @@ TRAINER_MENUS: dict[str, TrainerMenu] = {
                         ("auto", *INSTANCE_RULES),
                         skip="auto",
                         tip="per_class: all pixels of a class (one shirt per photo); components: each "
-                        "connected part (two shoes); auto: components when the folder often shows a class twice",
+                        "connected part (two shoes); borders: each item, touching ones split along item "
+                        "borders learnt from your masks; auto: borders when the folder often shows a class twice",
                     ),
                 ]
                 + _tail()

@@ -74,6 +74,52 @@ def test_the_components_rule_makes_each_connected_part_an_instance() -> None:
     assert len(kept) == 1 and torch.equal(kept[0]["field"] > 0, whole["field"] > 0)
 
 
+def test_the_borders_rule_cuts_touching_items_of_one_class_apart_along_the_border_channel() -> None:
+    """Two shirts side by side (one region of category 1) and a bag: the border band between the
+    shirts makes them two items, each band pixel joins its nearer shirt, and each item takes its class."""
+    from fashionviewer.core.models.parsing import item_regions
+
+    items = torch.zeros(20, 30, dtype=torch.long)
+    items[5:15, 3:12], items[5:15, 12:20], items[5:15, 24:28] = 1, 2, 3
+    band = torch.zeros(20, 30, dtype=torch.bool)
+    band[5:15, 10:14] = True  # two pixels on each side of the seam
+    probs = torch.zeros(4, 20, 30)  # background, category 1, category 2, item border
+    probs[0] = 1.0
+    probs[:, items > 0] = torch.tensor([0.05, 0.9, 0.05, 0.0])[:, None]
+    probs[:, items == 3] = torch.tensor([0.05, 0.15, 0.8, 0.0])[:, None]
+    probs[:, band] = torch.tensor([0.05, 0.3, 0.05, 0.6])[:, None]
+    regions = item_regions(probs, 2, border_channel=3)
+    assert torch.equal(regions > 0, items > 0)  # the band belongs to the items
+    shirts = [regions == k for k in regions[items == 1].unique()]
+    assert len(shirts) == 1 and torch.equal(shirts[0], items == 1)  # the seam is where it was
+    assert torch.equal(regions == regions[7, 15], items == 2)
+    found = parsing_to_instances(
+        probs, 2, score_floor=0.0, extra=False, alternatives=None, rule="borders", border_channel=3
+    )
+    assert sorted(f["label"] for f in found) == [1, 1, 2]
+    assert sorted(int((f["field"] > 0).sum()) for f in found) == [40, 80, 90]
+    # without the band (the components rule) the two shirts are one
+    merged = parsing_to_instances(probs[:3], 2, score_floor=0.0, extra=False, alternatives=None,
+                                  rule="components")  # fmt: skip
+    assert sorted(int((f["field"] > 0).sum()) for f in merged) == [40, 170]
+    with pytest.raises(ValueError, match="item border channel"):
+        parsing_to_instances(probs, 2, rule="borders")
+    # a fine-tune's folder classes: each item is offered under every one of them
+    offered = parsing_to_instances(probs, 2, score_floor=0.0, extra=False, alternatives=None,
+                                   rule="borders", rule_labels={1, 2}, border_channel=3)  # fmt: skip
+    assert sorted((f["label"], int((f["field"] > 0).sum())) for f in offered) == [
+        (1, 40), (1, 80), (1, 90), (2, 40), (2, 80), (2, 90)
+    ]  # fmt: skip
+    # ... and only they make items: the bag's category stays one region per class
+    mixed = parsing_to_instances(probs, 2, score_floor=0.0, extra=False, alternatives=None,
+                                 rule="borders", rule_labels={1}, border_channel=3)  # fmt: skip
+    assert sorted((f["label"], int((f["field"] > 0).sum())) for f in mixed) == [
+        (1, 80),
+        (1, 90),
+        (2, 40),
+    ]
+
+
 def _save(tmp_path, weights: str = "trained"):
     torch.manual_seed(0)
     model = ParsingNet(len(parsing_channels()))

@@ -360,9 +360,31 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
         exported_from=str(args.export),
         test_time_augmentation={"hflip": True} if args.hflip else None,
     )
+    if card.get("rescorer"):  # the item classifier travels with it, named after it
+        card["rescorer"] = _export_item_classifier(
+            Path(args.export), card["rescorer"], out, f"{args.name}_items"
+        )
     written = save_parsing_checkpoint(model, out / f"{args.name}.pt", card)
     log.info("wrote %s (+ %s)", out / f"{args.name}.pt", f"{args.name}.json")
     return written
+
+
+def _export_item_classifier(
+    checkpoint: Path, spec: dict[str, Any], out: Path, name: str
+) -> dict[str, Any]:
+    """Copy the re-scoring classifier beside ``checkpoint`` to ``out/name`` (.pt and card); the new spec."""
+    from fashionviewer.core.base.atomic import atomic_write_bytes, atomic_write_json
+    from fashionviewer.core.models.checkpoint import read_card
+
+    source = checkpoint.parent / f"{spec['classifier']}.pt"
+    if not source.is_file():
+        raise FashionViewerError(
+            f"{source}: the item classifier {checkpoint.name} names is missing"
+        )
+    card = read_card(source, required=("classes",))
+    atomic_write_bytes(out / f"{name}.pt", source.read_bytes())
+    atomic_write_json(out / f"{name}.json", {**card, "name": name, "weights_file": f"{name}.pt"})
+    return {**spec, "classifier": name}
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:

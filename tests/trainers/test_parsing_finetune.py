@@ -330,6 +330,11 @@ def test_fine_tune_on_scenes_trains_a_branch_and_keeps_the_start_model_s_weights
         predictor.settings()["rescorer"]
         and load_predictor(out / "model.pt", rescore=False).rescorer is None
     )
+    # exported for shipping, the item classifier goes with it
+    shipped = tmp_path / "shipped"
+    exported = _trainer("--export", str(out / "model.pt"), "--out", str(shipped), "--name", "mine")
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    assert load_predictor(shipped / "mine.pt").rescoring()["classifier"] == "mine_items"
 
 
 @pytest.mark.slow

@@ -293,3 +293,8 @@ def test_a_branch_for_added_classes_leaves_the_model_s_own_outputs_as_they_were(
     save_parsing_checkpoint(model, tmp_path / "bad.pt", card)
     with pytest.raises(WeightsError, match="parsing_branch"):
         load_model(tmp_path / "bad.pt")
+    card["parsing_branch"]["insert_at"] = 3
+    card["instances"] = "borders"  # items, but no channel says where they meet
+    save_parsing_checkpoint(model, tmp_path / "no_border.pt", card)
+    with pytest.raises(WeightsError, match="no 'item border' channel"):
+        load_model(tmp_path / "no_border.pt")

@@ -147,14 +147,7 @@ class ParsingPredictor(ArrayInputs):
         return str(self.card["weights_sha256"]) if self.card.get("weights_sha256") else None
 
     def rescoring(self) -> dict[str, Any] | None:
-        if self.rescorer is None:
-            return None
-        return {
-            "classifier": self.rescorer.name,
-            "weights_sha256": self.rescorer.weights_sha256,
-            "hflip": self.rescorer.hflip,
-            "power": self.rescorer.power,
-        }
+        return self.rescorer.record() if self.rescorer is not None else None
 
     def settings(self) -> dict[str, Any]:
         """Everything besides the weights that changes the output (the prediction cache's key)."""

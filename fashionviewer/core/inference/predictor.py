@@ -163,14 +163,7 @@ class Predictor(ArrayInputs):
         return self._weights_sha256
 
     def rescoring(self) -> dict[str, Any] | None:
-        if self.rescorer is None:
-            return None
-        return {
-            "classifier": self.rescorer.name,
-            "weights_sha256": self.rescorer.weights_sha256,
-            "hflip": self.rescorer.hflip,
-            "power": self.rescorer.power,
-        }
+        return self.rescorer.record() if self.rescorer is not None else None
 
     def settings(self) -> dict[str, Any]:
         """Everything besides the weights that changes this Predictor's output: the prediction cache

@@ -76,6 +76,15 @@ class Rescorer:
         )
         self.key = (weights_sha256 or name) + options  # what the prediction cache keys on
 
+    def record(self) -> dict[str, Any]:
+        """What re-scores a prediction, as ``run.json`` records it (a predictor's ``rescoring()``)."""
+        return {
+            "classifier": self.name,
+            "weights_sha256": self.weights_sha256,
+            "hflip": self.hflip,
+            "power": self.power,
+        }
+
     def apply(self, prediction: ImagePrediction, image: np.ndarray) -> ImagePrediction:
         """Re-score ``prediction`` (of RGB uint8 ``image``) in place and re-sort it; returns it."""
         known = [inst for inst in prediction.instances if inst.class_name in self.columns]

@@ -40,10 +40,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fashionviewer.core.base.atomic import ensure_writable_dir
+from fashionviewer.core.base.atomic import (
+    atomic_write_bytes,
+    atomic_write_json,
+    ensure_writable_dir,
+)
 from fashionviewer.core.base.errors import FashionViewerError
 from fashionviewer.core.base.events import EventWriter
 from fashionviewer.core.data.taxonomy import IMATERIALIST, imaterialist_names
+from fashionviewer.core.models.checkpoint import read_card
 from fashionviewer.core.models.parsing import (
     IMAGE_MEAN,
     IMAGE_STD,
@@ -373,9 +378,6 @@ def _export_item_classifier(
     checkpoint: Path, spec: dict[str, Any], out: Path, name: str
 ) -> dict[str, Any]:
     """Copy the re-scoring classifier beside ``checkpoint`` to ``out/name`` (.pt and card); the new spec."""
-    from fashionviewer.core.base.atomic import atomic_write_bytes, atomic_write_json
-    from fashionviewer.core.models.checkpoint import read_card
-
     source = checkpoint.parent / f"{spec['classifier']}.pt"
     if not source.is_file():
         raise FashionViewerError(

@@ -121,9 +121,14 @@ def train_item_classifier(
     }
     written = write_checkpoint(model, out / f"{ITEMS_NAME}.pt", card, stamp_date=False)
     log.info("item classifier: %d items, %d epochs, %.0f s", len(x), epochs, seconds)
+    return rescorer_entry(written["weights_sha256"])
+
+
+def rescorer_entry(weights_sha256: str) -> dict[str, Any]:
+    """The parsing card's ``rescorer`` naming the item classifier with these weights."""
     return {
         "classifier": ITEMS_NAME,
-        "weights_sha256": written["weights_sha256"],
+        "weights_sha256": weights_sha256,
         "hflip": True,
         "power": 1.0,
         "partial": True,
@@ -143,13 +148,7 @@ def item_rescorer(setup: Any, data_path: str, out: Path, seed: int) -> dict[str,
             card = {}
         if card.get("annotations_sha256") == setup.card_extra["annotations"]["sha256"]:
             log.info("item classifier: kept from the earlier run (%s)", existing)
-            return {
-                "classifier": ITEMS_NAME,
-                "weights_sha256": sha256_file(existing),
-                "hflip": True,
-                "power": 1.0,
-                "partial": True,
-            }
+            return rescorer_entry(sha256_file(existing))
     by_id = {rec.image_id: name for name, rec in setup.aset.images.items()}
     train_files = [by_id[sample.image_id] for sample in setup.user.train]
     items, labels = folder_items(data_path, setup.aset, train_files, classes)
@@ -161,5 +160,5 @@ def item_rescorer(setup: Any, data_path: str, out: Path, seed: int) -> dict[str,
         )
         return None
     return train_item_classifier(
-        items, labels, classes, out, seed, setup.card_extra["annotations"]["sha256"]
+        items, labels, classes, out, seed, setup.card_extra["annotations"]["sha256"], ITEM_EPOCHS
     )

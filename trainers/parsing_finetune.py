@@ -136,11 +136,7 @@ def plan_parsing_finetune(
         )
     body = [c for c in old_channels[len(old_names) + 1 :] if c != ITEM_BORDER]
     border = [ITEM_BORDER] if borders or ITEM_BORDER in old_channels else []
-    added = [
-        n
-        for n in dict.fromkeys(dataset_names)
-        if n not in old_names and n not in body and n != ITEM_BORDER
-    ]
+    added = [n for n in dict.fromkeys(dataset_names) if n not in old_names and n not in body]
     if added and card.get("parsing_branch"):
         raise FashionViewerError(
             f"{checkpoint.with_suffix('.json')}: this model already added classes in a new domain "
@@ -225,6 +221,11 @@ def check_annotation_file(folder: str | Path, ann_file: str | Path | None) -> tu
     for category in aset.categories:
         if not str(category.get("name", "")).strip():
             raise DataError(f"{path}: category id {category.get('id')} has an empty name")
+        if str(category["name"]) == ITEM_BORDER:  # it would be trained as the border bands
+            raise DataError(
+                f"{path}: category id {category.get('id')} is named {ITEM_BORDER!r}, the name of the "
+                "fine-tune's item border channel; rename the class"
+            )
     used = [rec for rec in aset.images.values() if rec.annotations or rec.done]
     if not used:
         raise DataError(f"{path}: no annotated image and none marked done: nothing to learn from")

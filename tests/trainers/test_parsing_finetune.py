@@ -415,7 +415,15 @@ def test_a_killed_fine_tune_resumes_where_it_stopped(ccp_photos, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "case", ["empty", "missing-image", "wrong-size-mask", "empty-class-name", "unwritable"]
+    "case",
+    [
+        "empty",
+        "missing-image",
+        "wrong-size-mask",
+        "empty-class-name",
+        "reserved-name",
+        "unwritable",
+    ],
 )
 def test_bad_input_is_one_error_line_and_nothing_is_written(case, ccp_photos, tmp_path):
     folder = _folder(tmp_path, ccp_photos)
@@ -427,6 +435,7 @@ def test_bad_input_is_one_error_line_and_nothing_is_written(case, ccp_photos, tm
         "missing-image": "not found",
         "wrong-size-mask": "does not match the image size",
         "empty-class-name": "empty name",
+        "reserved-name": "is named 'item border'",
         "unwritable": "writ",
     }[case]
     if case == "empty":
@@ -440,6 +449,9 @@ def test_bad_input_is_one_error_line_and_nothing_is_written(case, ccp_photos, tm
         path.write_text(json.dumps(data))
     elif case == "empty-class-name":
         data["categories"][0]["name"] = " "
+        path.write_text(json.dumps(data))
+    elif case == "reserved-name":
+        data["categories"][0]["name"] = "item border"
         path.write_text(json.dumps(data))
     else:
         out.write_text("a file where the output folder should be")

@@ -83,7 +83,7 @@ from .parsing_data import (
     pad_to,
 )
 from .parsing_finetune import DEFAULT_INIT, FinetuneSetup, epoch_order, prepare_finetune
-from .parsing_items import item_rescorer
+from .parsing_items import ITEMS_INIT, check_items_init, item_refiner_entry, item_rescorer
 
 log = logging.getLogger("trainers.parsing")
 
@@ -174,6 +174,14 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
         "connected part (components), or each item as item borders learnt from the folder's masks cut it "
         "out (borders: touching items stay apart); auto: borders when the folder's images often show a "
         "class twice",
+    )
+    f.add_argument(
+        "--items-init",
+        default=ITEMS_INIT,
+        metavar="auto|scratch|CLASSIFIER",
+        help="where the item classifier of a fine-tune on items (--instances borders) starts: auto, the "
+        "first bundled Fashion-MNIST classifier that knows one of the folder's classes by name (else "
+        "from scratch); scratch; or a bundled classifier's name or a checkpoint path",
     )
     f.add_argument(
         "--new-classes",
@@ -398,13 +406,19 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     # its errors come before --out exists
     setup = prepare_finetune(args) if args.dataset == "annotations" else None
+    if setup is not None:
+        check_items_init(args.items_init)
     if setup is not None and setup.plan.added and default_epochs:
         args.epochs = NEW_CLASSES_EPOCHS
     out = ensure_writable_dir(args.out)
     info, device = distributed.init_distributed(resolve_device(args.device))
     if setup is not None and setup.card_extra["instances"] == "borders" and info.rank == 0:
         # items are what the folder annotates: a classifier of cut-out items names them (trainers.parsing_items)
-        setup.card_extra["rescorer"] = item_rescorer(setup, args.data_path, out, args.seed)
+        setup.card_extra["rescorer"] = item_rescorer(
+            setup, args.data_path, out, args.seed, args.items_init
+        )
+        # and each item the network finds is redrawn from its box by the interactive network
+        setup.card_extra["refine_items"] = item_refiner_entry()
     torch.manual_seed(args.seed + info.rank)
     rng = np.random.default_rng(args.seed + 1000 * info.rank)
     start = checkpointing.resume_file(args.resume, out / STATE_FILE)

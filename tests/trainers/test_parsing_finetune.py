@@ -330,6 +330,37 @@ def test_fine_tune_on_scenes_trains_a_branch_and_keeps_the_start_model_s_weights
         predictor.settings()["rescorer"]
         and load_predictor(out / "model.pt", rescore=False).rescorer is None
     )
+    # each item is redrawn from its box by the bundled interactive network; class regions are not
+    assert (
+        card["refine_items"]["model"] == "interactive" and card["refine_items"]["box_margin"] == 5
+    )
+    assert (
+        predictor.settings()["refiner"] and "items redrawn by interactive" in predictor.describe()
+    )
+    photo = load_image(sorted(folder.glob("*.png"))[1])
+    redrawn, plain = (
+        load_predictor(out / "model.pt", score_floor=0.0, rescore=False) for _ in "ab"
+    )
+    plain.refiner = None
+    for each in (redrawn, plain):
+        with torch.no_grad():
+            each.model.branch.head.bias[: len(added)] += 20.0
+    with_boxes, without = redrawn.predict(photo), plain.predict(photo)
+    assert [i.class_name for i in with_boxes.instances] == [i.class_name for i in without.instances]
+    changed = 0
+    for a, b in zip(with_boxes.instances, without.instances, strict=True):
+        refined = redrawn.refiner.refine(photo, b.mask())
+        if b.class_name in added:  # items (an item's best class may be one of the model's own too)
+            assert np.array_equal(a.mask(), refined), a.class_name
+        else:
+            assert np.array_equal(a.mask(), b.mask()) or np.array_equal(a.mask(), refined)
+        changed += not np.array_equal(a.mask(), b.mask())
+    assert changed > 0
+    # without the interactive network's file the masks are the network's own, said in the log
+    missing = json.loads((out / "model.json").read_text())
+    missing["refine_items"]["model"] = "no-such-network"
+    (out / "model.json").write_text(json.dumps(missing))
+    assert load_predictor(out / "model.pt").refiner is None
     # exported for shipping, the item classifier goes with it
     shipped = tmp_path / "shipped"
     exported = _trainer("--export", str(out / "model.pt"), "--out", str(shipped), "--name", "mine")
@@ -422,6 +453,7 @@ def test_a_killed_fine_tune_resumes_where_it_stopped(ccp_photos, tmp_path):
         "wrong-size-mask",
         "empty-class-name",
         "reserved-name",
+        "unknown-items-init",
         "unwritable",
     ],
 )
@@ -436,8 +468,10 @@ def test_bad_input_is_one_error_line_and_nothing_is_written(case, ccp_photos, tm
         "wrong-size-mask": "does not match the image size",
         "empty-class-name": "empty name",
         "reserved-name": "is named 'item border'",
+        "unknown-items-init": "no-such-classifier",
         "unwritable": "writ",
     }[case]
+    extra = ["--items-init", "no-such-classifier"] if case == "unknown-items-init" else []
     if case == "empty":
         path.write_text("")
     elif case == "missing-image":
@@ -453,11 +487,12 @@ def test_bad_input_is_one_error_line_and_nothing_is_written(case, ccp_photos, tm
     elif case == "reserved-name":
         data["categories"][0]["name"] = "item border"
         path.write_text(json.dumps(data))
-    else:
+    elif case == "unwritable":
         out.write_text("a file where the output folder should be")
     result = _trainer(
-        "--dataset", "annotations", "--data-path", str(folder), "--out", str(out), "--epochs", "1"
-    )
+        "--dataset", "annotations", "--data-path", str(folder), "--out", str(out), "--epochs", "1",
+        *extra,
+    )  # fmt: skip
     assert result.returncode == 2, result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and expected in errors[0], result.stderr[-2000:]
@@ -506,9 +541,77 @@ def test_the_item_classifier_learns_the_folder_s_cut_out_items_and_a_resume_keep
     assert parsing_items.item_rescorer(setup, str(folder), out, 0) == spec
     assert (out / "model_items.pt").stat().st_mtime_ns == before
     setup.card_extra["annotations"]["sha256"] = "1" * 64
-    parsing_items.ITEM_EPOCHS, saved = 1, parsing_items.ITEM_EPOCHS
+    parsing_items.START_EPOCHS, saved = 1, parsing_items.START_EPOCHS
     try:
         again = parsing_items.item_rescorer(setup, str(folder), out, 0)
     finally:
-        parsing_items.ITEM_EPOCHS = saved
+        parsing_items.START_EPOCHS = saved
     assert again is not None and (out / "model_items.pt").stat().st_mtime_ns != before
+    # the scenes' classes are Fashion-MNIST's: auto starts from the first bundled classifier knowing them
+    trained = json.loads((out / "model_items.json").read_text())
+    assert trained["training"]["init"].startswith("fvnet") and trained["training"]["epochs"] == 1
+    assert trained["training"]["classes_from_init"] == classes
+    # the same file from another start is trained again too
+    before = (out / "model_items.pt").stat().st_mtime_ns
+    parsing_items.ITEM_EPOCHS, saved = 1, parsing_items.ITEM_EPOCHS
+    try:
+        scratch = parsing_items.item_rescorer(setup, str(folder), out, 0, "scratch")
+    finally:
+        parsing_items.ITEM_EPOCHS = saved
+    assert scratch is not None and (out / "model_items.pt").stat().st_mtime_ns != before
+    assert json.loads((out / "model_items.json").read_text())["training"]["init"] == "random"
+
+
+def test_the_item_classifier_starts_from_the_bundled_classifier_that_knows_the_folder_s_classes():
+    from fashionviewer.core.models.classifier import load_classifier
+    from trainers import parsing_items
+
+    fvnet = load_classifier("fvnet")
+    classes = ["Trouser", "wide-brim hat", "Sneaker"]
+    start = parsing_items.start_classifier("auto", classes)
+    assert start is not None and start.name == "fvnet"  # the first bundled one sharing a class
+    model = parsing_items._started_model(start, classes).eval()
+    x = torch.randn(5, 1, 28, 28)
+    with torch.no_grad():
+        new, old = model(x), fvnet.model(x)
+    assert new.shape == (5, 3)
+    # the rows of the classes it knows are its own; the new class's row is new
+    assert torch.allclose(new[:, 0], old[:, fvnet.classes.index("Trouser")], atol=1e-5)
+    assert torch.allclose(new[:, 2], old[:, fvnet.classes.index("Sneaker")], atol=1e-5)
+    assert not any(torch.allclose(new[:, 1], old[:, k], atol=1e-3) for k in range(10))
+    assert parsing_items.start_classifier("auto", ["shirt, blouse", "belt"]) is None  # none shared
+    assert parsing_items.start_classifier("scratch", classes) is None
+    assert parsing_items.start_classifier("cnn1", classes).name == "cnn1"
+
+
+@pytest.mark.slow
+def test_an_item_classifier_of_more_than_ten_classes_keeps_what_its_start_knew(fmnist, tmp_path):
+    from fashionviewer.core.data.fmnist import CLASSES
+    from fashionviewer.core.models.classifier import load_classifier
+    from trainers import parsing_items
+
+    # a folder of the ten Fashion-MNIST classes and two more (their items: upside-down bags and sandals)
+    classes = [*CLASSES, "upside-down bag", "upside-down sandal"]
+    images, labels = fmnist.test_images[:300], fmnist.test_labels[:300].astype(np.int64)
+    bags = fmnist.test_images[fmnist.test_labels == 8][:20, ::-1]
+    sandals = fmnist.test_images[fmnist.test_labels == 5][:20, ::-1]
+    items = np.ascontiguousarray(np.concatenate([images, bags, sandals]))
+    item_labels = np.concatenate([labels, np.full(20, 10), np.full(20, 11)])
+    start = parsing_items.start_classifier("auto", classes)
+    parsing_items.train_item_classifier(items, item_labels, classes, tmp_path, seed=0, start=start)
+    classifier = load_classifier(tmp_path / "model_items.pt")
+    assert classifier.classes == tuple(classes)
+    held_out = fmnist.test_images[5000:6000]
+    probs = classifier.predict(held_out)
+    assert probs.shape == (1000, 12)
+    # 340 items alone teach a classifier far less than the 60,000 images its start was trained on
+    accuracy = float((probs.argmax(1) == fmnist.test_labels[5000:6000]).mean())
+    assert accuracy >= 0.85, accuracy
+    card = json.loads((tmp_path / "model_items.json").read_text())
+    assert card["training"]["classes_added"] == classes[10:]
+    # the new rows learnt from 20 items each: held-out upside-down bags are named so (0.5 measured; a
+    # row that learnt nothing names none), upright bags are bags
+    bags = fmnist.test_images[fmnist.test_labels == 8][100:140]
+    named = classifier.predict(np.ascontiguousarray(bags[:, ::-1])).argmax(1)
+    assert (named == 10).mean() >= 0.3, named
+    assert (classifier.predict(bags).argmax(1) == 8).mean() >= 0.8

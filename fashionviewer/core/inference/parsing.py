@@ -14,6 +14,7 @@ photo's resolution rather than the network's.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from fashionviewer.core.base.errors import WeightsError
 from fashionviewer.core.data.masks import encode_mask
 from fashionviewer.core.data.predictions import ImagePrediction, Instance
 from fashionviewer.core.inference.defaults import PIPELINE_VERSION, SCORE_FLOOR
+from fashionviewer.core.inference.interactive_model import ItemRefiner, load_item_refiner
 from fashionviewer.core.inference.protocol import (
     ArrayInputs,
     Capability,
@@ -43,6 +46,8 @@ from fashionviewer.core.models.parsing import (
     ParsingNet,
     parsing_to_instances,
 )
+
+log = logging.getLogger(__name__)
 
 # input height in input widths at most: portraits are ~1.5, a 3x3000 strip 1000
 MAX_INPUT_ASPECT = 8
@@ -86,6 +91,7 @@ class ParsingPredictor(ArrayInputs):
         tta: bool = True,
         weights_path: Path | None = None,
         rescorer: Rescorer | None = None,
+        refiner: ItemRefiner | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
@@ -117,6 +123,8 @@ class ParsingPredictor(ArrayInputs):
         )
         # the card's classifier of cut-out items: scores x its probability of the class (core.inference.rescoring)
         self.rescorer = rescorer
+        # the card's box -> mask network: each item's mask redrawn from its box (before re-scoring)
+        self.refiner = refiner
         # eval-mode forward is thread-safe; the lock keeps peak memory to one photo
         self._lock = threading.Lock()
         self.weights_path = weights_path  # where the weights came from (None: built in memory)
@@ -126,8 +134,14 @@ class ParsingPredictor(ArrayInputs):
         cls, model: ParsingNet, card: dict[str, Any], path: Path, options: PredictorOptions
     ) -> ParsingPredictor:
         """The parsing family's predictor for a loaded checkpoint, with the card's re-scorer unless
-        ``options.rescore`` is off."""
+        ``options.rescore`` is off, and the card's item refiner (``refine_items``)."""
         rescorer = load_rescorer(card, path) if options.rescore and card.get("rescorer") else None
+        refiner = None
+        if card.get("refine_items"):
+            try:
+                refiner = load_item_refiner(card["refine_items"], path)
+            except WeightsError as exc:  # the parsing masks are still right, only coarser
+                log.warning("%s: items are not redrawn: %s", path.name, exc)
         return cls(
             model,
             card,
@@ -137,6 +151,7 @@ class ParsingPredictor(ArrayInputs):
             tta=options.tta,
             weights_path=path,
             rescorer=rescorer,
+            refiner=refiner,
         )
 
     @property
@@ -163,12 +178,14 @@ class ParsingPredictor(ArrayInputs):
             "instances_labels": sorted(self.instance_labels) if self.instance_labels else None,
             "tta": self.tta.to_dict() if self.tta is not None else None,
             "rescorer": self.rescorer.key if self.rescorer is not None else None,
+            "refiner": self.refiner.key if self.refiner is not None else None,
             "device": self.device.type,
         }
 
     def describe(self) -> str:
         """What runs, in a few words (``fashion (2 views)``)."""
         text = self.model_name + (f" ({self.tta.view_count} views)" if self.tta is not None else "")
+        text += f", items redrawn by {self.refiner.name}" if self.refiner is not None else ""
         return text + (f" re-scored by {self.rescorer.name}" if self.rescorer is not None else "")
 
     def predict_tensors(
@@ -224,15 +241,16 @@ class ParsingPredictor(ArrayInputs):
                 border_channel=self.border_channel,
             )
             instances = []
+            photo = as_uint8_hwc(image) if self.refiner is not None else None
+            masks: dict[int, np.ndarray] = {}  # an item offered under several classes is one field
             for item in found:
-                # Each instance's field resized to the photo, then thresholded: smooth edges at full size.
-                field = F.interpolate(
-                    item["field"][None, None],
-                    size=(height, width),
-                    mode="bilinear",
-                    align_corners=False,
-                )[0, 0]
-                mask = (field > 0).numpy()
+                key = id(item["field"])
+                if key not in masks:
+                    # only the borders rule's items are one object each: a class region may hold several
+                    masks[key] = self._item_mask(
+                        item["field"], height, width, photo if item.get("item") else None
+                    )
+                mask = masks[key]
                 rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
                 if rows.size == 0:
                     continue
@@ -251,8 +269,21 @@ class ParsingPredictor(ArrayInputs):
             file_name, width, height, instances, model=self.model_name, image_id=image_id
         )
         if self.rescorer is not None:
-            self.rescorer.apply(prediction, as_uint8_hwc(image))
+            self.rescorer.apply(prediction, photo if photo is not None else as_uint8_hwc(image))
         return prediction
+
+    def _item_mask(
+        self, field: Tensor, height: int, width: int, photo: np.ndarray | None
+    ) -> np.ndarray:
+        """An instance's field resized to the photo, then thresholded (smooth edges at full size); redrawn
+        from its box by the refiner when the card names one."""
+        full = F.interpolate(
+            field[None, None], size=(height, width), mode="bilinear", align_corners=False
+        )[0, 0]
+        mask = (full > 0).numpy()
+        if self.refiner is not None and photo is not None and mask.any():
+            mask = self.refiner.refine(photo, mask)
+        return mask
 
 
 PARSING_FAMILY = ModelFamily(

@@ -102,16 +102,21 @@ def load_classifier(
     except (OSError, ValueError, KeyError) as exc:
         raise WeightsError(f"{card_path}: not a readable model card ({exc})") from exc
     try:
-        model = cnn.build_classifier(architecture)
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        # outputs: the last matrix's rows (a folder's item classifier has its own classes; earlier ones 10)
+        rows = [value for value in state.values() if getattr(value, "ndim", 0) == 2][-1].shape[0]
+        model = cnn.build_classifier(architecture, num_classes=int(rows))
+        model.load_state_dict(state)
     except ValueError as exc:
         raise WeightsError(f"{card_path}: {exc}") from exc
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
     except Exception as exc:  # noqa: BLE001 - unpickling/shape errors all mean unusable weights
         raise WeightsError(
             f"{weights}: cannot load {architecture} weights ({str(exc).splitlines()[0]})"
         ) from exc
+    if len(card.get("classes") or CLASSES) > rows:
+        raise WeightsError(
+            f"{card_path}: names {len(card['classes'])} classes but the weights have {rows} outputs"
+        )
     return Classifier(model, card, device)
 
 

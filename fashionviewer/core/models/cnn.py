@@ -19,7 +19,7 @@ norm and global average pooling, trained with augmentation (see trainers.fmnist)
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -33,7 +33,13 @@ STD = 0.3530
 class PaperCNN(nn.Sequential):
     """Keras-style CNN of the paper: ``convs`` channel widths, pool after the first conv."""
 
-    def __init__(self, convs: tuple[int, ...], dense: int, dropout: float = 0.25) -> None:
+    def __init__(
+        self,
+        convs: tuple[int, ...],
+        dense: int,
+        dropout: float = 0.25,
+        num_classes: int = NUM_CLASSES,
+    ) -> None:
         layers: list[nn.Module] = []
         in_ch, size = 1, 28
         for i, out_ch in enumerate(convs):
@@ -50,7 +56,7 @@ class PaperCNN(nn.Sequential):
             nn.Linear(in_ch * size * size, dense),
             nn.ReLU(inplace=True),
             nn.Dropout(2 * dropout),
-            nn.Linear(dense, NUM_CLASSES),
+            nn.Linear(dense, num_classes),
         ]
         super().__init__(*layers)
 
@@ -78,7 +84,12 @@ class _ResidualBlock(nn.Module):
 class FVNet(nn.Module):
     """Small ResNet for 28×28 inputs: stem, three residual stages (28→14→7), GAP, linear."""
 
-    def __init__(self, widths: tuple[int, int, int] = (32, 64, 128), dropout: float = 0.2) -> None:
+    def __init__(
+        self,
+        widths: tuple[int, int, int] = (32, 64, 128),
+        dropout: float = 0.2,
+        num_classes: int = NUM_CLASSES,
+    ) -> None:
         super().__init__()
         w1, w2, w3 = widths
         self.features = nn.Sequential(
@@ -90,7 +101,7 @@ class FVNet(nn.Module):
             _ResidualBlock(w2, w3, 2),
         )
         self.head = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(w3, NUM_CLASSES)
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(w3, num_classes)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -107,17 +118,33 @@ PAPER_PARAMETERS = {"cnn1": 173_738, "cnn2": 515_146, "cnn3": 1_421_194}
 PAPER_ACCURACY = {"cnn1": 0.916, "cnn2": 0.928, "cnn3": 0.934}
 
 
-def build_classifier(name: str, dropout: float | None = None) -> nn.Module:
+def build_classifier(
+    name: str, dropout: float | None = None, num_classes: int = NUM_CLASSES
+) -> nn.Module:
     """A freshly initialised classifier by architecture name (see ``ARCHITECTURES``).
 
-    ``dropout`` overrides the architecture's rate (training only: it changes no weights).
+    ``dropout`` overrides the architecture's rate (training only: it changes no weights); ``num_classes``:
+    the outputs (Fashion-MNIST's 10 unless a folder's item classifier has other classes).
     """
+    options: dict[str, Any] = {"num_classes": num_classes}
+    if dropout is not None:
+        options["dropout"] = dropout
     try:
-        return ARCHITECTURES[name](**({} if dropout is None else {"dropout": dropout}))
+        return ARCHITECTURES[name](**options)
     except KeyError:
         raise ValueError(
             f"unknown classifier {name!r}; choose one of {', '.join(ARCHITECTURES)}"
         ) from None
+
+
+def output_layer(model: nn.Module) -> tuple[str, nn.Linear]:
+    """The classifier's last linear layer (one row per class) and its name in the state dict."""
+    layers = [
+        (name, module) for name, module in model.named_modules() if isinstance(module, nn.Linear)
+    ]
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no linear output layer")
+    return layers[-1]
 
 
 def predict_probabilities(

@@ -352,7 +352,8 @@ def bordered_items(
     root of the share of the category's probability mass the item holds.
 
     The item's field is its pixels' probability of being an item minus that of background (> 0 inside, for
-    smooth edges towards background when resized) inside the item, and -1 elsewhere."""
+    smooth edges towards background when resized) inside the item, and -1 elsewhere; ``"item": True`` marks
+    it as one item (a predictor may redraw it from its box)."""
     if border_channel is None:
         raise ValueError("instance rule 'borders' needs the model's item border channel")
     regions = item_regions(probs, num_categories, border_channel, min_pixels, offered)
@@ -374,7 +375,14 @@ def bordered_items(
         field_ = torch.where(region, (1.0 - 2.0 * background).clamp(min=1e-3), -1.0)
         for index in labels:
             if float(scores[index]) >= score_floor:
-                found.append({"label": index + 1, "score": float(scores[index]), "field": field_})
+                found.append(
+                    {
+                        "label": index + 1,
+                        "score": float(scores[index]),
+                        "field": field_,
+                        "item": True,
+                    }
+                )
     found.sort(key=lambda item: -item["score"])
     return found
 

@@ -215,3 +215,47 @@ def test_non_rgb_images_are_one_line_errors():
     ):
         with pytest.raises(InteractiveInputError, match="image"):
             segment(image, (0, 0, 5, 5))
+
+
+def test_the_item_refiner_redraws_coarse_masks_from_their_boxes(val_garments):
+    refiner = interactive_model.load_item_refiner({"model": "interactive", "box_margin": 5})
+    coarse_ious, refined_ious = [], []
+    for image, truth, _name in val_garments:
+        # the coarsest mask whose extent is right: the garment's bounding rectangle, filled
+        ys, xs = np.nonzero(truth)
+        coarse = np.zeros_like(truth)
+        coarse[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] = True
+        refined = refiner.refine(image, coarse)
+        assert refined.shape == truth.shape and refined.dtype == bool
+        # it is the box-alone mask of the rectangle's box plus the margin
+        assert np.array_equal(refined, segment(image, padded_box(coarse), method="learned"))
+        coarse_ious.append(iou(coarse, truth))
+        refined_ious.append(iou(refined, truth))
+    assert len(refined_ious) >= 20
+    assert np.mean(refined_ious) > np.mean(coarse_ious) + 0.1, (
+        np.mean(coarse_ious),
+        np.mean(refined_ious),
+    )
+    empty = np.zeros(val_garments[0][1].shape, bool)
+    assert refiner.refine(val_garments[0][0], empty) is empty
+
+
+def test_the_item_refiner_is_found_beside_the_model_and_checked_against_the_card(tmp_path):
+    import shutil
+
+    from fashionviewer.core.base.errors import WeightsError
+    from fashionviewer.core.base.paths import MODELS_DIR, sha256_file
+
+    sha = sha256_file(MODELS_DIR / "interactive.pt")
+    bundled = interactive_model.load_item_refiner({"model": "interactive", "weights_sha256": sha})
+    assert bundled.weights_sha256 == sha and bundled.box_margin == 5
+    wider = interactive_model.load_item_refiner({"model": "interactive", "box_margin": 8})
+    assert wider.key != bundled.key  # the prediction cache tells the two apart
+    for suffix in (".pt", ".json"):
+        shutil.copy(MODELS_DIR / f"interactive{suffix}", tmp_path / f"mine_boxes{suffix}")
+    beside = interactive_model.load_item_refiner({"model": "mine_boxes"}, tmp_path / "mine.pt")
+    assert beside.name == "mine_boxes" and beside.weights_sha256 == sha
+    with pytest.raises(WeightsError, match="no-such-net.pt"):
+        interactive_model.load_item_refiner({"model": "no-such-net"}, tmp_path / "mine.pt")
+    with pytest.raises(WeightsError, match="differ from the card"):
+        interactive_model.load_item_refiner({"model": "interactive", "weights_sha256": "0" * 64})

@@ -11,6 +11,9 @@ the clicks, pasted back into the photo at full resolution.
   the mask stays inside the box unless a positive click lies outside it.
 * The crop and its mirror image both run and their logits are averaged (``MIRROR``; on 40 validation
   garments: box-only IoU +0.01, box NoC@85 -0.26, at about 1.4x the time).
+* A box's first answer (no click yet) is averaged over crops of three margins and fed back to the network as
+  its previous mask twice (``BOX_VIEW_MARGINS``, ``BOX_PASSES``): the network was trained to refine a
+  previous mask, and each pass runs only the decoder.
 
 ``bundled_model()`` loads ``resources/models/interactive.pt`` once (thread-safe); None when it is missing or
 unreadable, and ``bundled_model_problem()`` then says why (the caller falls back to GrabCut). ``use_model(path)``
@@ -53,6 +56,11 @@ ZOOM_MARGIN = 0.25
 MAX_REWINDOWS = 2
 CLICK_HONOUR_RADIUS = 2  # photo px
 MIRROR = True  # also run the mirrored crop and average the two
+# The box's first answer: crops at these margins besides BOX_MARGIN (the training views' range, 0.1-0.3)
+# averaged, and fed back as the previous mask BOX_PASSES - 1 times (on all 482 validation garments, box-alone
+# IoU 0.794 -> 0.799 by the passes, 0.801 with the margins too)
+BOX_VIEW_MARGINS = (0.1, 0.3)
+BOX_PASSES = 3
 
 _lock = threading.Lock()
 _bundled: dict[str, Any] = {}
@@ -145,6 +153,68 @@ def _run(
     return logits[0, 0].numpy()
 
 
+class _Views:
+    """The encoder features of one extra crop of a box's first answer (what ``_run`` caches)."""
+
+    def __init__(self, stats: dict[str, Any]) -> None:
+        self.net_window: CropWindow | None = None
+        self.net_features: Any = None
+        self.stats = stats
+
+
+def _resample(
+    values: np.ndarray, source: CropWindow, target: CropWindow, fill: float
+) -> np.ndarray:
+    """Crop-sized ``values`` of ``source`` as seen in ``target`` (bilinear; ``fill`` beyond ``source``)."""
+    import cv2
+
+    scale = target.side / target.size * source.size / source.side
+    # target crop pixel u is photo x = target.x0 + u * target.side / size, source crop pixel (x - x0) * ...
+    matrix = np.array(
+        [
+            [scale, 0, (target.x0 - source.x0) * source.size / source.side],
+            [0, scale, (target.y0 - source.y0) * source.size / source.side],
+        ],
+        np.float32,
+    )
+    return cv2.warpAffine(
+        values.astype(np.float32),
+        matrix,
+        (target.size, target.size),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=fill,
+    )
+
+
+def _box_first_answer(
+    model: InteractiveNet,
+    session: Any,
+    image: np.ndarray,
+    window: CropWindow,
+    box: tuple[float, float, float, float],
+) -> np.ndarray:
+    """Logits in ``window`` for a box alone: the crops of ``BOX_VIEW_MARGINS`` and ``window`` averaged, then
+    each pass with the averaged probability as every crop's previous mask. ``window`` runs last, so the
+    session keeps its features for the clicks that follow."""
+    views = [CropWindow.around(*box, margin=m) for m in BOX_VIEW_MARGINS]
+    caches = [_Views(session.stats) for _ in views]
+    views.append(window)
+    caches.append(session)
+    previous: np.ndarray | None = None
+    logits = np.zeros((window.size, window.size), np.float32)
+    for _ in range(BOX_PASSES):
+        total = np.zeros_like(logits)
+        for view, cache in zip(views, caches, strict=True):
+            prior = None if previous is None else _resample(previous, window, view, 0.0)
+            out = _run(model, cache, image, view, box, [], [], prior)
+            # beyond a smaller crop nothing is known: background there, as that crop's own paste says
+            total += out if view == window else _resample(out, view, window, -30.0)
+        logits = total / len(views)
+        previous = (1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))).astype(np.float32)
+    return logits
+
+
 def _previous_in(session: Any, window: CropWindow) -> np.ndarray | None:
     """The previous result as the network's previous-mask input in ``window``."""
     if session.net_previous is None:
@@ -230,9 +300,11 @@ def learned_segment_steps(
                 if extent is not None:
                     window = CropWindow.around(*extent, margin=ZOOM_MARGIN)
         rewindows = MAX_REWINDOWS
-    logits = _run(
-        model, session, image, window, box, positive, negative, _previous_in(session, window)
-    )
+    previous = _previous_in(session, window)
+    if box is not None and not positive and not negative and previous is None:
+        logits = _box_first_answer(model, session, image, window, box)
+    else:
+        logits = _run(model, session, image, window, box, positive, negative, previous)
     for _ in range(rewindows):
         mask_crop = logits > 0
         share = mask_crop.mean()

@@ -102,9 +102,12 @@ def test_clicks_refine_and_reuse_the_crop_features(val_garments):
             for x, y in negative:
                 assert not pred[y, x]
         gains.append(iou(pred, truth) - first)
-        # the box's crop was encoded once; clicks ran the decoder
-        assert session.stats["encoder_runs"] == 1
-        assert session.stats["decoder_runs"] == 1 + len(positive) + len(negative)
+        # the box's first answer encoded its crops once each (the box's own and the other margins'), its
+        # passes and the clicks ran only the decoder
+        views = 1 + len(interactive_model.BOX_VIEW_MARGINS)
+        assert session.stats["encoder_runs"] == views
+        clicks = len(positive) + len(negative)
+        assert session.stats["decoder_runs"] == views * interactive_model.BOX_PASSES + clicks
     assert np.mean(gains) > 0.02, gains
 
 
@@ -259,3 +262,20 @@ def test_the_item_refiner_is_found_beside_the_model_and_checked_against_the_card
         interactive_model.load_item_refiner({"model": "no-such-net"}, tmp_path / "mine.pt")
     with pytest.raises(WeightsError, match="differ from the card"):
         interactive_model.load_item_refiner({"model": "interactive", "weights_sha256": "0" * 64})
+
+
+def test_a_box_s_first_answer_gains_from_its_margins_and_passes(val_garments, monkeypatch):
+    def box_alone() -> float:
+        return float(
+            np.mean([iou(segment(image, padded_box(t)), t) for image, t, _ in val_garments])
+        )
+
+    full = box_alone()
+    monkeypatch.setattr(interactive_model, "BOX_VIEW_MARGINS", ())
+    monkeypatch.setattr(interactive_model, "BOX_PASSES", 1)
+    single = box_alone()  # one crop, one pass: the network's plain answer
+    # 0.8005 vs 0.7942 on all 482 validation garments, 0.754 vs 0.745 on these 33
+    assert full > single + 0.004, (full, single)
+    session = InteractiveSession()
+    segment(val_garments[0][0], padded_box(val_garments[0][1]), session=session)
+    assert session.stats["encoder_runs"] == 1 and session.stats["decoder_runs"] == 1

@@ -56,11 +56,14 @@ def test_parsing_fine_tunes_the_loaded_model_on_the_folders_annotations(
         and "--new-classes" not in args  # the trainer's default: the head is extended
     )
     assert "frozen" in dialog.new_classes.toolTip()  # the choices explained where they are made
+    assert "--items-init" not in args and "Fashion-MNIST" in dialog.items_init.toolTip()
     dialog.new_classes.setCurrentText("branch")
     dialog.instances.setCurrentText("components")
+    dialog.items_init.setCurrentText("scratch")
     args = dialog.request().arguments()
     assert args[args.index("--new-classes") + 1] == "branch"
     assert args[args.index("--instances") + 1] == "components"
+    assert args[args.index("--items-init") + 1] == "scratch"
     dialog.dataset.setCurrentText("ccp")  # from scratch on CCP: no start model, no folder
     args = dialog.request().arguments()
     assert "--init-from" not in args and "--data-path" not in args

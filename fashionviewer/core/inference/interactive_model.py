@@ -363,7 +363,7 @@ def _finish(
 
 class ItemRefiner:
     """Redraws each predicted item's mask with an interactive network given only the item's box (its mask's
-    extent plus ``box_margin`` px, the margin the network was trained and benchmarked with).
+    extent plus ``box_margin`` px, the margin the network is benchmarked with).
 
     Parsing masks are blurred at the network's scale and split or merged where items touch; the box of such
     a mask is still about right, and box-alone masks are sharp. The card entry::
@@ -376,9 +376,8 @@ class ItemRefiner:
     ) -> None:
         self.model, self.name = model, name
         self.weights_sha256, self.box_margin = weights_sha256, float(box_margin)
-        self.key = (
-            f"{weights_sha256 or name}+margin{self.box_margin:g}"  # the prediction cache's key
-        )
+        # what the prediction cache keys on
+        self.key = f"{weights_sha256 or name}+margin{self.box_margin:g}"
 
     def refine(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """The network's mask for the box round ``mask`` (bool H×W); ``mask`` itself when it is empty or the

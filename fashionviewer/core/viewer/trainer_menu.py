@@ -249,6 +249,18 @@ TRAINER_MENUS: dict[str, TrainerMenu] = {
                         "connected part (two shoes); borders: each item, touching ones split along item "
                         "borders learnt from your masks; auto: borders when the folder often shows a class twice",
                     ),
+                    MenuOption(
+                        "items_init",
+                        "--items-init",
+                        "Item classifier starts from (fine-tuning on items)",
+                        CHOICE,
+                        "auto",
+                        ("auto", "scratch"),
+                        skip="auto",
+                        tip="auto: the bundled Fashion-MNIST classifier when it knows some of your class "
+                        "names (it keeps what it knows of them), else from scratch; scratch: a small CNN "
+                        "trained on your cut-out items alone",
+                    ),
                 ]
                 + _tail()
             ),

@@ -34,9 +34,11 @@ class TrainingRequest:
     init_from: str = ""  # fine-tune this checkpoint (its classes; new ones extend the heads)
     threads: int = 1  # interactive: torch CPU threads per process (0: torch's default)
     resume: str = "no"  # interactive: "auto" continues from OUT/training_state.pt, "no" starts over
-    # parsing fine-tune: how classes the model lacks are learnt (extend | branch), what one instance is
+    # parsing fine-tune: how classes the model lacks are learnt (extend | branch), what one instance is,
+    # where the item classifier starts (auto | scratch)
     new_classes: str = "extend"
     instances: str = "auto"
+    items_init: str = "auto"
     extra: list[str] = field(default_factory=list)
 
     def arguments(self) -> list[str]:

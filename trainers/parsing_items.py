@@ -98,7 +98,7 @@ def check_items_init(choice: str) -> None:
 
 def item_refiner_entry() -> dict[str, Any] | None:
     """The parsing card's ``refine_items``: the bundled interactive network redraws each predicted item
-    from its box (``core.inference.interactive_model.ItemRefiner``); None (said in one line) without it."""
+    from its box (``core.inference.item_refiner.ItemRefiner``); None (said in one line) without it."""
     path = bundled_model_path()
     if not path.is_file():
         log.info("items are not redrawn: the interactive network %s is missing", path)

@@ -29,7 +29,7 @@ from fashionviewer.core.base.errors import WeightsError
 from fashionviewer.core.data.masks import encode_mask
 from fashionviewer.core.data.predictions import ImagePrediction, Instance
 from fashionviewer.core.inference.defaults import PIPELINE_VERSION, SCORE_FLOOR
-from fashionviewer.core.inference.interactive_model import ItemRefiner, load_item_refiner
+from fashionviewer.core.inference.item_refiner import ItemRefiner, load_item_refiner
 from fashionviewer.core.inference.protocol import (
     ArrayInputs,
     Capability,

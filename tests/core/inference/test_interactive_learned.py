@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fashionviewer.core.base.errors import FashionViewerError
-from fashionviewer.core.inference import interactive_model
+from fashionviewer.core.inference import interactive_model, item_refiner
 from fashionviewer.core.inference.interactive import (
     METHOD_GRABCUT,
     METHOD_LEARNED,
@@ -221,7 +221,7 @@ def test_non_rgb_images_are_one_line_errors():
 
 
 def test_the_item_refiner_redraws_coarse_masks_from_their_boxes(val_garments):
-    refiner = interactive_model.load_item_refiner({"model": "interactive", "box_margin": 5})
+    refiner = item_refiner.load_item_refiner({"model": "interactive", "box_margin": 5})
     coarse_ious, refined_ious = [], []
     for image, truth, _name in val_garments:
         # the coarsest mask whose extent is right: the garment's bounding rectangle, filled
@@ -250,18 +250,18 @@ def test_the_item_refiner_is_found_beside_the_model_and_checked_against_the_card
     from fashionviewer.core.base.paths import MODELS_DIR, sha256_file
 
     sha = sha256_file(MODELS_DIR / "interactive.pt")
-    bundled = interactive_model.load_item_refiner({"model": "interactive", "weights_sha256": sha})
+    bundled = item_refiner.load_item_refiner({"model": "interactive", "weights_sha256": sha})
     assert bundled.weights_sha256 == sha and bundled.box_margin == 5
-    wider = interactive_model.load_item_refiner({"model": "interactive", "box_margin": 8})
+    wider = item_refiner.load_item_refiner({"model": "interactive", "box_margin": 8})
     assert wider.key != bundled.key  # the prediction cache tells the two apart
     for suffix in (".pt", ".json"):
         shutil.copy(MODELS_DIR / f"interactive{suffix}", tmp_path / f"mine_boxes{suffix}")
-    beside = interactive_model.load_item_refiner({"model": "mine_boxes"}, tmp_path / "mine.pt")
+    beside = item_refiner.load_item_refiner({"model": "mine_boxes"}, tmp_path / "mine.pt")
     assert beside.name == "mine_boxes" and beside.weights_sha256 == sha
     with pytest.raises(WeightsError, match="no-such-net.pt"):
-        interactive_model.load_item_refiner({"model": "no-such-net"}, tmp_path / "mine.pt")
+        item_refiner.load_item_refiner({"model": "no-such-net"}, tmp_path / "mine.pt")
     with pytest.raises(WeightsError, match="differ from the card"):
-        interactive_model.load_item_refiner({"model": "interactive", "weights_sha256": "0" * 64})
+        item_refiner.load_item_refiner({"model": "interactive", "weights_sha256": "0" * 64})
 
 
 def test_a_box_s_first_answer_gains_from_its_margins_and_passes(val_garments, monkeypatch):

@@ -296,7 +296,6 @@ def item_rescorer(
         out,
         seed,
         setup.card_extra["annotations"]["sha256"],
-        None if start is not None else ITEM_EPOCHS,
-        start,
-        init_choice,
+        start=start,
+        init_choice=init_choice,
     )

@@ -199,9 +199,8 @@ def _box_first_answer(
     views.append(window)
     caches.append(session)
     previous: np.ndarray | None = None
-    logits = np.zeros((window.size, window.size), np.float32)
     for _ in range(BOX_PASSES):
-        total = np.zeros_like(logits)
+        total = np.zeros((window.size, window.size), np.float32)
         for view, cache in zip(views, caches, strict=True):
             prior = None if previous is None else _resample(previous, window, view, 0.0)
             out = _run(model, cache, image, view, box, [], [], prior)

@@ -241,14 +241,15 @@ class ParsingPredictor(ArrayInputs):
                 border_channel=self.border_channel,
             )
             instances = []
-            photo = as_uint8_hwc(image) if self.refiner is not None else None
+            # the photo's pixels, for the refiner's boxes and the re-scorer's cut-outs
+            photo = as_uint8_hwc(image) if self.refiner or self.rescorer else None
             masks: dict[int, np.ndarray] = {}  # an item offered under several classes is one field
             for item in found:
                 key = id(item["field"])
                 if key not in masks:
                     # only the borders rule's items are one object each: a class region may hold several
                     masks[key] = self._item_mask(
-                        item["field"], height, width, photo if item.get("item") else None
+                        item["field"], height, width, photo, item.get("item")
                     )
                 mask = masks[key]
                 rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
@@ -269,19 +270,19 @@ class ParsingPredictor(ArrayInputs):
             file_name, width, height, instances, model=self.model_name, image_id=image_id
         )
         if self.rescorer is not None:
-            self.rescorer.apply(prediction, photo if photo is not None else as_uint8_hwc(image))
+            self.rescorer.apply(prediction, photo)
         return prediction
 
     def _item_mask(
-        self, field: Tensor, height: int, width: int, photo: np.ndarray | None
+        self, field: Tensor, height: int, width: int, photo: np.ndarray | None, one_item: bool
     ) -> np.ndarray:
         """An instance's field resized to the photo, then thresholded (smooth edges at full size); redrawn
-        from its box by the refiner when the card names one."""
+        from its box by the refiner when the card names one and the field is ``one_item``."""
         full = F.interpolate(
             field[None, None], size=(height, width), mode="bilinear", align_corners=False
         )[0, 0]
         mask = (full > 0).numpy()
-        if self.refiner is not None and photo is not None and mask.any():
+        if self.refiner is not None and photo is not None and one_item and mask.any():
             mask = self.refiner.refine(photo, mask)
         return mask
 
